@@ -1,0 +1,370 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests drive the real dev8 binary as a user would: built once, run as
+// a separate process, killed with SIGKILL, restarted.
+
+var dev8Binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "dev8-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	dev8Binary = filepath.Join(dir, "dev8")
+	build := exec.Command("go", "build", "-o", dev8Binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build dev8:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command(dev8Binary, "version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "dev8 ") {
+		t.Fatalf("dev8 version = %q, %v", out, err)
+	}
+}
+
+// serverProcess is a running `dev8 server`.
+type serverProcess struct {
+	cmd  *exec.Cmd
+	url  string
+	done chan error
+}
+
+// startServer runs dev8 server on a free loopback port and returns once it
+// logged the address it listens on.
+func startServer(t *testing.T, ctx context.Context, dataDir string, env ...string) *serverProcess {
+	t.Helper()
+	cmd := exec.Command(dev8Binary, "server", "--addr", "127.0.0.1:0", "--data-dir", dataDir,
+		"--log-format", "json", "--reaper-interval", "1s", "--resync-interval", "200ms", "--code-server", "off")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir = dataDir
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &serverProcess{cmd: cmd, done: make(chan error, 1)}
+	addr := make(chan string, 1)
+	var logs bytes.Buffer
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logs.Write(sc.Bytes())
+			logs.WriteByte('\n')
+			var line struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+				addr <- line.Addr
+			}
+		}
+		p.done <- cmd.Wait()
+	}()
+	select {
+	case a := <-addr:
+		p.url = "http://" + a
+	case err := <-p.done:
+		t.Fatalf("dev8 server exited before listening: %v\n%s", err, logs.String())
+	case <-ctx.Done():
+		t.Fatalf("dev8 server did not start: %v\n%s", ctx.Err(), logs.String())
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+func (p *serverProcess) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+}
+
+func (p *serverProcess) terminate(t *testing.T) error {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	return <-p.done
+}
+
+func call(t *testing.T, ctx context.Context, method, url, token string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		data, _ := json.Marshal(body)
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatalf("%s %s: %v", method, url, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+type environment struct {
+	ID           string  `json:"id"`
+	Status       string  `json:"status"`
+	StatusReason *string `json:"status_reason"`
+}
+
+// settle polls until no environment is in a transitional status. The
+// server is another process; its API is the only way to watch it.
+func settle(t *testing.T, ctx context.Context, url, token string) []environment {
+	t.Helper()
+	for {
+		var list struct{ Environments []environment }
+		call(t, ctx, "GET", url+"/api/v1/environments?limit=100", token, nil, &list)
+		done := true
+		for _, e := range list.Environments {
+			switch e.Status {
+			case "CREATING", "STARTING", "STOPPING", "DELETING":
+				done = false
+			}
+		}
+		if done {
+			return list.Environments
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("environments did not settle: %+v", list.Environments)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// workspaceProcesses maps environment id → pids of processes that carry it
+// in their environment (the supervisor and everything it started).
+func workspaceProcesses(t *testing.T, dataDir string) map[string][]int {
+	t.Helper()
+	out := map[string][]int{}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
+			continue
+		}
+		environ, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil || bytes.Contains(stat, []byte(") Z ")) {
+			continue
+		}
+		var id string
+		var ours bool
+		for _, kv := range bytes.Split(environ, []byte{0}) {
+			if v, ok := bytes.CutPrefix(kv, []byte("DEV8_ENVIRONMENT_ID=")); ok {
+				id = string(v)
+			}
+			if bytes.HasPrefix(kv, []byte("DEV8_WORKSPACE_DIR="+dataDir)) {
+				ours = true
+			}
+		}
+		if id != "" && ours {
+			out[id] = append(out[id], pid)
+		}
+	}
+	return out
+}
+
+func TestCrashRecovery(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dataDir := t.TempDir()
+
+	srv := startServer(t, ctx, dataDir)
+	if code := call(t, ctx, "POST", srv.url+"/api/v1/auth/signup", "", map[string]string{"email": "ada@example.com", "password": "correct horse"}, nil); code != 201 {
+		t.Fatalf("signup = %d", code)
+	}
+	var login struct{ Token string }
+	call(t, ctx, "POST", srv.url+"/api/v1/auth/login", "", map[string]string{"email": "ada@example.com", "password": "correct horse"}, &login)
+
+	const n = 4
+	ids := map[string]bool{}
+	for i := range n {
+		var out struct{ Environment environment }
+		if code := call(t, ctx, "POST", srv.url+"/api/v1/environments", login.Token, map[string]any{"name": fmt.Sprintf("env-%d", i)}, &out); code != 201 {
+			t.Fatalf("create = %d", code)
+		}
+		ids[out.Environment.ID] = true
+	}
+	// Killed while the environments are being created.
+	srv.kill(t)
+
+	srv = startServer(t, ctx, dataDir)
+	envs := settle(t, ctx, srv.url, login.Token)
+	if len(envs) != n {
+		t.Fatalf("after restart: %d environments, want %d", len(envs), n)
+	}
+	for _, e := range envs {
+		if e.Status != "RUNNING" && (e.Status != "ERROR" || e.StatusReason == nil) {
+			t.Fatalf("environment %s converged to %s without a reason", e.ID, e.Status)
+		}
+	}
+	procs := workspaceProcesses(t, dataDir)
+	for id := range procs {
+		if !ids[id] {
+			t.Fatalf("orphan workspace process for %s", id)
+		}
+	}
+	for _, e := range envs {
+		if e.Status == "RUNNING" && len(procs[e.ID]) == 0 {
+			t.Fatalf("RUNNING environment %s has no process", e.ID)
+		}
+	}
+
+	// A graceful stop leaves workspaces running, and the next server adopts
+	// them without restarting them.
+	before := workspaceProcesses(t, dataDir)
+	if err := srv.terminate(t); err != nil {
+		t.Fatalf("SIGTERM: server exited with %v", err)
+	}
+	srv = startServer(t, ctx, dataDir)
+	envs = settle(t, ctx, srv.url, login.Token)
+	after := workspaceProcesses(t, dataDir)
+	for _, e := range envs {
+		if e.Status != "RUNNING" {
+			continue
+		}
+		if fmt.Sprint(before[e.ID]) != fmt.Sprint(after[e.ID]) {
+			t.Fatalf("environment %s processes changed across a graceful restart: %v → %v", e.ID, before[e.ID], after[e.ID])
+		}
+	}
+
+	for _, e := range envs {
+		if code := call(t, ctx, "DELETE", srv.url+"/api/v1/environments/"+e.ID, login.Token, nil, nil); code != 200 {
+			t.Fatalf("delete = %d", code)
+		}
+	}
+	if left := settle(t, ctx, srv.url, login.Token); len(left) != 0 {
+		t.Fatalf("after delete: %+v", left)
+	}
+	if procs := workspaceProcesses(t, dataDir); len(procs) != 0 {
+		t.Fatalf("processes outlived their deleted environments: %v", procs)
+	}
+	if err := srv.terminate(t); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+}
+
+// TestZeroConfig runs the server exactly as the README says, with only HOME
+// pointing somewhere fresh: no flags, no variables.
+func TestZeroConfig(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	home := t.TempDir()
+	cmd := exec.CommandContext(ctx, dev8Binary, "server", "--addr", "127.0.0.1:0")
+	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH")}
+	cmd.Dir = home
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	sc := bufio.NewScanner(stderr)
+	var url string
+	for sc.Scan() {
+		if _, addr, ok := strings.Cut(sc.Text(), "msg=listening addr="); ok {
+			url = "http://" + addr
+			break
+		}
+	}
+	if url == "" {
+		t.Fatal("server did not log its address")
+	}
+	go func() { _, _ = io.Copy(io.Discard, stderr) }()
+	var health map[string]string
+	if code := call(t, ctx, "GET", url+"/health", "", nil, &health); code != 200 || health["status"] != "healthy" {
+		t.Fatalf("/health = %d %v", code, health)
+	}
+	if _, err := os.Stat(filepath.Join(home, ".dev8", "dev8.db")); err != nil {
+		t.Fatalf("default data dir not used: %v", err)
+	}
+}
+
+// TestDotEnv: a .env file in the working directory configures the server.
+func TestDotEnv(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "from-dotenv")
+	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte("DEV8_DATA_DIR="+dataDir+"\nDEV8_ADDR=127.0.0.1:0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, dev8Binary, "server")
+	cmd.Env = []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH")}
+	cmd.Dir = dir
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "msg=listening") {
+			break
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, stderr) }()
+	if _, err := os.Stat(filepath.Join(dataDir, "dev8.db")); err != nil {
+		t.Fatalf(".env DEV8_DATA_DIR not used: %v", err)
+	}
+}

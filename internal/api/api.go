@@ -1,0 +1,144 @@
+// Package api serves Dev8's REST API (the seed's contract under /api/v1, plus
+// health endpoints). Handlers are methods on API; errors become responses
+// in one place (writeError).
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/lifecycle"
+	"dev8.dev/dev8/internal/store"
+)
+
+// Store is the persistence the API reads directly; state changes go through
+// the lifecycle manager.
+type Store interface {
+	Ping(ctx context.Context) error
+	CreateUser(ctx context.Context, u store.User) (store.User, error)
+	GetUser(ctx context.Context, id string) (store.User, error)
+	GetUserByEmail(ctx context.Context, email string) (store.User, error)
+	CreateAPIToken(ctx context.Context, t store.APIToken) (store.APIToken, error)
+	GetAPITokenByHash(ctx context.Context, hash []byte) (store.APIToken, store.User, error)
+	TouchAPIToken(ctx context.Context, id string, at time.Time) error
+	GetEnvironment(ctx context.Context, id string) (store.Environment, error)
+	ListEnvironments(ctx context.Context, f store.EnvironmentFilter) ([]store.Environment, int, error)
+	ListTemplates(ctx context.Context) ([]store.Template, error)
+	ListInstanceTypes(ctx context.Context) ([]store.InstanceType, error)
+}
+
+// Config configures the API.
+type Config struct {
+	Store     Store
+	Lifecycle *lifecycle.Manager
+	Logger    *slog.Logger
+	// TokenTTL is how long a token from login lasts (default 30 days).
+	TokenTTL time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// BcryptCost for new passwords (default auth.DefaultBcryptCost, never
+	// below auth.MinBcryptCost).
+	BcryptCost int
+}
+
+// API holds what the handlers share.
+type API struct {
+	store     Store
+	lifecycle *lifecycle.Manager
+	log       *slog.Logger
+	tokenTTL  time.Duration
+	now       func() time.Time
+	passwords *auth.Passwords
+}
+
+// New returns the API.
+func New(cfg Config) *API {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = 30 * 24 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.BcryptCost == 0 {
+		cfg.BcryptCost = auth.DefaultBcryptCost
+	}
+	return &API{
+		store:     cfg.Store,
+		lifecycle: cfg.Lifecycle,
+		log:       cfg.Logger,
+		tokenTTL:  cfg.TokenTTL,
+		now:       cfg.Now,
+		passwords: auth.NewPasswords(cfg.BcryptCost),
+	}
+}
+
+// Handler is the whole HTTP surface of the API.
+func (a *API) Handler() http.Handler {
+	r := chi.NewRouter()
+	// GetHead lets load balancers probe with HEAD wherever GET is served.
+	r.Use(a.recoverPanics, a.logRequests, limitBody, middleware.GetHead)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		a.writeError(w, r, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "No such route", Details: r.Method + " " + r.URL.Path})
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		a.writeError(w, r, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Message: "Method not allowed", Details: r.Method + " " + r.URL.Path})
+	})
+
+	r.Get("/health", a.health)
+	r.Get("/live", a.live)
+	r.Get("/ready", a.ready)
+
+	r.Route("/api/v1", func(r chi.Router) {
+		r.Get("/openapi.json", serveOpenAPI)
+		r.Post("/auth/signup", a.signup)
+		r.Post("/auth/login", a.login)
+
+		r.Group(func(r chi.Router) {
+			r.Use(a.authenticate)
+			r.Get("/auth/me", a.me)
+			r.Get("/templates", a.listTemplates)
+			r.Get("/instance-types", a.listInstanceTypes)
+			r.Get("/environments", a.listEnvironments)
+			r.Post("/environments", a.createEnvironment)
+			r.Route("/environments/{id}", func(r chi.Router) {
+				r.Use(a.loadEnvironment)
+				r.Get("/", a.getEnvironment)
+				r.Delete("/", a.deleteEnvironment)
+				r.Post("/start", a.startEnvironment)
+				r.Post("/stop", a.stopEnvironment)
+				r.Post("/activity", a.reportActivity)
+			})
+		})
+	})
+	return r
+}
+
+func (a *API) health(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "healthy"})
+}
+
+func (a *API) live(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+}
+
+// ready answers 503 until the store answers, so a load balancer holds
+// traffic back from a server that cannot serve it.
+func (a *API) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := a.store.Ping(ctx); err != nil {
+		a.log.WarnContext(r.Context(), "readiness check failed", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "Not ready", Details: "the store does not answer", Code: CodeNotReady})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,411 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"dev8.dev/dev8/internal/lifecycle"
+	"dev8.dev/dev8/internal/store"
+)
+
+// List pagination bounds.
+const (
+	defaultListLimit = 50
+	maxListLimit     = 100
+)
+
+// environmentJSON is the seed's environment object. Optional values are
+// null rather than empty strings so clients can tell "not yet" from "empty".
+type environmentJSON struct {
+	ID                   string            `json:"id"`
+	UserID               string            `json:"user_id"`
+	Name                 string            `json:"name"`
+	Status               store.Status      `json:"status"`
+	StatusReason         *string           `json:"status_reason"`
+	CloudProvider        string            `json:"cloud_provider"`
+	Runtime              string            `json:"runtime"`
+	CloudRegion          string            `json:"cloud_region"`
+	TemplateName         string            `json:"template_name"`
+	BaseImage            string            `json:"base_image"`
+	InstanceType         string            `json:"instance_type"`
+	CPUCores             int               `json:"cpu_cores"`
+	MemoryGB             int               `json:"memory_gb"`
+	StorageGB            int               `json:"storage_gb"`
+	EnvironmentVariables map[string]string `json:"environment_variables"`
+	Ports                []store.Port      `json:"ports"`
+	AutoStopMinutes      int               `json:"auto_stop_minutes"`
+	VSCodeURL            *string           `json:"vs_code_url"`
+	SSHConnectionString  *string           `json:"ssh_connection_string"`
+	EstimatedCostPerHour float64           `json:"estimated_cost_per_hour"`
+	TotalCost            float64           `json:"total_cost"`
+	LastAccessedAt       time.Time         `json:"last_accessed_at"`
+	StoppedAt            *time.Time        `json:"stopped_at"`
+	CreatedAt            time.Time         `json:"created_at"`
+	UpdatedAt            time.Time         `json:"updated_at"`
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func (a *API) toEnvironmentJSON(e store.Environment) environmentJSON {
+	return environmentJSON{
+		ID:                   e.ID,
+		UserID:               e.UserID,
+		Name:                 e.Name,
+		Status:               e.Status,
+		StatusReason:         nullable(e.StatusReason),
+		CloudProvider:        strings.ToUpper(e.Runtime),
+		Runtime:              e.Runtime,
+		CloudRegion:          e.CloudRegion,
+		TemplateName:         e.TemplateName,
+		BaseImage:            e.BaseImage,
+		InstanceType:         e.InstanceType,
+		CPUCores:             e.CPUCores,
+		MemoryGB:             e.MemoryGB,
+		StorageGB:            e.StorageGB,
+		EnvironmentVariables: e.EnvironmentVariables,
+		Ports:                e.Ports,
+		AutoStopMinutes:      e.AutoStopMinutes,
+		VSCodeURL:            nullable(e.VSCodeURL),
+		SSHConnectionString:  nullable(e.SSHConnectionString),
+		EstimatedCostPerHour: e.EstimatedCostPerHour,
+		TotalCost:            roundCost(lifecycle.TotalCost(e, a.now())),
+		LastAccessedAt:       e.LastAccessedAt,
+		StoppedAt:            e.StoppedAt,
+		CreatedAt:            e.CreatedAt,
+		UpdatedAt:            e.UpdatedAt,
+	}
+}
+
+// roundCost keeps six decimals: sub-cent precision without float noise.
+func roundCost(c float64) float64 {
+	r, _ := strconv.ParseFloat(strconv.FormatFloat(c, 'f', 6, 64), 64)
+	return r
+}
+
+// createRequest is the seed's create body. Pointers tell "absent" from zero.
+type createRequest struct {
+	UserID               string            `json:"user_id"`
+	Name                 string            `json:"name"`
+	TemplateName         string            `json:"template_name"`
+	Template             string            `json:"template"`
+	InstanceType         string            `json:"instance_type"`
+	BaseImage            string            `json:"base_image"`
+	CPUCores             *int              `json:"cpu_cores"`
+	MemoryGB             *int              `json:"memory_gb"`
+	StorageGB            *int              `json:"storage_gb"`
+	CloudProvider        string            `json:"cloud_provider"`
+	CloudRegion          string            `json:"cloud_region"`
+	EnvironmentVariables map[string]string `json:"environment_variables"`
+	Ports                []store.Port      `json:"ports"`
+	AutoStopMinutes      *int              `json:"auto_stop_minutes"`
+}
+
+// explicitSize rejects an explicit zero or negative size: leaving the field
+// out is how a client asks for the default.
+func explicitSize(field string, v *int) (int, error) {
+	if v == nil {
+		return 0, nil
+	}
+	if *v <= 0 {
+		return 0, errValidation(fmt.Sprintf("%s: must be a positive integer (omit it for the default)", field))
+	}
+	return *v, nil
+}
+
+func (a *API) createEnvironment(w http.ResponseWriter, r *http.Request) {
+	caller := mustUser(r.Context())
+	var req createRequest
+	if err := decodeJSON(r, &req, false); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	params, err := a.createParams(r, caller, req)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	env, err := a.lifecycle.Create(r.Context(), params)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/api/v1/environments/"+env.ID)
+	writeJSON(w, http.StatusCreated, map[string]any{
+		"environment": a.toEnvironmentJSON(env),
+		"message":     "Environment is being created",
+	})
+}
+
+func (a *API) createParams(r *http.Request, caller store.User, req createRequest) (lifecycle.CreateParams, error) {
+	p := lifecycle.CreateParams{
+		UserID:               caller.ID,
+		Name:                 req.Name,
+		Template:             req.TemplateName,
+		InstanceType:         req.InstanceType,
+		BaseImage:            req.BaseImage,
+		CloudRegion:          req.CloudRegion,
+		EnvironmentVariables: req.EnvironmentVariables,
+		Ports:                req.Ports,
+		AutoStopMinutes:      req.AutoStopMinutes,
+	}
+	if req.Template != "" {
+		if req.TemplateName != "" && req.TemplateName != req.Template {
+			return p, errValidation("template and template_name name different templates; send one")
+		}
+		p.Template = req.Template
+	}
+	if req.UserID != "" && req.UserID != caller.ID {
+		if caller.Role != store.RoleAdmin {
+			return p, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Not allowed", Details: "user_id: you can only create environments for yourself"}
+		}
+		if _, err := a.store.GetUser(r.Context(), req.UserID); errors.Is(err, store.ErrNotFound) {
+			return p, errValidation(fmt.Sprintf("user_id: no user %q", req.UserID))
+		} else if err != nil {
+			return p, fmt.Errorf("load user: %w", err)
+		}
+		p.UserID = req.UserID
+	}
+	if req.CloudProvider != "" && !strings.EqualFold(req.CloudProvider, a.lifecycle.RuntimeName()) {
+		return p, errValidation(fmt.Sprintf("cloud_provider: this server runs environments on %q", strings.ToUpper(a.lifecycle.RuntimeName())))
+	}
+	var err error
+	if p.CPUCores, err = explicitSize("cpu_cores", req.CPUCores); err != nil {
+		return p, err
+	}
+	if p.MemoryGB, err = explicitSize("memory_gb", req.MemoryGB); err != nil {
+		return p, err
+	}
+	if p.StorageGB, err = explicitSize("storage_gb", req.StorageGB); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+func (a *API) listEnvironments(w http.ResponseWriter, r *http.Request) {
+	caller := mustUser(r.Context())
+	q := r.URL.Query()
+	filter := store.EnvironmentFilter{UserID: caller.ID, Limit: defaultListLimit}
+	if v := q.Get("status"); v != "" {
+		for _, s := range strings.Split(v, ",") {
+			st := store.Status(strings.ToUpper(strings.TrimSpace(s)))
+			if !slices.Contains(store.Statuses, st) {
+				a.writeError(w, r, errValidation(fmt.Sprintf("status: %q is not one of CREATING, STARTING, RUNNING, STOPPING, STOPPED, ERROR, DELETING", s)))
+				return
+			}
+			filter.Statuses = append(filter.Statuses, st)
+		}
+	}
+	var err error
+	if filter.Limit, err = intParam(q.Get("limit"), "limit", defaultListLimit, 1, maxListLimit); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if filter.Offset, err = intParam(q.Get("offset"), "offset", 0, 0, 1<<31-1); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	switch {
+	case q.Get("all") == "true":
+		if caller.Role != store.RoleAdmin {
+			a.writeError(w, r, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Not allowed", Details: "all=true is for admins"})
+			return
+		}
+		filter.UserID = ""
+	case q.Get("user_id") != "" && q.Get("user_id") != caller.ID:
+		if caller.Role != store.RoleAdmin {
+			a.writeError(w, r, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Not allowed", Details: "user_id: you can only list your own environments"})
+			return
+		}
+		filter.UserID = q.Get("user_id")
+	}
+	envs, total, err := a.store.ListEnvironments(r.Context(), filter)
+	if err != nil {
+		a.writeError(w, r, fmt.Errorf("list environments: %w", err))
+		return
+	}
+	out := make([]environmentJSON, len(envs))
+	for i, e := range envs {
+		out[i] = a.toEnvironmentJSON(e)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"environments": out,
+		"total":        total,
+		"limit":        filter.Limit,
+		"offset":       filter.Offset,
+	})
+}
+
+func intParam(v, name string, def, lo, hi int) (int, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, errValidation(fmt.Sprintf("%s: must be an integer between %d and %d", name, lo, hi))
+	}
+	return n, nil
+}
+
+func (a *API) getEnvironment(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"environment": a.toEnvironmentJSON(environmentFrom(r.Context()))})
+}
+
+// actionResponse answers start, stop and delete. They return 200 as soon as
+// the request is recorded; the work continues in the background and status
+// says where it stands (STARTING, STOPPING, DELETING).
+func (a *API) actionResponse(w http.ResponseWriter, r *http.Request, before, after store.Environment, changed, unchanged string) {
+	msg := changed
+	if before.Status == after.Status {
+		msg = unchanged
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"message": msg, "id": after.ID, "status": after.Status})
+}
+
+func (a *API) startEnvironment(w http.ResponseWriter, r *http.Request) {
+	before := environmentFrom(r.Context())
+	after, err := a.lifecycle.Start(r.Context(), before.ID)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	already := "Environment is already starting"
+	if after.Status == store.StatusRunning {
+		already = "Environment is already running"
+	}
+	a.actionResponse(w, r, before, after, "Environment is starting", already)
+}
+
+func (a *API) stopEnvironment(w http.ResponseWriter, r *http.Request) {
+	before := environmentFrom(r.Context())
+	after, err := a.lifecycle.Stop(r.Context(), before.ID)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	a.actionResponse(w, r, before, after, "Environment is stopping", "Environment is already "+strings.ToLower(string(after.Status)))
+}
+
+func (a *API) deleteEnvironment(w http.ResponseWriter, r *http.Request) {
+	before := environmentFrom(r.Context())
+	after, err := a.lifecycle.Delete(r.Context(), before.ID)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	a.actionResponse(w, r, before, after, "Environment is being deleted", "Environment is already being deleted")
+}
+
+// reportActivity takes an empty body or {} and marks the environment used.
+func (a *API) reportActivity(w http.ResponseWriter, r *http.Request) {
+	var body struct{}
+	if err := decodeJSON(r, &body, true); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if err := a.lifecycle.Touch(r.Context(), environmentFrom(r.Context()).ID); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+type templateJSON struct {
+	ID                   string            `json:"id"`
+	Name                 string            `json:"name"`
+	DisplayName          string            `json:"display_name"`
+	Description          string            `json:"description"`
+	BaseImage            string            `json:"base_image"`
+	DefaultCPU           int               `json:"default_cpu"`
+	DefaultMemory        int               `json:"default_memory"`
+	DefaultStorage       int               `json:"default_storage"`
+	Category             string            `json:"category"`
+	Tags                 []string          `json:"tags"`
+	Icon                 string            `json:"icon"`
+	IsPopular            bool              `json:"is_popular"`
+	DefaultPorts         []store.Port      `json:"default_ports"`
+	DefaultEnvVars       map[string]string `json:"default_env_vars"`
+	Extensions           []string          `json:"extensions"`
+	EstimatedCostPerHour float64           `json:"estimated_cost_per_hour"`
+}
+
+func (a *API) listTemplates(w http.ResponseWriter, r *http.Request) {
+	tpls, err := a.store.ListTemplates(r.Context())
+	if err != nil {
+		a.writeError(w, r, fmt.Errorf("list templates: %w", err))
+		return
+	}
+	out := make([]templateJSON, len(tpls))
+	for i, t := range tpls {
+		envVars := t.DefaultEnvVars
+		if envVars == nil {
+			envVars = map[string]string{}
+		}
+		out[i] = templateJSON{
+			ID:                   t.ID,
+			Name:                 t.Name,
+			DisplayName:          t.DisplayName,
+			Description:          t.Description,
+			BaseImage:            t.BaseImage,
+			DefaultCPU:           t.DefaultCPU,
+			DefaultMemory:        t.DefaultMemory,
+			DefaultStorage:       t.DefaultStorage,
+			Category:             t.Category,
+			Tags:                 nonNil(t.Tags),
+			Icon:                 t.Icon,
+			IsPopular:            t.IsPopular,
+			DefaultPorts:         nonNil(t.DefaultPorts),
+			DefaultEnvVars:       envVars,
+			Extensions:           nonNil(t.Extensions),
+			EstimatedCostPerHour: a.lifecycle.Pricing().HourlyCost(t.DefaultCPU, t.DefaultMemory, t.DefaultStorage),
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"templates": out})
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+type instanceTypeJSON struct {
+	Name                 string  `json:"name"`
+	DisplayName          string  `json:"display_name"`
+	Description          string  `json:"description"`
+	CPUCores             int     `json:"cpu_cores"`
+	MemoryGB             int     `json:"memory_gb"`
+	StorageGB            int     `json:"storage_gb"`
+	EstimatedCostPerHour float64 `json:"estimated_cost_per_hour"`
+}
+
+func (a *API) listInstanceTypes(w http.ResponseWriter, r *http.Request) {
+	its, err := a.store.ListInstanceTypes(r.Context())
+	if err != nil {
+		a.writeError(w, r, fmt.Errorf("list instance types: %w", err))
+		return
+	}
+	out := make([]instanceTypeJSON, len(its))
+	for i, it := range its {
+		out[i] = instanceTypeJSON{
+			Name:                 it.Name,
+			DisplayName:          it.DisplayName,
+			Description:          it.Description,
+			CPUCores:             it.CPUCores,
+			MemoryGB:             it.MemoryGB,
+			StorageGB:            it.StorageGB,
+			EstimatedCostPerHour: a.lifecycle.Pricing().HourlyCost(it.CPUCores, it.MemoryGB, it.StorageGB),
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"instance_types": out})
+}

@@ -1,0 +1,123 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/store"
+)
+
+// tokenTouchEvery limits last-used writes to one per token per minute, so a
+// busy client does not turn every read into a write.
+const tokenTouchEvery = time.Minute
+
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (a *API) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				a.log.ErrorContext(r.Context(), "panic serving request", "panic", v, "stack", string(debug.Stack()))
+				a.writeError(w, r, fmt.Errorf("panic: %v", v))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (a *API) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		a.log.InfoContext(r.Context(), "request",
+			"method", r.Method,
+			"path", r.URL.Path,
+			"status", ww.Status(),
+			"bytes", ww.BytesWritten(),
+			"duration", time.Since(start),
+		)
+	})
+}
+
+// authenticate requires a valid bearer token and puts its user in the
+// request's context.
+func (a *API) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		secret, ok := auth.BearerToken(r.Header.Get("Authorization"))
+		if !ok {
+			a.writeError(w, r, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "Authentication required", Details: "send Authorization: Bearer <token> (POST /api/v1/auth/login gives one)"})
+			return
+		}
+		tok, user, err := a.store.GetAPITokenByHash(r.Context(), auth.HashToken(secret))
+		if errors.Is(err, store.ErrNotFound) {
+			a.writeError(w, r, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "Invalid token"})
+			return
+		}
+		if err != nil {
+			a.writeError(w, r, fmt.Errorf("look up token: %w", err))
+			return
+		}
+		now := a.now()
+		if !tok.ExpiresAt.IsZero() && !now.Before(tok.ExpiresAt) {
+			a.writeError(w, r, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "Token expired", Details: "log in again for a new token"})
+			return
+		}
+		if tok.LastUsedAt == nil || now.Sub(*tok.LastUsedAt) >= tokenTouchEvery {
+			if err := a.store.TouchAPIToken(r.Context(), tok.ID, now); err != nil {
+				a.log.WarnContext(r.Context(), "record token use", "token", tok.ID, "err", err)
+			}
+		}
+		next.ServeHTTP(w, r.WithContext(auth.WithUser(r.Context(), user)))
+	})
+}
+
+type environmentKey struct{}
+
+// loadEnvironment loads {id} for the caller. Another user's environment is
+// answered exactly like a missing one, so ids cannot be probed.
+func (a *API) loadEnvironment(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user := mustUser(r.Context())
+		env, err := a.store.GetEnvironment(r.Context(), chi.URLParam(r, "id"))
+		if errors.Is(err, store.ErrNotFound) || (err == nil && !auth.CanAccess(user, env.UserID)) {
+			a.writeError(w, r, errNotFound("Environment"))
+			return
+		}
+		if err != nil {
+			a.writeError(w, r, fmt.Errorf("load environment: %w", err))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), environmentKey{}, env)))
+	})
+}
+
+func environmentFrom(ctx context.Context) store.Environment {
+	return ctx.Value(environmentKey{}).(store.Environment)
+}
+
+// mustUser returns the caller on routes behind authenticate; reaching it
+// without one is a routing bug.
+func mustUser(ctx context.Context) store.User {
+	u, ok := auth.UserFrom(ctx)
+	if !ok {
+		panic("api: authenticated route reached without a user")
+	}
+	return u
+}

@@ -1,0 +1,142 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/store"
+)
+
+const (
+	maxEmailLength = 254
+	maxNameLength  = 100
+)
+
+type userJSON struct {
+	ID        string    `json:"id"`
+	Email     string    `json:"email"`
+	Name      string    `json:"name"`
+	Role      string    `json:"role"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func toUserJSON(u store.User) userJSON {
+	return userJSON{ID: u.ID, Email: u.Email, Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+}
+
+type signupRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	Name     string `json:"name"`
+}
+
+func validateEmail(email string) error {
+	if email == "" {
+		return errValidation("email: is required")
+	}
+	addr, err := mail.ParseAddress(email)
+	if err != nil || addr.Address != email || len(email) > maxEmailLength || !strings.Contains(email[strings.LastIndexByte(email, '@'):], ".") {
+		return errValidation("email: must be an address such as ada@example.com")
+	}
+	return nil
+}
+
+func (a *API) signup(w http.ResponseWriter, r *http.Request) {
+	var req signupRequest
+	if err := decodeJSON(r, &req, false); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	req.Email = strings.ToLower(strings.TrimSpace(req.Email))
+	req.Name = strings.TrimSpace(req.Name)
+	if err := validateEmail(req.Email); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if n := utf8.RuneCountInString(req.Password); n < auth.MinPasswordLength || len(req.Password) > auth.MaxPasswordLength {
+		a.writeError(w, r, errValidation(fmt.Sprintf("password: must be at least %d characters and at most %d bytes", auth.MinPasswordLength, auth.MaxPasswordLength)))
+		return
+	}
+	if utf8.RuneCountInString(req.Name) > maxNameLength {
+		a.writeError(w, r, errValidation(fmt.Sprintf("name: at most %d characters", maxNameLength)))
+		return
+	}
+	hash, err := a.passwords.Hash(req.Password)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	user, err := a.store.CreateUser(r.Context(), store.User{Email: req.Email, Name: req.Name, PasswordHash: hash})
+	if errors.Is(err, store.ErrConflict) {
+		a.writeError(w, r, &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "Email already registered", Details: "log in instead, or use another address"})
+		return
+	}
+	if err != nil {
+		a.writeError(w, r, fmt.Errorf("create user: %w", err))
+		return
+	}
+	a.log.InfoContext(r.Context(), "user signed up", "user", user.ID, "role", user.Role)
+	writeJSON(w, http.StatusCreated, map[string]any{"user": toUserJSON(user)})
+}
+
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+func (a *API) login(w http.ResponseWriter, r *http.Request) {
+	var req loginRequest
+	if err := decodeJSON(r, &req, false); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if req.Email == "" || req.Password == "" {
+		a.writeError(w, r, errValidation("email and password are required"))
+		return
+	}
+	user, err := a.store.GetUserByEmail(r.Context(), strings.ToLower(strings.TrimSpace(req.Email)))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		a.writeError(w, r, fmt.Errorf("look up user: %w", err))
+		return
+	}
+	// Check runs bcrypt even for an unknown email (empty hash), so
+	// the answer takes as long either way.
+	if !a.passwords.Check(user.PasswordHash, req.Password) {
+		a.log.InfoContext(r.Context(), "login failed", "remote", r.RemoteAddr)
+		a.writeError(w, r, auth.ErrBadCredentials)
+		return
+	}
+	secret, hash, err := auth.NewToken()
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	now := a.now()
+	tok, err := a.store.CreateAPIToken(r.Context(), store.APIToken{
+		UserID:    user.ID,
+		Name:      "login",
+		Hash:      hash,
+		ExpiresAt: now.Add(a.tokenTTL),
+	})
+	if err != nil {
+		a.writeError(w, r, fmt.Errorf("create token: %w", err))
+		return
+	}
+	a.log.InfoContext(r.Context(), "user logged in", "user", user.ID, "token", tok.ID)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"token":      secret,
+		"expires_at": tok.ExpiresAt,
+		"user":       toUserJSON(user),
+	})
+}
+
+func (a *API) me(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"user": toUserJSON(mustUser(r.Context()))})
+}

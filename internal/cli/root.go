@@ -1,0 +1,81 @@
+// Package cli is the dev8 command line: server, supervisor and version.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/joho/godotenv"
+	"github.com/spf13/cobra"
+)
+
+// NewRoot returns the dev8 command tree.
+func NewRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "dev8",
+		Short:         "Dev8: self-hosted cloud development environments",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServerCommand(), newSupervisorCommand(), newVersionCommand())
+	return root
+}
+
+// Execute runs the command line and returns the process exit code.
+func Execute(ctx context.Context) int {
+	// .env is read before the commands are built, because flags take their
+	// defaults from the environment. Variables already set win over it.
+	if err := godotenv.Load(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintln(os.Stderr, "dev8: read .env:", err)
+		return 1
+	}
+	if err := NewRoot().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "dev8:", err)
+		return 1
+	}
+	return 0
+}
+
+// envString returns the environment variable name, or def when unset. Flags
+// take it as their default so that an explicit flag still wins.
+func envString(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) (time.Duration, error) {
+	v := envString(name, "")
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", name, err)
+	}
+	return d, nil
+}
+
+// newLogger returns a text or JSON slog logger at the given level.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want text or json", format)
+}

@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"dev8.dev/dev8/internal/lifecycle"
+	"dev8.dev/dev8/internal/server"
+)
+
+func defaultDataDir() string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".dev8"
+	}
+	return filepath.Join(home, ".dev8")
+}
+
+// defaultCodeServer is DEV8_CODE_SERVER, else code-server on PATH, else none.
+func defaultCodeServer() string {
+	if v := os.Getenv("DEV8_CODE_SERVER"); v != "" {
+		return v
+	}
+	if p, err := exec.LookPath("code-server"); err == nil {
+		return p
+	}
+	return ""
+}
+
+func envFloat(name string, def float64) float64 {
+	if v := os.Getenv(name); v != "" {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			return f
+		}
+	}
+	return def
+}
+
+func newServerCommand() *cobra.Command {
+	var (
+		addr, dataDir, databaseURL, runtimeName, codeServer string
+		logFormat, logLevel                                 string
+		cfg                                                 server.Config
+	)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the Dev8 control plane: REST API, reconciler and idle reaper",
+		Long: `dev8 server runs the control plane. With no configuration it keeps its
+data in ~/.dev8 (SQLite) and runs workspaces as local processes.
+
+Every flag has an environment variable; a .env file in the working directory
+is read at start. Flags win over the environment.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := newLogger(cmd.ErrOrStderr(), logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			if codeServer == "off" {
+				codeServer = ""
+			}
+			cfg.DataDir, cfg.DatabaseURL, cfg.Runtime, cfg.CodeServer, cfg.Logger = dataDir, databaseURL, runtimeName, codeServer, log
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runServer(ctx, addr, cfg)
+		},
+	}
+	reaper, err := envDuration("DEV8_REAPER_INTERVAL", lifecycle.DefaultReaperInterval)
+	resync, err2 := envDuration("DEV8_RESYNC_INTERVAL", lifecycle.DefaultResyncInterval)
+	f := cmd.Flags()
+	f.StringVar(&addr, "addr", envString("DEV8_ADDR", "127.0.0.1:3000"), "listen address (DEV8_ADDR)")
+	f.StringVar(&dataDir, "data-dir", envString("DEV8_DATA_DIR", defaultDataDir()), "data directory: SQLite store and local workspaces (DEV8_DATA_DIR)")
+	f.StringVar(&databaseURL, "database-url", envString("DATABASE_URL", ""), "PostgreSQL URL; empty uses SQLite in the data dir (DATABASE_URL)")
+	f.StringVar(&runtimeName, "runtime", envString("DEV8_RUNTIME", "local"), "workspace runtime: local (DEV8_RUNTIME)")
+	f.StringVar(&codeServer, "code-server", defaultCodeServer(), "code-server executable for local workspaces, or off (DEV8_CODE_SERVER; default: code-server on PATH)")
+	f.DurationVar(&cfg.ReaperInterval, "reaper-interval", reaper, "how often idle environments are looked for (DEV8_REAPER_INTERVAL)")
+	f.DurationVar(&cfg.ResyncInterval, "resync-interval", resync, "how often running environments are checked against the runtime (DEV8_RESYNC_INTERVAL)")
+	f.Float64Var(&cfg.Pricing.CPUHour, "price-cpu-hour", envFloat("DEV8_PRICE_CPU_HOUR", lifecycle.DefaultPricing.CPUHour), "price per vCPU-hour (DEV8_PRICE_CPU_HOUR)")
+	f.Float64Var(&cfg.Pricing.MemoryGBHour, "price-memory-gb-hour", envFloat("DEV8_PRICE_MEMORY_GB_HOUR", lifecycle.DefaultPricing.MemoryGBHour), "price per GB of memory per hour (DEV8_PRICE_MEMORY_GB_HOUR)")
+	f.Float64Var(&cfg.Pricing.StorageGBHour, "price-storage-gb-hour", envFloat("DEV8_PRICE_STORAGE_GB_HOUR", lifecycle.DefaultPricing.StorageGBHour), "price per GB of storage per hour (DEV8_PRICE_STORAGE_GB_HOUR)")
+	f.StringVar(&logFormat, "log-format", envString("DEV8_LOG_FORMAT", "text"), "log format: text or json (DEV8_LOG_FORMAT)")
+	f.StringVar(&logLevel, "log-level", envString("DEV8_LOG_LEVEL", "info"), "log level: debug, info, warn, error (DEV8_LOG_LEVEL)")
+	if err != nil || err2 != nil {
+		cmd.PreRunE = func(*cobra.Command, []string) error {
+			if err != nil {
+				return err
+			}
+			return err2
+		}
+	}
+	return cmd
+}
+
+func runServer(ctx context.Context, addr string, cfg server.Config) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return srv.Serve(ctx, ln)
+}

@@ -1,0 +1,20 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"dev8.dev/dev8/internal/supervisor"
+)
+
+func newSupervisorCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "supervisor",
+		Short: "Run inside a workspace: status endpoint and code-server (started by the runtime)",
+		Long: `dev8 supervisor runs inside every workspace. The runtime starts it and
+configures it through DEV8_* environment variables; people do not run it by hand.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return supervisor.Main(cmd.Context())
+		},
+	}
+}

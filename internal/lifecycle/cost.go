@@ -1,0 +1,50 @@
+package lifecycle
+
+import (
+	"math"
+	"time"
+
+	"dev8.dev/dev8/internal/store"
+)
+
+// Pricing turns an environment's size into money per hour. The defaults are
+// Azure Container Instances' Linux pay-as-you-go list prices (East US) and
+// Azure Files' hot tier, so that figures mean the same on every runtime; an
+// operator sets their own with --price-* flags or DEV8_PRICE_* variables.
+type Pricing struct {
+	CPUHour       float64 // per vCPU per hour
+	MemoryGBHour  float64 // per GB of memory per hour
+	StorageGBHour float64 // per GB of workspace storage per hour
+}
+
+// DefaultPricing: ACI $0.0000113/vCPU-s and $0.0000012/GB-s; Azure Files
+// $0.06/GB-month (730 h).
+var DefaultPricing = Pricing{
+	CPUHour:       0.04068,
+	MemoryGBHour:  0.00432,
+	StorageGBHour: 0.06 / 730,
+}
+
+// HourlyCost is what an environment of that size costs per running hour,
+// rounded to 1/10000 of a unit so list prices read cleanly.
+func (p Pricing) HourlyCost(cpuCores, memoryGB, storageGB int) float64 {
+	c := float64(cpuCores)*p.CPUHour + float64(memoryGB)*p.MemoryGBHour + float64(storageGB)*p.StorageGBHour
+	return math.Round(c*10000) / 10000
+}
+
+// TotalCost is what env has cost up to now: the cost accrued over earlier runs
+// plus the running one.
+func TotalCost(env store.Environment, now time.Time) float64 {
+	total := env.TotalCost
+	if env.RunningSince != nil && now.After(*env.RunningSince) {
+		total += now.Sub(*env.RunningSince).Hours() * env.EstimatedCostPerHour
+	}
+	return total
+}
+
+// settleCost folds the running period into TotalCost and clears RunningSince;
+// called whenever compute stops being charged.
+func settleCost(env *store.Environment, now time.Time) {
+	env.TotalCost = TotalCost(*env, now)
+	env.RunningSince = nil
+}

@@ -1,0 +1,312 @@
+// Package lifecycle drives environments through their states: it records
+// what users ask for, reconciles the runtime towards it in the background,
+// stops idle environments and keeps their cost.
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"dev8.dev/dev8/internal/runtime"
+	"dev8.dev/dev8/internal/store"
+)
+
+// Store is the persistence the lifecycle needs.
+type Store interface {
+	CreateEnvironment(ctx context.Context, e store.Environment) (store.Environment, error)
+	GetEnvironment(ctx context.Context, id string) (store.Environment, error)
+	ListEnvironments(ctx context.Context, f store.EnvironmentFilter) ([]store.Environment, int, error)
+	UpdateEnvironment(ctx context.Context, id string, fn func(*store.Environment) error) (store.Environment, error)
+	TouchEnvironment(ctx context.Context, id string, at time.Time) error
+	ListIdleCandidates(ctx context.Context, cutoff time.Time) ([]store.Environment, error)
+	GetTemplate(ctx context.Context, name string) (store.Template, error)
+	GetInstanceType(ctx context.Context, name string) (store.InstanceType, error)
+	InsertActivity(ctx context.Context, a store.Activity) error
+}
+
+// Default intervals of the background loops.
+const (
+	DefaultReaperInterval = 30 * time.Second
+	DefaultResyncInterval = 15 * time.Second
+)
+
+// Config configures a Manager. Zero durations take the defaults.
+type Config struct {
+	Store   Store
+	Runtime runtime.Runtime
+	Pricing Pricing
+	Logger  *slog.Logger
+
+	// Workers bounds how many runtime operations run at once (default 4).
+	Workers int
+	// ReaperInterval is how often idle environments are looked for (default 30s).
+	ReaperInterval time.Duration
+	// ResyncInterval is how often running and transitional environments are
+	// checked against the runtime, to notice compute that died (default 15s).
+	ResyncInterval time.Duration
+	// OperationTimeout bounds one runtime operation (default 5m).
+	OperationTimeout time.Duration
+	// MaxAttempts is how often a failing operation is tried before the
+	// environment goes to ERROR (default 5). Permanent errors fail at once.
+	MaxAttempts int
+	// RetryBase is the first retry delay; it doubles each attempt up to 30s
+	// (default 500ms).
+	RetryBase time.Duration
+	// Now is the clock (default time.Now); tests move it.
+	Now func() time.Time
+}
+
+// Manager owns every environment state change. The API and the dashboard
+// call it; nothing else writes an environment's status.
+type Manager struct {
+	cfg      Config
+	store    Store
+	rt       runtime.Runtime
+	log      *slog.Logger
+	queue    *queue
+	attempts attemptCounter
+	exits    chan string
+	events   broadcaster
+}
+
+// New returns a Manager; call Run to start its background work.
+func New(cfg Config) *Manager {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.ReaperInterval <= 0 {
+		cfg.ReaperInterval = DefaultReaperInterval
+	}
+	if cfg.ResyncInterval <= 0 {
+		cfg.ResyncInterval = DefaultResyncInterval
+	}
+	if cfg.OperationTimeout <= 0 {
+		cfg.OperationTimeout = 5 * time.Minute
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 5
+	}
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = 500 * time.Millisecond
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Pricing == (Pricing{}) {
+		cfg.Pricing = DefaultPricing
+	}
+	m := &Manager{
+		cfg:      cfg,
+		store:    cfg.Store,
+		rt:       cfg.Runtime,
+		log:      cfg.Logger,
+		queue:    newQueue(),
+		attempts: attemptCounter{n: make(map[string]int)},
+		exits:    make(chan string, 64),
+	}
+	if n, ok := cfg.Runtime.(runtime.ExitNotifier); ok {
+		n.NotifyExits(m.exits)
+	}
+	return m
+}
+
+// RuntimeName is the engine environments are created on.
+func (m *Manager) RuntimeName() string { return m.rt.Name() }
+
+// Pricing is the price table in force.
+func (m *Manager) Pricing() Pricing { return m.cfg.Pricing }
+
+func (m *Manager) now() time.Time { return m.cfg.Now().UTC() }
+
+// Run converges every environment with the runtime, then reconciles, reaps
+// and resyncs until ctx is done. It returns after in-flight operations end;
+// it never stops workspaces on its way out.
+func (m *Manager) Run(ctx context.Context) error {
+	defer m.queue.close()
+	// Nothing is reconciled before the first convergence: orphans must be
+	// told apart from instances the workers are about to create.
+	for delay := m.cfg.RetryBase; ; delay = min(2*delay, maxRetryDelay) {
+		err := m.converge(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		m.log.Error("converge with runtime; retrying", "retry_in", delay, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	for range m.cfg.Workers {
+		g.Go(func() error { m.work(ctx); return nil })
+	}
+	g.Go(func() error { m.every(ctx, m.cfg.ReaperInterval, m.reap); return nil })
+	g.Go(func() error { m.every(ctx, m.cfg.ResyncInterval, m.resync); return nil })
+	g.Go(func() error {
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case id := <-m.exits:
+				m.queue.add(id)
+			}
+		}
+	})
+	return g.Wait()
+}
+
+func (m *Manager) every(ctx context.Context, d time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn(ctx)
+		}
+	}
+}
+
+// CreateParams is a create request after its JSON has been checked.
+// Zero values mean "not given".
+type CreateParams struct {
+	UserID               string
+	Name                 string
+	Template             string
+	InstanceType         string
+	BaseImage            string
+	CPUCores             int
+	MemoryGB             int
+	StorageGB            int
+	CloudRegion          string
+	EnvironmentVariables map[string]string
+	Ports                []store.Port
+	// AutoStopMinutes nil means the default (30); 0 means never.
+	AutoStopMinutes *int
+}
+
+// DefaultAutoStopMinutes applies when a create request does not say.
+const DefaultAutoStopMinutes = 30
+
+// Create records a new environment in CREATING and queues its provisioning.
+func (m *Manager) Create(ctx context.Context, p CreateParams) (store.Environment, error) {
+	env, err := m.resolve(ctx, p)
+	if err != nil {
+		return store.Environment{}, err
+	}
+	env, err = m.store.CreateEnvironment(ctx, env)
+	if err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return store.Environment{}, &NameTakenError{Name: p.Name}
+		}
+		return store.Environment{}, fmt.Errorf("create environment: %w", err)
+	}
+	m.events.publish(env)
+	m.record(ctx, env, "created", fmt.Sprintf("template %s, %s (%d vCPU, %d GB)", env.TemplateName, env.InstanceType, env.CPUCores, env.MemoryGB))
+	m.queue.add(env.ID)
+	return env, nil
+}
+
+// Start asks for a stopped (or failed) environment to run again. Starting an
+// environment that is running or on its way there changes nothing.
+func (m *Manager) Start(ctx context.Context, id string) (store.Environment, error) {
+	return m.request(ctx, id, "start", func(e *store.Environment) (bool, error) {
+		switch e.Status {
+		case store.StatusRunning, store.StatusStarting, store.StatusCreating:
+			return false, nil
+		case store.StatusStopped, store.StatusError:
+			e.Status = store.StatusStarting
+			e.StatusReason = ""
+			return true, nil
+		}
+		return false, &StateError{Action: "start", Status: e.Status}
+	})
+}
+
+// Stop asks for a running (or failed) environment to stop, keeping its
+// storage. Stopping one that is stopped or stopping changes nothing.
+func (m *Manager) Stop(ctx context.Context, id string) (store.Environment, error) {
+	return m.request(ctx, id, "stop", func(e *store.Environment) (bool, error) {
+		switch e.Status {
+		case store.StatusStopped, store.StatusStopping:
+			return false, nil
+		case store.StatusRunning, store.StatusError:
+			e.Status = store.StatusStopping
+			e.StatusReason = "stopped by its owner"
+			return true, nil
+		}
+		return false, &StateError{Action: "stop", Status: e.Status}
+	})
+}
+
+// Delete asks for an environment's compute and storage to be removed. It is
+// allowed from every status, including while it is being created.
+func (m *Manager) Delete(ctx context.Context, id string) (store.Environment, error) {
+	return m.request(ctx, id, "delete", func(e *store.Environment) (bool, error) {
+		if e.Status == store.StatusDeleting {
+			return false, nil
+		}
+		e.Status = store.StatusDeleting
+		e.StatusReason = ""
+		return true, nil
+	})
+}
+
+// Touch records that a person used the environment now.
+func (m *Manager) Touch(ctx context.Context, id string) error {
+	return m.store.TouchEnvironment(ctx, id, m.now())
+}
+
+// request applies a user's action to the stored status and queues the
+// reconciler when it changed anything.
+func (m *Manager) request(ctx context.Context, id, action string, apply func(*store.Environment) (bool, error)) (store.Environment, error) {
+	var changed bool
+	env, err := m.store.UpdateEnvironment(ctx, id, func(e *store.Environment) error {
+		var err error
+		changed, err = apply(e)
+		if changed && e.Status == store.StatusStarting {
+			// Starting counts as use; otherwise the reaper would stop at
+			// once an environment that last saw activity days ago.
+			e.LastAccessedAt = m.now()
+		}
+		return err
+	})
+	if err != nil {
+		return store.Environment{}, err
+	}
+	if changed {
+		m.events.publish(env)
+		m.attempts.reset(id)
+		m.record(ctx, env, action+"_requested", "")
+		m.queue.add(id)
+	}
+	return env, nil
+}
+
+// record appends to the environment's activity history. History is
+// best-effort: losing an entry must not fail the operation it describes.
+func (m *Manager) record(ctx context.Context, env store.Environment, kind, detail string) {
+	err := m.store.InsertActivity(ctx, store.Activity{
+		EnvironmentID: env.ID,
+		UserID:        env.UserID,
+		Kind:          kind,
+		Detail:        detail,
+		CreatedAt:     m.now(),
+	})
+	if err != nil {
+		m.log.Warn("record activity", "environment", env.ID, "kind", kind, "err", err)
+	}
+}

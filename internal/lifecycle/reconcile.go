@@ -1,0 +1,316 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+	"time"
+
+	"dev8.dev/dev8/internal/runtime"
+	"dev8.dev/dev8/internal/store"
+)
+
+// maxRetryDelay caps the exponential backoff between attempts.
+const maxRetryDelay = 30 * time.Second
+
+// errStale means the environment's status changed while an operation ran
+// (e.g. deleted while being created); the change re-queued it, so the
+// operation's result is simply dropped.
+var errStale = errors.New("environment changed during the operation")
+
+type attemptCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (a *attemptCounter) inc(id string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.n[id]++
+	return a.n[id]
+}
+
+func (a *attemptCounter) reset(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.n, id)
+}
+
+func (m *Manager) work(ctx context.Context) {
+	for {
+		id, ok := m.queue.get(ctx)
+		if !ok {
+			return
+		}
+		m.reconcileWithRetry(ctx, id)
+		m.queue.done(id)
+	}
+}
+
+func (m *Manager) reconcileWithRetry(ctx context.Context, id string) {
+	opCtx, cancel := context.WithTimeout(ctx, m.cfg.OperationTimeout)
+	defer cancel()
+	err := m.reconcile(opCtx, id)
+	switch {
+	case err == nil, errors.Is(err, errStale), errors.Is(err, store.ErrNotFound):
+		m.attempts.reset(id)
+		return
+	case ctx.Err() != nil:
+		// Shutting down: the next start converges whatever was left.
+		return
+	}
+	n := m.attempts.inc(id)
+	if runtime.IsPermanent(err) || n >= m.cfg.MaxAttempts {
+		m.log.Error("environment operation failed", "environment", id, "attempts", n, "err", err)
+		m.attempts.reset(id)
+		m.fail(ctx, id, err)
+		return
+	}
+	delay := min(m.cfg.RetryBase<<(n-1), maxRetryDelay)
+	m.log.Warn("environment operation failed; retrying", "environment", id, "attempt", n, "retry_in", delay, "err", err)
+	m.queue.addAfter(id, delay)
+}
+
+// reconcile moves one environment one step towards what its status asks.
+func (m *Manager) reconcile(ctx context.Context, id string) error {
+	env, err := m.store.GetEnvironment(ctx, id)
+	if err != nil {
+		return err
+	}
+	switch env.Status {
+	case store.StatusCreating, store.StatusStarting:
+		return m.bringUp(ctx, env)
+	case store.StatusStopping:
+		if err := m.rt.Stop(ctx, env.ID); err != nil {
+			return fmt.Errorf("stop: %w", err)
+		}
+		env, err = m.transition(ctx, env.ID, env.Status, store.StatusStopped, func(e *store.Environment) {
+			now := m.now()
+			settleCost(e, now)
+			e.StoppedAt = &now
+		})
+		if err == nil {
+			m.record(ctx, env, "stopped", env.StatusReason)
+		}
+		return err
+	case store.StatusDeleting:
+		if err := m.rt.Delete(ctx, env.ID); err != nil {
+			return fmt.Errorf("delete: %w", err)
+		}
+		env, err = m.store.UpdateEnvironment(ctx, env.ID, func(e *store.Environment) error {
+			if e.Status != store.StatusDeleting {
+				return errStale
+			}
+			now := m.now()
+			settleCost(e, now)
+			e.DeletedAt = &now
+			return nil
+		})
+		if err == nil {
+			m.events.publish(env)
+			m.record(ctx, env, "deleted", "")
+		}
+		return err
+	case store.StatusRunning:
+		return m.checkRunning(ctx, env)
+	case store.StatusStopped:
+		// Compute must not run for a stopped environment, e.g. when the
+		// server crashed between stopping it and recording that.
+		inst, err := m.rt.Inspect(ctx, env.ID)
+		if err == nil && inst.State == runtime.StateRunning {
+			return m.rt.Stop(ctx, env.ID)
+		}
+		if errors.Is(err, runtime.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	return nil // ERROR waits for the user
+}
+
+// bringUp creates (idempotently) and starts the instance, then records RUNNING.
+func (m *Manager) bringUp(ctx context.Context, env store.Environment) error {
+	from := env.Status
+	if _, err := m.rt.Create(ctx, specFor(env)); err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	inst, err := m.rt.Start(ctx, env.ID)
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	env, err = m.transition(ctx, env.ID, from, store.StatusRunning, func(e *store.Environment) {
+		now := m.now()
+		e.StatusReason = ""
+		e.RuntimeRef = inst.Ref
+		e.VSCodeURL = vsCodeURL(inst)
+		if e.RunningSince == nil {
+			e.RunningSince = &now
+		}
+		e.LastAccessedAt = now
+		e.StoppedAt = nil
+	})
+	if err == nil {
+		m.record(ctx, env, "started", "")
+	}
+	return err
+}
+
+// checkRunning notices compute that stopped on its own. Dev8 does not restart
+// it behind the user's back: the environment goes to ERROR with the reason,
+// and a start brings it back.
+func (m *Manager) checkRunning(ctx context.Context, env store.Environment) error {
+	inst, err := m.rt.Inspect(ctx, env.ID)
+	var reason string
+	switch {
+	case errors.Is(err, runtime.ErrNotFound):
+		reason = "the workspace instance disappeared from the runtime"
+	case err != nil:
+		return fmt.Errorf("inspect: %w", err)
+	case inst.State == runtime.StateRunning:
+		if ideURL := vsCodeURL(inst); ideURL != env.VSCodeURL {
+			_, err := m.store.UpdateEnvironment(ctx, env.ID, func(e *store.Environment) error {
+				e.VSCodeURL = ideURL
+				return nil
+			})
+			return err
+		}
+		return nil
+	default:
+		reason = inst.ExitReason
+		if reason == "" {
+			reason = "the workspace stopped unexpectedly"
+		}
+	}
+	env, err = m.transition(ctx, env.ID, store.StatusRunning, store.StatusError, func(e *store.Environment) {
+		settleCost(e, m.now())
+		e.StatusReason = reason
+	})
+	if err == nil {
+		m.log.Warn("environment compute stopped on its own", "environment", env.ID, "reason", reason)
+		m.record(ctx, env, "error", reason)
+	}
+	return err
+}
+
+// fail records a failed operation as ERROR with its reason. A failed delete
+// also ends in ERROR, so the user sees it and can delete again. Resting
+// statuses are left alone: a failed health check of a RUNNING environment
+// is tried again at the next resync rather than declared an error.
+func (m *Manager) fail(ctx context.Context, id string, cause error) {
+	env, err := m.store.UpdateEnvironment(ctx, id, func(e *store.Environment) error {
+		if !IsTransitional(e.Status) {
+			return errStale
+		}
+		settleCost(e, m.now())
+		e.Status = store.StatusError
+		e.StatusReason = cause.Error()
+		return nil
+	})
+	if err != nil {
+		if !errors.Is(err, errStale) {
+			m.log.Error("record failure", "environment", id, "err", err)
+		}
+		return
+	}
+	m.events.publish(env)
+	m.record(ctx, env, "error", env.StatusReason)
+}
+
+// transition moves an environment from one status to another if it is
+// still in the first; otherwise it returns errStale.
+func (m *Manager) transition(ctx context.Context, id string, from, to store.Status, mutate func(*store.Environment)) (store.Environment, error) {
+	env, err := m.store.UpdateEnvironment(ctx, id, func(e *store.Environment) error {
+		if e.Status != from || !CanTransition(from, to) {
+			return errStale
+		}
+		e.Status = to
+		if mutate != nil {
+			mutate(e)
+		}
+		return nil
+	})
+	if err == nil {
+		m.events.publish(env)
+	}
+	return env, err
+}
+
+// converge runs once at start: every environment left mid-operation is
+// queued again, and runtime instances whose environment is gone are removed.
+func (m *Manager) converge(ctx context.Context) error {
+	instances, err := m.rt.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list runtime instances: %w", err)
+	}
+	for _, inst := range instances {
+		_, err := m.store.GetEnvironment(ctx, inst.EnvironmentID)
+		if errors.Is(err, store.ErrNotFound) {
+			m.log.Info("removing orphaned workspace instance", "environment", inst.EnvironmentID, "ref", inst.Ref)
+			if err := m.rt.Delete(ctx, inst.EnvironmentID); err != nil {
+				return fmt.Errorf("remove orphan %s: %w", inst.EnvironmentID, err)
+			}
+		} else if err != nil {
+			return err
+		}
+	}
+	envs, _, err := m.store.ListEnvironments(ctx, store.EnvironmentFilter{})
+	if err != nil {
+		return fmt.Errorf("list environments: %w", err)
+	}
+	for _, env := range envs {
+		m.queue.add(env.ID)
+	}
+	m.log.Info("converged with runtime", "runtime", m.rt.Name(), "instances", len(instances), "environments", len(envs))
+	return nil
+}
+
+// resync queues every environment whose compute should be running or is
+// mid-operation, so compute that died is noticed and nothing stays stuck.
+func (m *Manager) resync(ctx context.Context) {
+	envs, _, err := m.store.ListEnvironments(ctx, store.EnvironmentFilter{Statuses: []store.Status{
+		store.StatusRunning, store.StatusCreating, store.StatusStarting, store.StatusStopping, store.StatusDeleting,
+	}})
+	if err != nil {
+		if ctx.Err() == nil {
+			m.log.Error("resync: list environments", "err", err)
+		}
+		return
+	}
+	for _, env := range envs {
+		m.queue.add(env.ID)
+	}
+}
+
+func specFor(env store.Environment) runtime.Spec {
+	ports := make([]runtime.Port, len(env.Ports))
+	for i, p := range env.Ports {
+		ports[i] = runtime.Port{Port: p.Port, Protocol: p.Protocol}
+	}
+	return runtime.Spec{
+		EnvironmentID: env.ID,
+		UserID:        env.UserID,
+		Name:          env.Name,
+		Template:      env.TemplateName,
+		Image:         env.BaseImage,
+		CPUCores:      env.CPUCores,
+		MemoryGB:      env.MemoryGB,
+		StorageGB:     env.StorageGB,
+		Env:           env.EnvironmentVariables,
+		Ports:         ports,
+	}
+}
+
+// vsCodeURL is where the environment's IDE answers. Until the server proxies
+// it, that is code-server's own loopback address, opened on the workspace.
+func vsCodeURL(inst runtime.Instance) string {
+	if inst.IDEAddress == "" {
+		return ""
+	}
+	u := "http://" + inst.IDEAddress + "/"
+	if inst.WorkspaceDir != "" {
+		u += "?folder=" + url.QueryEscape(inst.WorkspaceDir)
+	}
+	return u
+}

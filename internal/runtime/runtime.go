@@ -1,0 +1,127 @@
+// Package runtime defines what Dev8 needs from a compute engine (local
+// processes, Docker, Kubernetes, Azure) to run workspaces. Each engine lives in
+// its own package and must pass the shared contract suite in runtimetest.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Labels every runtime attaches (where the engine has labels) so instances can
+// be listed and adopted or removed after a crash.
+const (
+	LabelManaged     = "dev8.managed"
+	LabelEnvironment = "dev8.environment"
+	LabelUser        = "dev8.user"
+)
+
+// ErrNotFound is returned by Inspect (and only Inspect) when the runtime has
+// no instance for the environment.
+var ErrNotFound = errors.New("runtime: instance not found")
+
+// Spec is everything a runtime needs to create an environment's instance.
+type Spec struct {
+	EnvironmentID string
+	UserID        string
+	Name          string
+	Template      string
+	Image         string // image reference; runtimes without images ignore it
+	CPUCores      int
+	MemoryGB      int
+	StorageGB     int
+	Env           map[string]string
+	Ports         []Port
+}
+
+// Port is a port the workspace exposes.
+type Port struct {
+	Port     int
+	Protocol string
+}
+
+// State is what the runtime observes of an instance.
+type State string
+
+const (
+	// StateRunning: compute is up and its processes are alive.
+	StateRunning State = "running"
+	// StateStopped: storage exists, compute is not running (never started,
+	// stopped on request, or exited on its own: see Instance.ExitReason).
+	StateStopped State = "stopped"
+)
+
+// Instance is the runtime's view of one environment.
+type Instance struct {
+	EnvironmentID string
+	// Ref is the runtime's own identifier (container id, pid, ...).
+	Ref   string
+	State State
+	// ExitReason is set when the compute stopped without being asked to
+	// (e.g. "process exited: exit status 1"). Empty after a requested Stop.
+	ExitReason string
+	// IDEAddress is host:port where code-server answers, if the runtime
+	// started one; empty otherwise.
+	IDEAddress string
+	// WorkspaceDir is the path of the persistent workspace inside the
+	// instance (for local: on this machine).
+	WorkspaceDir string
+	StartedAt    time.Time
+}
+
+// Runtime is a compute engine. Every method is idempotent: creating an
+// instance that exists returns it, starting a running one or stopping a stopped
+// one succeeds, deleting a missing one succeeds. Stopping a missing one
+// succeeds too (nothing runs); starting a missing one is an error (not
+// ErrNotFound) and creates nothing. Methods are safe for concurrent use on
+// different environments; the caller never runs two methods for the same
+// environment at once. The contract suite in runtimetest checks all this.
+type Runtime interface {
+	// Name is the engine's name as configured: "local", "docker", ...
+	Name() string
+	// Create provisions storage and compute for spec without starting it.
+	Create(ctx context.Context, spec Spec) (Instance, error)
+	// Start starts the instance and returns once it is running.
+	Start(ctx context.Context, environmentID string) (Instance, error)
+	// Stop stops compute and keeps storage.
+	Stop(ctx context.Context, environmentID string) error
+	// Delete removes compute and storage.
+	Delete(ctx context.Context, environmentID string) error
+	// Inspect reports the instance's state, or ErrNotFound.
+	Inspect(ctx context.Context, environmentID string) (Instance, error)
+	// List reports every instance this runtime manages (labelled
+	// dev8.managed, or the engine's equivalent), in any state.
+	List(ctx context.Context) ([]Instance, error)
+}
+
+// ExitNotifier is implemented by runtimes that can tell at once when an
+// instance's compute stops on its own. Others are noticed by the lifecycle's
+// periodic resync through Inspect.
+type ExitNotifier interface {
+	// NotifyExits sends the environment id of each instance whose compute
+	// exited without a Stop. Sends must not block the runtime for long; the
+	// receiver drains promptly.
+	NotifyExits(ch chan<- string)
+}
+
+// permanentError marks an error that retrying will not fix.
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as not worth retrying (bad image, invalid spec, ...).
+// Errors not marked are treated as transient and retried with backoff.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// IsPermanent reports whether err (or anything it wraps) was marked Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}

@@ -1,0 +1,160 @@
+// Package server assembles dev8 server from its parts: store, runtime,
+// lifecycle manager and API, behind one HTTP listener.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"dev8.dev/dev8/internal/api"
+	"dev8.dev/dev8/internal/catalog"
+	"dev8.dev/dev8/internal/lifecycle"
+	"dev8.dev/dev8/internal/runtime"
+	"dev8.dev/dev8/internal/runtime/local"
+	"dev8.dev/dev8/internal/store"
+)
+
+// Config is everything dev8 server can be told. The zero value of each
+// optional field takes the documented default.
+type Config struct {
+	// DataDir holds the SQLite file and the local runtime's workspaces.
+	DataDir string
+	// DatabaseURL selects PostgreSQL; empty means SQLite in DataDir.
+	DatabaseURL string
+	// Runtime names the engine: "local" (default).
+	Runtime string
+	// CodeServer is the code-server executable the local runtime starts in
+	// each workspace; empty means none.
+	CodeServer string
+	// SupervisorCommand overrides how the local runtime starts a workspace's
+	// supervisor (default: this executable with "supervisor").
+	SupervisorCommand []string
+	// SupervisorEnv is added to the supervisor's environment.
+	SupervisorEnv []string
+
+	ReaperInterval  time.Duration
+	ResyncInterval  time.Duration
+	Pricing         lifecycle.Pricing
+	TokenTTL        time.Duration
+	BcryptCost      int           // default auth.DefaultBcryptCost; tests use the minimum
+	ShutdownTimeout time.Duration // default 30s, as in the seed
+	Logger          *slog.Logger
+	// Now is the clock (default time.Now); tests move it.
+	Now func() time.Time
+}
+
+// Server is a running control plane.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	Store   *store.DB
+	Manager *lifecycle.Manager
+	Runtime runtime.Runtime
+	handler http.Handler
+}
+
+// New opens the store (migrating it), seeds the catalog and builds the
+// runtime, manager and API. Serve starts them.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("data dir is required")
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL, filepath.Join(cfg.DataDir, "dev8.db"))
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := catalog.Seed(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	rt, err := newRuntime(cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	mgr := lifecycle.New(lifecycle.Config{
+		Store:          db,
+		Runtime:        rt,
+		Pricing:        cfg.Pricing,
+		Logger:         cfg.Logger,
+		ReaperInterval: cfg.ReaperInterval,
+		ResyncInterval: cfg.ResyncInterval,
+		Now:            cfg.Now,
+	})
+	a := api.New(api.Config{Store: db, Lifecycle: mgr, Logger: cfg.Logger, TokenTTL: cfg.TokenTTL, Now: cfg.Now, BcryptCost: cfg.BcryptCost})
+	cfg.Logger.Info("dev8 server ready", "store", db.Engine(), "runtime", rt.Name(), "data_dir", cfg.DataDir, "code_server", cfg.CodeServer)
+	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtime: rt, handler: a.Handler()}, nil
+}
+
+func newRuntime(cfg Config) (runtime.Runtime, error) {
+	switch cfg.Runtime {
+	case "", "local":
+		return local.New(local.Config{
+			Dir:        filepath.Join(cfg.DataDir, "workspaces"),
+			Command:    cfg.SupervisorCommand,
+			ExtraEnv:   cfg.SupervisorEnv,
+			CodeServer: cfg.CodeServer,
+			Logger:     cfg.Logger,
+		})
+	}
+	return nil, fmt.Errorf("unknown runtime %q (available: local)", cfg.Runtime)
+}
+
+// Handler is the server's HTTP surface.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve serves ln and runs the lifecycle manager until ctx is done, then
+// shuts down gracefully: in-flight requests finish (bounded by
+// ShutdownTimeout), background loops stop, workspaces keep running.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := s.Manager.Run(gctx); err != nil && gctx.Err() == nil {
+			return fmt.Errorf("lifecycle: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		s.log.Info("listening", "addr", ln.Addr().String())
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		s.log.Info("shutting down")
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			return fmt.Errorf("shut down http: %w", err)
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// Close releases the store. Call it after Serve returns.
+func (s *Server) Close() error { return s.Store.Close() }

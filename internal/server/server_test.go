@@ -1,0 +1,346 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/server"
+	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/supervisor"
+	"dev8.dev/dev8/internal/testutil/pgtest"
+)
+
+// The test binary doubles as the workspace supervisor, so the local runtime
+// runs real processes without a separately built dev8.
+func TestMain(m *testing.M) {
+	if os.Getenv("DEV8_TEST_SUPERVISOR") == "1" {
+		if err := supervisor.Main(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, "supervisor:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// clock is a server clock the test can move forward.
+type clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
+type testServer struct {
+	t       *testing.T
+	ctx     context.Context
+	srv     *server.Server
+	url     string
+	dataDir string
+	clock   *clock
+}
+
+type engine struct {
+	name string
+	url  func(t *testing.T) string
+}
+
+// engines are the stores every end-to-end test runs against.
+var engines = []engine{
+	{"sqlite", func(*testing.T) string { return "" }},
+	{"postgres", func(t *testing.T) string { return pgtest.NewDatabase(t) }},
+}
+
+func startServer(t *testing.T, databaseURL string, mutate func(*server.Config)) *testServer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	dataDir := t.TempDir()
+	c := &clock{}
+	cfg := server.Config{
+		DataDir:           dataDir,
+		DatabaseURL:       databaseURL,
+		Runtime:           "local",
+		SupervisorCommand: []string{os.Args[0]},
+		SupervisorEnv:     []string{"DEV8_TEST_SUPERVISOR=1", "GORACE=atexit_sleep_ms=0"},
+		ReaperInterval:    20 * time.Millisecond,
+		ResyncInterval:    200 * time.Millisecond,
+		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now:               c.Now,
+		BcryptCost:        auth.MinBcryptCost,
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(serveCtx, ln) }()
+	ts := &testServer{t: t, ctx: ctx, srv: srv, url: "http://" + ln.Addr().String(), dataDir: dataDir, clock: c}
+	t.Cleanup(func() {
+		// Workspaces outlive a server shutdown by design; the test removes
+		// its own so no process is left behind.
+		envs, _, _ := srv.Store.ListEnvironments(context.Background(), store.EnvironmentFilter{})
+		for _, e := range envs {
+			_ = srv.Runtime.Delete(context.Background(), e.ID)
+		}
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		srv.Close()
+	})
+	return ts
+}
+
+// call sends a JSON request and decodes the JSON answer into out (if not
+// nil). body may be a string (sent as is) or a value (marshalled).
+func (ts *testServer) call(method, path, token string, body any, out any) int {
+	ts.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			ts.t.Fatal(err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ts.ctx, method, ts.url+path, rd)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			ts.t.Fatalf("%s %s: decode %q: %v", method, path, data, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// user signs up and logs in, returning the token and user id.
+func (ts *testServer) user(email string) (token, id string) {
+	ts.t.Helper()
+	var signup struct {
+		User struct{ ID, Role string } `json:"user"`
+	}
+	if code := ts.call("POST", "/api/v1/auth/signup", "", map[string]string{"email": email, "password": "correct horse", "name": "Test"}, &signup); code != http.StatusCreated {
+		ts.t.Fatalf("signup %s: %d", email, code)
+	}
+	var login struct {
+		Token string `json:"token"`
+	}
+	if code := ts.call("POST", "/api/v1/auth/login", "", map[string]string{"email": email, "password": "correct horse"}, &login); code != http.StatusOK || login.Token == "" {
+		ts.t.Fatalf("login %s: %d", email, code)
+	}
+	return login.Token, signup.User.ID
+}
+
+type envJSON struct {
+	ID              string  `json:"id"`
+	UserID          string  `json:"user_id"`
+	Name            string  `json:"name"`
+	Status          string  `json:"status"`
+	StatusReason    *string `json:"status_reason"`
+	TemplateName    string  `json:"template_name"`
+	InstanceType    string  `json:"instance_type"`
+	CPUCores        int     `json:"cpu_cores"`
+	MemoryGB        int     `json:"memory_gb"`
+	VSCodeURL       *string `json:"vs_code_url"`
+	AutoStopMinutes int     `json:"auto_stop_minutes"`
+	TotalCost       float64 `json:"total_cost"`
+}
+
+type errJSON struct {
+	Error   string `json:"error"`
+	Details string `json:"details"`
+	Code    string `json:"code"`
+}
+
+func (ts *testServer) create(token string, body any) envJSON {
+	ts.t.Helper()
+	var out struct {
+		Environment envJSON `json:"environment"`
+		Message     string  `json:"message"`
+	}
+	if code := ts.call("POST", "/api/v1/environments", token, body, &out); code != http.StatusCreated {
+		ts.t.Fatalf("create: status %d", code)
+	}
+	if out.Environment.Status != "CREATING" || !strings.HasPrefix(out.Environment.ID, "env_") || out.Message == "" {
+		ts.t.Fatalf("create answered %+v", out)
+	}
+	return out.Environment
+}
+
+// waitStatus waits (on the lifecycle's change feed, not by sleeping) until
+// the environment reaches want, then returns it as the API shows it.
+func (ts *testServer) waitStatus(token, id, want string) envJSON {
+	ts.t.Helper()
+	_, err := ts.srv.Manager.WaitFor(ts.ctx, id, func(e store.Environment) bool {
+		return string(e.Status) == want || e.Status == store.StatusError && want != "ERROR"
+	})
+	if err != nil {
+		ts.t.Fatalf("waiting for %s to be %s: %v", id, want, err)
+	}
+	var out struct {
+		Environment envJSON `json:"environment"`
+	}
+	if code := ts.call("GET", "/api/v1/environments/"+id, token, nil, &out); code != http.StatusOK {
+		ts.t.Fatalf("get %s: %d", id, code)
+	}
+	if out.Environment.Status != want {
+		reason := ""
+		if out.Environment.StatusReason != nil {
+			reason = *out.Environment.StatusReason
+		}
+		ts.t.Fatalf("environment %s is %s (%s), want %s", id, out.Environment.Status, reason, want)
+	}
+	return out.Environment
+}
+
+func (ts *testServer) workspaceDir(id string) string {
+	inst, err := ts.srv.Runtime.Inspect(ts.ctx, id)
+	if err != nil {
+		ts.t.Fatalf("inspect %s: %v", id, err)
+	}
+	return inst.WorkspaceDir
+}
+
+func TestEndToEnd(t *testing.T) {
+	t.Parallel()
+	for _, eng := range engines {
+		t.Run(eng.name, func(t *testing.T) {
+			t.Parallel()
+			ts := startServer(t, eng.url(t), nil)
+
+			var health map[string]string
+			if code := ts.call("GET", "/health", "", nil, &health); code != 200 || health["status"] != "healthy" {
+				t.Fatalf("/health = %d %v", code, health)
+			}
+			for path, want := range map[string]string{"/ready": "ready", "/live": "alive"} {
+				var body map[string]string
+				if code := ts.call("GET", path, "", nil, &body); code != 200 || body["status"] != want {
+					t.Fatalf("%s = %d %v", path, code, body)
+				}
+			}
+
+			token, userID := ts.user("ada@example.com")
+			env := ts.create(token, map[string]any{"name": "my-dev-env", "template_name": "nodejs"})
+			if env.UserID != userID || env.TemplateName != "nodejs" || env.InstanceType != "balanced" {
+				t.Fatalf("created %+v", env)
+			}
+			running := ts.waitStatus(token, env.ID, "RUNNING")
+			if running.VSCodeURL != nil && !strings.HasPrefix(*running.VSCodeURL, "http://127.0.0.1:") {
+				t.Fatalf("vs_code_url = %q", *running.VSCodeURL)
+			}
+
+			dir := ts.workspaceDir(env.ID)
+			if !strings.HasPrefix(dir, ts.dataDir) {
+				t.Fatalf("workspace dir %s is outside the data dir %s", dir, ts.dataDir)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("kept"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+
+			var action struct{ Message, ID, Status string }
+			if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/stop", token, nil, &action); code != 200 || action.ID != env.ID || action.Status != "STOPPING" {
+				t.Fatalf("stop = %d %+v", code, action)
+			}
+			ts.waitStatus(token, env.ID, "STOPPED")
+			if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/stop", token, nil, &action); code != 200 || action.Status != "STOPPED" {
+				t.Fatalf("stop again = %d %+v; want an idempotent 200", code, action)
+			}
+			if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/start", token, nil, &action); code != 200 || action.Status != "STARTING" {
+				t.Fatalf("start = %d %+v", code, action)
+			}
+			ts.waitStatus(token, env.ID, "RUNNING")
+			if data, err := os.ReadFile(filepath.Join(dir, "hello.txt")); err != nil || string(data) != "kept" {
+				t.Fatalf("file after stop/start = %q, %v", data, err)
+			}
+
+			var ok map[string]string
+			if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/activity", token, nil, &ok); code != 200 || ok["status"] != "ok" {
+				t.Fatalf("activity = %d %v", code, ok)
+			}
+
+			var list struct {
+				Environments []envJSON `json:"environments"`
+				Total        int       `json:"total"`
+			}
+			if code := ts.call("GET", "/api/v1/environments?status=RUNNING", token, nil, &list); code != 200 || list.Total != 1 || list.Environments[0].ID != env.ID {
+				t.Fatalf("list running = %d %+v", code, list)
+			}
+			if code := ts.call("GET", "/api/v1/environments?status=STOPPED", token, nil, &list); code != 200 || list.Total != 0 {
+				t.Fatalf("list stopped = %d %+v", code, list)
+			}
+
+			if code := ts.call("DELETE", "/api/v1/environments/"+env.ID, token, nil, &action); code != 200 || action.Status != "DELETING" {
+				t.Fatalf("delete = %d %+v", code, action)
+			}
+			_, err := ts.srv.Manager.WaitFor(ts.ctx, env.ID, func(e store.Environment) bool { return e.DeletedAt != nil })
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				t.Fatal(err)
+			}
+			var e errJSON
+			if code := ts.call("GET", "/api/v1/environments/"+env.ID, token, nil, &e); code != 404 || e.Code != "NOT_FOUND" {
+				t.Fatalf("get after delete = %d %+v", code, e)
+			}
+			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("workspace dir after delete: %v", err)
+			}
+			// The name is free again.
+			ts.create(token, map[string]any{"name": "my-dev-env"})
+		})
+	}
+}

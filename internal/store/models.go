@@ -1,0 +1,174 @@
+package store
+
+import (
+	"errors"
+	"time"
+)
+
+// Errors every engine returns, so callers never see driver errors for the
+// cases they are expected to handle.
+var (
+	// ErrNotFound: no row matched (or the row is soft-deleted).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a unique constraint was violated (duplicate email,
+	// duplicate environment name for the same user, ...).
+	ErrConflict = errors.New("conflict")
+)
+
+// Role is a user's role in the installation.
+type Role string
+
+const (
+	RoleAdmin  Role = "admin"
+	RoleMember Role = "member"
+)
+
+// User is an account (the seed's User model).
+type User struct {
+	ID           string
+	Email        string // stored lower-cased
+	Name         string
+	PasswordHash string // bcrypt; empty for accounts without a password
+	Role         Role
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// APIToken is a bearer token. Only the SHA-256 of the secret is stored.
+type APIToken struct {
+	ID         string
+	UserID     string
+	Name       string
+	Hash       []byte // sha256 of the secret
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	LastUsedAt *time.Time
+}
+
+// Status is an environment's lifecycle status (the seed's EnvironmentStatus).
+type Status string
+
+const (
+	StatusCreating Status = "CREATING"
+	StatusStarting Status = "STARTING"
+	StatusRunning  Status = "RUNNING"
+	StatusStopping Status = "STOPPING"
+	StatusStopped  Status = "STOPPED"
+	StatusError    Status = "ERROR"
+	StatusDeleting Status = "DELETING"
+)
+
+// Statuses lists every status in the seed's order.
+var Statuses = []Status{StatusCreating, StatusStarting, StatusRunning, StatusStopping, StatusStopped, StatusError, StatusDeleting}
+
+// Port is a port the workspace exposes.
+type Port struct {
+	Port     int    `json:"port"`
+	Protocol string `json:"protocol"`
+}
+
+// Environment is a workspace (the seed's Environment model).
+type Environment struct {
+	ID           string
+	UserID       string
+	Name         string
+	Status       Status
+	StatusReason string // why it is in ERROR (or was stopped); empty otherwise
+
+	Runtime     string // runtime engine name: local, docker, kubernetes, azure
+	CloudRegion string
+	RuntimeRef  string // the runtime's own id for the instance (container id, pid, ...)
+
+	TemplateName string
+	BaseImage    string
+	InstanceType string
+	CPUCores     int
+	MemoryGB     int
+	StorageGB    int
+
+	EnvironmentVariables map[string]string
+	Ports                []Port
+	AutoStopMinutes      int
+
+	VSCodeURL           string
+	SSHConnectionString string
+
+	EstimatedCostPerHour float64
+	// TotalCost is the cost accrued up to RunningSince (or up to the last stop
+	// when not running). The cost of the current run is added on read.
+	TotalCost    float64
+	RunningSince *time.Time
+
+	LastAccessedAt time.Time
+	StoppedAt      *time.Time
+	DeletedAt      *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// EnvironmentFilter selects environments for List.
+type EnvironmentFilter struct {
+	UserID   string   // empty: every user
+	Statuses []Status // empty: every status
+	Limit    int      // <= 0: no limit
+	Offset   int
+}
+
+// Template is a workspace template (the seed's Template model).
+type Template struct {
+	ID             string
+	Name           string
+	DisplayName    string
+	Description    string
+	BaseImage      string
+	DefaultCPU     int
+	DefaultMemory  int // GB
+	DefaultStorage int // GB
+	Category       string
+	Tags           []string
+	Icon           string
+	IsPopular      bool
+	IsActive       bool
+	DefaultPorts   []Port
+	DefaultEnvVars map[string]string
+	Extensions     []string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// InstanceType is a named size (the seed's lightweight/balanced/compute/memory).
+type InstanceType struct {
+	Name        string
+	DisplayName string
+	Description string
+	CPUCores    int
+	MemoryGB    int
+	StorageGB   int // default storage for this type
+	SortOrder   int
+}
+
+// ResourceUsage is one sample of a workspace's resource use (the seed's
+// ResourceUsage model).
+type ResourceUsage struct {
+	ID              int64
+	EnvironmentID   string
+	Timestamp       time.Time
+	CPUUsagePercent float64
+	MemoryUsageMB   int64
+	DiskUsageMB     int64
+	NetworkInMB     float64
+	NetworkOutMB    float64
+	CostAmount      float64
+	BillingPeriod   string // e.g. "2026-11"
+}
+
+// Activity is an event in an environment's history: lifecycle changes, idle
+// stops, errors. Plain activity pings only bump last_accessed_at.
+type Activity struct {
+	ID            int64
+	EnvironmentID string
+	UserID        string
+	Kind          string // created, started, stopped, idle_stopped, error, deleted, ...
+	Detail        string
+	CreatedAt     time.Time
+}

@@ -1,0 +1,103 @@
+package store
+
+import (
+	"context"
+)
+
+const templateColumns = `id, name, display_name, description, base_image,
+	default_cpu, default_memory_gb, default_storage_gb, category, tags, icon,
+	is_popular, is_active, default_ports, default_env_vars, extensions, created_at, updated_at`
+
+func scanTemplate(s scanner) (Template, error) {
+	var t Template
+	err := s.Scan(&t.ID, &t.Name, &t.DisplayName, &t.Description, &t.BaseImage,
+		&t.DefaultCPU, &t.DefaultMemory, &t.DefaultStorage, &t.Category, jsonCol{&t.Tags}, &t.Icon,
+		&t.IsPopular, &t.IsActive, jsonCol{&t.DefaultPorts}, jsonCol{&t.DefaultEnvVars}, jsonCol{&t.Extensions},
+		timeCol{&t.CreatedAt}, timeCol{&t.UpdatedAt})
+	return t, err
+}
+
+// EnsureTemplate inserts t unless a template with its name already exists.
+// An existing one is never overwritten: operators may have edited it, and
+// their edits win over the built-in defaults seeded at every start.
+func (db *DB) EnsureTemplate(ctx context.Context, t Template) error {
+	if t.ID == "" {
+		t.ID = newID("tpl_")
+	}
+	t.CreatedAt = now()
+	t.UpdatedAt = t.CreatedAt
+	var jsonArgs [4]any
+	for i, v := range []any{t.Tags, t.DefaultPorts, t.DefaultEnvVars, t.Extensions} {
+		a, err := jsonArg(v)
+		if err != nil {
+			return wrapErr("ensure template", err)
+		}
+		jsonArgs[i] = a
+	}
+	_, err := db.writer.ExecContext(ctx, db.q(`
+		INSERT INTO templates (`+templateColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (name) DO NOTHING`),
+		t.ID, t.Name, t.DisplayName, t.Description, t.BaseImage,
+		t.DefaultCPU, t.DefaultMemory, t.DefaultStorage, t.Category, jsonArgs[0], t.Icon,
+		t.IsPopular, t.IsActive, jsonArgs[1], jsonArgs[2], jsonArgs[3],
+		db.timeArg(t.CreatedAt), db.timeArg(t.UpdatedAt))
+	return wrapErr("ensure template", err)
+}
+
+// ListTemplates returns the active templates, popular ones first, then by
+// name.
+func (db *DB) ListTemplates(ctx context.Context) ([]Template, error) {
+	rows, err := db.reader.QueryContext(ctx,
+		`SELECT `+templateColumns+` FROM templates WHERE is_active ORDER BY is_popular DESC, name`)
+	out, err := collect(rows, err, scanTemplate)
+	return out, wrapErr("list templates", err)
+}
+
+// GetTemplate returns the active template with the given name; an inactive
+// one is ErrNotFound, as if it did not exist.
+func (db *DB) GetTemplate(ctx context.Context, name string) (Template, error) {
+	t, err := scanTemplate(db.reader.QueryRowContext(ctx, db.q(
+		`SELECT `+templateColumns+` FROM templates WHERE name = ? AND is_active`), name))
+	if err != nil {
+		return Template{}, lookupErr("get template", err)
+	}
+	return t, nil
+}
+
+const instanceTypeColumns = `name, display_name, description, cpu_cores, memory_gb, storage_gb, sort_order`
+
+func scanInstanceType(s scanner) (InstanceType, error) {
+	var it InstanceType
+	err := s.Scan(&it.Name, &it.DisplayName, &it.Description, &it.CPUCores, &it.MemoryGB, &it.StorageGB, &it.SortOrder)
+	return it, err
+}
+
+// EnsureInstanceType inserts it unless one with its name already exists,
+// which is left as it is (see EnsureTemplate).
+func (db *DB) EnsureInstanceType(ctx context.Context, it InstanceType) error {
+	_, err := db.writer.ExecContext(ctx, db.q(`
+		INSERT INTO instance_types (`+instanceTypeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (name) DO NOTHING`),
+		it.Name, it.DisplayName, it.Description, it.CPUCores, it.MemoryGB, it.StorageGB, it.SortOrder)
+	return wrapErr("ensure instance type", err)
+}
+
+// ListInstanceTypes returns every instance type by SortOrder (then name).
+func (db *DB) ListInstanceTypes(ctx context.Context) ([]InstanceType, error) {
+	rows, err := db.reader.QueryContext(ctx,
+		`SELECT `+instanceTypeColumns+` FROM instance_types ORDER BY sort_order, name`)
+	out, err := collect(rows, err, scanInstanceType)
+	return out, wrapErr("list instance types", err)
+}
+
+// GetInstanceType returns the instance type with the given name, or
+// ErrNotFound.
+func (db *DB) GetInstanceType(ctx context.Context, name string) (InstanceType, error) {
+	it, err := scanInstanceType(db.reader.QueryRowContext(ctx, db.q(
+		`SELECT `+instanceTypeColumns+` FROM instance_types WHERE name = ?`), name))
+	if err != nil {
+		return InstanceType{}, lookupErr("get instance type", err)
+	}
+	return it, nil
+}

@@ -1,0 +1,57 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// CreateAPIToken stores a token. It assigns the ID (unless set) and sets
+// CreatedAt. Hash must be the SHA-256 of the secret; the secret itself is
+// never stored. A zero ExpiresAt means the token does not expire.
+func (db *DB) CreateAPIToken(ctx context.Context, t APIToken) (APIToken, error) {
+	if len(t.Hash) == 0 {
+		return APIToken{}, errors.New("store: create api token: empty hash")
+	}
+	if t.ID == "" {
+		t.ID = newID("tok_")
+	}
+	t.CreatedAt = now()
+	t.ExpiresAt = normTime(t.ExpiresAt)
+	t.LastUsedAt = normTimePtr(t.LastUsedAt)
+	_, err := db.writer.ExecContext(ctx, db.q(`
+		INSERT INTO api_tokens (id, user_id, name, hash, created_at, expires_at, last_used_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		t.ID, t.UserID, t.Name, t.Hash, db.timeArg(t.CreatedAt),
+		db.zeroNullTimeArg(t.ExpiresAt), db.nullTimeArg(t.LastUsedAt))
+	if err != nil {
+		return APIToken{}, wrapErr("create api token", err)
+	}
+	return t, nil
+}
+
+// GetAPITokenByHash returns the token with the given hash and its user, or
+// ErrNotFound. It does not check expiry: ExpiresAt is returned for the caller
+// to judge.
+func (db *DB) GetAPITokenByHash(ctx context.Context, hash []byte) (APIToken, User, error) {
+	var t APIToken
+	row := db.reader.QueryRowContext(ctx, db.q(`
+		SELECT u.id, u.email, u.name, u.password_hash, u.role, u.created_at, u.updated_at,
+			t.id, t.user_id, t.name, t.hash, t.created_at, t.expires_at, t.last_used_at
+		FROM api_tokens t JOIN users u ON u.id = t.user_id
+		WHERE t.hash = ?`), hash)
+	u, err := scanUser(row, &t.ID, &t.UserID, &t.Name, &t.Hash,
+		timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, nullTimeCol{&t.LastUsedAt})
+	if err != nil {
+		return APIToken{}, User{}, lookupErr("get api token", err)
+	}
+	return t, u, nil
+}
+
+// TouchAPIToken records that the token was used at at. ErrNotFound if there
+// is no such token.
+func (db *DB) TouchAPIToken(ctx context.Context, id string, at time.Time) error {
+	res, err := db.writer.ExecContext(ctx, db.q(`UPDATE api_tokens SET last_used_at = ? WHERE id = ?`),
+		db.timeArg(at), id)
+	return affectedOne("touch api token", res, err)
+}

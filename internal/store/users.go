@@ -1,0 +1,79 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+)
+
+const userColumns = `id, email, name, password_hash, role, created_at, updated_at`
+
+// scanner is what *sql.Row and *sql.Rows have in common.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+func scanUser(s scanner, extra ...any) (User, error) {
+	var u User
+	dest := append([]any{&u.ID, &u.Email, &u.Name, &u.PasswordHash, &u.Role,
+		timeCol{&u.CreatedAt}, timeCol{&u.UpdatedAt}}, extra...)
+	err := s.Scan(dest...)
+	return u, err
+}
+
+// CreateUser stores a new user. It assigns the ID (unless set), lower-cases
+// the email and sets the timestamps. The role is decided here, not by the
+// caller: the first user of an installation becomes RoleAdmin, everyone after
+// RoleMember. A duplicate email (in any case) returns ErrConflict.
+func (db *DB) CreateUser(ctx context.Context, u User) (User, error) {
+	if u.ID == "" {
+		u.ID = newID("usr_")
+	}
+	u.Email = strings.ToLower(u.Email)
+	u.CreatedAt = now()
+	u.UpdatedAt = u.CreatedAt
+
+	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+		if db.engine == enginePostgres {
+			// Two concurrent first signups would each see an empty table
+			// under READ COMMITTED and both become admin. This lock mode
+			// conflicts with itself, so signups take turns. On SQLite the
+			// single writer connection already serialises them.
+			if _, err := tx.ExecContext(ctx, `LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+				return err
+			}
+		}
+		return tx.QueryRowContext(ctx, db.q(`
+			INSERT INTO users (id, email, name, password_hash, role, created_at, updated_at)
+			VALUES (?, ?, ?, ?,
+				CASE WHEN EXISTS (SELECT 1 FROM users) THEN 'member' ELSE 'admin' END,
+				?, ?)
+			RETURNING role`),
+			u.ID, u.Email, u.Name, u.PasswordHash, db.timeArg(u.CreatedAt), db.timeArg(u.UpdatedAt),
+		).Scan(&u.Role)
+	})
+	if err != nil {
+		return User{}, wrapErr("create user", err)
+	}
+	return u, nil
+}
+
+// GetUser returns the user with the given ID, or ErrNotFound.
+func (db *DB) GetUser(ctx context.Context, id string) (User, error) {
+	u, err := scanUser(db.reader.QueryRowContext(ctx,
+		db.q(`SELECT `+userColumns+` FROM users WHERE id = ?`), id))
+	if err != nil {
+		return User{}, lookupErr("get user", err)
+	}
+	return u, nil
+}
+
+// GetUserByEmail finds a user by email, ignoring case, or returns ErrNotFound.
+func (db *DB) GetUserByEmail(ctx context.Context, email string) (User, error) {
+	u, err := scanUser(db.reader.QueryRowContext(ctx,
+		db.q(`SELECT `+userColumns+` FROM users WHERE email = ?`), strings.ToLower(email)))
+	if err != nil {
+		return User{}, lookupErr("get user by email", err)
+	}
+	return u, nil
+}

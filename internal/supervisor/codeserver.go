@@ -1,0 +1,234 @@
+package supervisor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// codeServer keeps one code-server process running, restarting it with
+// bounded backoff when it dies, and records what it sees for /status.
+type codeServer struct {
+	cfg    Config
+	log    *slog.Logger
+	client *http.Client
+
+	mu sync.Mutex
+	st CodeServerStatus
+}
+
+func newCodeServer(cfg Config) *codeServer {
+	return &codeServer{
+		cfg: cfg,
+		log: cfg.Logger.With("component", "code-server"),
+		client: &http.Client{
+			Timeout: 2 * time.Second,
+			// A poll every few seconds gains nothing from keeping a
+			// connection open to a process that may be replaced.
+			Transport: &http.Transport{DisableKeepAlives: true},
+		},
+		st: CodeServerStatus{State: CodeServerStarting, Address: cfg.CodeServerAddr},
+	}
+}
+
+func (c *codeServer) status() CodeServerStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st
+}
+
+func (c *codeServer) update(f func(*CodeServerStatus)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f(&c.st)
+}
+
+func (c *codeServer) args() []string {
+	data := filepath.Join(c.cfg.HomeDir, ".local", "share", "code-server")
+	return []string{
+		"--auth", "none",
+		"--bind-addr", c.cfg.CodeServerAddr,
+		"--disable-telemetry",
+		"--disable-update-check",
+		"--user-data-dir", data,
+		"--extensions-dir", filepath.Join(data, "extensions"),
+		c.cfg.WorkspaceDir,
+	}
+}
+
+// run restarts code-server until ctx is cancelled.
+func (c *codeServer) run(ctx context.Context) error {
+	backoff := c.cfg.RestartBackoffMin
+	for {
+		began := time.Now()
+		err := c.runOnce(ctx)
+		if ctx.Err() != nil {
+			c.update(func(s *CodeServerStatus) { s.State = CodeServerStopped; s.PID = 0 })
+			return ctx.Err()
+		}
+		// A process that stayed up a while crashed for a new reason; one
+		// that dies at once should not be relaunched in a tight loop.
+		if time.Since(began) >= c.cfg.StableAfter {
+			backoff = c.cfg.RestartBackoffMin
+		}
+		now := time.Now().UTC()
+		reason := describeExit(err)
+		c.update(func(s *CodeServerStatus) {
+			s.State = CodeServerRestarting
+			s.PID = 0
+			s.LastExit = reason
+			s.LastExitAt = &now
+		})
+		c.log.Warn("code-server exited; restarting", "reason", reason, "backoff", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			c.update(func(s *CodeServerStatus) { s.State = CodeServerStopped })
+			return ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(backoff*2, c.cfg.RestartBackoffMax)
+		c.update(func(s *CodeServerStatus) { s.Restarts++ })
+	}
+}
+
+func describeExit(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// runOnce starts code-server and returns when it has exited, with its exit
+// error, or after ctx is cancelled and the process group is gone.
+func (c *codeServer) runOnce(ctx context.Context) error {
+	cmd := exec.Command(c.cfg.CodeServer, c.args()...)
+	cmd.Dir = c.cfg.WorkspaceDir
+	cmd.Stdout = os.Stderr
+	cmd.Stderr = os.Stderr
+	// Its own process group, so that stopping or restarting it also ends the
+	// helpers it spawns (extension host, terminals, file watchers).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	pid := cmd.Process.Pid
+	c.update(func(s *CodeServerStatus) {
+		s.State = CodeServerStarting
+		s.PID = pid
+		s.Health = ""
+	})
+	c.log.Info("code-server started", "pid", pid, "addr", c.cfg.CodeServerAddr)
+
+	exited := make(chan error, 1)
+	go func() { exited <- waitGroupLeader(cmd) }()
+
+	healthy := false
+	for {
+		// Poll quickly until the first answer (code-server needs about a
+		// second), then at the configured pace.
+		interval := 100 * time.Millisecond
+		if healthy {
+			interval = c.cfg.HealthInterval
+		}
+		t := time.NewTimer(interval)
+		select {
+		case err := <-exited:
+			t.Stop()
+			return err
+		case <-ctx.Done():
+			t.Stop()
+			return c.stop(cmd, exited)
+		case <-t.C:
+			healthy = c.checkHealth(ctx) || healthy
+		}
+	}
+}
+
+// waitGroupLeader waits for cmd to exit, kills whatever is left of its
+// process group, then reaps it. Killing before reaping matters: while the
+// leader is an unreaped zombie its pid (= the group id) cannot be reused, so
+// the SIGKILL cannot hit an unrelated group.
+func waitGroupLeader(cmd *exec.Cmd) error {
+	pid := cmd.Process.Pid
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	_ = unix.Kill(-pid, unix.SIGKILL)
+	return cmd.Wait()
+}
+
+// stop ends code-server's process group: SIGTERM, then SIGKILL after
+// StopTimeout. It returns once the leader is reaped.
+func (c *codeServer) stop(cmd *exec.Cmd, exited <-chan error) error {
+	pid := cmd.Process.Pid
+	c.log.Info("stopping code-server", "pid", pid)
+	_ = unix.Kill(-pid, unix.SIGTERM)
+	t := time.NewTimer(c.cfg.StopTimeout)
+	defer t.Stop()
+	select {
+	case err := <-exited:
+		return err
+	case <-t.C:
+	}
+	c.log.Warn("code-server ignored SIGTERM; killing it", "pid", pid, "after", c.cfg.StopTimeout)
+	_ = unix.Kill(-pid, unix.SIGKILL)
+	return <-exited
+}
+
+// checkHealth polls code-server's /healthz, which needs no auth and does not
+// count as user activity.
+func (c *codeServer) checkHealth(ctx context.Context) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.cfg.CodeServerAddr+"/healthz", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		c.update(func(s *CodeServerStatus) {
+			if s.State == CodeServerRunning {
+				s.Health = "unreachable"
+			}
+		})
+		return false
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status        string `json:"status"`
+		LastHeartbeat int64  `json:"lastHeartbeat"` // Unix ms; 0 before any client
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&body) != nil {
+		return false
+	}
+	now := time.Now().UTC()
+	c.update(func(s *CodeServerStatus) {
+		if s.State == CodeServerStarting {
+			c.log.Info("code-server is up", "pid", s.PID)
+		}
+		s.State = CodeServerRunning
+		s.LastHealthyAt = &now
+		s.Health = body.Status
+		s.LastHeartbeat = nil
+		if body.LastHeartbeat > 0 {
+			hb := time.UnixMilli(body.LastHeartbeat).UTC()
+			s.LastHeartbeat = &hb
+		}
+	})
+	return true
+}

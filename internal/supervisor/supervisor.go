@@ -1,0 +1,188 @@
+// Package supervisor is the process that runs inside every workspace
+// (`dev8 supervisor`). For now it serves a loopback status endpoint and keeps
+// code-server running; later components (tunnel to the server, SSH, PTYs,
+// metrics, backups) slot in as further entries of the component group in Run.
+//
+// Main reads its configuration from the environment, which the runtime sets:
+//
+//	DEV8_ENVIRONMENT_ID     environment id (required)
+//	DEV8_WORKSPACE_DIR      the persistent workspace directory (default: the
+//	                        current directory); code-server opens it
+//	DEV8_SUPERVISOR_ADDR    loopback host:port of the status endpoint
+//	                        (GET /health, GET /status); empty disables it
+//	DEV8_CODE_SERVER        path of the code-server executable; empty means
+//	                        the workspace has no IDE
+//	DEV8_CODE_SERVER_ADDR   host:port code-server binds (default 127.0.0.1:13337)
+//	DEV8_STOP_TIMEOUT       how long a child gets between SIGTERM and SIGKILL
+//	                        when the supervisor shuts down (Go duration,
+//	                        default 5s); the runtime passes less than its own
+//	                        stop bound so the supervisor finishes first
+//	HOME                    code-server keeps its settings and extensions
+//	                        under $HOME/.local/share/code-server
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Environment variables Main reads.
+const (
+	EnvEnvironmentID  = "DEV8_ENVIRONMENT_ID"
+	EnvWorkspaceDir   = "DEV8_WORKSPACE_DIR"
+	EnvAddr           = "DEV8_SUPERVISOR_ADDR"
+	EnvCodeServer     = "DEV8_CODE_SERVER"
+	EnvCodeServerAddr = "DEV8_CODE_SERVER_ADDR"
+	EnvStopTimeout    = "DEV8_STOP_TIMEOUT"
+)
+
+// DefaultCodeServerAddr is where code-server binds when DEV8_CODE_SERVER_ADDR
+// is unset: code-server's own default port, on loopback only.
+const DefaultCodeServerAddr = "127.0.0.1:13337"
+
+// Config is the supervisor's configuration. Zero durations take defaults.
+type Config struct {
+	EnvironmentID string
+	WorkspaceDir  string
+	// Addr is the loopback status address; empty disables the endpoint.
+	Addr string
+	// CodeServer is the code-server executable; empty disables it.
+	CodeServer     string
+	CodeServerAddr string
+	// HomeDir holds code-server's user data and extensions.
+	HomeDir string
+	// StopTimeout bounds SIGTERM→SIGKILL for children on shutdown.
+	StopTimeout time.Duration
+
+	// Restart backoff for code-server: it starts at RestartBackoffMin,
+	// doubles up to RestartBackoffMax, and goes back to the minimum once
+	// code-server has stayed up for StableAfter.
+	RestartBackoffMin time.Duration
+	RestartBackoffMax time.Duration
+	StableAfter       time.Duration
+	// HealthInterval is how often code-server's /healthz is polled once it
+	// has answered; before that it is polled faster so /status flips to
+	// "running" within a fraction of a second.
+	HealthInterval time.Duration
+
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.CodeServerAddr == "" {
+		c.CodeServerAddr = DefaultCodeServerAddr
+	}
+	if c.StopTimeout <= 0 {
+		c.StopTimeout = 5 * time.Second
+	}
+	if c.RestartBackoffMin <= 0 {
+		c.RestartBackoffMin = time.Second
+	}
+	if c.RestartBackoffMax <= 0 {
+		c.RestartBackoffMax = 30 * time.Second
+	}
+	if c.StableAfter <= 0 {
+		c.StableAfter = 30 * time.Second
+	}
+	if c.HealthInterval <= 0 {
+		c.HealthInterval = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// ConfigFromEnv builds a Config from the DEV8_* variables documented above.
+func ConfigFromEnv() (Config, error) {
+	cfg := Config{
+		EnvironmentID:  os.Getenv(EnvEnvironmentID),
+		WorkspaceDir:   os.Getenv(EnvWorkspaceDir),
+		Addr:           os.Getenv(EnvAddr),
+		CodeServer:     os.Getenv(EnvCodeServer),
+		CodeServerAddr: os.Getenv(EnvCodeServerAddr),
+	}
+	if cfg.EnvironmentID == "" {
+		return Config{}, fmt.Errorf("supervisor: %s is not set", EnvEnvironmentID)
+	}
+	if cfg.WorkspaceDir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return Config{}, fmt.Errorf("supervisor: %s is not set and the current directory is unknown: %w", EnvWorkspaceDir, err)
+		}
+		cfg.WorkspaceDir = wd
+	}
+	if v := os.Getenv(EnvStopTimeout); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("supervisor: %s: %w", EnvStopTimeout, err)
+		}
+		cfg.StopTimeout = d
+	}
+	home, err := os.UserHomeDir()
+	if err != nil && cfg.CodeServer != "" {
+		return Config{}, fmt.Errorf("supervisor: code-server needs a home directory: %w", err)
+	}
+	cfg.HomeDir = home
+	return cfg, nil
+}
+
+// Main runs the supervisor configured from the environment until ctx is
+// cancelled or the process receives SIGTERM or SIGINT, which Main handles
+// itself. A requested shutdown returns nil once every child is gone.
+func Main(ctx context.Context) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	cfg, err := ConfigFromEnv()
+	if err != nil {
+		return err
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("environment", cfg.EnvironmentID)
+	return Run(ctx, cfg)
+}
+
+// Run runs the supervisor until ctx is cancelled; it returns nil then, or the
+// error of the first component that failed.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.setDefaults()
+	started := time.Now()
+
+	var cs *codeServer
+	if cfg.CodeServer != "" {
+		cs = newCodeServer(cfg)
+	}
+	var status *statusServer
+	if cfg.Addr != "" {
+		var err error
+		// Bind before anything runs so a taken port fails the start at once
+		// instead of leaving a supervisor the runtime can never reach.
+		status, err = listenStatus(cfg, started, cs)
+		if err != nil {
+			return err
+		}
+	}
+
+	cfg.Logger.Info("supervisor started", "workspace", cfg.WorkspaceDir, "addr", cfg.Addr, "codeServer", cfg.CodeServer != "")
+	g, gctx := errgroup.WithContext(ctx)
+	// Runs until cancelled even when no component is configured.
+	g.Go(func() error { <-gctx.Done(); return gctx.Err() })
+	if status != nil {
+		g.Go(func() error { return status.run(gctx) })
+	}
+	if cs != nil {
+		g.Go(func() error { return cs.run(gctx) })
+	}
+	err := g.Wait()
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		err = nil
+	}
+	cfg.Logger.Info("supervisor stopped", "err", err)
+	return err
+}
