@@ -85,7 +85,7 @@ func New(cfg Config) *API {
 func (a *API) Handler() http.Handler {
 	r := chi.NewRouter()
 	// GetHead lets load balancers probe with HEAD wherever GET is served.
-	r.Use(a.recoverPanics, a.logRequests, limitBody, middleware.GetHead)
+	r.Use(middleware.RequestID, echoRequestID, a.recoverPanics, a.logRequests, limitBody, middleware.GetHead)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "No such route", Details: r.Method + " " + r.URL.Path})
 	})

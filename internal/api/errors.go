@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/go-chi/chi/v5/middleware"
+
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/store"
@@ -90,10 +92,11 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="dev8"`)
 	}
+	reqID := middleware.GetReqID(r.Context())
 	if e.Status >= 500 {
-		a.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		a.log.ErrorContext(r.Context(), "request failed", "request_id", reqID, "method", r.Method, "path", r.URL.Path, "err", err)
 	} else {
-		a.log.DebugContext(r.Context(), "request rejected", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", err)
+		a.log.DebugContext(r.Context(), "request rejected", "request_id", reqID, "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", err)
 	}
 	writeJSON(w, e.Status, errorBody{Error: e.Message, Details: e.Details, Code: e.Code})
 }
