@@ -15,6 +15,7 @@ import (
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/tunnel"
 )
 
 // Store is the persistence the API reads directly; state changes go through
@@ -42,6 +43,12 @@ type Config struct {
 	TokenTTL time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// AgentTokens verifies workspace supervisors' tokens.
+	AgentTokens *auth.AgentTokens
+	// Tunnels holds the supervisors' connections.
+	Tunnels *tunnel.Registry
+	// Usage stores the resource samples supervisors report.
+	Usage UsageService
 	// BcryptCost for new passwords (default auth.DefaultBcryptCost, never
 	// below auth.MinBcryptCost).
 	BcryptCost int
@@ -55,6 +62,9 @@ type API struct {
 	tokenTTL  time.Duration
 	now       func() time.Time
 	passwords *auth.Passwords
+	agents    *auth.AgentTokens
+	tunnels   *tunnel.Registry
+	usage     UsageService
 }
 
 // New returns the API.
@@ -78,14 +88,16 @@ func New(cfg Config) *API {
 		tokenTTL:  cfg.TokenTTL,
 		now:       cfg.Now,
 		passwords: auth.NewPasswords(cfg.BcryptCost),
+		agents:    cfg.AgentTokens,
+		tunnels:   cfg.Tunnels,
+		usage:     cfg.Usage,
 	}
 }
 
 // Handler is the whole HTTP surface of the API.
 func (a *API) Handler() http.Handler {
 	r := chi.NewRouter()
-	// GetHead lets load balancers probe with HEAD wherever GET is served.
-	r.Use(middleware.RequestID, echoRequestID, a.recoverPanics, a.logRequests, limitBody, middleware.GetHead)
+	r.Use(middleware.RequestID, echoRequestID, a.recoverPanics, a.logRequests)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "No such route", Details: r.Method + " " + r.URL.Path})
 	})
@@ -93,31 +105,57 @@ func (a *API) Handler() http.Handler {
 		a.writeError(w, r, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Message: "Method not allowed", Details: r.Method + " " + r.URL.Path})
 	})
 
-	r.Get("/health", a.health)
-	r.Get("/live", a.live)
-	r.Get("/ready", a.ready)
+	// GetHead lets load balancers probe with HEAD wherever GET is served.
+	r.With(middleware.GetHead).Get("/health", a.health)
+	r.With(middleware.GetHead).Get("/live", a.live)
+	r.With(middleware.GetHead).Get("/ready", a.ready)
 
 	r.Route("/api/v1", func(r chi.Router) {
+		r.Use(limitBody, middleware.GetHead)
 		r.Get("/openapi.json", serveOpenAPI)
 		r.Post("/auth/signup", a.signup)
 		r.Post("/auth/login", a.login)
 
 		r.Group(func(r chi.Router) {
 			r.Use(a.authenticate)
-			r.Get("/auth/me", a.me)
-			r.Get("/templates", a.listTemplates)
-			r.Get("/instance-types", a.listInstanceTypes)
-			r.Get("/environments", a.listEnvironments)
-			r.Post("/environments", a.createEnvironment)
+			r.Group(func(r chi.Router) {
+				r.Use(a.requireUser)
+				r.Get("/auth/me", a.me)
+				r.Get("/templates", a.listTemplates)
+				r.Get("/instance-types", a.listInstanceTypes)
+				r.Get("/environments", a.listEnvironments)
+				r.Post("/environments", a.createEnvironment)
+			})
 			r.Route("/environments/{id}", func(r chi.Router) {
 				r.Use(a.loadEnvironment)
-				r.Get("/", a.getEnvironment)
-				r.Delete("/", a.deleteEnvironment)
-				r.Post("/start", a.startEnvironment)
-				r.Post("/stop", a.stopEnvironment)
+				// Both the owner and the environment's own supervisor.
 				r.Post("/activity", a.reportActivity)
+				r.Group(func(r chi.Router) {
+					r.Use(a.requireUser)
+					r.Get("/", a.getEnvironment)
+					r.Delete("/", a.deleteEnvironment)
+					r.Post("/start", a.startEnvironment)
+					r.Post("/stop", a.stopEnvironment)
+					r.Get("/ssh", a.sshStream)
+					r.Get("/port-forward", a.portForward)
+					r.Get("/pty", a.pty)
+					r.Get("/usage", a.listUsage)
+				})
+				r.Group(func(r chi.Router) {
+					r.Use(a.requireAgent)
+					r.Get("/tunnel", a.tunnel)
+					r.Post("/usage", a.ingestUsage)
+				})
 			})
 		})
+	})
+
+	// The IDE lives outside /api/v1: code-server owns every path below it.
+	r.Route("/w/{id}", func(r chi.Router) {
+		r.Use(func(next http.Handler) http.Handler { return a.authenticateWith(next, true) })
+		r.Use(a.requireUser, a.loadEnvironment)
+		r.Get("/ide", ideRedirect)
+		r.Handle("/ide/*", a.ideProxy())
 	})
 	return r
 }

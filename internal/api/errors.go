@@ -27,6 +27,7 @@ const (
 	CodeUnsupportedMedia = "UNSUPPORTED_MEDIA_TYPE"
 	CodeInternal         = "INTERNAL_ERROR"
 	CodeNotReady         = "NOT_READY"
+	CodeUnavailable      = "WORKSPACE_UNAVAILABLE"
 )
 
 // Error is an error with its HTTP answer. Handlers return other errors too;

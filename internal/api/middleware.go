@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -66,13 +67,36 @@ func (a *API) logRequests(next http.Handler) http.Handler {
 	})
 }
 
+// SessionCookie carries a login token for browsers. Only the IDE proxy
+// accepts it: the API takes bearer tokens alone, so a cross-site form cannot
+// act with a visitor's cookie.
+const SessionCookie = "dev8_session"
+
+var errAuthRequired = &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "Authentication required", Details: "send Authorization: Bearer <token> (POST /api/v1/auth/login gives one)"}
+
 // authenticate requires a valid bearer token and puts its user in the
-// request's context.
+// request's context. A workspace supervisor's agent token is accepted too;
+// it stands for its one environment, and routes that are not for agents
+// refuse it (requireUser).
 func (a *API) authenticate(next http.Handler) http.Handler {
+	return a.authenticateWith(next, false)
+}
+
+// authenticateWith also accepts the session cookie when cookieOK is set.
+func (a *API) authenticateWith(next http.Handler, cookieOK bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		secret, ok := auth.BearerToken(r.Header.Get("Authorization"))
+		if !ok && cookieOK {
+			if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+				secret, ok = c.Value, true
+			}
+		}
 		if !ok {
-			a.writeError(w, r, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "Authentication required", Details: "send Authorization: Bearer <token> (POST /api/v1/auth/login gives one)"})
+			a.writeError(w, r, errAuthRequired)
+			return
+		}
+		if strings.HasPrefix(secret, auth.AgentTokenPrefix) {
+			a.authenticateAgent(w, r, secret, next)
 			return
 		}
 		tok, user, err := a.store.GetAPITokenByHash(r.Context(), auth.HashToken(secret))
@@ -98,15 +122,56 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 	})
 }
 
+// authenticateAgent accepts a supervisor's token while its environment
+// exists: the token dies with it.
+func (a *API) authenticateAgent(w http.ResponseWriter, r *http.Request, secret string, next http.Handler) {
+	envID, ok := a.agents.Verify(secret)
+	if ok {
+		if _, err := a.store.GetEnvironment(r.Context(), envID); errors.Is(err, store.ErrNotFound) {
+			ok = false
+		} else if err != nil {
+			a.writeError(w, r, fmt.Errorf("load agent's environment: %w", err))
+			return
+		}
+	}
+	if !ok {
+		a.writeError(w, r, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "Invalid token"})
+		return
+	}
+	next.ServeHTTP(w, r.WithContext(auth.WithAgent(r.Context(), envID)))
+}
+
+// requireUser refuses agent tokens: they may only report for and connect
+// their own workspace.
+func (a *API) requireUser(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := auth.UserFrom(r.Context()); !ok {
+			a.writeError(w, r, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Not allowed", Details: "this route needs a user's token, not a workspace agent's"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requireAgent admits only a workspace's supervisor.
+func (a *API) requireAgent(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := auth.AgentFrom(r.Context()); !ok {
+			a.writeError(w, r, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Not allowed", Details: "this route is for the workspace's supervisor"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 type environmentKey struct{}
 
 // loadEnvironment loads {id} for the caller. Another user's environment is
 // answered exactly like a missing one, so ids cannot be probed.
 func (a *API) loadEnvironment(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		user := mustUser(r.Context())
 		env, err := a.store.GetEnvironment(r.Context(), chi.URLParam(r, "id"))
-		if errors.Is(err, store.ErrNotFound) || (err == nil && !auth.CanAccess(user, env.UserID)) {
+		if errors.Is(err, store.ErrNotFound) || (err == nil && !mayAccess(r.Context(), env)) {
 			a.writeError(w, r, errNotFound("Environment"))
 			return
 		}
@@ -116,6 +181,16 @@ func (a *API) loadEnvironment(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), environmentKey{}, env)))
 	})
+}
+
+// mayAccess is the one rule for who reaches an environment: its owner, an
+// admin, or its own supervisor.
+func mayAccess(ctx context.Context, env store.Environment) bool {
+	if envID, ok := auth.AgentFrom(ctx); ok {
+		return envID == env.ID
+	}
+	u, ok := auth.UserFrom(ctx)
+	return ok && auth.CanAccess(u, env.UserID)
 }
 
 func environmentFrom(ctx context.Context) store.Environment {

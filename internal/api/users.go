@@ -130,6 +130,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.InfoContext(r.Context(), "user logged in", "user", user.ID, "token", tok.ID)
+	setSessionCookie(w, r, secret, tok.ExpiresAt)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"token":      secret,
 		"expires_at": tok.ExpiresAt,

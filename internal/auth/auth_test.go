@@ -95,3 +95,22 @@ func TestCanAccess(t *testing.T) {
 		t.Fatal("an empty user owns ownerless objects")
 	}
 }
+
+func TestAgentTokens(t *testing.T) {
+	t.Parallel()
+	a := NewAgentTokens(bytes.Repeat([]byte{1}, AgentKeySize))
+	tok := a.Issue("env_abc")
+	if id, ok := a.Verify(tok); !ok || id != "env_abc" {
+		t.Fatalf("Verify(own token) = %q, %v", id, ok)
+	}
+	other := NewAgentTokens(bytes.Repeat([]byte{2}, AgentKeySize))
+	forged := strings.Replace(tok, "env_abc", "env_xyz", 1)
+	for _, bad := range []string{
+		"", "dev8a_", "dev8a_env_abc", "dev8a_env_abc.", "dev8a_.abc", forged,
+		other.Issue("env_abc"), tok + "x", "dev8_" + tok[len(AgentTokenPrefix):],
+	} {
+		if id, ok := a.Verify(bad); ok {
+			t.Errorf("Verify(%q) accepted for %q", bad, id)
+		}
+	}
+}

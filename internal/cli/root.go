@@ -25,6 +25,7 @@ func NewRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServerCommand(), newSupervisorCommand(), newVersionCommand())
+	root.AddCommand(newLoginCommand(), newLogoutCommand(), newListCommand(), newCreateCommand(), newStartCommand(), newStopCommand(), newRemoveCommand(), newSSHCommand(), newConfigSSHCommand(), newPortForwardCommand())
 	return root
 }
 
@@ -37,6 +38,10 @@ func Execute(ctx context.Context) int {
 		return 1
 	}
 	if err := NewRoot().ExecuteContext(ctx); err != nil {
+		var exit *ExitError
+		if errors.As(err, &exit) {
+			return exit.Code
+		}
 		fmt.Fprintln(os.Stderr, "dev8:", err)
 		return 1
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -80,6 +82,8 @@ is read at start. Flags win over the environment.`,
 	f.StringVar(&addr, "addr", envString("DEV8_ADDR", "127.0.0.1:3000"), "listen address (DEV8_ADDR)")
 	f.StringVar(&dataDir, "data-dir", envString("DEV8_DATA_DIR", defaultDataDir()), "data directory: SQLite store and local workspaces (DEV8_DATA_DIR)")
 	f.StringVar(&databaseURL, "database-url", envString("DATABASE_URL", ""), "PostgreSQL URL; empty uses SQLite in the data dir (DATABASE_URL)")
+	f.StringVar(&cfg.AccessURL, "access-url", envString("DEV8_ACCESS_URL", ""), "URL people reach this server at; vs_code_url is built on it (DEV8_ACCESS_URL; default http://<addr>)")
+	f.StringVar(&cfg.AgentURL, "agent-url", envString("DEV8_AGENT_URL", ""), "URL workspaces' supervisors reach this server at (DEV8_AGENT_URL; default http://<addr>)")
 	f.StringVar(&runtimeName, "runtime", envString("DEV8_RUNTIME", "local"), "workspace runtime: local (DEV8_RUNTIME)")
 	f.StringVar(&codeServer, "code-server", defaultCodeServer(), "code-server executable for local workspaces, or off (DEV8_CODE_SERVER; default: code-server on PATH)")
 	f.DurationVar(&cfg.ReaperInterval, "reaper-interval", reaper, "how often idle environments are looked for (DEV8_REAPER_INTERVAL)")
@@ -87,15 +91,12 @@ is read at start. Flags win over the environment.`,
 	f.Float64Var(&cfg.Pricing.CPUHour, "price-cpu-hour", envFloat("DEV8_PRICE_CPU_HOUR", lifecycle.DefaultPricing.CPUHour), "price per vCPU-hour (DEV8_PRICE_CPU_HOUR)")
 	f.Float64Var(&cfg.Pricing.MemoryGBHour, "price-memory-gb-hour", envFloat("DEV8_PRICE_MEMORY_GB_HOUR", lifecycle.DefaultPricing.MemoryGBHour), "price per GB of memory per hour (DEV8_PRICE_MEMORY_GB_HOUR)")
 	f.Float64Var(&cfg.Pricing.StorageGBHour, "price-storage-gb-hour", envFloat("DEV8_PRICE_STORAGE_GB_HOUR", lifecycle.DefaultPricing.StorageGBHour), "price per GB of storage per hour (DEV8_PRICE_STORAGE_GB_HOUR)")
+	retention, err3 := envDuration("DEV8_USAGE_RETENTION", 30*24*time.Hour)
+	f.DurationVar(&cfg.UsageRetention, "usage-retention", retention, "how long resource usage samples are kept (DEV8_USAGE_RETENTION)")
 	f.StringVar(&logFormat, "log-format", envString("DEV8_LOG_FORMAT", "text"), "log format: text or json (DEV8_LOG_FORMAT)")
 	f.StringVar(&logLevel, "log-level", envString("DEV8_LOG_LEVEL", "info"), "log level: debug, info, warn, error (DEV8_LOG_LEVEL)")
-	if err != nil || err2 != nil {
-		cmd.PreRunE = func(*cobra.Command, []string) error {
-			if err != nil {
-				return err
-			}
-			return err2
-		}
+	if err := errors.Join(err, err2, err3); err != nil {
+		cmd.PreRunE = func(*cobra.Command, []string) error { return err }
 	}
 	return cmd
 }

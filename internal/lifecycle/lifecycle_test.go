@@ -342,7 +342,7 @@ func TestConvergeAfterCrash(t *testing.T) {
 			}
 			stuck[i] = created
 			if st != store.StatusCreating {
-				if _, err := h.rt.Create(h.ctx, specFor(created)); err != nil {
+				if _, err := h.rt.Create(h.ctx, h.m.specFor(created)); err != nil {
 					t.Fatal(err)
 				}
 				if _, err := h.rt.Start(h.ctx, created.ID); err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -59,6 +60,16 @@ type Config struct {
 	RetryBase time.Duration
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
+	// AgentToken issues the credential a workspace's supervisor uses to
+	// reach the server (nil: supervisors get none and cannot connect).
+	AgentToken func(environmentID string) string
+}
+
+// URLs are where the server is reached: AccessURL by people (vs_code_url
+// is built on it), AgentURL by workspaces' supervisors.
+type URLs struct {
+	AccessURL string
+	AgentURL  string
 }
 
 // Manager owns every environment state change. The API and the dashboard
@@ -72,6 +83,18 @@ type Manager struct {
 	attempts attemptCounter
 	exits    chan string
 	events   broadcaster
+	urls     atomic.Pointer[URLs]
+}
+
+// SetURLs tells the manager where the server listens. The server calls it
+// once it knows its address, before Run.
+func (m *Manager) SetURLs(u URLs) { m.urls.Store(&u) }
+
+func (m *Manager) getURLs() URLs {
+	if u := m.urls.Load(); u != nil {
+		return *u
+	}
+	return URLs{}
 }
 
 // New returns a Manager; call Run to start its background work.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -133,7 +134,7 @@ func (m *Manager) reconcile(ctx context.Context, id string) error {
 // bringUp creates (idempotently) and starts the instance, then records RUNNING.
 func (m *Manager) bringUp(ctx context.Context, env store.Environment) error {
 	from := env.Status
-	if _, err := m.rt.Create(ctx, specFor(env)); err != nil {
+	if _, err := m.rt.Create(ctx, m.specFor(env)); err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
 	inst, err := m.rt.Start(ctx, env.ID)
@@ -144,7 +145,8 @@ func (m *Manager) bringUp(ctx context.Context, env store.Environment) error {
 		now := m.now()
 		e.StatusReason = ""
 		e.RuntimeRef = inst.Ref
-		e.VSCodeURL = vsCodeURL(inst)
+		e.VSCodeURL = m.vsCodeURL(e.ID, inst)
+		e.SSHConnectionString = "dev8 ssh " + e.Name
 		if e.RunningSince == nil {
 			e.RunningSince = &now
 		}
@@ -169,7 +171,7 @@ func (m *Manager) checkRunning(ctx context.Context, env store.Environment) error
 	case err != nil:
 		return fmt.Errorf("inspect: %w", err)
 	case inst.State == runtime.StateRunning:
-		if ideURL := vsCodeURL(inst); ideURL != env.VSCodeURL {
+		if ideURL := m.vsCodeURL(env.ID, inst); ideURL != env.VSCodeURL {
 			_, err := m.store.UpdateEnvironment(ctx, env.ID, func(e *store.Environment) error {
 				e.VSCodeURL = ideURL
 				return nil
@@ -283,12 +285,18 @@ func (m *Manager) resync(ctx context.Context) {
 	}
 }
 
-func specFor(env store.Environment) runtime.Spec {
+func (m *Manager) specFor(env store.Environment) runtime.Spec {
 	ports := make([]runtime.Port, len(env.Ports))
 	for i, p := range env.Ports {
 		ports[i] = runtime.Port{Port: p.Port, Protocol: p.Protocol}
 	}
+	var token string
+	if m.cfg.AgentToken != nil {
+		token = m.cfg.AgentToken(env.ID)
+	}
 	return runtime.Spec{
+		AgentURL:      m.getURLs().AgentURL,
+		AgentToken:    token,
 		EnvironmentID: env.ID,
 		UserID:        env.UserID,
 		Name:          env.Name,
@@ -302,13 +310,17 @@ func specFor(env store.Environment) runtime.Spec {
 	}
 }
 
-// vsCodeURL is where the environment's IDE answers. Until the server proxies
-// it, that is code-server's own loopback address, opened on the workspace.
-func vsCodeURL(inst runtime.Instance) string {
+// IDEPath is where the server proxies an environment's code-server.
+func IDEPath(environmentID string) string { return "/w/" + environmentID + "/ide/" }
+
+// vsCodeURL is where a person opens the environment's IDE: the server's
+// proxy of its code-server (only its owner gets through), opened on the
+// workspace folder. Empty when the workspace has no IDE.
+func (m *Manager) vsCodeURL(environmentID string, inst runtime.Instance) string {
 	if inst.IDEAddress == "" {
 		return ""
 	}
-	u := "http://" + inst.IDEAddress + "/"
+	u := strings.TrimRight(m.getURLs().AccessURL, "/") + IDEPath(environmentID)
 	if inst.WorkspaceDir != "" {
 		u += "?folder=" + url.QueryEscape(inst.WorkspaceDir)
 	}

@@ -33,6 +33,11 @@ type Spec struct {
 	StorageGB     int
 	Env           map[string]string
 	Ports         []Port
+	// AgentURL is the server's URL as the workspace reaches it, and
+	// AgentToken the supervisor's credential; the runtime hands both to the
+	// supervisor (and to nothing else in the workspace).
+	AgentURL   string
+	AgentToken string
 }
 
 // Port is a port the workspace exposes.
@@ -81,6 +86,8 @@ type Runtime interface {
 	// Name is the engine's name as configured: "local", "docker", ...
 	Name() string
 	// Create provisions storage and compute for spec without starting it.
+	// For an instance that exists and is not running, it records spec for
+	// the next Start (the server's URL may have changed since).
 	Create(ctx context.Context, spec Spec) (Instance, error)
 	// Start starts the instance and returns once it is running.
 	Start(ctx context.Context, environmentID string) (Instance, error)

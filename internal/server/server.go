@@ -10,16 +10,20 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"dev8.dev/dev8/internal/api"
+	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/runtime"
 	"dev8.dev/dev8/internal/runtime/local"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/tunnel"
+	"dev8.dev/dev8/internal/usage"
 )
 
 // Config is everything dev8 server can be told. The zero value of each
@@ -39,7 +43,16 @@ type Config struct {
 	SupervisorCommand []string
 	// SupervisorEnv is added to the supervisor's environment.
 	SupervisorEnv []string
+	// AccessURL is where people reach this server (vs_code_url is built on
+	// it); default http://<listen address>.
+	AccessURL string
+	// AgentURL is where workspaces' supervisors reach this server; default
+	// the listen address on loopback.
+	AgentURL string
 
+	// UsageRetention is how long resource samples are kept (default 30
+	// days).
+	UsageRetention  time.Duration
 	ReaperInterval  time.Duration
 	ResyncInterval  time.Duration
 	Pricing         lifecycle.Pricing
@@ -58,7 +71,11 @@ type Server struct {
 	Store   *store.DB
 	Manager *lifecycle.Manager
 	Runtime runtime.Runtime
-	handler http.Handler
+	Tunnels *tunnel.Registry
+	// AgentTokens issues workspace supervisors' credentials.
+	AgentTokens *auth.AgentTokens
+	usage       *usage.Writer
+	handler     http.Handler
 }
 
 // New opens the store (migrating it), seeds the catalog and builds the
@@ -86,7 +103,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
+	agentKey, err := db.InstallationSecret(ctx, "agent-token-key", auth.AgentKeySize)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	agents := auth.NewAgentTokens(agentKey)
+	tunnels := tunnel.NewRegistry(cfg.Logger)
 	mgr := lifecycle.New(lifecycle.Config{
+		AgentToken:     agents.Issue,
 		Store:          db,
 		Runtime:        rt,
 		Pricing:        cfg.Pricing,
@@ -95,9 +120,20 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		ResyncInterval: cfg.ResyncInterval,
 		Now:            cfg.Now,
 	})
-	a := api.New(api.Config{Store: db, Lifecycle: mgr, Logger: cfg.Logger, TokenTTL: cfg.TokenTTL, Now: cfg.Now, BcryptCost: cfg.BcryptCost})
+	usageWriter := usage.NewWriter(usage.Config{Store: db, Logger: cfg.Logger, Retention: cfg.UsageRetention, Now: cfg.Now})
+	a := api.New(api.Config{
+		Usage:       usageWriter,
+		Store:       db,
+		Lifecycle:   mgr,
+		Logger:      cfg.Logger,
+		TokenTTL:    cfg.TokenTTL,
+		Now:         cfg.Now,
+		BcryptCost:  cfg.BcryptCost,
+		AgentTokens: agents,
+		Tunnels:     tunnels,
+	})
 	cfg.Logger.Info("dev8 server ready", "store", db.Engine(), "runtime", rt.Name(), "data_dir", cfg.DataDir, "code_server", cfg.CodeServer)
-	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtime: rt, handler: a.Handler()}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtime: rt, Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, handler: a.Handler()}, nil
 }
 
 func newRuntime(cfg Config) (runtime.Runtime, error) {
@@ -122,13 +158,15 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // ShutdownTimeout), background loops stop, workspaces keep running.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
-		Handler:           s.handler,
+		Handler: s.handler,
+		// No ReadTimeout: it would also cut off websockets (tunnels,
+		// terminals, the IDE) a minute after they were opened.
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	s.Manager.SetURLs(urlsFor(ln.Addr(), s.cfg.AccessURL, s.cfg.AgentURL))
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := s.Manager.Run(gctx); err != nil && gctx.Err() == nil {
@@ -136,6 +174,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		return nil
 	})
+	g.Go(func() error { _ = s.usage.RunRetention(gctx); return nil })
 	g.Go(func() error {
 		s.log.Info("listening", "addr", ln.Addr().String())
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -148,12 +187,39 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.log.Info("shutting down")
 		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 		defer cancel()
-		if err := srv.Shutdown(shutdownCtx); err != nil {
+		// Tunnels and the connections through them are hijacked: Shutdown
+		// neither waits for nor closes them. Supervisors redial the next
+		// server.
+		s.Tunnels.Close()
+		err := srv.Shutdown(shutdownCtx)
+		// After the last request: samples still queued are written.
+		if cerr := s.usage.Close(); cerr != nil {
+			s.log.Warn("flush usage samples", "err", cerr)
+		}
+		if err != nil {
 			return fmt.Errorf("shut down http: %w", err)
 		}
 		return nil
 	})
 	return g.Wait()
+}
+
+// urlsFor fills in the URLs not configured from the address the server
+// listens on: that address itself, or loopback when it listens on every
+// interface. (Workspaces on other hosts need DEV8_AGENT_URL.)
+func urlsFor(addr net.Addr, accessURL, agentURL string) lifecycle.URLs {
+	host, port, err := net.SplitHostPort(addr.String())
+	if ip := net.ParseIP(host); err != nil || ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	own := "http://" + net.JoinHostPort(host, port)
+	if accessURL == "" {
+		accessURL = own
+	}
+	if agentURL == "" {
+		agentURL = own
+	}
+	return lifecycle.URLs{AccessURL: strings.TrimRight(accessURL, "/"), AgentURL: strings.TrimRight(agentURL, "/")}
 }
 
 // Close releases the store. Call it after Serve returns.

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,6 +62,8 @@ type testServer struct {
 	url     string
 	dataDir string
 	clock   *clock
+	// stop shuts the server down (gracefully: workspaces keep running).
+	stop func()
 }
 
 type engine struct {
@@ -78,13 +79,28 @@ var engines = []engine{
 
 func startServer(t *testing.T, databaseURL string, mutate func(*server.Config)) *testServer {
 	t.Helper()
+	return startServerWith(t, t.TempDir(), "127.0.0.1:0", func(c *server.Config) {
+		c.DatabaseURL = databaseURL
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+}
+
+// startServerAt starts a server over an existing data dir on a fixed
+// address, as a restarted server would be.
+func startServerAt(t *testing.T, dataDir, addr string) *testServer {
+	t.Helper()
+	return startServerWith(t, dataDir, addr, nil)
+}
+
+func startServerWith(t *testing.T, dataDir, addr string, mutate func(*server.Config)) *testServer {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	dataDir := t.TempDir()
 	c := &clock{}
 	cfg := server.Config{
 		DataDir:           dataDir,
-		DatabaseURL:       databaseURL,
 		Runtime:           "local",
 		SupervisorCommand: []string{os.Args[0]},
 		SupervisorEnv:     []string{"DEV8_TEST_SUPERVISOR=1", "GORACE=atexit_sleep_ms=0"},
@@ -101,7 +117,7 @@ func startServer(t *testing.T, databaseURL string, mutate func(*server.Config)) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +125,13 @@ func startServer(t *testing.T, databaseURL string, mutate func(*server.Config)) 
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(serveCtx, ln) }()
 	ts := &testServer{t: t, ctx: ctx, srv: srv, url: "http://" + ln.Addr().String(), dataDir: dataDir, clock: c}
+	ts.stop = sync.OnceFunc(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		srv.Close()
+	})
 	t.Cleanup(func() {
 		// Workspaces outlive a server shutdown by design; the test removes
 		// its own so no process is left behind.
@@ -116,11 +139,7 @@ func startServer(t *testing.T, databaseURL string, mutate func(*server.Config)) 
 		for _, e := range envs {
 			_ = srv.Runtime.Delete(context.Background(), e.ID)
 		}
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		srv.Close()
+		ts.stop()
 	})
 	return ts
 }
@@ -258,45 +277,50 @@ func (ts *testServer) workspaceDir(id string) string {
 	return inst.WorkspaceDir
 }
 
-// checkIDE waits until code-server answers at the environment's
-// vs_code_url and checks it serves the workspace folder. code-server takes
-// about a second to boot after the environment is RUNNING; only polling can
-// tell when another program has bound its port.
-func checkIDE(t *testing.T, ctx context.Context, env envJSON) {
+// checkIDE waits until code-server answers through the server's IDE proxy
+// at the environment's vs_code_url, and checks that only its owner gets
+// through. code-server takes about a second to boot after the environment
+// is RUNNING; only asking can tell when it is up.
+func checkIDE(t *testing.T, ts *testServer, env envJSON, ownerToken, otherToken string) {
 	t.Helper()
-	if env.VSCodeURL == nil || !strings.HasPrefix(*env.VSCodeURL, "http://127.0.0.1:") || !strings.Contains(*env.VSCodeURL, "folder=") {
-		t.Fatalf("vs_code_url = %v, want code-server on loopback opened on the workspace", env.VSCodeURL)
+	wantPrefix := ts.url + "/w/" + env.ID + "/ide/?folder="
+	if env.VSCodeURL == nil || !strings.HasPrefix(*env.VSCodeURL, wantPrefix) {
+		t.Fatalf("vs_code_url = %v, want %s…", env.VSCodeURL, wantPrefix)
 	}
-	u, err := url.Parse(*env.VSCodeURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+u.Host+"/healthz", nil)
+	get := func(rawURL, token string) (int, []byte) {
+		req, _ := http.NewRequestWithContext(ts.ctx, "GET", rawURL, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
 		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			var health struct{ Status string }
-			_ = json.NewDecoder(resp.Body).Decode(&health)
-			resp.Body.Close()
-			if resp.StatusCode == 200 && health.Status != "" {
-				break
-			}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, body
+	}
+	healthz := ts.url + "/w/" + env.ID + "/ide/healthz"
+	for {
+		code, body := get(healthz, ownerToken)
+		var health struct{ Status string }
+		if code == 200 && json.Unmarshal(body, &health) == nil && health.Status != "" {
+			break
 		}
 		select {
-		case <-ctx.Done():
-			t.Fatalf("code-server never answered at %s: %v", u.Host, err)
+		case <-ts.ctx.Done():
+			t.Fatalf("code-server never answered through the proxy: %d %s", code, body)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	req, _ := http.NewRequestWithContext(ctx, "GET", *env.VSCodeURL, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	if code, body := get(*env.VSCodeURL, ownerToken); code != 200 || !bytes.Contains(body, []byte("workbench")) {
+		t.Fatalf("GET vs_code_url as owner = %d, want code-server's workbench page", code)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !bytes.Contains(body, []byte("workbench")) {
-		t.Fatalf("GET vs_code_url = %d, want code-server's workbench page", resp.StatusCode)
+	if code, _ := get(*env.VSCodeURL, ""); code != http.StatusUnauthorized {
+		t.Fatalf("GET vs_code_url without credentials = %d, want 401", code)
+	}
+	if code, _ := get(*env.VSCodeURL, otherToken); code != http.StatusNotFound {
+		t.Fatalf("GET vs_code_url as another user = %d, want 404", code)
 	}
 }
 
@@ -339,7 +363,8 @@ func TestEndToEnd(t *testing.T) {
 			if codeServer == "" {
 				t.Log("DEV8_CODE_SERVER not set: the IDE is not checked")
 			} else {
-				checkIDE(t, ts.ctx, running)
+				otherToken, _ := ts.user("mallory@example.com")
+				checkIDE(t, ts, running, token, otherToken)
 			}
 
 			dir := ts.workspaceDir(env.ID)

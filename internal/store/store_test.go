@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -1019,6 +1020,37 @@ func TestActivity(t *testing.T) {
 		limited, err := db.ListActivity(ctx, e.ID, 2)
 		if err != nil || len(limited) != 2 || limited[0].Kind != "ping" {
 			t.Errorf("limited list %+v, %v", limited, err)
+		}
+	})
+}
+
+func TestInstallationSecret(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, ctx context.Context, db *store.DB) {
+		const n = 8
+		got := make([][]byte, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				v, err := db.InstallationSecret(ctx, "agent-token-key", 32)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got[i] = v
+			}()
+		}
+		wg.Wait()
+		for i := range n {
+			if len(got[i]) != 32 || !bytes.Equal(got[i], got[0]) {
+				t.Fatalf("concurrent first reads disagree: %x vs %x", got[i], got[0])
+			}
+		}
+		other, err := db.InstallationSecret(ctx, "other", 16)
+		if err != nil || len(other) != 16 || bytes.Equal(other, got[0][:16]) {
+			t.Fatalf("second secret = %x, %v", other, err)
 		}
 	})
 }

@@ -20,6 +20,18 @@ type Status struct {
 	WorkspaceDir  string           `json:"workspaceDir"`
 	PID           int              `json:"pid"`
 	CodeServer    CodeServerStatus `json:"codeServer"`
+	// Sessions is how many tunnel streams (SSH connections, terminals,
+	// forwarded connections, IDE connections) are open.
+	Sessions int `json:"sessions"`
+	// LastActivity is when a person last used the workspace, and how.
+	LastActivity     *time.Time `json:"lastActivity,omitempty"`
+	LastActivityKind string     `json:"lastActivityKind,omitempty"`
+	// TunnelUpAt is when the tunnel to the server last came up;
+	// TunnelConnects counts how often it did (reconnects after server
+	// restarts included).
+	TunnelUpAt     *time.Time      `json:"tunnelUpAt,omitempty"`
+	TunnelConnects int             `json:"tunnelConnects"`
+	Reporter       *ReporterStatus `json:"reporter,omitempty"`
 }
 
 // Code-server states reported in CodeServerStatus.State.
@@ -55,6 +67,12 @@ type statusServer struct {
 	cs      *codeServer
 	ln      net.Listener
 	srv     *http.Server
+
+	// Set by Run after listenStatus; each may be nil.
+	activity *Activity
+	reporter *Reporter
+	tunnel   *tunnelState
+	streams  interface{ Active() int }
 }
 
 func listenStatus(cfg Config, started time.Time, cs *codeServer) (*statusServer, error) {
@@ -86,6 +104,24 @@ func (s *statusServer) status() Status {
 	}
 	if s.cs != nil {
 		st.CodeServer = s.cs.status()
+	}
+	if s.activity != nil {
+		if at, kind := s.activity.Last(); !at.IsZero() {
+			at = at.UTC()
+			st.LastActivity, st.LastActivityKind = &at, kind
+		}
+	}
+	if s.tunnel != nil {
+		if at, n := s.tunnel.get(); n > 0 {
+			st.TunnelUpAt, st.TunnelConnects = &at, n
+		}
+	}
+	if s.reporter != nil {
+		r := s.reporter.Status()
+		st.Reporter = &r
+	}
+	if s.streams != nil {
+		st.Sessions = s.streams.Active()
 	}
 	return st
 }

@@ -1,7 +1,15 @@
 // Package supervisor is the process that runs inside every workspace
-// (`dev8 supervisor`). For now it serves a loopback status endpoint and keeps
-// code-server running; later components (tunnel to the server, SSH, PTYs,
-// metrics, backups) slot in as further entries of the component group in Run.
+// (`dev8 supervisor`). It dials its tunnel to the server and serves the
+// streams the server opens through it (SSH, web terminals, forwarded ports,
+// the IDE: see Streams), keeps code-server running, samples the workspace's
+// resources and reports them and its activity to the server, and serves a
+// loopback status endpoint. Components run side by side in one errgroup.
+//
+// What counts as activity (and so holds off the idle auto-stop) is a person
+// doing something: typing in SSH or a web terminal, data sent through a
+// forwarded port, code-server's heartbeat advancing. An open connection
+// that carries nothing does not; the exact rule is on Streams and in
+// codeserver.go.
 //
 // Main reads its configuration from the environment, which the runtime sets:
 //
@@ -17,8 +25,17 @@
 //	                        when the supervisor shuts down (Go duration,
 //	                        default 5s); the runtime passes less than its own
 //	                        stop bound so the supervisor finishes first
+//	DEV8_AGENT_URL          the server's URL as the workspace reaches it;
+//	                        with DEV8_AGENT_TOKEN, the supervisor dials its
+//	                        tunnel there and reports usage and activity
+//	DEV8_AGENT_TOKEN        the supervisor's credential (never passed on to
+//	                        user processes)
+//	DEV8_METRICS_INTERVAL   how often resources are sampled (default 30s)
+//	DEV8_ACTIVITY_INTERVAL  how often activity is reported when there was
+//	                        some (default 30s)
 //	HOME                    code-server keeps its settings and extensions
-//	                        under $HOME/.local/share/code-server
+//	                        under $HOME/.local/share/code-server; the SSH
+//	                        host key is $HOME/.dev8/ssh_host_ed25519_key
 package supervisor
 
 import (
@@ -28,20 +45,27 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"dev8.dev/dev8/internal/tunnel"
 )
 
 // Environment variables Main reads.
 const (
-	EnvEnvironmentID  = "DEV8_ENVIRONMENT_ID"
-	EnvWorkspaceDir   = "DEV8_WORKSPACE_DIR"
-	EnvAddr           = "DEV8_SUPERVISOR_ADDR"
-	EnvCodeServer     = "DEV8_CODE_SERVER"
-	EnvCodeServerAddr = "DEV8_CODE_SERVER_ADDR"
-	EnvStopTimeout    = "DEV8_STOP_TIMEOUT"
+	EnvEnvironmentID    = "DEV8_ENVIRONMENT_ID"
+	EnvWorkspaceDir     = "DEV8_WORKSPACE_DIR"
+	EnvAddr             = "DEV8_SUPERVISOR_ADDR"
+	EnvCodeServer       = "DEV8_CODE_SERVER"
+	EnvCodeServerAddr   = "DEV8_CODE_SERVER_ADDR"
+	EnvStopTimeout      = "DEV8_STOP_TIMEOUT"
+	EnvAgentURL         = "DEV8_AGENT_URL"
+	EnvAgentToken       = "DEV8_AGENT_TOKEN"
+	EnvMetricsInterval  = "DEV8_METRICS_INTERVAL"
+	EnvActivityInterval = "DEV8_ACTIVITY_INTERVAL"
 )
 
 // DefaultCodeServerAddr is where code-server binds when DEV8_CODE_SERVER_ADDR
@@ -61,6 +85,15 @@ type Config struct {
 	HomeDir string
 	// StopTimeout bounds SIGTERM→SIGKILL for children on shutdown.
 	StopTimeout time.Duration
+
+	// AgentURL and AgentToken reach the server: the tunnel and reports.
+	// Empty AgentURL: the workspace runs unconnected (status endpoint and
+	// code-server only).
+	AgentURL   string
+	AgentToken string
+	// MetricsInterval and ActivityInterval pace the reports (default 30s).
+	MetricsInterval  time.Duration
+	ActivityInterval time.Duration
 
 	// Restart backoff for code-server: it starts at RestartBackoffMin,
 	// doubles up to RestartBackoffMax, and goes back to the minimum once
@@ -108,6 +141,8 @@ func ConfigFromEnv() (Config, error) {
 		Addr:           os.Getenv(EnvAddr),
 		CodeServer:     os.Getenv(EnvCodeServer),
 		CodeServerAddr: os.Getenv(EnvCodeServerAddr),
+		AgentURL:       os.Getenv(EnvAgentURL),
+		AgentToken:     os.Getenv(EnvAgentToken),
 	}
 	if cfg.EnvironmentID == "" {
 		return Config{}, fmt.Errorf("supervisor: %s is not set", EnvEnvironmentID)
@@ -119,12 +154,18 @@ func ConfigFromEnv() (Config, error) {
 		}
 		cfg.WorkspaceDir = wd
 	}
-	if v := os.Getenv(EnvStopTimeout); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return Config{}, fmt.Errorf("supervisor: %s: %w", EnvStopTimeout, err)
+	for name, dst := range map[string]*time.Duration{
+		EnvStopTimeout:      &cfg.StopTimeout,
+		EnvMetricsInterval:  &cfg.MetricsInterval,
+		EnvActivityInterval: &cfg.ActivityInterval,
+	} {
+		if v := os.Getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return Config{}, fmt.Errorf("supervisor: %s: %w", name, err)
+			}
+			*dst = d
 		}
-		cfg.StopTimeout = d
 	}
 	home, err := os.UserHomeDir()
 	if err != nil && cfg.CodeServer != "" {
@@ -154,19 +195,58 @@ func Run(ctx context.Context, cfg Config) error {
 	cfg.setDefaults()
 	started := time.Now()
 
+	activity := NewActivity(nil)
 	var cs *codeServer
 	if cfg.CodeServer != "" {
 		cs = newCodeServer(cfg)
+		cs.activity = activity
 	}
+	streamsCfg := StreamsConfig{
+		EnvironmentID: cfg.EnvironmentID,
+		WorkspaceDir:  cfg.WorkspaceDir,
+		HomeDir:       cfg.HomeDir,
+		Activity:      activity,
+		Logger:        cfg.Logger,
+	}
+	if cs != nil {
+		streamsCfg.CodeServerAddr = cfg.CodeServerAddr
+	}
+	streams, err := NewStreams(streamsCfg)
+	if err != nil {
+		return err
+	}
+	defer streams.Close()
+	var reporter *Reporter
+	if cfg.AgentURL != "" {
+		reporter, err = NewReporter(ReporterConfig{
+			AgentURL:       cfg.AgentURL,
+			AgentToken:     cfg.AgentToken,
+			EnvironmentID:  cfg.EnvironmentID,
+			WorkspaceDir:   cfg.WorkspaceDir,
+			SampleInterval: cfg.MetricsInterval,
+			// Batches of two samples (the reporter's default pacing) at
+			// whatever rate was asked for.
+			ReportInterval:   2 * cfg.MetricsInterval,
+			ActivityInterval: cfg.ActivityInterval,
+			// Within the stop timeout, so the final report is not cut off.
+			FlushTimeout: cfg.StopTimeout / 2,
+			Activity:     activity,
+			Logger:       cfg.Logger,
+		})
+		if err != nil {
+			return err
+		}
+	}
+	tun := &tunnelState{}
 	var status *statusServer
 	if cfg.Addr != "" {
-		var err error
 		// Bind before anything runs so a taken port fails the start at once
 		// instead of leaving a supervisor the runtime can never reach.
 		status, err = listenStatus(cfg, started, cs)
 		if err != nil {
 			return err
 		}
+		status.activity, status.reporter, status.tunnel, status.streams = activity, reporter, tun, streams
 	}
 
 	cfg.Logger.Info("supervisor started", "workspace", cfg.WorkspaceDir, "addr", cfg.Addr, "codeServer", cfg.CodeServer != "")
@@ -179,10 +259,43 @@ func Run(ctx context.Context, cfg Config) error {
 	if cs != nil {
 		g.Go(func() error { return cs.run(gctx) })
 	}
-	err := g.Wait()
+	if cfg.AgentURL != "" {
+		g.Go(func() error {
+			return tunnel.Connect(gctx, tunnel.AgentConfig{
+				ServerURL:     cfg.AgentURL,
+				EnvironmentID: cfg.EnvironmentID,
+				Token:         cfg.AgentToken,
+				Handler:       streams,
+				Logger:        cfg.Logger.With("component", "tunnel"),
+				Connected:     tun.connected,
+			})
+		})
+		g.Go(func() error { return reporter.Run(gctx) })
+	}
+	err = g.Wait()
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil
 	}
 	cfg.Logger.Info("supervisor stopped", "err", err)
 	return err
+}
+
+// tunnelState remembers when the tunnel last came up, for /status.
+type tunnelState struct {
+	mu sync.Mutex
+	at time.Time
+	n  int
+}
+
+func (t *tunnelState) connected() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.at = time.Now().UTC()
+	t.n++
+}
+
+func (t *tunnelState) get() (time.Time, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.at, t.n
 }

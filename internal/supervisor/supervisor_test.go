@@ -24,7 +24,7 @@ import (
 // code-server's --bind-addr flag).
 const (
 	envRunSupervisor  = "DEV8_TEST_RUN_SUPERVISOR"
-	envFakeCodeServer = "DEV8_TEST_FAKE_CODE_SERVER"
+	envFakeCodeServer = "DEV8TEST_FAKE_CODE_SERVER"
 )
 
 // raceEnv keeps -race children from sleeping 1 s at exit and collects their

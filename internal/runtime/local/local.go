@@ -30,6 +30,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -229,6 +230,12 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	dir := r.envDir(id)
 	st, err := readState(dir)
 	if err == nil {
+		if r.live(id, st) == nil && !reflect.DeepEqual(st.Spec, spec) {
+			st.Spec = spec
+			if err := writeState(dir, st); err != nil {
+				return runtime.Instance{}, fmt.Errorf("local: create %s: update spec: %w", id, err)
+			}
+		}
 		return r.instance(id, st), nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
@@ -398,6 +405,9 @@ func (r *Runtime) env(id, dir string, spec runtime.Spec, supAddr, csAddr string)
 		supervisor.EnvAddr+"="+supAddr,
 		supervisor.EnvStopTimeout+"="+(r.cfg.StopTimeout/2).String(),
 	)
+	if spec.AgentURL != "" {
+		env = append(env, supervisor.EnvAgentURL+"="+spec.AgentURL, supervisor.EnvAgentToken+"="+spec.AgentToken)
+	}
 	if csAddr != "" {
 		env = append(env,
 			supervisor.EnvCodeServer+"="+r.cfg.CodeServer,

@@ -27,10 +27,10 @@ import (
 // environment.
 const (
 	envRunSupervisor  = "DEV8_TEST_RUN_SUPERVISOR"
-	envFakeCodeServer = "DEV8_TEST_FAKE_CODE_SERVER"
+	envFakeCodeServer = "DEV8TEST_FAKE_CODE_SERVER"
 	// envOwner marks every process the tests start (directly or through a
 	// workspace) so TestMain can tell whether any outlived its test.
-	envOwner = "DEV8_TEST_OWNER"
+	envOwner = "DEV8TEST_OWNER"
 )
 
 var ownerMark = envOwner + "=" + strconv.Itoa(os.Getpid())

@@ -1,0 +1,12 @@
+-- +goose Up
+-- Installation-wide secrets (e.g. the key agent tokens are derived from).
+-- They live in the store, not on one server's disk, so every server of an
+-- installation sharing a PostgreSQL database agrees on them.
+CREATE TABLE installation_secrets (
+    name       TEXT PRIMARY KEY,
+    value      BYTEA NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+);
+
+-- +goose Down
+DROP TABLE installation_secrets;

@@ -1,0 +1,200 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// yamuxConfig is shared by both ends. Keepalives find a dead peer (a killed
+// server, a frozen workspace) within a minute; a 1 MiB window lets one
+// stream (an scp) fill a fast link without a round trip per 256 KiB.
+func yamuxConfig(log *slog.Logger) *yamux.Config {
+	c := yamux.DefaultConfig()
+	c.EnableKeepAlive = true
+	c.KeepAliveInterval = 15 * time.Second
+	c.ConnectionWriteTimeout = 30 * time.Second
+	c.MaxStreamWindowSize = 1 << 20
+	c.StreamOpenTimeout = 30 * time.Second
+	c.LogOutput = nil
+	c.Logger = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+	return c
+}
+
+// ErrNotConnected is returned by Dial when the environment's supervisor did
+// not connect before the context ended.
+var ErrNotConnected = errors.New("the workspace's supervisor is not connected")
+
+// Registry holds the server's end of every supervisor's tunnel.
+type Registry struct {
+	log *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[string]*yamux.Session
+	// changed is closed (and replaced) whenever a session for the
+	// environment arrives, waking Dials that wait for it.
+	changed map[string]chan struct{}
+}
+
+// NewRegistry returns an empty Registry.
+func NewRegistry(log *slog.Logger) *Registry {
+	return &Registry{log: log, sessions: map[string]*yamux.Session{}, changed: map[string]chan struct{}{}}
+}
+
+// Serve runs the tunnel of environmentID's supervisor over conn until it
+// closes or ctx ends. A newer connection for the same environment replaces
+// an older one (a supervisor that reconnected before the server noticed the
+// old connection died).
+func (r *Registry) Serve(ctx context.Context, environmentID string, conn net.Conn) error {
+	sess, err := yamux.Client(conn, yamuxConfig(r.log))
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("tunnel: start session: %w", err)
+	}
+	r.mu.Lock()
+	old := r.sessions[environmentID]
+	r.sessions[environmentID] = sess
+	if ch := r.changed[environmentID]; ch != nil {
+		close(ch)
+		delete(r.changed, environmentID)
+	}
+	r.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	r.log.Info("supervisor connected", "environment", environmentID)
+
+	select {
+	case <-ctx.Done():
+	case <-sess.CloseChan():
+	}
+	sess.Close()
+	r.mu.Lock()
+	if r.sessions[environmentID] == sess {
+		delete(r.sessions, environmentID)
+	}
+	r.mu.Unlock()
+	r.log.Info("supervisor disconnected", "environment", environmentID)
+	return nil
+}
+
+// Connected reports whether environmentID's supervisor is connected.
+func (r *Registry) Connected(environmentID string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.sessions[environmentID]
+	return s != nil && !s.IsClosed()
+}
+
+// Disconnect drops environmentID's tunnel (its environment was stopped or
+// deleted).
+func (r *Registry) Disconnect(environmentID string) {
+	r.mu.Lock()
+	s := r.sessions[environmentID]
+	delete(r.sessions, environmentID)
+	r.mu.Unlock()
+	if s != nil {
+		s.Close()
+	}
+}
+
+// Close drops every tunnel (the server is shutting down). Supervisors
+// reconnect to the next server; their workspaces keep running.
+func (r *Registry) Close() {
+	r.mu.Lock()
+	sessions := r.sessions
+	r.sessions = map[string]*yamux.Session{}
+	r.mu.Unlock()
+	for _, s := range sessions {
+		s.Close()
+	}
+}
+
+// Dial opens a stream to environmentID's supervisor for the service h asks
+// for. If the supervisor is not connected yet (the workspace just started,
+// or the server just restarted) it waits for it until ctx ends.
+func (r *Registry) Dial(ctx context.Context, environmentID string, h Header) (net.Conn, error) {
+	for {
+		r.mu.Lock()
+		sess := r.sessions[environmentID]
+		var wait chan struct{}
+		if sess == nil || sess.IsClosed() {
+			wait = r.changed[environmentID]
+			if wait == nil {
+				wait = make(chan struct{})
+				r.changed[environmentID] = wait
+			}
+		}
+		r.mu.Unlock()
+		if wait != nil {
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w: %w", ErrNotConnected, ctx.Err())
+			case <-wait:
+				continue
+			}
+		}
+		stream, err := sess.OpenStream()
+		if err != nil {
+			if sess.IsClosed() {
+				continue // it went away just now; wait for the next one
+			}
+			return nil, fmt.Errorf("tunnel: open stream: %w", err)
+		}
+		if err := handshake(ctx, stream, h); err != nil {
+			stream.Close()
+			return nil, err
+		}
+		return stream, nil
+	}
+}
+
+// handshake sends the header and reads the reply, bounded by ctx.
+func handshake(ctx context.Context, stream *yamux.Stream, h Header) error {
+	if d, ok := ctx.Deadline(); ok {
+		_ = stream.SetDeadline(d)
+		defer stream.SetDeadline(time.Time{})
+	}
+	stop := context.AfterFunc(ctx, func() { _ = stream.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if err := WriteHeader(stream, h); err != nil {
+		return fmt.Errorf("tunnel: send header: %w", err)
+	}
+	if err := ReadReply(stream); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("tunnel: %w", ctx.Err())
+		}
+		return err
+	}
+	return nil
+}
+
+// Join copies between a and b until both directions are done, then closes
+// both. Each direction's end is passed on as a half-close where the
+// connection supports it, so protocols that finish writing first (an scp
+// upload) still get their answer.
+func Join(a, b io.ReadWriteCloser) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	pipe := func(dst, src io.ReadWriteCloser) {
+		defer wg.Done()
+		_, _ = io.Copy(dst, src)
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		} else {
+			_ = dst.Close()
+		}
+	}
+	go pipe(a, b)
+	go pipe(b, a)
+	wg.Wait()
+	a.Close()
+	b.Close()
+}

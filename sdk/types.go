@@ -1,0 +1,162 @@
+package sdk
+
+import "time"
+
+// Status is an environment's lifecycle status.
+type Status string
+
+// Status values. CREATING, STARTING, STOPPING and DELETING are transitional:
+// the server is working towards RUNNING, STOPPED or gone; ERROR carries the
+// reason in Environment.StatusReason.
+const (
+	StatusCreating Status = "CREATING"
+	StatusStarting Status = "STARTING"
+	StatusRunning  Status = "RUNNING"
+	StatusStopping Status = "STOPPING"
+	StatusStopped  Status = "STOPPED"
+	StatusError    Status = "ERROR"
+	StatusDeleting Status = "DELETING"
+)
+
+// Transitional reports whether the server still has work to do for an
+// environment in status s.
+func (s Status) Transitional() bool {
+	switch s {
+	case StatusCreating, StatusStarting, StatusStopping, StatusDeleting:
+		return true
+	}
+	return false
+}
+
+// User is an account.
+type User struct {
+	ID        string    `json:"id"`
+	Email     string    `json:"email"`
+	Name      string    `json:"name"`
+	Role      string    `json:"role"` // "admin" or "member"
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Port is a port a workspace serves.
+type Port struct {
+	Port     int    `json:"port"`
+	Protocol string `json:"protocol"`
+}
+
+// Environment is a workspace as the API shows it. The API sends null for
+// StatusReason, VSCodeURL and SSHConnectionString when they have no value;
+// they are empty strings here.
+type Environment struct {
+	ID                   string            `json:"id"`
+	UserID               string            `json:"user_id"`
+	Name                 string            `json:"name"`
+	Status               Status            `json:"status"`
+	StatusReason         string            `json:"status_reason"`
+	CloudProvider        string            `json:"cloud_provider"`
+	Runtime              string            `json:"runtime"`
+	CloudRegion          string            `json:"cloud_region"`
+	TemplateName         string            `json:"template_name"`
+	BaseImage            string            `json:"base_image"`
+	InstanceType         string            `json:"instance_type"`
+	CPUCores             int               `json:"cpu_cores"`
+	MemoryGB             int               `json:"memory_gb"`
+	StorageGB            int               `json:"storage_gb"`
+	EnvironmentVariables map[string]string `json:"environment_variables"`
+	Ports                []Port            `json:"ports"`
+	AutoStopMinutes      int               `json:"auto_stop_minutes"`
+	VSCodeURL            string            `json:"vs_code_url"`
+	SSHConnectionString  string            `json:"ssh_connection_string"`
+	EstimatedCostPerHour float64           `json:"estimated_cost_per_hour"`
+	TotalCost            float64           `json:"total_cost"`
+	LastAccessedAt       time.Time         `json:"last_accessed_at"`
+	StoppedAt            *time.Time        `json:"stopped_at"`
+	CreatedAt            time.Time         `json:"created_at"`
+	UpdatedAt            time.Time         `json:"updated_at"`
+}
+
+// CreateEnvironmentRequest is the body of POST /environments. Zero values
+// are left out, so the server applies its defaults: sizes come from the
+// request, then the instance type, then the template.
+type CreateEnvironmentRequest struct {
+	// Name is required: a DNS label (1–63 lower-case letters, digits, '-'),
+	// unique among the user's live environments.
+	Name string `json:"name"`
+	// TemplateName defaults to "base" on the server.
+	TemplateName string `json:"template_name,omitempty"`
+	InstanceType string `json:"instance_type,omitempty"`
+	// BaseImage overrides the template's image.
+	BaseImage string `json:"base_image,omitempty"`
+	CPUCores  int    `json:"cpu_cores,omitempty"`  // 1–16
+	MemoryGB  int    `json:"memory_gb,omitempty"`  // 1–64
+	StorageGB int    `json:"storage_gb,omitempty"` // 1–500
+	// CloudProvider, if set, must be the server's runtime.
+	CloudProvider        string            `json:"cloud_provider,omitempty"`
+	CloudRegion          string            `json:"cloud_region,omitempty"`
+	EnvironmentVariables map[string]string `json:"environment_variables,omitempty"`
+	Ports                []Port            `json:"ports,omitempty"`
+	// AutoStopMinutes: nil takes the server's default (30); 0 never stops.
+	AutoStopMinutes *int `json:"auto_stop_minutes,omitempty"`
+	// UserID creates the environment for another user (admins only).
+	UserID string `json:"user_id,omitempty"`
+}
+
+// ActionResult answers start, stop and delete: the request is recorded and
+// the work goes on in the background; Status says where it stands.
+type ActionResult struct {
+	Message string `json:"message"`
+	ID      string `json:"id"`
+	Status  Status `json:"status"`
+}
+
+// EnvironmentFilter selects environments to list.
+type EnvironmentFilter struct {
+	// Statuses keeps only these (empty: all).
+	Statuses []Status
+	// All lists every user's environments (admins only).
+	All bool
+	// UserID lists another user's environments (admins only).
+	UserID string
+	// Limit is the page size (server default 50, at most 100); Offset skips.
+	Limit  int
+	Offset int
+}
+
+// EnvironmentList is one page of environments.
+type EnvironmentList struct {
+	Environments []Environment `json:"environments"`
+	Total        int           `json:"total"`
+	Limit        int           `json:"limit"`
+	Offset       int           `json:"offset"`
+}
+
+// Template is a catalog template.
+type Template struct {
+	ID                   string            `json:"id"`
+	Name                 string            `json:"name"`
+	DisplayName          string            `json:"display_name"`
+	Description          string            `json:"description"`
+	BaseImage            string            `json:"base_image"`
+	DefaultCPU           int               `json:"default_cpu"`
+	DefaultMemory        int               `json:"default_memory"`
+	DefaultStorage       int               `json:"default_storage"`
+	Category             string            `json:"category"`
+	Tags                 []string          `json:"tags"`
+	Icon                 string            `json:"icon"`
+	IsPopular            bool              `json:"is_popular"`
+	DefaultPorts         []Port            `json:"default_ports"`
+	DefaultEnvVars       map[string]string `json:"default_env_vars"`
+	Extensions           []string          `json:"extensions"`
+	EstimatedCostPerHour float64           `json:"estimated_cost_per_hour"`
+}
+
+// InstanceType is a catalog size.
+type InstanceType struct {
+	Name                 string  `json:"name"`
+	DisplayName          string  `json:"display_name"`
+	Description          string  `json:"description"`
+	CPUCores             int     `json:"cpu_cores"`
+	MemoryGB             int     `json:"memory_gb"`
+	StorageGB            int     `json:"storage_gb"`
+	EstimatedCostPerHour float64 `json:"estimated_cost_per_hour"`
+}
