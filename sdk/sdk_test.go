@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,22 +15,13 @@ import (
 	"testing"
 	"time"
 
-	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/server"
-	"dev8.dev/dev8/internal/store"
-	"dev8.dev/dev8/internal/supervisor"
+	"dev8.dev/dev8/internal/testutil/devserver"
 	"dev8.dev/dev8/sdk"
 )
 
-// The test binary doubles as the workspace supervisor.
 func TestMain(m *testing.M) {
-	if os.Getenv("DEV8_TEST_SUPERVISOR") == "1" {
-		if err := supervisor.Main(context.Background()); err != nil {
-			fmt.Fprintln(os.Stderr, "supervisor:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	devserver.RunSupervisorIfAsked()
 	os.Exit(m.Run())
 }
 
@@ -46,44 +34,8 @@ type testServer struct {
 // startServer runs a real server (SQLite, local runtime) on a loopback port.
 func startServer(t *testing.T, mutate func(*server.Config)) *testServer {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	cfg := server.Config{
-		DataDir:           t.TempDir(),
-		Runtime:           "local",
-		SupervisorCommand: []string{os.Args[0]},
-		SupervisorEnv:     []string{"DEV8_TEST_SUPERVISOR=1", "GORACE=atexit_sleep_ms=0"},
-		ReaperInterval:    time.Hour,
-		ResyncInterval:    200 * time.Millisecond,
-		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
-		BcryptCost:        auth.MinBcryptCost,
-	}
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	srv, err := server.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	serveCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(serveCtx, ln) }()
-	t.Cleanup(func() {
-		envs, _, _ := srv.Store.ListEnvironments(context.Background(), store.EnvironmentFilter{})
-		for _, e := range envs {
-			_ = srv.Runtime.Delete(context.Background(), e.ID)
-		}
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		srv.Close()
-	})
-	return &testServer{ctx: ctx, srv: srv, url: "http://" + ln.Addr().String()}
+	srv := devserver.Start(t, devserver.Options{Config: mutate})
+	return &testServer{ctx: srv.Ctx, srv: srv.Server, url: srv.URL}
 }
 
 // login signs a new user up and returns a client with their token.

@@ -3,36 +3,24 @@ package cli
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/server"
-	"dev8.dev/dev8/internal/store"
-	"dev8.dev/dev8/internal/supervisor"
+	"dev8.dev/dev8/internal/testutil/devserver"
 	"dev8.dev/dev8/sdk"
 )
 
-// The test binary doubles as the workspace supervisor (DEV8_TEST_SUPERVISOR)
+// The test binary doubles as the workspace supervisor (devserver)
 // and as the dev8 command line (DEV8_TEST_CLI: what OpenSSH runs as
 // ProxyCommand, since config-ssh writes this executable's path).
 func TestMain(m *testing.M) {
-	switch {
-	case os.Getenv("DEV8_TEST_SUPERVISOR") == "1":
-		if err := supervisor.Main(context.Background()); err != nil {
-			fmt.Fprintln(os.Stderr, "supervisor:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	case os.Getenv("DEV8_TEST_CLI") == "1":
+	devserver.RunSupervisorIfAsked()
+	if os.Getenv("DEV8_TEST_CLI") == "1" {
 		os.Exit(Execute(context.Background()))
 	}
 	os.Exit(m.Run())
@@ -53,51 +41,12 @@ type harness struct {
 
 func newHarness(t *testing.T, mutate func(*server.Config)) *harness {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	dataDir := t.TempDir()
-	cfg := server.Config{
-		DataDir:           dataDir,
-		Runtime:           "local",
-		SupervisorCommand: []string{os.Args[0]},
-		SupervisorEnv:     []string{"DEV8_TEST_SUPERVISOR=1", "GORACE=atexit_sleep_ms=0"},
-		ReaperInterval:    time.Hour,
-		ResyncInterval:    200 * time.Millisecond,
-		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
-		BcryptCost:        auth.MinBcryptCost,
-	}
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	srv, err := server.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	serveCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(serveCtx, ln) }()
+	srv := devserver.Start(t, devserver.Options{Config: mutate})
 	h := &harness{
-		t: t, ctx: ctx, srv: srv, url: "http://" + ln.Addr().String(), dataDir: dataDir,
+		t: t, ctx: srv.Ctx, srv: srv.Server, url: srv.URL, dataDir: srv.DataDir,
 		configDir: filepath.Join(t.TempDir(), "dev8"),
 	}
 	h.env = map[string]string{envConfigDir: h.configDir}
-	t.Cleanup(func() {
-		// Workspaces outlive a server shutdown by design; remove them so
-		// no process is left behind.
-		envs, _, _ := srv.Store.ListEnvironments(context.Background(), store.EnvironmentFilter{})
-		for _, e := range envs {
-			_ = srv.Runtime.Delete(context.Background(), e.ID)
-		}
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		srv.Close()
-	})
 	return h
 }
 

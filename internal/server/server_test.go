@@ -5,54 +5,23 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/store"
-	"dev8.dev/dev8/internal/supervisor"
+	"dev8.dev/dev8/internal/testutil/devserver"
 	"dev8.dev/dev8/internal/testutil/pgtest"
 )
 
-// The test binary doubles as the workspace supervisor, so the local runtime
-// runs real processes without a separately built dev8.
 func TestMain(m *testing.M) {
-	if os.Getenv("DEV8_TEST_SUPERVISOR") == "1" {
-		if err := supervisor.Main(context.Background()); err != nil {
-			fmt.Fprintln(os.Stderr, "supervisor:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	devserver.RunSupervisorIfAsked()
 	os.Exit(m.Run())
-}
-
-// clock is a server clock the test can move forward.
-type clock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offset += d
 }
 
 type testServer struct {
@@ -61,7 +30,7 @@ type testServer struct {
 	srv     *server.Server
 	url     string
 	dataDir string
-	clock   *clock
+	clock   *devserver.Clock
 	// stop shuts the server down (gracefully: workspaces keep running).
 	stop func()
 }
@@ -79,69 +48,23 @@ var engines = []engine{
 
 func startServer(t *testing.T, databaseURL string, mutate func(*server.Config)) *testServer {
 	t.Helper()
-	return startServerWith(t, t.TempDir(), "127.0.0.1:0", func(c *server.Config) {
+	return wrap(t, devserver.Start(t, devserver.Options{Config: func(c *server.Config) {
 		c.DatabaseURL = databaseURL
 		if mutate != nil {
 			mutate(c)
 		}
-	})
+	}}))
 }
 
 // startServerAt starts a server over an existing data dir on a fixed
 // address, as a restarted server would be.
 func startServerAt(t *testing.T, dataDir, addr string) *testServer {
 	t.Helper()
-	return startServerWith(t, dataDir, addr, nil)
+	return wrap(t, devserver.Start(t, devserver.Options{DataDir: dataDir, Addr: addr}))
 }
 
-func startServerWith(t *testing.T, dataDir, addr string, mutate func(*server.Config)) *testServer {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	c := &clock{}
-	cfg := server.Config{
-		DataDir:           dataDir,
-		Runtime:           "local",
-		SupervisorCommand: []string{os.Args[0]},
-		SupervisorEnv:     []string{"DEV8_TEST_SUPERVISOR=1", "GORACE=atexit_sleep_ms=0"},
-		ReaperInterval:    20 * time.Millisecond,
-		ResyncInterval:    200 * time.Millisecond,
-		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Now:               c.Now,
-		BcryptCost:        auth.MinBcryptCost,
-	}
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	srv, err := server.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serveCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(serveCtx, ln) }()
-	ts := &testServer{t: t, ctx: ctx, srv: srv, url: "http://" + ln.Addr().String(), dataDir: dataDir, clock: c}
-	ts.stop = sync.OnceFunc(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		srv.Close()
-	})
-	t.Cleanup(func() {
-		// Workspaces outlive a server shutdown by design; the test removes
-		// its own so no process is left behind.
-		envs, _, _ := srv.Store.ListEnvironments(context.Background(), store.EnvironmentFilter{})
-		for _, e := range envs {
-			_ = srv.Runtime.Delete(context.Background(), e.ID)
-		}
-		ts.stop()
-	})
-	return ts
+func wrap(t *testing.T, s *devserver.Server) *testServer {
+	return &testServer{t: t, ctx: s.Ctx, srv: s.Server, url: s.URL, dataDir: s.DataDir, clock: s.Clock, stop: s.Stop}
 }
 
 // call sends a JSON request and decodes the JSON answer into out (if not

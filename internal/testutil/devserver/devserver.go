@@ -1,0 +1,141 @@
+// Package devserver runs a real Dev8 server for tests: store, local runtime,
+// lifecycle and API on a loopback port, with the test binary itself as the
+// workspaces' supervisor, so no separately built dev8 is needed.
+package devserver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/server"
+	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/supervisor"
+)
+
+// supervisorEnv marks a test binary started as a workspace's supervisor.
+const supervisorEnv = "DEV8_TEST_SUPERVISOR"
+
+// RunSupervisorIfAsked must be the first thing a package's TestMain does
+// when its tests use Start: if this process was started as a workspace's
+// supervisor, it runs the supervisor and exits.
+func RunSupervisorIfAsked() {
+	if os.Getenv(supervisorEnv) != "1" {
+		return
+	}
+	if err := supervisor.Main(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, "supervisor:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// Clock is a server clock a test can move forward.
+type Clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+// Now is the real time plus every Advance so far.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
+// Options adjust Start. The zero value is a fresh SQLite server on a random
+// loopback port.
+type Options struct {
+	// DataDir to serve from (default: a new temp dir); reuse one to start
+	// a server as a restarted one would.
+	DataDir string
+	// Addr to listen on (default 127.0.0.1:0).
+	Addr string
+	// Config adjusts the server's configuration before it starts.
+	Config func(*server.Config)
+}
+
+// Server is a running test server.
+type Server struct {
+	*server.Server
+	Ctx     context.Context
+	URL     string
+	DataDir string
+	Clock   *Clock
+	// Stop shuts the server down gracefully (workspaces keep running, as
+	// in production). Cleanup calls it too.
+	Stop func()
+}
+
+// Start runs a server until the test ends, then removes every workspace it
+// made (they outlive a server by design) and stops it.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	if opts.DataDir == "" {
+		opts.DataDir = t.TempDir()
+	}
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:0"
+	}
+	clock := &Clock{}
+	cfg := server.Config{
+		DataDir:           opts.DataDir,
+		Runtime:           "local",
+		SupervisorCommand: []string{os.Args[0]},
+		// atexit_sleep_ms=0: a race-enabled supervisor would otherwise
+		// linger a second after every stop.
+		SupervisorEnv:  []string{supervisorEnv + "=1", "GORACE=atexit_sleep_ms=0"},
+		ReaperInterval: 20 * time.Millisecond,
+		ResyncInterval: 200 * time.Millisecond,
+		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now:            clock.Now,
+		BcryptCost:     auth.MinBcryptCost,
+	}
+	if opts.Config != nil {
+		opts.Config(&cfg)
+	}
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		srv.Close()
+		t.Fatal(err)
+	}
+	serveCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(serveCtx, ln) }()
+	s := &Server{Server: srv, Ctx: ctx, URL: "http://" + ln.Addr().String(), DataDir: opts.DataDir, Clock: clock}
+	s.Stop = sync.OnceFunc(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		srv.Close()
+	})
+	t.Cleanup(func() {
+		envs, _, _ := srv.Store.ListEnvironments(context.Background(), store.EnvironmentFilter{})
+		for _, e := range envs {
+			_ = srv.Runtime.Delete(context.Background(), e.ID)
+		}
+		s.Stop()
+	})
+	return s
+}
