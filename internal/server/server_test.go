@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/coder/websocket"
 	"io"
 	"net/http"
 	"os"
@@ -239,6 +240,14 @@ func checkIDE(t *testing.T, ts *testServer, env envJSON, ownerToken, otherToken 
 	if code, body := get(*env.VSCodeURL, ownerToken); code != 200 || !bytes.Contains(body, []byte("workbench")) {
 		t.Fatalf("GET vs_code_url as owner = %d, want code-server's workbench page", code)
 	}
+	// The workbench talks to its server over a websocket; the upgrade must
+	// pass through the proxy (and the tunnel) to code-server.
+	wsURL := strings.Replace(ts.url, "http", "ws", 1) + "/w/" + env.ID + "/ide/?reconnectionToken=dev8-test&reconnection=false&skipWebSocketFrames=false"
+	ws, resp, err := websocket.Dial(ts.ctx, wsURL, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + ownerToken}}})
+	if err != nil {
+		t.Fatalf("workbench websocket through the proxy: %v (%v)", err, resp)
+	}
+	ws.CloseNow()
 	if code, _ := get(*env.VSCodeURL, ""); code != http.StatusUnauthorized {
 		t.Fatalf("GET vs_code_url without credentials = %d, want 401", code)
 	}
