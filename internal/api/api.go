@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -52,6 +53,14 @@ type Config struct {
 	// BcryptCost for new passwords (default auth.DefaultBcryptCost, never
 	// below auth.MinBcryptCost).
 	BcryptCost int
+	// RateLimits configures throttling (zero fields: the defaults).
+	RateLimits RateLimits
+	// CORSOrigins may call the API from a browser on another origin
+	// (scheme://host[:port]); empty allows none.
+	CORSOrigins []string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client; from anyone else the header is ignored.
+	TrustedProxies []netip.Prefix
 }
 
 // API holds what the handlers share.
@@ -65,6 +74,7 @@ type API struct {
 	agents    *auth.AgentTokens
 	tunnels   *tunnel.Registry
 	usage     UsageService
+	limits    *throttles
 }
 
 // New returns the API.
@@ -91,13 +101,18 @@ func New(cfg Config) *API {
 		agents:    cfg.AgentTokens,
 		tunnels:   cfg.Tunnels,
 		usage:     cfg.Usage,
+		limits:    newThrottles(cfg, cfg.Now),
 	}
 }
 
 // Handler is the whole HTTP surface of the API.
 func (a *API) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, echoRequestID, a.recoverPanics, a.logRequests)
+	// Security headers and CORS come before anything that can refuse, so
+	// refusals carry them too (a browser hides a 429 without CORS headers
+	// from the page). The address throttle comes before authentication so
+	// a flood is refused before it reaches the database or bcrypt.
+	r.Use(middleware.RequestID, echoRequestID, a.recoverPanics, a.logRequests, securityHeaders, a.cors, a.limitByAddress)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "No such route", Details: r.Method + " " + r.URL.Path})
 	})
@@ -117,7 +132,7 @@ func (a *API) Handler() http.Handler {
 		r.Post("/auth/login", a.login)
 
 		r.Group(func(r chi.Router) {
-			r.Use(a.authenticate)
+			r.Use(a.authenticate, a.limitPrincipal)
 			r.Group(func(r chi.Router) {
 				r.Use(a.requireUser)
 				r.Get("/auth/me", a.me)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5/middleware"
 
@@ -28,6 +29,7 @@ const (
 	CodeInternal         = "INTERNAL_ERROR"
 	CodeNotReady         = "NOT_READY"
 	CodeUnavailable      = "WORKSPACE_UNAVAILABLE"
+	CodeRateLimited      = "RATE_LIMITED"
 )
 
 // Error is an error with its HTTP answer. Handlers return other errors too;
@@ -37,6 +39,8 @@ type Error struct {
 	Code    string
 	Message string
 	Details string
+	// RetryAfter, when set, is sent as Retry-After (whole seconds).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -92,6 +96,9 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := toError(err)
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="dev8"`)
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", retryAfterSeconds(e.RetryAfter))
 	}
 	reqID := middleware.GetReqID(r.Context())
 	if e.Status >= 500 {

@@ -101,6 +101,11 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, errValidation("email and password are required"))
 		return
 	}
+	if retry, locked := a.loginLocked(r, req.Email); locked {
+		a.log.InfoContext(r.Context(), "login throttled", "remote", r.RemoteAddr)
+		a.writeError(w, r, errLoginThrottled(retry))
+		return
+	}
 	user, err := a.store.GetUserByEmail(r.Context(), strings.ToLower(strings.TrimSpace(req.Email)))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		a.writeError(w, r, fmt.Errorf("look up user: %w", err))
@@ -110,9 +115,11 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	// the answer takes as long either way.
 	if !a.passwords.Check(user.PasswordHash, req.Password) {
 		a.log.InfoContext(r.Context(), "login failed", "remote", r.RemoteAddr)
+		a.loginFailed(r, req.Email)
 		a.writeError(w, r, auth.ErrBadCredentials)
 		return
 	}
+	a.loginSucceeded(req.Email)
 	secret, hash, err := auth.NewToken()
 	if err != nil {
 		a.writeError(w, r, err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"dev8.dev/dev8/internal/api"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/server"
 )
@@ -47,10 +48,29 @@ func envFloat(name string, def float64) float64 {
 	return def
 }
 
+func envInt(name string, def int) int {
+	if v := os.Getenv(name); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+// disabledIfZero maps a flag's "0 turns it off" to api.RateLimits' negative
+// (there, zero means the default).
+func disabledIfZero[T int | float64](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
+}
+
 func newServerCommand() *cobra.Command {
 	var (
 		addr, dataDir, databaseURL, runtimeName, codeServer string
 		logFormat, logLevel                                 string
+		corsOrigins, trustedProxies                         string
 		cfg                                                 server.Config
 	)
 	cmd := &cobra.Command{
@@ -71,6 +91,15 @@ is read at start. Flags win over the environment.`,
 				codeServer = ""
 			}
 			cfg.DataDir, cfg.DatabaseURL, cfg.Runtime, cfg.CodeServer, cfg.Logger = dataDir, databaseURL, runtimeName, codeServer, log
+			if cfg.CORSOrigins, err = api.ParseCORSOrigins(corsOrigins); err != nil {
+				return fmt.Errorf("--cors-origins: %w", err)
+			}
+			if cfg.TrustedProxies, err = api.ParseTrustedProxies(trustedProxies); err != nil {
+				return fmt.Errorf("--trusted-proxies: %w", err)
+			}
+			rl := &cfg.RateLimits
+			rl.PrincipalRate, rl.IPRate = disabledIfZero(rl.PrincipalRate), disabledIfZero(rl.IPRate)
+			rl.LoginFailures, rl.LoginIPFailures = disabledIfZero(rl.LoginFailures), disabledIfZero(rl.LoginIPFailures)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return runServer(ctx, addr, cfg)
@@ -84,7 +113,7 @@ is read at start. Flags win over the environment.`,
 	f.StringVar(&databaseURL, "database-url", envString("DATABASE_URL", ""), "PostgreSQL URL; empty uses SQLite in the data dir (DATABASE_URL)")
 	f.StringVar(&cfg.AccessURL, "access-url", envString("DEV8_ACCESS_URL", ""), "URL people reach this server at; vs_code_url is built on it (DEV8_ACCESS_URL; default http://<addr>)")
 	f.StringVar(&cfg.AgentURL, "agent-url", envString("DEV8_AGENT_URL", ""), "URL workspaces' supervisors reach this server at (DEV8_AGENT_URL; default http://<addr>)")
-	f.StringVar(&runtimeName, "runtime", envString("DEV8_RUNTIME", "local"), "workspace runtime: local (DEV8_RUNTIME)")
+	f.StringVar(&runtimeName, "runtime", envString("DEV8_RUNTIME", "local"), "workspace runtime: local, or docker (one container and volume per workspace; needs a Docker engine and the workspace images) (DEV8_RUNTIME)")
 	f.StringVar(&codeServer, "code-server", defaultCodeServer(), "code-server executable for local workspaces, or off (DEV8_CODE_SERVER; default: code-server on PATH)")
 	f.DurationVar(&cfg.ReaperInterval, "reaper-interval", reaper, "how often idle environments are looked for (DEV8_REAPER_INTERVAL)")
 	f.DurationVar(&cfg.ResyncInterval, "resync-interval", resync, "how often running environments are checked against the runtime (DEV8_RESYNC_INTERVAL)")
@@ -95,6 +124,16 @@ is read at start. Flags win over the environment.`,
 	f.DurationVar(&cfg.UsageRetention, "usage-retention", retention, "how long resource usage samples are kept (DEV8_USAGE_RETENTION)")
 	f.StringVar(&logFormat, "log-format", envString("DEV8_LOG_FORMAT", "text"), "log format: text or json (DEV8_LOG_FORMAT)")
 	f.StringVar(&logLevel, "log-level", envString("DEV8_LOG_LEVEL", "info"), "log level: debug, info, warn, error (DEV8_LOG_LEVEL)")
+	f.StringVar(&cfg.TLSCert, "tls-cert", envString("DEV8_TLS_CERT", ""), "PEM certificate (chain) file; with --tls-key the server speaks HTTPS only (DEV8_TLS_CERT)")
+	f.StringVar(&cfg.TLSKey, "tls-key", envString("DEV8_TLS_KEY", ""), "PEM private key file for --tls-cert (DEV8_TLS_KEY)")
+	f.StringVar(&corsOrigins, "cors-origins", envString("DEV8_CORS_ORIGINS", ""), "comma-separated origins (https://app.example.com) allowed to call the API from a browser; empty allows none (DEV8_CORS_ORIGINS)")
+	f.StringVar(&trustedProxies, "trusted-proxies", envString("DEV8_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed for rate limiting (DEV8_TRUSTED_PROXIES)")
+	f.Float64Var(&cfg.RateLimits.PrincipalRate, "rate-limit-user", envFloat("DEV8_RATE_LIMIT_USER", api.DefaultPrincipalRate), "API requests per second per user or workspace agent; 0 disables (DEV8_RATE_LIMIT_USER)")
+	f.IntVar(&cfg.RateLimits.PrincipalBurst, "rate-limit-user-burst", envInt("DEV8_RATE_LIMIT_USER_BURST", api.DefaultPrincipalBurst), "requests a user or agent may make at once (DEV8_RATE_LIMIT_USER_BURST)")
+	f.Float64Var(&cfg.RateLimits.IPRate, "rate-limit-ip", envFloat("DEV8_RATE_LIMIT_IP", api.DefaultIPRate), "requests per second per client address, health probes exempt; 0 disables (DEV8_RATE_LIMIT_IP)")
+	f.IntVar(&cfg.RateLimits.IPBurst, "rate-limit-ip-burst", envInt("DEV8_RATE_LIMIT_IP_BURST", api.DefaultIPBurst), "requests a client address may make at once (DEV8_RATE_LIMIT_IP_BURST)")
+	f.IntVar(&cfg.RateLimits.LoginFailures, "login-max-failures", envInt("DEV8_LOGIN_MAX_FAILURES", api.DefaultLoginFailures), "failed logins per account before backoff (1 s doubling to 15 min); 0 disables (DEV8_LOGIN_MAX_FAILURES)")
+	f.IntVar(&cfg.RateLimits.LoginIPFailures, "login-max-failures-ip", envInt("DEV8_LOGIN_MAX_FAILURES_IP", api.DefaultLoginIPFailures), "failed logins per client address before backoff; 0 disables (DEV8_LOGIN_MAX_FAILURES_IP)")
 	if err := errors.Join(err, err2, err3); err != nil {
 		cmd.PreRunE = func(*cobra.Command, []string) error { return err }
 	}

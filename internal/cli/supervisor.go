@@ -9,7 +9,7 @@ import (
 func newSupervisorCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "supervisor",
-		Short: "Run inside a workspace: status endpoint and code-server (started by the runtime)",
+		Short: "Run inside a workspace: tunnel, SSH, terminals, code-server, metrics (started by the runtime)",
 		Long: `dev8 supervisor runs inside every workspace. The runtime starts it and
 configures it through DEV8_* environment variables; people do not run it by hand.`,
 		Args: cobra.NoArgs,

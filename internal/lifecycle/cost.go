@@ -18,11 +18,11 @@ type Pricing struct {
 }
 
 // DefaultPricing: ACI $0.0000113/vCPU-s and $0.0000012/GB-s; Azure Files
-// $0.06/GB-month (730 h).
+// $0.06/GB-month (730 h ≈ $0.0000822/GB-h).
 var DefaultPricing = Pricing{
 	CPUHour:       0.04068,
 	MemoryGBHour:  0.00432,
-	StorageGBHour: 0.06 / 730,
+	StorageGBHour: 0.0000822,
 }
 
 // HourlyCost is what an environment of that size costs per running hour,

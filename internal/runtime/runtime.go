@@ -15,6 +15,9 @@ const (
 	LabelManaged     = "dev8.managed"
 	LabelEnvironment = "dev8.environment"
 	LabelUser        = "dev8.user"
+	// LabelInstallation names the Dev8 installation that made an instance,
+	// so installations sharing an engine never adopt or remove each other's.
+	LabelInstallation = "dev8.installation"
 )
 
 // ErrNotFound is returned by Inspect (and only Inspect) when the runtime has

@@ -4,11 +4,14 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
@@ -20,6 +23,7 @@ import (
 	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/runtime"
+	"dev8.dev/dev8/internal/runtime/docker"
 	"dev8.dev/dev8/internal/runtime/local"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/tunnel"
@@ -33,8 +37,11 @@ type Config struct {
 	DataDir string
 	// DatabaseURL selects PostgreSQL; empty means SQLite in DataDir.
 	DatabaseURL string
-	// Runtime names the engine: "local" (default).
+	// Runtime names the engine: "local" (default) or "docker".
 	Runtime string
+	// SupervisorBinary is the static dev8 binary the docker runtime copies
+	// into every container (default: this executable).
+	SupervisorBinary string
 	// CodeServer is the code-server executable the local runtime starts in
 	// each workspace; empty means none.
 	CodeServer string
@@ -62,6 +69,14 @@ type Config struct {
 	Logger          *slog.Logger
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
+
+	// TLSCert and TLSKey are PEM files; with both set the server speaks
+	// HTTPS only (and sends HSTS, and marks the session cookie Secure).
+	TLSCert, TLSKey string
+	// RateLimits, CORSOrigins and TrustedProxies: see api.Config.
+	RateLimits     api.RateLimits
+	CORSOrigins    []string
+	TrustedProxies []netip.Prefix
 }
 
 // Server is a running control plane.
@@ -76,6 +91,7 @@ type Server struct {
 	AgentTokens *auth.AgentTokens
 	usage       *usage.Writer
 	handler     http.Handler
+	tlsConfig   *tls.Config // nil: plain HTTP
 }
 
 // New opens the store (migrating it), seeds the catalog and builds the
@@ -90,6 +106,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("data dir is required")
 	}
+	// The certificate is loaded before anything else so a typo in a path
+	// fails at start, not at the first client's handshake.
+	tlsConfig, err := loadTLS(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, err
+	}
 	db, err := store.Open(ctx, cfg.DatabaseURL, filepath.Join(cfg.DataDir, "dev8.db"))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -98,7 +120,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
-	rt, err := newRuntime(cfg)
+	rt, err := newRuntime(ctx, cfg, db)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -131,12 +153,38 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		BcryptCost:  cfg.BcryptCost,
 		AgentTokens: agents,
 		Tunnels:     tunnels,
+
+		RateLimits:     cfg.RateLimits,
+		CORSOrigins:    cfg.CORSOrigins,
+		TrustedProxies: cfg.TrustedProxies,
 	})
 	cfg.Logger.Info("dev8 server ready", "store", db.Engine(), "runtime", rt.Name(), "data_dir", cfg.DataDir, "code_server", cfg.CodeServer)
-	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtime: rt, Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, handler: a.Handler()}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtime: rt, Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, handler: a.Handler(), tlsConfig: tlsConfig}, nil
 }
 
-func newRuntime(cfg Config) (runtime.Runtime, error) {
+// loadTLS reads the certificate and key; neither set means plain HTTP.
+func loadTLS(certFile, keyFile string) (*tls.Config, error) {
+	if certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("TLS needs both a certificate and a key (--tls-cert and --tls-key)")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate: %w", err)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		// HTTP/1.1 only: the tunnels, terminals and IDE are websockets
+		// that upgrade an HTTP/1.1 connection (and hijack it), which an
+		// HTTP/2 stream cannot do.
+		NextProtos: []string{"http/1.1"},
+	}, nil
+}
+
+func newRuntime(ctx context.Context, cfg Config, store *store.DB) (runtime.Runtime, error) {
 	switch cfg.Runtime {
 	case "", "local":
 		return local.New(local.Config{
@@ -146,8 +194,32 @@ func newRuntime(cfg Config) (runtime.Runtime, error) {
 			CodeServer: cfg.CodeServer,
 			Logger:     cfg.Logger,
 		})
+	case "docker":
+		installation, err := store.InstallationSecret(ctx, "installation-id", 8)
+		if err != nil {
+			return nil, err
+		}
+		rt, err := docker.New(docker.Config{
+			Installation:     hex.EncodeToString(installation),
+			SupervisorBinary: cfg.SupervisorBinary,
+			ExtraEnv:         cfg.SupervisorEnv,
+			Logger:           cfg.Logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		// The engine must answer now, and the API version is settled before
+		// anything runs concurrently: the client negotiates it lazily, and
+		// that first negotiation races with concurrent calls.
+		pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		rt.Client().NegotiateAPIVersion(pingCtx)
+		if err := rt.Ping(pingCtx); err != nil {
+			return nil, err
+		}
+		return rt, nil
 	}
-	return nil, fmt.Errorf("unknown runtime %q (available: local)", cfg.Runtime)
+	return nil, fmt.Errorf("unknown runtime %q (available: local, docker)", cfg.Runtime)
 }
 
 // Handler is the server's HTTP surface.
@@ -162,11 +234,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// No ReadTimeout: it would also cut off websockets (tunnels,
 		// terminals, the IDE) a minute after they were opened.
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// Headers are small (a bearer token, a cookie); 64 KiB leaves room
+		// for a proxy's additions while keeping a slow-loris client's
+		// buffer far below the 1 MiB default.
+		MaxHeaderBytes: 64 << 10,
+		TLSConfig:      s.tlsConfig,
+		IdleTimeout:    2 * time.Minute,
+		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	s.Manager.SetURLs(urlsFor(ln.Addr(), s.cfg.AccessURL, s.cfg.AgentURL))
+	scheme := "http"
+	if s.tlsConfig != nil {
+		scheme = "https"
+	}
+	s.Manager.SetURLs(urlsFor(scheme, ln.Addr(), s.cfg.AccessURL, s.cfg.AgentURL))
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := s.Manager.Run(gctx); err != nil && gctx.Err() == nil {
@@ -177,7 +258,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	g.Go(func() error { _ = s.usage.RunRetention(gctx); return nil })
 	g.Go(func() error {
 		s.log.Info("listening", "addr", ln.Addr().String())
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := srv.Serve
+		if s.tlsConfig != nil {
+			s.log.Info("serving HTTPS only", "cert", s.cfg.TLSCert)
+			// The certificate is in TLSConfig already.
+			serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+		}
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve http: %w", err)
 		}
 		return nil
@@ -207,12 +294,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // urlsFor fills in the URLs not configured from the address the server
 // listens on: that address itself, or loopback when it listens on every
 // interface. (Workspaces on other hosts need DEV8_AGENT_URL.)
-func urlsFor(addr net.Addr, accessURL, agentURL string) lifecycle.URLs {
+func urlsFor(scheme string, addr net.Addr, accessURL, agentURL string) lifecycle.URLs {
 	host, port, err := net.SplitHostPort(addr.String())
 	if ip := net.ParseIP(host); err != nil || ip == nil || ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	own := "http://" + net.JoinHostPort(host, port)
+	own := scheme + "://" + net.JoinHostPort(host, port)
 	if accessURL == "" {
 		accessURL = own
 	}

@@ -1,0 +1,593 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/store"
+)
+
+// testClock is moved by the tests instead of sleeping.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// hardenedFixture is the real router on a SQLite store, with a clock the
+// test moves.
+type hardenedFixture struct {
+	t       *testing.T
+	api     *API
+	handler http.Handler
+	db      *store.DB
+	clock   *testClock
+	agents  *auth.AgentTokens
+}
+
+func newHardenedFixture(t *testing.T, mutate func(*Config)) *hardenedFixture {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	db, err := store.Open(ctx, "", filepath.Join(t.TempDir(), "dev8.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	clk := &testClock{now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	agents := auth.NewAgentTokens(bytes.Repeat([]byte{7}, auth.AgentKeySize))
+	cfg := Config{
+		Store:       db,
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now:         clk.Now,
+		BcryptCost:  auth.MinBcryptCost,
+		AgentTokens: agents,
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	a := New(cfg)
+	return &hardenedFixture{t: t, api: a, handler: a.Handler(), db: db, clock: clk, agents: agents}
+}
+
+// user creates an account and returns a login token for it.
+func (f *hardenedFixture) user(email, password string) (store.User, string) {
+	f.t.Helper()
+	hash, err := auth.NewPasswords(auth.MinBcryptCost).Hash(password)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	u, err := f.db.CreateUser(f.t.Context(), store.User{Email: email, Name: "n", PasswordHash: hash})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	secret, tokHash, err := auth.NewToken()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := f.db.CreateAPIToken(f.t.Context(), store.APIToken{UserID: u.ID, Name: "t", Hash: tokHash, ExpiresAt: f.clock.Now().Add(time.Hour)}); err != nil {
+		f.t.Fatal(err)
+	}
+	return u, secret
+}
+
+type reqOpts struct {
+	remote  string // RemoteAddr; default 192.0.2.1:1234
+	token   string
+	body    string
+	headers map[string]string
+	tls     bool
+}
+
+func (f *hardenedFixture) do(method, path string, o reqOpts) *httptest.ResponseRecorder {
+	f.t.Helper()
+	var body io.Reader
+	if o.body != "" {
+		body = strings.NewReader(o.body)
+	}
+	req := httptest.NewRequest(method, path, body)
+	req.RemoteAddr = "192.0.2.1:1234"
+	if o.remote != "" {
+		req.RemoteAddr = o.remote
+	}
+	if o.body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if o.token != "" {
+		req.Header.Set("Authorization", "Bearer "+o.token)
+	}
+	for k, v := range o.headers {
+		req.Header.Set(k, v)
+	}
+	if o.tls {
+		req.TLS = &tls.ConnectionState{HandshakeComplete: true}
+	}
+	rec := httptest.NewRecorder()
+	f.handler.ServeHTTP(rec, req)
+	return rec
+}
+
+func decodeError(t *testing.T, rec *httptest.ResponseRecorder) errorBody {
+	t.Helper()
+	var e errorBody
+	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil {
+		t.Fatalf("error body %q: %v", rec.Body.String(), err)
+	}
+	return e
+}
+
+// want429 checks a refusal: the status, Retry-After and the error format.
+func want429(t *testing.T, rec *httptest.ResponseRecorder, retry string) errorBody {
+	t.Helper()
+	if rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("status %d (%s), want 429", rec.Code, rec.Body.String())
+	}
+	if got := rec.Header().Get("Retry-After"); got != retry {
+		t.Fatalf("Retry-After = %q, want %q", got, retry)
+	}
+	e := decodeError(t, rec)
+	if e.Code != CodeRateLimited || e.Error == "" {
+		t.Fatalf("error body %+v, want code %s", e, CodeRateLimited)
+	}
+	return e
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	t.Parallel()
+	f := newHardenedFixture(t, nil)
+	for _, tc := range []struct {
+		name     string
+		path     string
+		tls      bool
+		wantCode int
+		api      bool // the API's strict framing policy, not the IDE's
+	}{
+		{"health", "/health", false, 200, true},
+		{"openapi", "/api/v1/openapi.json", false, 200, true},
+		{"refusal", "/api/v1/environments", false, 401, true},
+		{"unknown route", "/nope", false, 404, true},
+		{"over TLS", "/api/v1/openapi.json", true, 200, true},
+		{"IDE", "/w/some-id/ide/", false, 401, false},
+		{"IDE over TLS", "/w/some-id/ide/", true, 401, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rec := f.do("GET", tc.path, reqOpts{tls: tc.tls})
+			h := rec.Header()
+			if rec.Code != tc.wantCode {
+				t.Fatalf("status %d, want %d", rec.Code, tc.wantCode)
+			}
+			if got := h.Get("X-Content-Type-Options"); got != "nosniff" {
+				t.Errorf("X-Content-Type-Options = %q", got)
+			}
+			if h.Get("Referrer-Policy") == "" {
+				t.Error("no Referrer-Policy")
+			}
+			if tc.api {
+				if got := h.Get("X-Frame-Options"); got != "DENY" {
+					t.Errorf("X-Frame-Options = %q, want DENY", got)
+				}
+				if got := h.Get("Content-Security-Policy"); !strings.Contains(got, "frame-ancestors 'none'") {
+					t.Errorf("Content-Security-Policy = %q, want frame-ancestors 'none'", got)
+				}
+			} else {
+				// code-server's pages: the proxy sets frame-ancestors 'self'
+				// itself; a DENY here would contradict it.
+				if got := h.Get("X-Frame-Options"); got != "" {
+					t.Errorf("IDE path got X-Frame-Options %q", got)
+				}
+				if got := h.Get("Content-Security-Policy"); got != "" {
+					t.Errorf("IDE path got Content-Security-Policy %q", got)
+				}
+			}
+			hsts := h.Get("Strict-Transport-Security")
+			if tc.tls && !strings.HasPrefix(hsts, "max-age=") {
+				t.Errorf("over TLS: Strict-Transport-Security = %q", hsts)
+			}
+			if !tc.tls && hsts != "" {
+				t.Errorf("over plain HTTP: Strict-Transport-Security = %q, want none", hsts)
+			}
+		})
+	}
+}
+
+func TestCORS(t *testing.T) {
+	t.Parallel()
+	allowed := newHardenedFixture(t, func(c *Config) { c.CORSOrigins = []string{"https://app.example.com", "http://localhost:5173/"} })
+	none := newHardenedFixture(t, nil)
+	preflight := func(origin, method string) reqOpts {
+		return reqOpts{headers: map[string]string{"Origin": origin, "Access-Control-Request-Method": method, "Access-Control-Request-Headers": "authorization, content-type"}}
+	}
+	for _, tc := range []struct {
+		name       string
+		f          *hardenedFixture
+		method     string
+		path       string
+		opts       reqOpts
+		wantCode   int
+		wantOrigin string // Access-Control-Allow-Origin; "" = none
+		preflight  bool
+	}{
+		{"preflight allowed", allowed, "OPTIONS", "/api/v1/environments", preflight("https://app.example.com", "POST"), 204, "https://app.example.com", true},
+		{"preflight allowed, authenticated route", allowed, "OPTIONS", "/api/v1/environments/abc/start", preflight("https://app.example.com", "POST"), 204, "https://app.example.com", true},
+		{"preflight second origin", allowed, "OPTIONS", "/api/v1/auth/login", preflight("http://localhost:5173", "POST"), 204, "http://localhost:5173", true},
+		{"preflight other origin", allowed, "OPTIONS", "/api/v1/environments", preflight("https://evil.example.com", "POST"), 405, "", false},
+		{"preflight lookalike origin", allowed, "OPTIONS", "/api/v1/environments", preflight("https://app.example.com.evil.com", "DELETE"), 405, "", false},
+		{"preflight with no allow-list", none, "OPTIONS", "/api/v1/environments", preflight("https://app.example.com", "POST"), 405, "", false},
+		{"simple request allowed", allowed, "GET", "/api/v1/openapi.json", reqOpts{headers: map[string]string{"Origin": "https://app.example.com"}}, 200, "https://app.example.com", false},
+		{"refusal keeps CORS headers", allowed, "GET", "/api/v1/environments", reqOpts{headers: map[string]string{"Origin": "https://app.example.com"}}, 401, "https://app.example.com", false},
+		{"simple request other origin", allowed, "GET", "/api/v1/openapi.json", reqOpts{headers: map[string]string{"Origin": "https://evil.example.com"}}, 200, "", false},
+		{"no origin", allowed, "GET", "/api/v1/openapi.json", reqOpts{}, 200, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rec := tc.f.do(tc.method, tc.path, tc.opts)
+			h := rec.Header()
+			if rec.Code != tc.wantCode {
+				t.Fatalf("status %d (%s), want %d", rec.Code, rec.Body.String(), tc.wantCode)
+			}
+			if got := h.Get("Access-Control-Allow-Origin"); got != tc.wantOrigin {
+				t.Fatalf("Access-Control-Allow-Origin = %q, want %q", got, tc.wantOrigin)
+			}
+			if h.Get("Access-Control-Allow-Credentials") != "" {
+				t.Error("credentials must never be allowed cross-origin")
+			}
+			if tc.f == allowed && !strings.Contains(strings.Join(h.Values("Vary"), ","), "Origin") {
+				t.Errorf("Vary = %q, want Origin", h.Values("Vary"))
+			}
+			methods, headers := h.Get("Access-Control-Allow-Methods"), strings.ToLower(h.Get("Access-Control-Allow-Headers"))
+			if tc.preflight {
+				if !strings.Contains(methods, tc.opts.headers["Access-Control-Request-Method"]) {
+					t.Errorf("Access-Control-Allow-Methods = %q", methods)
+				}
+				if !strings.Contains(headers, "authorization") || !strings.Contains(headers, "content-type") {
+					t.Errorf("Access-Control-Allow-Headers = %q", headers)
+				}
+			} else if methods != "" || headers != "" {
+				t.Errorf("not an allowed preflight, but got Allow-Methods %q, Allow-Headers %q", methods, headers)
+			}
+		})
+	}
+}
+
+func TestParseCORSOrigins(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in      string
+		want    []string
+		wantErr bool
+	}{
+		{"", nil, false},
+		{"https://A.example.com, http://localhost:3000/", []string{"https://a.example.com", "http://localhost:3000"}, false},
+		{"*", nil, true},
+		{"https://a.example.com/path", nil, true},
+		{"ftp://a.example.com", nil, true},
+		{"a.example.com", nil, true},
+	} {
+		got, err := ParseCORSOrigins(tc.in)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("ParseCORSOrigins(%q) error = %v, want error %v", tc.in, err, tc.wantErr)
+			continue
+		}
+		if !tc.wantErr && fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("ParseCORSOrigins(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestClientAddress(t *testing.T) {
+	t.Parallel()
+	trusted, err := ParseTrustedProxies("10.0.0.0/8, 192.0.2.7, ::1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseTrustedProxies("10.0.0.0/8, nonsense"); err == nil {
+		t.Error("a bad trusted proxy was accepted")
+	}
+	for _, tc := range []struct {
+		name    string
+		trusted []netip.Prefix
+		remote  string
+		xff     []string
+		want    string
+	}{
+		{"no proxies: peer", nil, "203.0.113.5:999", []string{"1.2.3.4"}, "203.0.113.5"},
+		{"untrusted peer's header ignored", trusted, "203.0.113.5:999", []string{"1.2.3.4"}, "203.0.113.5"},
+		{"trusted proxy", trusted, "10.1.2.3:999", []string{"1.2.3.4"}, "1.2.3.4"},
+		{"client's own prefix ignored", trusted, "10.1.2.3:999", []string{"6.6.6.6, 1.2.3.4"}, "1.2.3.4"},
+		{"chain of proxies", trusted, "10.1.2.3:999", []string{"1.2.3.4, 10.9.9.9", "192.0.2.7"}, "1.2.3.4"},
+		{"garbage stops the walk", trusted, "10.1.2.3:999", []string{"1.2.3.4, junk, 10.9.9.9"}, "10.9.9.9"},
+		{"no header from proxy", trusted, "192.0.2.7:1", nil, "192.0.2.7"},
+		{"IPv6 client keyed by /64", trusted, "[::1]:1", []string{"2001:db8:1:2:aaaa::1"}, "2001:db8:1:2::/64"},
+		{"IPv4-mapped peer", nil, "[::ffff:203.0.113.9]:5", nil, "203.0.113.9"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			th := &throttles{trusted: tc.trusted}
+			req := httptest.NewRequest("GET", "/", nil)
+			req.RemoteAddr = tc.remote
+			for _, v := range tc.xff {
+				req.Header.Add("X-Forwarded-For", v)
+			}
+			if got := th.clientKey(req); got != tc.want {
+				t.Fatalf("client key = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRateLimitByAddress(t *testing.T) {
+	t.Parallel()
+	f := newHardenedFixture(t, func(c *Config) {
+		c.RateLimits = RateLimits{IPRate: 1, IPBurst: 3, PrincipalRate: -1}
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")}
+	})
+	for i := range 3 {
+		if rec := f.do("GET", "/api/v1/openapi.json", reqOpts{}); rec.Code != 200 {
+			t.Fatalf("request %d: %d", i+1, rec.Code)
+		}
+	}
+	e := want429(t, f.do("GET", "/api/v1/openapi.json", reqOpts{}), "1")
+	if !strings.Contains(e.Details, "address") {
+		t.Errorf("details %q should say what was limited", e.Details)
+	}
+	// Every route counts, known or not, authenticated or not.
+	want429(t, f.do("POST", "/api/v1/auth/login", reqOpts{body: `{}`}), "1")
+	want429(t, f.do("GET", "/w/x/ide/", reqOpts{}), "1")
+	// The health probes never do.
+	for _, p := range []string{"/health", "/live", "/ready"} {
+		for range 10 {
+			if rec := f.do("GET", p, reqOpts{}); rec.Code == http.StatusTooManyRequests {
+				t.Fatalf("%s throttled", p)
+			}
+		}
+	}
+	// Other addresses have their own buckets, also behind the proxy.
+	if rec := f.do("GET", "/api/v1/openapi.json", reqOpts{remote: "192.0.2.2:1"}); rec.Code != 200 {
+		t.Fatalf("another address: %d", rec.Code)
+	}
+	behindProxy := func(client string) reqOpts {
+		return reqOpts{remote: "10.0.0.1:5555", headers: map[string]string{"X-Forwarded-For": client}}
+	}
+	for i := range 3 {
+		if rec := f.do("GET", "/api/v1/openapi.json", behindProxy("198.51.100.1")); rec.Code != 200 {
+			t.Fatalf("first client behind the proxy, request %d: %d", i+1, rec.Code)
+		}
+	}
+	want429(t, f.do("GET", "/api/v1/openapi.json", behindProxy("198.51.100.1")), "1")
+	if rec := f.do("GET", "/api/v1/openapi.json", behindProxy("198.51.100.2")); rec.Code != 200 {
+		t.Fatalf("second client behind the proxy: %d", rec.Code)
+	}
+	// Waiting as told is enough.
+	f.clock.Advance(time.Second)
+	if rec := f.do("GET", "/api/v1/openapi.json", reqOpts{}); rec.Code != 200 {
+		t.Fatalf("after Retry-After: %d", rec.Code)
+	}
+}
+
+func TestRateLimitByPrincipal(t *testing.T) {
+	t.Parallel()
+	f := newHardenedFixture(t, func(c *Config) {
+		c.RateLimits = RateLimits{PrincipalRate: 0.5, PrincipalBurst: 2, IPRate: -1}
+	})
+	ada, adaToken := f.user("ada@example.com", "correct horse battery")
+	_, bobToken := f.user("bob@example.com", "correct horse battery")
+	env, err := f.db.CreateEnvironment(t.Context(), store.Environment{UserID: ada.ID, Name: "ws", CPUCores: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentToken := f.agents.Issue(env.ID)
+	// A second token of the same user shares the user's bucket.
+	secret, hash, _ := auth.NewToken()
+	if _, err := f.db.CreateAPIToken(t.Context(), store.APIToken{UserID: ada.ID, Name: "2nd", Hash: hash, ExpiresAt: f.clock.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, method, path, token string
+	}{
+		{"user", "GET", "/api/v1/auth/me", adaToken},
+		{"agent", "POST", "/api/v1/environments/" + env.ID + "/usage", agentToken},
+	} {
+		for i := range 2 {
+			if rec := f.do(tc.method, tc.path, reqOpts{token: tc.token, body: `{"samples":[]}`}); rec.Code == http.StatusTooManyRequests {
+				t.Fatalf("%s: request %d throttled", tc.name, i+1)
+			}
+		}
+		e := want429(t, f.do(tc.method, tc.path, reqOpts{token: tc.token, body: `{"samples":[]}`}), "2")
+		if !strings.Contains(e.Details, "credentials") {
+			t.Errorf("%s: details %q", tc.name, e.Details)
+		}
+	}
+	want429(t, f.do("GET", "/api/v1/auth/me", reqOpts{token: secret}), "2")
+	if rec := f.do("GET", "/api/v1/auth/me", reqOpts{token: bobToken}); rec.Code != 200 {
+		t.Fatalf("another user: %d", rec.Code)
+	}
+	// Unauthenticated requests are not charged to anyone's account.
+	if rec := f.do("GET", "/api/v1/auth/me", reqOpts{token: "dev8_bogus"}); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("bad token: %d, want 401", rec.Code)
+	}
+	f.clock.Advance(2 * time.Second)
+	if rec := f.do("GET", "/api/v1/auth/me", reqOpts{token: adaToken}); rec.Code != 200 {
+		t.Fatalf("after Retry-After: %d", rec.Code)
+	}
+}
+
+// TestDefaultLimitsLeaveHeadroom: a burst of ordinary use at the defaults
+// (an agent's reports, a CLI session, an IDE loading its assets) is never
+// refused.
+func TestDefaultLimitsLeaveHeadroom(t *testing.T) {
+	t.Parallel()
+	f := newHardenedFixture(t, nil)
+	_, token := f.user("ada@example.com", "correct horse battery")
+	for i := range DefaultPrincipalBurst {
+		if rec := f.do("GET", "/api/v1/auth/me", reqOpts{token: token}); rec.Code != 200 {
+			t.Fatalf("request %d: %d", i+1, rec.Code)
+		}
+	}
+	for i := range DefaultIPBurst - DefaultPrincipalBurst {
+		if rec := f.do("GET", "/w/x/ide/static/asset.js", reqOpts{}); rec.Code == http.StatusTooManyRequests {
+			t.Fatalf("IDE asset %d throttled", i+1)
+		}
+	}
+}
+
+func TestLoginThrottling(t *testing.T) {
+	t.Parallel()
+	const password = "correct horse battery"
+	login := func(f *hardenedFixture, email, pw, remote string) *httptest.ResponseRecorder {
+		body, _ := json.Marshal(map[string]string{"email": email, "password": pw})
+		return f.do("POST", "/api/v1/auth/login", reqOpts{body: string(body), remote: remote})
+	}
+
+	t.Run("account", func(t *testing.T) {
+		t.Parallel()
+		f := newHardenedFixture(t, nil)
+		f.user("ada@example.com", password)
+		var known, unknown []string
+		for _, c := range []struct {
+			email string
+			out   *[]string
+		}{{"ada@example.com", &known}, {"nobody@example.com", &unknown}} {
+			// Each attempt from a fresh address: this is the account's
+			// counter, not the address's.
+			for i := range 5 {
+				rec := login(f, c.email, "wrong password!", fmt.Sprintf("198.51.100.%d:1", i))
+				if rec.Code != http.StatusUnauthorized {
+					t.Fatalf("%s failure %d: %d", c.email, i+1, rec.Code)
+				}
+			}
+			rec := login(f, c.email, "wrong password!", "198.51.100.99:1")
+			e := want429(t, rec, "1")
+			*c.out = append(*c.out, fmt.Sprint(rec.Code, rec.Header().Get("Retry-After"), e))
+		}
+		// The lock looks the same whether the account exists or not.
+		if fmt.Sprint(known) != fmt.Sprint(unknown) {
+			t.Fatalf("locked answers differ: known %v, unknown %v", known, unknown)
+		}
+		// Even the right password is refused while locked.
+		want429(t, login(f, "ADA@example.com", password, "198.51.100.100:1"), "1")
+		// Each further failure doubles the lock.
+		f.clock.Advance(time.Second)
+		if rec := login(f, "ada@example.com", "wrong password!", "198.51.100.101:1"); rec.Code != http.StatusUnauthorized {
+			t.Fatalf("after the lock: %d", rec.Code)
+		}
+		want429(t, login(f, "ada@example.com", password, "198.51.100.102:1"), "2")
+		f.clock.Advance(2 * time.Second)
+		// A success resets the account: five more failures before a lock.
+		if rec := login(f, "ada@example.com", password, "198.51.100.103:1"); rec.Code != http.StatusOK {
+			t.Fatalf("right password after the lock: %d %s", rec.Code, rec.Body.String())
+		}
+		for i := range 5 {
+			if rec := login(f, "ada@example.com", "wrong password!", fmt.Sprintf("198.51.100.%d:1", 110+i)); rec.Code != http.StatusUnauthorized {
+				t.Fatalf("after success, failure %d: %d", i+1, rec.Code)
+			}
+		}
+		want429(t, login(f, "ada@example.com", password, "198.51.100.120:1"), "1")
+	})
+
+	t.Run("address", func(t *testing.T) {
+		t.Parallel()
+		// Fewer failures than the default: each one costs a bcrypt.
+		const maxFailures = 3
+		f := newHardenedFixture(t, func(c *Config) { c.RateLimits.LoginIPFailures = maxFailures })
+		f.user("ada@example.com", password)
+		const attacker = "203.0.113.66:4444"
+		for i := range maxFailures {
+			if rec := login(f, fmt.Sprintf("u%d@example.com", i), "wrong password!", attacker); rec.Code != http.StatusUnauthorized {
+				t.Fatalf("failure %d: %d", i+1, rec.Code)
+			}
+		}
+		want429(t, login(f, "ada@example.com", password, attacker), "1")
+		// Ada from her own address is not affected.
+		if rec := login(f, "ada@example.com", password, "192.0.2.10:1"); rec.Code != http.StatusOK {
+			t.Fatalf("another address: %d", rec.Code)
+		}
+	})
+
+	t.Run("backoff is capped", func(t *testing.T) {
+		t.Parallel()
+		f := newHardenedFixture(t, func(c *Config) { c.RateLimits.LoginMaxDelay = 8 * time.Second })
+		want := []string{"1", "2", "4", "8", "8", "8"}
+		for i := range 4 {
+			login(f, "x@example.com", "wrong password!", fmt.Sprintf("192.0.2.%d:1", i))
+		}
+		for i, retry := range want {
+			if rec := login(f, "x@example.com", "wrong password!", fmt.Sprintf("192.0.2.%d:1", 50+i)); rec.Code != http.StatusUnauthorized {
+				t.Fatalf("round %d: %d", i, rec.Code)
+			}
+			want429(t, login(f, "x@example.com", "wrong password!", "192.0.2.99:1"), retry)
+			f.clock.Advance(8 * time.Second)
+		}
+	})
+
+	t.Run("disabled", func(t *testing.T) {
+		t.Parallel()
+		f := newHardenedFixture(t, func(c *Config) { c.RateLimits.LoginFailures, c.RateLimits.LoginIPFailures = -1, -1 })
+		f2 := newHardenedFixture(t, func(c *Config) { c.RateLimits.LoginFailures, c.RateLimits.LoginIPFailures = -1, 2 })
+		for i := range DefaultLoginFailures + 2 {
+			if rec := login(f, "x@example.com", "wrong password!", "192.0.2.1:1"); rec.Code != http.StatusUnauthorized {
+				t.Fatalf("attempt %d: %d", i+1, rec.Code)
+			}
+		}
+		// With only the account limit off, the address limit still works.
+		for i := range 2 {
+			if rec := login(f2, fmt.Sprintf("x%d@example.com", i), "wrong password!", "192.0.2.1:1"); rec.Code != http.StatusUnauthorized {
+				t.Fatalf("attempt %d: %d", i+1, rec.Code)
+			}
+		}
+		want429(t, login(f2, "y@example.com", "wrong password!", "192.0.2.1:1"), "1")
+	})
+}
+
+// TestThrottleMemoryIsBounded hammers the real router from 100k distinct
+// addresses: the address limiter never remembers more than its cap, and
+// the login throttle neither.
+func TestThrottleMemoryIsBounded(t *testing.T) {
+	t.Parallel()
+	const maxKeys = 500
+	f := newHardenedFixture(t, func(c *Config) { c.RateLimits.MaxKeys = maxKeys })
+	for i := range 100_000 {
+		req := httptest.NewRequest("GET", "/nope", nil)
+		req.RemoteAddr = fmt.Sprintf("10.%d.%d.%d:1", i>>16&0xff, i>>8&0xff, i&0xff)
+		f.handler.ServeHTTP(httptest.NewRecorder(), req)
+		if n := f.api.limits.ip.Len(); n > maxKeys {
+			t.Fatalf("after %d addresses the limiter holds %d, cap %d", i+1, n, maxKeys)
+		}
+	}
+	// Login failures run bcrypt, so a smaller cap and fewer of them, enough
+	// to overflow it (the 100k case is in package ratelimit).
+	const loginKeys = 4
+	f = newHardenedFixture(t, func(c *Config) { c.RateLimits.MaxKeys = loginKeys })
+	for i := range 3 * loginKeys {
+		body := fmt.Sprintf(`{"email":"u%d@example.com","password":"wrong password!"}`, i)
+		f.do("POST", "/api/v1/auth/login", reqOpts{body: body, remote: fmt.Sprintf("172.16.%d.%d:1", i>>8&0xff, i&0xff)})
+		if a, ip := f.api.limits.loginAcct.Len(), f.api.limits.loginIP.Len(); a > loginKeys || ip > loginKeys {
+			t.Fatalf("after %d logins: %d accounts, %d addresses remembered, cap %d", i+1, a, ip, loginKeys)
+		}
+	}
+}

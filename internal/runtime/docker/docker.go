@@ -1,0 +1,799 @@
+// Package docker is the runtime that runs each workspace as a Docker
+// container on one host, over the Docker Engine API.
+//
+// Per environment <id> it manages:
+//
+//	container dev8-<id>   the compute; entry process `/.dev8/bin/dev8 supervisor`
+//	volume    dev8-<id>   the persistent /workspace: kept by Stop, removed by Delete
+//
+// Both carry the labels dev8.managed=true, dev8.environment=<id> and
+// dev8.user=<user id>, so List (and an operator with `docker ps --filter
+// label=dev8.managed=true`) finds them after a restart of the server. The
+// container also carries dev8.spec, a hash of the Spec it was created from:
+// Create of a stopped instance whose Spec changed (a new server URL or token)
+// recreates the container over the same volume.
+//
+// The supervisor is the server's own static dev8 binary (Config.SupervisorBinary),
+// copied into the container at /.dev8/bin/dev8 after ContainerCreate and again
+// before a Start when it is missing or differs in size, so any image with a
+// shell (or none: FROM scratch works) can be a workspace.
+//
+// Networking: containers use the host's network namespace (NetworkMode
+// "host"). Spec.AgentURL is handed to the supervisor as given, and the
+// server's usual AgentURL is a loopback or host address: with host networking
+// it means the same inside the container as on the host, with no NAT, no
+// published ports and no iptables (these machines run dockerd
+// --iptables=false). The cost is that workspaces are not isolated from the
+// host's network or from each other at the network level (their processes
+// can connect to anything listening on the host, loopback included), and
+// anything a workspace binds, it binds on the host. The supervisor binds
+// nothing of its own here: its loopback status endpoint is disabled
+// (DEV8_SUPERVISOR_ADDR is set empty) and everything reaches the workspace
+// through the supervisor's tunnel, which it dials out. A bridge network needs
+// the server to listen on the bridge's gateway address and an AgentURL
+// to name it: with any other Config.NetworkMode ("bridge") containers get
+// host.docker.internal mapped to the host's gateway address, and the server
+// must listen there (not only on loopback) and give an AgentURL such as
+// http://host.docker.internal:PORT. Both ways were seen to work here (see
+// TestAgentReachable); this package does not rewrite URLs.
+//
+// State: a running container is StateRunning; anything else is StateStopped.
+// ExitReason comes from the exit code and OOMKilled. The supervisor exits 0
+// only when told to stop (SIGTERM), so exit code 0 counts as a requested stop
+// whichever Runtime (or engine) sent it: that is how a new Runtime after a
+// server restart tells a Stop from a crash. Consequence: when dockerd itself
+// restarts (without --live-restore) it SIGTERMs the workspaces, which then
+// show as stopped with no reason, and stay stopped (restart policy "no")
+// until the lifecycle starts them.
+//
+// No IDE yet: the runtime does not set DEV8_CODE_SERVER, so Instance.IDEAddress
+// is empty. With host networking a code-server per workspace would need its
+// own DEV8_CODE_SERVER_ADDR port (they share the host's loopback).
+//
+// Limits: Spec.CPUCores → NanoCPUs, Spec.MemoryGB → Memory (swap no more
+// than memory), Config.PidsLimit → PidsLimit; never privileged,
+// no-new-privileges, restart policy "no" (the lifecycle decides whether a
+// workspace that stopped on its own comes back). Spec.StorageGB is not
+// enforced (volume quotas need a storage driver with project quotas).
+package docker
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
+
+	"dev8.dev/dev8/internal/runtime"
+	"dev8.dev/dev8/internal/supervisor"
+)
+
+// Paths inside every workspace container.
+const (
+	// WorkspaceDir is where the environment's volume is mounted.
+	WorkspaceDir = "/workspace"
+	// SupervisorPath is where the supervisor binary is copied.
+	SupervisorPath = "/.dev8/bin/dev8"
+)
+
+// LabelSpec holds a hash of the Spec a container was created from.
+const LabelSpec = "dev8.spec"
+
+// Config configures a docker Runtime.
+type Config struct {
+	// Client talks to the engine. Default: client.NewClientWithOpts(
+	// client.FromEnv, client.WithAPIVersionNegotiation()), i.e. DOCKER_HOST
+	// or the local socket.
+	Client *client.Client
+	// SupervisorBinary is the dev8 binary copied into every container and
+	// run as `dev8 supervisor`. It must be a static linux/amd64 executable
+	// (the server is built with CGO_ENABLED=0). Default: os.Executable().
+	SupervisorBinary string
+	// DefaultImage is used when Spec.Image is empty.
+	DefaultImage string
+	// User runs the container's processes ("uid", "uid:gid" or a name the
+	// image knows). Default "": the image's USER. Workspace images define
+	// user dev8 (uid 1000); the busybox test image has no users and runs as
+	// root unless told otherwise.
+	User string
+	// NetworkMode of every container. Default "host": see the package doc.
+	NetworkMode string
+	// PidsLimit caps processes per container. Default 4096.
+	PidsLimit int64
+	// NoPull makes Create fail at once when the image is not present,
+	// instead of trying to pull it first.
+	NoPull bool
+	// Installation names this Dev8 installation (runtime.LabelInstallation):
+	// only containers and volumes carrying it are listed, adopted, watched
+	// or removed, so installations sharing an engine leave each other's
+	// workspaces alone. Default "default".
+	Installation string
+	// ExtraEnv is added to every container's environment ("KEY=value"),
+	// before Spec.Env; the runtime's DEV8_* variables win over both.
+	ExtraEnv []string
+	// StopTimeout is how long a container gets between SIGTERM and SIGKILL.
+	// Default 10s; the supervisor is told half of it.
+	StopTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Runtime runs workspaces as Docker containers. See the package doc.
+type Runtime struct {
+	cfg     Config
+	cli     *client.Client
+	log     *slog.Logger
+	binSize int64
+
+	mu      sync.Mutex
+	stopped map[string]bool // environments this Runtime stopped since their last Start
+	notify  []chan<- string
+	// The event watcher NotifyExits starts and Close ends.
+	watchCancel context.CancelFunc
+	watchDone   chan struct{}
+}
+
+var (
+	_ runtime.Runtime      = (*Runtime)(nil)
+	_ runtime.ExitNotifier = (*Runtime)(nil)
+)
+
+// New returns a Runtime. It does not contact the engine: see Ping.
+func New(cfg Config) (*Runtime, error) {
+	if cfg.SupervisorBinary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("docker: find own executable for the supervisor: %w", err)
+		}
+		cfg.SupervisorBinary = exe
+	}
+	fi, err := os.Stat(cfg.SupervisorBinary)
+	if err != nil {
+		return nil, fmt.Errorf("docker: supervisor binary: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("docker: supervisor binary %s is not a regular file", cfg.SupervisorBinary)
+	}
+	if cfg.NetworkMode == "" {
+		cfg.NetworkMode = "host"
+	}
+	if cfg.Installation == "" {
+		cfg.Installation = "default"
+	}
+	if cfg.PidsLimit <= 0 {
+		cfg.PidsLimit = 4096
+	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cli := cfg.Client
+	if cli == nil {
+		cli, err = client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+		if err != nil {
+			return nil, fmt.Errorf("docker: client: %w", err)
+		}
+	}
+	return &Runtime{
+		cfg:     cfg,
+		cli:     cli,
+		log:     cfg.Logger.With("runtime", "docker"),
+		binSize: fi.Size(),
+		stopped: map[string]bool{},
+	}, nil
+}
+
+// Client returns the engine client the Runtime uses.
+func (r *Runtime) Client() *client.Client { return r.cli }
+
+// Ping reports whether the engine answers.
+func (r *Runtime) Ping(ctx context.Context) error {
+	if _, err := r.cli.Ping(ctx); err != nil {
+		return fmt.Errorf("docker: engine does not answer: %w", err)
+	}
+	return nil
+}
+
+// Name implements runtime.Runtime.
+func (r *Runtime) Name() string { return "docker" }
+
+// Container and volume names allow [a-zA-Z0-9][a-zA-Z0-9_.-]*.
+var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+func checkID(id string) error {
+	if !validID.MatchString(id) {
+		return fmt.Errorf("invalid environment id %q", id)
+	}
+	return nil
+}
+
+// ObjectName is the name of an environment's container and of its volume.
+func ObjectName(environmentID string) string { return "dev8-" + environmentID }
+
+// Create implements runtime.Runtime.
+func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instance, error) {
+	id := spec.EnvironmentID
+	if err := checkID(id); err != nil {
+		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("docker: create: %w", err))
+	}
+	hash := specHash(spec)
+	name := ObjectName(id)
+	ci, err := r.cli.ContainerInspect(ctx, name)
+	switch {
+	case err == nil:
+		if isRunning(ci) || ci.Config.Labels[LabelSpec] == hash {
+			return r.instance(ci), nil
+		}
+		// Stopped with an older spec: the container's configuration is
+		// immutable, so make a new one over the same volume.
+		r.log.Info("spec changed, recreating container", "environment", id)
+		if err := r.cli.ContainerRemove(ctx, ci.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return runtime.Instance{}, fmt.Errorf("docker: create %s: remove old container: %w", id, err)
+		}
+	case !cerrdefs.IsNotFound(err):
+		return runtime.Instance{}, fmt.Errorf("docker: create %s: %w", id, err)
+	}
+
+	img := spec.Image
+	if img == "" {
+		img = r.cfg.DefaultImage
+	}
+	if img == "" {
+		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("docker: create %s: no image in the spec and no default image", id))
+	}
+	if err := r.ensureImage(ctx, img); err != nil {
+		return runtime.Instance{}, fmt.Errorf("docker: create %s: %w", id, err)
+	}
+
+	labels := map[string]string{
+		runtime.LabelManaged:      "true",
+		runtime.LabelInstallation: r.cfg.Installation,
+		runtime.LabelEnvironment:  id,
+		runtime.LabelUser:         spec.UserID,
+	}
+	// Creating a volume that exists returns it: a retried Create (or one
+	// after a crash between volume and container) reuses it.
+	if _, err := r.cli.VolumeCreate(ctx, volume.CreateOptions{Name: name, Labels: labels}); err != nil {
+		return runtime.Instance{}, fmt.Errorf("docker: create %s: volume: %w", id, err)
+	}
+
+	cLabels := maps.Clone(labels)
+	cLabels[LabelSpec] = hash
+	cfg := &container.Config{
+		Image:      img,
+		User:       r.cfg.User,
+		Env:        r.env(spec),
+		Entrypoint: []string{SupervisorPath, "supervisor"},
+		Cmd:        []string{},
+		WorkingDir: WorkspaceDir,
+		Labels:     cLabels,
+		StopSignal: "SIGTERM",
+	}
+	pids := r.cfg.PidsLimit
+	host := &container.HostConfig{
+		NetworkMode:   container.NetworkMode(r.cfg.NetworkMode),
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
+		Privileged:    false,
+		SecurityOpt:   []string{"no-new-privileges"},
+		Mounts: []mount.Mount{{
+			Type:   mount.TypeVolume,
+			Source: name,
+			Target: WorkspaceDir,
+		}},
+		Resources: container.Resources{PidsLimit: &pids},
+	}
+	if !host.NetworkMode.IsHost() {
+		// Lets AgentURL name the host as host.docker.internal (the
+		// bridge's gateway address) on engines from 20.10.
+		host.ExtraHosts = []string{"host.docker.internal:host-gateway"}
+	}
+	if spec.CPUCores > 0 {
+		host.NanoCPUs = int64(spec.CPUCores) * 1e9
+	}
+	if spec.MemoryGB > 0 {
+		host.Memory = int64(spec.MemoryGB) << 30
+		host.MemorySwap = host.Memory // no swap beyond the limit
+	}
+	resp, err := r.cli.ContainerCreate(ctx, cfg, host, nil, nil, name)
+	if err != nil {
+		if cerrdefs.IsConflict(err) {
+			// Someone (a previous, interrupted call) created it meanwhile.
+			ci, ierr := r.cli.ContainerInspect(ctx, name)
+			if ierr == nil {
+				return r.instance(ci), nil
+			}
+		}
+		if cerrdefs.IsInvalidArgument(err) {
+			err = runtime.Permanent(err)
+		}
+		return runtime.Instance{}, fmt.Errorf("docker: create %s: container: %w", id, err)
+	}
+	if err := r.copySupervisor(ctx, resp.ID); err != nil {
+		return runtime.Instance{}, fmt.Errorf("docker: create %s: %w", id, err)
+	}
+	ci, err = r.cli.ContainerInspect(ctx, resp.ID)
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("docker: create %s: %w", id, err)
+	}
+	return r.instance(ci), nil
+}
+
+// env is the container's environment: ExtraEnv, then Spec.Env, then the
+// supervisor's DEV8_* variables, each key once (the last one wins).
+func (r *Runtime) env(spec runtime.Spec) []string {
+	vars := map[string]string{}
+	var order []string
+	set := func(k, v string) {
+		if _, ok := vars[k]; !ok {
+			order = append(order, k)
+		}
+		vars[k] = v
+	}
+	for _, kv := range r.cfg.ExtraEnv {
+		k, v, _ := strings.Cut(kv, "=")
+		set(k, v)
+	}
+	for _, k := range slices.Sorted(maps.Keys(spec.Env)) {
+		set(k, spec.Env[k])
+	}
+	set(supervisor.EnvEnvironmentID, spec.EnvironmentID)
+	set(supervisor.EnvWorkspaceDir, WorkspaceDir)
+	set(supervisor.EnvAddr, "") // host network: bind nothing of our own
+	set(supervisor.EnvStopTimeout, (r.cfg.StopTimeout / 2).String())
+	set(supervisor.EnvAgentURL, spec.AgentURL)
+	set(supervisor.EnvAgentToken, spec.AgentToken)
+	out := make([]string, 0, len(order))
+	for _, k := range order {
+		out = append(out, k+"="+vars[k])
+	}
+	return out
+}
+
+func specHash(spec runtime.Spec) string {
+	b, _ := json.Marshal(spec) // a struct of strings, ints and maps: cannot fail
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:12])
+}
+
+// ensureImage returns nil when img is present, pulling it first unless
+// NoPull; a missing image that cannot be pulled is a permanent error.
+func (r *Runtime) ensureImage(ctx context.Context, img string) error {
+	_, err := r.cli.ImageInspect(ctx, img)
+	if err == nil {
+		return nil
+	}
+	if !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("inspect image %q: %w", img, err)
+	}
+	if r.cfg.NoPull {
+		return runtime.Permanent(fmt.Errorf("image %q is not present (pulling is disabled)", img))
+	}
+	r.log.Info("pulling image", "image", img)
+	if perr := r.pull(ctx, img); perr != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("pull image %q: %w", img, ctx.Err())
+		}
+		return runtime.Permanent(fmt.Errorf("image %q is not present and could not be pulled: %w", img, perr))
+	}
+	if _, err := r.cli.ImageInspect(ctx, img); err != nil {
+		return runtime.Permanent(fmt.Errorf("image %q is not present after a pull: %w", img, err))
+	}
+	return nil
+}
+
+// pull pulls img, logging progress per layer status change.
+func (r *Runtime) pull(ctx context.Context, img string) error {
+	rc, err := r.cli.ImagePull(ctx, img, image.PullOptions{})
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	dec := json.NewDecoder(bufio.NewReader(rc))
+	last := ""
+	for {
+		var m struct {
+			Status string `json:"status"`
+			ID     string `json:"id"`
+			Error  string `json:"error"`
+		}
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if m.Error != "" {
+			return errors.New(m.Error)
+		}
+		if s := m.ID + " " + m.Status; s != last {
+			last = s
+			r.log.Debug("pull", "image", img, "layer", m.ID, "status", m.Status)
+		}
+	}
+}
+
+// copySupervisor copies the supervisor binary into the (created, not
+// necessarily running) container at SupervisorPath.
+func (r *Runtime) copySupervisor(ctx context.Context, containerID string) error {
+	f, err := os.Open(r.cfg.SupervisorBinary)
+	if err != nil {
+		return fmt.Errorf("supervisor binary: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("supervisor binary: %w", err)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		tw := tar.NewWriter(pw)
+		now := time.Now()
+		err := func() error {
+			for _, d := range []string{".dev8/", ".dev8/bin/"} {
+				if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: now}); err != nil {
+					return err
+				}
+			}
+			if err := tw.WriteHeader(&tar.Header{
+				Typeflag: tar.TypeReg, Name: strings.TrimPrefix(SupervisorPath, "/"),
+				Mode: 0o755, Size: fi.Size(), ModTime: now,
+			}); err != nil {
+				return err
+			}
+			if _, err := io.Copy(tw, f); err != nil {
+				return err
+			}
+			return tw.Close()
+		}()
+		pw.CloseWithError(err)
+	}()
+	if err := r.cli.CopyToContainer(ctx, containerID, "/", pr, container.CopyToContainerOptions{}); err != nil {
+		pr.CloseWithError(err)
+		return fmt.Errorf("copy supervisor into container: %w", err)
+	}
+	return nil
+}
+
+// ensureSupervisor copies the supervisor in unless a file of the same size
+// is there already (a Create interrupted before its copy, or a server
+// upgraded since).
+func (r *Runtime) ensureSupervisor(ctx context.Context, containerID string) error {
+	st, err := r.cli.ContainerStatPath(ctx, containerID, SupervisorPath)
+	if err == nil && st.Size == r.binSize && st.Mode.IsRegular() {
+		return nil
+	}
+	return r.copySupervisor(ctx, containerID)
+}
+
+// Start implements runtime.Runtime.
+func (r *Runtime) Start(ctx context.Context, environmentID string) (runtime.Instance, error) {
+	if err := checkID(environmentID); err != nil {
+		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("docker: start: %w", err))
+	}
+	ci, err := r.cli.ContainerInspect(ctx, ObjectName(environmentID))
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return runtime.Instance{}, fmt.Errorf("docker: start %s: no such instance (create it first)", environmentID)
+		}
+		return runtime.Instance{}, fmt.Errorf("docker: start %s: %w", environmentID, err)
+	}
+	if isRunning(ci) {
+		return r.instance(ci), nil
+	}
+	if err := r.ensureSupervisor(ctx, ci.ID); err != nil {
+		return runtime.Instance{}, fmt.Errorf("docker: start %s: %w", environmentID, err)
+	}
+	r.mu.Lock()
+	delete(r.stopped, environmentID)
+	r.mu.Unlock()
+	if err := r.cli.ContainerStart(ctx, ci.ID, container.StartOptions{}); err != nil {
+		return runtime.Instance{}, fmt.Errorf("docker: start %s: %w", environmentID, err)
+	}
+	ci, err = r.cli.ContainerInspect(ctx, ci.ID)
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("docker: start %s: %w", environmentID, err)
+	}
+	inst := r.instance(ci)
+	if inst.State != runtime.StateRunning {
+		reason := inst.ExitReason
+		if tail := r.logTail(ctx, ci.ID); tail != "" {
+			reason += "; last output: " + tail
+		}
+		return inst, fmt.Errorf("docker: start %s: supervisor exited at once: %s", environmentID, reason)
+	}
+	return inst, nil
+}
+
+// logTail returns the last lines a container printed, for error messages.
+func (r *Runtime) logTail(ctx context.Context, containerID string) string {
+	rc, err := r.cli.ContainerLogs(ctx, containerID, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: "5"})
+	if err != nil {
+		return ""
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(io.LimitReader(rc, 4096))
+	// Strip the multiplexing headers (8 bytes per frame) crudely: keep
+	// printable text only.
+	s := strings.Map(func(c rune) rune {
+		if c == '\n' || (c >= ' ' && c != 0x7f) {
+			return c
+		}
+		return -1
+	}, string(b))
+	return strings.TrimSpace(strings.ReplaceAll(s, "\n", " | "))
+}
+
+// Stop implements runtime.Runtime.
+func (r *Runtime) Stop(ctx context.Context, environmentID string) error {
+	if err := checkID(environmentID); err != nil {
+		return runtime.Permanent(fmt.Errorf("docker: stop: %w", err))
+	}
+	r.mu.Lock()
+	r.stopped[environmentID] = true
+	r.mu.Unlock()
+	secs := int((r.cfg.StopTimeout + time.Second - 1) / time.Second)
+	err := r.cli.ContainerStop(ctx, ObjectName(environmentID), container.StopOptions{Timeout: &secs})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("docker: stop %s: %w", environmentID, err)
+	}
+	return nil
+}
+
+// Delete implements runtime.Runtime.
+func (r *Runtime) Delete(ctx context.Context, environmentID string) error {
+	if err := checkID(environmentID); err != nil {
+		return runtime.Permanent(fmt.Errorf("docker: delete: %w", err))
+	}
+	name := ObjectName(environmentID)
+	// A graceful stop first, so the supervisor can send its last report.
+	if err := r.Stop(ctx, environmentID); err != nil {
+		r.log.Warn("delete: graceful stop failed, removing anyway", "environment", environmentID, "err", err)
+	}
+	if err := r.cli.ContainerRemove(ctx, name, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("docker: delete %s: container: %w", environmentID, err)
+	}
+	if err := r.cli.VolumeRemove(ctx, name, true); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("docker: delete %s: volume: %w", environmentID, err)
+	}
+	r.mu.Lock()
+	delete(r.stopped, environmentID)
+	r.mu.Unlock()
+	return nil
+}
+
+// Inspect implements runtime.Runtime.
+func (r *Runtime) Inspect(ctx context.Context, environmentID string) (runtime.Instance, error) {
+	if err := checkID(environmentID); err != nil {
+		return runtime.Instance{}, fmt.Errorf("docker: inspect: %w: %w", runtime.ErrNotFound, err)
+	}
+	ci, err := r.cli.ContainerInspect(ctx, ObjectName(environmentID))
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return runtime.Instance{}, fmt.Errorf("docker: inspect %s: %w", environmentID, runtime.ErrNotFound)
+		}
+		return runtime.Instance{}, fmt.Errorf("docker: inspect %s: %w", environmentID, err)
+	}
+	if ci.Config == nil || ci.Config.Labels[runtime.LabelManaged] != "true" || ci.Config.Labels[runtime.LabelEnvironment] != environmentID ||
+		ci.Config.Labels[runtime.LabelInstallation] != r.cfg.Installation {
+		// A container of that name that we did not make.
+		return runtime.Instance{}, fmt.Errorf("docker: inspect %s: container %s is not managed by dev8: %w", environmentID, ci.Name, runtime.ErrNotFound)
+	}
+	return r.instance(ci), nil
+}
+
+// List implements runtime.Runtime.
+func (r *Runtime) List(ctx context.Context) ([]runtime.Instance, error) {
+	cs, err := r.cli.ContainerList(ctx, container.ListOptions{
+		All: true,
+		Filters: filters.NewArgs(
+			filters.Arg("label", runtime.LabelManaged+"=true"),
+			filters.Arg("label", runtime.LabelInstallation+"="+r.cfg.Installation),
+		),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("docker: list: %w", err)
+	}
+	out := make([]runtime.Instance, 0, len(cs))
+	for _, c := range cs {
+		if c.Labels[runtime.LabelEnvironment] == "" {
+			continue
+		}
+		// The summary lacks exit codes and start times: inspect each.
+		ci, err := r.cli.ContainerInspect(ctx, c.ID)
+		if err != nil {
+			if cerrdefs.IsNotFound(err) {
+				continue // removed meanwhile
+			}
+			return nil, fmt.Errorf("docker: list: %w", err)
+		}
+		out = append(out, r.instance(ci))
+	}
+	return out, nil
+}
+
+func isRunning(ci container.InspectResponse) bool {
+	return ci.State != nil && ci.State.Running && !ci.State.Paused && !ci.State.Restarting
+}
+
+// instance maps what the engine reports to the runtime's view.
+func (r *Runtime) instance(ci container.InspectResponse) runtime.Instance {
+	var labels map[string]string
+	if ci.Config != nil {
+		labels = ci.Config.Labels
+	}
+	id := labels[runtime.LabelEnvironment]
+	inst := runtime.Instance{
+		EnvironmentID: id,
+		Ref:           ci.ID,
+		State:         runtime.StateStopped,
+		WorkspaceDir:  WorkspaceDir,
+	}
+	st := ci.State
+	if st == nil {
+		return inst
+	}
+	if isRunning(ci) {
+		inst.State = runtime.StateRunning
+		if t, err := time.Parse(time.RFC3339Nano, st.StartedAt); err == nil {
+			inst.StartedAt = t
+		}
+		return inst
+	}
+	r.mu.Lock()
+	requested := r.stopped[id]
+	r.mu.Unlock()
+	inst.ExitReason = exitReason(st, requested)
+	return inst
+}
+
+// exitReason says why a container that is not running stopped, or "" when it
+// was never started or was stopped on request. The supervisor exits 0 only
+// when it was asked to stop (SIGTERM: a Stop, of this or an earlier Runtime,
+// or of the engine shutting down), so an exit code of 0 counts as requested.
+func exitReason(st *container.State, requested bool) string {
+	if requested && !st.OOMKilled {
+		return ""
+	}
+	if st.StartedAt == "" || strings.HasPrefix(st.StartedAt, "0001-01-01") {
+		return "" // created, never started
+	}
+	switch {
+	case st.OOMKilled:
+		return fmt.Sprintf("out of memory: killed (exit code %d)", st.ExitCode)
+	case st.Error != "":
+		return "container failed: " + st.Error
+	case st.ExitCode == 0:
+		return ""
+	case st.ExitCode > 128 && st.ExitCode <= 128+64:
+		return "supervisor exited: exit code " + strconv.Itoa(st.ExitCode) + " (killed by signal " + strconv.Itoa(st.ExitCode-128) + ")"
+	default:
+		return "supervisor exited: exit code " + strconv.Itoa(st.ExitCode)
+	}
+}
+
+// NotifyExits implements runtime.ExitNotifier. The first call starts watching
+// the engine's "die" events for managed containers (until Close); an
+// environment is sent when its container died and Inspect then shows it
+// stopped with an ExitReason (so not after a Stop, of this Runtime or
+// another). Sends never block: when ch is full the id is dropped and the
+// lifecycle's resync notices the exit. Events missed while the engine was
+// unreachable are not replayed beyond the last one seen.
+func (r *Runtime) NotifyExits(ch chan<- string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.notify = append(r.notify, ch)
+	if r.watchCancel == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		r.watchCancel, r.watchDone = cancel, make(chan struct{})
+		go r.watchEvents(ctx, r.watchDone)
+	}
+}
+
+// Close stops the event watcher NotifyExits started, if any. It does not
+// close the engine client (which may be Config.Client).
+func (r *Runtime) Close() error {
+	r.mu.Lock()
+	cancel, done := r.watchCancel, r.watchDone
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	return nil
+}
+
+func (r *Runtime) watchEvents(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	f := filters.NewArgs(
+		filters.Arg("type", string(events.ContainerEventType)),
+		filters.Arg("event", string(events.ActionDie)),
+		filters.Arg("label", runtime.LabelManaged+"=true"),
+		filters.Arg("label", runtime.LabelInstallation+"="+r.cfg.Installation),
+	)
+	var since string
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		msgs, errs := r.events(ctx, since, f)
+	recv:
+		for {
+			select {
+			case m := <-msgs:
+				backoff = 100 * time.Millisecond
+				if m.TimeNano > 0 {
+					// Resume after this one on a reconnect (the engine
+					// takes seconds.nanoseconds).
+					since = fmt.Sprintf("%d.%09d", m.TimeNano/1e9, m.TimeNano%1e9+1)
+				}
+				r.handleDie(ctx, m.Actor.Attributes[runtime.LabelEnvironment])
+			case err := <-errs:
+				if ctx.Err() == nil {
+					r.log.Warn("engine events interrupted, reconnecting", "err", err, "in", backoff)
+				}
+				break recv
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// events subscribes to the engine's events. Client.Events reads the API
+// version without negotiating it first (a data race with any concurrent first
+// request), so a request that negotiates it goes first.
+func (r *Runtime) events(ctx context.Context, since string, f filters.Args) (<-chan events.Message, <-chan error) {
+	if _, err := r.cli.ServerVersion(ctx); err != nil {
+		errs := make(chan error, 1)
+		errs <- err
+		return nil, errs
+	}
+	return r.cli.Events(ctx, events.ListOptions{Since: since, Filters: f})
+}
+
+func (r *Runtime) handleDie(ctx context.Context, environmentID string) {
+	if environmentID == "" {
+		return
+	}
+	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	inst, err := r.Inspect(ictx, environmentID)
+	cancel()
+	if err != nil || inst.State != runtime.StateStopped || inst.ExitReason == "" {
+		return // gone, running again, or stopped on request
+	}
+	r.log.Info("workspace container exited on its own", "environment", environmentID, "reason", inst.ExitReason)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ch := range r.notify {
+		select {
+		case ch <- environmentID:
+		default:
+		}
+	}
+}

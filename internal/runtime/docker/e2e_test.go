@@ -1,0 +1,136 @@
+package docker_test
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
+	"golang.org/x/crypto/ssh"
+
+	"dev8.dev/dev8/internal/runtime/docker"
+	"dev8.dev/dev8/internal/server"
+	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/testutil/devserver"
+	"dev8.dev/dev8/sdk"
+)
+
+// TestEndToEnd drives a whole server on the docker runtime as a user
+// would: create → RUNNING → a command over SSH writes into /workspace →
+// stop → start → the file is still there → delete → container and volume
+// gone.
+func TestEndToEnd(t *testing.T) {
+	if why := docker.TestUnavailable(); why != "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("Docker is required in CI: %s", why)
+		}
+		t.Skip(why)
+	}
+	t.Parallel()
+	srv := devserver.Start(t, devserver.Options{Config: func(c *server.Config) {
+		c.Runtime = "docker"
+		c.SupervisorBinary = docker.TestDev8Binary()
+		c.SupervisorEnv = nil
+	}})
+	ctx := srv.Ctx
+	anon := sdk.New(srv.URL, "")
+	if _, err := anon.Signup(ctx, "ada@example.com", "correct horse", "Ada"); err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := anon.Login(ctx, "ada@example.com", "correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sdk.New(srv.URL, token)
+	env, err := c.CreateEnvironment(ctx, sdk.CreateEnvironmentRequest{Name: "boxed", BaseImage: docker.TestImage, InstanceType: "lightweight"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStatus := func(want store.Status) {
+		t.Helper()
+		got, err := srv.Manager.WaitFor(ctx, env.ID, func(e store.Environment) bool { return e.Status == want || e.Status == store.StatusError })
+		if err != nil || got.Status != want {
+			t.Fatalf("waiting for %s: %s %q %v", want, got.Status, got.StatusReason, err)
+		}
+	}
+	waitStatus(store.StatusRunning)
+
+	dc, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.Close()
+	inspect, err := dc.ContainerInspect(ctx, docker.ObjectName(env.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inspect.HostConfig.NanoCPUs != 1e9 || inspect.HostConfig.Memory != 2<<30 || inspect.HostConfig.Privileged {
+		t.Fatalf("limits: cpu %d, memory %d, privileged %v", inspect.HostConfig.NanoCPUs, inspect.HostConfig.Memory, inspect.HostConfig.Privileged)
+	}
+
+	run := func(cmd string) string {
+		t.Helper()
+		conn, err := c.DialSSH(ctx, env.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc, chans, reqs, err := ssh.NewClientConn(conn, "dev8", &ssh.ClientConfig{
+			User: "dev8",
+			// The tunnel is authenticated by the server.
+			HostKeyCallback: ssh.InsecureIgnoreHostKey(),
+			Timeout:         30 * time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		client := ssh.NewClient(cc, chans, reqs)
+		defer client.Close()
+		sess, err := client.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sess.Close()
+		out, err := sess.CombinedOutput(cmd)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", cmd, err, out)
+		}
+		return string(out)
+	}
+	if out := run("echo kept > /workspace/note && pwd"); strings.TrimSpace(out) != "/workspace" {
+		t.Fatalf("pwd over SSH = %q, want /workspace", out)
+	}
+
+	if _, err := c.Stop(ctx, env.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(store.StatusStopped)
+	if _, err := c.Start(ctx, env.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(store.StatusRunning)
+	if out := run("cat /workspace/note"); out != "kept\n" {
+		t.Fatalf("after stop/start: %q", out)
+	}
+
+	if _, err := c.Delete(ctx, env.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitForDeleted(ctx, env.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dc.ContainerInspect(ctx, docker.ObjectName(env.ID)); !errdefsNotFound(err) {
+		t.Fatalf("container after delete: %v", err)
+	}
+	vols, err := dc.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("name", docker.ObjectName(env.ID)))})
+	if err != nil || len(vols.Volumes) != 0 {
+		t.Fatalf("volume after delete: %v %v", vols.Volumes, err)
+	}
+}
+
+func errdefsNotFound(err error) bool {
+	return err != nil && (client.IsErrNotFound(err) || errors.Is(err, os.ErrNotExist))
+}

@@ -1,0 +1,185 @@
+package server_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"dev8.dev/dev8/internal/api"
+	"dev8.dev/dev8/internal/server"
+)
+
+// selfSigned writes a certificate for 127.0.0.1 and its key to dir and
+// returns their paths and a pool that trusts the certificate.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "dev8 test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// TestTLS serves over HTTPS and over plain HTTP: HSTS and the Secure cookie
+// only with TLS, and the listener refuses the other protocol.
+func TestTLS(t *testing.T) {
+	t.Parallel()
+	certFile, keyFile, pool := selfSigned(t, t.TempDir())
+	for _, tc := range []struct {
+		name string
+		tls  bool
+	}{
+		{"https", true},
+		{"http", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ts := startServer(t, "", func(c *server.Config) {
+				if tc.tls {
+					c.TLSCert, c.TLSKey = certFile, keyFile
+				}
+			})
+			base, other := ts.url, "https://"+strings.TrimPrefix(ts.url, "http://")
+			if tc.tls {
+				base, other = other, base
+			}
+			client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+			t.Cleanup(client.CloseIdleConnections)
+			do := func(method, url, body string, header http.Header) *http.Response {
+				t.Helper()
+				req, err := http.NewRequestWithContext(ts.ctx, method, url, strings.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if body != "" {
+					req.Header.Set("Content-Type", "application/json")
+				}
+				for k, v := range header {
+					req.Header[k] = v
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatalf("%s %s: %v", method, url, err)
+				}
+				resp.Body.Close()
+				return resp
+			}
+
+			resp := do("GET", base+"/health", "", nil)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("health: %d", resp.StatusCode)
+			}
+			if (resp.TLS != nil) != tc.tls {
+				t.Fatalf("answered over TLS = %v, want %v", resp.TLS != nil, tc.tls)
+			}
+			if tc.tls && resp.TLS.NegotiatedProtocol == "h2" {
+				t.Fatal("HTTP/2 negotiated: websockets need HTTP/1.1")
+			}
+			hsts := resp.Header.Get("Strict-Transport-Security")
+			if tc.tls != strings.HasPrefix(hsts, "max-age=") {
+				t.Fatalf("Strict-Transport-Security = %q with TLS %v", hsts, tc.tls)
+			}
+
+			if resp := do("POST", base+"/api/v1/auth/signup", `{"email":"ada@example.com","password":"correct horse battery","name":"Ada"}`, nil); resp.StatusCode != http.StatusCreated {
+				t.Fatalf("signup: %d", resp.StatusCode)
+			}
+			resp = do("POST", base+"/api/v1/auth/login", `{"email":"ada@example.com","password":"correct horse battery"}`, nil)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("login: %d", resp.StatusCode)
+			}
+			var session *http.Cookie
+			for _, c := range resp.Cookies() {
+				if c.Name == api.SessionCookie {
+					session = c
+				}
+			}
+			if session == nil || session.Secure != tc.tls || !session.HttpOnly {
+				t.Fatalf("session cookie %+v: want HttpOnly, Secure = %v", session, tc.tls)
+			}
+
+			// Huge headers are refused before they reach a handler.
+			if resp := do("GET", base+"/health", "", http.Header{"X-Big": {strings.Repeat("a", 100<<10)}}); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+				t.Fatalf("100 KiB header: %d, want 431", resp.StatusCode)
+			}
+
+			// The other protocol on the same port gets nowhere.
+			req, _ := http.NewRequestWithContext(ts.ctx, "GET", other+"/health", nil)
+			if resp, err := client.Do(req); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					t.Fatalf("%s on the %s port answered 200", other, tc.name)
+				}
+			}
+		})
+	}
+}
+
+func TestTLSConfigErrors(t *testing.T) {
+	t.Parallel()
+	certFile, keyFile, _ := selfSigned(t, t.TempDir())
+	for _, tc := range []struct {
+		name, cert, key, want string
+	}{
+		{"cert without key", certFile, "", "both"},
+		{"key without cert", "", keyFile, "both"},
+		{"missing file", filepath.Join(t.TempDir(), "nope.pem"), keyFile, "load TLS certificate"},
+		{"key is not the cert's", keyFile, certFile, "load TLS certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv, err := server.New(context.Background(), server.Config{DataDir: t.TempDir(), TLSCert: tc.cert, TLSKey: tc.key})
+			if err == nil {
+				srv.Close()
+				t.Fatal("New accepted the TLS configuration")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
