@@ -78,8 +78,37 @@ var errAuthRequired = &Error{Status: http.StatusUnauthorized, Code: CodeUnauthor
 // request's context. A workspace supervisor's agent token is accepted too;
 // it stands for its one environment, and routes that are not for agents
 // refuse it (requireUser).
+//
+// Websocket handshakes (the web terminal, SSH, port forwarding) may use the
+// session cookie too: a browser's WebSocket cannot send an Authorization
+// header, and the websocket library refuses a handshake whose Origin is not
+// this server, so another site cannot ride on a visitor's cookie.
 func (a *API) authenticate(next http.Handler) http.Handler {
-	return a.authenticateWith(next, false)
+	cookieAuth := a.authenticateWith(next, true)
+	bearerOnly := a.authenticateWith(next, false)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isWebsocketHandshake(r) {
+			cookieAuth.ServeHTTP(w, r)
+			return
+		}
+		bearerOnly.ServeHTTP(w, r)
+	})
+}
+
+func isWebsocketHandshake(r *http.Request) bool {
+	return r.Method == http.MethodGet &&
+		strings.EqualFold(r.Header.Get("Upgrade"), "websocket") &&
+		headerHasToken(r.Header.Get("Connection"), "upgrade")
+}
+
+// headerHasToken reports whether a comma-separated header holds token.
+func headerHasToken(v, token string) bool {
+	for _, t := range strings.Split(v, ",") {
+		if strings.EqualFold(strings.TrimSpace(t), token) {
+			return true
+		}
+	}
+	return false
 }
 
 // authenticateWith also accepts the session cookie when cookieOK is set.

@@ -396,3 +396,66 @@ func TestUsage(t *testing.T) {
 		t.Fatalf("user posting samples = %d, want 403", code)
 	}
 }
+
+// TestBrowserTerminalAuth: a browser's WebSocket cannot send an
+// Authorization header, so the web terminal takes the session cookie login
+// sets, but only from this server's own pages (Origin), never from another
+// site, and the rest of the API still wants a bearer token.
+func TestBrowserTerminalAuth(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "", nil)
+	ts.user("ada@example.com")
+	// Log in as a browser would and keep the cookie.
+	resp, err := http.Post(ts.url+"/api/v1/auth/login", "application/json", strings.NewReader(`{"email":"ada@example.com","password":"correct horse"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var cookie *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "dev8_session" {
+			cookie = c
+		}
+	}
+	if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode {
+		t.Fatalf("login set no HttpOnly SameSite=Lax session cookie: %+v", cookie)
+	}
+	var created struct{ Environment envJSON }
+	ts.call("POST", "/api/v1/environments", cookieToken(cookie), map[string]any{"name": "web"}, &created)
+	env := created.Environment
+	ts.waitStatus(cookieToken(cookie), env.ID, "RUNNING")
+
+	path := "/api/v1/environments/" + env.ID + "/pty?reconnect=browser"
+	dial := func(origin string) (*http.Response, error) {
+		h := http.Header{"Cookie": {cookie.Name + "=" + cookie.Value}}
+		if origin != "" {
+			h.Set("Origin", origin)
+		}
+		ws, resp, err := websocket.Dial(ts.ctx, strings.Replace(ts.url, "http", "ws", 1)+path, &websocket.DialOptions{HTTPHeader: h})
+		if ws != nil {
+			ws.CloseNow()
+		}
+		return resp, err
+	}
+	if _, err := dial(ts.url); err != nil {
+		t.Fatalf("terminal from the server's own page with the cookie: %v", err)
+	}
+	if resp, err := dial("https://evil.example"); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("terminal from another site with the visitor's cookie: %v %v, want 403", resp, err)
+	}
+	// Plain API requests do not take the cookie (no CSRF surface).
+	req, _ := http.NewRequestWithContext(ts.ctx, "POST", ts.url+"/api/v1/environments/"+env.ID+"/stop", nil)
+	req.AddCookie(cookie)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("cookie-only POST /stop = %d, want 401", resp.StatusCode)
+	}
+}
+
+// cookieToken is the bearer token the session cookie carries (login hands
+// the same token to both).
+func cookieToken(c *http.Cookie) string { return c.Value }
