@@ -94,6 +94,9 @@ import (
 const (
 	// WorkspaceDir is where the environment's volume is mounted.
 	WorkspaceDir = "/workspace"
+	// DefaultHomeDir is the workspace user's home in Dev8's images (user
+	// dev8, uid 1000).
+	DefaultHomeDir = "/home/dev8"
 	// SupervisorPath is where the supervisor binary is copied.
 	SupervisorPath = "/.dev8/bin/dev8"
 )
@@ -130,6 +133,12 @@ type Config struct {
 	// or removed, so installations sharing an engine leave each other's
 	// workspaces alone. Default "default".
 	Installation string
+	// HomeDir is the workspace user's home inside the container. It is a
+	// volume of its own, so settings, shell history, VS Code extensions,
+	// dotfiles and the SSH host key outlive the container; Docker fills a
+	// new volume from the image's directory, so what the image put there
+	// is kept. Default DefaultHomeDir.
+	HomeDir string
 	// ExtraEnv is added to every container's environment ("KEY=value"),
 	// before Spec.Env; the runtime's DEV8_* variables win over both.
 	ExtraEnv []string
@@ -181,6 +190,9 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Installation == "" {
 		cfg.Installation = "default"
 	}
+	if cfg.HomeDir == "" {
+		cfg.HomeDir = DefaultHomeDir
+	}
 	if cfg.PidsLimit <= 0 {
 		cfg.PidsLimit = 4096
 	}
@@ -219,6 +231,9 @@ func (r *Runtime) Ping(ctx context.Context) error {
 
 // Name implements runtime.Runtime.
 func (r *Runtime) Name() string { return "docker" }
+
+// homeVolume names an environment's home volume.
+func homeVolume(environmentID string) string { return ObjectName(environmentID) + "-home" }
 
 // Container and volume names allow [a-zA-Z0-9][a-zA-Z0-9_.-]*.
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
@@ -276,8 +291,10 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	}
 	// Creating a volume that exists returns it: a retried Create (or one
 	// after a crash between volume and container) reuses it.
-	if _, err := r.cli.VolumeCreate(ctx, volume.CreateOptions{Name: name, Labels: labels}); err != nil {
-		return runtime.Instance{}, fmt.Errorf("docker: create %s: volume: %w", id, err)
+	for _, v := range []string{name, homeVolume(id)} {
+		if _, err := r.cli.VolumeCreate(ctx, volume.CreateOptions{Name: v, Labels: labels}); err != nil {
+			return runtime.Instance{}, fmt.Errorf("docker: create %s: volume %s: %w", id, v, err)
+		}
 	}
 
 	cLabels := maps.Clone(labels)
@@ -298,11 +315,10 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
 		Privileged:    false,
 		SecurityOpt:   []string{"no-new-privileges"},
-		Mounts: []mount.Mount{{
-			Type:   mount.TypeVolume,
-			Source: name,
-			Target: WorkspaceDir,
-		}},
+		Mounts: []mount.Mount{
+			{Type: mount.TypeVolume, Source: name, Target: WorkspaceDir},
+			{Type: mount.TypeVolume, Source: homeVolume(id), Target: r.cfg.HomeDir},
+		},
 		Resources: container.Resources{PidsLimit: &pids},
 	}
 	if !host.NetworkMode.IsHost() {
@@ -359,6 +375,7 @@ func (r *Runtime) env(spec runtime.Spec) []string {
 	for _, k := range slices.Sorted(maps.Keys(spec.Env)) {
 		set(k, spec.Env[k])
 	}
+	set("HOME", r.cfg.HomeDir)
 	set(supervisor.EnvEnvironmentID, spec.EnvironmentID)
 	set(supervisor.EnvWorkspaceDir, WorkspaceDir)
 	set(supervisor.EnvAddr, "") // host network: bind nothing of our own
@@ -575,8 +592,10 @@ func (r *Runtime) Delete(ctx context.Context, environmentID string) error {
 	if err := r.cli.ContainerRemove(ctx, name, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("docker: delete %s: container: %w", environmentID, err)
 	}
-	if err := r.cli.VolumeRemove(ctx, name, true); err != nil && !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("docker: delete %s: volume: %w", environmentID, err)
+	for _, v := range []string{name, homeVolume(environmentID)} {
+		if err := r.cli.VolumeRemove(ctx, v, true); err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("docker: delete %s: volume %s: %w", environmentID, v, err)
+		}
 	}
 	r.mu.Lock()
 	delete(r.stopped, environmentID)

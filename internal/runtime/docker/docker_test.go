@@ -134,8 +134,10 @@ func cleanupObjects(t *testing.T, id string) {
 		if err := cli.ContainerRemove(ctx, ObjectName(id), container.RemoveOptions{Force: true}); err != nil && !isNotFound(err) {
 			t.Errorf("cleanup: %v", err)
 		}
-		if err := cli.VolumeRemove(ctx, ObjectName(id), true); err != nil && !isNotFound(err) {
-			t.Errorf("cleanup: %v", err)
+		for _, v := range []string{ObjectName(id), homeVolume(id)} {
+			if err := cli.VolumeRemove(ctx, v, true); err != nil && !isNotFound(err) {
+				t.Errorf("cleanup: %v", err)
+			}
 		}
 	})
 }
@@ -253,8 +255,16 @@ func TestContainerConfig(t *testing.T) {
 	if h.RestartPolicy.Name != container.RestartPolicyDisabled || h.NetworkMode != "host" {
 		t.Errorf("RestartPolicy %q NetworkMode %q; want no, host", h.RestartPolicy.Name, h.NetworkMode)
 	}
-	if len(ci.Mounts) != 1 || ci.Mounts[0].Name != ObjectName(inst.EnvironmentID) || ci.Mounts[0].Destination != WorkspaceDir {
-		t.Errorf("mounts %+v; want only volume %s at %s", ci.Mounts, ObjectName(inst.EnvironmentID), WorkspaceDir)
+	mounts := map[string]string{}
+	for _, m := range ci.Mounts {
+		if m.Type != "volume" {
+			t.Errorf("mount %+v is not a volume: no host paths go into a workspace", m)
+		}
+		mounts[m.Destination] = m.Name
+	}
+	if len(mounts) != 2 || mounts[WorkspaceDir] != ObjectName(inst.EnvironmentID) || mounts[DefaultHomeDir] != homeVolume(inst.EnvironmentID) {
+		t.Errorf("mounts %+v; want volume %s at %s and %s at %s", ci.Mounts,
+			ObjectName(inst.EnvironmentID), WorkspaceDir, homeVolume(inst.EnvironmentID), DefaultHomeDir)
 	}
 	wantLabels := map[string]string{
 		runtime.LabelManaged: "true", runtime.LabelEnvironment: inst.EnvironmentID, runtime.LabelUser: "user-42",
@@ -322,15 +332,15 @@ func TestStopKeepsVolumeDeleteRemovesAll(t *testing.T) {
 	rt := newRuntime(t, nil)
 	inst := create(t, ctx, rt, testSpec())
 	id, name := inst.EnvironmentID, ObjectName(inst.EnvironmentID)
-	expectObjects(t, ctx, id, []string{name + ":created"}, []string{name})
+	expectObjects(t, ctx, id, []string{name + ":created"}, []string{name, name + "-home"})
 	if _, err := rt.Start(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	expectObjects(t, ctx, id, []string{name + ":running"}, []string{name})
+	expectObjects(t, ctx, id, []string{name + ":running"}, []string{name, name + "-home"})
 	if err := rt.Stop(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	expectObjects(t, ctx, id, []string{name + ":exited"}, []string{name})
+	expectObjects(t, ctx, id, []string{name + ":exited"}, []string{name, name + "-home"})
 	got, err := rt.Inspect(ctx, id)
 	if err != nil || got.State != runtime.StateStopped || got.ExitReason != "" {
 		t.Fatalf("Inspect after Stop = %+v, %v; want stopped without a reason", got, err)
@@ -489,7 +499,7 @@ func TestCreateRecreatesOnSpecChange(t *testing.T) {
 		t.Errorf("workspace after recreate: %q, %v", got, err)
 	}
 	name := ObjectName(spec.EnvironmentID)
-	expectObjects(t, ctx, spec.EnvironmentID, []string{name + ":running"}, []string{name})
+	expectObjects(t, ctx, spec.EnvironmentID, []string{name + ":running"}, []string{name, name + "-home"})
 }
 
 func TestStartRecopiesMissingSupervisor(t *testing.T) {
@@ -661,7 +671,7 @@ func TestInterruptedCreate(t *testing.T) {
 			if _, err := rt.Create(ctx, spec); err != nil {
 				t.Fatalf("Create over a leftover volume: %v", err)
 			}
-			expectObjects(t, ctx, id, []string{name + ":created"}, []string{name})
+			expectObjects(t, ctx, id, []string{name + ":created"}, []string{name, name + "-home"})
 			if _, err := rt.Start(ctx, id); err != nil {
 				t.Fatal(err)
 			}
@@ -702,4 +712,54 @@ func TestInstallationsDoNotMeet(t *testing.T) {
 	if _, err := mine.Inspect(ctx, spec.EnvironmentID); err != nil {
 		t.Fatalf("its own installation: %v", err)
 	}
+}
+
+// TestHomePersists: the home directory (settings, history, extensions, the
+// SSH host key) outlives the container, and starts with what the image put
+// there.
+func TestHomePersists(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	rt := newRuntime(t, nil)
+	spec := testSpec()
+	spec.EnvironmentID = newID(t)
+	cleanupObjects(t, spec.EnvironmentID)
+	if _, err := rt.Create(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.Start(ctx, spec.EnvironmentID); err != nil {
+		t.Fatal(err)
+	}
+	name := ObjectName(spec.EnvironmentID)
+	if out := execOut(t, ctx, name, "sh", "-c", `echo "$HOME"; ls -a "$HOME"`); !strings.HasPrefix(out, DefaultHomeDir+"\n") || !strings.Contains(out, "seeded-by-image") {
+		t.Fatalf("home = %q; want %s seeded from the image", out, DefaultHomeDir)
+	}
+	execOut(t, ctx, name, "sh", "-c", `echo history > "$HOME/.ash_history"`)
+	// The supervisor keeps its SSH host key in the home volume.
+	key := func() string {
+		return execOut(t, ctx, name, "sh", "-c", `while [ ! -s "$HOME/.dev8/ssh_host_ed25519_key.pub" ]; do sleep 0.05; done; cat "$HOME/.dev8/ssh_host_ed25519_key.pub"`)
+	}
+	before := key()
+
+	// A changed spec recreates the container over the same volumes.
+	if err := rt.Stop(ctx, spec.EnvironmentID); err != nil {
+		t.Fatal(err)
+	}
+	spec.Env = map[string]string{"CHANGED": "1"}
+	if _, err := rt.Create(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.Start(ctx, spec.EnvironmentID); err != nil {
+		t.Fatal(err)
+	}
+	if out := execOut(t, ctx, name, "sh", "-c", `cat "$HOME/.ash_history"`); out != "history\n" {
+		t.Fatalf("home after the container was recreated: %q", out)
+	}
+	if after := key(); after != before {
+		t.Fatal("the SSH host key changed with the container")
+	}
+	if err := rt.Delete(ctx, spec.EnvironmentID); err != nil {
+		t.Fatal(err)
+	}
+	expectObjects(t, ctx, spec.EnvironmentID, nil, nil)
 }

@@ -29,7 +29,8 @@ import (
 //
 // TestMain builds the real dev8 binary (static, as the server ships) to
 // inject as the supervisor, and the workspace image testImage: FROM scratch
-// with busybox as /bin/busybox and /bin/sh, and /workspace owned by uid 1000.
+// with busybox as /bin/busybox and /bin/sh, and /workspace and /home/dev8
+// (holding one file) owned by uid 1000.
 
 const testImage = "dev8-test/busybox:latest"
 
@@ -117,7 +118,7 @@ func buildTestImage(ctx context.Context) error {
 		"COPY busybox /bin/busybox",
 		"COPY busybox /bin/sh",
 		"COPY --chown=1000:1000 workspace /workspace",
-		"COPY --chown=1000:1000 workspace /home/dev8",
+		"COPY --chown=1000:1000 home /home/dev8",
 		"ENV PATH=/bin HOME=/home/dev8",
 		"",
 	}, "\n")
@@ -132,6 +133,9 @@ func buildTestImage(ctx context.Context) error {
 		{name: "Dockerfile", mode: 0o644, data: []byte(dockerfile)},
 		{name: "busybox", mode: 0o755, data: bb},
 		{name: "workspace/", mode: 0o755, dir: true},
+		{name: "home/", mode: 0o755, dir: true},
+		// Shows that a new home volume starts with the image's home.
+		{name: "home/seeded-by-image", mode: 0o644, data: []byte("from the image\n")},
 	} {
 		h := &tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: time.Now()}
 		if f.dir {
