@@ -29,6 +29,10 @@ type Store interface {
 	CreateAPIToken(ctx context.Context, t store.APIToken) (store.APIToken, error)
 	GetAPITokenByHash(ctx context.Context, hash []byte) (store.APIToken, store.User, error)
 	TouchAPIToken(ctx context.Context, id string, at time.Time) error
+	ListAPITokens(ctx context.Context, userID string) ([]store.APIToken, error)
+	DeleteAPIToken(ctx context.Context, userID, id string) error
+	InsertAuditEvent(ctx context.Context, e store.AuditEvent) error
+	ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, int, error)
 	GetEnvironment(ctx context.Context, id string) (store.Environment, error)
 	ListEnvironments(ctx context.Context, f store.EnvironmentFilter) ([]store.Environment, int, error)
 	ListTemplates(ctx context.Context) ([]store.Template, error)
@@ -42,6 +46,11 @@ type Config struct {
 	Logger    *slog.Logger
 	// TokenTTL is how long a token from login lasts (default 30 days).
 	TokenTTL time.Duration
+	// TokenDefaultLifetime is how long a token from POST /tokens lasts when
+	// the request names no lifetime (default 30 days), TokenMaxLifetime the
+	// longest a request may ask for (default 365 days; whole days count).
+	TokenDefaultLifetime time.Duration
+	TokenMaxLifetime     time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// AgentTokens verifies workspace supervisors' tokens.
@@ -65,16 +74,18 @@ type Config struct {
 
 // API holds what the handlers share.
 type API struct {
-	store     Store
-	lifecycle *lifecycle.Manager
-	log       *slog.Logger
-	tokenTTL  time.Duration
-	now       func() time.Time
-	passwords *auth.Passwords
-	agents    *auth.AgentTokens
-	tunnels   *tunnel.Registry
-	usage     UsageService
-	limits    *throttles
+	store                Store
+	lifecycle            *lifecycle.Manager
+	log                  *slog.Logger
+	tokenTTL             time.Duration
+	tokenDefaultLifetime time.Duration
+	tokenMaxLifetime     time.Duration
+	now                  func() time.Time
+	passwords            *auth.Passwords
+	agents               *auth.AgentTokens
+	tunnels              *tunnel.Registry
+	usage                UsageService
+	limits               *throttles
 }
 
 // New returns the API.
@@ -85,6 +96,13 @@ func New(cfg Config) *API {
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = 30 * 24 * time.Hour
 	}
+	if cfg.TokenMaxLifetime < day {
+		cfg.TokenMaxLifetime = DefaultTokenMaxLifetime
+	}
+	if cfg.TokenDefaultLifetime <= 0 {
+		cfg.TokenDefaultLifetime = min(DefaultTokenLifetime, cfg.TokenMaxLifetime)
+	}
+	cfg.TokenDefaultLifetime = min(cfg.TokenDefaultLifetime, cfg.TokenMaxLifetime)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -92,16 +110,18 @@ func New(cfg Config) *API {
 		cfg.BcryptCost = auth.DefaultBcryptCost
 	}
 	return &API{
-		store:     cfg.Store,
-		lifecycle: cfg.Lifecycle,
-		log:       cfg.Logger,
-		tokenTTL:  cfg.TokenTTL,
-		now:       cfg.Now,
-		passwords: auth.NewPasswords(cfg.BcryptCost),
-		agents:    cfg.AgentTokens,
-		tunnels:   cfg.Tunnels,
-		usage:     cfg.Usage,
-		limits:    newThrottles(cfg, cfg.Now),
+		store:                cfg.Store,
+		lifecycle:            cfg.Lifecycle,
+		log:                  cfg.Logger,
+		tokenTTL:             cfg.TokenTTL,
+		tokenDefaultLifetime: cfg.TokenDefaultLifetime,
+		tokenMaxLifetime:     cfg.TokenMaxLifetime,
+		now:                  cfg.Now,
+		passwords:            auth.NewPasswords(cfg.BcryptCost),
+		agents:               cfg.AgentTokens,
+		tunnels:              cfg.Tunnels,
+		usage:                cfg.Usage,
+		limits:               newThrottles(cfg, cfg.Now),
 	}
 }
 
@@ -140,6 +160,12 @@ func (a *API) Handler() http.Handler {
 				r.Get("/instance-types", a.listInstanceTypes)
 				r.Get("/environments", a.listEnvironments)
 				r.Post("/environments", a.createEnvironment)
+				r.Get("/tokens", a.listTokens)
+				r.Post("/tokens", a.createToken)
+				r.Route("/tokens/{id}", func(r chi.Router) {
+					r.Delete("/", a.deleteToken)
+				})
+				r.Get("/audit", a.listAudit)
 			})
 			r.Route("/environments/{id}", func(r chi.Router) {
 				r.Use(a.loadEnvironment)

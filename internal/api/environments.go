@@ -136,9 +136,11 @@ func (a *API) createEnvironment(w http.ResponseWriter, r *http.Request) {
 	}
 	env, err := a.lifecycle.Create(r.Context(), params)
 	if err != nil {
+		a.audit(r, "environment.create", "environment", "", false, map[string]any{"name": params.Name, "error": toError(err).Message})
 		a.writeError(w, r, err)
 		return
 	}
+	a.audit(r, "environment.create", "environment", env.ID, true, map[string]any{"name": env.Name, "template": env.TemplateName})
 	w.Header().Set("Location", "/api/v1/environments/"+env.ID)
 	writeJSON(w, http.StatusCreated, map[string]any{
 		"environment": a.toEnvironmentJSON(env),
@@ -274,6 +276,7 @@ func (a *API) actionResponse(w http.ResponseWriter, r *http.Request, before, aft
 func (a *API) startEnvironment(w http.ResponseWriter, r *http.Request) {
 	before := environmentFrom(r.Context())
 	after, err := a.lifecycle.Start(r.Context(), before.ID)
+	a.auditEnvironmentAction(r, "environment.start", before, after, err)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -288,6 +291,7 @@ func (a *API) startEnvironment(w http.ResponseWriter, r *http.Request) {
 func (a *API) stopEnvironment(w http.ResponseWriter, r *http.Request) {
 	before := environmentFrom(r.Context())
 	after, err := a.lifecycle.Stop(r.Context(), before.ID)
+	a.auditEnvironmentAction(r, "environment.stop", before, after, err)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -298,11 +302,24 @@ func (a *API) stopEnvironment(w http.ResponseWriter, r *http.Request) {
 func (a *API) deleteEnvironment(w http.ResponseWriter, r *http.Request) {
 	before := environmentFrom(r.Context())
 	after, err := a.lifecycle.Delete(r.Context(), before.ID)
+	a.auditEnvironmentAction(r, "environment.delete", before, after, err)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
 	a.actionResponse(w, r, before, after, "Environment is being deleted", "Environment is already being deleted")
+}
+
+// auditEnvironmentAction records a start, stop or delete request and what
+// came of it.
+func (a *API) auditEnvironmentAction(r *http.Request, action string, before, after store.Environment, err error) {
+	detail := map[string]any{"name": before.Name, "owner_id": before.UserID, "status_before": string(before.Status)}
+	if err != nil {
+		detail["error"] = toError(err).Message
+	} else {
+		detail["status_after"] = string(after.Status)
+	}
+	a.audit(r, action, "environment", before.ID, err == nil, detail)
 }
 
 // reportActivity takes an empty body or {} and marks the environment used.

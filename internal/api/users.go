@@ -75,6 +75,7 @@ func (a *API) signup(w http.ResponseWriter, r *http.Request) {
 	}
 	user, err := a.store.CreateUser(r.Context(), store.User{Email: req.Email, Name: req.Name, PasswordHash: hash})
 	if errors.Is(err, store.ErrConflict) {
+		a.auditAs(r, "", "auth.signup", "user", "", false, map[string]any{"email": req.Email, "reason": "email already registered"})
 		a.writeError(w, r, &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "Email already registered", Details: "log in instead, or use another address"})
 		return
 	}
@@ -83,6 +84,7 @@ func (a *API) signup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.InfoContext(r.Context(), "user signed up", "user", user.ID, "role", user.Role)
+	a.auditAs(r, user.ID, "auth.signup", "user", user.ID, true, map[string]any{"email": user.Email, "role": string(user.Role)})
 	writeJSON(w, http.StatusCreated, map[string]any{"user": toUserJSON(user)})
 }
 
@@ -103,6 +105,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if retry, locked := a.loginLocked(r, req.Email); locked {
 		a.log.InfoContext(r.Context(), "login throttled", "remote", r.RemoteAddr)
+		a.auditAs(r, "", "auth.login", "user", "", false, map[string]any{"email": loginEmail(req.Email), "reason": "throttled"})
 		a.writeError(w, r, errLoginThrottled(retry))
 		return
 	}
@@ -116,6 +119,9 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	if !a.passwords.Check(user.PasswordHash, req.Password) {
 		a.log.InfoContext(r.Context(), "login failed", "remote", r.RemoteAddr)
 		a.loginFailed(r, req.Email)
+		// The email tried is recorded, never the password. The object is
+		// the account when the email names one.
+		a.auditAs(r, "", "auth.login", "user", user.ID, false, map[string]any{"email": loginEmail(req.Email), "reason": "bad credentials"})
 		a.writeError(w, r, auth.ErrBadCredentials)
 		return
 	}
@@ -137,12 +143,23 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.InfoContext(r.Context(), "user logged in", "user", user.ID, "token", tok.ID)
+	a.auditAs(r, user.ID, "auth.login", "user", user.ID, true, map[string]any{"email": user.Email, "token_id": tok.ID})
 	setSessionCookie(w, r, secret, tok.ExpiresAt)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"token":      secret,
 		"expires_at": tok.ExpiresAt,
 		"user":       toUserJSON(user),
 	})
+}
+
+// loginEmail is the attempted email as the audit log keeps it: normalised
+// like the lookup, and bounded so a huge value cannot bloat the log.
+func loginEmail(email string) string {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if len(email) > maxEmailLength {
+		email = email[:maxEmailLength]
+	}
+	return email
 }
 
 func (a *API) me(w http.ResponseWriter, r *http.Request) {

@@ -121,6 +121,10 @@ is read at start. Flags win over the environment.`,
 	f.Float64Var(&cfg.Pricing.MemoryGBHour, "price-memory-gb-hour", envFloat("DEV8_PRICE_MEMORY_GB_HOUR", lifecycle.DefaultPricing.MemoryGBHour), "price per GB of memory per hour (DEV8_PRICE_MEMORY_GB_HOUR)")
 	f.Float64Var(&cfg.Pricing.StorageGBHour, "price-storage-gb-hour", envFloat("DEV8_PRICE_STORAGE_GB_HOUR", lifecycle.DefaultPricing.StorageGBHour), "price per GB of storage per hour (DEV8_PRICE_STORAGE_GB_HOUR)")
 	retention, err3 := envDuration("DEV8_USAGE_RETENTION", 30*24*time.Hour)
+	tokenDefault, err4 := envDuration("DEV8_TOKEN_DEFAULT_LIFETIME", api.DefaultTokenLifetime)
+	tokenMax, err5 := envDuration("DEV8_TOKEN_MAX_LIFETIME", api.DefaultTokenMaxLifetime)
+	f.DurationVar(&cfg.TokenDefaultLifetime, "token-default-lifetime", tokenDefault, "lifetime of an API token created without expires_in_days (DEV8_TOKEN_DEFAULT_LIFETIME)")
+	f.DurationVar(&cfg.TokenMaxLifetime, "token-max-lifetime", tokenMax, "longest lifetime an API token may be created with; whole days count (DEV8_TOKEN_MAX_LIFETIME)")
 	f.DurationVar(&cfg.UsageRetention, "usage-retention", retention, "how long resource usage samples are kept (DEV8_USAGE_RETENTION)")
 	f.StringVar(&logFormat, "log-format", envString("DEV8_LOG_FORMAT", "text"), "log format: text or json (DEV8_LOG_FORMAT)")
 	f.StringVar(&logLevel, "log-level", envString("DEV8_LOG_LEVEL", "info"), "log level: debug, info, warn, error (DEV8_LOG_LEVEL)")
@@ -134,7 +138,7 @@ is read at start. Flags win over the environment.`,
 	f.IntVar(&cfg.RateLimits.IPBurst, "rate-limit-ip-burst", envInt("DEV8_RATE_LIMIT_IP_BURST", api.DefaultIPBurst), "requests a client address may make at once (DEV8_RATE_LIMIT_IP_BURST)")
 	f.IntVar(&cfg.RateLimits.LoginFailures, "login-max-failures", envInt("DEV8_LOGIN_MAX_FAILURES", api.DefaultLoginFailures), "failed logins per account before backoff (1 s doubling to 15 min); 0 disables (DEV8_LOGIN_MAX_FAILURES)")
 	f.IntVar(&cfg.RateLimits.LoginIPFailures, "login-max-failures-ip", envInt("DEV8_LOGIN_MAX_FAILURES_IP", api.DefaultLoginIPFailures), "failed logins per client address before backoff; 0 disables (DEV8_LOGIN_MAX_FAILURES_IP)")
-	if err := errors.Join(err, err2, err3); err != nil {
+	if err := errors.Join(err, err2, err3, err4, err5); err != nil {
 		cmd.PreRunE = func(*cobra.Command, []string) error { return err }
 	}
 	return cmd

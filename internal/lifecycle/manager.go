@@ -63,6 +63,14 @@ type Config struct {
 	// AgentToken issues the credential a workspace's supervisor uses to
 	// reach the server (nil: supervisors get none and cannot connect).
 	AgentToken func(environmentID string) string
+	// Audit records what the manager does on its own (idle stops) in the
+	// audit log; nil records nothing. Best-effort: a failure is logged.
+	Audit Auditor
+}
+
+// Auditor appends to the audit log.
+type Auditor interface {
+	InsertAuditEvent(ctx context.Context, e store.AuditEvent) error
 }
 
 // URLs are where the server is reached: AccessURL by people (vs_code_url

@@ -50,6 +50,10 @@ func (m *Manager) Reap(ctx context.Context) (int, error) {
 		m.events.publish(env)
 		m.log.Info("stopping idle environment", "environment", env.ID, "last_accessed_at", env.LastAccessedAt, "auto_stop_minutes", env.AutoStopMinutes)
 		m.record(ctx, env, "idle_stop_requested", env.StatusReason)
+		m.auditSystem(ctx, "environment.idle_stop", env, map[string]any{
+			"name": env.Name, "owner_id": env.UserID, "reason": env.StatusReason,
+			"last_accessed_at": env.LastAccessedAt, "auto_stop_minutes": env.AutoStopMinutes,
+		})
 		m.queue.add(env.ID)
 	}
 	return stopped, nil
@@ -57,4 +61,24 @@ func (m *Manager) Reap(ctx context.Context) (int, error) {
 
 func idle(e store.Environment, now time.Time) bool {
 	return e.AutoStopMinutes > 0 && !e.LastAccessedAt.Add(time.Duration(e.AutoStopMinutes)*time.Minute).After(now)
+}
+
+// auditSystem records an action the manager took by itself (actor
+// system), best-effort.
+func (m *Manager) auditSystem(ctx context.Context, action string, env store.Environment, detail map[string]any) {
+	if m.cfg.Audit == nil {
+		return
+	}
+	err := m.cfg.Audit.InsertAuditEvent(ctx, store.AuditEvent{
+		CreatedAt:  m.now(),
+		ActorKind:  store.ActorSystem,
+		Action:     action,
+		ObjectType: "environment",
+		ObjectID:   env.ID,
+		Detail:     detail,
+		Success:    true,
+	})
+	if err != nil {
+		m.log.Error("record audit event", "action", action, "environment", env.ID, "err", err)
+	}
 }

@@ -59,14 +59,18 @@ type Config struct {
 
 	// UsageRetention is how long resource samples are kept (default 30
 	// days).
-	UsageRetention  time.Duration
-	ReaperInterval  time.Duration
-	ResyncInterval  time.Duration
-	Pricing         lifecycle.Pricing
-	TokenTTL        time.Duration
-	BcryptCost      int           // default auth.DefaultBcryptCost; tests use the minimum
-	ShutdownTimeout time.Duration // default 30s, as in the seed
-	Logger          *slog.Logger
+	UsageRetention time.Duration
+	ReaperInterval time.Duration
+	ResyncInterval time.Duration
+	Pricing        lifecycle.Pricing
+	TokenTTL       time.Duration
+	// TokenDefaultLifetime and TokenMaxLifetime bound API tokens made with
+	// POST /api/v1/tokens (defaults 30 and 365 days); see api.Config.
+	TokenDefaultLifetime time.Duration
+	TokenMaxLifetime     time.Duration
+	BcryptCost           int           // default auth.DefaultBcryptCost; tests use the minimum
+	ShutdownTimeout      time.Duration // default 30s, as in the seed
+	Logger               *slog.Logger
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
 
@@ -106,6 +110,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("data dir is required")
 	}
+	if err := checkTokenLifetimes(cfg.TokenDefaultLifetime, cfg.TokenMaxLifetime); err != nil {
+		return nil, err
+	}
 	// The certificate is loaded before anything else so a typo in a path
 	// fails at start, not at the first client's handshake.
 	tlsConfig, err := loadTLS(cfg.TLSCert, cfg.TLSKey)
@@ -141,18 +148,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		ReaperInterval: cfg.ReaperInterval,
 		ResyncInterval: cfg.ResyncInterval,
 		Now:            cfg.Now,
+		Audit:          db,
 	})
 	usageWriter := usage.NewWriter(usage.Config{Store: db, Logger: cfg.Logger, Retention: cfg.UsageRetention, Now: cfg.Now})
 	a := api.New(api.Config{
-		Usage:       usageWriter,
-		Store:       db,
-		Lifecycle:   mgr,
-		Logger:      cfg.Logger,
-		TokenTTL:    cfg.TokenTTL,
-		Now:         cfg.Now,
-		BcryptCost:  cfg.BcryptCost,
-		AgentTokens: agents,
-		Tunnels:     tunnels,
+		Usage:                usageWriter,
+		Store:                db,
+		Lifecycle:            mgr,
+		Logger:               cfg.Logger,
+		TokenTTL:             cfg.TokenTTL,
+		TokenDefaultLifetime: cfg.TokenDefaultLifetime,
+		TokenMaxLifetime:     cfg.TokenMaxLifetime,
+		Now:                  cfg.Now,
+		BcryptCost:           cfg.BcryptCost,
+		AgentTokens:          agents,
+		Tunnels:              tunnels,
 
 		RateLimits:     cfg.RateLimits,
 		CORSOrigins:    cfg.CORSOrigins,
@@ -160,6 +170,24 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	cfg.Logger.Info("dev8 server ready", "store", db.Engine(), "runtime", rt.Name(), "data_dir", cfg.DataDir, "code_server", cfg.CodeServer)
 	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtime: rt, Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, handler: a.Handler(), tlsConfig: tlsConfig}, nil
+}
+
+// checkTokenLifetimes refuses lifetimes API tokens cannot have (zero takes
+// the default).
+func checkTokenLifetimes(def, maxLife time.Duration) error {
+	switch {
+	case def < 0 || maxLife < 0:
+		return errors.New("token lifetimes must not be negative")
+	case maxLife != 0 && maxLife < 24*time.Hour:
+		return fmt.Errorf("token maximum lifetime %s: must be at least a day (24h)", maxLife)
+	}
+	if maxLife == 0 {
+		maxLife = api.DefaultTokenMaxLifetime
+	}
+	if def > maxLife {
+		return fmt.Errorf("token default lifetime %s is longer than the maximum %s", def, maxLife)
+	}
+	return nil
 }
 
 // loadTLS reads the certificate and key; neither set means plain HTTP.

@@ -55,3 +55,24 @@ func (db *DB) TouchAPIToken(ctx context.Context, id string, at time.Time) error 
 		db.timeArg(at), id)
 	return affectedOne("touch api token", res, err)
 }
+
+// ListAPITokens returns a user's tokens, newest first. Hash is not filled
+// in: nothing that lists tokens needs it.
+func (db *DB) ListAPITokens(ctx context.Context, userID string) ([]APIToken, error) {
+	rows, err := db.reader.QueryContext(ctx, db.q(`
+		SELECT id, user_id, name, created_at, expires_at, last_used_at
+		FROM api_tokens WHERE user_id = ? ORDER BY created_at DESC, id DESC`), userID)
+	out, err := collect(rows, err, func(s scanner) (APIToken, error) {
+		var t APIToken
+		err := s.Scan(&t.ID, &t.UserID, &t.Name, timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, nullTimeCol{&t.LastUsedAt})
+		return t, err
+	})
+	return out, wrapErr("list api tokens", err)
+}
+
+// DeleteAPIToken revokes the user's token id. ErrNotFound if there is no
+// such token or it belongs to someone else.
+func (db *DB) DeleteAPIToken(ctx context.Context, userID, id string) error {
+	res, err := db.writer.ExecContext(ctx, db.q(`DELETE FROM api_tokens WHERE id = ? AND user_id = ?`), id, userID)
+	return affectedOne("delete api token", res, err)
+}

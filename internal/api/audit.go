@@ -1,0 +1,132 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5/middleware"
+
+	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/store"
+)
+
+const (
+	defaultAuditLimit = 50
+	maxAuditLimit     = 500
+	// auditTimeout bounds one audit insert; it outlives the request's own
+	// context, so a client that hangs up still leaves its trace.
+	auditTimeout = 5 * time.Second
+)
+
+// audit records what the request did, best-effort: a failed insert is
+// logged and never fails the request. The actor is the authenticated user
+// or agent; on public routes (signup, login) detail and objID say who.
+func (a *API) audit(r *http.Request, action, objType, objID string, success bool, detail map[string]any) {
+	a.auditAs(r, "", action, objType, objID, success, detail)
+}
+
+// auditAs is audit with the acting user named explicitly (public routes,
+// where no user is in the context yet).
+func (a *API) auditAs(r *http.Request, actorID, action, objType, objID string, success bool, detail map[string]any) {
+	e := store.AuditEvent{
+		CreatedAt:   a.now(),
+		ActorKind:   store.ActorUser,
+		ActorUserID: actorID,
+		Action:      action,
+		ObjectType:  objType,
+		ObjectID:    objID,
+		RequestID:   middleware.GetReqID(r.Context()),
+		Detail:      detail,
+		Success:     success,
+	}
+	if ip := a.limits.clientAddr(r); ip.IsValid() {
+		e.IP = ip.String()
+	}
+	if u, ok := auth.UserFrom(r.Context()); ok {
+		e.ActorUserID = u.ID
+	} else if envID, ok := auth.AgentFrom(r.Context()); ok {
+		e.ActorKind = store.ActorAgent
+		if e.Detail == nil {
+			e.Detail = map[string]any{}
+		}
+		e.Detail["agent_environment_id"] = envID
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), auditTimeout)
+	defer cancel()
+	if err := a.store.InsertAuditEvent(ctx, e); err != nil {
+		a.log.ErrorContext(r.Context(), "record audit event", "action", action, "object_type", objType, "object_id", objID,
+			"request_id", e.RequestID, "err", err)
+	}
+}
+
+type auditEventJSON struct {
+	ID          int64          `json:"id"`
+	CreatedAt   time.Time      `json:"created_at"`
+	ActorUserID *string        `json:"actor_user_id"`
+	ActorKind   string         `json:"actor_kind"`
+	Action      string         `json:"action"`
+	ObjectType  string         `json:"object_type"`
+	ObjectID    string         `json:"object_id"`
+	IP          string         `json:"ip"`
+	RequestID   string         `json:"request_id"`
+	Detail      map[string]any `json:"detail"`
+	Success     bool           `json:"success"`
+}
+
+func toAuditEventJSON(e store.AuditEvent) auditEventJSON {
+	return auditEventJSON{
+		ID: e.ID, CreatedAt: e.CreatedAt, ActorUserID: nullable(e.ActorUserID), ActorKind: e.ActorKind,
+		Action: e.Action, ObjectType: e.ObjectType, ObjectID: e.ObjectID, IP: e.IP, RequestID: e.RequestID,
+		Detail: e.Detail, Success: e.Success,
+	}
+}
+
+func timeParam(v, name string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, errValidation(fmt.Sprintf("%s: must be an RFC 3339 time such as 2026-01-02T15:04:05Z", name))
+	}
+	return t, nil
+}
+
+// listAudit is the audit log, newest first, for admins.
+func (a *API) listAudit(w http.ResponseWriter, r *http.Request) {
+	if mustUser(r.Context()).Role != store.RoleAdmin {
+		a.writeError(w, r, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Not allowed", Details: "the audit log is for admins"})
+		return
+	}
+	q := r.URL.Query()
+	f := store.AuditFilter{ActorUserID: q.Get("actor"), Action: q.Get("action"), ObjectType: q.Get("object_type"), ObjectID: q.Get("object_id")}
+	var err error
+	if f.Since, err = timeParam(q.Get("since"), "since"); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if f.Until, err = timeParam(q.Get("until"), "until"); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if f.Limit, err = intParam(q.Get("limit"), "limit", defaultAuditLimit, 1, maxAuditLimit); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if f.Offset, err = intParam(q.Get("offset"), "offset", 0, 0, 1<<31-1); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	events, total, err := a.store.ListAuditEvents(r.Context(), f)
+	if err != nil {
+		a.writeError(w, r, fmt.Errorf("list audit events: %w", err))
+		return
+	}
+	out := make([]auditEventJSON, len(events))
+	for i, e := range events {
+		out[i] = toAuditEventJSON(e)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": out, "total": total})
+}

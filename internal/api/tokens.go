@@ -1,0 +1,153 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/go-chi/chi/v5"
+
+	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/store"
+)
+
+const (
+	// maxTokenNameLength bounds an API token's name (in characters).
+	maxTokenNameLength = 64
+	// loginTokenName names every token POST /auth/login issues. It is
+	// reserved: those tokens may share it, named tokens may not.
+	loginTokenName = "login"
+	// DefaultTokenLifetime and DefaultTokenMaxLifetime are the lifetimes of
+	// tokens made with POST /tokens when the configuration names none.
+	DefaultTokenLifetime    = 30 * 24 * time.Hour
+	DefaultTokenMaxLifetime = 365 * 24 * time.Hour
+)
+
+const day = 24 * time.Hour
+
+type tokenJSON struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  *time.Time `json:"expires_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+}
+
+func toTokenJSON(t store.APIToken) tokenJSON {
+	j := tokenJSON{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, LastUsedAt: t.LastUsedAt}
+	if !t.ExpiresAt.IsZero() {
+		exp := t.ExpiresAt
+		j.ExpiresAt = &exp
+	}
+	return j
+}
+
+type createTokenRequest struct {
+	Name          string `json:"name"`
+	ExpiresInDays *int   `json:"expires_in_days"`
+}
+
+// validateTokenName checks a (trimmed) token name.
+func validateTokenName(name string) error {
+	n := utf8.RuneCountInString(name)
+	switch {
+	case n == 0:
+		return errValidation("name: is required")
+	case n > maxTokenNameLength:
+		return errValidation(fmt.Sprintf("name: at most %d characters", maxTokenNameLength))
+	case name == loginTokenName:
+		return errValidation(`name: "login" is reserved for the tokens login issues; pick another name`)
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return errValidation("name: must not contain control characters")
+	}
+	return nil
+}
+
+// createToken issues a named API token for the caller. The secret is in
+// this answer only: the store keeps its hash.
+func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
+	caller := mustUser(r.Context())
+	var req createTokenRequest
+	if err := decodeJSON(r, &req, false); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	req.Name = strings.TrimSpace(req.Name)
+	if err := validateTokenName(req.Name); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	lifetime := a.tokenDefaultLifetime
+	maxDays := int(a.tokenMaxLifetime / day)
+	if req.ExpiresInDays != nil {
+		if d := *req.ExpiresInDays; d < 1 || d > maxDays {
+			a.writeError(w, r, errValidation(fmt.Sprintf("expires_in_days: must be between 1 and %d", maxDays)))
+			return
+		}
+		lifetime = time.Duration(*req.ExpiresInDays) * day
+	}
+	secret, hash, err := auth.NewToken()
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	tok, err := a.store.CreateAPIToken(r.Context(), store.APIToken{
+		UserID:    caller.ID,
+		Name:      req.Name,
+		Hash:      hash,
+		ExpiresAt: a.now().Add(lifetime),
+	})
+	if errors.Is(err, store.ErrConflict) {
+		a.writeError(w, r, &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "Token name already in use",
+			Details: fmt.Sprintf("you already have a token named %q; pick another name or revoke that one", req.Name)})
+		return
+	}
+	if err != nil {
+		a.writeError(w, r, fmt.Errorf("create token: %w", err))
+		return
+	}
+	a.log.InfoContext(r.Context(), "api token created", "user", caller.ID, "token", tok.ID)
+	a.audit(r, "token.create", "token", tok.ID, true, map[string]any{"name": tok.Name, "expires_at": tok.ExpiresAt})
+	w.Header().Set("Location", "/api/v1/tokens")
+	writeJSON(w, http.StatusCreated, map[string]any{"token": secret, "api_token": toTokenJSON(tok)})
+}
+
+// listTokens lists the caller's tokens (login tokens included): metadata
+// only, never a secret or a hash.
+func (a *API) listTokens(w http.ResponseWriter, r *http.Request) {
+	caller := mustUser(r.Context())
+	toks, err := a.store.ListAPITokens(r.Context(), caller.ID)
+	if err != nil {
+		a.writeError(w, r, fmt.Errorf("list tokens: %w", err))
+		return
+	}
+	out := make([]tokenJSON, len(toks))
+	for i, t := range toks {
+		out[i] = toTokenJSON(t)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"api_tokens": out})
+}
+
+// deleteToken revokes one of the caller's tokens, effective at once (the
+// token in use included). Another user's token is answered like a missing
+// one.
+func (a *API) deleteToken(w http.ResponseWriter, r *http.Request) {
+	caller := mustUser(r.Context())
+	id := chi.URLParam(r, "id")
+	err := a.store.DeleteAPIToken(r.Context(), caller.ID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		a.writeError(w, r, errNotFound("Token"))
+		return
+	}
+	if err != nil {
+		a.writeError(w, r, fmt.Errorf("revoke token: %w", err))
+		return
+	}
+	a.log.InfoContext(r.Context(), "api token revoked", "user", caller.ID, "token", id)
+	a.audit(r, "token.revoke", "token", id, true, nil)
+	writeJSON(w, http.StatusOK, map[string]string{"message": "Token revoked", "id": id})
+}

@@ -1,0 +1,474 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"dev8.dev/dev8/internal/server"
+	"dev8.dev/dev8/internal/store"
+)
+
+type tokenJSON struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  *time.Time `json:"expires_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+}
+
+type createdToken struct {
+	Token    string    `json:"token"`
+	APIToken tokenJSON `json:"api_token"`
+}
+
+// raw sends a request with an optional X-Request-Id and returns the status
+// and the body as it came.
+func (ts *testServer) raw(method, path, token, requestID string, body any) (int, []byte) {
+	ts.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			ts.t.Fatal(err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ts.ctx, method, ts.url+path, rd)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if requestID != "" {
+		req.Header.Set("X-Request-Id", requestID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	return resp.StatusCode, data
+}
+
+func (ts *testServer) createToken(token string, body map[string]any) createdToken {
+	ts.t.Helper()
+	var out createdToken
+	if code := ts.call("POST", "/api/v1/tokens", token, body, &out); code != http.StatusCreated {
+		ts.t.Fatalf("create token %v: %d", body, code)
+	}
+	return out
+}
+
+func (ts *testServer) listTokens(token string) ([]tokenJSON, string) {
+	ts.t.Helper()
+	code, data := ts.raw("GET", "/api/v1/tokens", token, "", nil)
+	if code != http.StatusOK {
+		ts.t.Fatalf("list tokens: %d %s", code, data)
+	}
+	var out struct {
+		APITokens []tokenJSON `json:"api_tokens"`
+	}
+	if err := json.Unmarshal(data, &out); err != nil {
+		ts.t.Fatal(err)
+	}
+	return out.APITokens, string(data)
+}
+
+func near(got time.Time, want time.Time) bool {
+	d := got.Sub(want)
+	return d > -time.Minute && d < time.Minute
+}
+
+func TestAPITokens(t *testing.T) {
+	t.Parallel()
+	for _, eng := range engines {
+		t.Run(eng.name, func(t *testing.T) {
+			t.Parallel()
+			ts := startServer(t, eng.url(t), nil)
+			_, _ = ts.user("admin@example.com")
+			adaLogin, _ := ts.user("ada@example.com")
+			bobLogin, _ := ts.user("bob@example.com")
+
+			ci := ts.createToken(adaLogin, map[string]any{"name": "ci"})
+			if !strings.HasPrefix(ci.Token, "dev8_") || !strings.HasPrefix(ci.APIToken.ID, "tok_") || ci.APIToken.Name != "ci" {
+				t.Fatalf("created %+v", ci)
+			}
+			if ci.APIToken.ExpiresAt == nil || !near(*ci.APIToken.ExpiresAt, ts.clock.Now().Add(30*24*time.Hour)) {
+				t.Errorf("default expiry %v, want 30 days from now", ci.APIToken.ExpiresAt)
+			}
+			if ci.APIToken.LastUsedAt != nil {
+				t.Errorf("a new token has last_used_at %v", ci.APIToken.LastUsedAt)
+			}
+			var me struct{ User struct{ Email string } }
+			if code := ts.call("GET", "/api/v1/auth/me", ci.Token, nil, &me); code != http.StatusOK || me.User.Email != "ada@example.com" {
+				t.Fatalf("me with the new token: %d %+v", code, me)
+			}
+
+			// Listed newest first with the login token, metadata only: the
+			// secret is never shown again.
+			year := ts.createToken(adaLogin, map[string]any{"name": "yearly", "expires_in_days": 365})
+			if !near(*year.APIToken.ExpiresAt, ts.clock.Now().Add(365*24*time.Hour)) {
+				t.Errorf("365-day token expires %v", year.APIToken.ExpiresAt)
+			}
+			toks, raw := ts.listTokens(adaLogin)
+			var names []string
+			for _, tok := range toks {
+				names = append(names, tok.Name)
+			}
+			if strings.Join(names, ",") != "yearly,ci,login" {
+				t.Fatalf("ada's tokens = %v, want yearly,ci,login", names)
+			}
+			if toks[1].LastUsedAt == nil {
+				t.Error("ci was used but has no last_used_at")
+			}
+			for _, secret := range []string{ci.Token, year.Token, adaLogin} {
+				if strings.Contains(raw, secret) {
+					t.Fatal("a token list shows a secret")
+				}
+			}
+			if strings.Contains(raw, `"hash"`) || strings.Contains(raw, `"token"`) {
+				t.Fatalf("a token list shows more than metadata: %s", raw)
+			}
+			if bobs, _ := ts.listTokens(bobLogin); len(bobs) != 1 || bobs[0].Name != "login" {
+				t.Fatalf("bob sees %+v", bobs)
+			}
+
+			// Validation and uniqueness.
+			for _, tc := range []struct {
+				body map[string]any
+				code int
+			}{
+				{map[string]any{"name": "ci"}, http.StatusConflict},
+				{map[string]any{"name": " ci "}, http.StatusConflict},
+				{map[string]any{"name": "login"}, http.StatusBadRequest},
+				{map[string]any{"name": ""}, http.StatusBadRequest},
+				{map[string]any{"name": strings.Repeat("x", 65)}, http.StatusBadRequest},
+				{map[string]any{"name": "tab\there"}, http.StatusBadRequest},
+				{map[string]any{"name": "long", "expires_in_days": 366}, http.StatusBadRequest},
+				{map[string]any{"name": "zero", "expires_in_days": 0}, http.StatusBadRequest},
+				{map[string]any{"name": "neg", "expires_in_days": -1}, http.StatusBadRequest},
+				{map[string]any{"name": "x", "secret": "y"}, http.StatusBadRequest},
+			} {
+				var e errJSON
+				if code := ts.call("POST", "/api/v1/tokens", adaLogin, tc.body, &e); code != tc.code {
+					t.Errorf("create %v = %d %+v, want %d", tc.body, code, e, tc.code)
+				}
+			}
+			// Names are unique per user only.
+			ts.createToken(bobLogin, map[string]any{"name": "ci", "expires_in_days": 1})
+			ts.createToken(bobLogin, map[string]any{"name": "max", "expires_in_days": 365})
+
+			// Another user's token is answered like a missing one.
+			var e errJSON
+			if code := ts.call("DELETE", "/api/v1/tokens/"+ci.APIToken.ID, bobLogin, nil, &e); code != http.StatusNotFound || e.Code != "NOT_FOUND" {
+				t.Fatalf("bob revoking ada's token = %d %+v, want 404", code, e)
+			}
+			if code := ts.call("DELETE", "/api/v1/tokens/tok_missing", adaLogin, nil, nil); code != http.StatusNotFound {
+				t.Fatalf("revoking a missing token = %d, want 404", code)
+			}
+			if code := ts.call("GET", "/api/v1/auth/me", ci.Token, nil, nil); code != http.StatusOK {
+				t.Fatalf("ci after bob's attempt = %d", code)
+			}
+
+			// Revoking with another token: it stops working at once.
+			var revoked struct{ Message, ID string }
+			if code := ts.call("DELETE", "/api/v1/tokens/"+ci.APIToken.ID, adaLogin, nil, &revoked); code != http.StatusOK || revoked.ID != ci.APIToken.ID || revoked.Message == "" {
+				t.Fatalf("revoke = %d %+v", code, revoked)
+			}
+			if code := ts.call("GET", "/api/v1/auth/me", ci.Token, nil, &e); code != http.StatusUnauthorized || e.Code != "UNAUTHORIZED" {
+				t.Fatalf("revoked token = %d %+v, want 401", code, e)
+			}
+			// Revoking the token in use: this request works, the next does not.
+			if code := ts.call("DELETE", "/api/v1/tokens/"+year.APIToken.ID, year.Token, nil, nil); code != http.StatusOK {
+				t.Fatalf("self-revoke = %d", code)
+			}
+			if code := ts.call("GET", "/api/v1/tokens", year.Token, nil, nil); code != http.StatusUnauthorized {
+				t.Fatalf("self-revoked token = %d, want 401", code)
+			}
+			// The login token can be revoked too (that is logging out).
+			toks, _ = ts.listTokens(adaLogin)
+			if len(toks) != 1 || toks[0].Name != "login" {
+				t.Fatalf("ada's tokens after revokes = %+v", toks)
+			}
+			if code := ts.call("DELETE", "/api/v1/tokens/"+toks[0].ID, adaLogin, nil, nil); code != http.StatusOK {
+				t.Fatalf("revoking the login token = %d", code)
+			}
+			if code := ts.call("GET", "/api/v1/tokens", adaLogin, nil, nil); code != http.StatusUnauthorized {
+				t.Fatalf("revoked login token = %d, want 401", code)
+			}
+
+			// Anonymous: 401 everywhere.
+			for _, r := range []struct{ method, path string }{{"GET", "/api/v1/tokens"}, {"POST", "/api/v1/tokens"}, {"DELETE", "/api/v1/tokens/" + ci.APIToken.ID}} {
+				if code := ts.call(r.method, r.path, "", nil, nil); code != http.StatusUnauthorized {
+					t.Errorf("anonymous %s %s = %d, want 401", r.method, r.path, code)
+				}
+			}
+		})
+	}
+}
+
+func TestAPITokenLifetimes(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "", func(c *server.Config) {
+		c.TokenDefaultLifetime = 2 * 24 * time.Hour
+		c.TokenMaxLifetime = 10 * 24 * time.Hour
+	})
+	login, _ := ts.user("ada@example.com")
+	def := ts.createToken(login, map[string]any{"name": "default"})
+	if !near(*def.APIToken.ExpiresAt, ts.clock.Now().Add(2*24*time.Hour)) {
+		t.Errorf("default lifetime: expires %v, want 2 days from now", def.APIToken.ExpiresAt)
+	}
+	week := ts.createToken(login, map[string]any{"name": "week", "expires_in_days": 7})
+	ts.createToken(login, map[string]any{"name": "max", "expires_in_days": 10})
+	var e errJSON
+	if code := ts.call("POST", "/api/v1/tokens", login, map[string]any{"name": "over", "expires_in_days": 11}, &e); code != http.StatusBadRequest || !strings.Contains(e.Details, "between 1 and 10") {
+		t.Fatalf("over the configured maximum = %d %+v, want 400", code, e)
+	}
+	// Expired tokens stop working.
+	ts.clock.Advance(3 * 24 * time.Hour)
+	if code := ts.call("GET", "/api/v1/auth/me", def.Token, nil, &e); code != http.StatusUnauthorized || e.Error != "Token expired" {
+		t.Fatalf("expired token = %d %+v", code, e)
+	}
+	if code := ts.call("GET", "/api/v1/auth/me", week.Token, nil, nil); code != http.StatusOK {
+		t.Fatalf("unexpired token = %d", code)
+	}
+}
+
+func TestTokenLifetimeConfigRejected(t *testing.T) {
+	t.Parallel()
+	for _, c := range []server.Config{
+		{TokenDefaultLifetime: 400 * 24 * time.Hour},
+		{TokenDefaultLifetime: 5 * 24 * time.Hour, TokenMaxLifetime: 2 * 24 * time.Hour},
+		{TokenMaxLifetime: time.Hour},
+		{TokenDefaultLifetime: -time.Hour},
+	} {
+		c.DataDir = t.TempDir()
+		if srv, err := server.New(t.Context(), c); err == nil {
+			srv.Close()
+			t.Errorf("server.New accepted token lifetimes default %s, max %s", c.TokenDefaultLifetime, c.TokenMaxLifetime)
+		}
+	}
+}
+
+type auditEventJSON struct {
+	ID          int64          `json:"id"`
+	CreatedAt   time.Time      `json:"created_at"`
+	ActorUserID *string        `json:"actor_user_id"`
+	ActorKind   string         `json:"actor_kind"`
+	Action      string         `json:"action"`
+	ObjectType  string         `json:"object_type"`
+	ObjectID    string         `json:"object_id"`
+	IP          string         `json:"ip"`
+	RequestID   string         `json:"request_id"`
+	Detail      map[string]any `json:"detail"`
+	Success     bool           `json:"success"`
+}
+
+type auditList struct {
+	Events []auditEventJSON `json:"events"`
+	Total  int              `json:"total"`
+}
+
+func (ts *testServer) audit(token string, q url.Values) (auditList, string) {
+	ts.t.Helper()
+	code, data := ts.raw("GET", "/api/v1/audit?"+q.Encode(), token, "", nil)
+	if code != http.StatusOK {
+		ts.t.Fatalf("GET /audit?%s = %d %s", q.Encode(), code, data)
+	}
+	var out auditList
+	if err := json.Unmarshal(data, &out); err != nil {
+		ts.t.Fatal(err)
+	}
+	return out, string(data)
+}
+
+func TestAuditLog(t *testing.T) {
+	t.Parallel()
+	for _, eng := range engines {
+		t.Run(eng.name, func(t *testing.T) {
+			t.Parallel()
+			ts := startServer(t, eng.url(t), nil)
+			adminToken, adminID := ts.user("admin@example.com")
+			memberToken, memberID := ts.user("member@example.com")
+
+			// Failed logins: a known email with a wrong password, and an
+			// unknown email.
+			for _, email := range []string{"member@example.com", "nobody@example.com"} {
+				if code, _ := ts.raw("POST", "/api/v1/auth/login", "", "req-badlogin", map[string]string{"email": email, "password": "wrong password 123"}); code != http.StatusUnauthorized {
+					t.Fatalf("bad login %s = %d", email, code)
+				}
+			}
+
+			// An environment's whole life, each request with its own id.
+			var created struct {
+				Environment envJSON `json:"environment"`
+			}
+			code, data := ts.raw("POST", "/api/v1/environments", memberToken, "req-create", map[string]any{"name": "audited"})
+			if code != http.StatusCreated || json.Unmarshal(data, &created) != nil {
+				t.Fatalf("create = %d %s", code, data)
+			}
+			env := created.Environment
+			ts.waitStatus(memberToken, env.ID, "RUNNING")
+			if code, _ := ts.raw("POST", "/api/v1/environments/"+env.ID+"/stop", memberToken, "req-stop", nil); code != http.StatusOK {
+				t.Fatalf("stop = %d", code)
+			}
+			ts.waitStatus(memberToken, env.ID, "STOPPED")
+			if code, _ := ts.raw("POST", "/api/v1/environments/"+env.ID+"/start", memberToken, "req-start", nil); code != http.StatusOK {
+				t.Fatalf("start = %d", code)
+			}
+			ts.waitStatus(memberToken, env.ID, "RUNNING")
+			if code, _ := ts.raw("DELETE", "/api/v1/environments/"+env.ID, memberToken, "req-delete", nil); code != http.StatusOK {
+				t.Fatalf("delete = %d", code)
+			}
+			if _, err := ts.srv.Manager.WaitFor(ts.ctx, env.ID, func(e store.Environment) bool { return e.DeletedAt != nil }); err != nil {
+				t.Fatalf("waiting for delete: %v", err)
+			}
+
+			// Tokens.
+			var tok createdToken
+			code, data = ts.raw("POST", "/api/v1/tokens", memberToken, "req-token", map[string]any{"name": "ci"})
+			if code != http.StatusCreated || json.Unmarshal(data, &tok) != nil {
+				t.Fatalf("create token = %d %s", code, data)
+			}
+			if code, _ := ts.raw("DELETE", "/api/v1/tokens/"+tok.APIToken.ID, memberToken, "req-revoke", nil); code != http.StatusOK {
+				t.Fatalf("revoke = %d", code)
+			}
+
+			// An idle stop: the system acts.
+			idle := ts.create(memberToken, map[string]any{"name": "idle", "auto_stop_minutes": 1})
+			ts.waitStatus(memberToken, idle.ID, "RUNNING")
+			ts.clock.Advance(70 * time.Second)
+			ts.waitStatus(memberToken, idle.ID, "STOPPED")
+
+			// Members may not read the log.
+			var e errJSON
+			if code := ts.call("GET", "/api/v1/audit", memberToken, nil, &e); code != http.StatusForbidden || e.Code != "FORBIDDEN" {
+				t.Fatalf("member GET /audit = %d %+v, want 403", code, e)
+			}
+			if code := ts.call("GET", "/api/v1/audit", "", nil, nil); code != http.StatusUnauthorized {
+				t.Fatalf("anonymous GET /audit = %d, want 401", code)
+			}
+
+			all, raw := ts.audit(adminToken, url.Values{"limit": {"500"}})
+			if all.Total != len(all.Events) {
+				t.Fatalf("total %d, %d events", all.Total, len(all.Events))
+			}
+			for i := 1; i < len(all.Events); i++ {
+				if all.Events[i].CreatedAt.After(all.Events[i-1].CreatedAt) {
+					t.Fatalf("events not newest first at %d", i)
+				}
+			}
+			if strings.Contains(raw, "wrong password 123") || strings.Contains(raw, tok.Token) || strings.Contains(raw, memberToken) {
+				t.Fatal("the audit log holds a password or a token secret")
+			}
+			find := func(action, objectID string) auditEventJSON {
+				t.Helper()
+				for _, ev := range all.Events {
+					if ev.Action == action && ev.ObjectID == objectID {
+						return ev
+					}
+				}
+				t.Fatalf("no %s event for %q in %+v", action, objectID, all.Events)
+				return auditEventJSON{}
+			}
+			actor := func(ev auditEventJSON) string {
+				if ev.ActorUserID == nil {
+					return "<nil>"
+				}
+				return *ev.ActorUserID
+			}
+			for _, c := range []struct{ action, objectID, requestID string }{
+				{"environment.create", env.ID, "req-create"},
+				{"environment.stop", env.ID, "req-stop"},
+				{"environment.start", env.ID, "req-start"},
+				{"environment.delete", env.ID, "req-delete"},
+				{"token.create", tok.APIToken.ID, "req-token"},
+				{"token.revoke", tok.APIToken.ID, "req-revoke"},
+			} {
+				ev := find(c.action, c.objectID)
+				if actor(ev) != memberID || ev.ActorKind != "user" || ev.IP != "127.0.0.1" || ev.RequestID != c.requestID || !ev.Success {
+					t.Errorf("%s = %+v, want by %s from 127.0.0.1 with request id %s", c.action, ev, memberID, c.requestID)
+				}
+			}
+			if ev := find("environment.create", env.ID); ev.ObjectType != "environment" || ev.Detail["name"] != "audited" {
+				t.Errorf("create event = %+v", ev)
+			}
+			if ev := find("auth.signup", memberID); actor(ev) != memberID || !ev.Success || ev.Detail["email"] != "member@example.com" || ev.IP != "127.0.0.1" {
+				t.Errorf("signup event = %+v", ev)
+			}
+			if ev := find("auth.signup", adminID); ev.Detail["role"] != "admin" {
+				t.Errorf("admin signup event = %+v", ev)
+			}
+			var loginOK int
+			for _, ev := range all.Events {
+				if ev.Action == "auth.login" && ev.Success && actor(ev) == memberID && ev.ObjectID == memberID {
+					loginOK++
+				}
+			}
+			if loginOK != 1 {
+				t.Errorf("%d successful member logins recorded, want 1", loginOK)
+			}
+			known := find("auth.login", memberID)
+			for _, ev := range all.Events {
+				if ev.Action == "auth.login" && !ev.Success && ev.ObjectID == memberID {
+					known = ev
+				}
+			}
+			if known.Success || known.ActorUserID != nil || known.Detail["email"] != "member@example.com" || known.RequestID != "req-badlogin" || known.IP != "127.0.0.1" {
+				t.Errorf("failed login for a known email = %+v", known)
+			}
+			unknown := find("auth.login", "")
+			if unknown.Success || unknown.Detail["email"] != "nobody@example.com" {
+				t.Errorf("failed login for an unknown email = %+v", unknown)
+			}
+			idleEv := find("environment.idle_stop", idle.ID)
+			if idleEv.ActorKind != "system" || idleEv.ActorUserID != nil || idleEv.IP != "" || !idleEv.Success || idleEv.Detail["owner_id"] != memberID {
+				t.Errorf("idle stop = %+v", idleEv)
+			}
+
+			// Filters.
+			check := func(q url.Values, want func(auditEventJSON) bool, wantTotal int) {
+				t.Helper()
+				got, _ := ts.audit(adminToken, q)
+				if wantTotal >= 0 && got.Total != wantTotal {
+					t.Errorf("?%s: total %d, want %d", q.Encode(), got.Total, wantTotal)
+				}
+				for _, ev := range got.Events {
+					if !want(ev) {
+						t.Errorf("?%s: event %+v does not match", q.Encode(), ev)
+					}
+				}
+			}
+			check(url.Values{"action": {"environment.stop"}}, func(ev auditEventJSON) bool { return ev.Action == "environment.stop" }, 1)
+			check(url.Values{"object_type": {"environment"}, "object_id": {env.ID}}, func(ev auditEventJSON) bool { return ev.ObjectID == env.ID }, 4)
+			check(url.Values{"actor": {memberID}}, func(ev auditEventJSON) bool { return actor(ev) == memberID }, -1)
+			check(url.Values{"object_type": {"token"}}, func(ev auditEventJSON) bool { return ev.ObjectType == "token" }, 2)
+			future := ts.clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+			check(url.Values{"since": {future}}, func(auditEventJSON) bool { return false }, 0)
+			check(url.Values{"until": {"2000-01-01T00:00:00Z"}}, func(auditEventJSON) bool { return false }, 0)
+			page, _ := ts.audit(adminToken, url.Values{"limit": {"2"}, "offset": {"1"}})
+			if len(page.Events) != 2 || page.Total != all.Total || page.Events[0].ID != all.Events[1].ID {
+				t.Errorf("limit 2 offset 1 = %+v", page)
+			}
+			for _, q := range []string{"since=yesterday", "limit=0", "limit=501", "offset=-1"} {
+				if code := ts.call("GET", "/api/v1/audit?"+q, adminToken, nil, &e); code != http.StatusBadRequest {
+					t.Errorf("GET /audit?%s = %d, want 400", q, code)
+				}
+			}
+		})
+	}
+}
