@@ -58,12 +58,7 @@ cost so far and when they were last used.`,
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				if envs == nil {
-					envs = []sdk.Environment{}
-				}
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(envs)
+				return printJSONList(out, envs)
 			}
 			if len(envs) == 0 {
 				fmt.Fprintln(out, "No environments. Create one with: dev8 create <name>")
@@ -436,4 +431,15 @@ a terminal (scripts) it does not ask.`,
 	wait.register(cmd, "it is gone")
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd
+}
+
+// printJSONList prints items as an indented JSON array; none is [], not
+// null, so scripts can iterate without a check.
+func printJSONList[T any](w io.Writer, items []T) error {
+	if items == nil {
+		items = []T{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(items)
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -94,12 +93,7 @@ shown.`,
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				if toks == nil {
-					toks = []sdk.APIToken{}
-				}
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(toks)
+				return printJSONList(out, toks)
 			}
 			if len(toks) == 0 {
 				fmt.Fprintln(out, "No tokens. Create one with: dev8 tokens create <name>")
