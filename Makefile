@@ -5,7 +5,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X dev8.dev/dev8/internal/cli.Version=$(VERSION)
 
-.PHONY: run build test lint fmt clean
+.PHONY: run build test lint fmt clean bench
 
 ## run: build dev8 and start the server with the embedded defaults (http://127.0.0.1:3000, data in ~/.dev8)
 run: build
@@ -18,6 +18,15 @@ build:
 ## test: gofmt, go vet, and every test with -race against SQLite and a throwaway PostgreSQL
 test:
 	scripts/test.sh
+
+## bench: the benchmark suite (issue 8; a few minutes, not part of `make test`): prints a table and writes bench/results.json (BENCH_FLAGS adds flags, e.g. -runs 3 -out /tmp/r.json); PostgreSQL figures need PostgreSQL installed (a throwaway server is started)
+bench: build
+	@if scripts/test-postgres.sh run -- true >/dev/null 2>&1; then \
+		scripts/test-postgres.sh run -- go run ./bench/cmd/dev8bench -dev8 bin/dev8 $(BENCH_FLAGS); \
+	else \
+		echo "bench: PostgreSQL is not installed (scripts/test-postgres.sh failed): PostgreSQL figures are skipped"; \
+		DEV8_TEST_DATABASE_URL= go run ./bench/cmd/dev8bench -dev8 bin/dev8 $(BENCH_FLAGS); \
+	fi
 
 ## lint: gofmt and go vet only
 lint:
