@@ -48,20 +48,30 @@ func requireRunning(env store.Environment) error {
 	return nil
 }
 
-// bridge upgrades to a websocket and joins it to a tunnel stream for h.
-func (a *API) bridge(w http.ResponseWriter, r *http.Request, h tunnel.Header) {
+// openStream opens a tunnel stream for h to the request's environment,
+// before any websocket upgrade: a refusal (nothing on that port, not
+// running) is then a plain HTTP error the client can show, not a websocket
+// that closes at once. On failure it has answered the request.
+func (a *API) openStream(w http.ResponseWriter, r *http.Request, h tunnel.Header) (net.Conn, bool) {
 	env := environmentFrom(r.Context())
 	if err := requireRunning(env); err != nil {
 		a.writeError(w, r, err)
-		return
+		return nil, false
 	}
-	// Open the stream first so a refusal (nothing on that port) is a plain
-	// HTTP error the client can show, not a websocket that closes at once.
 	dialCtx, cancel := context.WithTimeout(r.Context(), agentWait)
+	defer cancel()
 	stream, err := a.tunnels.Dial(dialCtx, env.ID, h)
-	cancel()
 	if err != nil {
 		a.writeError(w, r, streamError(err))
+		return nil, false
+	}
+	return stream, true
+}
+
+// bridge upgrades to a websocket and joins it to a tunnel stream for h.
+func (a *API) bridge(w http.ResponseWriter, r *http.Request, h tunnel.Header) {
+	stream, ok := a.openStream(w, r, h)
+	if !ok {
 		return
 	}
 	ws, err := websocket.Accept(w, r, nil)
@@ -123,16 +133,8 @@ func (a *API) pty(w http.ResponseWriter, r *http.Request) {
 		}
 		*p.dst = uint16(n)
 	}
-	env := environmentFrom(r.Context())
-	if err := requireRunning(env); err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	dialCtx, cancel := context.WithTimeout(r.Context(), agentWait)
-	stream, err := a.tunnels.Dial(dialCtx, env.ID, h)
-	cancel()
-	if err != nil {
-		a.writeError(w, r, streamError(err))
+	stream, ok := a.openStream(w, r, h)
+	if !ok {
 		return
 	}
 	defer stream.Close()
