@@ -72,6 +72,10 @@ func (a *API) logRequests(next http.Handler) http.Handler {
 // act with a visitor's cookie.
 const SessionCookie = "dev8_session"
 
+// errSuspended answers every credential of a suspended user. It is a 401
+// like any dead credential, with a message that tells the person why.
+var errSuspended = &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "Account suspended", Details: "an administrator has suspended this account"}
+
 var errAuthRequired = &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "Authentication required", Details: "send Authorization: Bearer <token> (POST /api/v1/auth/login gives one)"}
 
 // authenticate requires a valid bearer token and puts its user in the
@@ -135,6 +139,10 @@ func (a *API) authenticateWith(next http.Handler, cookieOK bool) http.Handler {
 		}
 		if err != nil {
 			a.writeError(w, r, fmt.Errorf("look up token: %w", err))
+			return
+		}
+		if user.SuspendedAt != nil {
+			a.writeError(w, r, errSuspended)
 			return
 		}
 		now := a.now()

@@ -32,6 +32,9 @@ type User struct {
 	Role         Role
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	// SuspendedAt is set while an admin has suspended the user: nothing
+	// they hold authenticates.
+	SuspendedAt *time.Time
 }
 
 // APIToken is a bearer token. Only the SHA-256 of the secret is stored.

@@ -36,7 +36,7 @@ func (db *DB) CreateAPIToken(ctx context.Context, t APIToken) (APIToken, error) 
 func (db *DB) GetAPITokenByHash(ctx context.Context, hash []byte) (APIToken, User, error) {
 	var t APIToken
 	row := db.reader.QueryRowContext(ctx, db.q(`
-		SELECT u.id, u.email, u.name, u.password_hash, u.role, u.created_at, u.updated_at,
+		SELECT `+userColumnsOf("u")+`,
 			t.id, t.user_id, t.name, t.hash, t.created_at, t.expires_at, t.last_used_at
 		FROM api_tokens t JOIN users u ON u.id = t.user_id
 		WHERE t.hash = ?`), hash)

@@ -6,7 +6,17 @@ import (
 	"strings"
 )
 
-const userColumns = `id, email, name, password_hash, role, created_at, updated_at`
+const userColumns = `id, email, name, password_hash, role, created_at, updated_at, suspended_at`
+
+// userColumnsOf is userColumns qualified by a table alias, for joins that
+// scan a user with scanUser.
+func userColumnsOf(alias string) string {
+	cols := strings.Split(userColumns, ", ")
+	for i, c := range cols {
+		cols[i] = alias + "." + c
+	}
+	return strings.Join(cols, ", ")
+}
 
 // scanner is what *sql.Row and *sql.Rows have in common.
 type scanner interface {
@@ -16,7 +26,7 @@ type scanner interface {
 func scanUser(s scanner, extra ...any) (User, error) {
 	var u User
 	dest := append([]any{&u.ID, &u.Email, &u.Name, &u.PasswordHash, &u.Role,
-		timeCol{&u.CreatedAt}, timeCol{&u.UpdatedAt}}, extra...)
+		timeCol{&u.CreatedAt}, timeCol{&u.UpdatedAt}, nullTimeCol{&u.SuspendedAt}}, extra...)
 	err := s.Scan(dest...)
 	return u, err
 }
