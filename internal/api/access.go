@@ -203,10 +203,20 @@ func (a *API) ideProxy() http.Handler {
 			pr.Out.Header.Del("Authorization")
 			stripCookie(pr.Out, SessionCookie)
 			pr.SetXForwarded()
+			if isWorkbenchPage(pr.Out) {
+				// The transport then asks for gzip itself and hands
+				// back the page decoded, ready for injectActivityScript.
+				pr.Out.Header.Del("Accept-Encoding")
+			}
 		},
 		ModifyResponse: func(resp *http.Response) error {
-			// Nobody frames the IDE from another site.
-			resp.Header.Set("Content-Security-Policy", "frame-ancestors 'self'")
+			// Nobody frames the IDE from another site. Added beside
+			// code-server's own policy, not over it: a browser enforces
+			// both.
+			resp.Header.Add("Content-Security-Policy", "frame-ancestors 'self'")
+			if isWorkbenchPage(resp.Request) {
+				return a.injectActivityScript(resp, environmentFrom(resp.Request.Context()).ID)
+			}
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

@@ -67,6 +67,9 @@ type Config struct {
 	// CORSOrigins may call the API from a browser on another origin
 	// (scheme://host[:port]); empty allows none.
 	CORSOrigins []string
+	// IDEActivityInterval is how often at most an IDE tab in use reports
+	// (default DefaultIDEActivityInterval).
+	IDEActivityInterval time.Duration
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client; from anyone else the header is ignored.
 	TrustedProxies []netip.Prefix
@@ -86,6 +89,7 @@ type API struct {
 	tunnels              *tunnel.Registry
 	usage                UsageService
 	limits               *throttles
+	ideActivityInterval  time.Duration
 }
 
 // New returns the API.
@@ -106,6 +110,9 @@ func New(cfg Config) *API {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.IDEActivityInterval <= 0 {
+		cfg.IDEActivityInterval = DefaultIDEActivityInterval
+	}
 	if cfg.BcryptCost == 0 {
 		cfg.BcryptCost = auth.DefaultBcryptCost
 	}
@@ -122,6 +129,7 @@ func New(cfg Config) *API {
 		tunnels:              cfg.Tunnels,
 		usage:                cfg.Usage,
 		limits:               newThrottles(cfg, cfg.Now),
+		ideActivityInterval:  cfg.IDEActivityInterval,
 	}
 }
 
@@ -197,6 +205,8 @@ func (a *API) Handler() http.Handler {
 		r.Use(a.requireUser, a.loadEnvironment)
 		r.Get("/ide", ideRedirect)
 		r.Handle("/ide/*", a.ideProxy())
+		r.Get("/activity.js", a.serveIDEActivityScript)
+		r.Post("/activity", a.ideActivity)
 	})
 	return r
 }

@@ -10,7 +10,6 @@ const (
 	ActivitySSH     = "ssh"  // bytes from the client in an SSH session channel
 	ActivityPTY     = "pty"  // keystrokes in a web terminal
 	ActivityPortFwd = "port" // data through a forwarded port
-	ActivityIDE     = "ide"  // code-server's lastHeartbeat advanced
 )
 
 // Activity remembers when a person last did something in the workspace, and

@@ -26,12 +26,6 @@ type codeServer struct {
 
 	mu sync.Mutex
 	st CodeServerStatus
-
-	// activity, when set, is touched (ActivityIDE) whenever code-server's
-	// lastHeartbeat advances; heartbeatSeen is the newest lastHeartbeat
-	// seen, across restarts. Only the goroutine running run uses them.
-	activity      *Activity
-	heartbeatSeen int64
 }
 
 func newCodeServer(cfg Config) *codeServer {
@@ -225,34 +219,14 @@ func (c *codeServer) checkHealth(ctx context.Context) bool {
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&body) != nil {
 		return false
 	}
-	// What advances lastHeartbeat (code-server 4.99.4, out/node/heart.js
-	// and out/node/routes/index.js): Heart.beat(), which returns at once
-	// while the previous beat is under 60 s old (heart.js:37-41) and
-	// otherwise sets lastHeartbeat to now (:43). beat() is called
-	//   - by the `common` middleware, for every HTTP request and every
-	//     WebSocket upgrade request whose URL is not exactly /healthz or
-	//     /healthz/ (routes/index.js:90-97, used by app.router and
-	//     app.wsRouter at :105-106; "/healthz?x=1" does beat). Messages on
-	//     an open WebSocket do not;
-	//   - by the timer each beat arms (heart.js:44-47, 73-83): 60 s later,
-	//     if the HTTP server has any open connection (getConnections > 0,
-	//     routes/index.js:65-82), it beats and re-arms; when it finds none
-	//     the chain stops until the next request.
-	// So it advances at most once a minute, and keeps advancing as long as
-	// any connection stays open — an idle browser tab's WebSocket included,
-	// which this Touch therefore counts as use. Checked against the real
-	// code-server: with one idle WebSocket open it advanced every 60 s and
-	// stopped once the socket closed. (A bare idle TCP connection counts
-	// only until Node drops it for sending no request, about 60 s.)
-	// This poll asks for /healthz exactly and closes its connection, so it
-	// does not beat; only if the timer fired during one of its few
-	// milliseconds in flight would it count as an open connection.
-	if body.LastHeartbeat > c.heartbeatSeen {
-		c.heartbeatSeen = body.LastHeartbeat
-		if c.activity != nil {
-			c.activity.Touch(ActivityIDE)
-		}
-	}
+	// lastHeartbeat is shown in /status but is not activity. What advances
+	// it (code-server 4.99.4, out/node/heart.js and routes/index.js): every
+	// HTTP request and websocket upgrade but /healthz itself, and a timer
+	// that beats once a minute for as long as any connection stays open —
+	// an idle browser tab's websocket included (checked against the real
+	// code-server). Counting it would let a forgotten tab keep a workspace
+	// running for ever; the server counts the IDE's use from the
+	// workbench's input events instead (internal/api/ideactivity.go).
 	now := time.Now().UTC()
 	c.update(func(s *CodeServerStatus) {
 		if s.State == CodeServerStarting {

@@ -80,8 +80,9 @@ type StreamsConfig struct {
 //     (forwarded-tcpip) channel, and what the server sends into a
 //     ServiceTCP stream. Bytes flowing back towards the person do not
 //     count.
-//   - ServiceIDE touches nothing: code-server's own heartbeat
-//     (ActivityIDE) says when the IDE is used.
+//   - ServiceIDE touches nothing: the workbench's traffic flows whether
+//     or not anyone is there. The server counts the IDE's use from the
+//     page's input events (internal/api/ideactivity.go).
 //
 // # Processes
 //

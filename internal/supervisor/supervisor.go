@@ -199,7 +199,6 @@ func Run(ctx context.Context, cfg Config) error {
 	var cs *codeServer
 	if cfg.CodeServer != "" {
 		cs = newCodeServer(cfg)
-		cs.activity = activity
 	}
 	streamsCfg := StreamsConfig{
 		EnvironmentID: cfg.EnvironmentID,

@@ -1,0 +1,122 @@
+package api
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// What counts as using the IDE. code-server's own heartbeat cannot say: it
+// advances every minute while any tab holds its websocket open, so an idle
+// tab would keep a workspace running for ever. Instead the proxy adds a
+// small script to the workbench page that reports keys, clicks, taps and
+// scrolling (ideactivity.js), at most once per IDEActivityInterval per tab,
+// and opening the workbench counts once. Nothing else through the proxy
+// counts.
+
+//go:embed ideactivity.js
+var ideActivityScript []byte
+
+// DefaultIDEActivityInterval is how often at most a busy IDE tab reports.
+const DefaultIDEActivityInterval = time.Minute
+
+// ideActivityHeader must be on every activity report. A page on another
+// site cannot add a custom header to a cross-origin request without a CORS
+// preflight, which this server refuses, so the header (with the Origin
+// check) keeps other sites from reporting with a visitor's cookie.
+const ideActivityHeader = "X-Dev8-Activity"
+
+// maxWorkbenchBytes bounds the workbench page the proxy rewrites; a bigger
+// one passes through untouched. code-server's is about 3 KiB.
+const maxWorkbenchBytes = 1 << 20
+
+func ideActivityScriptPath(envID string) string { return "/w/" + envID + "/activity.js" }
+
+// serveIDEActivityScript serves ideactivity.js.
+func (a *API) serveIDEActivityScript(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	w.Header().Set("Cache-Control", "private, max-age=3600")
+	http.ServeContent(w, r, "activity.js", time.Time{}, bytes.NewReader(ideActivityScript))
+}
+
+// ideActivity takes a report from ideactivity.js.
+func (a *API) ideActivity(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get(ideActivityHeader) == "" || !sameOrigin(r) {
+		a.writeError(w, r, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Not allowed", Details: "activity reports come from the IDE page of this server"})
+		return
+	}
+	env := environmentFrom(r.Context())
+	if err := requireRunning(env); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if err := a.lifecycle.Touch(r.Context(), env.ID); err != nil {
+		a.writeError(w, r, fmt.Errorf("record IDE activity: %w", err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// sameOrigin reports whether a browser's request came from a page of this
+// server: its Origin, when it sends one, names this host.
+func sameOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		// Browsers send Origin on every POST fetch; a client without one
+		// is not a browser page, so no visitor's cookie rides on it.
+		return r.Header.Get("Sec-Fetch-Site") == "" || r.Header.Get("Sec-Fetch-Site") == "same-origin"
+	}
+	u, err := url.Parse(origin)
+	return err == nil && strings.EqualFold(u.Host, r.Host)
+}
+
+// isWorkbenchPage reports whether the proxied request loads the workbench
+// page itself (code-server's root), not an asset or its websocket.
+func isWorkbenchPage(out *http.Request) bool {
+	return out.Method == http.MethodGet && out.URL.Path == "/" && !isWebsocketHandshake(out)
+}
+
+// injectActivityScript adds ideactivity.js to code-server's workbench page.
+// code-server's CSP allows scripts from 'self', which this server is.
+func (a *API) injectActivityScript(resp *http.Response, envID string) error {
+	if resp.StatusCode != http.StatusOK ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+		resp.Header.Get("Content-Encoding") != "" {
+		return nil
+	}
+	body := resp.Body
+	page, err := io.ReadAll(io.LimitReader(body, maxWorkbenchBytes+1))
+	if err != nil {
+		body.Close()
+		return fmt.Errorf("read workbench page: %w", err)
+	}
+	if len(page) > maxWorkbenchBytes {
+		// Not the page we know: pass it on whole, unchanged.
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(page), body), body}
+		return nil
+	}
+	body.Close()
+	if i := bytes.LastIndex(page, []byte("</head>")); i >= 0 {
+		tag := fmt.Sprintf(`<script src="%s" data-every="%d" defer></script>`,
+			html.EscapeString(ideActivityScriptPath(envID)), a.ideActivityInterval.Milliseconds())
+		page = append(page[:i:i], append([]byte(tag), page[i:]...)...)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(page))
+	resp.ContentLength = int64(len(page))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(page)))
+	// Opening the workbench is a person arriving.
+	if err := a.lifecycle.Touch(resp.Request.Context(), envID); err != nil {
+		return fmt.Errorf("record IDE activity: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,204 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"dev8.dev/dev8/internal/server"
+)
+
+// chromium finds a Chromium to drive, or skips (fails under CI).
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{os.Getenv("DEV8_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"} {
+		if name == "" {
+			continue
+		}
+		if path, err := exec.LookPath(name); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("CI must run the browser tests: install chromium (.ci/run does)")
+	}
+	t.Skip("no Chromium found (set DEV8_CHROMIUM)")
+	return ""
+}
+
+// browser starts a headless Chromium for the test and returns a tab.
+func browser(t *testing.T, ctx context.Context) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.NoSandbox, // tests may run as root
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(cancelAlloc)
+	tab, cancelTab := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelTab)
+	return tab
+}
+
+// lastAccessed returns the environment's last_accessed_at.
+func (ts *testServer) lastAccessed(token, id string) time.Time {
+	ts.t.Helper()
+	var out struct {
+		Environment struct {
+			LastAccessedAt time.Time `json:"last_accessed_at"`
+		} `json:"environment"`
+	}
+	if code := ts.call("GET", "/api/v1/environments/"+id, token, nil, &out); code != http.StatusOK {
+		ts.t.Fatalf("get environment: %d", code)
+	}
+	if out.Environment.LastAccessedAt.IsZero() {
+		ts.t.Fatal("no last_accessed_at in the environment")
+	}
+	return out.Environment.LastAccessedAt
+}
+
+// TestIDEActivity opens VS Code (the real code-server through the proxy) in
+// a real headless Chromium and checks the IDE's activity rule: opening the
+// workbench counts, the tab's own traffic while nobody touches it does not,
+// and a key press does.
+func TestIDEActivity(t *testing.T) {
+	t.Parallel()
+	codeServer := os.Getenv("DEV8_CODE_SERVER")
+	if codeServer == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI must test the IDE: set DEV8_CODE_SERVER (scripts/install-code-server.sh)")
+		}
+		t.Skip("DEV8_CODE_SERVER not set")
+	}
+	ts := startServer(t, "", func(c *server.Config) { c.CodeServer = codeServer })
+	// Started after the server, so cleaned up before it: the browser's
+	// open connections would hold up the server's graceful shutdown.
+	tab := browser(t, context.Background())
+	token, _ := ts.user("ada@example.com")
+	otherToken, _ := ts.user("mallory@example.com")
+	env := ts.create(token, map[string]any{"name": "ide", "template_name": "nodejs", "auto_stop_minutes": 60})
+	env = ts.waitStatus(token, env.ID, "RUNNING")
+	checkIDE(t, ts, env, token, otherToken)
+
+	// The report endpoint takes only the IDE page's own reports.
+	report := func(token string, header http.Header) int {
+		req, _ := http.NewRequestWithContext(ts.ctx, "POST", ts.url+"/w/"+env.ID+"/activity", nil)
+		req.Header = header
+		req.Header.Set("Cookie", "dev8_session="+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for name, c := range map[string]struct {
+		token  string
+		header http.Header
+		want   int
+	}{
+		"no header":         {token, http.Header{}, http.StatusForbidden},
+		"another site":      {token, http.Header{"X-Dev8-Activity": {"1"}, "Origin": {"https://evil.example"}}, http.StatusForbidden},
+		"another user":      {otherToken, http.Header{"X-Dev8-Activity": {"1"}}, http.StatusNotFound},
+		"no credentials":    {"", http.Header{"X-Dev8-Activity": {"1"}}, http.StatusUnauthorized},
+		"the owner's fetch": {token, http.Header{"X-Dev8-Activity": {"1"}, "Origin": {ts.url}}, http.StatusNoContent},
+	} {
+		if got := report(c.token, c.header); got != c.want {
+			t.Errorf("%s: POST activity = %d, want %d", name, got, c.want)
+		}
+	}
+
+	u, err := url.Parse(ts.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Count what the workbench sends on its websocket, to know when it
+	// has been left alone long enough to have sent its keepalives.
+	var framesSent atomic.Int64
+	if err := chromedp.Listen(tab, func(ev any) {
+		if _, ok := ev.(*network.EventWebSocketFrameSent); ok {
+			framesSent.Add(1)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	httpOnly := true
+	if _, err := chromedp.Call(tab, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(tab, network.SetCookie, network.SetCookieParams{
+		Name: "dev8_session", Value: token, Domain: u.Hostname(), Path: "/", HTTPOnly: &httpOnly,
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Opening the workbench counts as use. (The clock moves a minute at
+	// each step to tell the steps' timestamps apart; the auto-stop is an
+	// hour away.)
+	ts.clock.Advance(time.Minute)
+	opened := ts.clock.Now()
+	tctx, cancel := context.WithTimeout(tab, 2*time.Minute)
+	defer cancel()
+	if err := chromedp.Do(tctx,
+		chromedp.Navigate(*env.VSCodeURL),
+		chromedp.WaitVisible(chromedp.CSS(`.monaco-workbench`)),
+	); err != nil {
+		t.Fatalf("open the workbench: %v", err)
+	}
+	if got := ts.lastAccessed(token, env.ID); got.Before(opened) {
+		t.Fatalf("last_accessed_at %v after opening the IDE at %v: opening did not count", got, opened)
+	}
+
+	// Left alone, the workbench keeps talking to code-server (a keepalive
+	// every few seconds); none of that counts.
+	ts.clock.Advance(time.Minute)
+	idleFrom := ts.clock.Now()
+	for start := framesSent.Load(); framesSent.Load() < start+2; {
+		select {
+		case <-tctx.Done():
+			t.Fatal("the idle workbench sent nothing on its websocket")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if got := ts.lastAccessed(token, env.ID); !got.Before(idleFrom) {
+		t.Fatalf("an untouched IDE tab counted as use: last_accessed_at %v, idle since %v", got, idleFrom)
+	}
+
+	// A key press does count.
+	if err := chromedp.Do(tctx, chromedp.KeyEvent("a")); err != nil {
+		t.Fatal(err)
+	}
+	for ts.lastAccessed(token, env.ID).Before(idleFrom) {
+		select {
+		case <-tctx.Done():
+			t.Fatal("a key press in the IDE was not reported as activity")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+
+	// The page was not broken by the script: code-server's own CSP is kept
+	// beside the proxy's frame-ancestors policy.
+	var csp []string
+	req, _ := http.NewRequestWithContext(ts.ctx, "GET", *env.VSCodeURL, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	csp = resp.Header.Values("Content-Security-Policy")
+	if len(csp) != 2 || !strings.Contains(strings.Join(csp, " "), "script-src 'self'") {
+		t.Errorf("workbench CSP = %q, want code-server's and frame-ancestors", csp)
+	}
+}
