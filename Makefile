@@ -5,18 +5,25 @@ export PATH := /usr/local/go/bin:$(PATH)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X dev8.dev/dev8/internal/cli.Version=$(VERSION)
 
-.PHONY: run build test lint fmt clean bench
+.PHONY: run build assets test lint fmt clean bench images
 
 ## run: build dev8 and start the server with the embedded defaults (http://127.0.0.1:3000, data in ~/.dev8)
 run: build
 	./bin/dev8 server
 
-## build: build the dev8 binary into bin/
-build:
+## build: build the dev8 binary into bin/ (with the dashboard's browser assets)
+build: assets
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/dev8 ./cmd/dev8
 
+## assets: install the dashboard's npm packages and bundle them (esbuild) into internal/web/static/dist, which the binary embeds
+assets: internal/web/static/dist/terminal.js
+
+internal/web/static/dist/terminal.js: internal/web/frontend/package-lock.json internal/web/frontend/*.js internal/web/build/main.go
+	npm ci --prefix internal/web/frontend --no-audit --no-fund --loglevel=error
+	go run ./internal/web/build
+
 ## test: gofmt, go vet, and every test with -race against SQLite and a throwaway PostgreSQL
-test:
+test: assets
 	scripts/test.sh
 
 ## bench: the benchmark suite (issue 8; a few minutes, not part of `make test`): prints a table and writes bench/results.json (BENCH_FLAGS adds flags, e.g. -runs 3 -out /tmp/r.json); PostgreSQL figures need PostgreSQL installed (a throwaway server is started)
@@ -28,6 +35,10 @@ bench: build
 		DEV8_TEST_DATABASE_URL= go run ./bench/cmd/dev8bench -dev8 bin/dev8 $(BENCH_FLAGS); \
 	fi
 
+## images: build the workspace images (images/: dev8/base, nodejs, python, fullstack) with Docker; needs a registry for debian:12-slim and network access for their downloads, and says so when there is none (IMAGE_PREFIX, IMAGE_TAG, DEBIAN_IMAGE, IMAGES adjust it; not part of make test)
+images:
+	scripts/build-images.sh
+
 ## lint: gofmt and go vet only
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
@@ -37,4 +48,4 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 clean:
-	rm -rf bin
+	rm -rf bin internal/web/static/dist internal/web/frontend/node_modules

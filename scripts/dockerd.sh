@@ -3,9 +3,12 @@
 # tests (internal/runtime/docker). Idempotent. Installs busybox-static if
 # /bin/busybox is missing (the tests build their workspace image from it).
 # Does nothing more when `docker info` already answers. Otherwise installs
-# Debian's docker.io if dockerd is missing, starts `dockerd --iptables=false` in the background (no registry
-# and no iptables here: see ../shared/MACHINE-NOTES.md) and waits until the
-# engine answers.
+# Debian's docker.io if dockerd is missing, starts `dockerd --iptables=false
+# --live-restore` in the background (no registry and no iptables here: see
+# ../shared/MACHINE-NOTES.md) and waits until the engine answers.
+# --live-restore keeps workspace containers running while dockerd itself
+# restarts (Dev8's workspaces then stay RUNNING; without it they go to ERROR,
+# see internal/runtime/docker TestDockerdRestart).
 #
 #   DOCKERD_LOG      dockerd's log file (default /tmp/dockerd.log)
 #   DOCKERD_TIMEOUT  seconds to wait for the engine (default 60)
@@ -39,9 +42,9 @@ if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; 
 	install docker.io
 fi
 
-echo "dockerd.sh: starting dockerd --iptables=false (log: $log)"
+echo "dockerd.sh: starting dockerd --iptables=false --live-restore (log: $log)"
 # setsid: the engine outlives this script and its caller's process group.
-setsid dockerd --iptables=false >>"$log" 2>&1 </dev/null &
+setsid dockerd --iptables=false --live-restore >>"$log" 2>&1 </dev/null &
 pid=$!
 
 deadline=$((SECONDS + timeout))

@@ -158,7 +158,8 @@ func TestEnvironments(t *testing.T) {
 		t.Fatal(err)
 	}
 	token, user, err := anon.Login(ts.ctx, "ada@example.com", "correct horse")
-	if err != nil || !strings.HasPrefix(token, "dev8_") || user.Email != "ada@example.com" || user.Role != "admin" {
+	// A login is a session; its secret is the CLI's bearer token.
+	if err != nil || !strings.HasPrefix(token, "dev8s_") || user.Email != "ada@example.com" || user.Role != "admin" {
 		t.Fatalf("login = %q %+v, %v", token, user, err)
 	}
 	c := sdk.New(ts.url, token, sdk.WithUserAgent("sdk-test"))

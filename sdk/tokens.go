@@ -10,7 +10,7 @@ import (
 // APIToken is a token's metadata; the secret is never part of it.
 type APIToken struct {
 	ID         string     `json:"id"`
-	Name       string     `json:"name"` // "login" for tokens login issued
+	Name       string     `json:"name"` // "login" for tokens older servers' logins issued
 	CreatedAt  time.Time  `json:"created_at"`
 	ExpiresAt  *time.Time `json:"expires_at"` // nil: never expires
 	LastUsedAt *time.Time `json:"last_used_at"`
@@ -34,7 +34,8 @@ func (c *Client) CreateToken(ctx context.Context, name string, expiresInDays int
 	return out.Token, &out.APIToken, nil
 }
 
-// Tokens lists the caller's tokens, newest first (login tokens included).
+// Tokens lists the caller's API tokens, newest first. Logins make sessions
+// (see the server's GET /api/v1/auth/sessions), not tokens.
 func (c *Client) Tokens(ctx context.Context) ([]APIToken, error) {
 	var out struct {
 		APITokens []APIToken `json:"api_tokens"`

@@ -59,7 +59,8 @@ type serverProcess struct {
 // logged the address it listens on.
 func startServer(t *testing.T, ctx context.Context, dataDir string, env ...string) *serverProcess {
 	t.Helper()
-	cmd := exec.Command(dev8Binary, "server", "--addr", "127.0.0.1:0", "--data-dir", dataDir,
+	// --runtime local: the tests below look for workspaces' processes.
+	cmd := exec.Command(dev8Binary, "server", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--runtime", "local",
 		"--log-format", "json", "--reaper-interval", "1s", "--resync-interval", "200ms", "--code-server", "off")
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Dir = dataDir
@@ -317,7 +318,16 @@ func TestZeroConfig(t *testing.T) {
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	sc := bufio.NewScanner(stderr)
 	var url string
+	sawRuntime := false
 	for sc.Scan() {
+		// The start-up lines say which runtime runs the workspaces (docker
+		// or local, depending on this machine) and why, before it serves.
+		if strings.Contains(sc.Text(), `msg="workspace runtime: `) && strings.Contains(sc.Text(), " why=") {
+			sawRuntime = true
+		}
+		if strings.Contains(sc.Text(), `msg="dev8 server ready"`) && !sawRuntime {
+			t.Errorf("the server was ready before it said which runtime it uses")
+		}
 		if _, addr, ok := strings.Cut(sc.Text(), "msg=listening addr="); ok {
 			url = "http://" + addr
 			break
@@ -325,6 +335,9 @@ func TestZeroConfig(t *testing.T) {
 	}
 	if url == "" {
 		t.Fatal("server did not log its address")
+	}
+	if !sawRuntime {
+		t.Error("the server did not say which runtime it uses, and why, before it listened")
 	}
 	go func() { _, _ = io.Copy(io.Discard, stderr) }()
 	var health map[string]string

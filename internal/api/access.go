@@ -256,16 +256,3 @@ func stripCookie(r *http.Request, name string) {
 		}
 	}
 }
-
-// setSessionCookie lets a browser that logged in open its IDE.
-func setSessionCookie(w http.ResponseWriter, r *http.Request, token string, expires time.Time) {
-	http.SetCookie(w, &http.Cookie{
-		Name:     SessionCookie,
-		Value:    token,
-		Path:     "/",
-		Expires:  expires,
-		HttpOnly: true,
-		Secure:   r.TLS != nil,
-		SameSite: http.SameSiteLaxMode,
-	})
-}

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -15,6 +17,8 @@ import (
 
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/lifecycle"
+	"dev8.dev/dev8/internal/oauth"
+	"dev8.dev/dev8/internal/secretbox"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/tunnel"
 )
@@ -37,6 +41,9 @@ type Store interface {
 	ListEnvironments(ctx context.Context, f store.EnvironmentFilter) ([]store.Environment, int, error)
 	ListTemplates(ctx context.Context) ([]store.Template, error)
 	ListInstanceTypes(ctx context.Context) ([]store.InstanceType, error)
+	SessionStore
+	AccountStore
+	UserAdminStore
 }
 
 // Config configures the API.
@@ -44,7 +51,8 @@ type Config struct {
 	Store     Store
 	Lifecycle *lifecycle.Manager
 	Logger    *slog.Logger
-	// TokenTTL is how long a token from login lasts (default 30 days).
+	// TokenTTL is how long a login's session lasts after its last use
+	// (default 30 days).
 	TokenTTL time.Duration
 	// TokenDefaultLifetime is how long a token from POST /tokens lasts when
 	// the request names no lifetime (default 30 days), TokenMaxLifetime the
@@ -67,16 +75,43 @@ type Config struct {
 	// CORSOrigins may call the API from a browser on another origin
 	// (scheme://host[:port]); empty allows none.
 	CORSOrigins []string
+	// AllowedImages, if not empty, restricts a create request's base_image
+	// to template names, templates' images and these patterns (see
+	// ImageAllowed).
+	AllowedImages []string
+	// SessionKey is the installation's secret that CSRF tokens and OAuth
+	// sign-in state are signed with (auth.SessionKeySize bytes; default: a
+	// random one per process).
+	SessionKey []byte
+	// OAuthProviders sign people in (none: passwords only).
+	OAuthProviders []oauth.Provider
+	// Pages is the web dashboard (nil: the API alone).
+	Pages Pages
 	// IDEActivityInterval is how often at most an IDE tab in use reports
 	// (default DefaultIDEActivityInterval).
 	IDEActivityInterval time.Duration
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client; from anyone else the header is ignored.
 	TrustedProxies []netip.Prefix
+	// Requests records every request's duration by route (nil: none).
+	Requests RequestObserver
+	// UserSecrets keeps users' SSH keys, secrets and git settings (nil:
+	// Store, if it has the methods); SecretBox encrypts the secrets. Without
+	// both, those routes answer 503.
+	UserSecrets UserSecretStore
+	SecretBox   *secretbox.Box
+	// Quotas are every user's limits unless an admin overrides them (the
+	// zero value: unlimited). The environment limits are enforced by the
+	// store under the context the API hands the lifecycle manager
+	// (store.WithEnvironmentLimits).
+	Quotas Quotas
 }
 
 // API holds what the handlers share.
 type API struct {
+	// authState: sessions, CSRF and OAuth sign-in (sessions.go).
+	authState
+
 	store                Store
 	lifecycle            *lifecycle.Manager
 	log                  *slog.Logger
@@ -89,7 +124,17 @@ type API struct {
 	tunnels              *tunnel.Registry
 	usage                UsageService
 	limits               *throttles
+	requests             RequestObserver
 	ideActivityInterval  time.Duration
+	userSecrets          UserSecretStore
+	secretBox            *secretbox.Box
+	quotas               Quotas
+	allowedImages        []string
+	pages                Pages
+	// shuttingDown closes when the server begins a graceful shutdown
+	// (Shutdown), ending the event streams.
+	shuttingDown chan struct{}
+	shutdownOnce sync.Once
 }
 
 // New returns the API.
@@ -116,7 +161,7 @@ func New(cfg Config) *API {
 	if cfg.BcryptCost == 0 {
 		cfg.BcryptCost = auth.DefaultBcryptCost
 	}
-	return &API{
+	a := &API{
 		store:                cfg.Store,
 		lifecycle:            cfg.Lifecycle,
 		log:                  cfg.Logger,
@@ -129,8 +174,17 @@ func New(cfg Config) *API {
 		tunnels:              cfg.Tunnels,
 		usage:                cfg.Usage,
 		limits:               newThrottles(cfg, cfg.Now),
+		requests:             cfg.Requests,
 		ideActivityInterval:  cfg.IDEActivityInterval,
+		shuttingDown:         make(chan struct{}),
+		pages:                cfg.Pages,
+		userSecrets:          userSecretStore(cfg),
+		secretBox:            cfg.SecretBox,
+		quotas:               cfg.Quotas,
+		allowedImages:        cfg.AllowedImages,
 	}
+	a.initAuth(cfg)
+	return a
 }
 
 // Handler is the whole HTTP surface of the API.
@@ -140,33 +194,48 @@ func (a *API) Handler() http.Handler {
 	// refusals carry them too (a browser hides a 429 without CORS headers
 	// from the page). The address throttle comes before authentication so
 	// a flood is refused before it reaches the database or bcrypt.
-	r.Use(middleware.RequestID, echoRequestID, a.recoverPanics, a.logRequests, securityHeaders, a.cors, a.limitByAddress)
+	r.Use(a.observeRequests, middleware.RequestID, echoRequestID, a.recoverPanics, a.logRequests, securityHeaders, a.cors, a.limitByAddress)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		if a.pages != nil && !strings.HasPrefix(r.URL.Path, "/api/") && !strings.HasPrefix(r.URL.Path, "/w/") {
+			a.pages.NotFound(w, r)
+			return
+		}
 		a.writeError(w, r, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "No such route", Details: r.Method + " " + r.URL.Path})
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Message: "Method not allowed", Details: r.Method + " " + r.URL.Path})
 	})
 
-	// GetHead lets load balancers probe with HEAD wherever GET is served.
-	r.With(middleware.GetHead).Get("/health", a.health)
-	r.With(middleware.GetHead).Get("/live", a.live)
-	r.With(middleware.GetHead).Get("/ready", a.ready)
+	// Load balancers may probe with HEAD. (chi's GetHead only reroutes
+	// HEAD inside a router's own middleware stack, so these name it.)
+	for path, h := range map[string]http.HandlerFunc{"/health": a.health, "/live": a.live, "/ready": a.ready} {
+		r.Get(path, h)
+		r.Head(path, h)
+	}
 
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(limitBody, middleware.GetHead)
 		r.Get("/openapi.json", serveOpenAPI)
 		r.Post("/auth/signup", a.signup)
 		r.Post("/auth/login", a.login)
+		r.Get("/auth/providers", a.listProviders)
+		r.Get("/auth/oauth/{provider}", a.oauthStart)
+		r.Get("/auth/oauth/{provider}/callback", a.oauthCallback)
 
 		r.Group(func(r chi.Router) {
 			r.Use(a.authenticate, a.limitPrincipal)
 			r.Group(func(r chi.Router) {
 				r.Use(a.requireUser)
 				r.Get("/auth/me", a.me)
+				r.Post("/auth/logout", a.logout)
+				r.Get("/auth/sessions", a.listSessions)
+				r.Route("/auth/sessions/{id}", func(r chi.Router) {
+					r.Delete("/", a.deleteSession)
+				})
 				r.Get("/templates", a.listTemplates)
 				r.Get("/instance-types", a.listInstanceTypes)
 				r.Get("/environments", a.listEnvironments)
+				r.Get("/environments/events", a.environmentEvents)
 				r.Post("/environments", a.createEnvironment)
 				r.Get("/tokens", a.listTokens)
 				r.Post("/tokens", a.createToken)
@@ -174,6 +243,26 @@ func (a *API) Handler() http.Handler {
 					r.Delete("/", a.deleteToken)
 				})
 				r.Get("/audit", a.listAudit)
+				r.Get("/ssh-keys", a.listSSHKeys)
+				r.Post("/ssh-keys", a.createSSHKey)
+				r.Route("/ssh-keys/{id}", func(r chi.Router) {
+					r.Delete("/", a.deleteSSHKey)
+				})
+				r.Get("/secrets", a.listSecrets)
+				r.Route("/secrets/{name}", func(r chi.Router) {
+					r.Put("/", a.putSecret)
+					r.Delete("/", a.deleteSecret)
+				})
+				r.Get("/git", a.getGit)
+				r.Put("/git", a.putGit)
+				r.Delete("/git/github-token", a.deleteGitHubToken)
+				// Users (admin.go): admins manage roles, suspension
+				// and quotas; a member may read only themself.
+				r.With(a.requireAdmin).Get("/users", a.listUsers)
+				r.Route("/users/{id}", func(r chi.Router) {
+					r.Get("/", a.getUser)
+					r.With(a.requireAdmin).Patch("/", a.patchUser)
+				})
 			})
 			r.Route("/environments/{id}", func(r chi.Router) {
 				r.Use(a.loadEnvironment)
@@ -193,6 +282,7 @@ func (a *API) Handler() http.Handler {
 				r.Group(func(r chi.Router) {
 					r.Use(a.requireAgent)
 					r.Get("/tunnel", a.tunnel)
+					r.Get("/manifest", a.manifest)
 					r.Post("/usage", a.ingestUsage)
 				})
 			})
@@ -208,6 +298,12 @@ func (a *API) Handler() http.Handler {
 		r.Get("/activity.js", a.serveIDEActivityScript)
 		r.Post("/activity", a.ideActivity)
 	})
+
+	if a.pages != nil {
+		r.Group(func(r chi.Router) {
+			a.pages.Routes(r, a.pageGuard(http.HandlerFunc(a.pages.NotFound)))
+		})
+	}
 	return r
 }
 

@@ -134,7 +134,7 @@ func (a *API) createEnvironment(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	env, err := a.lifecycle.Create(r.Context(), params)
+	env, err := a.createWithinQuota(r.Context(), params)
 	if err != nil {
 		a.audit(r, "environment.create", "environment", "", false, map[string]any{"name": params.Name, "error": toError(err).Message})
 		a.writeError(w, r, err)
@@ -159,6 +159,9 @@ func (a *API) createParams(r *http.Request, caller store.User, req createRequest
 		EnvironmentVariables: req.EnvironmentVariables,
 		Ports:                req.Ports,
 		AutoStopMinutes:      req.AutoStopMinutes,
+	}
+	if err := a.checkBaseImage(r.Context(), req.BaseImage); err != nil {
+		return p, err
 	}
 	if req.Template != "" {
 		if req.TemplateName != "" && req.TemplateName != req.Template {
@@ -275,7 +278,7 @@ func (a *API) actionResponse(w http.ResponseWriter, r *http.Request, before, aft
 
 func (a *API) startEnvironment(w http.ResponseWriter, r *http.Request) {
 	before := environmentFrom(r.Context())
-	after, err := a.lifecycle.Start(r.Context(), before.ID)
+	after, err := a.startWithinQuota(r.Context(), before)
 	a.auditEnvironmentAction(r, "environment.start", before, after, err)
 	if err != nil {
 		a.writeError(w, r, err)

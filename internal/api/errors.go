@@ -30,6 +30,16 @@ const (
 	CodeNotReady         = "NOT_READY"
 	CodeUnavailable      = "WORKSPACE_UNAVAILABLE"
 	CodeRateLimited      = "RATE_LIMITED"
+	// CodeQuotaExceeded: the request would take its user past a quota
+	// (environments, running environments, monthly budget).
+	CodeQuotaExceeded = "QUOTA_EXCEEDED"
+	// CodeCSRFFailed: a request authenticated by the session cookie that
+	// changes state came without the session's CSRF token, or from another
+	// origin.
+	CodeCSRFFailed = "CSRF_FAILED"
+	// CodeOAuthFailed: signing in with an OAuth provider did not work out
+	// (the provider refused the code, or gave no verified email).
+	CodeOAuthFailed = "OAUTH_FAILED"
 )
 
 // Error is an error with its HTTP answer. Handlers return other errors too;
@@ -72,6 +82,7 @@ func toError(err error) *Error {
 		valErr   *lifecycle.ValidationError
 		stateErr *lifecycle.StateError
 		nameErr  *lifecycle.NameTakenError
+		quotaErr *store.QuotaExceededError
 	)
 	switch {
 	case errors.As(err, &apiErr):
@@ -80,6 +91,8 @@ func toError(err error) *Error {
 		return errValidation(valErr.Error())
 	case errors.As(err, &stateErr):
 		return &Error{Status: http.StatusConflict, Code: CodeInvalidState, Message: "Environment is not in a state that allows this", Details: stateErr.Error()}
+	case errors.As(err, &quotaErr):
+		return quotaError(quotaErr)
 	case errors.As(err, &nameErr):
 		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "Name already in use", Details: nameErr.Error() + "; pick another name or delete that one"}
 	case errors.Is(err, store.ErrNotFound):

@@ -67,36 +67,32 @@ func (a *API) logRequests(next http.Handler) http.Handler {
 	})
 }
 
-// SessionCookie carries a login token for browsers. Only the IDE proxy
-// accepts it: the API takes bearer tokens alone, so a cross-site form cannot
-// act with a visitor's cookie.
+// SessionCookie carries a browser's session secret (HttpOnly). Every
+// authenticated route accepts it; a request that changes state with it must
+// also pass the CSRF checks (see authenticate).
 const SessionCookie = "dev8_session"
 
 // errSuspended answers every credential of a suspended user. It is a 401
 // like any dead credential, with a message that tells the person why.
 var errSuspended = &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "Account suspended", Details: "an administrator has suspended this account"}
 
-var errAuthRequired = &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "Authentication required", Details: "send Authorization: Bearer <token> (POST /api/v1/auth/login gives one)"}
+var errAuthRequired = &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "Authentication required", Details: "send Authorization: Bearer <token> (POST /api/v1/auth/login gives one), or log in from a browser"}
 
-// authenticate requires a valid bearer token and puts its user in the
-// request's context. A workspace supervisor's agent token is accepted too;
-// it stands for its one environment, and routes that are not for agents
-// refuse it (requireUser).
+// authenticate requires a credential and puts its user in the request's
+// context: a bearer token (an API token, a session secret, or a workspace
+// supervisor's agent token, which stands for its one environment and which
+// routes that are not for agents refuse, see requireUser), or the session
+// cookie.
 //
-// Websocket handshakes (the web terminal, SSH, port forwarding) may use the
-// session cookie too: a browser's WebSocket cannot send an Authorization
-// header, and the websocket library refuses a handshake whose Origin is not
-// this server, so another site cannot ride on a visitor's cookie.
+// A cookie is sent by the browser whoever made the page, so a request that
+// changes state (any method but GET, HEAD and OPTIONS) with the cookie must
+// also carry the session's CSRF token in X-CSRF-Token, and must not be a
+// cross-origin browser request (http.CrossOriginProtection: Sec-Fetch-Site,
+// else Origin against Host). Bearer requests need neither: a browser never
+// adds an Authorization header by itself. Websocket handshakes are GETs;
+// the websocket library refuses one whose Origin is not this server.
 func (a *API) authenticate(next http.Handler) http.Handler {
-	cookieAuth := a.authenticateWith(next, true)
-	bearerOnly := a.authenticateWith(next, false)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isWebsocketHandshake(r) {
-			cookieAuth.ServeHTTP(w, r)
-			return
-		}
-		bearerOnly.ServeHTTP(w, r)
-	})
+	return a.authenticateMode(next, csrfToken)
 }
 
 func isWebsocketHandshake(r *http.Request) bool {
@@ -115,20 +111,40 @@ func headerHasToken(v, token string) bool {
 	return false
 }
 
-// authenticateWith also accepts the session cookie when cookieOK is set.
+// authenticateWith is authenticate for routes whose pages cannot send a
+// CSRF token (the IDE, which is code-server's): with cookieOK the session
+// cookie is accepted, and a state change with it must only not come from
+// another origin. Without cookieOK only bearer tokens are.
 func (a *API) authenticateWith(next http.Handler, cookieOK bool) http.Handler {
+	if cookieOK {
+		return a.authenticateMode(next, csrfOrigin)
+	}
+	return a.authenticateMode(next, bearerOnly)
+}
+
+func (a *API) authenticateMode(next http.Handler, mode csrfMode) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		secret, ok := auth.BearerToken(r.Header.Get("Authorization"))
-		if !ok && cookieOK {
+		viaCookie := false
+		if !ok && mode != bearerOnly {
 			if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
-				secret, ok = c.Value, true
+				secret, ok, viaCookie = c.Value, true, true
 			}
 		}
 		if !ok {
 			a.writeError(w, r, errAuthRequired)
 			return
 		}
-		if strings.HasPrefix(secret, auth.AgentTokenPrefix) {
+		switch {
+		case strings.HasPrefix(secret, auth.SessionTokenPrefix):
+			a.authenticateSession(w, r, secret, viaCookie, mode, next)
+			return
+		case viaCookie:
+			// The cookie only ever holds a session secret.
+			a.clearSessionCookies(w, r)
+			a.writeError(w, r, errInvalidSession)
+			return
+		case strings.HasPrefix(secret, auth.AgentTokenPrefix):
 			a.authenticateAgent(w, r, secret, next)
 			return
 		}

@@ -410,7 +410,7 @@ func TestOpenAPIBoundsMatchCode(t *testing.T) {
 	checkEnum("Error.code", prop(schema("Error"), "Error", "code").Enum, []string{
 		CodeInvalidJSON, CodeValidation, CodeUnauthorized, CodeForbidden, CodeNotFound, CodeMethodNotAllowed,
 		CodeConflict, CodeInvalidState, CodeTooLarge, CodeUnsupportedMedia, CodeInternal, CodeNotReady,
-		CodeUnavailable, CodeRateLimited,
+		CodeUnavailable, CodeRateLimited, CodeQuotaExceeded, CodeCSRFFailed, CodeOAuthFailed,
 	})
 	if !slices.Equal(schema("Error").Required, []string{"error", "details", "code"}) {
 		t.Errorf("Error.required = %v, want [error details code]", schema("Error").Required)

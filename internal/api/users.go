@@ -103,6 +103,13 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, errValidation("email and password are required"))
 		return
 	}
+	// A login from another site's page would sign the visitor in as
+	// whoever that site likes (login CSRF). Non-browser clients send no
+	// Origin or Sec-Fetch-Site and pass.
+	if err := a.crossOrigin.Check(r); err != nil {
+		a.writeError(w, r, errCrossOrigin)
+		return
+	}
 	if retry, locked := a.loginLocked(r, req.Email); locked {
 		a.log.InfoContext(r.Context(), "login throttled", "remote", r.RemoteAddr)
 		a.auditAs(r, "", "auth.login", "user", "", false, map[string]any{"email": loginEmail(req.Email), "reason": "throttled"})
@@ -126,29 +133,27 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.loginSucceeded(req.Email)
-	secret, hash, err := auth.NewToken()
+	if user.SuspendedAt != nil {
+		// The password was right, so saying why is no leak.
+		a.auditAs(r, user.ID, "auth.login", "user", user.ID, false, map[string]any{"email": user.Email, "reason": "suspended"})
+		a.writeError(w, r, errSuspended)
+		return
+	}
+	// A login is a session: the browser gets it as cookies, the CLI keeps
+	// the secret from the body and sends it as a bearer token.
+	secret, sess, err := a.startSession(w, r, user)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	now := a.now()
-	tok, err := a.store.CreateAPIToken(r.Context(), store.APIToken{
-		UserID:    user.ID,
-		Name:      "login",
-		Hash:      hash,
-		ExpiresAt: now.Add(a.tokenTTL),
-	})
-	if err != nil {
-		a.writeError(w, r, fmt.Errorf("create token: %w", err))
-		return
-	}
-	a.log.InfoContext(r.Context(), "user logged in", "user", user.ID, "token", tok.ID)
-	a.auditAs(r, user.ID, "auth.login", "user", user.ID, true, map[string]any{"email": user.Email, "token_id": tok.ID})
-	setSessionCookie(w, r, secret, tok.ExpiresAt)
+	a.log.InfoContext(r.Context(), "user logged in", "user", user.ID, "session", sess.ID)
+	a.auditAs(r, user.ID, "auth.login", "user", user.ID, true, map[string]any{"email": user.Email, "session_id": sess.ID})
 	writeJSON(w, http.StatusOK, map[string]any{
 		"token":      secret,
-		"expires_at": tok.ExpiresAt,
+		"expires_at": sess.ExpiresAt,
 		"user":       toUserJSON(user),
+		"session_id": sess.ID,
+		"csrf_token": a.csrf.Token(sess.ID),
 	})
 }
 
@@ -162,6 +167,37 @@ func loginEmail(email string) string {
 	return email
 }
 
+type accountJSON struct {
+	Provider    string     `json:"provider"`
+	Email       string     `json:"email"`
+	CreatedAt   time.Time  `json:"created_at"`
+	LastLoginAt *time.Time `json:"last_login_at"`
+}
+
+// me is the caller, with the OAuth accounts linked to them. A caller
+// authenticated by a session also gets the session's id and CSRF token (a
+// page that was reloaded asks here for the token).
 func (a *API) me(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"user": toUserJSON(mustUser(r.Context()))})
+	user := mustUser(r.Context())
+	accts, err := a.store.ListAccounts(r.Context(), user.ID)
+	if err != nil {
+		a.writeError(w, r, fmt.Errorf("list accounts: %w", err))
+		return
+	}
+	out := map[string]any{"user": toUserJSON(user)}
+	linked := make([]accountJSON, len(accts))
+	for i, ac := range accts {
+		linked[i] = accountJSON{Provider: ac.Provider, Email: ac.Email, CreatedAt: ac.CreatedAt, LastLoginAt: ac.LastLoginAt}
+	}
+	out["accounts"] = linked
+	// The caller's limits and usage (quota.go), for the dashboard.
+	if out["quota"], err = a.userQuota(r.Context(), user.ID); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if s, ok := auth.SessionFrom(r.Context()); ok {
+		out["session_id"] = s.ID
+		out["csrf_token"] = a.csrf.Token(s.ID)
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -48,7 +48,7 @@ func TestLogin(t *testing.T) {
 	}
 	data, _ := os.ReadFile(path)
 	var stored map[string]string
-	if err := json.Unmarshal(data, &stored); err != nil || len(stored) != 2 || stored["url"] != h.url || !strings.HasPrefix(stored["token"], "dev8_") {
+	if err := json.Unmarshal(data, &stored); err != nil || len(stored) != 2 || stored["url"] != h.url || !strings.HasPrefix(stored["token"], "dev8s_") {
 		t.Fatalf("config.json = %s (%v), want {url, token}", data, err)
 	}
 	if _, _, err := h.run("", "ls"); err != nil {
@@ -83,9 +83,17 @@ func TestLogin(t *testing.T) {
 		t.Fatal("a refused token was stored")
 	}
 
+	session := h.storedConfig().Token
+	if _, err := sdk.New(h.url, session).Me(h.ctx); err != nil {
+		t.Fatalf("the stored session before logout: %v", err)
+	}
 	out, _, err = h.run("", "logout")
 	if err != nil || !strings.Contains(out, "Logged out of "+h.url) {
 		t.Fatalf("logout = %q, %v", out, err)
+	}
+	// The session ended on the server too.
+	if _, err := sdk.New(h.url, session).Me(h.ctx); !sdk.IsUnauthorized(err) {
+		t.Fatalf("the session after logout: %v, want 401", err)
 	}
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("config after logout: %v", err)

@@ -2,16 +2,19 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/sdk"
 )
 
@@ -151,9 +154,11 @@ func readLine(r *bufio.Reader) (string, error) {
 func newLogoutCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "logout",
-		Short: "Forget the stored server and token",
-		Long: `dev8 logout removes the login file that dev8 login wrote. The token itself
-stays valid on the server until it expires.`,
+		Short: "End the session and forget the stored server and token",
+		Long: `dev8 logout ends the session dev8 login started (the server stops accepting
+its token at once) and removes the login file. A token stored with
+dev8 login --token (an API token) is only forgotten: revoke it with
+dev8 tokens rm.`,
 		Example: "  dev8 logout",
 		Args:    cobra.NoArgs,
 		RunE: withFriendlyErrors(func(cmd *cobra.Command, args []string) error {
@@ -162,6 +167,16 @@ stays valid on the server until it expires.`,
 			path, err := configPath(ctx)
 			if err != nil {
 				return err
+			}
+			if stored.URL != "" && strings.HasPrefix(stored.Token, auth.SessionTokenPrefix) {
+				// Best effort: the file goes either way, and a session the
+				// server no longer knows (401) is already over.
+				lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				err := newSDKClient(stored.URL, stored.Token).Logout(lctx)
+				cancel()
+				if err != nil && !sdk.IsUnauthorized(err) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: could not end the session on %s (%v); it expires unused in 30 days\n", stored.URL, err)
+				}
 			}
 			if err := os.Remove(path); errors.Is(err, fs.ErrNotExist) {
 				fmt.Fprintln(cmd.OutOrStdout(), "Not logged in.")

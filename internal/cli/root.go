@@ -25,7 +25,7 @@ func NewRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServerCommand(), newSupervisorCommand(), newVersionCommand())
-	root.AddCommand(newLoginCommand(), newLogoutCommand(), newListCommand(), newCreateCommand(), newStartCommand(), newStopCommand(), newRemoveCommand(), newSSHCommand(), newConfigSSHCommand(), newPortForwardCommand(), newTokensCommand())
+	root.AddCommand(newLoginCommand(), newLogoutCommand(), newListCommand(), newCreateCommand(), newStartCommand(), newStopCommand(), newRemoveCommand(), newSSHCommand(), newConfigSSHCommand(), newPortForwardCommand(), newTokensCommand(), newUsersCommand())
 	return root
 }
 

@@ -75,9 +75,9 @@ func newTokensListCommand() *cobra.Command {
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List your API tokens",
-		Long: `dev8 tokens ls lists your tokens (those login made are named "login"), newest
-first, with when each was created, last used and expires. Secrets are never
-shown.`,
+		Long: `dev8 tokens ls lists your API tokens, newest first, with when each was
+created, last used and expires. Secrets are never shown. (dev8 login makes a
+session, not a token; tokens named "login" were made by older servers.)`,
 		Example: `  dev8 tokens ls
   dev8 tokens ls --json | jq -r '.[] | select(.name == "ci") | .id'`,
 		Args: cobra.NoArgs,

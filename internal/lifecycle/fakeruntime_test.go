@@ -20,8 +20,10 @@ type memRuntime struct {
 	failures map[string][]error
 	// gates[op+":"+id] blocks that call until the channel is closed.
 	gates map[string]chan struct{}
-	calls []string
-	exits chan<- string
+	// entered[op+":"+id] is closed when that call reaches its gate.
+	entered map[string]chan struct{}
+	calls   []string
+	exits   chan<- string
 	// files is each instance's workspace: kept across stop/start, removed
 	// with the instance.
 	files map[string]map[string][]byte
@@ -32,6 +34,7 @@ func newMemRuntime() *memRuntime {
 		instances: make(map[string]*runtime.Instance),
 		failures:  make(map[string][]error),
 		gates:     make(map[string]chan struct{}),
+		entered:   make(map[string]chan struct{}),
 		files:     make(map[string]map[string][]byte),
 	}
 }
@@ -56,6 +59,15 @@ func (r *memRuntime) hold(op, id string) (release func()) {
 	return sync.OnceFunc(func() { close(ch) })
 }
 
+// holdEntered is hold, and also says when the call has reached the gate.
+func (r *memRuntime) holdEntered(op, id string) (entered <-chan struct{}, release func()) {
+	ch := make(chan struct{})
+	r.mu.Lock()
+	r.entered[op+":"+id] = ch
+	r.mu.Unlock()
+	return ch, r.hold(op, id)
+}
+
 // crash simulates compute dying on its own.
 func (r *memRuntime) crash(id, reason string) {
 	r.mu.Lock()
@@ -74,6 +86,10 @@ func (r *memRuntime) enter(ctx context.Context, op, id string) error {
 	r.mu.Lock()
 	r.calls = append(r.calls, op+":"+id)
 	gate := r.gates[op+":"+id]
+	if ch := r.entered[op+":"+id]; ch != nil {
+		close(ch)
+		delete(r.entered, op+":"+id)
+	}
 	r.mu.Unlock()
 	if gate != nil {
 		select {

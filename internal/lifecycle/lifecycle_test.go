@@ -247,6 +247,32 @@ func TestDeleteWhileCreating(t *testing.T) {
 	}
 }
 
+// TestDeleteWhileCreateFails: a delete asked for while a create is failing
+// for good wins; the create's failure does not turn it into ERROR.
+func TestDeleteWhileCreateFails(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	id := "env_deletefails0000000a"
+	entered, release := h.rt.holdEntered("create", id)
+	defer release()
+	h.rt.failNext("create", id, runtime.Permanent(errors.New("no such image")))
+	created, err := h.db.CreateEnvironment(h.ctx, mustResolve(t, h, "doomed", id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.m.queue.add(created.ID)
+	select {
+	case <-entered:
+	case <-h.ctx.Done():
+		t.Fatal("the create never started")
+	}
+	if _, err := h.m.Delete(h.ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	h.waitDeleted(id)
+}
+
 func TestTransientErrorsAreRetried(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)

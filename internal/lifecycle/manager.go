@@ -66,6 +66,9 @@ type Config struct {
 	// Audit records what the manager does on its own (idle stops) in the
 	// audit log; nil records nothing. Best-effort: a failure is logged.
 	Audit Auditor
+	// Observer is told about requests, operations, sweeps and activity,
+	// for metrics; nil tells no one.
+	Observer Observer
 }
 
 // Auditor appends to the audit log.
@@ -133,6 +136,9 @@ func New(cfg Config) *Manager {
 	}
 	if cfg.Pricing == (Pricing{}) {
 		cfg.Pricing = DefaultPricing
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	m := &Manager{
 		cfg:      cfg,
@@ -246,6 +252,7 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (store.Environment
 		return store.Environment{}, fmt.Errorf("create environment: %w", err)
 	}
 	m.events.publish(env)
+	m.cfg.Observer.LifecycleRequested("create")
 	m.record(ctx, env, "created", fmt.Sprintf("template %s, %s (%d vCPU, %d GB)", env.TemplateName, env.InstanceType, env.CPUCores, env.MemoryGB))
 	m.queue.add(env.ID)
 	return env, nil
@@ -298,7 +305,11 @@ func (m *Manager) Delete(ctx context.Context, id string) (store.Environment, err
 
 // Touch records that a person used the environment now.
 func (m *Manager) Touch(ctx context.Context, id string) error {
-	return m.store.TouchEnvironment(ctx, id, m.now())
+	if err := m.store.TouchEnvironment(ctx, id, m.now()); err != nil {
+		return err
+	}
+	m.cfg.Observer.ActivityReported()
+	return nil
 }
 
 // request applies a user's action to the stored status and queues the
@@ -321,6 +332,7 @@ func (m *Manager) request(ctx context.Context, id, action string, apply func(*st
 	if changed {
 		m.events.publish(env)
 		m.attempts.reset(id)
+		m.cfg.Observer.LifecycleRequested(action)
 		m.record(ctx, env, action+"_requested", "")
 		m.queue.add(id)
 	}

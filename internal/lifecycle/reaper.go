@@ -19,7 +19,9 @@ func (m *Manager) reap(ctx context.Context) {
 }
 
 // Reap runs one sweep now and returns how many environments it stopped.
-func (m *Manager) Reap(ctx context.Context) (int, error) {
+func (m *Manager) Reap(ctx context.Context) (stopped int, err error) {
+	start := time.Now()
+	defer func() { m.cfg.Observer.ReaperRan(stopped, time.Since(start), err) }()
 	now := m.now()
 	// No environment can idle out sooner than a minute; the store narrows to
 	// those, the exact per-environment rule is applied here.
@@ -27,7 +29,6 @@ func (m *Manager) Reap(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("list idle candidates: %w", err)
 	}
-	stopped := 0
 	for _, c := range candidates {
 		if !idle(c, now) {
 			continue

@@ -53,7 +53,7 @@ func (m *Manager) work(ctx context.Context) {
 func (m *Manager) reconcileWithRetry(ctx context.Context, id string) {
 	opCtx, cancel := context.WithTimeout(ctx, m.cfg.OperationTimeout)
 	defer cancel()
-	err := m.reconcile(opCtx, id)
+	acted, err := m.reconcile(opCtx, id)
 	switch {
 	case err == nil, errors.Is(err, errStale), errors.Is(err, store.ErrNotFound):
 		m.attempts.reset(id)
@@ -66,7 +66,7 @@ func (m *Manager) reconcileWithRetry(ctx context.Context, id string) {
 	if runtime.IsPermanent(err) || n >= m.cfg.MaxAttempts {
 		m.log.Error("environment operation failed", "environment", id, "attempts", n, "err", err)
 		m.attempts.reset(id)
-		m.fail(ctx, id, err)
+		m.fail(ctx, id, acted, err)
 		return
 	}
 	delay := min(m.cfg.RetryBase<<(n-1), maxRetryDelay)
@@ -74,11 +74,19 @@ func (m *Manager) reconcileWithRetry(ctx context.Context, id string) {
 	m.queue.addAfter(id, delay)
 }
 
-// reconcile moves one environment one step towards what its status asks.
-func (m *Manager) reconcile(ctx context.Context, id string) error {
+// reconcile moves one environment one step towards what its status asks,
+// and says which status it acted on.
+func (m *Manager) reconcile(ctx context.Context, id string) (acted store.Status, err error) {
 	env, err := m.store.GetEnvironment(ctx, id)
 	if err != nil {
-		return err
+		return "", err
+	}
+	return env.Status, m.reconcileEnvironment(ctx, env)
+}
+
+func (m *Manager) reconcileEnvironment(ctx context.Context, env store.Environment) (err error) {
+	if kind := operationKind(env.Status); kind != "" {
+		defer m.observeOperation(kind, time.Now(), &err)
 	}
 	switch env.Status {
 	case store.StatusCreating, store.StatusStarting:
@@ -200,9 +208,13 @@ func (m *Manager) checkRunning(ctx context.Context, env store.Environment) error
 // also ends in ERROR, so the user sees it and can delete again. Resting
 // statuses are left alone: a failed health check of a RUNNING environment
 // is tried again at the next resync rather than declared an error.
-func (m *Manager) fail(ctx context.Context, id string, cause error) {
+//
+// Only the status the failed operation worked for is replaced: if the user
+// asked for something else meanwhile (a delete of a create that is
+// failing), that request stands and runs next.
+func (m *Manager) fail(ctx context.Context, id string, acted store.Status, cause error) {
 	env, err := m.store.UpdateEnvironment(ctx, id, func(e *store.Environment) error {
-		if !IsTransitional(e.Status) {
+		if !IsTransitional(e.Status) || e.Status != acted {
 			return errStale
 		}
 		settleCost(e, m.now())

@@ -400,7 +400,8 @@ func TestUsage(t *testing.T) {
 // TestBrowserTerminalAuth: a browser's WebSocket cannot send an
 // Authorization header, so the web terminal takes the session cookie login
 // sets, but only from this server's own pages (Origin), never from another
-// site, and the rest of the API still wants a bearer token.
+// site; the rest of the API takes the cookie only with the session's CSRF
+// token when it changes state.
 func TestBrowserTerminalAuth(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "", nil)
@@ -443,7 +444,7 @@ func TestBrowserTerminalAuth(t *testing.T) {
 	if resp, err := dial("https://evil.example"); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("terminal from another site with the visitor's cookie: %v %v, want 403", resp, err)
 	}
-	// Plain API requests do not take the cookie (no CSRF surface).
+	// A state change with the cookie alone is refused (CSRF).
 	req, _ := http.NewRequestWithContext(ts.ctx, "POST", ts.url+"/api/v1/environments/"+env.ID+"/stop", nil)
 	req.AddCookie(cookie)
 	resp, err = http.DefaultClient.Do(req)
@@ -451,11 +452,11 @@ func TestBrowserTerminalAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("cookie-only POST /stop = %d, want 401", resp.StatusCode)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cookie-only POST /stop = %d, want 403 CSRF_FAILED", resp.StatusCode)
 	}
 }
 
 // cookieToken is the bearer token the session cookie carries (login hands
-// the same token to both).
+// the same session secret to both).
 func cookieToken(c *http.Cookie) string { return c.Value }

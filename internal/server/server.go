@@ -5,9 +5,9 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,12 +22,13 @@ import (
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/internal/lifecycle"
+	"dev8.dev/dev8/internal/metrics"
 	"dev8.dev/dev8/internal/runtime"
-	"dev8.dev/dev8/internal/runtime/docker"
-	"dev8.dev/dev8/internal/runtime/local"
+	"dev8.dev/dev8/internal/secretbox"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/tunnel"
 	"dev8.dev/dev8/internal/usage"
+	"dev8.dev/dev8/internal/web"
 )
 
 // Config is everything dev8 server can be told. The zero value of each
@@ -37,8 +38,13 @@ type Config struct {
 	DataDir string
 	// DatabaseURL selects PostgreSQL; empty means SQLite in DataDir.
 	DatabaseURL string
-	// Runtime names the engine: "local" (default) or "docker".
+	// Runtime names the engine: "local" (the default when empty), "docker",
+	// or "auto" (dev8 server's default): docker when a Docker engine answers
+	// and this binary can be its supervisor, local otherwise.
 	Runtime string
+	// DockerHost is the Docker engine's address (unix:///path or
+	// tcp://host:port); empty means DOCKER_HOST, else the local socket.
+	DockerHost string
 	// SupervisorBinary is the static dev8 binary the docker runtime copies
 	// into every container (default: this executable).
 	SupervisorBinary string
@@ -56,6 +62,14 @@ type Config struct {
 	// AgentURL is where workspaces' supervisors reach this server; default
 	// the listen address on loopback.
 	AgentURL string
+	// TemplateImages points templates at image references (template name →
+	// reference) for the docker runtime; a template not named runs its
+	// catalog image (dev8/<template>:latest).
+	TemplateImages map[string]string
+	// AllowedImages, if not empty, restricts the base_image a create
+	// request may name to these patterns (see api.ImageAllowed) and the
+	// templates' images.
+	AllowedImages []string
 
 	// UsageRetention is how long resource samples are kept (default 30
 	// days).
@@ -74,13 +88,31 @@ type Config struct {
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
 
+	// SecretKey encrypts users' secrets at rest: 32 bytes as 64 hex digits
+	// or base64 (DEV8_SECRET_KEY). Empty: the key in SecretKeyFile (default
+	// <DataDir>/secret.key), created 0600 on first start.
+	SecretKey     string
+	SecretKeyFile string
+
 	// TLSCert and TLSKey are PEM files; with both set the server speaks
 	// HTTPS only (and sends HSTS, and marks the session cookie Secure).
 	TLSCert, TLSKey string
+	// Quotas are every user's limits unless an admin overrides them; nil
+	// takes api.DefaultQuotas (10 environments, 5 running, no budget).
+	Quotas *api.Quotas
 	// RateLimits, CORSOrigins and TrustedProxies: see api.Config.
 	RateLimits     api.RateLimits
 	CORSOrigins    []string
 	TrustedProxies []netip.Prefix
+	// OAuth enables sign-in with GitHub and Google (see OAuthConfig).
+	OAuth OAuthConfig
+	// SessionPruneInterval is how often expired sessions are deleted
+	// (default api.DefaultSessionPruneInterval).
+	SessionPruneInterval time.Duration
+
+	// AdminAddr is where /metrics and /debug/pprof/ are served (see
+	// admin.go); empty turns the admin listener off. Tests use port 0.
+	AdminAddr string
 }
 
 // Server is a running control plane.
@@ -95,7 +127,10 @@ type Server struct {
 	AgentTokens *auth.AgentTokens
 	usage       *usage.Writer
 	handler     http.Handler
+	api         *api.API
 	tlsConfig   *tls.Config // nil: plain HTTP
+	metrics     *metrics.Metrics
+	adminLn     net.Listener // nil: no admin listener
 }
 
 // New opens the store (migrating it), seeds the catalog and builds the
@@ -119,6 +154,26 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	oauthProviders, err := cfg.OAuth.providers()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.SecretKeyFile == "" {
+		cfg.SecretKeyFile = filepath.Join(cfg.DataDir, "secret.key")
+	}
+	box, keySource, err := secretbox.Load(cfg.SecretKey, cfg.SecretKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("secret key: %w", err)
+	}
+	if keySource == secretbox.SourceFileCreated {
+		cfg.Logger.Warn("created a new key for users' secrets; back it up with the database, or set DEV8_SECRET_KEY", "file", cfg.SecretKeyFile, "key_id", box.KeyID())
+	} else {
+		cfg.Logger.Info("secret key loaded", "source", string(keySource), "key_id", box.KeyID())
+	}
+	site, err := web.New(cfg.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("web pages: %w", err)
+	}
 	db, err := store.Open(ctx, cfg.DatabaseURL, filepath.Join(cfg.DataDir, "dev8.db"))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -127,7 +182,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
-	rt, err := newRuntime(ctx, cfg, db)
+	runtimeName, why, err := chooseRuntime(ctx, cfg, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	logRuntime(cfg.Logger, runtimeName, why)
+	imageRefs, err := templateImageRefs(ctx, db, cfg.TemplateImages)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	rt, err := newRuntime(ctx, cfg, runtimeName, db, imageRefs)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -138,22 +204,40 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	agents := auth.NewAgentTokens(agentKey)
+	sessionKey, err := db.InstallationSecret(ctx, "session-key", auth.SessionKeySize)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	tunnels := tunnel.NewRegistry(cfg.Logger)
+	adminLn, err := listenAdmin(cfg.AdminAddr)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	// The series are kept whether or not the admin listener serves them:
+	// one code path for tests and production, at ~2 µs a request.
+	m := metrics.New(cfg.Logger)
+	timed := m.InstrumentStore(db)
+	tunnels.SetObserver(m)
 	mgr := lifecycle.New(lifecycle.Config{
 		AgentToken:     agents.Issue,
-		Store:          db,
+		Observer:       m,
+		Store:          timed,
 		Runtime:        rt,
 		Pricing:        cfg.Pricing,
 		Logger:         cfg.Logger,
 		ReaperInterval: cfg.ReaperInterval,
 		ResyncInterval: cfg.ResyncInterval,
 		Now:            cfg.Now,
-		Audit:          db,
+		Audit:          timed,
 	})
-	usageWriter := usage.NewWriter(usage.Config{Store: db, Logger: cfg.Logger, Retention: cfg.UsageRetention, Now: cfg.Now})
+	usageWriter := usage.NewWriter(usage.Config{Store: timed, Logger: cfg.Logger, Retention: cfg.UsageRetention, Now: cfg.Now})
 	a := api.New(api.Config{
+		Pages:                site,
 		Usage:                usageWriter,
-		Store:                db,
+		Requests:             m,
+		Store:                timed,
 		Lifecycle:            mgr,
 		Logger:               cfg.Logger,
 		TokenTTL:             cfg.TokenTTL,
@@ -163,13 +247,31 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		BcryptCost:           cfg.BcryptCost,
 		AgentTokens:          agents,
 		Tunnels:              tunnels,
+		SecretBox:            box,
 
+		Quotas:         quotasOrDefault(cfg.Quotas),
 		RateLimits:     cfg.RateLimits,
 		CORSOrigins:    cfg.CORSOrigins,
+		AllowedImages:  allowedImages(cfg.AllowedImages, imageRefs),
 		TrustedProxies: cfg.TrustedProxies,
+		SessionKey:     sessionKey,
+		OAuthProviders: oauthProviders,
 	})
+	m.WatchEnvironments(db)
+	m.WatchQueue(mgr)
+	m.WatchTunnels(tunnels)
+	m.WatchUsage(usageWriter)
+	m.WatchPools(db)
 	cfg.Logger.Info("dev8 server ready", "store", db.Engine(), "runtime", rt.Name(), "data_dir", cfg.DataDir, "code_server", cfg.CodeServer)
-	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtime: rt, Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, handler: a.Handler(), tlsConfig: tlsConfig}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtime: rt, Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, handler: a.Handler(), api: a, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn}, nil
+}
+
+// quotasOrDefault is q, or api.DefaultQuotas when q is nil.
+func quotasOrDefault(q *api.Quotas) api.Quotas {
+	if q == nil {
+		return api.DefaultQuotas
+	}
+	return *q
 }
 
 // checkTokenLifetimes refuses lifetimes API tokens cannot have (zero takes
@@ -212,44 +314,6 @@ func loadTLS(certFile, keyFile string) (*tls.Config, error) {
 	}, nil
 }
 
-func newRuntime(ctx context.Context, cfg Config, store *store.DB) (runtime.Runtime, error) {
-	switch cfg.Runtime {
-	case "", "local":
-		return local.New(local.Config{
-			Dir:        filepath.Join(cfg.DataDir, "workspaces"),
-			Command:    cfg.SupervisorCommand,
-			ExtraEnv:   cfg.SupervisorEnv,
-			CodeServer: cfg.CodeServer,
-			Logger:     cfg.Logger,
-		})
-	case "docker":
-		installation, err := store.InstallationSecret(ctx, "installation-id", 8)
-		if err != nil {
-			return nil, err
-		}
-		rt, err := docker.New(docker.Config{
-			Installation:     hex.EncodeToString(installation),
-			SupervisorBinary: cfg.SupervisorBinary,
-			ExtraEnv:         cfg.SupervisorEnv,
-			Logger:           cfg.Logger,
-		})
-		if err != nil {
-			return nil, err
-		}
-		// The engine must answer now, and the API version is settled before
-		// anything runs concurrently: the client negotiates it lazily, and
-		// that first negotiation races with concurrent calls.
-		pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		rt.Client().NegotiateAPIVersion(pingCtx)
-		if err := rt.Ping(pingCtx); err != nil {
-			return nil, err
-		}
-		return rt, nil
-	}
-	return nil, fmt.Errorf("unknown runtime %q (available: local, docker)", cfg.Runtime)
-}
-
 // Handler is the server's HTTP surface.
 func (s *Server) Handler() http.Handler { return s.handler }
 
@@ -275,7 +339,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.tlsConfig != nil {
 		scheme = "https"
 	}
-	s.Manager.SetURLs(urlsFor(scheme, ln.Addr(), s.cfg.AccessURL, s.cfg.AgentURL))
+	urls := urlsFor(scheme, ln.Addr(), s.cfg.AccessURL, s.cfg.AgentURL)
+	s.Manager.SetURLs(urls)
+	s.api.SetPublicURL(urls.AccessURL)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := s.Manager.Run(gctx); err != nil && gctx.Err() == nil {
@@ -284,6 +350,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return nil
 	})
 	g.Go(func() error { _ = s.usage.RunRetention(gctx); return nil })
+	g.Go(func() error { s.api.RunSessionPruning(gctx, s.cfg.SessionPruneInterval); return nil })
+	g.Go(func() error { return s.serveAdmin(gctx) })
 	g.Go(func() error {
 		s.log.Info("listening", "addr", ln.Addr().String())
 		serve := srv.Serve
@@ -306,6 +374,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// neither waits for nor closes them. Supervisors redial the next
 		// server.
 		s.Tunnels.Close()
+		// Event streams would hold Shutdown until its timeout.
+		s.api.Shutdown()
 		err := srv.Shutdown(shutdownCtx)
 		// After the last request: samples still queued are written.
 		if cerr := s.usage.Close(); cerr != nil {
@@ -338,4 +408,11 @@ func urlsFor(scheme string, addr net.Addr, accessURL, agentURL string) lifecycle
 }
 
 // Close releases the store. Call it after Serve returns.
-func (s *Server) Close() error { return s.Store.Close() }
+func (s *Server) Close() error {
+	s.closeAdmin()
+	if c, ok := s.Runtime.(io.Closer); ok {
+		// The docker runtime's engine client and event watcher.
+		_ = c.Close()
+	}
+	return s.Store.Close()
+}

@@ -118,8 +118,8 @@ func TestAPITokens(t *testing.T) {
 				t.Fatalf("me with the new token: %d %+v", code, me)
 			}
 
-			// Listed newest first with the login token, metadata only: the
-			// secret is never shown again.
+			// Listed newest first (a login is a session, not a token),
+			// metadata only: the secret is never shown again.
 			year := ts.createToken(adaLogin, map[string]any{"name": "yearly", "expires_in_days": 365})
 			if !near(*year.APIToken.ExpiresAt, ts.clock.Now().Add(365*24*time.Hour)) {
 				t.Errorf("365-day token expires %v", year.APIToken.ExpiresAt)
@@ -129,8 +129,8 @@ func TestAPITokens(t *testing.T) {
 			for _, tok := range toks {
 				names = append(names, tok.Name)
 			}
-			if strings.Join(names, ",") != "yearly,ci,login" {
-				t.Fatalf("ada's tokens = %v, want yearly,ci,login", names)
+			if strings.Join(names, ",") != "yearly,ci" {
+				t.Fatalf("ada's tokens = %v, want yearly,ci", names)
 			}
 			if toks[1].LastUsedAt == nil {
 				t.Error("ci was used but has no last_used_at")
@@ -143,7 +143,7 @@ func TestAPITokens(t *testing.T) {
 			if strings.Contains(raw, `"hash"`) || strings.Contains(raw, `"token"`) {
 				t.Fatalf("a token list shows more than metadata: %s", raw)
 			}
-			if bobs, _ := ts.listTokens(bobLogin); len(bobs) != 1 || bobs[0].Name != "login" {
+			if bobs, _ := ts.listTokens(bobLogin); len(bobs) != 0 {
 				t.Fatalf("bob sees %+v", bobs)
 			}
 
@@ -199,16 +199,15 @@ func TestAPITokens(t *testing.T) {
 			if code := ts.call("GET", "/api/v1/tokens", year.Token, nil, nil); code != http.StatusUnauthorized {
 				t.Fatalf("self-revoked token = %d, want 401", code)
 			}
-			// The login token can be revoked too (that is logging out).
-			toks, _ = ts.listTokens(adaLogin)
-			if len(toks) != 1 || toks[0].Name != "login" {
+			// The login's session ends with logout.
+			if toks, _ = ts.listTokens(adaLogin); len(toks) != 0 {
 				t.Fatalf("ada's tokens after revokes = %+v", toks)
 			}
-			if code := ts.call("DELETE", "/api/v1/tokens/"+toks[0].ID, adaLogin, nil, nil); code != http.StatusOK {
-				t.Fatalf("revoking the login token = %d", code)
+			if code := ts.call("POST", "/api/v1/auth/logout", adaLogin, nil, nil); code != http.StatusOK {
+				t.Fatalf("logout = %d", code)
 			}
 			if code := ts.call("GET", "/api/v1/tokens", adaLogin, nil, nil); code != http.StatusUnauthorized {
-				t.Fatalf("revoked login token = %d, want 401", code)
+				t.Fatalf("logged-out session = %d, want 401", code)
 			}
 
 			// Anonymous: 401 everywhere.

@@ -78,8 +78,12 @@ func placeholders(n int) string {
 // CreateEnvironment stores a new environment. It assigns the ID when e.ID is
 // empty, sets CreatedAt and UpdatedAt, sets LastAccessedAt when it is zero
 // and Status to StatusCreating when it is empty. A live environment of the
-// same user with the same name returns ErrConflict.
+// same user with the same name returns ErrConflict. Under a context from
+// WithEnvironmentLimits it is CreateEnvironmentWithinLimits (quota.go).
 func (db *DB) CreateEnvironment(ctx context.Context, e Environment) (Environment, error) {
+	if l, ok := environmentLimits(ctx); ok {
+		return db.CreateEnvironmentWithinLimits(ctx, e, l)
+	}
 	if e.ID == "" {
 		e.ID = newID("env_")
 	}
@@ -179,7 +183,13 @@ func (db *DB) ListEnvironments(ctx context.Context, f EnvironmentFilter) ([]Envi
 // fn runs inside the transaction: it must be quick and must not call DB
 // methods that write (on SQLite that would wait forever for the single
 // writer connection fn's transaction holds).
+//
+// Under a context from WithEnvironmentLimits it is
+// UpdateEnvironmentWithinLimits (quota.go).
 func (db *DB) UpdateEnvironment(ctx context.Context, id string, fn func(*Environment) error) (Environment, error) {
+	if l, ok := environmentLimits(ctx); ok {
+		return db.UpdateEnvironmentWithinLimits(ctx, id, l, fn)
+	}
 	var (
 		out   Environment
 		fnErr error

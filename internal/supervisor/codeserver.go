@@ -36,7 +36,7 @@ func newCodeServer(cfg Config) *codeServer {
 			Timeout: 2 * time.Second,
 			// A poll every few seconds gains nothing from keeping a
 			// connection open to a process that may be replaced.
-			Transport: &http.Transport{DisableKeepAlives: true},
+			Transport: &http.Transport{DisableKeepAlives: true, DialContext: dialerFor(cfg.CodeServerAddr)},
 		},
 		st: CodeServerStatus{State: CodeServerStarting, Address: cfg.CodeServerAddr},
 	}
@@ -56,15 +56,14 @@ func (c *codeServer) update(f func(*CodeServerStatus)) {
 
 func (c *codeServer) args() []string {
 	data := filepath.Join(c.cfg.HomeDir, ".local", "share", "code-server")
-	return []string{
-		"--auth", "none",
-		"--bind-addr", c.cfg.CodeServerAddr,
+	args := append([]string{"--auth", "none"}, listenArgs(c.cfg.CodeServerAddr)...)
+	return append(args,
 		"--disable-telemetry",
 		"--disable-update-check",
 		"--user-data-dir", data,
 		"--extensions-dir", filepath.Join(data, "extensions"),
 		c.cfg.WorkspaceDir,
-	}
+	)
 }
 
 // run restarts code-server until ctx is cancelled.
@@ -114,6 +113,9 @@ func describeExit(err error) string {
 // runOnce starts code-server and returns when it has exited, with its exit
 // error, or after ctx is cancelled and the process group is gone.
 func (c *codeServer) runOnce(ctx context.Context) error {
+	if err := removeStaleSocket(c.cfg.CodeServerAddr); err != nil {
+		return fmt.Errorf("remove stale socket: %w", err)
+	}
 	cmd := exec.Command(c.cfg.CodeServer, c.args()...)
 	cmd.Dir = c.cfg.WorkspaceDir
 	// code-server's terminals and extensions are user processes: they get
@@ -198,7 +200,7 @@ func (c *codeServer) stop(cmd *exec.Cmd, exited <-chan error) error {
 // checkHealth polls code-server's /healthz, which needs no auth and does not
 // count as user activity.
 func (c *codeServer) checkHealth(ctx context.Context) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.cfg.CodeServerAddr+"/healthz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpHost(c.cfg.CodeServerAddr)+"/healthz", nil)
 	if err != nil {
 		return false
 	}

@@ -142,7 +142,7 @@ func (m *ptyManager) start(ctx context.Context, h tunnel.Header) (*webTerm, erro
 		cmd = exec.Command(s.shell)
 	}
 	cmd.Dir = s.cfg.WorkspaceDir
-	cmd.Env = append(append([]string(nil), s.env...), "SHELL="+s.shell, "TERM=xterm-256color")
+	cmd.Env = append(s.sessionEnv(), "SHELL="+s.shell, "TERM=xterm-256color")
 	size := pty.Winsize{Cols: h.Width, Rows: h.Height}
 	if size.Cols == 0 || size.Rows == 0 {
 		size = pty.Winsize{Cols: 80, Rows: 24}

@@ -284,7 +284,7 @@ func winsize(cols, rows, w, h uint32) pty.Winsize {
 
 // commandEnv is the environment of the session's command.
 func (sess *sshSession) commandEnv() []string {
-	env := append([]string(nil), sess.x.s.env...)
+	env := sess.x.s.sessionEnv()
 	env = append(env, "SHELL="+sess.x.s.shell)
 	env = append(env, sess.env...)
 	client, server := hostPort(sess.conn.RemoteAddr()), hostPort(sess.conn.LocalAddr())

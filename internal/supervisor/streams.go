@@ -264,7 +264,8 @@ func (s *Streams) serveDial(ctx context.Context, conn net.Conn, addr, kind strin
 	stop := context.AfterFunc(s.life, cancel)
 	defer stop()
 	d := net.Dialer{Timeout: 10 * time.Second}
-	target, err := d.DialContext(ctx, "tcp", addr)
+	network, address := dialTarget(addr) // code-server may be on a unix socket
+	target, err := d.DialContext(ctx, network, address)
 	if err != nil {
 		refuse(conn, fmt.Sprintf("nothing answers on %s in the workspace", addr))
 		return
@@ -324,9 +325,17 @@ func join(ctx context.Context, client io.ReadWriteCloser, clientIn io.Reader, ta
 	_ = target.Close()
 }
 
+// sessionEnv is the environment of a new session or terminal, built now so
+// that it has what the latest manifest delivered.
+func (s *Streams) sessionEnv() []string {
+	return userEnv(s.cfg.Env, s.cfg.HomeDir, s.cfg.EnvironmentID, s.cfg.WorkspaceDir)
+}
+
 // userEnv is the environment user processes start from: base minus the
 // supervisor's DEV8_* configuration and secrets, with HOME, USER, LOGNAME,
-// the environment id and the workspace directory filled in.
+// the environment id and the workspace directory filled in, and the
+// variables of the environment's manifest (the user's secrets, git
+// identity, GitHub token) where base does not set them.
 func userEnv(base []string, home, envID, workspace string) []string {
 	keep := map[string]bool{EnvEnvironmentID: true, EnvWorkspaceDir: true}
 	env := make([]string, 0, len(base)+6)
@@ -354,6 +363,10 @@ func userEnv(base []string, home, envID, workspace string) []string {
 	set("PATH", "/usr/local/bin:/usr/bin:/bin")
 	set(EnvEnvironmentID, envID)
 	set(EnvWorkspaceDir, workspace)
+	for _, kv := range injectedEnv(envID) {
+		k, v, _ := strings.Cut(kv, "=")
+		set(k, v)
+	}
 	return env
 }
 

@@ -20,7 +20,8 @@
 //	                        (GET /health, GET /status); empty disables it
 //	DEV8_CODE_SERVER        path of the code-server executable; empty means
 //	                        the workspace has no IDE
-//	DEV8_CODE_SERVER_ADDR   host:port code-server binds (default 127.0.0.1:13337)
+//	DEV8_CODE_SERVER_ADDR   host:port code-server binds (default 127.0.0.1:13337),
+//	                        or unix:/path of a socket it listens on
 //	DEV8_STOP_TIMEOUT       how long a child gets between SIGTERM and SIGKILL
 //	                        when the supervisor shuts down (Go duration,
 //	                        default 5s); the runtime passes less than its own
@@ -33,6 +34,8 @@
 //	DEV8_METRICS_INTERVAL   how often resources are sampled (default 30s)
 //	DEV8_ACTIVITY_INTERVAL  how often activity is reported when there was
 //	                        some (default 30s)
+//	DEV8_WORKSPACE_USER     when started as root: the user to become before
+//	                        anything else (see BecomeWorkspaceUser)
 //	HOME                    code-server keeps its settings and extensions
 //	                        under $HOME/.local/share/code-server; the SSH
 //	                        host key is $HOME/.dev8/ssh_host_ed25519_key
@@ -181,11 +184,20 @@ func ConfigFromEnv() (Config, error) {
 func Main(ctx context.Context) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// Before anything else: from here on the supervisor is the workspace
+	// user (user.go).
+	wu, err := BecomeWorkspaceUser()
+	if err != nil {
+		return err
+	}
 	cfg, err := ConfigFromEnv()
 	if err != nil {
 		return err
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("environment", cfg.EnvironmentID)
+	if wu != nil {
+		cfg.Logger.Info("running as the workspace user", "user", wu.Name, "uid", wu.UID, "gid", wu.GID, "handed_over", wu.Chowned)
+	}
 	return Run(ctx, cfg)
 }
 
@@ -237,6 +249,11 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	tun := &tunnelState{}
+	// The owner's secrets, git identity and SSH keys (manifest.go).
+	var manifest *manifestClient
+	if cfg.AgentURL != "" {
+		manifest = newManifestClient(cfg)
+	}
 	var status *statusServer
 	if cfg.Addr != "" {
 		// Bind before anything runs so a taken port fails the start at once
@@ -255,18 +272,32 @@ func Run(ctx context.Context, cfg Config) error {
 	if status != nil {
 		g.Go(func() error { return status.run(gctx) })
 	}
+	if manifest != nil {
+		g.Go(func() error { return manifest.run(gctx) })
+	}
 	if cs != nil {
-		g.Go(func() error { return cs.run(gctx) })
+		g.Go(func() error {
+			// code-server's environment is fixed when it starts: give
+			// the manifest a moment to arrive first.
+			if manifest != nil {
+				manifest.waitReady(gctx, manifestWait)
+			}
+			return cs.run(gctx)
+		})
 	}
 	if cfg.AgentURL != "" {
+		connected := func() { tun.connected(); manifest.reconnected(gctx) }
 		g.Go(func() error {
+			// Sessions come through the tunnel: opening it after the
+			// first manifest means the first session has the secrets.
+			manifest.waitReady(gctx, manifestWait)
 			return tunnel.Connect(gctx, tunnel.AgentConfig{
 				ServerURL:     cfg.AgentURL,
 				EnvironmentID: cfg.EnvironmentID,
 				Token:         cfg.AgentToken,
 				Handler:       streams,
 				Logger:        cfg.Logger.With("component", "tunnel"),
-				Connected:     tun.connected,
+				Connected:     connected,
 			})
 		})
 		g.Go(func() error { return reporter.Run(gctx) })

@@ -37,6 +37,10 @@ func TestMain(m *testing.M) {
 			fakeCodeServer(os.Args[i+1])
 			os.Exit(0)
 		}
+		if i := slices.Index(os.Args, "--socket"); i > 0 && i+1 < len(os.Args) {
+			fakeCodeServerSocket(os.Args[i+1])
+			os.Exit(0)
+		}
 	}
 	if os.Getenv(envRunSupervisor) == "1" {
 		if err := Main(context.Background()); err != nil {

@@ -35,6 +35,7 @@ var ErrNotConnected = errors.New("the workspace's supervisor is not connected")
 // Registry holds the server's end of every supervisor's tunnel.
 type Registry struct {
 	log *slog.Logger
+	obs Observer
 
 	mu       sync.Mutex
 	sessions map[string]*yamux.Session
@@ -45,7 +46,7 @@ type Registry struct {
 
 // NewRegistry returns an empty Registry.
 func NewRegistry(log *slog.Logger) *Registry {
-	return &Registry{log: log, sessions: map[string]*yamux.Session{}, changed: map[string]chan struct{}{}}
+	return &Registry{log: log, obs: nopObserver{}, sessions: map[string]*yamux.Session{}, changed: map[string]chan struct{}{}}
 }
 
 // Serve runs the tunnel of environmentID's supervisor over conn until it
@@ -58,6 +59,7 @@ func (r *Registry) Serve(ctx context.Context, environmentID string, conn net.Con
 		conn.Close()
 		return fmt.Errorf("tunnel: start session: %w", err)
 	}
+	r.obs.TunnelConnected() // before a Dial can see the session
 	r.mu.Lock()
 	old := r.sessions[environmentID]
 	r.sessions[environmentID] = sess
@@ -146,12 +148,15 @@ func (r *Registry) Dial(ctx context.Context, environmentID string, h Header) (ne
 			if sess.IsClosed() {
 				continue // it went away just now; wait for the next one
 			}
+			r.obs.StreamOpened(h.Service, err)
 			return nil, fmt.Errorf("tunnel: open stream: %w", err)
 		}
 		if err := handshake(ctx, stream, h); err != nil {
 			stream.Close()
+			r.obs.StreamOpened(h.Service, err)
 			return nil, err
 		}
+		r.obs.StreamOpened(h.Service, nil)
 		return stream, nil
 	}
 }

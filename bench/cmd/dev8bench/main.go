@@ -157,6 +157,9 @@ func main() {
 		if err := lifecycleBench(ctx, o); err != nil {
 			fatal(fmt.Errorf("lifecycle: %w", err))
 		}
+		if err := dockerBench(ctx, o); err != nil {
+			fatal(fmt.Errorf("docker lifecycle: %w", err))
+		}
 	} else {
 		results.Skipped = append(results.Skipped, "lifecycle and supervisor figures: -lifecycle=false")
 	}
@@ -177,7 +180,7 @@ func main() {
 		}
 	}
 	results.Skipped = append(results.Skipped,
-		"create → IDE-ready, docker runtime figures, create latency under load, metrics ingestion and CPU per 1,000 reports, tunnel throughput, keystroke round trip, snapshots: not measured yet")
+		"create → IDE-ready, docker runtime figures other than create/resume → SSH-ready, create latency under load, metrics ingestion and CPU per 1,000 reports, tunnel throughput, keystroke round trip, snapshots: not measured yet")
 	results.Machine.LoadAvgEnd = loadAvg()
 	printTable()
 	if err := writeJSON(o.out); err != nil {

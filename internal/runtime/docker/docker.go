@@ -46,9 +46,31 @@
 // show as stopped with no reason, and stay stopped (restart policy "no")
 // until the lifecycle starts them.
 //
-// No IDE yet: the runtime does not set DEV8_CODE_SERVER, so Instance.IDEAddress
-// is empty. With host networking a code-server per workspace would need its
-// own DEV8_CODE_SERVER_ADDR port (they share the host's loopback).
+// IDE: an image that has code-server says where with the label
+// dev8.code-server=<path> (Dev8's images do; Config.CodeServer covers images
+// without the label). The supervisor then runs it listening on a unix socket,
+// /run/dev8/code-server.sock on a tmpfs of the container's own (fresh at
+// every start), not on a port: with host networking every workspace shares
+// the host's ports, while a socket file is private to its container. The
+// server reaches it through the supervisor's tunnel (ServiceIDE), and
+// Instance.IDEAddress is that socket ("unix:/run/dev8/code-server.sock").
+// Images without code-server have no IDE (IDEAddress empty).
+//
+// User: the container starts as root and the supervisor becomes the
+// workspace user (the image's USER, else dev8) before anything else, after
+// handing /workspace and the home to them: see Config.WorkspaceUser and
+// supervisor.BecomeWorkspaceUser.
+//
+// Engine restarts: with dockerd --live-restore the containers keep running
+// through a restart of the engine and nothing changes for the workspaces
+// (the event watcher reconnects). Without it the engine stops them (SIGTERM:
+// exit code 0, so no ExitReason) and the lifecycle marks their environments
+// ERROR "the workspace stopped unexpectedly"; see TestDockerdRestart.
+//
+// Stop waits for a supervisor that was started a moment ago to say it is
+// up before it sends SIGTERM (see waitReady): a Go program that is PID 1 and
+// gets SIGTERM before it handles the signal exits with code 2, which would
+// read as a crash.
 //
 // Limits: Spec.CPUCores → NanoCPUs, Spec.MemoryGB → Memory (swap no more
 // than memory), Config.PidsLimit → PidsLimit; never privileged,
@@ -99,10 +121,22 @@ const (
 	DefaultHomeDir = "/home/dev8"
 	// SupervisorPath is where the supervisor binary is copied.
 	SupervisorPath = "/.dev8/bin/dev8"
+	// DefaultWorkspaceUser is the user Dev8's images define (uid 1000).
+	DefaultWorkspaceUser = "dev8"
 )
 
 // LabelSpec holds a hash of the Spec a container was created from.
 const LabelSpec = "dev8.spec"
+
+// LabelCodeServer on an image gives the path of its code-server executable.
+const LabelCodeServer = "dev8.code-server"
+
+// Where the supervisor runs code-server in a container: a unix socket on a
+// tmpfs (RunDir) the container gets at every start.
+const (
+	RunDir           = "/run/dev8"
+	CodeServerSocket = "unix:" + RunDir + "/code-server.sock"
+)
 
 // Config configures a docker Runtime.
 type Config struct {
@@ -116,11 +150,27 @@ type Config struct {
 	SupervisorBinary string
 	// DefaultImage is used when Spec.Image is empty.
 	DefaultImage string
-	// User runs the container's processes ("uid", "uid:gid" or a name the
-	// image knows). Default "": the image's USER. Workspace images define
-	// user dev8 (uid 1000); the busybox test image has no users and runs as
-	// root unless told otherwise.
+	// CodeServer is the path of code-server inside containers whose image
+	// has no LabelCodeServer label; empty: those images have no IDE.
+	CodeServer string
+	// ImageRefs maps an image name as the catalog's templates give it
+	// (Spec.Image "dev8/nodejs") to the reference to run
+	// ("registry.example/dev8/nodejs:1"): how an operator points templates
+	// at their own registry. Names not in it are run as given.
+	ImageRefs map[string]string
+	// User, when set, runs the container's processes ("uid", "uid:gid" or
+	// a name the image knows) from the start, and WorkspaceUser is not
+	// used. Default "": the supervisor starts as root and becomes the
+	// workspace user (below) before anything else.
 	User string
+	// WorkspaceUser is who workspace processes run as when User is empty:
+	// the image's USER if it names one other than root, else this (default
+	// "dev8", uid 1000 in Dev8's images). The supervisor starts as root,
+	// hands /workspace and the home directory to that user when they are
+	// not theirs yet (a volume over a mount point the image lacks), then
+	// drops to the user for good: see supervisor.BecomeWorkspaceUser. An
+	// image without that user (a bare busybox) runs its workspace as root.
+	WorkspaceUser string
 	// NetworkMode of every container. Default "host": see the package doc.
 	NetworkMode string
 	// PidsLimit caps processes per container. Default 4096.
@@ -193,6 +243,9 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.HomeDir == "" {
 		cfg.HomeDir = DefaultHomeDir
 	}
+	if cfg.WorkspaceUser == "" {
+		cfg.WorkspaceUser = DefaultWorkspaceUser
+	}
 	if cfg.PidsLimit <= 0 {
 		cfg.PidsLimit = 4096
 	}
@@ -254,6 +307,19 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	if err := checkID(id); err != nil {
 		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("docker: create: %w", err))
 	}
+	img := spec.Image
+	if img == "" {
+		img = r.cfg.DefaultImage
+	}
+	if ref, ok := r.cfg.ImageRefs[img]; ok {
+		img = ref
+	}
+	if img == "" {
+		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("docker: create %s: no image in the spec and no default image", id))
+	}
+	// The reference actually run is part of the hash: pointing a template
+	// at another image recreates stopped containers on their next start.
+	spec.Image = img
 	hash := specHash(spec)
 	name := ObjectName(id)
 	ci, err := r.cli.ContainerInspect(ctx, name)
@@ -272,15 +338,21 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 		return runtime.Instance{}, fmt.Errorf("docker: create %s: %w", id, err)
 	}
 
-	img := spec.Image
-	if img == "" {
-		img = r.cfg.DefaultImage
-	}
-	if img == "" {
-		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("docker: create %s: no image in the spec and no default image", id))
-	}
-	if err := r.ensureImage(ctx, img); err != nil {
+	imgInfo, err := r.ensureImage(ctx, img)
+	if err != nil {
 		return runtime.Instance{}, fmt.Errorf("docker: create %s: %w", id, err)
+	}
+	codeServer := r.cfg.CodeServer
+	if imgInfo.Config != nil && imgInfo.Config.Labels[LabelCodeServer] != "" {
+		codeServer = imgInfo.Config.Labels[LabelCodeServer]
+	}
+	// Who the container starts as, and who the supervisor becomes.
+	ctrUser, wsUser := r.cfg.User, ""
+	if ctrUser == "" {
+		ctrUser, wsUser = "0:0", r.cfg.WorkspaceUser
+		if imgInfo.Config != nil && !isRoot(imgInfo.Config.User) {
+			wsUser = imgInfo.Config.User
+		}
 	}
 
 	labels := map[string]string{
@@ -301,8 +373,8 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	cLabels[LabelSpec] = hash
 	cfg := &container.Config{
 		Image:      img,
-		User:       r.cfg.User,
-		Env:        r.env(spec),
+		User:       ctrUser,
+		Env:        r.env(spec, wsUser, codeServer),
 		Entrypoint: []string{SupervisorPath, "supervisor"},
 		Cmd:        []string{},
 		WorkingDir: WorkspaceDir,
@@ -315,11 +387,16 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
 		Privileged:    false,
 		SecurityOpt:   []string{"no-new-privileges"},
+		// The labels again: should a volume vanish between VolumeCreate and
+		// here (a concurrent delete), the engine makes it anew from these
+		// options, and it stays findable by label instead of anonymous.
 		Mounts: []mount.Mount{
-			{Type: mount.TypeVolume, Source: name, Target: WorkspaceDir},
-			{Type: mount.TypeVolume, Source: homeVolume(id), Target: r.cfg.HomeDir},
+			{Type: mount.TypeVolume, Source: name, Target: WorkspaceDir, VolumeOptions: &mount.VolumeOptions{Labels: labels}},
+			{Type: mount.TypeVolume, Source: homeVolume(id), Target: r.cfg.HomeDir, VolumeOptions: &mount.VolumeOptions{Labels: labels}},
 		},
 		Resources: container.Resources{PidsLimit: &pids},
+		// Sockets of this start only (code-server's): not a host path.
+		Tmpfs: map[string]string{RunDir: "mode=1777,size=1m"},
 	}
 	if !host.NetworkMode.IsHost() {
 		// Lets AgentURL name the host as host.docker.internal (the
@@ -357,9 +434,17 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	return r.instance(ci), nil
 }
 
+// isRoot says whether an image's USER means root (or is unset).
+func isRoot(u string) bool {
+	name, _, _ := strings.Cut(u, ":")
+	return name == "" || name == "root" || name == "0"
+}
+
 // env is the container's environment: ExtraEnv, then Spec.Env, then the
-// supervisor's DEV8_* variables, each key once (the last one wins).
-func (r *Runtime) env(spec runtime.Spec) []string {
+// supervisor's DEV8_* variables, each key once (the last one wins). wsUser,
+// if not empty, is the user the supervisor becomes; codeServer, if not
+// empty, the code-server it runs on CodeServerSocket.
+func (r *Runtime) env(spec runtime.Spec, wsUser, codeServer string) []string {
 	vars := map[string]string{}
 	var order []string
 	set := func(k, v string) {
@@ -382,6 +467,13 @@ func (r *Runtime) env(spec runtime.Spec) []string {
 	set(supervisor.EnvStopTimeout, (r.cfg.StopTimeout / 2).String())
 	set(supervisor.EnvAgentURL, spec.AgentURL)
 	set(supervisor.EnvAgentToken, spec.AgentToken)
+	if wsUser != "" {
+		set(supervisor.EnvWorkspaceUser, wsUser)
+	}
+	set(supervisor.EnvCodeServer, codeServer)
+	if codeServer != "" {
+		set(supervisor.EnvCodeServerAddr, CodeServerSocket)
+	}
 	out := make([]string, 0, len(order))
 	for _, k := range order {
 		out = append(out, k+"="+vars[k])
@@ -395,30 +487,31 @@ func specHash(spec runtime.Spec) string {
 	return hex.EncodeToString(sum[:12])
 }
 
-// ensureImage returns nil when img is present, pulling it first unless
+// ensureImage inspects img, pulling it first when it is not present unless
 // NoPull; a missing image that cannot be pulled is a permanent error.
-func (r *Runtime) ensureImage(ctx context.Context, img string) error {
-	_, err := r.cli.ImageInspect(ctx, img)
+func (r *Runtime) ensureImage(ctx context.Context, img string) (image.InspectResponse, error) {
+	info, err := r.cli.ImageInspect(ctx, img)
 	if err == nil {
-		return nil
+		return info, nil
 	}
 	if !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("inspect image %q: %w", img, err)
+		return info, fmt.Errorf("inspect image %q: %w", img, err)
 	}
 	if r.cfg.NoPull {
-		return runtime.Permanent(fmt.Errorf("image %q is not present (pulling is disabled)", img))
+		return info, runtime.Permanent(fmt.Errorf("image %q is not present (pulling is disabled)", img))
 	}
 	r.log.Info("pulling image", "image", img)
 	if perr := r.pull(ctx, img); perr != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("pull image %q: %w", img, ctx.Err())
+			return info, fmt.Errorf("pull image %q: %w", img, ctx.Err())
 		}
-		return runtime.Permanent(fmt.Errorf("image %q is not present and could not be pulled: %w", img, perr))
+		return info, runtime.Permanent(fmt.Errorf("image %q is not present and could not be pulled (make images builds Dev8's images): %w", img, perr))
 	}
-	if _, err := r.cli.ImageInspect(ctx, img); err != nil {
-		return runtime.Permanent(fmt.Errorf("image %q is not present after a pull: %w", img, err))
+	info, err = r.cli.ImageInspect(ctx, img)
+	if err != nil {
+		return info, runtime.Permanent(fmt.Errorf("image %q is not present after a pull: %w", img, err))
 	}
-	return nil
+	return info, nil
 }
 
 // pull pulls img, logging progress per layer status change.
@@ -571,12 +664,56 @@ func (r *Runtime) Stop(ctx context.Context, environmentID string) error {
 	r.mu.Lock()
 	r.stopped[environmentID] = true
 	r.mu.Unlock()
-	secs := int((r.cfg.StopTimeout + time.Second - 1) / time.Second)
-	err := r.cli.ContainerStop(ctx, ObjectName(environmentID), container.StopOptions{Timeout: &secs})
-	if err != nil && !cerrdefs.IsNotFound(err) {
+	if err := r.stop(ctx, ObjectName(environmentID)); err != nil {
 		return fmt.Errorf("docker: stop %s: %w", environmentID, err)
 	}
 	return nil
+}
+
+// termInterval is how often stop repeats SIGTERM until the container exits.
+const termInterval = 250 * time.Millisecond
+
+// readyWindow bounds how long stop waits for a supervisor that was just
+// started to take SIGTERM (see waitReady).
+const readyWindow = 10 * time.Second
+
+// stop sends the container SIGTERM, again every termInterval, until it has
+// exited, and SIGKILL once StopTimeout has passed. The supervisor ignores
+// repeats while it shuts down.
+func (r *Runtime) stop(ctx context.Context, name string) error {
+	r.waitReady(ctx, name)
+	deadline := time.Now().Add(r.cfg.StopTimeout)
+	for {
+		if err := r.cli.ContainerKill(ctx, name, "SIGTERM"); err != nil {
+			if cerrdefs.IsNotFound(err) || cerrdefs.IsConflict(err) {
+				return nil // gone, or not running
+			}
+			return err
+		}
+		wctx, cancel := context.WithTimeout(ctx, min(termInterval, time.Until(deadline)))
+		waitCh, errCh := r.cli.ContainerWait(wctx, name, container.WaitConditionNotRunning)
+		select {
+		case <-waitCh:
+			cancel()
+			return nil
+		case err := <-errCh:
+			cancel()
+			if cerrdefs.IsNotFound(err) {
+				return nil
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+		if time.Now().After(deadline) {
+			zero := 0
+			err := r.cli.ContainerStop(ctx, name, container.StopOptions{Signal: "SIGKILL", Timeout: &zero})
+			if err != nil && !cerrdefs.IsNotFound(err) {
+				return err
+			}
+			return nil
+		}
+	}
 }
 
 // Delete implements runtime.Runtime.
@@ -679,6 +816,12 @@ func (r *Runtime) instance(ci container.InspectResponse) runtime.Instance {
 		if t, err := time.Parse(time.RFC3339Nano, st.StartedAt); err == nil {
 			inst.StartedAt = t
 		}
+		if ci.Config != nil && slices.ContainsFunc(ci.Config.Env, func(kv string) bool {
+			v, ok := strings.CutPrefix(kv, supervisor.EnvCodeServer+"=")
+			return ok && v != ""
+		}) {
+			inst.IDEAddress = CodeServerSocket
+		}
 		return inst
 	}
 	r.mu.Lock()
@@ -731,8 +874,8 @@ func (r *Runtime) NotifyExits(ch chan<- string) {
 	}
 }
 
-// Close stops the event watcher NotifyExits started, if any. It does not
-// close the engine client (which may be Config.Client).
+// Close stops the event watcher NotifyExits started, if any, and closes the
+// engine client (Config.Client included).
 func (r *Runtime) Close() error {
 	r.mu.Lock()
 	cancel, done := r.watchCancel, r.watchDone
@@ -741,7 +884,7 @@ func (r *Runtime) Close() error {
 		cancel()
 		<-done
 	}
-	return nil
+	return r.cli.Close()
 }
 
 func (r *Runtime) watchEvents(ctx context.Context, done chan<- struct{}) {
@@ -813,6 +956,40 @@ func (r *Runtime) handleDie(ctx context.Context, environmentID string) {
 		select {
 		case ch <- environmentID:
 		default:
+		}
+	}
+}
+
+// waitReady waits, for at most readyWindow after the container started,
+// until the supervisor has said "supervisor started", which it does after it
+// took over SIGTERM. Before that a SIGTERM reaches the Go runtime's own
+// handler, which, in PID 1 of a container, cannot die by the signal and
+// exits with code 2: indistinguishable from a crash. Only a Stop right
+// after a Start waits here.
+func (r *Runtime) waitReady(ctx context.Context, name string) {
+	ci, err := r.cli.ContainerInspect(ctx, name)
+	if err != nil || !isRunning(ci) {
+		return
+	}
+	started, err := time.Parse(time.RFC3339Nano, ci.State.StartedAt)
+	if err != nil || time.Since(started) > readyWindow {
+		return
+	}
+	deadline := started.Add(readyWindow)
+	for time.Now().Before(deadline) {
+		rc, err := r.cli.ContainerLogs(ctx, ci.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true, Since: ci.State.StartedAt})
+		if err != nil {
+			return
+		}
+		b, _ := io.ReadAll(io.LimitReader(rc, 1<<20))
+		rc.Close()
+		if strings.Contains(string(b), "supervisor started") {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }

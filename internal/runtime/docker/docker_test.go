@@ -326,6 +326,114 @@ func TestNonRootUser(t *testing.T) {
 	}
 }
 
+// TestWorkspaceUser: with an image that has a dev8 user, the supervisor
+// starts as root, hands both volumes to uid 1000 (the image has no
+// /workspace and a root-owned home), and drops to it for good; an image
+// without that user runs its workspace as root.
+func TestWorkspaceUser(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	rt := newRuntime(t, nil)
+	spec := testSpec()
+	spec.Image = userImage
+	inst := create(t, ctx, rt, spec)
+	ci, err := cli.ContainerInspect(ctx, inst.Ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ci.Config.User != "0:0" || !slices.Contains(ci.Config.Env, "DEV8_WORKSPACE_USER=dev8") {
+		t.Errorf("container user %q, env %q; want 0:0 and DEV8_WORKSPACE_USER=dev8", ci.Config.User, ci.Config.Env)
+	}
+	if inst, err = rt.Start(ctx, inst.EnvironmentID); err != nil {
+		t.Fatal(err)
+	}
+	waitLogs(t, ctx, inst.Ref, "supervisor started")
+	logs := waitLogs(t, ctx, inst.Ref, "running as the workspace user")
+	if !strings.Contains(logs, "handed_over=\"[/workspace /home/dev8]\"") {
+		t.Errorf("volumes not handed over:\n%s", logs)
+	}
+	status := execOut(t, ctx, inst.Ref, "/bin/busybox", "cat", "/proc/1/status")
+	for _, want := range []string{"\nUid:\t1000\t1000\t1000\t1000\n", "\nGid:\t1000\t1000\t1000\t1000\n", "\nGroups:\t100 1000", "\nCapEff:\t0000000000000000\n", "\nNoNewPrivs:\t1\n"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("supervisor status lacks %q:\n%s", want, status)
+		}
+	}
+	for _, p := range []string{"/workspace", "/home/dev8", "/home/dev8/.profile"} {
+		if got := strings.TrimSpace(execOut(t, ctx, inst.Ref, "/bin/busybox", "stat", "-c", "%u:%g", p)); got != "1000:1000" {
+			t.Errorf("%s is owned by %s, want 1000:1000", p, got)
+		}
+	}
+	// A second start finds them handed over already and says nothing.
+	if err := rt.Stop(ctx, inst.EnvironmentID); err != nil {
+		t.Fatal(err)
+	}
+	if inst, err = rt.Start(ctx, inst.EnvironmentID); err != nil {
+		t.Fatal(err)
+	}
+	waitLogs(t, ctx, inst.Ref, "handed_over=[]")
+
+	// No dev8 user in the image: root, as before.
+	plain := create(t, ctx, rt, testSpec())
+	if plain, err = rt.Start(ctx, plain.EnvironmentID); err != nil {
+		t.Fatal(err)
+	}
+	waitLogs(t, ctx, plain.Ref, "supervisor started")
+	if status := execOut(t, ctx, plain.Ref, "/bin/busybox", "cat", "/proc/1/status"); !strings.Contains(status, "\nUid:\t0\t0\t0\t0\n") {
+		t.Errorf("image without a dev8 user: supervisor is not root:\n%s", status)
+	}
+}
+
+// TestImageRefs: a template's image name runs the reference the operator
+// pointed it at; pointing it elsewhere recreates a stopped container.
+func TestImageRefs(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	rt := newRuntime(t, func(c *Config) { c.ImageRefs = map[string]string{"dev8/base": testImage} })
+	spec := testSpec()
+	spec.Image = "dev8/base"
+	inst := create(t, ctx, rt, spec)
+	spec.EnvironmentID = inst.EnvironmentID
+	ci, err := cli.ContainerInspect(ctx, inst.Ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ci.Config.Image != testImage {
+		t.Fatalf("container runs %q, want %q", ci.Config.Image, testImage)
+	}
+	rt2 := newRuntime(t, func(c *Config) { c.ImageRefs = map[string]string{"dev8/base": userImage} })
+	inst2, err := rt2.Create(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ci, err = cli.ContainerInspect(ctx, inst2.Ref); err != nil || ci.Config.Image != userImage || inst2.Ref == inst.Ref {
+		t.Fatalf("after re-pointing: container %s runs %q (%v), want a new one on %q", inst2.Ref, ci.Config.Image, err, userImage)
+	}
+}
+
+// TestStopRightAfterStart: a Stop that comes while the supervisor (PID 1)
+// is still starting, before it handles SIGTERM, still ends it gracefully
+// (exit code 0, no reason), not by SIGKILL at the timeout.
+func TestStopRightAfterStart(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	rt := newRuntime(t, nil)
+	inst := create(t, ctx, rt, testSpec())
+	for range 3 {
+		if _, err := rt.Start(ctx, inst.EnvironmentID); err != nil {
+			t.Fatal(err)
+		}
+		// Killed at the timeout would read exit code 137, a SIGTERM
+		// before the supervisor handles it exit code 2: both are reasons.
+		if err := rt.Stop(ctx, inst.EnvironmentID); err != nil {
+			t.Fatal(err)
+		}
+		got, err := newRuntime(t, nil).Inspect(ctx, inst.EnvironmentID)
+		if err != nil || got.State != runtime.StateStopped || got.ExitReason != "" {
+			t.Fatalf("after Stop: %+v %v; want stopped with no reason", got, err)
+		}
+	}
+}
+
 func TestStopKeepsVolumeDeleteRemovesAll(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)

@@ -134,3 +134,38 @@ func TestEndToEnd(t *testing.T) {
 func errdefsNotFound(err error) bool {
 	return err != nil && (client.IsErrNotFound(err) || errors.Is(err, os.ErrNotExist))
 }
+
+// TestWorkspaceUserOverSSH: in an image with a dev8 user, what a person runs
+// over SSH runs as uid 1000 (the supervisor too), owns what it writes in
+// /workspace and cannot write root's files.
+func TestWorkspaceUserOverSSH(t *testing.T) {
+	needDocker(t)
+	t.Parallel()
+	srv := devserver.Start(t, devserver.Options{Config: func(c *server.Config) {
+		c.Runtime = "docker"
+		c.SupervisorBinary = docker.TestDev8Binary()
+		c.SupervisorEnv = nil
+	}})
+	ctx := srv.Ctx
+	c := signedIn(t, ctx, srv.URL)
+	env, err := c.CreateEnvironment(ctx, sdk.CreateEnvironmentRequest{Name: "as-dev8", BaseImage: docker.TestUserImage, InstanceType: "lightweight"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := srv.Manager.WaitFor(ctx, env.ID, func(e store.Environment) bool {
+		return e.Status == store.StatusRunning || e.Status == store.StatusError
+	}); err != nil || got.Status != store.StatusRunning {
+		t.Fatalf("%s %q %v", got.Status, got.StatusReason, err)
+	}
+	out := sshRun(t, ctx, c, env.ID, "id -u; id -g; touch /workspace/mine && stat -c %u:%g /workspace/mine; echo $HOME $USER; cat /proc/1/status | grep ^Uid; touch /etc/passwd 2>/dev/null && echo root-writable || echo root-protected")
+	want := "1000\n1000\n1000:1000\n/home/dev8 dev8\nUid:\t1000\t1000\t1000\t1000\nroot-protected\n"
+	if out != want {
+		t.Fatalf("over SSH:\n%s\nwant\n%s", out, want)
+	}
+	if _, err := c.Delete(ctx, env.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitForDeleted(ctx, env.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+}

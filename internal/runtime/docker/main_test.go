@@ -34,6 +34,9 @@ import (
 
 const testImage = "dev8-test/busybox:latest"
 
+// userImage is testImage's busybox with a dev8 user: see buildTestImage.
+const userImage = "dev8-test/busybox-user:latest"
+
 // Environment ids the tests make start with these prefixes (the contract
 // suite's own ids start with "rtt-"), so TestMain can remove leftovers.
 const idPrefix = "dtt-"
@@ -104,39 +107,67 @@ func setup(tmp string) error {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("build dev8: %v\n%s", err, out)
 	}
-	return buildTestImage(ctx)
+	return buildTestImages(ctx, cli)
 }
 
-// buildTestImage builds testImage with the engine's (classic) builder.
-func buildTestImage(ctx context.Context) error {
+// buildTestImages builds testImage and userImage with engine c's (classic)
+// builder.
+func buildTestImages(ctx context.Context, c *client.Client) error {
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
 		return err
 	}
-	dockerfile := strings.Join([]string{
-		"FROM scratch",
-		"COPY busybox /bin/busybox",
-		"COPY busybox /bin/sh",
-		"COPY --chown=1000:1000 workspace /workspace",
-		"COPY --chown=1000:1000 home /home/dev8",
-		"ENV PATH=/bin HOME=/home/dev8",
-		"",
-	}, "\n")
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-		dir  bool
-	}{
-		{name: "Dockerfile", mode: 0o644, data: []byte(dockerfile)},
+	if err := buildImage(ctx, c, testImage, []buildFile{
+		{name: "Dockerfile", mode: 0o644, data: []byte(strings.Join([]string{
+			"FROM scratch",
+			"COPY busybox /bin/busybox",
+			"COPY busybox /bin/sh",
+			"COPY --chown=1000:1000 workspace /workspace",
+			"COPY --chown=1000:1000 home /home/dev8",
+			"ENV PATH=/bin HOME=/home/dev8",
+			"",
+		}, "\n"))},
 		{name: "busybox", mode: 0o755, data: bb},
 		{name: "workspace/", mode: 0o755, dir: true},
 		{name: "home/", mode: 0o755, dir: true},
 		// Shows that a new home volume starts with the image's home.
 		{name: "home/seeded-by-image", mode: 0o644, data: []byte("from the image\n")},
-	} {
+	}); err != nil {
+		return err
+	}
+	// userImage has a dev8 user (uid 1000) as Dev8's images do, its home
+	// owned by root and no /workspace at all, so the supervisor has to hand
+	// both volumes over before it drops to the user.
+	return buildImage(ctx, c, userImage, []buildFile{
+		{name: "Dockerfile", mode: 0o644, data: []byte(strings.Join([]string{
+			"FROM scratch",
+			"COPY busybox /bin/busybox",
+			"COPY busybox /bin/sh",
+			"COPY etc /etc",
+			"COPY home /home/dev8",
+			"ENV PATH=/bin",
+			"",
+		}, "\n"))},
+		{name: "busybox", mode: 0o755, data: bb},
+		{name: "etc/", mode: 0o755, dir: true},
+		{name: "etc/passwd", mode: 0o644, data: []byte("root:x:0:0:root:/root:/bin/sh\ndev8:x:1000:1000:Dev8:/home/dev8:/bin/sh\n")},
+		{name: "etc/group", mode: 0o644, data: []byte("root:x:0:\ndev8:x:1000:\nusers:x:100:dev8\n")},
+		{name: "home/", mode: 0o755, dir: true},
+		{name: "home/.profile", mode: 0o644, data: []byte("# from the image\n")},
+	})
+}
+
+type buildFile struct {
+	name string
+	mode int64
+	data []byte
+	dir  bool
+}
+
+func buildImage(ctx context.Context, c *client.Client, tag string, files []buildFile) error {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range files {
 		h := &tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: time.Now()}
 		if f.dir {
 			h.Typeflag = tar.TypeDir
@@ -152,14 +183,14 @@ func buildTestImage(ctx context.Context) error {
 	if err := tw.Close(); err != nil {
 		return err
 	}
-	resp, err := cli.ImageBuild(ctx, &buf, build.ImageBuildOptions{
-		Tags:        []string{testImage},
+	resp, err := c.ImageBuild(ctx, &buf, build.ImageBuildOptions{
+		Tags:        []string{tag},
 		Remove:      true,
 		ForceRemove: true,
 		Labels:      map[string]string{"dev8.test": "true"},
 	})
 	if err != nil {
-		return fmt.Errorf("build %s: %w", testImage, err)
+		return fmt.Errorf("build %s: %w", tag, err)
 	}
 	defer resp.Body.Close()
 	var log strings.Builder
@@ -173,15 +204,15 @@ func buildTestImage(ctx context.Context) error {
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			return fmt.Errorf("build %s: %w", testImage, err)
+			return fmt.Errorf("build %s: %w", tag, err)
 		}
 		log.WriteString(m.Stream)
 		if m.Error != "" {
-			return fmt.Errorf("build %s: %s\n%s", testImage, m.Error, log.String())
+			return fmt.Errorf("build %s: %s\n%s", tag, m.Error, log.String())
 		}
 	}
-	if _, err := cli.ImageInspect(ctx, testImage); err != nil {
-		return fmt.Errorf("build %s: %w\n%s", testImage, err, log.String())
+	if _, err := c.ImageInspect(ctx, tag); err != nil {
+		return fmt.Errorf("build %s: %w\n%s", tag, err, log.String())
 	}
 	return nil
 }
@@ -235,6 +266,10 @@ var (
 	TestDev8Binary = func() string { return dev8Bin }
 	// TestImage is the busybox image built for the tests.
 	TestImage = testImage
+	// TestUserImage is TestImage with a dev8 user (uid 1000).
+	TestUserImage = userImage
 	// TestUnavailable says why Docker tests cannot run ("" if they can).
 	TestUnavailable = func() string { return unavailable }
+	// TestBuildImages builds the test images into engine c.
+	TestBuildImages = buildTestImages
 )

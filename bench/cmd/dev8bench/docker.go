@@ -1,0 +1,195 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/client"
+
+	"dev8.dev/dev8/internal/api"
+	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/server"
+	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
+)
+
+// benchImage is the workspace image of the docker figures: FROM scratch with
+// busybox-static, built here (no registry is needed), so the figures measure
+// Dev8 and the engine, not an image pull.
+const benchImage = "dev8-bench/busybox:latest"
+
+var dockerFigures bool
+
+func init() {
+	flag.BoolVar(&dockerFigures, "docker", true, "measure create/resume → SSH-ready on the docker runtime too, when a Docker engine answers and /bin/busybox (busybox-static) exists")
+}
+
+// dockerBench: create → SSH-ready and resume → SSH-ready on the docker
+// runtime with a present image (SQLite).
+func dockerBench(ctx context.Context, o options) error {
+	if !dockerFigures {
+		results.Skipped = append(results.Skipped, "docker lifecycle figures: -docker=false")
+		return nil
+	}
+	dc, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return err
+	}
+	defer dc.Close()
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	_, err = dc.Ping(pctx)
+	cancel()
+	if err != nil {
+		results.Skipped = append(results.Skipped, "docker lifecycle figures: no Docker engine answers (scripts/dockerd.sh starts one)")
+		return nil
+	}
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		results.Skipped = append(results.Skipped, "docker lifecycle figures: no /bin/busybox (apt-get install busybox-static)")
+		return nil
+	}
+	fmt.Println("== lifecycle (docker runtime, sqlite)")
+	if err := buildBenchImage(ctx, dc, bb); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "dev8bench-docker-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	srv, err := server.New(ctx, server.Config{
+		DataDir:          dir,
+		Runtime:          "docker",
+		SupervisorBinary: o.dev8,
+		ReaperInterval:   time.Hour,
+		ResyncInterval:   time.Hour,
+		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+		BcryptCost:       auth.MinBcryptCost,
+		RateLimits:       api.RateLimits{PrincipalRate: -1, IPRate: -1},
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		srv.Close()
+		return err
+	}
+	serveCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(serveCtx, ln) }()
+	defer func() {
+		// Containers and volumes outlive a server by design: remove them.
+		envs, _, _ := srv.Store.ListEnvironments(context.Background(), store.EnvironmentFilter{})
+		for _, e := range envs {
+			_ = srv.Runtime.Delete(context.Background(), e.ID)
+		}
+		stop()
+		<-done
+		srv.Close()
+	}()
+	url := "http://" + ln.Addr().String()
+	token, err := userToken(ctx, url, "docker@bench.test")
+	if err != nil {
+		return err
+	}
+	c := sdk.New(url, token)
+	var create, resume []float64
+	for i := range o.runs {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		t0 := time.Now()
+		env, err := c.CreateEnvironment(rctx, sdk.CreateEnvironmentRequest{Name: fmt.Sprintf("bench-docker-%d", i), BaseImage: benchImage, InstanceType: "lightweight"})
+		if err == nil {
+			err = sshReady(rctx, c, env.ID)
+		}
+		d := time.Since(t0)
+		if err != nil {
+			cancel()
+			return fmt.Errorf("docker create → ssh-ready: %w", err)
+		}
+		create = append(create, d.Seconds())
+		fmt.Printf("   create → ssh-ready run %d: %s\n", i+1, d.Round(time.Millisecond))
+		if _, err := c.Stop(rctx, env.ID); err != nil {
+			cancel()
+			return err
+		}
+		if _, err := c.WaitForStatus(rctx, env.ID, sdk.StatusStopped, nil); err != nil {
+			cancel()
+			return err
+		}
+		t0 = time.Now()
+		_, err = c.Start(rctx, env.ID)
+		if err == nil {
+			err = sshReady(rctx, c, env.ID)
+		}
+		d = time.Since(t0)
+		if err != nil {
+			cancel()
+			return fmt.Errorf("docker resume → ssh-ready: %w", err)
+		}
+		resume = append(resume, d.Seconds())
+		fmt.Printf("   resume → ssh-ready run %d: %s\n", i+1, d.Round(time.Millisecond))
+		if _, err := c.Delete(rctx, env.ID); err == nil {
+			_ = c.WaitForDeleted(rctx, env.ID, nil)
+		}
+		cancel()
+	}
+	addFigure(Figure{Section: "1 lifecycle", Name: "create → SSH-ready (docker, image present)", Engine: "sqlite", Unit: "s", Runs: create, Target: "< 1 s"}, create, 1.0, true)
+	addFigure(Figure{Section: "1 lifecycle", Name: "stopped → SSH-ready, resume (docker)", Engine: "sqlite", Unit: "s", Runs: resume, Target: "≤ 1.0 s"}, resume, 1.0, true)
+	return nil
+}
+
+// buildBenchImage builds benchImage: FROM scratch, busybox as /bin/sh.
+func buildBenchImage(ctx context.Context, dc *client.Client, busybox []byte) error {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dockerfile := "FROM scratch\nCOPY busybox /bin/busybox\nCOPY busybox /bin/sh\nENV PATH=/bin\n"
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"busybox", 0o755, busybox}} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: time.Unix(0, 0)}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	resp, err := dc.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{benchImage}, Remove: true, ForceRemove: true, Labels: map[string]string{"dev8.bench": "true"}})
+	if err != nil {
+		return fmt.Errorf("build %s: %w", benchImage, err)
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	var log strings.Builder
+	for {
+		var m struct{ Stream, Error string }
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return fmt.Errorf("build %s: %w", benchImage, err)
+		}
+		log.WriteString(m.Stream)
+		if m.Error != "" {
+			return fmt.Errorf("build %s: %s\n%s", benchImage, m.Error, log.String())
+		}
+	}
+	return nil
+}

@@ -1,0 +1,96 @@
+package api
+
+import (
+	"net/http"
+	"net/url"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// PageGuard is what the web dashboard's routes use to authenticate, with
+// the same rules as the API: RequireUser admits a signed-in person (the
+// session cookie) and sends anyone else to the sign-in page;
+// LoadEnvironment then loads {id} for them, answering NotFound for an
+// environment that is missing or someone else's.
+type PageGuard struct {
+	RequireUser     func(http.Handler) http.Handler
+	LoadEnvironment func(http.Handler) http.Handler
+}
+
+// Pages is the web dashboard, served from the API's router so that it
+// shares its middleware (request ids, logging, throttles, headers).
+type Pages interface {
+	// Routes mounts the pages.
+	Routes(r chi.Router, guard PageGuard)
+	// NotFound renders the page for a path nothing serves.
+	NotFound(w http.ResponseWriter, r *http.Request)
+}
+
+// SignInPath is where pages send a visitor who is not signed in.
+const SignInPath = "/signin"
+
+func (a *API) pageGuard(notFound http.Handler) PageGuard {
+	return PageGuard{
+		RequireUser: func(next http.Handler) http.Handler {
+			auth := a.authenticateMode(a.requireUser(passed(next)), csrfToken)
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				auth.ServeHTTP(&pageRefusal{ResponseWriter: w, onRefuse: func(status int) {
+					target := SignInPath + "?next=" + url.QueryEscape(r.URL.RequestURI())
+					http.Redirect(w, r, target, http.StatusSeeOther)
+				}}, r)
+			})
+		},
+		LoadEnvironment: func(next http.Handler) http.Handler {
+			load := a.loadEnvironment(passed(next))
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				load.ServeHTTP(&pageRefusal{ResponseWriter: w, onRefuse: func(int) {
+					notFound.ServeHTTP(w, r)
+				}}, r)
+			})
+		},
+	}
+}
+
+// passed hands the page the real writer once its guard let it through, so
+// the page's own statuses (its 404s) are its own.
+func passed(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, ok := w.(*pageRefusal); ok {
+			w = p.ResponseWriter
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// pageRefusal turns the API's JSON refusal (401, 403 or 404, written by the
+// guard before the page had a chance to write anything) into what a browser
+// should see instead: onRefuse writes it. Anything else passes through.
+type pageRefusal struct {
+	http.ResponseWriter
+	onRefuse func(status int)
+	refused  bool
+}
+
+func (p *pageRefusal) WriteHeader(status int) {
+	if p.refused {
+		return
+	}
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		p.refused = true
+		// The API's JSON headers must not describe the page.
+		p.ResponseWriter.Header().Del("Content-Type")
+		p.onRefuse(status)
+		return
+	}
+	p.ResponseWriter.WriteHeader(status)
+}
+
+func (p *pageRefusal) Write(b []byte) (int, error) {
+	if p.refused {
+		return len(b), nil // the JSON body of the refusal
+	}
+	return p.ResponseWriter.Write(b)
+}
+
+func (p *pageRefusal) Unwrap() http.ResponseWriter { return p.ResponseWriter }

@@ -1,0 +1,112 @@
+package docker_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"dev8.dev/dev8/internal/runtime/docker"
+	"dev8.dev/dev8/internal/server"
+	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/testutil/devserver"
+	"dev8.dev/dev8/sdk"
+)
+
+// codeServerImage is built by scripts/code-server-test-image.sh from this
+// machine's Node and code-server.
+const codeServerImage = "dev8-test/code-server:latest"
+
+// TestIDEInContainer runs real code-server in two containers at once (host
+// networking: each on its own unix socket, so they cannot collide) and opens
+// each one's workbench through the server's IDE proxy, the supervisor's
+// tunnel and the socket, websocket included. It needs DEV8_CODE_SERVER (what
+// scripts/install-code-server.sh prints; .ci/run sets it).
+func TestIDEInContainer(t *testing.T) {
+	needDocker(t)
+	cs := os.Getenv("DEV8_CODE_SERVER")
+	if cs == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI is set but DEV8_CODE_SERVER is not")
+		}
+		t.Skip("DEV8_CODE_SERVER is not set (scripts/install-code-server.sh installs code-server)")
+	}
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	build := exec.CommandContext(ctx, "bash", "../../../scripts/code-server-test-image.sh", cs, codeServerImage)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", codeServerImage, err, out)
+	}
+	srv := devserver.Start(t, devserver.Options{Config: func(c *server.Config) {
+		c.Runtime = "docker"
+		c.SupervisorBinary = docker.TestDev8Binary()
+		c.SupervisorEnv = nil
+	}})
+	c := signedIn(t, ctx, srv.URL)
+	var envs []*sdk.Environment
+	for _, name := range []string{"ide-one", "ide-two"} {
+		env, err := c.CreateEnvironment(ctx, sdk.CreateEnvironmentRequest{Name: name, BaseImage: codeServerImage, InstanceType: "lightweight"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs = append(envs, env)
+	}
+	get := func(url string) (int, []byte) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+c.Token())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, body
+	}
+	for _, env := range envs {
+		got, err := srv.Manager.WaitFor(ctx, env.ID, func(e store.Environment) bool {
+			return e.Status == store.StatusError || e.Status == store.StatusRunning && e.VSCodeURL != ""
+		})
+		if err != nil || got.Status != store.StatusRunning {
+			t.Fatalf("%s: %s %q %v", env.Name, got.Status, got.StatusReason, err)
+		}
+		healthz := srv.URL + "/w/" + env.ID + "/ide/healthz"
+		for {
+			code, body := get(healthz)
+			var health struct{ Status string }
+			if code == 200 && json.Unmarshal(body, &health) == nil && health.Status != "" {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s: code-server never answered through the proxy: %d %s", env.Name, code, body)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		if code, body := get(got.VSCodeURL); code != 200 || !bytes.Contains(body, []byte("workbench")) {
+			t.Fatalf("%s: GET vs_code_url = %d, want code-server's workbench page", env.Name, code)
+		}
+		wsURL := strings.Replace(srv.URL, "http", "ws", 1) + "/w/" + env.ID + "/ide/?reconnectionToken=dev8-test&reconnection=false&skipWebSocketFrames=false"
+		ws, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + c.Token()}}})
+		if err != nil {
+			t.Fatalf("%s: workbench websocket through the proxy: %v (%v)", env.Name, err, resp)
+		}
+		ws.CloseNow()
+	}
+	for _, env := range envs {
+		if _, err := c.Delete(ctx, env.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WaitForDeleted(ctx, env.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

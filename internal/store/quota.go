@@ -1,0 +1,264 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+)
+
+// ActiveStatuses are the statuses that count against a user's limit of
+// running environments: running, and on their way there. STOPPING does not
+// count (its owner has let it go), nor does ERROR (no compute is charged).
+var ActiveStatuses = []Status{StatusCreating, StatusStarting, StatusRunning}
+
+func isActive(s Status) bool {
+	return s == StatusCreating || s == StatusStarting || s == StatusRunning
+}
+
+// EnvironmentLimits bound one user's environments. 0 is unlimited.
+type EnvironmentLimits struct {
+	UserID string // whose environments these limits bound
+	// MaxEnvironments counts every live environment but those being
+	// deleted; MaxActive counts those in ActiveStatuses.
+	MaxEnvironments int
+	MaxActive       int
+}
+
+// QuotaExceededError is returned when a write would take a user past one of
+// their EnvironmentLimits.
+type QuotaExceededError struct {
+	Limit string // "environments" or "running environments"
+	Max   int
+	InUse int
+}
+
+func (e *QuotaExceededError) Error() string {
+	return fmt.Sprintf("quota exceeded: %d of at most %d %s in use", e.InUse, e.Max, e.Limit)
+}
+
+// EnvironmentCounts is how many environments a user has, as the limits
+// count them.
+type EnvironmentCounts struct {
+	Environments int // live, not DELETING
+	Active       int // in ActiveStatuses
+}
+
+// CountEnvironments counts userID's environments as EnvironmentLimits does.
+func (db *DB) CountEnvironments(ctx context.Context, userID string) (EnvironmentCounts, error) {
+	c, err := countEnvironments(ctx, db, db.reader, userID, "")
+	return c, wrapErr("count environments", err)
+}
+
+// querier is what *sql.DB and *sql.Tx have in common.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// countEnvironments counts userID's environments, leaving out excludeID.
+func countEnvironments(ctx context.Context, db *DB, q querier, userID, excludeID string) (EnvironmentCounts, error) {
+	var c EnvironmentCounts
+	args := []any{string(StatusDeleting)}
+	for _, s := range ActiveStatuses {
+		args = append(args, string(s))
+	}
+	args = append(args, userID, excludeID)
+	err := q.QueryRowContext(ctx, db.q(`
+		SELECT
+			COALESCE(SUM(CASE WHEN status <> ? THEN 1 ELSE 0 END), 0),
+			COALESCE(SUM(CASE WHEN status IN (`+placeholders(len(ActiveStatuses))+`) THEN 1 ELSE 0 END), 0)
+		FROM environments WHERE user_id = ? AND deleted_at IS NULL AND id <> ?`), args...).Scan(&c.Environments, &c.Active)
+	return c, err
+}
+
+// lockUserQuota serialises the quota checks of one user: on PostgreSQL it
+// locks the user's row (FOR NO KEY UPDATE conflicts with itself but not
+// with the key-share locks foreign keys take); on SQLite the transaction
+// already holds the database's only write lock.
+func (db *DB) lockUserQuota(ctx context.Context, tx *sql.Tx, userID string) error {
+	if db.engine != enginePostgres {
+		return nil
+	}
+	var one int
+	err := tx.QueryRowContext(ctx, db.q(`SELECT 1 FROM users WHERE id = ? FOR NO KEY UPDATE`), userID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// CreateEnvironmentWithinLimits is CreateEnvironment that first checks, in
+// the same transaction and with the user's quota locked, that the new
+// environment keeps e.UserID within l. Over a limit it returns a
+// *QuotaExceededError and stores nothing.
+func (db *DB) CreateEnvironmentWithinLimits(ctx context.Context, e Environment, l EnvironmentLimits) (Environment, error) {
+	if l.UserID != e.UserID {
+		return Environment{}, fmt.Errorf("store: create environment: limits are for user %q, the environment is %q's", l.UserID, e.UserID)
+	}
+	// As CreateEnvironment does.
+	if e.ID == "" {
+		e.ID = newID("env_")
+	}
+	if e.Status == "" {
+		e.Status = StatusCreating
+	}
+	t := now()
+	e.CreatedAt, e.UpdatedAt = t, t
+	if e.LastAccessedAt.IsZero() {
+		e.LastAccessedAt = t
+	}
+	normEnvironmentTimes(&e)
+	args, err := db.environmentMutableArgs(&e)
+	if err != nil {
+		return Environment{}, wrapErr("create environment", err)
+	}
+	args = append([]any{e.ID, e.UserID, db.timeArg(e.CreatedAt)}, args...)
+
+	var quotaErr *QuotaExceededError
+	err = db.writeTx(ctx, func(tx *sql.Tx) error {
+		if err := db.lockUserQuota(ctx, tx, e.UserID); err != nil {
+			return err
+		}
+		c, err := countEnvironments(ctx, db, tx, e.UserID, "")
+		if err != nil {
+			return err
+		}
+		if quotaErr = checkLimits(l, c, e.Status != StatusDeleting, isActive(e.Status)); quotaErr != nil {
+			return quotaErr
+		}
+		_, err = tx.ExecContext(ctx, db.q(
+			`INSERT INTO environments (`+environmentColumns+`) VALUES (`+placeholders(len(args))+`)`), args...)
+		return err
+	})
+	if quotaErr != nil {
+		return Environment{}, quotaErr
+	}
+	if err != nil {
+		return Environment{}, wrapErr("create environment", err)
+	}
+	return e, nil
+}
+
+// checkLimits reports the first limit that adding one environment (counted
+// as live and/or active as the flags say) to c would exceed.
+func checkLimits(l EnvironmentLimits, c EnvironmentCounts, addsLive, addsActive bool) *QuotaExceededError {
+	if addsLive && l.MaxEnvironments > 0 && c.Environments >= l.MaxEnvironments {
+		return &QuotaExceededError{Limit: "environments", Max: l.MaxEnvironments, InUse: c.Environments}
+	}
+	if addsActive && l.MaxActive > 0 && c.Active >= l.MaxActive {
+		return &QuotaExceededError{Limit: "running environments", Max: l.MaxActive, InUse: c.Active}
+	}
+	return nil
+}
+
+// UpdateEnvironmentWithinLimits is UpdateEnvironment that also refuses,
+// with a *QuotaExceededError, a change that makes an environment active
+// (see ActiveStatuses) when its owner already has l.MaxActive active ones.
+// The count and the write are one transaction with the owner's quota
+// locked, so concurrent starts cannot overshoot. Changes that do not make
+// the environment active are never refused.
+func (db *DB) UpdateEnvironmentWithinLimits(ctx context.Context, id string, l EnvironmentLimits, fn func(*Environment) error) (Environment, error) {
+	var (
+		out   Environment
+		fnErr error
+	)
+	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+		// The owner's quota is locked before the environment's row, the
+		// order every quota check takes, so two of them cannot deadlock.
+		if err := db.lockUserQuota(ctx, tx, l.UserID); err != nil {
+			return err
+		}
+		query := `SELECT ` + environmentColumns + ` FROM environments WHERE id = ? AND deleted_at IS NULL`
+		if db.engine == enginePostgres {
+			query += " FOR UPDATE"
+		}
+		e, err := scanEnvironment(tx.QueryRowContext(ctx, db.q(query), id))
+		if err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return ErrNotFound
+			}
+			return err
+		}
+		if e.UserID != l.UserID {
+			return fmt.Errorf("limits are for user %q, environment %s is %q's", l.UserID, id, e.UserID)
+		}
+		userID, createdAt, wasActive := e.UserID, e.CreatedAt, isActive(e.Status)
+		if err := fn(&e); err != nil {
+			fnErr = err
+			return err
+		}
+		if e.ID != id || e.UserID != userID || !e.CreatedAt.Equal(createdAt) {
+			return errors.New("fn changed ID, UserID or CreatedAt, which are fixed")
+		}
+		if !wasActive && isActive(e.Status) {
+			c, err := countEnvironments(ctx, db, tx, userID, id)
+			if err != nil {
+				return err
+			}
+			if qe := checkLimits(l, c, false, true); qe != nil {
+				fnErr = qe
+				return qe
+			}
+		}
+		// As UpdateEnvironment does.
+		e.UpdatedAt = now()
+		normEnvironmentTimes(&e)
+		args, err := db.environmentMutableArgs(&e)
+		if err != nil {
+			return err
+		}
+		set := strings.Join(environmentMutableColumns, " = ?, ") + " = ?"
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE environments SET `+set+` WHERE id = ?`), append(args, id)...); err != nil {
+			return err
+		}
+		out = e
+		return nil
+	})
+	if fnErr != nil {
+		return Environment{}, fnErr
+	}
+	if err != nil {
+		return Environment{}, wrapErr(fmt.Sprintf("update environment %s", id), err)
+	}
+	return out, nil
+}
+
+// limitsKey carries a request's EnvironmentLimits to CreateEnvironment
+// and UpdateEnvironment.
+type limitsKey struct{}
+
+type limitsValue struct {
+	limits  EnvironmentLimits
+	applied atomic.Bool
+}
+
+// WithEnvironmentLimits returns a context under which CreateEnvironment
+// and UpdateEnvironment enforce l, in the same transaction as their write.
+// The API sets it on the requests it hands to the lifecycle manager, which
+// passes the context on to the store: the quota check stays out of the
+// lifecycle, and a store wrapper (metrics) that passes the context cannot
+// bypass it.
+func WithEnvironmentLimits(ctx context.Context, l EnvironmentLimits) context.Context {
+	return context.WithValue(ctx, limitsKey{}, &limitsValue{limits: l})
+}
+
+// environmentLimits returns the limits in ctx and records that they were
+// enforced.
+func environmentLimits(ctx context.Context) (EnvironmentLimits, bool) {
+	v, ok := ctx.Value(limitsKey{}).(*limitsValue)
+	if !ok {
+		return EnvironmentLimits{}, false
+	}
+	v.applied.Store(true)
+	return v.limits, true
+}
+
+// LimitsApplied reports whether a write under ctx enforced the limits
+// WithEnvironmentLimits put in it: false after a write means the write did
+// not reach a DB with that context.
+func LimitsApplied(ctx context.Context) bool {
+	v, ok := ctx.Value(limitsKey{}).(*limitsValue)
+	return ok && v.applied.Load()
+}

@@ -1,0 +1,160 @@
+import { api, $, el, formatCost, nameProblem, showError, watchEnvironments } from "./api.js";
+
+const form = $("#create-form");
+const nameInput = $("#env-name");
+const nameError = $("#name-error");
+const autoStop = $("#auto-stop");
+const autoStopError = $("#auto-stop-error");
+const formError = $("#form-error");
+let template = "";
+// The catalog names its icons; these are the ones it uses.
+const icons = { nodejs: "⬢", python: "🐍", terminal: "›_", layers: "☰", go: "◆", rust: "⚙" };
+let instanceType = "";
+
+// A radio group of cards; arrow keys move between them as in any radio group.
+function radioCards(container, items, selected, onSelect) {
+  const buttons = items.map((item) =>
+    el("button", { type: "button", role: "radio", class: "choice", "aria-checked": String(item.value === selected), tabindex: item.value === selected ? "0" : "-1", "data-value": item.value }, ...item.body),
+  );
+  const choose = (button) => {
+    for (const b of buttons) {
+      b.setAttribute("aria-checked", String(b === button));
+      b.tabIndex = b === button ? 0 : -1;
+    }
+    onSelect(button.dataset.value);
+  };
+  container.replaceChildren(...buttons);
+  container.addEventListener("click", (e) => {
+    const b = e.target.closest(".choice");
+    if (b) choose(b);
+  });
+  container.addEventListener("keydown", (e) => {
+    const i = buttons.indexOf(document.activeElement);
+    if (i < 0) return;
+    const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[e.key];
+    if (!step) return;
+    e.preventDefault();
+    const next = buttons[(i + step + buttons.length) % buttons.length];
+    next.focus();
+    choose(next);
+  });
+}
+
+async function loadChoices() {
+  try {
+    const [t, it] = await Promise.all([api("GET", "/templates"), api("GET", "/instance-types")]);
+    const templates = [...t.templates].sort((a, b) => Number(b.is_popular) - Number(a.is_popular) || a.display_name.localeCompare(b.display_name));
+    template = templates[0]?.name || "";
+    radioCards($("#templates"), templates.map((tp) => ({
+      value: tp.name,
+      body: [
+        el("span", { class: "title" }, el("span", { "aria-hidden": "true", text: icons[tp.icon] || "▢" }), tp.display_name || tp.name),
+        el("span", { class: "meta", text: tp.description }),
+        el("span", { class: "tags" }, ...(tp.tags || []).map((tag) => el("span", { class: "tag", text: tag }))),
+      ],
+    })), template, (v) => (template = v));
+    const types = [...it.instance_types].sort((a, b) => a.estimated_cost_per_hour - b.estimated_cost_per_hour);
+    instanceType = (types.find((x) => x.name === "balanced") || types[0])?.name || "";
+    radioCards($("#instance-types"), types.map((x) => ({
+      value: x.name,
+      body: [
+        el("span", { class: "title", text: x.display_name || x.name }),
+        el("span", { class: "meta", text: `${x.cpu_cores} vCPU · ${x.memory_gb} GB memory · ${x.storage_gb} GB disk` }),
+        el("span", { class: "meta", text: `${formatCost(x.estimated_cost_per_hour)} per hour` }),
+      ],
+    })), instanceType, (v) => (instanceType = v));
+  } catch (err) {
+    showError(formError, err.text);
+  }
+}
+
+function validateName() {
+  const problem = nameProblem(nameInput.value.trim());
+  showError(nameError, nameInput.value === "" && !form.dataset.submitted ? "" : problem);
+  nameInput.setAttribute("aria-invalid", String(Boolean(problem) && (nameInput.value !== "" || Boolean(form.dataset.submitted))));
+  return !problem;
+}
+
+function validateAutoStop() {
+  const v = Number(autoStop.value);
+  const problem = Number.isInteger(v) && v >= 0 && v <= 1440 ? "" : "A whole number of minutes from 0 to 1440.";
+  showError(autoStopError, problem);
+  autoStop.setAttribute("aria-invalid", String(Boolean(problem)));
+  return !problem;
+}
+
+nameInput.addEventListener("input", validateName);
+autoStop.addEventListener("input", validateAutoStop);
+
+let varCount = 0;
+$("#add-var").addEventListener("click", () => {
+  const n = ++varCount;
+  const row = el("div", { class: "var-row" },
+    el("label", { class: "sr-only", for: `var-key-${n}`, text: `Variable ${n} name` }),
+    el("input", { id: `var-key-${n}`, type: "text", placeholder: "NAME", class: "var-key", spellcheck: "false", autocomplete: "off" }),
+    el("label", { class: "sr-only", for: `var-value-${n}`, text: `Variable ${n} value` }),
+    el("input", { id: `var-value-${n}`, type: "text", placeholder: "value", class: "var-value", autocomplete: "off" }),
+    el("button", { type: "button", class: "button small", text: "Remove", "aria-label": `Remove variable ${n}`, onclick: () => row.remove() }),
+  );
+  $("#env-vars").append(row);
+  row.querySelector(".var-key").focus();
+});
+
+function envVars() {
+  const out = {};
+  for (const row of document.querySelectorAll(".var-row")) {
+    const k = row.querySelector(".var-key").value.trim();
+    if (k) out[k] = row.querySelector(".var-value").value;
+  }
+  return out;
+}
+
+function follow(env) {
+  form.hidden = true;
+  $("#progress").hidden = false;
+  $("#progress-name").textContent = env.name;
+  $("#progress-open").href = `/environments/${env.id}`;
+  const order = ["CREATING", "STARTING", "RUNNING"];
+  const show = (e) => {
+    const at = order.indexOf(e.status);
+    for (const li of document.querySelectorAll("#steps li")) {
+      const i = order.indexOf(li.dataset.step);
+      li.dataset.state = e.status === "RUNNING" || i < at ? "done" : i === at ? "active" : "";
+    }
+    if (e.status === "ERROR") showError($("#progress-error"), `Failed: ${e.status_reason || "unknown reason"}`);
+    $("#progress-done").hidden = !(e.status === "RUNNING" || e.status === "ERROR");
+  };
+  show(env);
+  watchEnvironments({
+    onChange: (e) => { if (e.id === env.id) show(e); },
+    // The stream may open after a change: ask once it is open.
+    onState: async (state) => {
+      if (state !== "open") return;
+      try { show((await api("GET", `/environments/${env.id}`)).environment); } catch { /* the stream carries on */ }
+    },
+  });
+}
+
+form.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  form.dataset.submitted = "1";
+  showError(formError, "");
+  if (!(validateName() & validateAutoStop())) {
+    (nameInput.getAttribute("aria-invalid") === "true" ? nameInput : autoStop).focus();
+    return;
+  }
+  const submit = $("#create-submit");
+  submit.disabled = true;
+  try {
+    const body = { name: nameInput.value.trim(), template_name: template, instance_type: instanceType, auto_stop_minutes: Number(autoStop.value) };
+    const vars = envVars();
+    if (Object.keys(vars).length) body.environment_variables = vars;
+    const res = await api("POST", "/environments", body);
+    follow(res.environment);
+  } catch (err) {
+    showError(formError, err.text);
+    submit.disabled = false;
+  }
+});
+
+loadChoices();

@@ -1,0 +1,2 @@
+import "./api.js";
+import "../dist/terminal.js";

@@ -1,0 +1,194 @@
+// Package web is Dev8's dashboard: server-rendered pages with a little
+// JavaScript, embedded in the binary and served from the API's router. The
+// pages hold no second implementation of anything: every action and every
+// piece of data goes through the JSON API (/api/v1), with the session
+// cookie and the CSRF token, exactly as any other client's would.
+package web
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"dev8.dev/dev8/internal/api"
+	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/store"
+)
+
+//go:embed templates static
+var files embed.FS
+
+// contentSecurityPolicy allows the pages only what they use: their own
+// scripts, styles and images, and calls to this server.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"font-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+// terminalPolicy is contentSecurityPolicy with inline styles allowed: xterm.js
+// styles its rows and theme with <style> elements it writes at run time.
+// Scripts stay as strict.
+var terminalPolicy = strings.Replace(contentSecurityPolicy, "style-src 'self'", "style-src 'self' 'unsafe-inline'", 1)
+
+// Site serves the pages.
+type Site struct {
+	log    *slog.Logger
+	pages  map[string]*template.Template
+	static http.Handler
+	// bundled: static/dist (make assets) was built into this binary.
+	bundled bool
+	// version is a hash of the assets: their URLs change when they do,
+	// so browsers may cache them for long.
+	version string
+}
+
+// New parses the embedded templates.
+func New(log *slog.Logger) (*Site, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	version, err := assetsVersion()
+	if err != nil {
+		return nil, err
+	}
+	s := &Site{log: log, pages: map[string]*template.Template{}, version: version}
+	names, err := fs.Glob(files, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	funcs := template.FuncMap{"asset": s.asset}
+	for _, name := range names {
+		page := strings.TrimSuffix(path.Base(name), ".html")
+		if page == "layout" {
+			continue
+		}
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(files, "templates/layout.html", name)
+		if err != nil {
+			return nil, fmt.Errorf("parse %s: %w", name, err)
+		}
+		s.pages[page] = t
+	}
+	if _, err := fs.Stat(files, "static/dist/terminal.js"); err == nil {
+		s.bundled = true
+	} else {
+		log.Warn("the web terminal's assets are not built into this binary: build with make (it runs make assets)")
+	}
+	sub, err := fs.Sub(files, "static")
+	if err != nil {
+		return nil, err
+	}
+	s.static = http.StripPrefix("/static/", http.FileServerFS(sub))
+	return s, nil
+}
+
+func assetsVersion() (string, error) {
+	h := sha256.New()
+	err := fs.WalkDir(files, "static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := files.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s %d\n", p, len(data))
+		h.Write(data)
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil))[:12], err
+}
+
+func (s *Site) asset(name string) string { return "/static/" + name + "?v=" + s.version }
+
+// Routes mounts the pages (api.Pages).
+func (s *Site) Routes(r chi.Router, guard api.PageGuard) {
+	// The terminal's bundle is a third of a megabyte; compressed, a quarter of that.
+	r.With(middleware.Compress(5, "text/javascript", "text/css", "image/svg+xml")).Get("/static/*", s.serveStatic)
+	r.Get("/", s.page("landing", "Cloud development environments"))
+	r.Get(api.SignInPath, s.page("signin", "Sign in"))
+	r.Get("/signup", s.page("signup", "Create your account"))
+	r.Group(func(r chi.Router) {
+		r.Use(guard.RequireUser)
+		r.Get("/dashboard", s.page("dashboard", "Environments"))
+		r.Get("/new", s.page("new", "New environment"))
+		r.Get("/settings", s.page("settings", "Settings"))
+		r.With(guard.LoadEnvironment).Get("/environments/{id}", s.page("environment", "Environment"))
+		r.With(guard.LoadEnvironment).Get("/environments/{id}/terminal", s.page("terminal", "Terminal"))
+	})
+}
+
+func (s *Site) serveStatic(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("v") == s.version {
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		w.Header().Set("Cache-Control", "no-cache")
+	}
+	s.static.ServeHTTP(w, r)
+}
+
+// pageData is what every template gets.
+type pageData struct {
+	Title         string
+	Page          string
+	User          *store.User
+	EnvironmentID string
+	Year          int
+	// Script is the page's module (static/js/<page>.js).
+	Script string
+	// AssetsMissing: the bundled npm packages (static/dist) were not built
+	// into this binary; pages that need them say so.
+	AssetsMissing bool
+}
+
+func (s *Site) page(name, title string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		data := pageData{Title: title, Page: name, EnvironmentID: chi.URLParam(r, "id"), Year: time.Now().Year(), Script: "js/" + name + ".js"}
+		if name == "terminal" && !s.bundled {
+			data.AssetsMissing, data.Script = true, "js/api.js"
+		}
+		if u, ok := auth.UserFrom(r.Context()); ok {
+			data.User = &u
+		}
+		s.render(w, r, http.StatusOK, name, data)
+	}
+}
+
+// NotFound renders the 404 page (api.Pages).
+func (s *Site) NotFound(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusNotFound, "notfound", pageData{Title: "Not found", Page: "notfound", Year: time.Now().Year(), Script: "js/notfound.js"})
+}
+
+func (s *Site) render(w http.ResponseWriter, r *http.Request, status int, name string, data pageData) {
+	t, ok := s.pages[name]
+	if !ok {
+		http.Error(w, "no such page", http.StatusInternalServerError)
+		return
+	}
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, data); err != nil {
+		s.log.ErrorContext(r.Context(), "render page", "page", name, "err", err)
+		http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	if name == "terminal" {
+		h.Set("Content-Security-Policy", terminalPolicy)
+	} else {
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
+	}
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
