@@ -56,6 +56,7 @@ type options struct {
 	actAgents   int
 	supDur      time.Duration
 	lifecycle   bool
+	storeFigs   bool
 	cpuProfile  string
 }
 
@@ -111,8 +112,9 @@ func main() {
 	flag.Float64Var(&o.getRate, "get-rate", 2000, "fixed request rate for the GET latency figure (req/s)")
 	flag.Float64Var(&o.actRate, "activity-rate", 5000, "fixed offered rate of activity reports (reports/s)")
 	flag.IntVar(&o.actAgents, "activity-agents", 64, "concurrent simulated supervisors reporting activity")
-	flag.DurationVar(&o.supDur, "supervisor-duration", 60*time.Second, "how long to sample the idle supervisor from /proc")
+	flag.DurationVar(&o.supDur, "supervisor-duration", 5*time.Minute, "how long to sample the idle supervisor from /proc (issue 8 asks for 5 minutes)")
 	flag.BoolVar(&o.lifecycle, "lifecycle", true, "measure create/resume → SSH-ready and the idle supervisor (false: only the store-backed figures)")
+	flag.BoolVar(&o.storeFigs, "store", true, "measure the store-backed figures: API latency, reaper sweep, activity ingestion (false: skip them)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (server and load generator together) to this file")
 	flag.Parse()
 
@@ -131,8 +133,10 @@ func main() {
 	results.Notes = append(results.Notes,
 		"rate limits are disabled on the benchmark servers (api.RateLimits PrincipalRate/IPRate = -1, i.e. --rate-limit-user/--rate-limit-ip off); the defaults would throttle the load runs",
 		"the load generator runs in the same process as the server and shares its cores; latencies are client-side, measured from the moment a worker sends the request",
-		fmt.Sprintf("supervisor idle footprint is sampled for %s, not the 5 minutes issue 8 asks for, to keep `make bench` bounded", o.supDur),
 	)
+	if o.supDur < 5*time.Minute {
+		results.Notes = append(results.Notes, fmt.Sprintf("supervisor idle footprint is sampled for %s, not the 5 minutes issue 8 asks for (-supervisor-duration)", o.supDur))
+	}
 	engines := "sqlite"
 	if o.databaseURL != "" {
 		engines += ", postgres"
@@ -160,33 +164,49 @@ func main() {
 		if err := dockerBench(ctx, o); err != nil {
 			fatal(fmt.Errorf("docker lifecycle: %w", err))
 		}
-	} else {
-		results.Skipped = append(results.Skipped, "lifecycle and supervisor figures: -lifecycle=false")
-	}
-	if err := storeBench(ctx, o, "sqlite", ""); err != nil {
-		fatal(fmt.Errorf("sqlite: %w", err))
-	}
-	if o.databaseURL == "" {
-		results.Skipped = append(results.Skipped, "PostgreSQL figures: no PostgreSQL server (install postgresql; `make bench` starts a throwaway one via scripts/test-postgres.sh)")
-	} else {
-		url, drop, err := freshPostgres(ctx, o.databaseURL)
-		if err != nil {
-			fatal(fmt.Errorf("postgres: %w", err))
+		if err := ideBench(ctx, o); err != nil {
+			fatal(fmt.Errorf("create → IDE-ready: %w", err))
 		}
-		err = storeBench(ctx, o, "postgres", url)
-		drop()
-		if err != nil {
-			fatal(fmt.Errorf("postgres: %w", err))
-		}
+	} else {
+		results.Skipped = append(results.Skipped, "lifecycle, IDE, supervisor, tunnel and PTY figures: -lifecycle=false")
+	}
+	if err := snapshotBench(ctx); err != nil {
+		fatal(fmt.Errorf("snapshots: %w", err))
+	}
+	if o.storeFigs {
+		storeBenches(ctx, o)
+	} else {
+		results.Skipped = append(results.Skipped, "API, reaper and activity figures: -store=false")
 	}
 	results.Skipped = append(results.Skipped,
-		"create → IDE-ready, docker runtime figures other than create/resume → SSH-ready, create latency under load, metrics ingestion and CPU per 1,000 reports, tunnel throughput, keystroke round trip, snapshots: not measured yet")
+		"docker runtime figures other than create/resume → SSH-ready and create → IDE-ready, create latency under load, metrics ingestion and CPU per 1,000 reports, tunnel figures on docker: not measured yet")
 	results.Machine.LoadAvgEnd = loadAvg()
 	printTable()
 	if err := writeJSON(o.out); err != nil {
 		fatal(err)
 	}
 	fmt.Printf("\nJSON written to %s\n", o.out)
+}
+
+// storeBenches runs storeBench on SQLite, then on PostgreSQL when there
+// is a server.
+func storeBenches(ctx context.Context, o options) {
+	if err := storeBench(ctx, o, "sqlite", ""); err != nil {
+		fatal(fmt.Errorf("sqlite: %w", err))
+	}
+	if o.databaseURL == "" {
+		results.Skipped = append(results.Skipped, "PostgreSQL figures: no PostgreSQL server (install postgresql; `make bench` starts a throwaway one via scripts/test-postgres.sh)")
+		return
+	}
+	url, drop, err := freshPostgres(ctx, o.databaseURL)
+	if err != nil {
+		fatal(fmt.Errorf("postgres: %w", err))
+	}
+	err = storeBench(ctx, o, "postgres", url)
+	drop()
+	if err != nil {
+		fatal(fmt.Errorf("postgres: %w", err))
+	}
 }
 
 func fatal(err error) {
@@ -224,7 +244,7 @@ func machine() Machine {
 // startServer runs a dev8 server in this process on a loopback port.
 var dataDirs = map[*server.Server]string{}
 
-func startServer(ctx context.Context, o options, databaseURL string) (*server.Server, string, func(), error) {
+func startServer(ctx context.Context, o options, databaseURL string, mods ...func(*server.Config)) (*server.Server, string, func(), error) {
 	dir, err := os.MkdirTemp("", "dev8bench-")
 	if err != nil {
 		return nil, "", nil, err
@@ -242,6 +262,9 @@ func startServer(ctx context.Context, o options, databaseURL string) (*server.Se
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 		BcryptCost:     auth.MinBcryptCost,
 		RateLimits:     api.RateLimits{PrincipalRate: -1, IPRate: -1},
+	}
+	for _, m := range mods {
+		m(&cfg)
 	}
 	srv, err := server.New(ctx, cfg)
 	if err != nil {
@@ -384,8 +407,12 @@ func lifecycleBench(ctx context.Context, o options) error {
 	addFigure(Figure{Section: "1 lifecycle", Name: "create → SSH-ready (local)", Engine: "sqlite", Unit: "s", Runs: create, Target: "≤ 0.3 s"}, create, 0.3, true)
 	addFigure(Figure{Section: "1 lifecycle", Name: "stopped → SSH-ready, resume (local)", Engine: "sqlite", Unit: "s", Runs: resume, Target: "— (≤ 1.0 s is the docker target)"}, resume, 0, true)
 
-	// Supervisor footprint: the workspace kept from run 1, idle.
-	return supervisorFootprint(ctx, o, srv, keep)
+	// Supervisor footprint: the workspace kept from run 1, idle; then the
+	// tunnel figures on the same workspace.
+	if err := supervisorFootprint(ctx, o, srv, keep); err != nil {
+		return err
+	}
+	return tunnelBench(ctx, o, url, token, keep)
 }
 
 func supervisorFootprint(ctx context.Context, o options, srv *server.Server, id string) error {
@@ -403,7 +430,7 @@ func supervisorFootprint(ctx context.Context, o options, srv *server.Server, id 
 	// Let it settle after the SSH session of the resume run.
 	time.Sleep(2 * time.Second)
 	const tick = 100 // USER_HZ on Linux
-	var rss []float64
+	var rss, anon, file []float64
 	var cpuWindows []float64
 	window := o.supDur / time.Duration(max(o.runs, 1))
 	start := time.Now()
@@ -417,6 +444,8 @@ func supervisorFootprint(ctx context.Context, o options, srv *server.Server, id 
 			return fmt.Errorf("supervisor pid %d is gone", st.PID)
 		}
 		rss = append(rss, r)
+		a, f := procRSSSplit(st.PID)
+		anon, file = append(anon, a), append(file, f)
 		now, j := time.Now(), procJiffies(st.PID)
 		if now.Sub(winStart) >= window {
 			cpuWindows = append(cpuWindows, 100*float64(j-winJ)/tick/now.Sub(winStart).Seconds())
@@ -426,6 +455,8 @@ func supervisorFootprint(ctx context.Context, o options, srv *server.Server, id 
 	}
 	total := 100 * float64(lastJ-totalJ0) / tick / lastT.Sub(totalT0).Seconds()
 	addFigure(Figure{Section: "5 supervisor", Name: "idle supervisor RSS (1 s samples)", Unit: "MB", Runs: rss, Target: "≤ 20 MB", Note: fmt.Sprintf("%d samples over %s", len(rss), o.supDur)}, rss, 20, true)
+	addFigure(Figure{Section: "5 supervisor", Name: "  of which anonymous (RssAnon: heap, stacks)", Unit: "MB", Runs: anon, Note: "private memory the supervisor allocated"}, anon, 0, true)
+	addFigure(Figure{Section: "5 supervisor", Name: "  of which file-backed (RssFile: the mapped dev8 binary)", Unit: "MB", Runs: file, Note: "clean pages of the executable, shared by every process running the same file and reclaimable"}, file, 0, true)
 	addFigure(Figure{Section: "5 supervisor", Name: fmt.Sprintf("idle supervisor CPU (%s windows)", window.Round(time.Second)), Unit: "%", Runs: cpuWindows, Target: "≤ 0.5 %", Note: fmt.Sprintf("%.3f %% over the whole %s; the supervisor process only (not children)", total, o.supDur)}, cpuWindows, 0.5, true)
 	return nil
 }
@@ -443,6 +474,30 @@ func procRSS(pid int) float64 {
 		}
 	}
 	return -1
+}
+
+// procRSSSplit returns RssAnon and RssFile+RssShmem from
+// /proc/<pid>/status, in MB.
+func procRSSSplit(pid int) (anon, file float64) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		f := strings.Fields(v)
+		if !ok || len(f) == 0 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(f[0], 64)
+		switch k {
+		case "RssAnon":
+			anon = kb / 1024
+		case "RssFile", "RssShmem":
+			file += kb / 1024
+		}
+	}
+	return anon, file
 }
 
 func procJiffies(pid int) uint64 {
