@@ -19,6 +19,7 @@ import (
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/oauth"
 	"dev8.dev/dev8/internal/secretbox"
+	"dev8.dev/dev8/internal/snapshot"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/tunnel"
 )
@@ -44,6 +45,7 @@ type Store interface {
 	SessionStore
 	AccountStore
 	UserAdminStore
+	ProfileStore
 }
 
 // Config configures the API.
@@ -105,6 +107,11 @@ type Config struct {
 	// store under the context the API hands the lifecycle manager
 	// (store.WithEnvironmentLimits).
 	Quotas Quotas
+	// Backups keeps snapshot records and SnapshotRepo is the snapshot
+	// repository (snapshots.go); without both, the snapshot routes answer
+	// 503.
+	Backups      BackupStore
+	SnapshotRepo snapshot.Store
 }
 
 // API holds what the handlers share.
@@ -130,6 +137,8 @@ type API struct {
 	secretBox            *secretbox.Box
 	quotas               Quotas
 	allowedImages        []string
+	backups              BackupStore
+	snapshotRepo         snapshot.Store
 	pages                Pages
 	// shuttingDown closes when the server begins a graceful shutdown
 	// (Shutdown), ending the event streams.
@@ -182,6 +191,8 @@ func New(cfg Config) *API {
 		secretBox:            cfg.SecretBox,
 		quotas:               cfg.Quotas,
 		allowedImages:        cfg.AllowedImages,
+		backups:              cfg.Backups,
+		snapshotRepo:         cfg.SnapshotRepo,
 	}
 	a.initAuth(cfg)
 	return a
@@ -227,6 +238,8 @@ func (a *API) Handler() http.Handler {
 			r.Group(func(r chi.Router) {
 				r.Use(a.requireUser)
 				r.Get("/auth/me", a.me)
+				r.Patch("/auth/me", a.patchMe)
+				r.Post("/auth/password", a.changePassword)
 				r.Post("/auth/logout", a.logout)
 				r.Get("/auth/sessions", a.listSessions)
 				r.Route("/auth/sessions/{id}", func(r chi.Router) {
@@ -278,6 +291,12 @@ func (a *API) Handler() http.Handler {
 					r.Get("/port-forward", a.portForward)
 					r.Get("/pty", a.pty)
 					r.Get("/usage", a.listUsage)
+					r.Get("/snapshots", a.listSnapshots)
+					r.Post("/snapshots", a.createSnapshot)
+					r.Route("/snapshots/{sid}", func(r chi.Router) {
+						r.Get("/", a.getSnapshot)
+						r.Post("/restore", a.restoreSnapshot)
+					})
 				})
 				r.Group(func(r chi.Router) {
 					r.Use(a.requireAgent)

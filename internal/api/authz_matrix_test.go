@@ -95,6 +95,8 @@ var authzMatrix = map[string]matrixRow{
 	"GET /api/v1/auth/oauth/{provider}":          public,
 	"GET /api/v1/auth/oauth/{provider}/callback": public,
 	"GET /api/v1/auth/me":                        anyUser,
+	"PATCH /api/v1/auth/me":                      anyUser,
+	"POST /api/v1/auth/password":                 anyUser, // {} is a 400; a wrong current password a FORBIDDEN, never hidden
 	"POST /api/v1/auth/logout":                   anyUser, // with a bearer token: 400 "not a session"
 	"GET /api/v1/auth/sessions":                  anyUser,
 	"DELETE /api/v1/auth/sessions/{id}":          ownObject,
@@ -130,6 +132,8 @@ var authzMatrix = map[string]matrixRow{
 	"GET /api/v1/environments/{id}/port-forward": envForUser,
 	"GET /api/v1/environments/{id}/pty":          envForUser,
 	"GET /api/v1/environments/{id}/usage":        envForUser,
+	"GET /api/v1/environments/{id}/snapshots":    envForUser,
+	"POST /api/v1/environments/{id}/snapshots":   envForUser,
 	"GET /api/v1/environments/{id}/tunnel":       envForAgent,
 	"GET /api/v1/environments/{id}/manifest":     envForAgent,
 	"POST /api/v1/environments/{id}/usage":       envForAgent,
@@ -137,6 +141,11 @@ var authzMatrix = map[string]matrixRow{
 	"* /w/{id}/ide/{path}":                       ideRoute,
 	"GET /w/{id}/activity.js":                    ideRoute,
 	"POST /w/{id}/activity":                      ideRoute,
+
+	// Snapshots: {sid} is filled with the environment's id, so there is
+	// no such snapshot, but authorization answers first.
+	"GET /api/v1/environments/{id}/snapshots/{sid}":          envForUser,
+	"POST /api/v1/environments/{id}/snapshots/{sid}/restore": envForUser,
 }
 
 // matrixWorld is what one cell's request is made against: fresh users,

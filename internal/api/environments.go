@@ -108,6 +108,8 @@ type createRequest struct {
 	EnvironmentVariables map[string]string `json:"environment_variables"`
 	Ports                []store.Port      `json:"ports"`
 	AutoStopMinutes      *int              `json:"auto_stop_minutes"`
+	// FromSnapshot forks one of the caller's snapshots (snapshots.go).
+	FromSnapshot string `json:"from_snapshot"`
 }
 
 // explicitSize rejects an explicit zero or negative size: leaving the field
@@ -134,13 +136,21 @@ func (a *API) createEnvironment(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
+	fork, err := a.forkSource(r.Context(), caller, req.FromSnapshot)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	env, err := a.createWithinQuota(r.Context(), params)
 	if err != nil {
 		a.audit(r, "environment.create", "environment", "", false, map[string]any{"name": params.Name, "error": toError(err).Message})
 		a.writeError(w, r, err)
 		return
 	}
-	a.audit(r, "environment.create", "environment", env.ID, true, map[string]any{"name": env.Name, "template": env.TemplateName})
+	a.audit(r, "environment.create", "environment", env.ID, true, map[string]any{"name": env.Name, "template": env.TemplateName, "from_snapshot": req.FromSnapshot})
+	if fork != nil {
+		go a.restoreFork(env, *fork)
+	}
 	w.Header().Set("Location", "/api/v1/environments/"+env.ID)
 	writeJSON(w, http.StatusCreated, map[string]any{
 		"environment": a.toEnvironmentJSON(env),

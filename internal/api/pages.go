@@ -12,9 +12,14 @@ import (
 // session cookie) and sends anyone else to the sign-in page;
 // LoadEnvironment then loads {id} for them, answering NotFound for an
 // environment that is missing or someone else's.
+//
+// OptionalUser is for public pages (the docs): a signed-in visitor's user
+// is in the context, so the header can be theirs; anyone else sees the
+// page signed out.
 type PageGuard struct {
 	RequireUser     func(http.Handler) http.Handler
 	LoadEnvironment func(http.Handler) http.Handler
+	OptionalUser    func(http.Handler) http.Handler
 }
 
 // Pages is the web dashboard, served from the API's router so that it
@@ -37,6 +42,18 @@ func (a *API) pageGuard(notFound http.Handler) PageGuard {
 				auth.ServeHTTP(&pageRefusal{ResponseWriter: w, onRefuse: func(status int) {
 					target := SignInPath + "?next=" + url.QueryEscape(r.URL.RequestURI())
 					http.Redirect(w, r, target, http.StatusSeeOther)
+				}}, r)
+			})
+		},
+		OptionalUser: func(next http.Handler) http.Handler {
+			auth := a.authenticateMode(a.requireUser(passed(next)), csrfToken)
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if _, err := r.Cookie(SessionCookie); err != nil {
+					next.ServeHTTP(w, r) // no session: nothing to look up
+					return
+				}
+				auth.ServeHTTP(&pageRefusal{ResponseWriter: w, onRefuse: func(int) {
+					next.ServeHTTP(w, r)
 				}}, r)
 			})
 		},

@@ -19,6 +19,7 @@ import (
 	"dev8.dev/dev8/internal/api"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/server"
+	"dev8.dev/dev8/internal/snapshot"
 )
 
 func defaultDataDir() string {
@@ -147,6 +148,12 @@ is read at start. Flags win over the environment.`,
 	f.DurationVar(&cfg.TokenDefaultLifetime, "token-default-lifetime", tokenDefault, "lifetime of an API token created without expires_in_days (DEV8_TOKEN_DEFAULT_LIFETIME)")
 	f.DurationVar(&cfg.TokenMaxLifetime, "token-max-lifetime", tokenMax, "longest lifetime an API token may be created with; whole days count (DEV8_TOKEN_MAX_LIFETIME)")
 	f.DurationVar(&cfg.UsageRetention, "usage-retention", retention, "how long resource usage samples are kept (DEV8_USAGE_RETENTION)")
+	snapshotInterval, err6 := envDuration("DEV8_SNAPSHOT_INTERVAL", 15*time.Minute)
+	f.DurationVar(&cfg.Snapshots.Interval, "snapshot-interval", snapshotInterval, "how often a running workspace used since its last snapshot gets a scheduled one (DEV8_SNAPSHOT_INTERVAL)")
+	preStopTimeout, err7 := envDuration("DEV8_PRE_STOP_TIMEOUT", lifecycle.DefaultPreStopTimeout)
+	f.DurationVar(&cfg.PreStopTimeout, "pre-stop-timeout", preStopTimeout, "how long a stop (a user's or the idle auto-stop) waits for the snapshot it takes first; the stop goes on when it runs out (DEV8_PRE_STOP_TIMEOUT)")
+	f.IntVar(&cfg.Snapshots.Retention.KeepLast, "snapshot-keep-last", envInt("DEV8_SNAPSHOT_KEEP_LAST", snapshot.DefaultRetention.KeepLast), "snapshots kept per environment when pruning, the newest ones; at least 1 (DEV8_SNAPSHOT_KEEP_LAST)")
+	f.IntVar(&cfg.Snapshots.Retention.KeepDaily, "snapshot-keep-daily", envInt("DEV8_SNAPSHOT_KEEP_DAILY", snapshot.DefaultRetention.KeepDaily), "days for which pruning also keeps each environment's newest snapshot of the day (DEV8_SNAPSHOT_KEEP_DAILY)")
 	f.StringVar(&logFormat, "log-format", envString("DEV8_LOG_FORMAT", "text"), "log format: text or json (DEV8_LOG_FORMAT)")
 	f.StringVar(&logLevel, "log-level", envString("DEV8_LOG_LEVEL", "info"), "log level: debug, info, warn, error (DEV8_LOG_LEVEL)")
 	f.StringVar(&cfg.SecretKeyFile, "secret-key-file", envString("DEV8_SECRET_KEY_FILE", ""), "file holding the key that encrypts users' secrets, created 0600 on first start; ignored when DEV8_SECRET_KEY (64 hex digits or base64 of 32 bytes; no flag, so it never shows in ps) is set (DEV8_SECRET_KEY_FILE; default <data-dir>/secret.key)")
@@ -172,7 +179,7 @@ is read at start. Flags win over the environment.`,
 	f.IntVar(&quotas.MaxRunningEnvironments, "quota-running", envInt("DEV8_QUOTA_RUNNING", api.DefaultQuotas.MaxRunningEnvironments), "environments a user may have creating, starting or running at once; 0 is unlimited (DEV8_QUOTA_RUNNING)")
 	f.Float64Var(&quotas.MonthlyBudgetUSD, "quota-monthly-budget", envFloat("DEV8_QUOTA_MONTHLY_BUDGET", api.DefaultQuotas.MonthlyBudgetUSD), "USD a user's environments may cost per calendar month (UTC) before creating and starting are refused; 0 is no budget (DEV8_QUOTA_MONTHLY_BUDGET)")
 	f.IntVar(&cfg.RateLimits.LoginIPFailures, "login-max-failures-ip", envInt("DEV8_LOGIN_MAX_FAILURES_IP", api.DefaultLoginIPFailures), "failed logins per client address before backoff; 0 disables (DEV8_LOGIN_MAX_FAILURES_IP)")
-	if err := errors.Join(err, err2, err3, err4, err5); err != nil {
+	if err := errors.Join(err, err2, err3, err4, err5, err6, err7); err != nil {
 		cmd.PreRunE = func(*cobra.Command, []string) error { return err }
 	}
 	return cmd

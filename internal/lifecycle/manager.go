@@ -95,6 +95,36 @@ type Manager struct {
 	exits    chan string
 	events   broadcaster
 	urls     atomic.Pointer[URLs]
+	preStop  atomic.Pointer[preStopHook]
+}
+
+type preStopHook struct {
+	run     func(ctx context.Context, env store.Environment)
+	timeout time.Duration
+}
+
+// DefaultPreStopTimeout bounds the work before a stop (SetBeforeStop).
+const DefaultPreStopTimeout = 2 * time.Minute
+
+// SetBeforeStop makes every stop — a user's, or the idle reaper's — run f
+// first (the server takes a snapshot there), for at most timeout (zero:
+// DefaultPreStopTimeout). f records its own outcome; whatever it is, the
+// stop goes on, so a failing hook can never keep compute running.
+func (m *Manager) SetBeforeStop(f func(ctx context.Context, env store.Environment), timeout time.Duration) {
+	if timeout <= 0 {
+		timeout = DefaultPreStopTimeout
+	}
+	m.preStop.Store(&preStopHook{run: f, timeout: timeout})
+}
+
+func (m *Manager) beforeStop(ctx context.Context, env store.Environment) {
+	h := m.preStop.Load()
+	if h == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	h.run(ctx, env)
 }
 
 // SetURLs tells the manager where the server listens. The server calls it

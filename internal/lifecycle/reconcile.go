@@ -92,6 +92,7 @@ func (m *Manager) reconcileEnvironment(ctx context.Context, env store.Environmen
 	case store.StatusCreating, store.StatusStarting:
 		return m.bringUp(ctx, env)
 	case store.StatusStopping:
+		m.beforeStop(ctx, env)
 		if err := m.rt.Stop(ctx, env.ID); err != nil {
 			return fmt.Errorf("stop: %w", err)
 		}

@@ -109,6 +109,12 @@ type Config struct {
 	// SessionPruneInterval is how often expired sessions are deleted
 	// (default api.DefaultSessionPruneInterval).
 	SessionPruneInterval time.Duration
+	// Snapshots schedules workspace snapshots and pruning of the
+	// repository in <DataDir>/backups (zero values: the defaults).
+	Snapshots api.SnapshotSchedule
+	// PreStopTimeout bounds the snapshot taken before each stop (default
+	// lifecycle.DefaultPreStopTimeout).
+	PreStopTimeout time.Duration
 
 	// AdminAddr is where /metrics and /debug/pprof/ are served (see
 	// admin.go); empty turns the admin listener off. Tests use port 0.
@@ -209,6 +215,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
+	snapshots, err := openSnapshotRepo(ctx, db, filepath.Join(cfg.DataDir, "backups"))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	tunnels := tunnel.NewRegistry(cfg.Logger)
 	adminLn, err := listenAdmin(cfg.AdminAddr)
 	if err != nil {
@@ -248,6 +259,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		AgentTokens:          agents,
 		Tunnels:              tunnels,
 		SecretBox:            box,
+		Backups:              db,
+		SnapshotRepo:         snapshots,
 
 		Quotas:         quotasOrDefault(cfg.Quotas),
 		RateLimits:     cfg.RateLimits,
@@ -262,6 +275,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	m.WatchTunnels(tunnels)
 	m.WatchUsage(usageWriter)
 	m.WatchPools(db)
+	// Every stop (a user's or the idle reaper's) first snapshots the
+	// workspace, so nothing written before it is lost.
+	mgr.SetBeforeStop(a.PreStopSnapshot, cfg.PreStopTimeout)
 	cfg.Logger.Info("dev8 server ready", "store", db.Engine(), "runtime", rt.Name(), "data_dir", cfg.DataDir, "code_server", cfg.CodeServer)
 	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtime: rt, Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, handler: a.Handler(), api: a, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn}, nil
 }
@@ -351,6 +367,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	})
 	g.Go(func() error { _ = s.usage.RunRetention(gctx); return nil })
 	g.Go(func() error { s.api.RunSessionPruning(gctx, s.cfg.SessionPruneInterval); return nil })
+	g.Go(func() error { s.api.RunSnapshotSchedule(gctx, s.cfg.Snapshots); return nil })
 	g.Go(func() error { return s.serveAdmin(gctx) })
 	g.Go(func() error {
 		s.log.Info("listening", "addr", ln.Addr().String())

@@ -136,6 +136,7 @@
 //     (Node.NameRaw, Node.TargetRaw).
 //   - Restore does not delete files that the snapshot does not have; restore
 //     into an empty directory for an exact copy.
-//   - Only [DirStore] exists so far; object stores and the through-the-server
-//     client are to be written against [Store].
+//   - [DirStore] is the only repository store so far; object stores are to
+//     be written against [Store]. A workspace reaches the server's
+//     repository through [RemoteStore] (remote.go: [ServeJob], [AcceptJob]).
 package snapshot

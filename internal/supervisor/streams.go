@@ -194,6 +194,8 @@ func (s *Streams) ServeStream(ctx context.Context, h tunnel.Header, conn net.Con
 			return
 		}
 		s.serveDial(ctx, conn, s.cfg.CodeServerAddr, "")
+	case tunnel.ServiceSnapshot:
+		s.serveSnapshot(ctx, conn)
 	default:
 		refuse(conn, fmt.Sprintf("unknown service %q", h.Service))
 	}

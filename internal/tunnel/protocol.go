@@ -37,6 +37,11 @@ const (
 	// ServiceIDE: a raw TCP connection to the workspace's code-server (the
 	// server speaks HTTP over it).
 	ServiceIDE = "ide"
+	// ServiceSnapshot: a snapshot or restore job for the workspace's
+	// files. After the reply the server sends the job and serves the
+	// snapshot repository on the stream until the supervisor sends the
+	// result (internal/snapshot: ServeJob, AcceptJob).
+	ServiceSnapshot = "snapshot"
 )
 
 // Header opens a stream.

@@ -18,6 +18,7 @@ import (
 	"path"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -50,6 +51,9 @@ type Site struct {
 	// version is a hash of the assets: their URLs change when they do,
 	// so browsers may cache them for long.
 	version string
+	// docs are the pages under /docs, rendered at start.
+	docs   map[string]*docPage
+	docTOC []*docPage
 }
 
 // New parses the embedded templates.
@@ -88,6 +92,9 @@ func New(log *slog.Logger) (*Site, error) {
 		return nil, err
 	}
 	s.static = http.StripPrefix("/static/", http.FileServerFS(sub))
+	if s.docs, s.docTOC, err = loadDocs(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -118,10 +125,20 @@ func (s *Site) Routes(r chi.Router, guard api.PageGuard) {
 	r.Get(api.SignInPath, s.page("signin", "Sign in"))
 	r.Get("/signup", s.page("signup", "Create your account"))
 	r.Group(func(r chi.Router) {
+		if guard.OptionalUser != nil {
+			r.Use(guard.OptionalUser)
+		}
+		r.Get("/docs", s.serveDocs)
+		r.Get("/docs/{slug}", s.serveDocs)
+	})
+	r.Group(func(r chi.Router) {
 		r.Use(guard.RequireUser)
 		r.Get("/dashboard", s.page("dashboard", "Environments"))
 		r.Get("/new", s.page("new", "New environment"))
 		r.Get("/settings", s.page("settings", "Settings"))
+		r.Get("/profile", s.page("profile", "Profile"))
+		r.With(s.adminOnly).Get("/admin", s.page("admin", "Users"))
+		r.With(s.adminOnly).Get("/admin/audit", s.page("audit", "Audit log"))
 		r.With(guard.LoadEnvironment).Get("/environments/{id}", s.page("environment", "Environment"))
 		r.With(guard.LoadEnvironment).Get("/environments/{id}/terminal", s.page("terminal", "Terminal"))
 	})
@@ -148,19 +165,77 @@ type pageData struct {
 	// AssetsMissing: the bundled npm packages (static/dist) were not built
 	// into this binary; pages that need them say so.
 	AssetsMissing bool
+	// Doc is the docs page shown, DocTOC every one of them.
+	Doc    *docPage
+	DocTOC []*docPage
+}
+
+// IsAdmin: the header links the admin pages.
+func (d pageData) IsAdmin() bool { return d.User != nil && d.User.Role == store.RoleAdmin }
+
+// Initials for the avatar: of the name, else of the email.
+func (d pageData) Initials() string {
+	if d.User == nil {
+		return ""
+	}
+	return initials(d.User.Name, d.User.Email)
+}
+
+func initials(name, email string) string {
+	var out []rune
+	for _, w := range strings.Fields(name) {
+		for _, r := range w {
+			if unicode.IsLetter(r) || unicode.IsDigit(r) {
+				out = append(out, unicode.ToUpper(r))
+				break
+			}
+		}
+		if len(out) == 2 {
+			break
+		}
+	}
+	if len(out) == 0 {
+		for _, r := range email {
+			if unicode.IsLetter(r) || unicode.IsDigit(r) {
+				out = append(out, unicode.ToUpper(r))
+				break
+			}
+		}
+	}
+	if len(out) == 0 {
+		return "?"
+	}
+	return string(out)
+}
+
+// adminOnly answers the 404 page to anyone but an admin: a member is not
+// told the admin pages exist. (The API refuses them anyway.)
+func (s *Site) adminOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, ok := auth.UserFrom(r.Context()); !ok || u.Role != store.RoleAdmin {
+			s.NotFound(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *Site) page(name, title string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		data := pageData{Title: title, Page: name, EnvironmentID: chi.URLParam(r, "id"), Year: time.Now().Year(), Script: "js/" + name + ".js"}
+		data := s.newPageData(r, name, title)
 		if name == "terminal" && !s.bundled {
 			data.AssetsMissing, data.Script = true, "js/api.js"
 		}
-		if u, ok := auth.UserFrom(r.Context()); ok {
-			data.User = &u
-		}
 		s.render(w, r, http.StatusOK, name, data)
 	}
+}
+
+func (s *Site) newPageData(r *http.Request, name, title string) pageData {
+	data := pageData{Title: title, Page: name, EnvironmentID: chi.URLParam(r, "id"), Year: time.Now().Year(), Script: "js/" + name + ".js"}
+	if u, ok := auth.UserFrom(r.Context()); ok {
+		data.User = &u
+	}
+	return data
 }
 
 // NotFound renders the 404 page (api.Pages).

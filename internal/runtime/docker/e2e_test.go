@@ -157,8 +157,11 @@ func TestWorkspaceUserOverSSH(t *testing.T) {
 	}); err != nil || got.Status != store.StatusRunning {
 		t.Fatalf("%s %q %v", got.Status, got.StatusReason, err)
 	}
-	out := sshRun(t, ctx, c, env.ID, "id -u; id -g; touch /workspace/mine && stat -c %u:%g /workspace/mine; echo $HOME $USER; cat /proc/1/status | grep ^Uid; touch /etc/passwd 2>/dev/null && echo root-writable || echo root-protected")
-	want := "1000\n1000\n1000:1000\n/home/dev8 dev8\nUid:\t1000\t1000\t1000\t1000\nroot-protected\n"
+	out := sshRun(t, ctx, c, env.ID, "id -u; id -g; touch /workspace/mine && stat -c %u:%g /workspace/mine; echo $HOME $USER; cat /proc/1/status | grep ^Uid; touch /etc/passwd 2>/dev/null && echo root-writable || echo root-protected; cat /proc/1/environ >/dev/null 2>&1 && echo agent-token-readable || echo agent-token-protected")
+	// The supervisor's environment holds its agent token: the workspace
+	// user, though the same uid, must not read it (the kernel makes a
+	// process that changed its uid non-dumpable, so /proc/1 stays root's).
+	want := "1000\n1000\n1000:1000\n/home/dev8 dev8\nUid:\t1000\t1000\t1000\t1000\nroot-protected\nagent-token-protected\n"
 	if out != want {
 		t.Fatalf("over SSH:\n%s\nwant\n%s", out, want)
 	}

@@ -138,3 +138,14 @@ if (signout) {
     location.assign("/signin");
   });
 }
+
+// pager draws "Previous / 1–50 of 120 / Next" into node; onPage gets the
+// new offset.
+export function pager(node, { total, limit, offset, onPage, what = "items" }) {
+  const last = Math.min(offset + limit, total);
+  node.replaceChildren(
+    el("button", { type: "button", class: "button small", text: "Previous", disabled: offset === 0, onclick: () => onPage(Math.max(0, offset - limit)) }),
+    el("span", { class: "muted", "aria-live": "polite", text: total ? `${offset + 1}–${last} of ${total} ${what}` : `No ${what}` }),
+    el("button", { type: "button", class: "button small", text: "Next", disabled: last >= total, onclick: () => onPage(offset + limit) }),
+  );
+}

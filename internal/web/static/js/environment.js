@@ -1,4 +1,5 @@
 import { api, act, $, el, formatCost, formatTime, showError, statusBadge, timeAgo, toast, watchEnvironments } from "./api.js";
+import { lineChart } from "./charts.js";
 
 const id = document.body.dataset.environmentId;
 let env;
@@ -40,6 +41,7 @@ async function load() {
   try {
     env = (await api("GET", `/environments/${id}`)).environment;
     render();
+    startUsage();
   } catch (err) {
     showError($("#load-error"), err.text);
   }
@@ -84,3 +86,47 @@ watchEnvironments({
   onDelete: (deleted) => { if (deleted === id) location.assign("/dashboard"); },
   onState: (state) => { if (state === "open") load(); },
 });
+
+// Usage charts: the last 24 hours of the supervisor's samples (every 30 s
+// while running), refreshed every 30 s while the page is open.
+const DAY = 24 * 60 * 60 * 1000;
+function formatMB(mb) {
+  return mb >= 1024 ? `${(mb / 1024).toFixed(1)} GB` : `${Math.round(mb)} MB`;
+}
+async function loadUsage() {
+  const note = $("#usage-note");
+  const to = Date.now(), from = to - DAY;
+  let rows;
+  try {
+    ({ usage: rows } = await api("GET", `/environments/${id}/usage?since=${encodeURIComponent(new Date(from).toISOString())}&limit=10000`));
+  } catch (err) {
+    note.textContent = err.status === 503 ? "Usage is not being recorded on this server." : err.text;
+    return;
+  }
+  const pts = (key) => rows.map((r) => [new Date(r.timestamp).getTime(), r[key]]);
+  // The x axis spans the samples there are (at most the last 24 hours), so
+  // a workspace that started an hour ago does not draw a sliver.
+  const start = rows.length ? Math.max(from, new Date(rows[0].timestamp).getTime()) : from;
+  const last = rows[rows.length - 1];
+  const memMax = (env?.memory_gb || 1) * 1024, diskMax = (env?.storage_gb || 1) * 1024;
+  const charts = [
+    ["#chart-cpu", "cpu_usage_percent", Math.max(100, ...rows.map((r) => r.cpu_usage_percent)), (v) => `${v.toFixed(1)}%`, "CPU use in percent"],
+    ["#chart-memory", "memory_usage_mb", Math.max(memMax, ...rows.map((r) => r.memory_usage_mb)), formatMB, `Memory use of ${formatMB(memMax)}`],
+    ["#chart-disk", "disk_usage_mb", Math.max(diskMax, ...rows.map((r) => r.disk_usage_mb)), formatMB, `Disk use of ${formatMB(diskMax)}`],
+  ];
+  for (const [sel, key, max, fmt, label] of charts) {
+    const fig = $(sel);
+    fig.querySelector("[data-now]").textContent = last ? fmt(last[key]) : "—";
+    lineChart(fig, pts(key), { from: start, to, max, label: last ? `${label}, last 24 hours; now ${fmt(last[key])}` : `${label}: no samples` });
+  }
+  const since = new Date(start).toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" });
+  note.textContent = rows.length ? `${rows.length} samples since ${since} · latest ${timeAgo(last.timestamp)}` : "No samples yet: a running workspace reports every 30 seconds.";
+}
+// The charts' scales need the environment's size: they start once it is loaded.
+let usageStarted = false;
+function startUsage() {
+  if (usageStarted) return;
+  usageStarted = true;
+  loadUsage();
+  setInterval(() => { if (!document.hidden) loadUsage(); }, 30000);
+}

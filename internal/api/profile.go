@@ -1,0 +1,128 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/store"
+)
+
+// ProfileStore is the store's side of a user changing their own profile.
+type ProfileStore interface {
+	UpdateUserName(ctx context.Context, id, name string) (store.User, error)
+	// ChangePassword replaces the hash and revokes every session of the
+	// user but keepSessionID, in one transaction.
+	ChangePassword(ctx context.Context, userID, hash, keepSessionID string) (revoked int64, error error)
+}
+
+var (
+	errWrongPassword = &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Current password is wrong",
+		Details: "type the password you sign in with"}
+	errNoPassword = &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "This account has no password",
+		Details: "it signs in with an identity provider; keep using it"}
+)
+
+type patchMeRequest struct {
+	Name *string `json:"name"`
+}
+
+// patchMe: PATCH /auth/me changes the caller's own name. The email is the
+// sign-in identity and is not changed here.
+func (a *API) patchMe(w http.ResponseWriter, r *http.Request) {
+	caller := mustUser(r.Context())
+	var req patchMeRequest
+	if err := decodeJSON(r, &req, false); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if req.Name == nil {
+		a.writeError(w, r, errValidation("name: is required"))
+		return
+	}
+	name := strings.TrimSpace(*req.Name)
+	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxNameLength || strings.ContainsFunc(name, isControl) {
+		a.writeError(w, r, errValidation(fmt.Sprintf("name: at most %d characters, no control characters", maxNameLength)))
+		return
+	}
+	user, err := a.store.UpdateUserName(r.Context(), caller.ID, name)
+	if err != nil {
+		a.writeError(w, r, fmt.Errorf("update name: %w", err))
+		return
+	}
+	if user.Name != caller.Name {
+		a.audit(r, "user.profile_update", "user", caller.ID, true, map[string]any{"field": "name"})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user": toUserJSON(user)})
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+type changePasswordRequest struct {
+	CurrentPassword string `json:"current_password"`
+	NewPassword     string `json:"new_password"`
+}
+
+// changePassword: POST /auth/password sets a new password for the caller,
+// who must prove the current one (a stolen session alone cannot take the
+// account over). Wrong guesses count against the same lockout as failed
+// logins. Every other session of the caller is revoked; the one making the
+// request stays signed in. API tokens are not touched.
+func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
+	caller := mustUser(r.Context())
+	var req changePasswordRequest
+	if err := decodeJSON(r, &req, false); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if req.CurrentPassword == "" {
+		a.writeError(w, r, errValidation("current_password: is required"))
+		return
+	}
+	if n := utf8.RuneCountInString(req.NewPassword); n < auth.MinPasswordLength || len(req.NewPassword) > auth.MaxPasswordLength {
+		a.writeError(w, r, errValidation(fmt.Sprintf("new_password: must be at least %d characters and at most %d bytes", auth.MinPasswordLength, auth.MaxPasswordLength)))
+		return
+	}
+	if caller.PasswordHash == "" {
+		a.audit(r, "user.password_change", "user", caller.ID, false, map[string]any{"reason": "no password"})
+		a.writeError(w, r, errNoPassword)
+		return
+	}
+	if retry, locked := a.loginLocked(r, caller.Email); locked {
+		a.audit(r, "user.password_change", "user", caller.ID, false, map[string]any{"reason": "throttled"})
+		a.writeError(w, r, errLoginThrottled(retry))
+		return
+	}
+	if !a.passwords.Check(caller.PasswordHash, req.CurrentPassword) {
+		a.loginFailed(r, caller.Email)
+		a.audit(r, "user.password_change", "user", caller.ID, false, map[string]any{"reason": "wrong current password"})
+		a.writeError(w, r, errWrongPassword)
+		return
+	}
+	a.loginSucceeded(caller.Email)
+	hash, err := a.passwords.Hash(req.NewPassword)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	keep := ""
+	if s, ok := auth.SessionFrom(r.Context()); ok {
+		keep = s.ID
+	}
+	revoked, err := a.store.ChangePassword(r.Context(), caller.ID, hash, keep)
+	if errors.Is(err, store.ErrNotFound) {
+		a.writeError(w, r, errNotFound("User"))
+		return
+	}
+	if err != nil {
+		a.writeError(w, r, fmt.Errorf("change password: %w", err))
+		return
+	}
+	a.log.InfoContext(r.Context(), "password changed", "user", caller.ID, "sessions_revoked", revoked)
+	a.audit(r, "user.password_change", "user", caller.ID, true, map[string]any{"sessions_revoked": revoked})
+	writeJSON(w, http.StatusOK, map[string]any{"message": "Password changed", "sessions_revoked": revoked})
+}

@@ -1,0 +1,188 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"dev8.dev/dev8/sdk"
+)
+
+func newSnapshotCommand() *cobra.Command {
+	var (
+		flags clientFlags
+		wait  waitFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "snapshot <name>",
+		Short: "Snapshot an environment's workspace",
+		Long: `dev8 snapshot takes a snapshot of a running environment's workspace (by
+name or id) on the server and waits until it is stored. Snapshots are
+incremental: unchanged files are not read again and only new chunks are
+stored. node_modules, .cache and build outputs (dist, target, ...) are left
+out. dev8 snapshots lists them, dev8 restore brings one back.`,
+		Example: `  dev8 snapshot my-env
+  dev8 snapshot my-env --no-wait`,
+		Args: cobra.ExactArgs(1),
+		RunE: withFriendlyErrors(func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, _, err := flags.client(ctx)
+			if err != nil {
+				return err
+			}
+			env, err := c.FindEnvironment(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			s, err := c.CreateSnapshot(ctx, env.ID)
+			if err != nil {
+				return fmt.Errorf("snapshot %q: %w", env.Name, err)
+			}
+			out := cmd.OutOrStdout()
+			if wait.noWait {
+				fmt.Fprintf(out, "Snapshot %s of %q is %s.\n", s.ID, env.Name, s.Status)
+				return nil
+			}
+			fmt.Fprintf(out, "Snapshotting %q (%s)...\n", env.Name, s.ID)
+			wctx, cancel := wait.context(ctx)
+			defer cancel()
+			s, err = c.WaitForSnapshot(wctx, env.ID, s.ID, 0)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "Snapshot %s: %d files, %s, %s new, in %s.\n", s.ID, s.FileCount, humanSize(s.SizeBytes),
+				humanSize(s.ChangedBytes), time.Duration(s.DurationMS)*time.Millisecond)
+			return nil
+		}),
+	}
+	flags.register(cmd)
+	wait.register(cmd, "the snapshot is stored")
+	return cmd
+}
+
+func newSnapshotsCommand() *cobra.Command {
+	var (
+		flags  clientFlags
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "snapshots <name>",
+		Short: "List an environment's snapshots",
+		Long: `dev8 snapshots lists an environment's snapshots, newest first: when each
+was taken, why, its status, how many files and bytes it holds and how much it
+added to the server's repository.`,
+		Example: `  dev8 snapshots my-env
+  dev8 snapshots my-env --json | jq -r '.[0].id'`,
+		Args: cobra.ExactArgs(1),
+		RunE: withFriendlyErrors(func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, _, err := flags.client(ctx)
+			if err != nil {
+				return err
+			}
+			env, err := c.FindEnvironment(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			list, err := c.Snapshots(ctx, env.ID)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				return printJSONList(out, list)
+			}
+			if len(list) == 0 {
+				fmt.Fprintf(out, "No snapshots of %q. Take one with: dev8 snapshot %s\n", env.Name, env.Name)
+				return nil
+			}
+			return printSnapshots(out, list, time.Now())
+		}),
+	}
+	flags.register(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the snapshots as a JSON array (the API's objects)")
+	return cmd
+}
+
+func printSnapshots(w io.Writer, list []sdk.Snapshot, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTAKEN\tTRIGGER\tSTATUS\tFILES\tSIZE\tNEW")
+	for _, s := range list {
+		status := s.Status
+		if s.Error != "" {
+			status += ": " + s.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.ID, ago(now, s.CreatedAt), s.Trigger, status, s.FileCount,
+			humanSize(s.SizeBytes), humanSize(s.ChangedBytes))
+	}
+	return tw.Flush()
+}
+
+func newRestoreCommand() *cobra.Command {
+	var (
+		flags clientFlags
+		path  string
+	)
+	cmd := &cobra.Command{
+		Use:   "restore <name> <snapshot>",
+		Short: "Restore a snapshot into its environment",
+		Long: `dev8 restore makes a running environment's workspace (or, with --path, one
+file or directory of it) exactly what it was in the snapshot: files are
+replaced, and files the snapshot does not have are removed, except those the
+snapshot left out (node_modules, caches, build outputs). Every chunk is
+verified; a file that cannot be restored (a missing or corrupt chunk) is
+reported and the rest is restored, and the command then fails.`,
+		Example: `  dev8 restore my-env snap_q2w3e4r5t6y7u8i9o0pa
+  dev8 restore my-env snap_q2w3e4r5t6y7u8i9o0pa --path src/main.go`,
+		Args: cobra.ExactArgs(2),
+		RunE: withFriendlyErrors(func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, _, err := flags.client(ctx)
+			if err != nil {
+				return err
+			}
+			env, err := c.FindEnvironment(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			res, err := c.RestoreSnapshot(ctx, env.ID, args[1], path)
+			if err != nil {
+				return fmt.Errorf("restore %q: %w", env.Name, err)
+			}
+			out := cmd.OutOrStdout()
+			what := "the workspace"
+			if res.Path != "" {
+				what = res.Path
+			}
+			fmt.Fprintf(out, "Restored %s of %q from %s: %d files, %s; removed %d entries.\n", what, env.Name, args[1],
+				res.Files, humanSize(res.Bytes), res.Removed)
+			for _, f := range res.Failures {
+				fmt.Fprintf(cmd.ErrOrStderr(), "not restored: %s: %s\n", f.Path, f.Error)
+			}
+			if len(res.Failures) > 0 {
+				return fmt.Errorf("%d entries could not be restored", len(res.Failures))
+			}
+			return nil
+		}),
+	}
+	flags.register(cmd)
+	cmd.Flags().StringVar(&path, "path", "", "restore only this file or directory (relative to the workspace)")
+	return cmd
+}
+
+// humanSize formats a byte count with a binary unit.
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
