@@ -179,16 +179,25 @@ func (a *API) createParams(r *http.Request, caller store.User, req createRequest
 		}
 		p.Template = req.Template
 	}
+	owner := caller
 	if req.UserID != "" && req.UserID != caller.ID {
 		if caller.Role != store.RoleAdmin {
 			return p, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Not allowed", Details: "user_id: you can only create environments for yourself"}
 		}
-		if _, err := a.store.GetUser(r.Context(), req.UserID); errors.Is(err, store.ErrNotFound) {
+		u, err := a.store.GetUser(r.Context(), req.UserID)
+		if errors.Is(err, store.ErrNotFound) {
 			return p, errValidation(fmt.Sprintf("user_id: no user %q", req.UserID))
 		} else if err != nil {
 			return p, fmt.Errorf("load user: %w", err)
 		}
 		p.UserID = req.UserID
+		owner = u
+	}
+	// Without an auto-stop in the request, the owner's default applies
+	// (PATCH /auth/me), else the server's.
+	if p.AutoStopMinutes == nil && owner.DefaultAutoStopMinutes != nil {
+		minutes := *owner.DefaultAutoStopMinutes
+		p.AutoStopMinutes = &minutes
 	}
 	if req.CloudProvider != "" && !strings.EqualFold(req.CloudProvider, a.lifecycle.RuntimeName()) {
 		return p, errValidation(fmt.Sprintf("cloud_provider: this server runs environments on %q", strings.ToUpper(a.lifecycle.RuntimeName())))

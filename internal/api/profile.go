@@ -9,12 +9,14 @@ import (
 	"unicode/utf8"
 
 	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/store"
 )
 
 // ProfileStore is the store's side of a user changing their own profile.
 type ProfileStore interface {
 	UpdateUserName(ctx context.Context, id, name string) (store.User, error)
+	SetDefaultAutoStop(ctx context.Context, id string, minutes *int) (store.User, error)
 	// ChangePassword replaces the hash and revokes every session of the
 	// user but keepSessionID, in one transaction.
 	ChangePassword(ctx context.Context, userID, hash, keepSessionID string) (revoked int64, error error)
@@ -29,10 +31,13 @@ var (
 
 type patchMeRequest struct {
 	Name *string `json:"name"`
+	// DefaultAutoStopMinutes: a number sets it, null goes back to the
+	// server's default, absent keeps it.
+	DefaultAutoStopMinutes optional[int] `json:"default_auto_stop_minutes"`
 }
 
-// patchMe: PATCH /auth/me changes the caller's own name. The email is the
-// sign-in identity and is not changed here.
+// patchMe: PATCH /auth/me changes the caller's own name and default
+// auto-stop. The email is the sign-in identity and is not changed here.
 func (a *API) patchMe(w http.ResponseWriter, r *http.Request) {
 	caller := mustUser(r.Context())
 	var req patchMeRequest
@@ -40,22 +45,41 @@ func (a *API) patchMe(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	if req.Name == nil {
-		a.writeError(w, r, errValidation("name: is required"))
+	if req.Name == nil && !req.DefaultAutoStopMinutes.Set {
+		a.writeError(w, r, errValidation("send at least one of name, default_auto_stop_minutes"))
 		return
 	}
-	name := strings.TrimSpace(*req.Name)
-	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxNameLength || strings.ContainsFunc(name, isControl) {
-		a.writeError(w, r, errValidation(fmt.Sprintf("name: at most %d characters, no control characters", maxNameLength)))
+	var name string
+	if req.Name != nil {
+		name = strings.TrimSpace(*req.Name)
+		if !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxNameLength || strings.ContainsFunc(name, isControl) {
+			a.writeError(w, r, errValidation(fmt.Sprintf("name: at most %d characters, no control characters", maxNameLength)))
+			return
+		}
+	}
+	autoStop := caller.DefaultAutoStopMinutes
+	req.DefaultAutoStopMinutes.apply(&autoStop)
+	if autoStop != nil && (*autoStop < 0 || *autoStop > lifecycle.MaxAutoStopMinutes) {
+		a.writeError(w, r, errValidation(fmt.Sprintf("default_auto_stop_minutes: from 0 (never) to %d, or null for the server's default", lifecycle.MaxAutoStopMinutes)))
 		return
 	}
-	user, err := a.store.UpdateUserName(r.Context(), caller.ID, name)
-	if err != nil {
-		a.writeError(w, r, fmt.Errorf("update name: %w", err))
-		return
+	user := caller
+	var err error
+	if req.Name != nil {
+		if user, err = a.store.UpdateUserName(r.Context(), caller.ID, name); err != nil {
+			a.writeError(w, r, fmt.Errorf("update name: %w", err))
+			return
+		}
+		if user.Name != caller.Name {
+			a.audit(r, "user.profile_update", "user", caller.ID, true, map[string]any{"field": "name"})
+		}
 	}
-	if user.Name != caller.Name {
-		a.audit(r, "user.profile_update", "user", caller.ID, true, map[string]any{"field": "name"})
+	if req.DefaultAutoStopMinutes.Set {
+		if user, err = a.store.SetDefaultAutoStop(r.Context(), caller.ID, autoStop); err != nil {
+			a.writeError(w, r, fmt.Errorf("set default auto-stop: %w", err))
+			return
+		}
+		a.audit(r, "user.profile_update", "user", caller.ID, true, map[string]any{"field": "default_auto_stop_minutes"})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"user": toUserJSON(user)})
 }

@@ -141,3 +141,49 @@ func TestChangePasswordLockout(t *testing.T) {
 		t.Fatalf("right password while locked = %d, want 429", c)
 	}
 }
+
+func TestPatchMeDefaultAutoStop(t *testing.T) {
+	t.Parallel()
+	f := newHardenedFixture(t, nil)
+	u, token := f.user("ada@example.com", "correct horse")
+	patch := func(body string) (int, userJSON) {
+		t.Helper()
+		rec := f.do("PATCH", "/api/v1/auth/me", reqOpts{token: token, body: body})
+		var out struct{ User userJSON }
+		_ = json.Unmarshal(rec.Body.Bytes(), &out)
+		return rec.Code, out.User
+	}
+	stored := func() *int {
+		t.Helper()
+		got, err := f.db.GetUser(t.Context(), u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.DefaultAutoStopMinutes
+	}
+	if code, user := patch(`{"default_auto_stop_minutes":120}`); code != http.StatusOK || user.DefaultAutoStopMinutes == nil || *user.DefaultAutoStopMinutes != 120 {
+		t.Fatalf("set 120: %d %+v", code, user)
+	}
+	// Absent keeps it; a name change leaves it alone.
+	if code, user := patch(`{"name":"Ada"}`); code != http.StatusOK || user.DefaultAutoStopMinutes == nil || *user.DefaultAutoStopMinutes != 120 {
+		t.Fatalf("name only: %d %+v", code, user)
+	}
+	for _, body := range []string{`{"default_auto_stop_minutes":-1}`, `{"default_auto_stop_minutes":10081}`, `{"default_auto_stop_minutes":"60"}`, `{"default_auto_stop_minutes":1.5}`} {
+		if code, _ := patch(body); code != http.StatusBadRequest {
+			t.Errorf("PATCH %s = %d, want 400", body, code)
+		}
+	}
+	if got := stored(); got == nil || *got != 120 {
+		t.Fatalf("a refused request changed the default to %v", got)
+	}
+	if code, user := patch(`{"default_auto_stop_minutes":0}`); code != http.StatusOK || user.DefaultAutoStopMinutes == nil || *user.DefaultAutoStopMinutes != 0 {
+		t.Fatalf("set 0 (never): %d %+v", code, user)
+	}
+	// null goes back to the server's default.
+	if code, user := patch(`{"default_auto_stop_minutes":null}`); code != http.StatusOK || user.DefaultAutoStopMinutes != nil {
+		t.Fatalf("null: %d %+v", code, user)
+	}
+	if got := stored(); got != nil {
+		t.Fatalf("stored default after null = %v", *got)
+	}
+}

@@ -19,16 +19,18 @@ const (
 )
 
 type userJSON struct {
-	ID        string    `json:"id"`
-	Email     string    `json:"email"`
-	Name      string    `json:"name"`
-	Role      string    `json:"role"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID    string `json:"id"`
+	Email string `json:"email"`
+	Name  string `json:"name"`
+	Role  string `json:"role"`
+	// DefaultAutoStopMinutes: null means the server's default.
+	DefaultAutoStopMinutes *int      `json:"default_auto_stop_minutes"`
+	CreatedAt              time.Time `json:"created_at"`
+	UpdatedAt              time.Time `json:"updated_at"`
 }
 
 func toUserJSON(u store.User) userJSON {
-	return userJSON{ID: u.ID, Email: u.Email, Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+	return userJSON{ID: u.ID, Email: u.Email, Name: u.Name, Role: string(u.Role), DefaultAutoStopMinutes: u.DefaultAutoStopMinutes, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 }
 
 type signupRequest struct {

@@ -222,6 +222,18 @@ func TestDashboard(t *testing.T) {
 	}
 	check("environment")
 
+	// A snapshot taken from the page, followed to COMPLETED, and restored.
+	step("snapshot",
+		chromedp.WaitEnabled(chromedp.CSS("#snapshot-take")),
+		chromedp.Click(chromedp.CSS("#snapshot-take")),
+		chromedp.WaitVisible(chromedp.CSS(`#snapshots li[data-status=COMPLETED] button`)),
+		chromedp.Click(chromedp.CSS(`#snapshots li[data-status=COMPLETED] button`)),
+		chromedp.WaitVisible(chromedp.CSS("#confirm-restore")),
+		chromedp.Click(chromedp.CSS("#restore-ok")),
+		waitFor(`document.querySelector("#toast").textContent.startsWith("Restored")`),
+	)
+	check("environment-snapshots")
+
 	// The web terminal runs a command, and a reload (a network blip)
 	// reattaches to the same shell, whose recent output comes back.
 	step("terminal",
@@ -327,6 +339,31 @@ func TestDashboard(t *testing.T) {
 		waitFor(`document.querySelector("#git-name").value === "Ada Lovelace" && document.querySelector("#secrets").innerText.includes("NPM_TOKEN")`),
 	)
 	check("settings-filled")
+
+	// A default auto-stop set in Settings applies to environments created
+	// without one.
+	step("default auto-stop",
+		chromedp.SendKeys(chromedp.CSS("#default-auto-stop"), "120"),
+		chromedp.Click(chromedp.CSS(`#defaults-form button[type=submit]`)),
+		chromedp.Reload(),
+		waitFor(`document.querySelector("#default-auto-stop").value === "120"`),
+	)
+	var login struct{ Token string }
+	if code := ts.call("POST", "/api/v1/auth/login", "", map[string]string{"email": "ada@example.com", "password": "correct horse battery"}, &login); code != http.StatusOK {
+		t.Fatalf("login: %d", code)
+	}
+	var created struct {
+		Environment struct {
+			ID              string `json:"id"`
+			AutoStopMinutes int    `json:"auto_stop_minutes"`
+		} `json:"environment"`
+	}
+	if code := ts.call("POST", "/api/v1/environments", login.Token, map[string]any{"name": "defaulted"}, &created); code != http.StatusCreated || created.Environment.AutoStopMinutes != 120 {
+		t.Fatalf("create without auto_stop_minutes: %d, auto-stop %d, want the user's default 120", code, created.Environment.AutoStopMinutes)
+	}
+	if code := ts.call("DELETE", "/api/v1/environments/"+created.Environment.ID, login.Token, nil, nil); code != http.StatusOK {
+		t.Fatalf("delete: %d", code)
+	}
 
 	// Another user's environment page is a 404, like the API's answer.
 	mallory, _ := ts.user("mallory@example.com")

@@ -35,6 +35,9 @@ type User struct {
 	// SuspendedAt is set while an admin has suspended the user: nothing
 	// they hold authenticates.
 	SuspendedAt *time.Time
+	// DefaultAutoStopMinutes is the auto-stop of environments the user
+	// creates without naming one; nil: the server's default.
+	DefaultAutoStopMinutes *int
 }
 
 // APIToken is a bearer token. Only the SHA-256 of the secret is stored.

@@ -16,6 +16,21 @@ func (db *DB) UpdateUserName(ctx context.Context, id, name string) (User, error)
 	return db.GetUser(ctx, id)
 }
 
+// SetDefaultAutoStop sets the user's default auto-stop in minutes (nil:
+// the server's default) and returns the user as stored. ErrNotFound if
+// there is no such user.
+func (db *DB) SetDefaultAutoStop(ctx context.Context, id string, minutes *int) (User, error) {
+	var arg any
+	if minutes != nil {
+		arg = *minutes
+	}
+	res, err := db.writer.ExecContext(ctx, db.q(`UPDATE users SET default_auto_stop_minutes = ?, updated_at = ? WHERE id = ?`), arg, db.timeArg(now()), id)
+	if err := affectedOne("set default auto-stop", res, err); err != nil {
+		return User{}, err
+	}
+	return db.GetUser(ctx, id)
+}
+
 // ChangePassword replaces the user's password hash and, in the same
 // transaction, deletes every session of theirs except keepSessionID (empty:
 // all of them), so that a stolen session dies with the old password. It

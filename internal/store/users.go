@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-const userColumns = `id, email, name, password_hash, role, created_at, updated_at, suspended_at`
+const userColumns = `id, email, name, password_hash, role, created_at, updated_at, suspended_at, default_auto_stop_minutes`
 
 // userColumnsOf is userColumns qualified by a table alias, for joins that
 // scan a user with scanUser.
@@ -24,10 +24,17 @@ type scanner interface {
 }
 
 func scanUser(s scanner, extra ...any) (User, error) {
-	var u User
+	var (
+		u        User
+		autoStop sql.NullInt64
+	)
 	dest := append([]any{&u.ID, &u.Email, &u.Name, &u.PasswordHash, &u.Role,
-		timeCol{&u.CreatedAt}, timeCol{&u.UpdatedAt}, nullTimeCol{&u.SuspendedAt}}, extra...)
+		timeCol{&u.CreatedAt}, timeCol{&u.UpdatedAt}, nullTimeCol{&u.SuspendedAt}, &autoStop}, extra...)
 	err := s.Scan(dest...)
+	if autoStop.Valid {
+		n := int(autoStop.Int64)
+		u.DefaultAutoStopMinutes = &n
+	}
 	return u, err
 }
 

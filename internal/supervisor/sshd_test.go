@@ -141,9 +141,20 @@ func TestSSHPTYShell(t *testing.T) {
 	if err := s.WindowChange(50, 132); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(stdin, "stty size; tty\n")
-	out.waitFor(ctx, t, "50 132")
-	out.waitFor(ctx, t, "/dev/pts/")
+	// The resize travels as an SSH request, apart from the channel's data,
+	// so a command typed right after it may run first: ask until the shell
+	// sees the new size. Each answer ends with a marker that only the
+	// shell's output contains (the echoed command line shows $((…))).
+	for i := 1; ; i++ {
+		fmt.Fprintf(stdin, "stty size; tty; echo size-check-$((%d+1))\n", i-1)
+		answer := out.waitFor(ctx, t, fmt.Sprintf("size-check-%d", i))
+		if strings.Contains(answer, "50 132") {
+			if !strings.Contains(answer, "/dev/pts/") {
+				t.Fatalf("tty: %q", answer)
+			}
+			break
+		}
+	}
 	fmt.Fprintf(stdin, "exit 5\n")
 	var exit *gossh.ExitError
 	if err := s.Wait(); !errors.As(err, &exit) || exit.ExitStatus() != 5 {

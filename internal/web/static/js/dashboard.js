@@ -62,10 +62,16 @@ let loads = 0;
 async function load() {
   const mine = ++loads;
   try {
-    const data = await api("GET", "/environments?limit=100");
+    // The API pages by 100; a person with more sees them all.
+    const all = [];
+    for (let offset = 0; ; offset += 100) {
+      const data = await api("GET", `/environments?limit=100&offset=${offset}`);
+      all.push(...data.environments);
+      if (data.environments.length < 100 || all.length >= data.total) break;
+    }
     if (mine !== loads) return; // a newer load is under way: it wins
     rows.clear();
-    for (const env of data.environments) rows.set(env.id, env);
+    for (const env of all) rows.set(env.id, env);
     showError(loadError, "");
     render();
     // For the browser test's first-paint figure: when the list was first drawn.

@@ -4,7 +4,14 @@ import { lineChart } from "./charts.js";
 const id = document.body.dataset.environmentId;
 let env;
 
+// The snapshot buttons depend on the status: the list is loaded (again)
+// whenever it changes.
+let snapshotsFor = "";
 function render() {
+  if (env.status !== snapshotsFor) {
+    snapshotsFor = env.status;
+    queueMicrotask(loadSnapshots);
+  }
   document.title = `${env.name} · Dev8`;
   $("#env-name").textContent = env.name;
   $("#env-status").replaceWith(Object.assign(statusBadge(env.status), { id: "env-status" }));
@@ -130,3 +137,67 @@ function startUsage() {
   loadUsage();
   setInterval(() => { if (!document.hidden) loadUsage(); }, 30000);
 }
+
+// Snapshots: take one, follow it, restore one (the API does the work).
+const snapList = $("#snapshots");
+const snapTake = $("#snapshot-take");
+const snapError = $("#snapshots-error");
+let snapTimer;
+const triggers = { MANUAL: "taken by hand", SCHEDULED: "scheduled", PRE_SHUTDOWN: "before a stop" };
+function formatBytes(n) {
+  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(1)} GB`;
+  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MB`;
+  if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(0)} KB`;
+  return `${n} B`;
+}
+async function loadSnapshots() {
+  clearTimeout(snapTimer);
+  let list;
+  try {
+    list = (await api("GET", `/environments/${id}/snapshots`)).snapshots;
+    showError(snapError, "");
+  } catch (err) {
+    showError(snapError, err.text);
+    return;
+  }
+  const busy = list.some((b) => b.status === "PENDING" || b.status === "RUNNING");
+  snapTake.disabled = busy || env?.status !== "RUNNING";
+  snapList.replaceChildren(...(list.length ? list.map((b) => {
+    const when = formatTime(b.created_at);
+    const detail = b.status === "COMPLETED"
+      ? `${triggers[b.trigger] || b.trigger} · ${b.file_count} files · ${formatBytes(b.size_bytes)} (${formatBytes(b.changed_bytes)} new)`
+      : b.status === "FAILED" ? `failed: ${b.error}` : `${b.status.toLowerCase()}…`;
+    const li = el("li", { "data-snapshot": b.id, "data-status": b.status },
+      el("span", { class: "what" }, el("strong", { text: when }), el("small", { text: detail })));
+    if (b.status === "COMPLETED") {
+      li.append(el("button", { type: "button", class: "button small", text: "Restore", "aria-label": `Restore the snapshot of ${when}`,
+        disabled: env?.status !== "RUNNING", onclick: () => restore(b, when) }));
+    }
+    return li;
+  }) : [el("li", { class: "empty-item", text: "No snapshots yet." })]));
+  // Nothing to wait on but the record: look again while one is under way.
+  if (busy) snapTimer = setTimeout(loadSnapshots, 1000);
+}
+async function restore(b, when) {
+  const dialog = $("#confirm-restore");
+  $("#restore-when").textContent = when;
+  dialog.returnValue = "";
+  dialog.showModal();
+  const ok = await new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "restore"), { once: true }));
+  if (!ok) return;
+  try {
+    const res = await api("POST", `/environments/${id}/snapshots/${b.id}/restore`, {});
+    toast(res.failures?.length ? `Restored, except ${res.failures.length} file(s): ${res.failures.map((f) => f.path).join(", ")}` : `Restored ${res.files} files`);
+  } catch (err) {
+    toast(err.text);
+  }
+}
+snapTake.addEventListener("click", async () => {
+  snapTake.disabled = true;
+  try {
+    await api("POST", `/environments/${id}/snapshots`, {});
+  } catch (err) {
+    toast(err.text);
+  }
+  loadSnapshots();
+});

@@ -77,7 +77,7 @@ function validateName() {
 
 function validateAutoStop() {
   const v = Number(autoStop.value);
-  const problem = Number.isInteger(v) && v >= 0 && v <= 1440 ? "" : "A whole number of minutes from 0 to 1440.";
+  const problem = autoStop.value === "" || (Number.isInteger(v) && v >= 0 && v <= 10080) ? "" : "A whole number of minutes from 0 to 10080 (a week), or empty for the default.";
   showError(autoStopError, problem);
   autoStop.setAttribute("aria-invalid", String(Boolean(problem)));
   return !problem;
@@ -146,7 +146,8 @@ form.addEventListener("submit", async (e) => {
   const submit = $("#create-submit");
   submit.disabled = true;
   try {
-    const body = { name: nameInput.value.trim(), template_name: template, instance_type: instanceType, auto_stop_minutes: Number(autoStop.value) };
+    const body = { name: nameInput.value.trim(), template_name: template, instance_type: instanceType };
+    if (autoStop.value !== "") body.auto_stop_minutes = Number(autoStop.value);
     const vars = envVars();
     if (Object.keys(vars).length) body.environment_variables = vars;
     const res = await api("POST", "/environments", body);
@@ -158,3 +159,9 @@ form.addEventListener("submit", async (e) => {
 });
 
 loadChoices();
+// Say what "empty" means for this person.
+api("GET", "/auth/me").then(({ user }) => {
+  if (user.default_auto_stop_minutes !== null && user.default_auto_stop_minutes !== undefined) {
+    autoStop.placeholder = `your default: ${user.default_auto_stop_minutes}`;
+  }
+}).catch(() => {});

@@ -107,4 +107,17 @@ bind($("#secret-form"), $("#secret-error"), async (data) => {
   await loadSecrets();
 });
 
-Promise.all([loadKeys(), loadTokens(), loadGit(), loadSecrets()]).catch((err) => toast(err.text || String(err)));
+// Defaults.
+async function loadDefaults() {
+  const { user } = await api("GET", "/auth/me");
+  $("#default-auto-stop").value = user.default_auto_stop_minutes ?? "";
+}
+bind($("#defaults-form"), $("#defaults-error"), async (data) => {
+  const raw = data.get("default_auto_stop_minutes");
+  if (raw !== "" && !Number.isInteger(Number(raw))) throw new Error("Auto-stop: a whole number of minutes, or empty for the server's default.");
+  const { user } = await api("PATCH", "/auth/me", { default_auto_stop_minutes: raw === "" ? null : Number(raw) });
+  $("#default-auto-stop").value = user.default_auto_stop_minutes ?? "";
+  toast("Saved");
+});
+
+Promise.all([loadDefaults(), loadKeys(), loadTokens(), loadGit(), loadSecrets()]).catch((err) => toast(err.text || String(err)));
