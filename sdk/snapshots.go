@@ -129,3 +129,39 @@ func (c *Client) RestoreSnapshot(ctx context.Context, envID, id, path string) (*
 	}
 	return &out, nil
 }
+
+// VerifyProblem is one missing or corrupt blob of the snapshot repository
+// and what it breaks.
+type VerifyProblem struct {
+	ID        string   `json:"id"`
+	Kind      string   `json:"kind"` // chunk or tree
+	Missing   bool     `json:"missing"`
+	Error     string   `json:"error"`
+	Snapshots []string `json:"snapshots"`
+	Paths     []string `json:"paths"`
+}
+
+// VerifyReport is what a check of the whole snapshot repository found.
+type VerifyReport struct {
+	OK         bool
+	Snapshots  int             `json:"snapshots"`
+	Trees      int             `json:"trees"`
+	Chunks     int             `json:"chunks"`
+	Bytes      int64           `json:"bytes"`
+	BadRecords []string        `json:"bad_records"`
+	Problems   []VerifyProblem `json:"problems"`
+}
+
+// VerifySnapshots checks the server's whole snapshot repository (admins
+// only).
+func (c *Client) VerifySnapshots(ctx context.Context) (*VerifyReport, error) {
+	var out struct {
+		OK     bool         `json:"ok"`
+		Report VerifyReport `json:"report"`
+	}
+	if err := c.do(ctx, "POST", "/snapshots/verify", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	out.Report.OK = out.OK
+	return &out.Report, nil
+}

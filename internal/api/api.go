@@ -256,6 +256,7 @@ func (a *API) Handler() http.Handler {
 					r.Delete("/", a.deleteToken)
 				})
 				r.Get("/audit", a.listAudit)
+				r.Post("/snapshots/verify", a.verifySnapshots)
 				r.Get("/ssh-keys", a.listSSHKeys)
 				r.Post("/ssh-keys", a.createSSHKey)
 				r.Route("/ssh-keys/{id}", func(r chi.Router) {

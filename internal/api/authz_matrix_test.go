@@ -109,6 +109,7 @@ var authzMatrix = map[string]matrixRow{
 	"POST /api/v1/tokens":                        anyUser,
 	"DELETE /api/v1/tokens/{id}":                 ownObject,
 	"GET /api/v1/audit":                          adminOnly,
+	"POST /api/v1/snapshots/verify":              adminOnly,
 	"GET /api/v1/ssh-keys":                       anyUser,
 	"POST /api/v1/ssh-keys":                      anyUser,
 	"DELETE /api/v1/ssh-keys/{id}":               ownObject,

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -104,6 +105,51 @@ added to the server's repository.`,
 	}
 	flags.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the snapshots as a JSON array (the API's objects)")
+	cmd.AddCommand(newSnapshotsVerifyCommand())
+	return cmd
+}
+
+func newSnapshotsVerifyCommand() *cobra.Command {
+	var flags clientFlags
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check the server's whole snapshot repository (admins)",
+		Long: `dev8 snapshots verify asks the server to read its whole snapshot repository:
+every snapshot's record and file trees, and every chunk they use, checked
+against its hash. It lists each missing or corrupt blob with the snapshots
+and paths it breaks, and exits 1 when it found any. (An environment named
+"verify" is listed with its id: dev8 snapshots env_….)`,
+		Args: cobra.NoArgs,
+		RunE: withFriendlyErrors(func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, _, err := flags.client(ctx)
+			if err != nil {
+				return err
+			}
+			rep, err := c.VerifySnapshots(ctx)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "Checked %d snapshots, %d trees, %d chunks (%s).\n", rep.Snapshots, rep.Trees, rep.Chunks, humanSize(rep.Bytes))
+			for _, r := range rep.BadRecords {
+				fmt.Fprintf(out, "unreadable snapshot record %s\n", r)
+			}
+			for _, p := range rep.Problems {
+				what := "corrupt"
+				if p.Missing {
+					what = "missing"
+				}
+				fmt.Fprintf(out, "%s %s %s: snapshots %s; paths %s\n", what, p.Kind, p.ID, strings.Join(p.Snapshots, ", "), strings.Join(p.Paths, ", "))
+			}
+			if !rep.OK {
+				return fmt.Errorf("the repository has %d problem(s) and %d unreadable record(s)", len(rep.Problems), len(rep.BadRecords))
+			}
+			fmt.Fprintln(out, "The repository is intact.")
+			return nil
+		}),
+	}
+	flags.register(cmd)
 	return cmd
 }
 
