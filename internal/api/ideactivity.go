@@ -114,9 +114,10 @@ func (a *API) injectActivityScript(resp *http.Response, envID string) error {
 	resp.Body = io.NopCloser(bytes.NewReader(page))
 	resp.ContentLength = int64(len(page))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(page)))
-	// Opening the workbench is a person arriving.
+	// Opening the workbench is a person arriving. A failure to record it
+	// must not keep them out of their IDE: the next input reports again.
 	if err := a.lifecycle.Touch(resp.Request.Context(), envID); err != nil {
-		return fmt.Errorf("record IDE activity: %w", err)
+		a.log.WarnContext(resp.Request.Context(), "record IDE activity", "environment", envID, "err", err)
 	}
 	return nil
 }

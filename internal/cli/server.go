@@ -83,8 +83,8 @@ func newServerCommand() *cobra.Command {
 		Short: "Run the Dev8 control plane: REST API, reconciler and idle reaper",
 		Long: `dev8 server runs the control plane. With no configuration it keeps its
 data in ~/.dev8 (SQLite) and runs workspaces as Docker containers when a
-Docker engine answers, as local processes otherwise (its first log line says
-which, and why).
+Docker engine answers, as local processes otherwise (a log line at start,
+"workspace runtime: …", says which, and why).
 
 Every flag has an environment variable; a .env file in the working directory
 is read at start. Flags win over the environment.`,
