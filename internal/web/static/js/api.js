@@ -82,6 +82,23 @@ export function toast(message) {
   toastTimer = setTimeout(() => (t.hidden = true), 3000);
 }
 
+// ask opens a <dialog> whose form (method="dialog") has a button with value
+// `yes`, and resolves to whether that button closed it. A close event still
+// queued from the dialog's previous opening (the dialog is open again when
+// it arrives) is not this one's answer.
+export function ask(dialog, yes) {
+  dialog.returnValue = "";
+  dialog.showModal();
+  return new Promise((resolve) => {
+    const onClose = () => {
+      if (dialog.open) return;
+      dialog.removeEventListener("close", onClose);
+      resolve(dialog.returnValue === yes);
+    };
+    dialog.addEventListener("close", onClose);
+  });
+}
+
 const money = new Intl.NumberFormat(undefined, { style: "currency", currency: "USD", minimumFractionDigits: 2, maximumFractionDigits: 2 });
 export const formatCost = (usd) => money.format(usd || 0);
 

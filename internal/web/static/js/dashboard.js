@@ -1,4 +1,4 @@
-import { api, act, $, el, formatCost, showError, statusBadge, timeAgo, toast, watchEnvironments } from "./api.js";
+import { api, act, ask, $, el, formatCost, showError, statusBadge, timeAgo, toast, watchEnvironments } from "./api.js";
 
 const rows = new Map(); // id → environment
 const tbody = $("#env-rows");
@@ -81,12 +81,9 @@ async function load() {
   }
 }
 
-const confirmDialog = $("#confirm-delete");
 function confirmDelete(env) {
   $("#confirm-name").textContent = env.name;
-  confirmDialog.returnValue = "";
-  confirmDialog.showModal();
-  return new Promise((resolve) => confirmDialog.addEventListener("close", () => resolve(confirmDialog.returnValue === "delete"), { once: true }));
+  return ask($("#confirm-delete"), "delete");
 }
 
 tbody.addEventListener("click", async (e) => {

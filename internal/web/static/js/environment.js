@@ -1,4 +1,4 @@
-import { api, act, $, el, formatCost, formatTime, showError, statusBadge, timeAgo, toast, watchEnvironments } from "./api.js";
+import { api, act, ask, $, el, formatCost, formatTime, showError, statusBadge, timeAgo, toast, watchEnvironments } from "./api.js";
 import { lineChart } from "./charts.js";
 
 const id = document.body.dataset.environmentId;
@@ -59,12 +59,8 @@ $("#env-actions").addEventListener("click", async (e) => {
   if (!button) return;
   const action = button.dataset.action;
   if (action === "delete") {
-    const dialog = $("#confirm-delete");
     $("#confirm-name").textContent = env.name;
-    dialog.returnValue = "";
-    dialog.showModal();
-    const ok = await new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "delete"), { once: true }));
-    if (!ok) return;
+    if (!(await ask($("#confirm-delete"), "delete"))) return;
   }
   button.disabled = true;
   try {
@@ -179,12 +175,8 @@ async function loadSnapshots() {
   if (busy) snapTimer = setTimeout(loadSnapshots, 1000);
 }
 async function restore(b, when) {
-  const dialog = $("#confirm-restore");
   $("#restore-when").textContent = when;
-  dialog.returnValue = "";
-  dialog.showModal();
-  const ok = await new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "restore"), { once: true }));
-  if (!ok) return;
+  if (!(await ask($("#confirm-restore"), "restore"))) return;
   try {
     const res = await api("POST", `/environments/${id}/snapshots/${b.id}/restore`, {});
     toast(res.failures?.length ? `Restored, except ${res.failures.length} file(s): ${res.failures.map((f) => f.path).join(", ")}` : `Restored ${res.files} files`);
