@@ -84,6 +84,19 @@ func (db *DB) CreateEnvironment(ctx context.Context, e Environment) (Environment
 	if l, ok := environmentLimits(ctx); ok {
 		return db.CreateEnvironmentWithinLimits(ctx, e, l)
 	}
+	args, err := db.newEnvironmentArgs(&e)
+	if err != nil {
+		return Environment{}, wrapErr("create environment", err)
+	}
+	if _, err = db.writer.ExecContext(ctx, db.q(insertEnvironment(len(args))), args...); err != nil {
+		return Environment{}, wrapErr("create environment", err)
+	}
+	return e, nil
+}
+
+// newEnvironmentArgs fills in what CreateEnvironment promises (ID, Status,
+// timestamps) and returns the INSERT's arguments.
+func (db *DB) newEnvironmentArgs(e *Environment) ([]any, error) {
 	if e.ID == "" {
 		e.ID = newID("env_")
 	}
@@ -95,19 +108,16 @@ func (db *DB) CreateEnvironment(ctx context.Context, e Environment) (Environment
 	if e.LastAccessedAt.IsZero() {
 		e.LastAccessedAt = t
 	}
-	normEnvironmentTimes(&e)
+	normEnvironmentTimes(e)
+	args, err := db.environmentMutableArgs(e)
+	if err != nil {
+		return nil, err
+	}
+	return append([]any{e.ID, e.UserID, db.timeArg(e.CreatedAt)}, args...), nil
+}
 
-	args, err := db.environmentMutableArgs(&e)
-	if err != nil {
-		return Environment{}, wrapErr("create environment", err)
-	}
-	args = append([]any{e.ID, e.UserID, db.timeArg(e.CreatedAt)}, args...)
-	_, err = db.writer.ExecContext(ctx, db.q(
-		`INSERT INTO environments (`+environmentColumns+`) VALUES (`+placeholders(len(args))+`)`), args...)
-	if err != nil {
-		return Environment{}, wrapErr("create environment", err)
-	}
-	return e, nil
+func insertEnvironment(nargs int) string {
+	return `INSERT INTO environments (` + environmentColumns + `) VALUES (` + placeholders(nargs) + `)`
 }
 
 // GetEnvironment returns a live environment, or ErrNotFound when it does not
@@ -190,11 +200,25 @@ func (db *DB) UpdateEnvironment(ctx context.Context, id string, fn func(*Environ
 	if l, ok := environmentLimits(ctx); ok {
 		return db.UpdateEnvironmentWithinLimits(ctx, id, l, fn)
 	}
+	return db.updateEnvironment(ctx, id, nil, fn)
+}
+
+// updateEnvironment is UpdateEnvironment, and with l also the quota check
+// of UpdateEnvironmentWithinLimits, in the same transaction.
+func (db *DB) updateEnvironment(ctx context.Context, id string, l *EnvironmentLimits, fn func(*Environment) error) (Environment, error) {
 	var (
 		out   Environment
 		fnErr error
 	)
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+		if l != nil {
+			// The owner's quota is locked before the environment's row,
+			// the order every quota check takes, so two of them cannot
+			// deadlock.
+			if err := db.lockUserQuota(ctx, tx, l.UserID); err != nil {
+				return err
+			}
+		}
 		query := `SELECT ` + environmentColumns + ` FROM environments WHERE id = ? AND deleted_at IS NULL`
 		if db.engine == enginePostgres {
 			// SQLite needs no row lock: the transaction began IMMEDIATE and
@@ -208,13 +232,26 @@ func (db *DB) UpdateEnvironment(ctx context.Context, id string, fn func(*Environ
 			}
 			return err
 		}
-		userID, createdAt := e.UserID, e.CreatedAt
+		if l != nil && e.UserID != l.UserID {
+			return fmt.Errorf("limits are for user %q, environment %s is %q's", l.UserID, id, e.UserID)
+		}
+		userID, createdAt, wasActive := e.UserID, e.CreatedAt, isActive(e.Status)
 		if err := fn(&e); err != nil {
 			fnErr = err
 			return err
 		}
 		if e.ID != id || e.UserID != userID || !e.CreatedAt.Equal(createdAt) {
 			return errors.New("fn changed ID, UserID or CreatedAt, which are fixed")
+		}
+		if l != nil && !wasActive && isActive(e.Status) {
+			c, err := countEnvironments(ctx, db, tx, userID, id)
+			if err != nil {
+				return err
+			}
+			if qe := checkLimits(*l, c, false, true); qe != nil {
+				fnErr = qe
+				return qe
+			}
 		}
 		e.UpdatedAt = now()
 		normEnvironmentTimes(&e)

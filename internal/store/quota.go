@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 )
 
@@ -97,24 +96,10 @@ func (db *DB) CreateEnvironmentWithinLimits(ctx context.Context, e Environment, 
 	if l.UserID != e.UserID {
 		return Environment{}, fmt.Errorf("store: create environment: limits are for user %q, the environment is %q's", l.UserID, e.UserID)
 	}
-	// As CreateEnvironment does.
-	if e.ID == "" {
-		e.ID = newID("env_")
-	}
-	if e.Status == "" {
-		e.Status = StatusCreating
-	}
-	t := now()
-	e.CreatedAt, e.UpdatedAt = t, t
-	if e.LastAccessedAt.IsZero() {
-		e.LastAccessedAt = t
-	}
-	normEnvironmentTimes(&e)
-	args, err := db.environmentMutableArgs(&e)
+	args, err := db.newEnvironmentArgs(&e)
 	if err != nil {
 		return Environment{}, wrapErr("create environment", err)
 	}
-	args = append([]any{e.ID, e.UserID, db.timeArg(e.CreatedAt)}, args...)
 
 	var quotaErr *QuotaExceededError
 	err = db.writeTx(ctx, func(tx *sql.Tx) error {
@@ -128,8 +113,7 @@ func (db *DB) CreateEnvironmentWithinLimits(ctx context.Context, e Environment, 
 		if quotaErr = checkLimits(l, c, e.Status != StatusDeleting, isActive(e.Status)); quotaErr != nil {
 			return quotaErr
 		}
-		_, err = tx.ExecContext(ctx, db.q(
-			`INSERT INTO environments (`+environmentColumns+`) VALUES (`+placeholders(len(args))+`)`), args...)
+		_, err = tx.ExecContext(ctx, db.q(insertEnvironment(len(args))), args...)
 		return err
 	})
 	if quotaErr != nil {
@@ -160,69 +144,7 @@ func checkLimits(l EnvironmentLimits, c EnvironmentCounts, addsLive, addsActive 
 // locked, so concurrent starts cannot overshoot. Changes that do not make
 // the environment active are never refused.
 func (db *DB) UpdateEnvironmentWithinLimits(ctx context.Context, id string, l EnvironmentLimits, fn func(*Environment) error) (Environment, error) {
-	var (
-		out   Environment
-		fnErr error
-	)
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
-		// The owner's quota is locked before the environment's row, the
-		// order every quota check takes, so two of them cannot deadlock.
-		if err := db.lockUserQuota(ctx, tx, l.UserID); err != nil {
-			return err
-		}
-		query := `SELECT ` + environmentColumns + ` FROM environments WHERE id = ? AND deleted_at IS NULL`
-		if db.engine == enginePostgres {
-			query += " FOR UPDATE"
-		}
-		e, err := scanEnvironment(tx.QueryRowContext(ctx, db.q(query), id))
-		if err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return ErrNotFound
-			}
-			return err
-		}
-		if e.UserID != l.UserID {
-			return fmt.Errorf("limits are for user %q, environment %s is %q's", l.UserID, id, e.UserID)
-		}
-		userID, createdAt, wasActive := e.UserID, e.CreatedAt, isActive(e.Status)
-		if err := fn(&e); err != nil {
-			fnErr = err
-			return err
-		}
-		if e.ID != id || e.UserID != userID || !e.CreatedAt.Equal(createdAt) {
-			return errors.New("fn changed ID, UserID or CreatedAt, which are fixed")
-		}
-		if !wasActive && isActive(e.Status) {
-			c, err := countEnvironments(ctx, db, tx, userID, id)
-			if err != nil {
-				return err
-			}
-			if qe := checkLimits(l, c, false, true); qe != nil {
-				fnErr = qe
-				return qe
-			}
-		}
-		// As UpdateEnvironment does.
-		e.UpdatedAt = now()
-		normEnvironmentTimes(&e)
-		args, err := db.environmentMutableArgs(&e)
-		if err != nil {
-			return err
-		}
-		set := strings.Join(environmentMutableColumns, " = ?, ") + " = ?"
-		if _, err := tx.ExecContext(ctx, db.q(`UPDATE environments SET `+set+` WHERE id = ?`), append(args, id)...); err != nil {
-			return err
-		}
-		out = e
-		return nil
-	})
-	if fnErr != nil {
-		return Environment{}, fnErr
-	}
-	if err != nil {
-		return Environment{}, wrapErr(fmt.Sprintf("update environment %s", id), err)
-	}
-	return out, nil
+	return db.updateEnvironment(ctx, id, &l, fn)
 }
 
 // limitsKey carries a request's EnvironmentLimits to CreateEnvironment

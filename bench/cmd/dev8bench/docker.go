@@ -106,45 +106,12 @@ func dockerBench(ctx context.Context, o options) error {
 		return err
 	}
 	c := sdk.New(url, token)
-	var create, resume []float64
-	for i := range o.runs {
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		t0 := time.Now()
-		env, err := c.CreateEnvironment(rctx, sdk.CreateEnvironmentRequest{Name: fmt.Sprintf("bench-docker-%d", i), BaseImage: benchImage, InstanceType: "lightweight"})
-		if err == nil {
-			err = sshReady(rctx, c, env.ID)
-		}
-		d := time.Since(t0)
-		if err != nil {
-			cancel()
-			return fmt.Errorf("docker create → ssh-ready: %w", err)
-		}
-		create = append(create, d.Seconds())
-		fmt.Printf("   create → ssh-ready run %d: %s\n", i+1, d.Round(time.Millisecond))
-		if _, err := c.Stop(rctx, env.ID); err != nil {
-			cancel()
-			return err
-		}
-		if _, err := c.WaitForStatus(rctx, env.ID, sdk.StatusStopped, nil); err != nil {
-			cancel()
-			return err
-		}
-		t0 = time.Now()
-		_, err = c.Start(rctx, env.ID)
-		if err == nil {
-			err = sshReady(rctx, c, env.ID)
-		}
-		d = time.Since(t0)
-		if err != nil {
-			cancel()
-			return fmt.Errorf("docker resume → ssh-ready: %w", err)
-		}
-		resume = append(resume, d.Seconds())
-		fmt.Printf("   resume → ssh-ready run %d: %s\n", i+1, d.Round(time.Millisecond))
-		if _, err := c.Delete(rctx, env.ID); err == nil {
-			_ = c.WaitForDeleted(rctx, env.ID, nil)
-		}
-		cancel()
+	create, resume, _, err := createResumeRuns(ctx, c, o.runs, 2*time.Minute, "docker ", false,
+		func(i int) sdk.CreateEnvironmentRequest {
+			return sdk.CreateEnvironmentRequest{Name: fmt.Sprintf("bench-docker-%d", i), BaseImage: benchImage, InstanceType: "lightweight"}
+		})
+	if err != nil {
+		return err
 	}
 	addFigure(Figure{Section: "1 lifecycle", Name: "create → SSH-ready (docker, image present)", Engine: "sqlite", Unit: "s", Runs: create, Target: "< 1 s"}, create, 1.0, true)
 	addFigure(Figure{Section: "1 lifecycle", Name: "stopped → SSH-ready, resume (docker)", Engine: "sqlite", Unit: "s", Runs: resume, Target: "≤ 1.0 s"}, resume, 1.0, true)

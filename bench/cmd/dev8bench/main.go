@@ -357,52 +357,12 @@ func lifecycleBench(ctx context.Context, o options) error {
 		return err
 	}
 	c := sdk.New(url, token)
-	var create, resume []float64
-	var keep string
-	for i := range o.runs {
-		rctx, cancel := context.WithTimeout(ctx, time.Minute)
-		t0 := time.Now()
-		env, err := c.CreateEnvironment(rctx, sdk.CreateEnvironmentRequest{Name: fmt.Sprintf("bench-%d", i)})
-		if err == nil {
-			err = sshReady(rctx, c, env.ID)
-		}
-		d := time.Since(t0)
-		if err != nil {
-			cancel()
-			return fmt.Errorf("create → ssh-ready: %w", err)
-		}
-		create = append(create, d.Seconds())
-		fmt.Printf("   create → ssh-ready run %d: %s\n", i+1, d.Round(time.Millisecond))
-
-		if _, err := c.Stop(rctx, env.ID); err != nil {
-			cancel()
-			return err
-		}
-		if _, err := c.WaitForStatus(rctx, env.ID, sdk.StatusStopped, nil); err != nil {
-			cancel()
-			return err
-		}
-		t0 = time.Now()
-		_, err = c.Start(rctx, env.ID)
-		if err == nil {
-			err = sshReady(rctx, c, env.ID)
-		}
-		d = time.Since(t0)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("resume → ssh-ready: %w", err)
-		}
-		resume = append(resume, d.Seconds())
-		fmt.Printf("   resume → ssh-ready run %d: %s\n", i+1, d.Round(time.Millisecond))
-		if i == 0 {
-			keep = env.ID
-		} else {
-			dctx, dcancel := context.WithTimeout(ctx, 30*time.Second)
-			if _, err := c.Delete(dctx, env.ID); err == nil {
-				_ = c.WaitForDeleted(dctx, env.ID, nil)
-			}
-			dcancel()
-		}
+	create, resume, keep, err := createResumeRuns(ctx, c, o.runs, time.Minute, "", true,
+		func(i int) sdk.CreateEnvironmentRequest {
+			return sdk.CreateEnvironmentRequest{Name: fmt.Sprintf("bench-%d", i)}
+		})
+	if err != nil {
+		return err
 	}
 	addFigure(Figure{Section: "1 lifecycle", Name: "create → SSH-ready (local)", Engine: "sqlite", Unit: "s", Runs: create, Target: "≤ 0.3 s"}, create, 0.3, true)
 	addFigure(Figure{Section: "1 lifecycle", Name: "stopped → SSH-ready, resume (local)", Engine: "sqlite", Unit: "s", Runs: resume, Target: "— (≤ 1.0 s is the docker target)"}, resume, 0, true)
@@ -413,6 +373,59 @@ func lifecycleBench(ctx context.Context, o options) error {
 		return err
 	}
 	return tunnelBench(ctx, o, url, token, keep)
+}
+
+// createResumeRuns times, runs times: create → SSH-ready, then stop and
+// stopped → SSH-ready (resume). Each environment is deleted after its run,
+// except with keepFirst the first, whose id is returned, still running, for
+// later figures. label prefixes the errors ("docker ", say).
+func createResumeRuns(ctx context.Context, c *sdk.Client, runs int, timeout time.Duration, label string, keepFirst bool, req func(i int) sdk.CreateEnvironmentRequest) (create, resume []float64, keep string, err error) {
+	for i := range runs {
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		t0 := time.Now()
+		env, err := c.CreateEnvironment(rctx, req(i))
+		if err == nil {
+			err = sshReady(rctx, c, env.ID)
+		}
+		d := time.Since(t0)
+		if err != nil {
+			cancel()
+			return nil, nil, "", fmt.Errorf("%screate → ssh-ready: %w", label, err)
+		}
+		create = append(create, d.Seconds())
+		fmt.Printf("   create → ssh-ready run %d: %s\n", i+1, d.Round(time.Millisecond))
+
+		if _, err := c.Stop(rctx, env.ID); err != nil {
+			cancel()
+			return nil, nil, "", err
+		}
+		if _, err := c.WaitForStatus(rctx, env.ID, sdk.StatusStopped, nil); err != nil {
+			cancel()
+			return nil, nil, "", err
+		}
+		t0 = time.Now()
+		_, err = c.Start(rctx, env.ID)
+		if err == nil {
+			err = sshReady(rctx, c, env.ID)
+		}
+		d = time.Since(t0)
+		cancel()
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("%sresume → ssh-ready: %w", label, err)
+		}
+		resume = append(resume, d.Seconds())
+		fmt.Printf("   resume → ssh-ready run %d: %s\n", i+1, d.Round(time.Millisecond))
+		if i == 0 && keepFirst {
+			keep = env.ID
+			continue
+		}
+		dctx, dcancel := context.WithTimeout(ctx, 30*time.Second)
+		if _, err := c.Delete(dctx, env.ID); err == nil {
+			_ = c.WaitForDeleted(dctx, env.ID, nil)
+		}
+		dcancel()
+	}
+	return create, resume, keep, nil
 }
 
 func supervisorFootprint(ctx context.Context, o options, srv *server.Server, id string) error {
