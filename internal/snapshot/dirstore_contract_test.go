@@ -1,0 +1,25 @@
+package snapshot_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"dev8.dev/dev8/internal/snapshot"
+	"dev8.dev/dev8/internal/snapshot/storetest"
+)
+
+func TestDirStoreContract(t *testing.T) {
+	t.Parallel()
+	st, err := snapshot.OpenDirStore(filepath.Join(t.TempDir(), "r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.Run(t, st, func(t *testing.T, id snapshot.ID, when time.Time) {
+		h := id.String()
+		if err := os.Chtimes(filepath.Join(st.Root(), "data", h[:2], h), when, when); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
