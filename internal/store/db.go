@@ -44,6 +44,8 @@ type DB struct {
 	// reader serves statements that only read. On SQLite, WAL lets these run
 	// next to the writer on their own connections.
 	reader *sql.DB
+
+	touches touchBatcher // TouchEnvironment's group commit (touch.go)
 }
 
 // Open connects to PostgreSQL when databaseURL is non-empty (postgres:// or

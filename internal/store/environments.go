@@ -276,20 +276,6 @@ func (db *DB) updateEnvironment(ctx context.Context, id string, l *EnvironmentLi
 	return out, nil
 }
 
-// TouchEnvironment records access at at. last_accessed_at only ever moves
-// forward, so a late or reordered report cannot make a busy workspace look
-// idle. ErrNotFound if there is no live environment id.
-func (db *DB) TouchEnvironment(ctx context.Context, id string, at time.Time) error {
-	// The CASE keeps the row matched (and so counted) even when at is not
-	// later, which tells "not newer" apart from "no such row" in one statement.
-	t := db.timeArg(at)
-	res, err := db.writer.ExecContext(ctx, db.q(`
-		UPDATE environments
-		SET last_accessed_at = CASE WHEN last_accessed_at < ? THEN ? ELSE last_accessed_at END
-		WHERE id = ? AND deleted_at IS NULL`), t, t, id)
-	return affectedOne("touch environment", res, err)
-}
-
 // ListIdleCandidates returns the running, live environments that have
 // auto-stop enabled and were last accessed before cutoff, least recently
 // accessed first. Whether each one has been idle for its own

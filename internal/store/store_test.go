@@ -749,6 +749,75 @@ func TestTouchEnvironment(t *testing.T) {
 	})
 }
 
+// TestTouchEnvironmentConcurrent: touches written together (one batch) still
+// answer each caller for its own environment, and the latest time wins.
+func TestTouchEnvironmentConcurrent(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, ctx context.Context, db *store.DB) {
+		u := mustUser(t, ctx, db, "touches@example.com")
+		base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+		const envs, perEnv = 8, 25
+		ids := make([]string, envs)
+		for i := range ids {
+			ids[i] = mustEnv(t, ctx, db, store.Environment{UserID: u.ID, Name: fmt.Sprintf("c%d", i), LastAccessedAt: base}).ID
+		}
+		gone := mustEnv(t, ctx, db, store.Environment{UserID: u.ID, Name: "gone", LastAccessedAt: base})
+		update(t, ctx, db, gone.ID, func(e *store.Environment) { e.DeletedAt = ptr(time.Now()) })
+
+		var wg sync.WaitGroup
+		errs := make(chan error, envs*perEnv+2*perEnv)
+		for i, id := range ids {
+			for k := range perEnv {
+				wg.Go(func() {
+					// Env i's latest touch is base + i minutes + perEnv-1 seconds.
+					at := base.Add(time.Duration(i)*time.Minute + time.Duration(k)*time.Second)
+					if err := db.TouchEnvironment(ctx, id, at); err != nil {
+						errs <- fmt.Errorf("touch %s: %w", id, err)
+					}
+				})
+			}
+		}
+		for range perEnv {
+			for _, id := range []string{"env_missing", gone.ID} {
+				wg.Go(func() {
+					if err := db.TouchEnvironment(ctx, id, base.Add(time.Hour)); !errors.Is(err, store.ErrNotFound) {
+						errs <- fmt.Errorf("touch of %s: %v, want ErrNotFound", id, err)
+					}
+				})
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		for i, id := range ids {
+			got, err := db.GetEnvironment(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := base.Add(time.Duration(i)*time.Minute + (perEnv-1)*time.Second)
+			if !got.LastAccessedAt.Equal(want) {
+				t.Errorf("env %d: LastAccessedAt = %v, want %v", i, got.LastAccessedAt, want)
+			}
+		}
+		// A caller that gives up still has its touch written.
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		_ = db.TouchEnvironment(cctx, ids[0], base.Add(48*time.Hour))
+		if err := db.TouchEnvironment(ctx, ids[1], base); err != nil { // waits for any batch in flight
+			t.Fatal(err)
+		}
+		got, err := db.GetEnvironment(ctx, ids[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.LastAccessedAt.Equal(base.Add(48 * time.Hour)) {
+			t.Errorf("a cancelled caller's touch was lost: %v", got.LastAccessedAt)
+		}
+	})
+}
+
 func TestListIdleCandidates(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, ctx context.Context, db *store.DB) {

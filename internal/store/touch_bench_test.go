@@ -1,0 +1,60 @@
+package store_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/testutil/pgtest"
+)
+
+// BenchmarkTouchEnvironmentParallel is the store's share of activity
+// ingestion: 64 supervisors reporting at once, each for its own
+// environment, as in make bench's activity figure.
+func BenchmarkTouchEnvironmentParallel(b *testing.B) {
+	for _, engine := range engines {
+		b.Run(engine, func(b *testing.B) {
+			var url, path string
+			if engine == "postgres" {
+				url = pgtest.NewDatabase(b)
+			} else {
+				path = filepath.Join(b.TempDir(), "dev8.db")
+			}
+			ctx := b.Context()
+			db, err := store.Open(ctx, url, path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			u, err := db.CreateUser(ctx, store.User{Email: "bench@example.com", Name: "bench", PasswordHash: "$2a$10$notreal"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			const agents = 64
+			ids := make([]string, agents)
+			for i := range ids {
+				e, err := db.CreateEnvironment(ctx, store.Environment{UserID: u.ID, Name: fmt.Sprintf("env-%02d", i), Status: store.StatusRunning})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ids[i] = e.ID
+			}
+			var next atomic.Int64
+			b.SetParallelism((agents + 1) / 2) // × GOMAXPROCS goroutines
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				id := ids[int(next.Add(1))%agents]
+				for pb.Next() {
+					if err := db.TouchEnvironment(ctx, id, time.Now()); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "touches/s")
+		})
+	}
+}
