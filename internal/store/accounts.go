@@ -35,7 +35,7 @@ func (db *DB) CreateAccount(ctx context.Context, a Account) (Account, error) {
 	}
 	a.CreatedAt = now()
 	a.LastLoginAt = normTimePtr(a.LastLoginAt)
-	_, err := db.writer.ExecContext(ctx, db.q(`
+	_, err := db.exec(ctx, db.writer, db.q(`
 		INSERT INTO accounts (id, user_id, provider, provider_account_id, email, created_at, last_login_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`),
 		a.ID, a.UserID, a.Provider, a.ProviderAccountID, a.Email, db.timeArg(a.CreatedAt), db.nullTimeArg(a.LastLoginAt))
@@ -49,7 +49,7 @@ func (db *DB) CreateAccount(ctx context.Context, a Account) (Account, error) {
 // it belongs to, or ErrNotFound.
 func (db *DB) GetAccount(ctx context.Context, provider, providerAccountID string) (Account, User, error) {
 	var a Account
-	row := db.reader.QueryRowContext(ctx, db.q(`
+	row := db.queryRow(ctx, db.reader, db.q(`
 		SELECT `+userColumnsOf("u")+`, `+accountColumns+`
 		FROM accounts a JOIN users u ON u.id = a.user_id
 		WHERE a.provider = ? AND a.provider_account_id = ?`), provider, providerAccountID)
@@ -63,14 +63,14 @@ func (db *DB) GetAccount(ctx context.Context, provider, providerAccountID string
 // TouchAccount records a sign-in with account id at at, with the email the
 // provider gave this time. ErrNotFound if there is no such account.
 func (db *DB) TouchAccount(ctx context.Context, id string, at time.Time, email string) error {
-	res, err := db.writer.ExecContext(ctx, db.q(`UPDATE accounts SET last_login_at = ?, email = ? WHERE id = ?`),
+	res, err := db.exec(ctx, db.writer, db.q(`UPDATE accounts SET last_login_at = ?, email = ? WHERE id = ?`),
 		db.timeArg(at), email, id)
 	return affectedOne("touch account", res, err)
 }
 
 // ListAccounts returns the user's linked provider accounts, oldest first.
 func (db *DB) ListAccounts(ctx context.Context, userID string) ([]Account, error) {
-	rows, err := db.reader.QueryContext(ctx, db.q(`
+	rows, err := db.query(ctx, db.reader, db.q(`
 		SELECT `+accountColumns+` FROM accounts a WHERE a.user_id = ? ORDER BY a.created_at, a.id`), userID)
 	out, err := collect(rows, err, func(s scanner) (Account, error) {
 		var a Account

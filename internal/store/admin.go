@@ -96,7 +96,7 @@ func (db *DB) ListUsers(ctx context.Context, f UserFilter) ([]ManagedUser, int, 
 		}
 	}
 	var total int
-	if err := db.reader.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM users`+where), args...).Scan(&total); err != nil {
+	if err := db.queryRow(ctx, db.reader, db.q(`SELECT COUNT(*) FROM users`+where), args...).Scan(&total); err != nil {
 		return nil, 0, wrapErr("count users", err)
 	}
 	query := `SELECT ` + userColumns + `, ` + userQuotaColumns + ` FROM users` + where + ` ORDER BY created_at, id`
@@ -112,7 +112,7 @@ func (db *DB) ListUsers(ctx context.Context, f UserFilter) ([]ManagedUser, int, 
 		query += " OFFSET ?"
 		pageArgs = append(pageArgs, f.Offset)
 	}
-	rows, err := db.reader.QueryContext(ctx, db.q(query), pageArgs...)
+	rows, err := db.query(ctx, db.reader, db.q(query), pageArgs...)
 	out, err := collect(rows, err, scanManagedUser)
 	if err != nil {
 		return nil, 0, wrapErr("list users", err)
@@ -123,7 +123,7 @@ func (db *DB) ListUsers(ctx context.Context, f UserFilter) ([]ManagedUser, int, 
 // GetManagedUser returns the user id with its quota overrides, or
 // ErrNotFound.
 func (db *DB) GetManagedUser(ctx context.Context, id string) (ManagedUser, error) {
-	acc, err := scanManagedUser(db.reader.QueryRowContext(ctx,
+	acc, err := scanManagedUser(db.queryRow(ctx, db.reader,
 		db.q(`SELECT `+userColumns+`, `+userQuotaColumns+` FROM users WHERE id = ?`), id))
 	if err != nil {
 		return ManagedUser{}, lookupErr("get user account", err)
@@ -239,7 +239,7 @@ func nullableArg[T any](p *T) any {
 // or was deleted at or after since, soft-deleted ones included, so that
 // cost accrued this period by environments deleted since counts too.
 func (db *DB) ListEnvironmentsForCost(ctx context.Context, userID string, since time.Time) ([]Environment, error) {
-	rows, err := db.reader.QueryContext(ctx, db.q(`
+	rows, err := db.query(ctx, db.reader, db.q(`
 		SELECT `+environmentColumns+` FROM environments
 		WHERE user_id = ? AND (deleted_at IS NULL OR deleted_at >= ?)`), userID, db.timeArg(since))
 	out, err := collect(rows, err, func(s scanner) (Environment, error) { return scanEnvironment(s) })

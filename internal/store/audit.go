@@ -66,7 +66,7 @@ func (db *DB) InsertAuditEvent(ctx context.Context, e AuditEvent) error {
 	if err != nil {
 		return wrapErr("insert audit event", err)
 	}
-	_, err = db.writer.ExecContext(ctx, db.q(`
+	_, err = db.exec(ctx, db.writer, db.q(`
 		INSERT INTO audit_events (created_at, actor_user_id, actor_kind, action, object_type, object_id, ip, request_id, detail, success)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		db.timeArg(e.CreatedAt), actor, e.ActorKind, e.Action, e.ObjectType, e.ObjectID, e.IP, e.RequestID, detail, e.Success)
@@ -101,7 +101,7 @@ func (db *DB) ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent,
 		where = " WHERE " + strings.Join(conds, " AND ")
 	}
 	var total int
-	if err := db.reader.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM audit_events`+where), args...).Scan(&total); err != nil {
+	if err := db.queryRow(ctx, db.reader, db.q(`SELECT COUNT(*) FROM audit_events`+where), args...).Scan(&total); err != nil {
 		return nil, 0, wrapErr("count audit events", err)
 	}
 	query := `SELECT id, created_at, actor_user_id, actor_kind, action, object_type, object_id, ip, request_id, detail, success
@@ -120,7 +120,7 @@ func (db *DB) ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent,
 		query += " OFFSET ?"
 		args = append(args, f.Offset)
 	}
-	rows, err := db.reader.QueryContext(ctx, db.q(query), args...)
+	rows, err := db.query(ctx, db.reader, db.q(query), args...)
 	out, err := collect(rows, err, func(s scanner) (AuditEvent, error) {
 		var (
 			e     AuditEvent

@@ -82,7 +82,7 @@ func (db *DB) CreateBackup(ctx context.Context, b Backup) (Backup, error) {
 	}
 	b.Status = BackupPending
 	b.CreatedAt = now()
-	_, err := db.writer.ExecContext(ctx, db.q(`
+	_, err := db.exec(ctx, db.writer, db.q(`
 		INSERT INTO backups (id, environment_id, user_id, trigger_kind, status, created_at)
 		VALUES (?, ?, ?, ?, ?, ?)`),
 		b.ID, b.EnvironmentID, b.UserID, string(b.Trigger), string(b.Status), db.timeArg(b.CreatedAt))
@@ -95,7 +95,7 @@ func (db *DB) CreateBackup(ctx context.Context, b Backup) (Backup, error) {
 // StartBackup moves a PENDING backup to RUNNING. ErrNotFound if there is no
 // such PENDING backup.
 func (db *DB) StartBackup(ctx context.Context, id string) error {
-	res, err := db.writer.ExecContext(ctx, db.q(`UPDATE backups SET status = ? WHERE id = ? AND status = ?`),
+	res, err := db.exec(ctx, db.writer, db.q(`UPDATE backups SET status = ? WHERE id = ? AND status = ?`),
 		string(BackupRunning), id, string(BackupPending))
 	return affectedOne("start backup", res, err)
 }
@@ -111,7 +111,7 @@ func (db *DB) FinishBackup(ctx context.Context, id string, r BackupResult) error
 		return errors.New("store: finish backup: completed without a snapshot id")
 	}
 	t := now()
-	res, err := db.writer.ExecContext(ctx, db.q(`
+	res, err := db.exec(ctx, db.writer, db.q(`
 		UPDATE backups SET status = ?, snapshot_id = ?, size_bytes = ?, changed_bytes = ?, file_count = ?,
 			duration_ms = ?, error = ?, completed_at = ?
 		WHERE id = ? AND status IN (?, ?)`),
@@ -122,14 +122,14 @@ func (db *DB) FinishBackup(ctx context.Context, id string, r BackupResult) error
 
 // GetBackup returns one backup. ErrNotFound if there is none.
 func (db *DB) GetBackup(ctx context.Context, id string) (Backup, error) {
-	row := db.reader.QueryRowContext(ctx, db.q(`SELECT `+backupCols+` FROM backups WHERE id = ?`), id)
+	row := db.queryRow(ctx, db.reader, db.q(`SELECT `+backupCols+` FROM backups WHERE id = ?`), id)
 	b, err := scanBackup(row)
 	return b, lookupErr("get backup", err)
 }
 
 // ListBackups returns an environment's backups, newest first.
 func (db *DB) ListBackups(ctx context.Context, environmentID string) ([]Backup, error) {
-	rows, err := db.reader.QueryContext(ctx, db.q(`SELECT `+backupCols+` FROM backups
+	rows, err := db.query(ctx, db.reader, db.q(`SELECT `+backupCols+` FROM backups
 		WHERE environment_id = ? ORDER BY created_at DESC, id DESC`), environmentID)
 	out, err := collect(rows, err, scanBackup)
 	return out, wrapErr("list backups", err)
@@ -138,7 +138,7 @@ func (db *DB) ListBackups(ctx context.Context, environmentID string) ([]Backup, 
 // LatestCompletedBackup returns the environment's newest COMPLETED backup.
 // ErrNotFound if there is none.
 func (db *DB) LatestCompletedBackup(ctx context.Context, environmentID string) (Backup, error) {
-	row := db.reader.QueryRowContext(ctx, db.q(`SELECT `+backupCols+` FROM backups
+	row := db.queryRow(ctx, db.reader, db.q(`SELECT `+backupCols+` FROM backups
 		WHERE environment_id = ? AND status = ? ORDER BY created_at DESC, id DESC LIMIT 1`),
 		environmentID, string(BackupCompleted))
 	b, err := scanBackup(row)
@@ -149,7 +149,7 @@ func (db *DB) LatestCompletedBackup(ctx context.Context, environmentID string) (
 // reason (at startup: the server that was running them is gone). It
 // returns how many it marked.
 func (db *DB) FailUnfinishedBackups(ctx context.Context, reason string) (int64, error) {
-	res, err := db.writer.ExecContext(ctx, db.q(`UPDATE backups SET status = ?, error = ?, completed_at = ?
+	res, err := db.exec(ctx, db.writer, db.q(`UPDATE backups SET status = ?, error = ?, completed_at = ?
 		WHERE status IN (?, ?)`), string(BackupFailed), reason, db.timeArg(now()),
 		string(BackupPending), string(BackupRunning))
 	if err != nil {
@@ -162,7 +162,7 @@ func (db *DB) FailUnfinishedBackups(ctx context.Context, reason string) (int64, 
 // LatestBackup returns the environment's newest backup, whatever its
 // status. ErrNotFound if there is none.
 func (db *DB) LatestBackup(ctx context.Context, environmentID string) (Backup, error) {
-	row := db.reader.QueryRowContext(ctx, db.q(`SELECT `+backupCols+` FROM backups
+	row := db.queryRow(ctx, db.reader, db.q(`SELECT `+backupCols+` FROM backups
 		WHERE environment_id = ? ORDER BY created_at DESC, id DESC LIMIT 1`), environmentID)
 	b, err := scanBackup(row)
 	return b, lookupErr("latest backup", err)
@@ -176,7 +176,7 @@ func (db *DB) DeleteBackupsBySnapshot(ctx context.Context, snapshotIDs []string)
 		if id == "" {
 			continue
 		}
-		res, err := db.writer.ExecContext(ctx, db.q(`DELETE FROM backups WHERE snapshot_id = ?`), id)
+		res, err := db.exec(ctx, db.writer, db.q(`DELETE FROM backups WHERE snapshot_id = ?`), id)
 		if err != nil {
 			return n, wrapErr("delete backups", err)
 		}

@@ -46,6 +46,7 @@ type DB struct {
 	reader *sql.DB
 
 	touches touchBatcher // TouchEnvironment's group commit (touch.go)
+	stmts   stmtCache    // SQLite's prepared statements (stmtcache.go)
 }
 
 // Open connects to PostgreSQL when databaseURL is non-empty (postgres:// or
@@ -164,7 +165,7 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes every connection.
 func (db *DB) Close() error {
-	err := db.writer.Close()
+	err := errors.Join(db.closeStatements(), db.writer.Close())
 	if db.reader != db.writer {
 		err = errors.Join(err, db.reader.Close())
 	}

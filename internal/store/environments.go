@@ -88,7 +88,7 @@ func (db *DB) CreateEnvironment(ctx context.Context, e Environment) (Environment
 	if err != nil {
 		return Environment{}, wrapErr("create environment", err)
 	}
-	if _, err = db.writer.ExecContext(ctx, db.q(insertEnvironment(len(args))), args...); err != nil {
+	if _, err = db.exec(ctx, db.writer, db.q(insertEnvironment(len(args))), args...); err != nil {
 		return Environment{}, wrapErr("create environment", err)
 	}
 	return e, nil
@@ -123,7 +123,7 @@ func insertEnvironment(nargs int) string {
 // GetEnvironment returns a live environment, or ErrNotFound when it does not
 // exist or is soft-deleted.
 func (db *DB) GetEnvironment(ctx context.Context, id string) (Environment, error) {
-	e, err := scanEnvironment(db.reader.QueryRowContext(ctx, db.q(
+	e, err := scanEnvironment(db.queryRow(ctx, db.reader, db.q(
 		`SELECT `+environmentColumns+` FROM environments WHERE id = ? AND deleted_at IS NULL`), id))
 	if err != nil {
 		return Environment{}, lookupErr("get environment", err)
@@ -152,7 +152,7 @@ func (db *DB) ListEnvironments(ctx context.Context, f EnvironmentFilter) ([]Envi
 	// to return a page of 50, which took ~650 ms at 10,000 environments.
 	// The page itself walks the (user_id, created_at, id) index.
 	var total int
-	err := db.reader.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM environments`+where), args...).Scan(&total)
+	err := db.queryRow(ctx, db.reader, db.q(`SELECT COUNT(*) FROM environments`+where), args...).Scan(&total)
 	if err != nil {
 		return nil, 0, wrapErr("count environments", err)
 	}
@@ -172,7 +172,7 @@ func (db *DB) ListEnvironments(ctx context.Context, f EnvironmentFilter) ([]Envi
 		pageArgs = append(pageArgs, f.Offset)
 	}
 
-	rows, err := db.reader.QueryContext(ctx, db.q(query), pageArgs...)
+	rows, err := db.query(ctx, db.reader, db.q(query), pageArgs...)
 	out, err := collect(rows, err, func(s scanner) (Environment, error) { return scanEnvironment(s) })
 	if err != nil {
 		return nil, 0, wrapErr("list environments", err)
@@ -281,7 +281,7 @@ func (db *DB) updateEnvironment(ctx context.Context, id string, l *EnvironmentLi
 // accessed first. Whether each one has been idle for its own
 // AutoStopMinutes is for the caller to decide.
 func (db *DB) ListIdleCandidates(ctx context.Context, cutoff time.Time) ([]Environment, error) {
-	rows, err := db.reader.QueryContext(ctx, db.q(`
+	rows, err := db.query(ctx, db.reader, db.q(`
 		SELECT `+environmentColumns+` FROM environments
 		WHERE deleted_at IS NULL AND status = ? AND auto_stop_minutes > 0 AND last_accessed_at < ?
 		ORDER BY last_accessed_at, id`), string(StatusRunning), db.timeArg(cutoff))

@@ -9,7 +9,7 @@ import (
 // stored. ErrNotFound if there is no such user.
 func (db *DB) UpdateUserName(ctx context.Context, id, name string) (User, error) {
 	at := now()
-	res, err := db.writer.ExecContext(ctx, db.q(`UPDATE users SET name = ?, updated_at = ? WHERE id = ?`), name, db.timeArg(at), id)
+	res, err := db.exec(ctx, db.writer, db.q(`UPDATE users SET name = ?, updated_at = ? WHERE id = ?`), name, db.timeArg(at), id)
 	if err := affectedOne("update user name", res, err); err != nil {
 		return User{}, err
 	}
@@ -24,7 +24,7 @@ func (db *DB) SetDefaultAutoStop(ctx context.Context, id string, minutes *int) (
 	if minutes != nil {
 		arg = *minutes
 	}
-	res, err := db.writer.ExecContext(ctx, db.q(`UPDATE users SET default_auto_stop_minutes = ?, updated_at = ? WHERE id = ?`), arg, db.timeArg(now()), id)
+	res, err := db.exec(ctx, db.writer, db.q(`UPDATE users SET default_auto_stop_minutes = ?, updated_at = ? WHERE id = ?`), arg, db.timeArg(now()), id)
 	if err := affectedOne("set default auto-stop", res, err); err != nil {
 		return User{}, err
 	}

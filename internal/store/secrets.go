@@ -21,7 +21,7 @@ func (db *DB) InstallationSecret(ctx context.Context, name string, size int) ([]
 	}
 	// ON CONFLICT DO NOTHING: a racing server may have stored its own first;
 	// then its value is the one everybody reads below.
-	_, err := db.writer.ExecContext(ctx, db.q(`
+	_, err := db.exec(ctx, db.writer, db.q(`
 		INSERT INTO installation_secrets (name, value, created_at) VALUES (?, ?, ?)
 		ON CONFLICT (name) DO NOTHING`), name, fresh, db.timeArg(now()))
 	if err != nil {
@@ -38,6 +38,6 @@ func (db *DB) installationSecret(ctx context.Context, name string) ([]byte, erro
 	var v []byte
 	// The writer, not a reader: right after the insert above a SQLite read
 	// connection must not miss it.
-	err := db.writer.QueryRowContext(ctx, db.q(`SELECT value FROM installation_secrets WHERE name = ?`), name).Scan(&v)
+	err := db.queryRow(ctx, db.writer, db.q(`SELECT value FROM installation_secrets WHERE name = ?`), name).Scan(&v)
 	return v, err
 }

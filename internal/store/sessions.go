@@ -47,7 +47,7 @@ func (db *DB) CreateSession(ctx context.Context, s Session) (Session, error) {
 		s.LastSeenAt = s.CreatedAt
 	}
 	s.CreatedAt, s.ExpiresAt, s.LastSeenAt = normTime(s.CreatedAt), normTime(s.ExpiresAt), normTime(s.LastSeenAt)
-	_, err := db.writer.ExecContext(ctx, db.q(`
+	_, err := db.exec(ctx, db.writer, db.q(`
 		INSERT INTO sessions (id, user_id, hash, created_at, expires_at, last_seen_at, ip, user_agent)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
 		s.ID, s.UserID, s.Hash, db.timeArg(s.CreatedAt), db.timeArg(s.ExpiresAt), db.timeArg(s.LastSeenAt), s.IP, s.UserAgent)
@@ -62,7 +62,7 @@ func (db *DB) CreateSession(ctx context.Context, s Session) (Session, error) {
 // own clock.
 func (db *DB) GetSessionByHash(ctx context.Context, hash []byte) (Session, User, error) {
 	var s Session
-	row := db.reader.QueryRowContext(ctx, db.q(`
+	row := db.queryRow(ctx, db.reader, db.q(`
 		SELECT `+userColumnsOf("u")+`, `+sessionColumns+`
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.hash = ?`), hash)
@@ -76,7 +76,7 @@ func (db *DB) GetSessionByHash(ctx context.Context, hash []byte) (Session, User,
 // TouchSession records a use of session id at seen, from ip, and moves its
 // expiry to expires. ErrNotFound if there is no such session.
 func (db *DB) TouchSession(ctx context.Context, id string, seen, expires time.Time, ip string) error {
-	res, err := db.writer.ExecContext(ctx, db.q(`UPDATE sessions SET last_seen_at = ?, expires_at = ?, ip = ? WHERE id = ?`),
+	res, err := db.exec(ctx, db.writer, db.q(`UPDATE sessions SET last_seen_at = ?, expires_at = ?, ip = ? WHERE id = ?`),
 		db.timeArg(seen), db.timeArg(expires), ip, id)
 	return affectedOne("touch session", res, err)
 }
@@ -84,7 +84,7 @@ func (db *DB) TouchSession(ctx context.Context, id string, seen, expires time.Ti
 // ListSessions returns the user's sessions that have not expired by now,
 // most recently used first. Hash is not filled in.
 func (db *DB) ListSessions(ctx context.Context, userID string, now time.Time) ([]Session, error) {
-	rows, err := db.reader.QueryContext(ctx, db.q(`
+	rows, err := db.query(ctx, db.reader, db.q(`
 		SELECT `+sessionColumns+` FROM sessions s
 		WHERE s.user_id = ? AND s.expires_at > ?
 		ORDER BY s.last_seen_at DESC, s.id DESC`), userID, db.timeArg(now))
@@ -100,14 +100,14 @@ func (db *DB) ListSessions(ctx context.Context, userID string, now time.Time) ([
 // DeleteSession revokes the user's session id. ErrNotFound if there is no
 // such session or it belongs to someone else.
 func (db *DB) DeleteSession(ctx context.Context, userID, id string) error {
-	res, err := db.writer.ExecContext(ctx, db.q(`DELETE FROM sessions WHERE id = ? AND user_id = ?`), id, userID)
+	res, err := db.exec(ctx, db.writer, db.q(`DELETE FROM sessions WHERE id = ? AND user_id = ?`), id, userID)
 	return affectedOne("delete session", res, err)
 }
 
 // DeleteExpiredSessions removes every session that expired by now and
 // returns how many.
 func (db *DB) DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error) {
-	res, err := db.writer.ExecContext(ctx, db.q(`DELETE FROM sessions WHERE expires_at <= ?`), db.timeArg(now))
+	res, err := db.exec(ctx, db.writer, db.q(`DELETE FROM sessions WHERE expires_at <= ?`), db.timeArg(now))
 	if err != nil {
 		return 0, wrapErr("delete expired sessions", err)
 	}

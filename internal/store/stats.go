@@ -9,7 +9,7 @@ import (
 // (every status is present, zero or not). It is one grouped COUNT over the
 // status index, cheap enough to run at every metrics scrape.
 func (db *DB) CountEnvironmentsByStatus(ctx context.Context) (map[Status]int, error) {
-	rows, err := db.reader.QueryContext(ctx,
+	rows, err := db.query(ctx, db.reader,
 		`SELECT status, COUNT(*) FROM environments WHERE deleted_at IS NULL GROUP BY status`)
 	type count struct {
 		status Status

@@ -34,7 +34,7 @@ func (db *DB) EnsureTemplate(ctx context.Context, t Template) error {
 		}
 		jsonArgs[i] = a
 	}
-	_, err := db.writer.ExecContext(ctx, db.q(`
+	_, err := db.exec(ctx, db.writer, db.q(`
 		INSERT INTO templates (`+templateColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO NOTHING`),
@@ -48,7 +48,7 @@ func (db *DB) EnsureTemplate(ctx context.Context, t Template) error {
 // ListTemplates returns the active templates, popular ones first, then by
 // name.
 func (db *DB) ListTemplates(ctx context.Context) ([]Template, error) {
-	rows, err := db.reader.QueryContext(ctx,
+	rows, err := db.query(ctx, db.reader,
 		`SELECT `+templateColumns+` FROM templates WHERE is_active ORDER BY is_popular DESC, name`)
 	out, err := collect(rows, err, scanTemplate)
 	return out, wrapErr("list templates", err)
@@ -57,7 +57,7 @@ func (db *DB) ListTemplates(ctx context.Context) ([]Template, error) {
 // GetTemplate returns the active template with the given name; an inactive
 // one is ErrNotFound, as if it did not exist.
 func (db *DB) GetTemplate(ctx context.Context, name string) (Template, error) {
-	t, err := scanTemplate(db.reader.QueryRowContext(ctx, db.q(
+	t, err := scanTemplate(db.queryRow(ctx, db.reader, db.q(
 		`SELECT `+templateColumns+` FROM templates WHERE name = ? AND is_active`), name))
 	if err != nil {
 		return Template{}, lookupErr("get template", err)
@@ -76,7 +76,7 @@ func scanInstanceType(s scanner) (InstanceType, error) {
 // EnsureInstanceType inserts it unless one with its name already exists,
 // which is left as it is (see EnsureTemplate).
 func (db *DB) EnsureInstanceType(ctx context.Context, it InstanceType) error {
-	_, err := db.writer.ExecContext(ctx, db.q(`
+	_, err := db.exec(ctx, db.writer, db.q(`
 		INSERT INTO instance_types (`+instanceTypeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO NOTHING`),
 		it.Name, it.DisplayName, it.Description, it.CPUCores, it.MemoryGB, it.StorageGB, it.SortOrder)
@@ -85,7 +85,7 @@ func (db *DB) EnsureInstanceType(ctx context.Context, it InstanceType) error {
 
 // ListInstanceTypes returns every instance type by SortOrder (then name).
 func (db *DB) ListInstanceTypes(ctx context.Context) ([]InstanceType, error) {
-	rows, err := db.reader.QueryContext(ctx,
+	rows, err := db.query(ctx, db.reader,
 		`SELECT `+instanceTypeColumns+` FROM instance_types ORDER BY sort_order, name`)
 	out, err := collect(rows, err, scanInstanceType)
 	return out, wrapErr("list instance types", err)
@@ -94,7 +94,7 @@ func (db *DB) ListInstanceTypes(ctx context.Context) ([]InstanceType, error) {
 // GetInstanceType returns the instance type with the given name, or
 // ErrNotFound.
 func (db *DB) GetInstanceType(ctx context.Context, name string) (InstanceType, error) {
-	it, err := scanInstanceType(db.reader.QueryRowContext(ctx, db.q(
+	it, err := scanInstanceType(db.queryRow(ctx, db.reader, db.q(
 		`SELECT `+instanceTypeColumns+` FROM instance_types WHERE name = ?`), name))
 	if err != nil {
 		return InstanceType{}, lookupErr("get instance type", err)

@@ -19,7 +19,7 @@ func (db *DB) CreateAPIToken(ctx context.Context, t APIToken) (APIToken, error) 
 	t.CreatedAt = now()
 	t.ExpiresAt = normTime(t.ExpiresAt)
 	t.LastUsedAt = normTimePtr(t.LastUsedAt)
-	_, err := db.writer.ExecContext(ctx, db.q(`
+	_, err := db.exec(ctx, db.writer, db.q(`
 		INSERT INTO api_tokens (id, user_id, name, hash, created_at, expires_at, last_used_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`),
 		t.ID, t.UserID, t.Name, t.Hash, db.timeArg(t.CreatedAt),
@@ -35,7 +35,7 @@ func (db *DB) CreateAPIToken(ctx context.Context, t APIToken) (APIToken, error) 
 // to judge.
 func (db *DB) GetAPITokenByHash(ctx context.Context, hash []byte) (APIToken, User, error) {
 	var t APIToken
-	row := db.reader.QueryRowContext(ctx, db.q(`
+	row := db.queryRow(ctx, db.reader, db.q(`
 		SELECT `+userColumnsOf("u")+`,
 			t.id, t.user_id, t.name, t.hash, t.created_at, t.expires_at, t.last_used_at
 		FROM api_tokens t JOIN users u ON u.id = t.user_id
@@ -51,7 +51,7 @@ func (db *DB) GetAPITokenByHash(ctx context.Context, hash []byte) (APIToken, Use
 // TouchAPIToken records that the token was used at at. ErrNotFound if there
 // is no such token.
 func (db *DB) TouchAPIToken(ctx context.Context, id string, at time.Time) error {
-	res, err := db.writer.ExecContext(ctx, db.q(`UPDATE api_tokens SET last_used_at = ? WHERE id = ?`),
+	res, err := db.exec(ctx, db.writer, db.q(`UPDATE api_tokens SET last_used_at = ? WHERE id = ?`),
 		db.timeArg(at), id)
 	return affectedOne("touch api token", res, err)
 }
@@ -59,7 +59,7 @@ func (db *DB) TouchAPIToken(ctx context.Context, id string, at time.Time) error 
 // ListAPITokens returns a user's tokens, newest first. Hash is not filled
 // in: nothing that lists tokens needs it.
 func (db *DB) ListAPITokens(ctx context.Context, userID string) ([]APIToken, error) {
-	rows, err := db.reader.QueryContext(ctx, db.q(`
+	rows, err := db.query(ctx, db.reader, db.q(`
 		SELECT id, user_id, name, created_at, expires_at, last_used_at
 		FROM api_tokens WHERE user_id = ? ORDER BY created_at DESC, id DESC`), userID)
 	out, err := collect(rows, err, func(s scanner) (APIToken, error) {
@@ -73,6 +73,6 @@ func (db *DB) ListAPITokens(ctx context.Context, userID string) ([]APIToken, err
 // DeleteAPIToken revokes the user's token id. ErrNotFound if there is no
 // such token or it belongs to someone else.
 func (db *DB) DeleteAPIToken(ctx context.Context, userID, id string) error {
-	res, err := db.writer.ExecContext(ctx, db.q(`DELETE FROM api_tokens WHERE id = ? AND user_id = ?`), id, userID)
+	res, err := db.exec(ctx, db.writer, db.q(`DELETE FROM api_tokens WHERE id = ? AND user_id = ?`), id, userID)
 	return affectedOne("delete api token", res, err)
 }

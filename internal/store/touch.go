@@ -132,7 +132,7 @@ func (db *DB) touchPostgres(ctx context.Context, ids []string, at map[string]tim
 	for i, id := range ids {
 		times[i] = normTime(at[id])
 	}
-	rows, err := db.writer.QueryContext(ctx, `
+	rows, err := db.query(ctx, db.writer, `
 		UPDATE environments AS e
 		SET last_accessed_at = GREATEST(e.last_accessed_at, v.at)
 		FROM unnest($1::text[], $2::timestamptz[]) AS v(id, at)

@@ -62,7 +62,7 @@ func (db *DB) ListResourceUsage(ctx context.Context, environmentID string, since
 		query += " LIMIT ?"
 		args = append(args, limit)
 	}
-	rows, err := db.reader.QueryContext(ctx, db.q(query), args...)
+	rows, err := db.query(ctx, db.reader, db.q(query), args...)
 	out, err := collect(rows, err, func(s scanner) (ResourceUsage, error) {
 		var r ResourceUsage
 		err := s.Scan(&r.ID, &r.EnvironmentID, timeCol{&r.Timestamp}, &r.CPUUsagePercent, &r.MemoryUsageMB,
@@ -75,7 +75,7 @@ func (db *DB) ListResourceUsage(ctx context.Context, environmentID string, since
 // DeleteResourceUsageBefore deletes every sample older than cutoff (of every
 // environment) and reports how many went.
 func (db *DB) DeleteResourceUsageBefore(ctx context.Context, cutoff time.Time) (int64, error) {
-	res, err := db.writer.ExecContext(ctx, db.q(`DELETE FROM resource_usage WHERE timestamp < ?`), db.timeArg(cutoff))
+	res, err := db.exec(ctx, db.writer, db.q(`DELETE FROM resource_usage WHERE timestamp < ?`), db.timeArg(cutoff))
 	if err != nil {
 		return 0, wrapErr("delete resource usage", err)
 	}
@@ -96,7 +96,7 @@ func (db *DB) InsertActivity(ctx context.Context, a Activity) error {
 	if a.UserID != "" {
 		userID = a.UserID
 	}
-	_, err := db.writer.ExecContext(ctx, db.q(`
+	_, err := db.exec(ctx, db.writer, db.q(`
 		INSERT INTO activity_events (environment_id, user_id, kind, detail, created_at) VALUES (?, ?, ?, ?, ?)`),
 		a.EnvironmentID, userID, a.Kind, a.Detail, db.timeArg(a.CreatedAt))
 	return wrapErr("insert activity", err)
@@ -112,7 +112,7 @@ func (db *DB) ListActivity(ctx context.Context, environmentID string, limit int)
 		query += " LIMIT ?"
 		args = append(args, limit)
 	}
-	rows, err := db.reader.QueryContext(ctx, db.q(query), args...)
+	rows, err := db.query(ctx, db.reader, db.q(query), args...)
 	out, err := collect(rows, err, func(s scanner) (Activity, error) {
 		var (
 			a      Activity

@@ -77,7 +77,7 @@ func (db *DB) CreateUser(ctx context.Context, u User) (User, error) {
 
 // GetUser returns the user with the given ID, or ErrNotFound.
 func (db *DB) GetUser(ctx context.Context, id string) (User, error) {
-	u, err := scanUser(db.reader.QueryRowContext(ctx,
+	u, err := scanUser(db.queryRow(ctx, db.reader,
 		db.q(`SELECT `+userColumns+` FROM users WHERE id = ?`), id))
 	if err != nil {
 		return User{}, lookupErr("get user", err)
@@ -87,7 +87,7 @@ func (db *DB) GetUser(ctx context.Context, id string) (User, error) {
 
 // GetUserByEmail finds a user by email, ignoring case, or returns ErrNotFound.
 func (db *DB) GetUserByEmail(ctx context.Context, email string) (User, error) {
-	u, err := scanUser(db.reader.QueryRowContext(ctx,
+	u, err := scanUser(db.queryRow(ctx, db.reader,
 		db.q(`SELECT `+userColumns+` FROM users WHERE email = ?`), strings.ToLower(email)))
 	if err != nil {
 		return User{}, lookupErr("get user by email", err)

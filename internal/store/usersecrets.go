@@ -55,7 +55,7 @@ func (db *DB) CreateSSHKey(ctx context.Context, k SSHKey) (SSHKey, error) {
 		k.ID = newID("key_")
 	}
 	k.CreatedAt = now()
-	_, err := db.writer.ExecContext(ctx, db.q(`
+	_, err := db.exec(ctx, db.writer, db.q(`
 		INSERT INTO ssh_keys (id, user_id, name, public_key, fingerprint, created_at)
 		VALUES (?, ?, ?, ?, ?, ?)`),
 		k.ID, k.UserID, k.Name, k.PublicKey, k.Fingerprint, db.timeArg(k.CreatedAt))
@@ -67,7 +67,7 @@ func (db *DB) CreateSSHKey(ctx context.Context, k SSHKey) (SSHKey, error) {
 
 // ListSSHKeys returns a user's keys, oldest first.
 func (db *DB) ListSSHKeys(ctx context.Context, userID string) ([]SSHKey, error) {
-	rows, err := db.reader.QueryContext(ctx, db.q(`
+	rows, err := db.query(ctx, db.reader, db.q(`
 		SELECT id, user_id, name, public_key, fingerprint, created_at
 		FROM ssh_keys WHERE user_id = ? ORDER BY created_at, id`), userID)
 	out, err := collect(rows, err, func(s scanner) (SSHKey, error) {
@@ -81,7 +81,7 @@ func (db *DB) ListSSHKeys(ctx context.Context, userID string) ([]SSHKey, error) 
 // DeleteSSHKey removes the user's key id. ErrNotFound if there is no such
 // key or it belongs to someone else.
 func (db *DB) DeleteSSHKey(ctx context.Context, userID, id string) error {
-	res, err := db.writer.ExecContext(ctx, db.q(`DELETE FROM ssh_keys WHERE id = ? AND user_id = ?`), id, userID)
+	res, err := db.exec(ctx, db.writer, db.q(`DELETE FROM ssh_keys WHERE id = ? AND user_id = ?`), id, userID)
 	return affectedOne("delete ssh key", res, err)
 }
 
@@ -126,7 +126,7 @@ func (db *DB) ListUserSecrets(ctx context.Context, userID string, withCiphertext
 	if withCiphertext {
 		cols += ", ciphertext"
 	}
-	rows, err := db.reader.QueryContext(ctx, db.q(`SELECT `+cols+` FROM user_secrets WHERE user_id = ? ORDER BY name`), userID)
+	rows, err := db.query(ctx, db.reader, db.q(`SELECT `+cols+` FROM user_secrets WHERE user_id = ? ORDER BY name`), userID)
 	out, err := collect(rows, err, func(s scanner) (UserSecret, error) {
 		var u UserSecret
 		dst := []any{&u.UserID, &u.Name, timeCol{&u.CreatedAt}, timeCol{&u.UpdatedAt}}
@@ -142,7 +142,7 @@ func (db *DB) ListUserSecrets(ctx context.Context, userID string, withCiphertext
 // DeleteUserSecret removes the user's secret name; ErrNotFound if there is
 // none.
 func (db *DB) DeleteUserSecret(ctx context.Context, userID, name string) error {
-	res, err := db.writer.ExecContext(ctx, db.q(`DELETE FROM user_secrets WHERE user_id = ? AND name = ?`), userID, name)
+	res, err := db.exec(ctx, db.writer, db.q(`DELETE FROM user_secrets WHERE user_id = ? AND name = ?`), userID, name)
 	return affectedOne("delete user secret", res, err)
 }
 

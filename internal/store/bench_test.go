@@ -58,3 +58,48 @@ func BenchmarkTouchEnvironmentParallel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGetEnvironmentParallel is the store's share of GET
+// /environments/{id} from 16 clients, among 1,000 environments.
+func BenchmarkGetEnvironmentParallel(b *testing.B) {
+	for _, engine := range engines {
+		b.Run(engine, func(b *testing.B) {
+			var url, path string
+			if engine == "postgres" {
+				url = pgtest.NewDatabase(b)
+			} else {
+				path = filepath.Join(b.TempDir(), "dev8.db")
+			}
+			ctx := b.Context()
+			db, err := store.Open(ctx, url, path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			u, err := db.CreateUser(ctx, store.User{Email: "bench@example.com", Name: "bench", PasswordHash: "$2a$10$notreal"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ids := make([]string, 1000)
+			for i := range ids {
+				e, err := db.CreateEnvironment(ctx, store.Environment{UserID: u.ID, Name: fmt.Sprintf("env-%04d", i), Status: store.StatusRunning})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ids[i] = e.ID
+			}
+			var next atomic.Int64
+			b.SetParallelism(8) // × GOMAXPROCS goroutines
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					id := ids[int(next.Add(1))%len(ids)]
+					if _, err := db.GetEnvironment(ctx, id); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
