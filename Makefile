@@ -11,9 +11,10 @@ LDFLAGS := -s -w -X dev8.dev/dev8/internal/cli.Version=$(VERSION)
 run: build
 	./bin/dev8 server
 
-## build: build the dev8 binary into bin/ (with the dashboard's browser assets)
+## build: build the dev8 binary into bin/ (with the dashboard's browser assets, and the small workspace supervisor, cmd/dev8-supervisor, built first and embedded: see internal/supervisorbin)
 build: assets
-	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/dev8 ./cmd/dev8
+	CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o internal/supervisorbin/dev8-supervisor ./cmd/dev8-supervisor
+	CGO_ENABLED=0 go build -trimpath -tags dev8_embed_supervisor -ldflags '$(LDFLAGS)' -o bin/dev8 ./cmd/dev8
 
 ## assets: install the dashboard's npm packages and bundle them (esbuild) into internal/web/static/dist, which the binary embeds
 assets: internal/web/static/dist/terminal.js
@@ -31,10 +32,10 @@ bench: build
 	@DEV8_CODE_SERVER=$${DEV8_CODE_SERVER:-$$(scripts/install-code-server.sh 2>/dev/null | tail -n1)}; export DEV8_CODE_SERVER; \
 	[ -n "$$DEV8_CODE_SERVER" ] || echo "bench: no code-server (scripts/install-code-server.sh failed): the IDE figures are skipped"; \
 	if scripts/test-postgres.sh run -- true >/dev/null 2>&1; then \
-		scripts/test-postgres.sh run -- go run ./bench/cmd/dev8bench -dev8 bin/dev8 $(BENCH_FLAGS); \
+		scripts/test-postgres.sh run -- go run -tags dev8_embed_supervisor ./bench/cmd/dev8bench -dev8 bin/dev8 $(BENCH_FLAGS); \
 	else \
 		echo "bench: PostgreSQL is not installed (scripts/test-postgres.sh failed): PostgreSQL figures are skipped"; \
-		DEV8_TEST_DATABASE_URL= go run ./bench/cmd/dev8bench -dev8 bin/dev8 $(BENCH_FLAGS); \
+		DEV8_TEST_DATABASE_URL= go run -tags dev8_embed_supervisor ./bench/cmd/dev8bench -dev8 bin/dev8 $(BENCH_FLAGS); \
 	fi
 
 ## images: build the workspace images (images/: dev8/base, nodejs, python, fullstack) with Docker; needs a registry for debian:12-slim and network access for their downloads, and says so when there is none (IMAGE_PREFIX, IMAGE_TAG, DEBIAN_IMAGE, IMAGES adjust it; not part of make test)
@@ -50,4 +51,4 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 clean:
-	rm -rf bin internal/web/static/dist internal/web/frontend/node_modules
+	rm -rf bin internal/web/static/dist internal/web/frontend/node_modules internal/supervisorbin/dev8-supervisor

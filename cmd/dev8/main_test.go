@@ -12,9 +12,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"dev8.dev/dev8/internal/testutil/serverproc"
 )
 
 // These tests drive the real dev8 binary as a user would: built once, run as
@@ -48,75 +49,16 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-// serverProcess is a running `dev8 server`.
-type serverProcess struct {
-	cmd  *exec.Cmd
-	url  string
-	done chan error
-}
-
 // startServer runs dev8 server on a free loopback port and returns once it
-// logged the address it listens on.
-func startServer(t *testing.T, ctx context.Context, dataDir string, env ...string) *serverProcess {
+// listens. --runtime local: the tests below look for workspaces' processes.
+func startServer(t *testing.T, ctx context.Context, dataDir string, env ...string) *serverproc.Process {
 	t.Helper()
-	// --runtime local: the tests below look for workspaces' processes.
-	cmd := exec.Command(dev8Binary, "server", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--runtime", "local",
-		"--log-format", "json", "--reaper-interval", "1s", "--resync-interval", "200ms", "--code-server", "off")
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Dir = dataDir
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &serverProcess{cmd: cmd, done: make(chan error, 1)}
-	addr := make(chan string, 1)
-	var logs bytes.Buffer
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logs.Write(sc.Bytes())
-			logs.WriteByte('\n')
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				addr <- line.Addr
-			}
-		}
-		p.done <- cmd.Wait()
-	}()
-	select {
-	case a := <-addr:
-		p.url = "http://" + a
-	case err := <-p.done:
-		t.Fatalf("dev8 server exited before listening: %v\n%s", err, logs.String())
-	case <-ctx.Done():
-		t.Fatalf("dev8 server did not start: %v\n%s", ctx.Err(), logs.String())
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
+	return serverproc.Start(t, ctx, dev8Binary, serverproc.Options{
+		Args: []string{"--addr", "127.0.0.1:0", "--data-dir", dataDir, "--runtime", "local",
+			"--reaper-interval", "1s", "--resync-interval", "200ms", "--code-server", "off"},
+		Env: env,
+		Dir: dataDir,
 	})
-	return p
-}
-
-func (p *serverProcess) kill(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-p.done
-}
-
-func (p *serverProcess) terminate(t *testing.T) error {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	return <-p.done
 }
 
 func call(t *testing.T, ctx context.Context, method, url, token string, body any, out any) int {
@@ -224,26 +166,26 @@ func TestCrashRecovery(t *testing.T) {
 	dataDir := t.TempDir()
 
 	srv := startServer(t, ctx, dataDir)
-	if code := call(t, ctx, "POST", srv.url+"/api/v1/auth/signup", "", map[string]string{"email": "ada@example.com", "password": "correct horse"}, nil); code != 201 {
+	if code := call(t, ctx, "POST", srv.URL+"/api/v1/auth/signup", "", map[string]string{"email": "ada@example.com", "password": "correct horse"}, nil); code != 201 {
 		t.Fatalf("signup = %d", code)
 	}
 	var login struct{ Token string }
-	call(t, ctx, "POST", srv.url+"/api/v1/auth/login", "", map[string]string{"email": "ada@example.com", "password": "correct horse"}, &login)
+	call(t, ctx, "POST", srv.URL+"/api/v1/auth/login", "", map[string]string{"email": "ada@example.com", "password": "correct horse"}, &login)
 
 	const n = 4
 	ids := map[string]bool{}
 	for i := range n {
 		var out struct{ Environment environment }
-		if code := call(t, ctx, "POST", srv.url+"/api/v1/environments", login.Token, map[string]any{"name": fmt.Sprintf("env-%d", i)}, &out); code != 201 {
+		if code := call(t, ctx, "POST", srv.URL+"/api/v1/environments", login.Token, map[string]any{"name": fmt.Sprintf("env-%d", i)}, &out); code != 201 {
 			t.Fatalf("create = %d", code)
 		}
 		ids[out.Environment.ID] = true
 	}
 	// Killed while the environments are being created.
-	srv.kill(t)
+	srv.Kill()
 
 	srv = startServer(t, ctx, dataDir)
-	envs := settle(t, ctx, srv.url, login.Token)
+	envs := settle(t, ctx, srv.URL, login.Token)
 	if len(envs) != n {
 		t.Fatalf("after restart: %d environments, want %d", len(envs), n)
 	}
@@ -267,11 +209,11 @@ func TestCrashRecovery(t *testing.T) {
 	// A graceful stop leaves workspaces running, and the next server adopts
 	// them without restarting them.
 	before := workspaceProcesses(t, dataDir)
-	if err := srv.terminate(t); err != nil {
+	if err := srv.Terminate(); err != nil {
 		t.Fatalf("SIGTERM: server exited with %v", err)
 	}
 	srv = startServer(t, ctx, dataDir)
-	envs = settle(t, ctx, srv.url, login.Token)
+	envs = settle(t, ctx, srv.URL, login.Token)
 	after := workspaceProcesses(t, dataDir)
 	for _, e := range envs {
 		if e.Status != "RUNNING" {
@@ -283,17 +225,17 @@ func TestCrashRecovery(t *testing.T) {
 	}
 
 	for _, e := range envs {
-		if code := call(t, ctx, "DELETE", srv.url+"/api/v1/environments/"+e.ID, login.Token, nil, nil); code != 200 {
+		if code := call(t, ctx, "DELETE", srv.URL+"/api/v1/environments/"+e.ID, login.Token, nil, nil); code != 200 {
 			t.Fatalf("delete = %d", code)
 		}
 	}
-	if left := settle(t, ctx, srv.url, login.Token); len(left) != 0 {
+	if left := settle(t, ctx, srv.URL, login.Token); len(left) != 0 {
 		t.Fatalf("after delete: %+v", left)
 	}
 	if procs := workspaceProcesses(t, dataDir); len(procs) != 0 {
 		t.Fatalf("processes outlived their deleted environments: %v", procs)
 	}
-	if err := srv.terminate(t); err != nil {
+	if err := srv.Terminate(); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
 	}
 }

@@ -97,6 +97,8 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// Requests records every request's duration by route (nil: none).
 	Requests RequestObserver
+	// Snapshots records every snapshot job's outcome (nil: none).
+	Snapshots SnapshotObserver
 	// UserSecrets keeps users' SSH keys, secrets and git settings (nil:
 	// Store, if it has the methods); SecretBox encrypts the secrets. Without
 	// both, those routes answer 503.
@@ -132,6 +134,7 @@ type API struct {
 	usage                UsageService
 	limits               *throttles
 	requests             RequestObserver
+	snapshotObserver     SnapshotObserver
 	ideActivityInterval  time.Duration
 	userSecrets          UserSecretStore
 	secretBox            *secretbox.Box
@@ -139,6 +142,7 @@ type API struct {
 	allowedImages        []string
 	backups              BackupStore
 	snapshotRepo         snapshot.Store
+	restoring            sync.Map // environment id → lost-volume restore in progress (snapshots.go)
 	pages                Pages
 	// shuttingDown closes when the server begins a graceful shutdown
 	// (Shutdown), ending the event streams.
@@ -184,6 +188,7 @@ func New(cfg Config) *API {
 		usage:                cfg.Usage,
 		limits:               newThrottles(cfg, cfg.Now),
 		requests:             cfg.Requests,
+		snapshotObserver:     cfg.Snapshots,
 		ideActivityInterval:  cfg.IDEActivityInterval,
 		shuttingDown:         make(chan struct{}),
 		pages:                cfg.Pages,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"path"
 	"strings"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/snapshot"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/tunnel"
@@ -19,8 +22,9 @@ import (
 // Snapshots of workspaces (issue 7).
 //
 // The repository is the server's (Config.SnapshotRepo: by default a
-// directory store under <data-dir>/backups, one per installation, so chunks
-// are deduplicated across every environment). The supervisor takes the
+// directory store under <data-dir>/backups, or S3 or Azure Blob with
+// --snapshot-store; one per installation, so chunks are deduplicated across
+// every environment). The supervisor takes the
 // snapshot or restores it inside the workspace, but holds no credentials:
 // the server opens a tunnel stream to it (tunnel.ServiceSnapshot), sends the
 // job and serves the repository on that stream, limited to what the job
@@ -103,6 +107,10 @@ func (a *API) createSnapshot(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
+	if err := a.requireNotRestoring(env.ID); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	// One at a time per environment: the supervisor runs them one after
 	// the other anyway, and a queue of them would only hold streams open.
 	if last, err := a.backups.LatestBackup(r.Context(), env.ID); err == nil && (last.Status == store.BackupPending || last.Status == store.BackupRunning) {
@@ -130,6 +138,7 @@ func (a *API) runSnapshot(ctx context.Context, env store.Environment, b store.Ba
 	defer cancel()
 	log := a.log.With("environment", env.ID, "snapshot", b.ID)
 	finish := func(res store.BackupResult) {
+		a.observeSnapshot(b.Trigger, res)
 		if err := a.backups.FinishBackup(context.WithoutCancel(ctx), b.ID, res); err != nil {
 			log.Error("record snapshot", "err", err)
 		}
@@ -151,7 +160,15 @@ func (a *API) runSnapshot(ctx context.Context, env store.Environment, b store.Ba
 	}
 	start := time.Now()
 	res, err := a.runJob(ctx, env.ID, job, access)
-	if err == nil && res.Error != "" {
+	switch {
+	case err != nil && ctx.Err() == nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)):
+		// The stream broke: the supervisor died (a crash, kill -9, the
+		// workspace stopped) or its connection dropped. The snapshot
+		// record was never written, so nothing of it is visible; its
+		// chunks are left for pruning.
+		err = fmt.Errorf("the workspace's supervisor went away during the snapshot (it exited or lost its connection); "+
+			"this snapshot is incomplete and was discarded, earlier ones are intact: %w", err)
+	case err == nil && res.Error != "":
 		err = errors.New(res.Error)
 	}
 	if err != nil {
@@ -172,7 +189,18 @@ func (a *API) runSnapshot(ctx context.Context, env store.Environment, b store.Ba
 // typing into. Its record tells the outcome; a failure does not hold the
 // stop back.
 func (a *API) PreStopSnapshot(ctx context.Context, env store.Environment) {
-	if a.snapshotRepo == nil || a.backups == nil || !a.tunnels.Connected(env.ID) {
+	if a.snapshotRepo == nil || a.backups == nil {
+		return
+	}
+	// The stop lets the restore of a lost volume finish first, within its
+	// time (the restore may still be waiting for the supervisor to
+	// connect). Half restored, the workspace is not worth a snapshot: it
+	// would become the latest one, ahead of the one being restored.
+	if !a.awaitRestore(ctx, env.ID) {
+		a.log.WarnContext(ctx, "pre-stop snapshot skipped: the workspace was still being restored after its storage was lost", "environment", env.ID)
+		return
+	}
+	if !a.tunnels.Connected(env.ID) {
 		return
 	}
 	b, err := a.backups.CreateBackup(ctx, store.Backup{EnvironmentID: env.ID, UserID: env.UserID, Trigger: store.BackupPreShutdown})
@@ -269,6 +297,10 @@ func (a *API) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.requireWorkspace(env); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if err := a.requireNotRestoring(env.ID); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -400,6 +432,170 @@ func (a *API) restoreFork(env store.Environment, b store.Backup) {
 	}
 }
 
+// Lost volumes: a workspace whose storage is gone when it starts (its
+// volume or directory removed while it was stopped, a new host) is restored
+// from its latest COMPLETED snapshot. The runtime says when it had to make
+// the storage anew (runtime.Instance.StorageCreated), the lifecycle passes
+// that on once the environment is RUNNING (AfterStart), and an environment
+// that has a completed snapshot, so is not new, gets that snapshot restored
+// as a restore or a fork would. Until the restore ends, manual and
+// scheduled snapshots and manual restores of it are refused, and a stop
+// waits for it (within the pre-stop timeout) before its pre-stop snapshot,
+// which it skips if the restore is still going: a snapshot of the
+// half-restored workspace would become the latest one. The outcome is
+// in the audit log (environment.restore_lost_volume, with the snapshot, the
+// time it was taken and the figures), in the server's log, and on the
+// environment as its status_reason, which tells the owner which snapshot
+// their files came from and that changes made after it were lost.
+//
+// Limit: a server that stops in the middle of that restore does not take it
+// up again when it comes back (the storage exists by then); the
+// environment's status_reason still says the restore is under way, and a
+// manual restore finishes the job.
+
+// AfterStart is the lifecycle's after-start hook (lifecycle.SetAfterStart):
+// see "Lost volumes" above. It returns at once; the restore runs in the
+// background.
+func (a *API) AfterStart(ctx context.Context, env store.Environment, freshStorage bool) {
+	if !freshStorage || a.requireSnapshots() != nil {
+		return
+	}
+	b, err := a.backups.LatestCompletedBackup(ctx, env.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		// A new environment, or one never snapshotted: nothing to bring
+		// back. One whose snapshots all failed lost its files for good,
+		// and its owner is told.
+		if all, lerr := a.backups.ListBackups(ctx, env.ID); lerr == nil && len(all) > 0 {
+			a.log.WarnContext(ctx, "workspace storage was lost and no snapshot of it completed", "environment", env.ID)
+			a.reportLostVolume(ctx, env, false, map[string]any{"name": env.Name, "error": "no completed snapshot", "snapshots": len(all)},
+				fmt.Sprintf("The workspace's storage was gone when it started, and none of its %d snapshots completed: it starts empty.", len(all)))
+		}
+		return
+	}
+	if err != nil {
+		a.log.ErrorContext(ctx, "workspace storage was made anew, but its snapshots cannot be looked up; its files are not restored",
+			"environment", env.ID, "err", err)
+		a.reportLostVolume(ctx, env, false, map[string]any{"name": env.Name, "error": err.Error()},
+			fmt.Sprintf("The workspace's storage was gone when it started, and its snapshots could not be looked up (%v): "+
+				"restore one by hand (POST /api/v1/environments/%s/snapshots/{snapshot}/restore)", err, env.ID))
+		return
+	}
+	run := &lostVolumeRestore{backupID: b.ID, done: make(chan struct{})}
+	if _, busy := a.restoring.LoadOrStore(env.ID, run); busy {
+		return
+	}
+	a.log.WarnContext(ctx, "workspace storage was lost; restoring the latest snapshot", "environment", env.ID, "snapshot", b.ID, "taken_at", b.CreatedAt)
+	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
+	defer cancel()
+	if _, err := a.lifecycle.NoteRunning(nctx, env.ID, "restoring_lost_volume", fmt.Sprintf(
+		"The workspace's storage was gone when it started; restoring snapshot %s taken %s into it (files appear as it goes).",
+		b.ID, b.CreatedAt.UTC().Format(time.RFC3339))); err != nil && !errors.Is(err, lifecycle.ErrNotRunning) {
+		a.log.Error("record restore start on the environment", "environment", env.ID, "err", err)
+	}
+	go a.restoreLostVolume(env, b, run)
+}
+
+// restoreLostVolume restores b into env's new, empty workspace and says how
+// it went.
+func (a *API) restoreLostVolume(env store.Environment, b store.Backup, run *lostVolumeRestore) {
+	defer close(run.done)
+	defer a.restoring.Delete(env.ID)
+	ctx, cancel := context.WithTimeout(context.Background(), restoreJobTimeout)
+	defer cancel()
+	log := a.log.With("environment", env.ID, "snapshot", b.ID)
+	taken := b.CreatedAt.UTC().Format(time.RFC3339)
+	detail := map[string]any{"name": env.Name, "snapshot": b.ID, "snapshot_id": b.SnapshotID, "trigger": string(b.Trigger),
+		"snapshot_taken_at": taken, "snapshot_files": b.FileCount, "snapshot_bytes": b.SizeBytes}
+	job := snapshot.Job{Op: snapshot.JobRestore, Snapshot: b.SnapshotID, Clean: true}
+	res, err := a.runJob(ctx, env.ID, job, snapshot.Access{ReadSnapshots: []string{b.SnapshotID}})
+	if err == nil && res.Error != "" {
+		err = errors.New(res.Error)
+	}
+	var reason string
+	switch {
+	case err != nil:
+		detail["error"] = err.Error()
+		log.Error("lost volume: restore failed", "err", err)
+		reason = fmt.Sprintf("The workspace's storage was gone when it started; restoring snapshot %s (taken %s) failed: %v. "+
+			"The workspace is empty: restore it by hand (POST /api/v1/environments/%s/snapshots/%s/restore)", b.ID, taken, err, env.ID, b.ID)
+	default:
+		if res.Restore != nil {
+			detail["files"] = res.Restore.Files
+			detail["bytes"] = res.Restore.Bytes
+		}
+		detail["failed"] = len(res.Failures)
+		log.Info("lost volume: restored", "files", detail["files"], "bytes", detail["bytes"], "failed", len(res.Failures))
+		reason = fmt.Sprintf("The workspace's storage was gone when it started; its files were restored from snapshot %s taken %s. "+
+			"Changes made after that were lost.", b.ID, taken)
+		if n := len(res.Failures); n > 0 {
+			paths := make([]string, 0, min(n, 5))
+			for _, f := range res.Failures[:min(n, 5)] {
+				paths = append(paths, f.Path)
+			}
+			reason += fmt.Sprintf(" %d entries could not be restored (%s).", n, strings.Join(paths, ", "))
+		}
+	}
+	a.reportLostVolume(ctx, env, err == nil && len(res.Failures) == 0, detail, reason)
+}
+
+// reportLostVolume tells the owner how a lost volume's restore went, as
+// the status reason of the (RUNNING) environment (lifecycle.NoteRunning; an
+// environment stopped meanwhile keeps the audit log's record only), then
+// records it in the audit log: once the audit event is there, all is told.
+func (a *API) reportLostVolume(ctx context.Context, env store.Environment, success bool, detail map[string]any, reason string) {
+	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
+	defer cancel()
+	if _, err := a.lifecycle.NoteRunning(nctx, env.ID, "restored_lost_volume", reason); err != nil && !errors.Is(err, lifecycle.ErrNotRunning) {
+		a.log.Error("record restore outcome on the environment", "environment", env.ID, "err", err)
+	}
+	a.auditSystem(ctx, "environment.restore_lost_volume", env.ID, success, detail)
+}
+
+// auditSystem records something the server did on its own.
+func (a *API) auditSystem(ctx context.Context, action, envID string, success bool, detail map[string]any) {
+	e := store.AuditEvent{CreatedAt: a.now(), ActorKind: store.ActorSystem, Action: action, ObjectType: "environment",
+		ObjectID: envID, Detail: detail, Success: success}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
+	defer cancel()
+	if err := a.store.InsertAuditEvent(actx, e); err != nil {
+		a.log.Error("record audit event", "action", action, "environment", envID, "err", err)
+	}
+}
+
+// lostVolumeRestore is a restore in progress (API.restoring); done closes
+// when it has ended and been reported.
+type lostVolumeRestore struct {
+	backupID string
+	done     chan struct{}
+}
+
+// requireNotRestoring refuses snapshot work on an environment whose lost
+// storage is being restored.
+func (a *API) requireNotRestoring(envID string) error {
+	v, ok := a.restoring.Load(envID)
+	if !ok {
+		return nil
+	}
+	return &Error{Status: http.StatusConflict, Code: CodeInvalidState, Message: "The workspace is being restored",
+		Details: fmt.Sprintf("its storage was gone when it started; snapshot %s is being restored into it (the environment's status_reason tells when it is done)",
+			v.(*lostVolumeRestore).backupID)}
+}
+
+// awaitRestore waits, until ctx ends, for a lost volume's restore of envID
+// in progress to end, and reports whether none is left running.
+func (a *API) awaitRestore(ctx context.Context, envID string) bool {
+	v, ok := a.restoring.Load(envID)
+	if !ok {
+		return true
+	}
+	select {
+	case <-v.(*lostVolumeRestore).done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // SnapshotSchedule configures RunSnapshotSchedule. Zero values take the
 // defaults.
 type SnapshotSchedule struct {
@@ -479,7 +675,7 @@ func (a *API) scheduledSnapshots(ctx context.Context, interval time.Duration) {
 			now.Sub(last.CreatedAt) < interval, !env.LastAccessedAt.After(last.CreatedAt):
 			continue
 		}
-		if !a.tunnels.Connected(env.ID) {
+		if !a.tunnels.Connected(env.ID) || a.requireNotRestoring(env.ID) != nil {
 			continue
 		}
 		b, err := a.backups.CreateBackup(ctx, store.Backup{EnvironmentID: env.ID, UserID: env.UserID, Trigger: store.BackupScheduled})

@@ -64,6 +64,7 @@ func TestConfigSSH(t *testing.T) {
 		"\n  StrictHostKeyChecking no\n",
 		"\n  UserKnownHostsFile /dev/null\n",
 		"\n  PreferredAuthentications none,publickey\n",
+		"\n  Ciphers aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com\n",
 	} {
 		if !strings.Contains(first, want) {
 			t.Fatalf("config lacks %q:\n%s", want, first)
@@ -137,7 +138,7 @@ func TestConfigSSH(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ssh -G: %v\n%s", err, g)
 	}
-	for _, want := range []string{"\nuser " + localUser(h.ctx) + "\n", "\nproxycommand " + shellQuote(exe) + " ssh --stdio beta\n", "\nstricthostkeychecking false\n", "\nuserknownhostsfile /dev/null\n", "\npreferredauthentications none,publickey\n"} {
+	for _, want := range []string{"\nuser " + localUser(h.ctx) + "\n", "\nproxycommand " + shellQuote(exe) + " ssh --stdio beta\n", "\nstricthostkeychecking false\n", "\nuserknownhostsfile /dev/null\n", "\npreferredauthentications none,publickey\n", "\nciphers " + sshCiphers + "\n"} {
 		if !strings.Contains("\n"+string(g), want) {
 			t.Fatalf("ssh -G lacks %q:\n%s", want, g)
 		}

@@ -34,9 +34,11 @@ func NewRoot() *cobra.Command {
 func Execute(ctx context.Context) int {
 	// .env is read before the commands are built, because flags take their
 	// defaults from the environment. Variables already set win over it.
-	if err := godotenv.Load(); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		fmt.Fprintln(os.Stderr, "dev8: read .env:", err)
-		return 1
+	if readsDotEnv(os.Args[1:]) {
+		if err := godotenv.Load(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintln(os.Stderr, "dev8: read .env:", err)
+			return 1
+		}
 	}
 	if err := NewRoot().ExecuteContext(ctx); err != nil {
 		var exit *ExitError
@@ -47,6 +49,13 @@ func Execute(ctx context.Context) int {
 		return 1
 	}
 	return 0
+}
+
+// readsDotEnv tells whether a command line takes configuration from ./.env.
+// The supervisor does not: it starts in the workspace, where .env belongs to
+// the user's project, and whatever it holds would reach every session.
+func readsDotEnv(args []string) bool {
+	return len(args) == 0 || args[0] != "supervisor"
 }
 
 // envString returns the environment variable name, or def when unset. Flags

@@ -125,6 +125,14 @@ func runningEnvironment(ctx context.Context, cmd *cobra.Command, c *sdk.Client, 
 	return nil, fmt.Errorf("environment %q is %s", env.Name, env.Status)
 }
 
+// stdioBuffer is how much proxyStdio moves per read. Each read becomes one
+// write on the other side: from standard input, one websocket message,
+// framed, masked and flushed on its own. io.Copy's 32 KiB split a full pipe
+// (64 KiB on Linux) in two, and a message from the server (up to the
+// relay's 256 KiB, tunnel.Join) in eight. A read returns what is there,
+// never waiting to fill the buffer, so keystrokes still go out one by one.
+const stdioBuffer = 256 << 10
+
 // proxyStdio copies in to conn and conn to out until either side ends,
 // then closes conn. A reader blocked on in is left behind: a real process
 // exits right after.
@@ -133,12 +141,14 @@ func proxyStdio(ctx context.Context, in io.Reader, out io.Writer, conn net.Conn)
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	done := make(chan error, 2)
+	// The struct wrappers hide *os.File's WriterTo and ReaderFrom, with
+	// which io.CopyBuffer would ignore the buffer and copy 32 KiB at a time.
 	go func() {
-		_, err := io.Copy(conn, in)
+		_, err := io.CopyBuffer(struct{ io.Writer }{conn}, struct{ io.Reader }{in}, make([]byte, stdioBuffer))
 		done <- err
 	}()
 	go func() {
-		_, err := io.Copy(out, conn)
+		_, err := io.CopyBuffer(struct{ io.Writer }{out}, struct{ io.Reader }{conn}, make([]byte, stdioBuffer))
 		done <- err
 	}()
 	err := <-done

@@ -6,6 +6,9 @@ import (
 	"dev8.dev/dev8/internal/supervisor"
 )
 
+// newSupervisorCommand is `dev8 supervisor`, which workspaces run when this
+// dev8 embeds no small supervisor (internal/supervisorbin). cmd/dev8-supervisor
+// takes the same command line; keep the two in step.
 func newSupervisorCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "supervisor",

@@ -20,5 +20,8 @@ func TestMemRuntimeContract(t *testing.T) {
 		ReadFile: func(_ context.Context, _ runtime.Runtime, inst runtime.Instance, name string) ([]byte, error) {
 			return rt.readFile(inst.EnvironmentID, name)
 		},
+		LoseStorage: func(_ context.Context, _ runtime.Runtime, inst runtime.Instance) error {
+			return rt.loseStorage(inst.EnvironmentID)
+		},
 	})
 }

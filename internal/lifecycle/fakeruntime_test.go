@@ -114,12 +114,31 @@ func (r *memRuntime) Create(ctx context.Context, spec runtime.Spec) (runtime.Ins
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if inst, ok := r.instances[spec.EnvironmentID]; ok {
-		return *inst, nil
+		out := *inst
+		if r.files[spec.EnvironmentID] == nil && inst.State != runtime.StateRunning {
+			r.files[spec.EnvironmentID] = map[string][]byte{} // lost storage, made anew
+			out.StorageCreated = true
+		}
+		return out, nil
 	}
 	inst := &runtime.Instance{EnvironmentID: spec.EnvironmentID, Ref: "mem-" + spec.EnvironmentID, State: runtime.StateStopped, WorkspaceDir: "/workspace"}
 	r.instances[spec.EnvironmentID] = inst
 	r.files[spec.EnvironmentID] = map[string][]byte{}
-	return *inst, nil
+	out := *inst
+	out.StorageCreated = true
+	return out, nil
+}
+
+// loseStorage drops a stopped instance's workspace, as a deleted volume
+// would; the next Create makes it anew and says so.
+func (r *memRuntime) loseStorage(id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if inst, ok := r.instances[id]; !ok || inst.State == runtime.StateRunning {
+		return fmt.Errorf("lose storage of %s: not a stopped instance", id)
+	}
+	delete(r.files, id)
+	return nil
 }
 
 func (r *memRuntime) Start(ctx context.Context, id string) (runtime.Instance, error) {
@@ -209,8 +228,8 @@ func (r *memRuntime) writeFile(id, name string, data []byte) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	inst, ok := r.instances[id]
-	if !ok || inst.State != runtime.StateRunning {
-		return fmt.Errorf("write %s: instance %s is not running", name, id)
+	if !ok || inst.State != runtime.StateRunning || r.files[id] == nil {
+		return fmt.Errorf("write %s: instance %s is not running (or has no storage)", name, id)
 	}
 	r.files[id][name] = append([]byte(nil), data...)
 	return nil

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -96,6 +97,12 @@ type Manager struct {
 	events   broadcaster
 	urls     atomic.Pointer[URLs]
 	preStop  atomic.Pointer[preStopHook]
+	afterUp  atomic.Pointer[func(ctx context.Context, env store.Environment, freshStorage bool)]
+	// freshStorage holds environments whose runtime made their workspace
+	// storage anew (runtime.Instance.StorageCreated) and that have not
+	// reached RUNNING since: a Create that is retried after a failed Start
+	// finds the storage it made and no longer says so.
+	freshStorage sync.Map // environment id → struct{}
 }
 
 type preStopHook struct {
@@ -125,6 +132,17 @@ func (m *Manager) beforeStop(ctx context.Context, env store.Environment) {
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
 	h.run(ctx, env)
+}
+
+// SetAfterStart makes every start that reaches RUNNING (the first one after
+// a create included) call f with the environment as recorded and whether
+// the runtime had to make its workspace storage anew for it: true for a new
+// environment, and for one whose volume or directory was lost while it was
+// stopped (the server restores those from their latest snapshot). f runs on
+// the lifecycle's worker and must return promptly: long work goes to a
+// goroutine of its own.
+func (m *Manager) SetAfterStart(f func(ctx context.Context, env store.Environment, freshStorage bool)) {
+	m.afterUp.Store(&f)
 }
 
 // SetURLs tells the manager where the server listens. The server calls it
@@ -368,6 +386,32 @@ func (m *Manager) request(ctx context.Context, id, action string, apply func(*st
 	}
 	return env, nil
 }
+
+// NoteRunning tells the owner of a RUNNING environment something the server
+// did to it on its own (its workspace restored from a snapshot after its
+// storage was lost): reason becomes its status reason, published like any
+// change, and kind/reason go to its history. It returns ErrNotRunning, and
+// changes nothing, if the environment is no longer RUNNING. The next status
+// change replaces the reason.
+func (m *Manager) NoteRunning(ctx context.Context, id, kind, reason string) (store.Environment, error) {
+	env, err := m.store.UpdateEnvironment(ctx, id, func(e *store.Environment) error {
+		if e.Status != store.StatusRunning {
+			return ErrNotRunning
+		}
+		e.StatusReason = reason
+		return nil
+	})
+	if err != nil {
+		return store.Environment{}, err
+	}
+	m.events.publish(env)
+	m.record(ctx, env, kind, reason)
+	return env, nil
+}
+
+// ErrNotRunning is NoteRunning's answer for an environment that is not
+// RUNNING.
+var ErrNotRunning = errors.New("environment is not running")
 
 // record appends to the environment's activity history. History is
 // best-effort: losing an entry must not fail the operation it describes.

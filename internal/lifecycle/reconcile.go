@@ -119,6 +119,7 @@ func (m *Manager) reconcileEnvironment(ctx context.Context, env store.Environmen
 			return nil
 		})
 		if err == nil {
+			m.freshStorage.Delete(env.ID)
 			m.events.publish(env)
 			m.record(ctx, env, "deleted", "")
 		}
@@ -143,8 +144,12 @@ func (m *Manager) reconcileEnvironment(ctx context.Context, env store.Environmen
 // bringUp creates (idempotently) and starts the instance, then records RUNNING.
 func (m *Manager) bringUp(ctx context.Context, env store.Environment) error {
 	from := env.Status
-	if _, err := m.rt.Create(ctx, m.specFor(env)); err != nil {
+	created, err := m.rt.Create(ctx, m.specFor(env))
+	if err != nil {
 		return fmt.Errorf("create: %w", err)
+	}
+	if created.StorageCreated {
+		m.freshStorage.Store(env.ID, struct{}{})
 	}
 	inst, err := m.rt.Start(ctx, env.ID)
 	if err != nil {
@@ -163,7 +168,11 @@ func (m *Manager) bringUp(ctx context.Context, env store.Environment) error {
 		e.StoppedAt = nil
 	})
 	if err == nil {
+		_, fresh := m.freshStorage.LoadAndDelete(env.ID)
 		m.record(ctx, env, "started", "")
+		if f := m.afterUp.Load(); f != nil {
+			(*f)(ctx, env, fresh)
+		}
 	}
 	return err
 }

@@ -45,6 +45,10 @@ var (
 	storeBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}
 	// Reaper sweeps: the target is 50 ms at 10,000 environments.
 	reaperBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5}
+	// Snapshots: an incremental one of an unchanged workspace takes well
+	// under a second; a first one of a big workspace, many minutes (the
+	// job's limit is an hour).
+	snapshotBuckets = []float64{.1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600}
 )
 
 // Metrics is one server's set of series and its registry.
@@ -66,6 +70,10 @@ type Metrics struct {
 	tunnelStreams     *prometheus.CounterVec
 
 	storeDuration *prometheus.HistogramVec
+
+	snapshotDuration     *prometheus.HistogramVec
+	snapshotScannedBytes *prometheus.CounterVec
+	snapshotStoredBytes  *prometheus.CounterVec
 }
 
 // New returns a Metrics with the Go runtime, process and build info
@@ -120,13 +128,26 @@ func New(log *slog.Logger) *Metrics {
 		}),
 		tunnelStreams: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dev8_tunnel_streams_opened_total",
-			Help: "Streams opened through supervisors' tunnels, by service (ssh, pty, tcp, ide) and outcome (success, error).",
+			Help: "Streams opened through supervisors' tunnels, by service (ssh, pty, tcp, ide, snapshot) and outcome (success, error).",
 		}, []string{"service", "outcome"}),
 		storeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "dev8_store_query_duration_seconds",
 			Help:    "Time of one store call (one or a few SQL statements, or a transaction), by operation.",
 			Buckets: storeBuckets,
 		}, []string{"operation"}),
+		snapshotDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "dev8_snapshot_duration_seconds",
+			Help:    "Time of one workspace snapshot job, by trigger (MANUAL, PRE_SHUTDOWN, SCHEDULED) and outcome (success, error).",
+			Buckets: snapshotBuckets,
+		}, []string{"trigger", "outcome"}),
+		snapshotScannedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dev8_snapshot_scanned_bytes_total",
+			Help: "Bytes of workspace files that successful snapshots covered (unchanged files included), by trigger.",
+		}, []string{"trigger"}),
+		snapshotStoredBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dev8_snapshot_stored_bytes_total",
+			Help: "Bytes successful snapshots added to the snapshot repository (new chunks and trees, as stored: what changed since the previous snapshot), by trigger.",
+		}, []string{"trigger"}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -137,6 +158,7 @@ func New(log *slog.Logger) *Metrics {
 		m.reaperRuns, m.reaperDuration, m.reaperStopped, m.activityReports,
 		m.tunnelConnections, m.tunnelStreams,
 		m.storeDuration,
+		m.snapshotDuration, m.snapshotScannedBytes, m.snapshotStoredBytes,
 	)
 	return m
 }
@@ -240,6 +262,21 @@ func (m *Metrics) StreamOpened(service string, err error) {
 		outcome = OutcomeError
 	}
 	m.tunnelStreams.WithLabelValues(service, outcome).Inc()
+}
+
+// SnapshotDone records one snapshot job (api.SnapshotObserver): its
+// trigger (MANUAL, PRE_SHUTDOWN, SCHEDULED), how long it took, and for a
+// success the bytes it covered and the bytes it stored.
+func (m *Metrics) SnapshotDone(trigger string, d time.Duration, scanned, stored int64, err error) {
+	outcome := OutcomeSuccess
+	if err != nil {
+		outcome = OutcomeError
+	}
+	m.snapshotDuration.WithLabelValues(trigger, outcome).Observe(d.Seconds())
+	if err == nil {
+		m.snapshotScannedBytes.WithLabelValues(trigger).Add(float64(scanned))
+		m.snapshotStoredBytes.WithLabelValues(trigger).Add(float64(stored))
+	}
 }
 
 // storeTimer is one operation's histogram, looked up once.

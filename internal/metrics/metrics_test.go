@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -71,6 +72,7 @@ func TestSeriesFollowPrometheusConventions(t *testing.T) {
 	m.ActivityReported()
 	m.TunnelConnected()
 	m.StreamOpened("ssh", nil)
+	m.SnapshotDone("MANUAL", time.Second, 100, 10, nil)
 	problems, err := testutil.GatherAndLint(m.Registry())
 	if err != nil {
 		t.Fatal(err)
@@ -173,6 +175,58 @@ dev8_store_connection_wait_seconds_total{pool="writer"} 1.5
 		"dev8_store_connection_waits_total", "dev8_store_connection_wait_seconds_total")
 	if err != nil {
 		t.Error(err)
+	}
+}
+
+// A snapshot's duration is recorded with its trigger and outcome; only a
+// success adds bytes.
+func TestSnapshotDone(t *testing.T) {
+	t.Parallel()
+	m := newMetrics(t)
+	m.SnapshotDone("PRE_SHUTDOWN", 1500*time.Millisecond, 4096, 512, nil)
+	m.SnapshotDone("PRE_SHUTDOWN", 500*time.Millisecond, 8192, 0, nil)
+	m.SnapshotDone("SCHEDULED", 2*time.Second, 1<<20, 1<<20, errors.New("the supervisor went away"))
+	want := `
+# HELP dev8_snapshot_scanned_bytes_total Bytes of workspace files that successful snapshots covered (unchanged files included), by trigger.
+# TYPE dev8_snapshot_scanned_bytes_total counter
+dev8_snapshot_scanned_bytes_total{trigger="PRE_SHUTDOWN"} 12288
+# HELP dev8_snapshot_stored_bytes_total Bytes successful snapshots added to the snapshot repository (new chunks and trees, as stored: what changed since the previous snapshot), by trigger.
+# TYPE dev8_snapshot_stored_bytes_total counter
+dev8_snapshot_stored_bytes_total{trigger="PRE_SHUTDOWN"} 512
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
+		"dev8_snapshot_scanned_bytes_total", "dev8_snapshot_stored_bytes_total"); err != nil {
+		t.Error(err)
+	}
+	families, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, f := range families {
+		if f.GetName() != "dev8_snapshot_duration_seconds" {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			var key []string
+			for _, l := range s.GetLabel() {
+				key = append(key, l.GetName()+"="+l.GetValue())
+			}
+			h := s.GetHistogram()
+			got[strings.Join(key, ",")] = fmt.Sprintf("%d %g", h.GetSampleCount(), h.GetSampleSum())
+		}
+	}
+	wantDurations := map[string]string{
+		"outcome=success,trigger=PRE_SHUTDOWN": "2 2",
+		"outcome=error,trigger=SCHEDULED":      "1 2",
+	}
+	if len(got) != len(wantDurations) {
+		t.Fatalf("duration series %v, want %v", got, wantDurations)
+	}
+	for k, v := range wantDurations {
+		if got[k] != v {
+			t.Errorf("%s: count and sum %q, want %q", k, got[k], v)
+		}
 	}
 }
 

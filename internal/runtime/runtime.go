@@ -76,6 +76,15 @@ type Instance struct {
 	// instance (for local: on this machine).
 	WorkspaceDir string
 	StartedAt    time.Time
+	// StorageCreated is set only in what Create returns: true when that
+	// call had to make the environment's persistent workspace storage
+	// (directory, volume) because none was there — the environment's
+	// first Create, or a Create after its storage was lost while it was
+	// stopped (removed on disk, a new host). It is false when Create found
+	// the storage (even with compute recreated around it), and always in
+	// what Start, Inspect and List return. The caller uses it to restore a
+	// workspace that is not new from its latest snapshot.
+	StorageCreated bool
 }
 
 // Runtime is a compute engine. Every method is idempotent: creating an
@@ -90,7 +99,9 @@ type Runtime interface {
 	Name() string
 	// Create provisions storage and compute for spec without starting it.
 	// For an instance that exists and is not running, it records spec for
-	// the next Start (the server's URL may have changed since).
+	// the next Start (the server's URL may have changed since), and makes
+	// its workspace storage anew if that is gone (Instance.StorageCreated
+	// says so).
 	Create(ctx context.Context, spec Spec) (Instance, error)
 	// Start starts the instance and returns once it is running.
 	Start(ctx context.Context, environmentID string) (Instance, error)

@@ -100,7 +100,8 @@ func testMetrics(t *testing.T, eng engine) {
 	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/activity", token, nil, nil); code != http.StatusOK {
 		t.Fatalf("activity = %d", code)
 	}
-	if out := ts.sshRun(t, token, env.ID, "echo hi"); strings.TrimSpace(out) != "hi" {
+	// A file for the pre-stop snapshot to find.
+	if out := ts.sshRun(t, token, env.ID, "echo hi | tee measured.txt"); strings.TrimSpace(out) != "hi" {
 		t.Fatalf("ssh echo = %q", out)
 	}
 	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/stop", token, nil, nil); code != http.StatusOK {
@@ -169,6 +170,9 @@ func testMetrics(t *testing.T, eng engine) {
 		{"dev8_http_request_duration_seconds", map[string]string{"route": "/api/v1/environments/{id}/stop", "method": "POST", "code": "2xx"}, 1},
 		{"dev8_http_streams_total", map[string]string{"route": "/api/v1/environments/{id}/ssh", "kind": "websocket"}, 1},
 		{"dev8_tunnel_streams_opened_total", map[string]string{"service": "ssh", "outcome": "success"}, 1},
+		// The stop began with a snapshot of the workspace.
+		{"dev8_snapshot_duration_seconds", map[string]string{"trigger": "PRE_SHUTDOWN", "outcome": "success"}, 1},
+		{"dev8_tunnel_streams_opened_total", map[string]string{"service": "snapshot", "outcome": "success"}, 1},
 	}
 	for _, c := range exactly {
 		if got := value(c.name, c.labels); got != c.want {
@@ -187,6 +191,10 @@ func testMetrics(t *testing.T, eng engine) {
 		{"dev8_store_query_duration_seconds", map[string]string{"operation": "GetEnvironment"}},
 		{"dev8_store_query_duration_seconds", map[string]string{"operation": "UpdateEnvironment"}},
 		{"dev8_store_connections_open", map[string]string{"pool": pool}},
+		// measured.txt's 3 bytes at least; the first snapshot stores them
+		// and its trees.
+		{"dev8_snapshot_scanned_bytes_total", map[string]string{"trigger": "PRE_SHUTDOWN"}},
+		{"dev8_snapshot_stored_bytes_total", map[string]string{"trigger": "PRE_SHUTDOWN"}},
 		{"go_goroutines", nil},
 		{"process_cpu_seconds_total", nil},
 	}

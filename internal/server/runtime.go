@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"debug/elf"
 	"encoding/hex"
@@ -9,10 +10,12 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/docker/docker/client"
@@ -21,6 +24,7 @@ import (
 	"dev8.dev/dev8/internal/runtime/docker"
 	"dev8.dev/dev8/internal/runtime/local"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/supervisorbin"
 )
 
 // Runtime names Config.Runtime accepts.
@@ -80,6 +84,66 @@ func chooseRuntime(ctx context.Context, cfg Config, db *store.DB) (name, why str
 	return RuntimeDocker, fmt.Sprintf("a Docker engine answers at %s (--runtime local keeps workspaces as local processes)", host), nil
 }
 
+// useEmbeddedSupervisor points the runtimes at bin, the small supervisor dev8
+// carries (supervisorbin.Binary, embedded by make build): it is written
+// once to <DataDir>/bin/dev8-supervisor-<sha256 prefix> and becomes the local
+// runtime's command and the file the docker runtime copies into containers,
+// where Config does not name them already. Without an embedded supervisor,
+// or when the file cannot be written, workspaces run `dev8 supervisor` from
+// this executable, as before. Either way it logs which supervisor runs.
+func useEmbeddedSupervisor(cfg *Config, bin []byte) {
+	if len(cfg.SupervisorCommand) > 0 && cfg.SupervisorBinary != "" {
+		cfg.Logger.Info("workspace supervisor: as configured", "command", cfg.SupervisorCommand, "docker_binary", cfg.SupervisorBinary)
+		return
+	}
+	if bin == nil {
+		cfg.Logger.Info("workspace supervisor: this executable (`dev8 supervisor`); this dev8 was built without the small supervisor (make build embeds it)")
+		return
+	}
+	path, written, err := supervisorbin.Extract(filepath.Join(cfg.DataDir, "bin"), bin)
+	if rerr := supervisorbin.Release(); rerr != nil {
+		cfg.Logger.Debug("workspace supervisor", "err", rerr)
+	}
+	if err != nil {
+		cfg.Logger.Warn("workspace supervisor: this executable (`dev8 supervisor`), because the embedded one cannot be written", "err", err)
+		return
+	}
+	if cfg.SupervisorBinary == "" {
+		cfg.SupervisorBinary = path
+	}
+	if len(cfg.SupervisorCommand) == 0 {
+		// A data directory on a noexec mount holds the file but cannot run
+		// it; the local runtime then keeps this executable (containers
+		// get the file all the same).
+		if err := runsHere(path); err != nil {
+			cfg.Logger.Warn("workspace supervisor: local workspaces run this executable (`dev8 supervisor`), because the embedded one cannot run here", "path", path, "err", err)
+			return
+		}
+		cfg.SupervisorCommand = []string{path, "supervisor"}
+	}
+	cfg.Logger.Info("workspace supervisor: the embedded one", "path", path, "bytes", len(bin), "written_now", written)
+}
+
+// runsHere runs the supervisor at path with --help: it fails when the file
+// cannot be executed on this host.
+func runsHere(path string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for try := 1; ; try++ {
+		out, err := exec.CommandContext(ctx, path, "supervisor", "--help").CombinedOutput()
+		// ETXTBSY: a process forked elsewhere in this one while the file
+		// was open for writing still holds it until that child execs.
+		if errors.Is(err, syscall.ETXTBSY) && try < 5 {
+			time.Sleep(time.Duration(try) * 20 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%s supervisor --help: %w: %s", path, err, bytes.TrimSpace(out))
+		}
+		return nil
+	}
+}
+
 // engineClient is a client of the engine at host, or DOCKER_HOST (or the
 // default socket) when host is empty.
 func engineClient(host string, opts ...client.Opt) (*client.Client, error) {
@@ -110,9 +174,10 @@ func pingEngine(ctx context.Context, host string) (string, error) {
 }
 
 // checkStatic reports why the binary the docker runtime copies into
-// containers (default: this executable) cannot run there: it must be a
-// statically linked linux/amd64 ELF file, as `make build` (CGO_ENABLED=0)
-// makes it.
+// containers (Config.SupervisorBinary: the embedded supervisor once
+// useEmbeddedSupervisor wrote it; empty: this executable) cannot run
+// there: it must be a statically linked linux/amd64 ELF file, as `make
+// build` (CGO_ENABLED=0) makes it.
 func checkStatic(path string) error {
 	if path == "" {
 		exe, err := os.Executable()

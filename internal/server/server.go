@@ -26,6 +26,7 @@ import (
 	"dev8.dev/dev8/internal/runtime"
 	"dev8.dev/dev8/internal/secretbox"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/supervisorbin"
 	"dev8.dev/dev8/internal/tunnel"
 	"dev8.dev/dev8/internal/usage"
 	"dev8.dev/dev8/internal/web"
@@ -45,14 +46,16 @@ type Config struct {
 	// DockerHost is the Docker engine's address (unix:///path or
 	// tcp://host:port); empty means DOCKER_HOST, else the local socket.
 	DockerHost string
-	// SupervisorBinary is the static dev8 binary the docker runtime copies
-	// into every container (default: this executable).
+	// SupervisorBinary is the static binary the docker runtime copies into
+	// every container (default: the small supervisor this dev8 embeds,
+	// written to <DataDir>/bin, else this executable).
 	SupervisorBinary string
 	// CodeServer is the code-server executable the local runtime starts in
 	// each workspace; empty means none.
 	CodeServer string
 	// SupervisorCommand overrides how the local runtime starts a workspace's
-	// supervisor (default: this executable with "supervisor").
+	// supervisor (default: the embedded small supervisor, as for
+	// SupervisorBinary, else this executable, with "supervisor").
 	SupervisorCommand []string
 	// SupervisorEnv is added to the supervisor's environment.
 	SupervisorEnv []string
@@ -110,8 +113,12 @@ type Config struct {
 	// (default api.DefaultSessionPruneInterval).
 	SessionPruneInterval time.Duration
 	// Snapshots schedules workspace snapshots and pruning of the
-	// repository in <DataDir>/backups (zero values: the defaults).
+	// repository (zero values: the defaults).
 	Snapshots api.SnapshotSchedule
+	// SnapshotStore is where the snapshot repository lives: empty for
+	// <DataDir>/backups, a directory or file:///path, s3://bucket/prefix or
+	// azblob://container/prefix (see openSnapshotStore).
+	SnapshotStore string
 	// PreStopTimeout bounds the snapshot taken before each stop (default
 	// lifecycle.DefaultPreStopTimeout).
 	PreStopTimeout time.Duration
@@ -145,6 +152,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	// Every line logged about a request names its id.
+	cfg.Logger = slog.New(api.LogRequestIDs(cfg.Logger.Handler()))
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
 	}
@@ -188,6 +197,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
+	useEmbeddedSupervisor(&cfg, supervisorbin.Binary())
 	runtimeName, why, err := chooseRuntime(ctx, cfg, db)
 	if err != nil {
 		db.Close()
@@ -215,7 +225,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
-	snapshots, err := openSnapshotRepo(ctx, db, filepath.Join(cfg.DataDir, "backups"))
+	snapshots, err := openSnapshotRepo(ctx, db, cfg.SnapshotStore, cfg.DataDir, cfg.Logger)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -248,6 +258,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Pages:                site,
 		Usage:                usageWriter,
 		Requests:             m,
+		Snapshots:            m,
 		Store:                timed,
 		Lifecycle:            mgr,
 		Logger:               cfg.Logger,
@@ -278,6 +289,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// Every stop (a user's or the idle reaper's) first snapshots the
 	// workspace, so nothing written before it is lost.
 	mgr.SetBeforeStop(a.PreStopSnapshot, cfg.PreStopTimeout)
+	// A workspace whose storage was lost while stopped comes back from its
+	// latest snapshot.
+	mgr.SetAfterStart(a.AfterStart)
 	cfg.Logger.Info("dev8 server ready", "store", db.Engine(), "runtime", rt.Name(), "data_dir", cfg.DataDir, "code_server", cfg.CodeServer)
 	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtime: rt, Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, handler: a.Handler(), api: a, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn}, nil
 }

@@ -53,17 +53,44 @@ func OpenDirStore(root string) (*DirStore, error) {
 // Root is the store's directory.
 func (s *DirStore) Root() string { return s.root }
 
-func (s *DirStore) blobPath(id ID) string {
+// BlobKey is where every store keeps blob id, relative to its root (a
+// directory, or a bucket's or container's prefix): data/<first two hex
+// digits>/<hex>, slash-separated.
+func BlobKey(id ID) string {
 	h := id.String()
-	return filepath.Join(s.root, "data", h[:2], h)
+	return "data/" + h[:2] + "/" + h
+}
+
+// ValidRecordKind returns an error unless kind is a kind of record a Store
+// keeps.
+func ValidRecordKind(kind string) error {
+	if !slices.Contains(recordKinds, kind) {
+		return fmt.Errorf("snapshot: unknown record kind %q", kind)
+	}
+	return nil
+}
+
+// ValidRecordName returns an error unless kind is a kind of record and name
+// a name a Store may keep a record under: not empty, no path separator,
+// not starting with a dot. A store keeps the record at kind/name below its
+// root.
+func ValidRecordName(kind, name string) error {
+	if err := ValidRecordKind(kind); err != nil {
+		return err
+	}
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") {
+		return fmt.Errorf("snapshot: invalid record name %q", name)
+	}
+	return nil
+}
+
+func (s *DirStore) blobPath(id ID) string {
+	return filepath.Join(s.root, filepath.FromSlash(BlobKey(id)))
 }
 
 func (s *DirStore) recordPath(kind, name string) (string, error) {
-	if !slices.Contains(recordKinds, kind) {
-		return "", fmt.Errorf("snapshot: unknown record kind %q", kind)
-	}
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") {
-		return "", fmt.Errorf("snapshot: invalid record name %q", name)
+	if err := ValidRecordName(kind, name); err != nil {
+		return "", err
 	}
 	return filepath.Join(s.root, kind, name), nil
 }
@@ -229,8 +256,8 @@ func (s *DirStore) ListRecords(ctx context.Context, kind string) ([]string, erro
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if !slices.Contains(recordKinds, kind) {
-		return nil, fmt.Errorf("snapshot: unknown record kind %q", kind)
+	if err := ValidRecordKind(kind); err != nil {
+		return nil, err
 	}
 	entries, err := os.ReadDir(filepath.Join(s.root, kind))
 	if err != nil {

@@ -23,3 +23,14 @@ func TestDirStoreContract(t *testing.T) {
 		}
 	})
 }
+
+// TestDirStoreRoundTrip drives the snapshot engine on a directory store as
+// the object-store tests do on theirs.
+func TestDirStoreRoundTrip(t *testing.T) {
+	t.Parallel()
+	st, err := snapshot.OpenDirStore(filepath.Join(t.TempDir(), "r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.RoundTrip(t, st)
+}

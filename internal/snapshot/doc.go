@@ -136,7 +136,9 @@
 //     (Node.NameRaw, Node.TargetRaw).
 //   - Restore does not delete files that the snapshot does not have; restore
 //     into an empty directory for an exact copy.
-//   - [DirStore] is the only repository store so far; object stores are to
-//     be written against [Store]. A workspace reaches the server's
+//   - Stores: [DirStore] here; S3-compatible object storage in the
+//     subpackage s3store and Azure Blob in azblobstore (subpackages, so
+//     that the supervisor, which imports this package, links no cloud SDK).
+//     All of them pass storetest.Run. A workspace reaches the server's
 //     repository through [RemoteStore] (remote.go: [ServeJob], [AcceptJob]).
 package snapshot

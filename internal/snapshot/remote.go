@@ -212,6 +212,10 @@ func ServeJob(ctx context.Context, conn io.ReadWriteCloser, store Store, job Job
 	for _, id := range access.ReadSnapshots {
 		s.readable[id] = true
 	}
+	// Runs last, once no handler is left: a job that ended without removing
+	// its locks (the supervisor was killed, the stream broke) will never
+	// refresh them again, and a dead lock only holds back pruning.
+	defer s.removeLocks(ctx)
 	if err := writeFrame(conn, frame{Op: opJob, Job: &job}); err != nil {
 		return JobResult{}, fmt.Errorf("snapshot job: send: %w", err)
 	}
@@ -271,6 +275,25 @@ func ServeJob(ctx context.Context, conn io.ReadWriteCloser, store Store, job Job
 				_ = conn.Close()
 			}
 		}()
+	}
+}
+
+// removeLocks deletes the lock records the job created and did not remove.
+func (s *jobServer) removeLocks(ctx context.Context) {
+	s.mu.Lock()
+	names := make([]string, 0, len(s.locks))
+	for n := range s.locks {
+		names = append(names, n)
+	}
+	s.mu.Unlock()
+	if len(names) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	for _, n := range names {
+		// Best effort: a lock left behind goes stale and Prune removes it.
+		_ = s.store.DeleteRecord(ctx, KindLock, n)
 	}
 }
 

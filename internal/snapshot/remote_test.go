@@ -201,3 +201,32 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// A supervisor killed in the middle of a job never removes its lock; the
+// server removes it when the job ends, so pruning is not held back.
+func TestRemoteJobDeathRemovesItsLocks(t *testing.T) {
+	t.Parallel()
+	_, st := newRepo(t)
+	ctx := testContext(t)
+	srv, cli := net.Pipe()
+	locked := make(chan error, 1)
+	go func() {
+		_, rs, err := AcceptJob(cli)
+		if err == nil {
+			err = rs.PutRecord(ctx, KindLock, "job-lock", []byte(`{"source":"env1"}`))
+		}
+		locked <- err
+		cli.Close() // dies without reporting a result
+	}()
+	_, err := ServeJob(ctx, srv, st, Job{Op: JobSnapshot, Source: "env1"}, Access{AllowCreate: true})
+	if err == nil || !strings.Contains(err.Error(), "stopped answering") {
+		t.Fatalf("ServeJob = %v, want the workspace to have stopped answering", err)
+	}
+	if err := <-locked; err != nil {
+		t.Fatalf("the job could not take its lock: %v", err)
+	}
+	names, err := st.ListRecords(ctx, KindLock)
+	if err != nil || len(names) != 0 {
+		t.Fatalf("locks left after the job died: %v %v", names, err)
+	}
+}

@@ -89,7 +89,7 @@ func connectOnce(ctx context.Context, cfg AgentConfig, url string) (up bool, err
 	connCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	conn := websocket.NetConn(connCtx, ws, websocket.MessageBinary)
-	sess, err := yamux.Server(conn, yamuxConfig(cfg.Logger))
+	sess, err := yamux.Server(newFrameConn(conn), yamuxConfig(cfg.Logger))
 	if err != nil {
 		conn.Close()
 		return false, fmt.Errorf("start session: %w", err)

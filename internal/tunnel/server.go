@@ -54,7 +54,7 @@ func NewRegistry(log *slog.Logger) *Registry {
 // an older one (a supervisor that reconnected before the server noticed the
 // old connection died).
 func (r *Registry) Serve(ctx context.Context, environmentID string, conn net.Conn) error {
-	sess, err := yamux.Client(conn, yamuxConfig(r.log))
+	sess, err := yamux.Client(newFrameConn(conn), yamuxConfig(r.log))
 	if err != nil {
 		conn.Close()
 		return fmt.Errorf("tunnel: start session: %w", err)
@@ -181,16 +181,30 @@ func handshake(ctx context.Context, stream *yamux.Stream, h Header) error {
 	return nil
 }
 
+// joinBuffer is the size of Join's copy buffers, pooled: an idle connection
+// holds none once its copies end.
+const joinBuffer = 256 << 10
+
+var joinBuffers = sync.Pool{New: func() any { b := make([]byte, joinBuffer); return &b }}
+
 // Join copies between a and b until both directions are done, then closes
 // both. Each direction's end is passed on as a half-close where the
 // connection supports it, so protocols that finish writing first (an scp
 // upload) still get their answer.
+//
+// Each direction copies through a joinBuffer: a read returns what has
+// arrived, and each write is one websocket message or one yamux frame, so
+// a bulk copy (scp) costs fewer of them than with io.Copy's 32 KiB.
 func Join(a, b io.ReadWriteCloser) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	pipe := func(dst, src io.ReadWriteCloser) {
 		defer wg.Done()
-		_, _ = io.Copy(dst, src)
+		buf := joinBuffers.Get().(*[]byte)
+		defer joinBuffers.Put(buf)
+		// The struct wrappers keep io.CopyBuffer from bypassing buf
+		// through a ReaderFrom or WriterTo (a *net.TCPConn has both).
+		_, _ = io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *buf)
 		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 			_ = cw.CloseWrite()
 		} else {

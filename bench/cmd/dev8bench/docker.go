@@ -72,7 +72,7 @@ func dockerBench(ctx context.Context, o options) error {
 	srv, err := server.New(ctx, server.Config{
 		DataDir:          dir,
 		Runtime:          "docker",
-		SupervisorBinary: o.dev8,
+		SupervisorBinary: o.supervisorBinary(),
 		ReaperInterval:   time.Hour,
 		ResyncInterval:   time.Hour,
 		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),

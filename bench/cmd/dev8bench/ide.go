@@ -90,7 +90,7 @@ func ideBench(ctx context.Context, o options) error {
 	fmt.Println("== create → IDE-ready (docker runtime, sqlite)")
 	_, url, cleanup, err = startServer(ctx, o, "", func(c *server.Config) {
 		c.Runtime = "docker"
-		c.SupervisorBinary = o.dev8
+		c.SupervisorBinary = o.supervisorBinary()
 		c.SupervisorCommand = nil
 	})
 	if err != nil {

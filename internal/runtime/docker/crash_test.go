@@ -1,11 +1,9 @@
 package docker_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,7 +20,6 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
-	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 
 	"dev8.dev/dev8/internal/runtime"
@@ -30,6 +27,8 @@ import (
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/testutil/devserver"
+	"dev8.dev/dev8/internal/testutil/serverproc"
+	"dev8.dev/dev8/internal/testutil/wsssh"
 	"dev8.dev/dev8/sdk"
 )
 
@@ -49,30 +48,7 @@ func needDocker(t *testing.T) {
 // and returns its combined output.
 func sshRun(t *testing.T, ctx context.Context, c *sdk.Client, envID, cmd string) string {
 	t.Helper()
-	conn, err := c.DialSSH(ctx, envID)
-	if err != nil {
-		t.Fatalf("dial SSH: %v", err)
-	}
-	cc, chans, reqs, err := ssh.NewClientConn(conn, "dev8", &ssh.ClientConfig{
-		User:            "dev8",
-		HostKeyCallback: ssh.InsecureIgnoreHostKey(), // the tunnel is authenticated by the server
-		Timeout:         30 * time.Second,
-	})
-	if err != nil {
-		t.Fatalf("SSH handshake: %v", err)
-	}
-	sc := ssh.NewClient(cc, chans, reqs)
-	defer sc.Close()
-	sess, err := sc.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	out, err := sess.CombinedOutput(cmd)
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", cmd, err, out)
-	}
-	return string(out)
+	return wsssh.Run(t, ctx, c, envID, cmd)
 }
 
 // privateEngine is a dockerd of the test's own (own data root, exec root,
@@ -260,12 +236,7 @@ func TestDockerdRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	eng := startPrivateEngine(t, ctx)
-	srv := devserver.Start(t, devserver.Options{Config: func(c *server.Config) {
-		c.Runtime = "docker"
-		c.DockerHost = eng.host
-		c.SupervisorBinary = docker.TestDev8Binary()
-		c.SupervisorEnv = nil
-	}})
+	srv := startDockerServer(t, eng.host)
 	c := signedIn(t, ctx, srv.URL)
 	env, err := c.CreateEnvironment(ctx, sdk.CreateEnvironmentRequest{Name: "survivor", BaseImage: docker.TestImage, InstanceType: "lightweight"})
 	if err != nil {
@@ -366,68 +337,26 @@ func signedIn(t *testing.T, ctx context.Context, url string) *sdk.Client {
 	return sdk.New(url, token)
 }
 
-// serverProcess is the real dev8 binary serving on the docker runtime.
-type serverProcess struct {
-	cmd  *exec.Cmd
-	url  string
-	done chan error
-	mu   sync.Mutex
-	logs *bytes.Buffer
-	once sync.Once
-}
-
-func (p *serverProcess) logText() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.logs.String()
-}
-
-// kill kills the server with SIGKILL (once) and waits until it is gone.
-func (p *serverProcess) kill() {
-	p.once.Do(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.done
-	})
-}
-
-func startServerProcess(t *testing.T, ctx context.Context, dataDir string) *serverProcess {
+// startDockerServer starts a whole server on the docker runtime (the
+// engine at dockerHost, or the default one when empty) whose workspaces run
+// the static test build of dev8 as their supervisor.
+func startDockerServer(t *testing.T, dockerHost string) *devserver.Server {
 	t.Helper()
-	cmd := exec.Command(docker.TestDev8Binary(), "server", "--runtime", "docker", "--addr", "127.0.0.1:0", "--data-dir", dataDir,
-		"--log-format", "json", "--resync-interval", "200ms", "--code-server", "off")
-	cmd.Dir = dataDir
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &serverProcess{cmd: cmd, done: make(chan error, 1), logs: &bytes.Buffer{}}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.logs.Write(sc.Bytes())
-			p.logs.WriteByte('\n')
-			p.mu.Unlock()
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				addr <- line.Addr
-			}
-		}
-		p.done <- cmd.Wait()
-	}()
-	select {
-	case a := <-addr:
-		p.url = "http://" + a
-	case err := <-p.done:
-		t.Fatalf("dev8 server exited before listening: %v\n%s", err, p.logText())
-	case <-ctx.Done():
-		t.Fatalf("dev8 server did not start: %v", ctx.Err())
-	}
-	t.Cleanup(p.kill)
-	return p
+	return devserver.Start(t, devserver.Options{Config: func(c *server.Config) {
+		c.Runtime = "docker"
+		c.DockerHost = dockerHost
+		c.SupervisorBinary = docker.TestDev8Binary()
+		c.SupervisorEnv = nil
+	}})
+}
+
+// startServerProcess runs the real dev8 binary serving on the docker runtime.
+func startServerProcess(t *testing.T, ctx context.Context, dataDir string) *serverproc.Process {
+	t.Helper()
+	return serverproc.Start(t, ctx, docker.TestDev8Binary(), serverproc.Options{
+		Args: []string{"--runtime", "docker", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--resync-interval", "200ms", "--code-server", "off"},
+		Dir:  dataDir,
+	})
 }
 
 // objectsOf lists the names of the containers and volumes labelled with
@@ -472,7 +401,7 @@ func TestServerKilledDuringCreate(t *testing.T) {
 	defer dc.Close()
 	dataDir := t.TempDir()
 	srv := startServerProcess(t, ctx, dataDir)
-	c := signedIn(t, ctx, srv.url)
+	c := signedIn(t, ctx, srv.URL)
 	me, err := c.Me(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -480,7 +409,7 @@ func TestServerKilledDuringCreate(t *testing.T) {
 	t.Cleanup(func() {
 		// Whatever happened, nothing of this test stays on the engine:
 		// the server first, so it creates nothing more.
-		srv.kill()
+		srv.Kill()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		f := filters.NewArgs(filters.Arg("label", runtime.LabelUser+"="+me.ID))
@@ -513,22 +442,22 @@ func TestServerKilledDuringCreate(t *testing.T) {
 		}
 		deleted[id] = true
 	}
-	srv.kill()
+	srv.Kill()
 	mid, midVols := objectsOf(t, ctx, dc, me.ID)
 	t.Logf("killed mid-operation; on the engine: %d containers, %d volumes", len(mid), len(midVols))
 
 	srv = startServerProcess(t, ctx, dataDir)
-	c = sdk.New(srv.url, c.Token())
+	c = sdk.New(srv.URL, c.Token())
 	var wantContainers, wantVolumes []string
 	for _, id := range ids {
 		if deleted[id] {
 			if err := c.WaitForDeleted(ctx, id, nil); err != nil {
-				t.Fatalf("deleted %s: %v\n%s", id, err, srv.logText())
+				t.Fatalf("deleted %s: %v\n%s", id, err, srv.Logs())
 			}
 			continue
 		}
 		if _, err := c.WaitForStatus(ctx, id, sdk.StatusRunning, nil); err != nil {
-			t.Fatalf("%s: %v\n%s", id, err, srv.logText())
+			t.Fatalf("%s: %v\n%s", id, err, srv.Logs())
 		}
 		name := docker.ObjectName(id)
 		wantContainers = append(wantContainers, name)

@@ -13,10 +13,13 @@
 // Create of a stopped instance whose Spec changed (a new server URL or token)
 // recreates the container over the same volume.
 //
-// The supervisor is the server's own static dev8 binary (Config.SupervisorBinary),
-// copied into the container at /.dev8/bin/dev8 after ContainerCreate and again
-// before a Start when it is missing or differs in size, so any image with a
-// shell (or none: FROM scratch works) can be a workspace.
+// The supervisor is a static binary (Config.SupervisorBinary: the small
+// cmd/dev8-supervisor the server extracts from its embedded copy, else the
+// server's own dev8), copied into the container at /.dev8/bin/dev8 after
+// ContainerCreate and again before a Start when it is missing or differs in
+// size (so a container created by an older server gets the new one on its
+// next start), so any image with a shell (or none: FROM scratch works) can
+// be a workspace.
 //
 // Networking: containers use the host's network namespace (NetworkMode
 // "host"). Spec.AgentURL is handed to the supervisor as given, and the
@@ -144,9 +147,11 @@ type Config struct {
 	// client.FromEnv, client.WithAPIVersionNegotiation()), i.e. DOCKER_HOST
 	// or the local socket.
 	Client *client.Client
-	// SupervisorBinary is the dev8 binary copied into every container and
-	// run as `dev8 supervisor`. It must be a static linux/amd64 executable
-	// (the server is built with CGO_ENABLED=0). Default: os.Executable().
+	// SupervisorBinary is the binary copied into every container and run
+	// as `<it> supervisor`: cmd/dev8-supervisor or dev8 itself. It must be
+	// a static linux/amd64 executable (make build uses CGO_ENABLED=0).
+	// Default: os.Executable(); the server passes the embedded supervisor
+	// it extracted (internal/supervisorbin).
 	SupervisorBinary string
 	// DefaultImage is used when Spec.Image is empty.
 	DefaultImage string
@@ -207,7 +212,11 @@ type Runtime struct {
 
 	mu      sync.Mutex
 	stopped map[string]bool // environments this Runtime stopped since their last Start
-	notify  []chan<- string
+	// newVolume holds environments whose workspace volume a Create made
+	// but whose Create failed after that: the retry finds the volume and
+	// must still report it as new (runtime.Instance.StorageCreated).
+	newVolume map[string]bool
+	notify    []chan<- string
 	// The event watcher NotifyExits starts and Close ends.
 	watchCancel context.CancelFunc
 	watchDone   chan struct{}
@@ -263,11 +272,12 @@ func New(cfg Config) (*Runtime, error) {
 		}
 	}
 	return &Runtime{
-		cfg:     cfg,
-		cli:     cli,
-		log:     cfg.Logger.With("runtime", "docker"),
-		binSize: fi.Size(),
-		stopped: map[string]bool{},
+		cfg:       cfg,
+		cli:       cli,
+		log:       cfg.Logger.With("runtime", "docker"),
+		binSize:   fi.Size(),
+		stopped:   map[string]bool{},
+		newVolume: map[string]bool{},
 	}, nil
 }
 
@@ -361,6 +371,17 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 		runtime.LabelEnvironment:  id,
 		runtime.LabelUser:         spec.UserID,
 	}
+	// The workspace volume is looked for first: when it is not there (a
+	// first Create, or it was removed with the container while stopped, or
+	// this is a new host), the workspace starts empty, and the caller is
+	// told so.
+	if _, err := r.cli.VolumeInspect(ctx, name); cerrdefs.IsNotFound(err) {
+		r.mu.Lock()
+		r.newVolume[id] = true
+		r.mu.Unlock()
+	} else if err != nil {
+		return runtime.Instance{}, fmt.Errorf("docker: create %s: volume %s: %w", id, name, err)
+	}
 	// Creating a volume that exists returns it: a retried Create (or one
 	// after a crash between volume and container) reuses it.
 	for _, v := range []string{name, homeVolume(id)} {
@@ -431,7 +452,15 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	if err != nil {
 		return runtime.Instance{}, fmt.Errorf("docker: create %s: %w", id, err)
 	}
-	return r.instance(ci), nil
+	inst := r.instance(ci)
+	r.mu.Lock()
+	inst.StorageCreated = r.newVolume[id]
+	delete(r.newVolume, id)
+	r.mu.Unlock()
+	if inst.StorageCreated {
+		r.log.Info("workspace volume created", "environment", id, "volume", name)
+	}
+	return inst, nil
 }
 
 // isRoot says whether an image's USER means root (or is unset).

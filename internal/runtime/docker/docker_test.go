@@ -86,15 +86,31 @@ func readFile(ctx context.Context, _ runtime.Runtime, inst runtime.Instance, nam
 	return io.ReadAll(tr)
 }
 
+// loseVolume removes a stopped environment's workspace volume. The engine
+// refuses while the container that mounts it exists, stopped or not (a
+// volume in use), so the container goes first: what an operator's `docker
+// rm` + `docker volume rm`, or a new host, leaves.
+func loseVolume(ctx context.Context, _ runtime.Runtime, inst runtime.Instance) error {
+	name := ObjectName(inst.EnvironmentID)
+	if err := cli.VolumeRemove(ctx, name, true); err == nil {
+		return errors.New("the engine removed a volume a container still mounts")
+	}
+	if err := cli.ContainerRemove(ctx, name, container.RemoveOptions{}); err != nil {
+		return err
+	}
+	return cli.VolumeRemove(ctx, name, false)
+}
+
 func TestContract(t *testing.T) {
 	needDocker(t)
 	runtimetest.RunWithOptions(t, func(t *testing.T) runtime.Runtime {
 		return newRuntime(t, nil)
 	}, runtimetest.Options{
-		Timeout:   2 * time.Minute,
-		Spec:      testSpec,
-		WriteFile: writeFile,
-		ReadFile:  readFile,
+		Timeout:     2 * time.Minute,
+		Spec:        testSpec,
+		WriteFile:   writeFile,
+		ReadFile:    readFile,
+		LoseStorage: loseVolume,
 	})
 }
 
@@ -870,4 +886,31 @@ func TestHomePersists(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectObjects(t, ctx, spec.EnvironmentID, nil, nil)
+}
+
+// TestNewVolumeReportedAfterFailedCreate: a Create that made the workspace
+// volume and then failed still gets the volume reported as new by the
+// Create that finally succeeds (the lifecycle retries Creates).
+func TestNewVolumeReportedAfterFailedCreate(t *testing.T) {
+	t.Parallel()
+	rt := newRuntime(t, nil)
+	ctx := testCtx(t)
+	spec := testSpec()
+	spec.EnvironmentID = newID(t)
+	cleanupObjects(t, spec.EnvironmentID)
+	bad := spec
+	bad.CPUCores = 100000 // the engine refuses the container, after the volume is made
+	if _, err := rt.Create(ctx, bad); err == nil {
+		t.Fatal("Create with 100000 CPUs succeeded")
+	}
+	if _, err := cli.VolumeInspect(ctx, ObjectName(spec.EnvironmentID)); err != nil {
+		t.Fatalf("the failed Create made no volume (the test no longer tests anything): %v", err)
+	}
+	inst, err := rt.Create(ctx, spec)
+	if err != nil || !inst.StorageCreated {
+		t.Fatalf("Create after a failed one = %+v, %v; want StorageCreated", inst, err)
+	}
+	if inst, err = rt.Create(ctx, spec); err != nil || inst.StorageCreated {
+		t.Fatalf("third Create = %+v, %v; want StorageCreated false", inst, err)
+	}
 }

@@ -5,17 +5,13 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
-	"golang.org/x/crypto/ssh"
 
 	"dev8.dev/dev8/internal/runtime/docker"
-	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/store"
-	"dev8.dev/dev8/internal/testutil/devserver"
 	"dev8.dev/dev8/sdk"
 )
 
@@ -31,11 +27,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Skip(why)
 	}
 	t.Parallel()
-	srv := devserver.Start(t, devserver.Options{Config: func(c *server.Config) {
-		c.Runtime = "docker"
-		c.SupervisorBinary = docker.TestDev8Binary()
-		c.SupervisorEnv = nil
-	}})
+	srv := startDockerServer(t, "")
 	ctx := srv.Ctx
 	anon := sdk.New(srv.URL, "")
 	if _, err := anon.Signup(ctx, "ada@example.com", "correct horse", "Ada"); err != nil {
@@ -74,31 +66,7 @@ func TestEndToEnd(t *testing.T) {
 
 	run := func(cmd string) string {
 		t.Helper()
-		conn, err := c.DialSSH(ctx, env.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cc, chans, reqs, err := ssh.NewClientConn(conn, "dev8", &ssh.ClientConfig{
-			User: "dev8",
-			// The tunnel is authenticated by the server.
-			HostKeyCallback: ssh.InsecureIgnoreHostKey(),
-			Timeout:         30 * time.Second,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		client := ssh.NewClient(cc, chans, reqs)
-		defer client.Close()
-		sess, err := client.NewSession()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sess.Close()
-		out, err := sess.CombinedOutput(cmd)
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", cmd, err, out)
-		}
-		return string(out)
+		return sshRun(t, ctx, c, env.ID, cmd)
 	}
 	if out := run("echo kept > /workspace/note && pwd"); strings.TrimSpace(out) != "/workspace" {
 		t.Fatalf("pwd over SSH = %q, want /workspace", out)
@@ -141,11 +109,7 @@ func errdefsNotFound(err error) bool {
 func TestWorkspaceUserOverSSH(t *testing.T) {
 	needDocker(t)
 	t.Parallel()
-	srv := devserver.Start(t, devserver.Options{Config: func(c *server.Config) {
-		c.Runtime = "docker"
-		c.SupervisorBinary = docker.TestDev8Binary()
-		c.SupervisorEnv = nil
-	}})
+	srv := startDockerServer(t, "")
 	ctx := srv.Ctx
 	c := signedIn(t, ctx, srv.URL)
 	env, err := c.CreateEnvironment(ctx, sdk.CreateEnvironmentRequest{Name: "as-dev8", BaseImage: docker.TestUserImage, InstanceType: "lightweight"})

@@ -14,10 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"dev8.dev/dev8/internal/runtime/docker"
-	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/store"
-	"dev8.dev/dev8/internal/testutil/devserver"
 	"dev8.dev/dev8/sdk"
 )
 
@@ -46,11 +43,7 @@ func TestIDEInContainer(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build %s: %v\n%s", codeServerImage, err, out)
 	}
-	srv := devserver.Start(t, devserver.Options{Config: func(c *server.Config) {
-		c.Runtime = "docker"
-		c.SupervisorBinary = docker.TestDev8Binary()
-		c.SupervisorEnv = nil
-	}})
+	srv := startDockerServer(t, "")
 	c := signedIn(t, ctx, srv.URL)
 	var envs []*sdk.Environment
 	for _, name := range []string{"ide-one", "ide-two"} {

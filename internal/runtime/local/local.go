@@ -12,6 +12,10 @@
 //	  home/            HOME of the workspace's processes (code-server settings)
 //	  supervisor.log   the supervisor's stdout and stderr (.1: the previous run)
 //
+// A workspace directory removed while the environment was stopped is made
+// anew, empty, by the next Create, which reports it (StorageCreated); Start
+// alone refuses to run without it.
+//
 // The supervisor runs in a session of its own, so a Ctrl-C at the server's
 // terminal does not reach it and a server that exits leaves it running. A new
 // Runtime over the same Dir adopts the processes its state files name.
@@ -48,7 +52,8 @@ type Config struct {
 	// Dir holds one directory per environment. Required; created if missing.
 	Dir string
 	// Command starts a workspace's supervisor (argv). Default:
-	// [os.Executable(), "supervisor"].
+	// [os.Executable(), "supervisor"]; dev8 server passes the small
+	// supervisor it embeds, written to a file (internal/supervisorbin).
 	Command []string
 	// ExtraEnv is added to every workspace's environment ("KEY=value"),
 	// after the server variables passed through and before Spec.Env.
@@ -230,13 +235,22 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	dir := r.envDir(id)
 	st, err := readState(dir)
 	if err == nil {
-		if r.live(id, st) == nil && !reflect.DeepEqual(st.Spec, spec) {
+		if r.live(id, st) != nil {
+			return r.instance(id, st), nil
+		}
+		if !reflect.DeepEqual(st.Spec, spec) {
 			st.Spec = spec
 			if err := writeState(dir, st); err != nil {
 				return runtime.Instance{}, fmt.Errorf("local: create %s: update spec: %w", id, err)
 			}
 		}
-		return r.instance(id, st), nil
+		created, err := r.ensureStorage(id, dir)
+		if err != nil {
+			return runtime.Instance{}, fmt.Errorf("local: create %s: %w", id, err)
+		}
+		inst := r.instance(id, st)
+		inst.StorageCreated = created
+		return inst, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return runtime.Instance{}, fmt.Errorf("local: create %s: %w", id, err)
@@ -257,7 +271,36 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 		return runtime.Instance{}, fmt.Errorf("local: create %s: %w", id, err)
 	}
 	r.log.Info("environment created", "environment", id, "dir", dir)
-	return r.instance(id, st), nil
+	inst := r.instance(id, st)
+	inst.StorageCreated = true
+	return inst, nil
+}
+
+// ensureStorage makes the workspace and home directories of an existing,
+// stopped environment anew when they are gone (removed by hand, a data
+// directory restored without them), and says whether the workspace had to
+// be: its files are lost, and the caller restores them from a snapshot.
+func (r *Runtime) ensureStorage(id, dir string) (workspaceCreated bool, err error) {
+	for _, name := range []string{workspaceDir, homeDir} {
+		p := filepath.Join(dir, name)
+		fi, err := os.Lstat(p)
+		switch {
+		case err == nil && fi.IsDir():
+			continue
+		case err == nil:
+			return false, runtime.Permanent(fmt.Errorf("%s is not a directory", p))
+		case !errors.Is(err, fs.ErrNotExist):
+			return false, err
+		}
+		if err := os.Mkdir(p, 0o700); err != nil {
+			return false, err
+		}
+		if name == workspaceDir {
+			workspaceCreated = true
+			r.log.Warn("workspace directory was missing; created it empty", "environment", id, "dir", p)
+		}
+	}
+	return workspaceCreated, nil
 }
 
 // Start implements runtime.Runtime.
@@ -284,6 +327,11 @@ func (r *Runtime) Start(ctx context.Context, id string) (runtime.Instance, error
 	}
 	if err := sweepStrays(ctx, id, filepath.Join(dir, workspaceDir)); err != nil {
 		return runtime.Instance{}, fmt.Errorf("local: start %s: %w", id, err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, workspaceDir)); err != nil || !fi.IsDir() {
+		// Not made anew here: an empty workspace must not replace a lost
+		// one unnoticed. Create does it and reports it.
+		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("local: start %s: workspace directory %s is gone or not a directory (Create makes it anew)", id, filepath.Join(dir, workspaceDir)))
 	}
 	inst, err := r.start(ctx, id, dir, st)
 	if err != nil {

@@ -137,16 +137,64 @@ func writeScript(t *testing.T, body string) string {
 	return path
 }
 
+// loseWorkspace removes a stopped environment's workspace directory, as an
+// operator cleaning up the disk would.
+func loseWorkspace(_ context.Context, _ runtime.Runtime, inst runtime.Instance) error {
+	return os.RemoveAll(inst.WorkspaceDir)
+}
+
 func TestContract(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	runtimetest.Run(t, func(t *testing.T) runtime.Runtime { return newRuntime(t, dir, nil) })
+	runtimetest.RunWithOptions(t, func(t *testing.T) runtime.Runtime { return newRuntime(t, dir, nil) },
+		runtimetest.Options{LoseStorage: loseWorkspace})
+}
+
+// TestLostEnvironmentDir: with the whole environment directory gone (state
+// file included, as on a new host), the next Create makes it as for a new
+// environment and reports the storage as created.
+func TestLostEnvironmentDir(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t, time.Minute)
+	root := t.TempDir()
+	rt := newRuntime(t, root, nil)
+	spec := runtime.Spec{EnvironmentID: "lostdir", Name: "lostdir"}
+	if _, err := rt.Create(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.Start(ctx, spec.EnvironmentID); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Stop(ctx, spec.EnvironmentID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(root, spec.EnvironmentID, "workspace")); err != nil {
+		t.Fatal(err)
+	}
+	// Start alone does not paper over the loss with an empty directory.
+	if _, err := rt.Start(ctx, spec.EnvironmentID); err == nil || !runtime.IsPermanent(err) || !strings.Contains(err.Error(), "workspace directory") {
+		t.Fatalf("Start without its workspace directory: %v; want a permanent error naming it", err)
+	}
+	if err := os.RemoveAll(filepath.Join(root, spec.EnvironmentID)); err != nil {
+		t.Fatal(err)
+	}
+	inst, err := rt.Create(ctx, spec)
+	if err != nil || !inst.StorageCreated {
+		t.Fatalf("Create after the environment directory was lost = %+v, %v; want StorageCreated", inst, err)
+	}
+	if _, err := rt.Start(ctx, spec.EnvironmentID); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Delete(ctx, spec.EnvironmentID); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestContractWithIDE(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	runtimetest.Run(t, func(t *testing.T) runtime.Runtime { return newRuntime(t, dir, withFakeCodeServer(t)) })
+	runtimetest.RunWithOptions(t, func(t *testing.T) runtime.Runtime { return newRuntime(t, dir, withFakeCodeServer(t)) },
+		runtimetest.Options{LoseStorage: loseWorkspace})
 }
 
 func TestLayout(t *testing.T) {

@@ -48,6 +48,11 @@ type Options struct {
 	// persistence test is skipped when it does not and these are nil.
 	WriteFile func(ctx context.Context, rt runtime.Runtime, inst runtime.Instance, name string, data []byte) error
 	ReadFile  func(ctx context.Context, rt runtime.Runtime, inst runtime.Instance, name string) ([]byte, error)
+	// LoseStorage destroys a stopped instance's workspace storage behind
+	// the runtime's back, as a deleted volume or a new host would (local:
+	// the workspace directory; docker: the container and its volume). The
+	// lost-storage test is skipped when it is nil.
+	LoseStorage func(ctx context.Context, rt runtime.Runtime, inst runtime.Instance) error
 }
 
 // Run runs the contract with default Options.
@@ -73,6 +78,7 @@ func RunWithOptions(t *testing.T, newRuntime func(t *testing.T) runtime.Runtime,
 		{"CreateIsStoppedAndIdempotent", s.testCreate},
 		{"StartStopIdempotent", s.testStartStop},
 		{"WorkspacePersists", s.testPersist},
+		{"LostStorageIsReported", s.testLostStorage},
 		{"DeleteRunning", s.testDeleteRunning},
 		{"List", s.testList},
 		{"UnknownEnvironment", s.testUnknown},
@@ -126,6 +132,9 @@ func (s *suite) create(t *testing.T, ctx context.Context, rt runtime.Runtime) ru
 	}
 	if inst.EnvironmentID != spec.EnvironmentID {
 		t.Fatalf("Create returned EnvironmentID %q, want %q", inst.EnvironmentID, spec.EnvironmentID)
+	}
+	if !inst.StorageCreated {
+		t.Fatalf("first Create(%s): StorageCreated false, want true", spec.EnvironmentID)
 	}
 	return inst
 }
@@ -211,6 +220,9 @@ func (s *suite) testCreate(t *testing.T) {
 	if again.State != runtime.StateStopped || again.Ref != inst.Ref {
 		t.Fatalf("second Create = %+v, want the existing stopped instance %+v", again, inst)
 	}
+	if again.StorageCreated {
+		t.Fatalf("second Create: StorageCreated true, want false (the storage was there)")
+	}
 
 	// Creating a running instance returns it, still running.
 	running := start(t, ctx, rt, inst.EnvironmentID)
@@ -221,7 +233,13 @@ func (s *suite) testCreate(t *testing.T) {
 	if again.State != runtime.StateRunning {
 		t.Fatalf("Create of a running instance returned state %q", again.State)
 	}
+	if again.StorageCreated || running.StorageCreated {
+		t.Fatalf("StorageCreated set by Create of a running instance (%v) or by Start (%v)", again.StorageCreated, running.StorageCreated)
+	}
 	sameRun(t, "Create of a running instance", running, again)
+	if got := expectState(t, ctx, rt, inst.EnvironmentID, runtime.StateRunning); got.StorageCreated {
+		t.Fatalf("Inspect reports StorageCreated")
+	}
 }
 
 func (s *suite) testStartStop(t *testing.T) {
@@ -292,6 +310,59 @@ func (s *suite) testPersist(t *testing.T) {
 	}
 	if !bytes.Equal(got, data) {
 		t.Fatalf("workspace file after stop/start = %q, want %q", got, data)
+	}
+}
+
+// testLostStorage: storage lost while stopped is made anew, empty, by the
+// next Create, which says so (and only that Create); the instance then
+// starts and keeps files as usual.
+func (s *suite) testLostStorage(t *testing.T) {
+	if s.opts.LoseStorage == nil {
+		t.Skip("Options.LoseStorage is not set")
+	}
+	ctx := s.ctx(t)
+	rt := s.newRuntime(t)
+	id := s.create(t, ctx, rt).EnvironmentID
+	inst := start(t, ctx, rt, id)
+	write, read := s.fileIO()
+	if err := write(ctx, rt, inst, "dev8-lost.txt", []byte("lost with the storage\n")); err != nil {
+		t.Fatalf("write workspace file: %v", err)
+	}
+	stop(t, ctx, rt, id)
+	if err := s.opts.LoseStorage(ctx, rt, inst); err != nil {
+		t.Fatalf("LoseStorage: %v", err)
+	}
+
+	spec := s.opts.Spec()
+	spec.EnvironmentID = id
+	again, err := rt.Create(ctx, spec)
+	if err != nil {
+		t.Fatalf("Create after the storage was lost: %v", err)
+	}
+	if !again.StorageCreated || again.State != runtime.StateStopped {
+		t.Fatalf("Create after the storage was lost = %+v, want stopped with StorageCreated", again)
+	}
+	if again, err = rt.Create(ctx, spec); err != nil || again.StorageCreated {
+		t.Fatalf("second Create after the storage was lost = %+v, %v; want StorageCreated false", again, err)
+	}
+	inst = start(t, ctx, rt, id)
+	if inst.StorageCreated {
+		t.Fatalf("Start reports StorageCreated")
+	}
+	if got, err := read(ctx, rt, inst, "dev8-lost.txt"); err == nil {
+		t.Fatalf("file from the lost storage is still there: %q", got)
+	}
+	data := []byte("written to the new storage\n")
+	if err := write(ctx, rt, inst, "dev8-new.txt", data); err != nil {
+		t.Fatalf("write to the new storage: %v", err)
+	}
+	stop(t, ctx, rt, id)
+	if again, err = rt.Create(ctx, spec); err != nil || again.StorageCreated {
+		t.Fatalf("Create after a plain stop = %+v, %v; want StorageCreated false", again, err)
+	}
+	inst = start(t, ctx, rt, id)
+	if got, err := read(ctx, rt, inst, "dev8-new.txt"); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("file in the new storage after stop/start = %q, %v", got, err)
 	}
 }
 
