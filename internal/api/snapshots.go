@@ -80,15 +80,23 @@ func (a *API) requireSnapshots() error {
 
 // requireWorkspace refuses a job for an environment whose supervisor cannot
 // be reached now.
-func (a *API) requireWorkspace(env store.Environment) error {
+func (a *API) requireWorkspace(ctx context.Context, env store.Environment) error {
 	if err := requireRunning(env); err != nil {
 		return err
 	}
-	if !a.tunnels.Connected(env.ID) {
-		return streamError(tunnel.ErrNotConnected)
+	// A workspace that just became RUNNING connects its supervisor a
+	// moment later: a snapshot asked for at once waits for it, briefly.
+	ctx, cancel := context.WithTimeout(ctx, workspaceConnectWait)
+	defer cancel()
+	if err := a.tunnels.Await(ctx, env.ID); err != nil {
+		return streamError(err)
 	}
 	return nil
 }
+
+// workspaceConnectWait bounds how long a snapshot or restore request waits
+// for a RUNNING workspace's supervisor to connect.
+const workspaceConnectWait = 10 * time.Second
 
 // createSnapshot takes a MANUAL snapshot: 202 with the PENDING record; the
 // snapshot runs in the background (GET .../snapshots/{sid} follows it).
@@ -103,7 +111,7 @@ func (a *API) createSnapshot(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	if err := a.requireWorkspace(env); err != nil {
+	if err := a.requireWorkspace(r.Context(), env); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -296,7 +304,7 @@ func (a *API) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
 			Details: "it is " + string(b.Status)})
 		return
 	}
-	if err := a.requireWorkspace(env); err != nil {
+	if err := a.requireWorkspace(r.Context(), env); err != nil {
 		a.writeError(w, r, err)
 		return
 	}

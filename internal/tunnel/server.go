@@ -124,24 +124,9 @@ func (r *Registry) Close() {
 // or the server just restarted) it waits for it until ctx ends.
 func (r *Registry) Dial(ctx context.Context, environmentID string, h Header) (net.Conn, error) {
 	for {
-		r.mu.Lock()
-		sess := r.sessions[environmentID]
-		var wait chan struct{}
-		if sess == nil || sess.IsClosed() {
-			wait = r.changed[environmentID]
-			if wait == nil {
-				wait = make(chan struct{})
-				r.changed[environmentID] = wait
-			}
-		}
-		r.mu.Unlock()
-		if wait != nil {
-			select {
-			case <-ctx.Done():
-				return nil, fmt.Errorf("%w: %w", ErrNotConnected, ctx.Err())
-			case <-wait:
-				continue
-			}
+		sess, err := r.session(ctx, environmentID)
+		if err != nil {
+			return nil, err
 		}
 		stream, err := sess.OpenStream()
 		if err != nil {
@@ -158,6 +143,39 @@ func (r *Registry) Dial(ctx context.Context, environmentID string, h Header) (ne
 		}
 		r.obs.StreamOpened(h.Service, nil)
 		return stream, nil
+	}
+}
+
+// Await returns once environmentID's supervisor is connected, or an error
+// wrapping ErrNotConnected when ctx ends first.
+func (r *Registry) Await(ctx context.Context, environmentID string) error {
+	_, err := r.session(ctx, environmentID)
+	return err
+}
+
+// session returns environmentID's live session, waiting for one until ctx
+// ends.
+func (r *Registry) session(ctx context.Context, environmentID string) (*yamux.Session, error) {
+	for {
+		r.mu.Lock()
+		sess := r.sessions[environmentID]
+		var wait chan struct{}
+		if sess == nil || sess.IsClosed() {
+			wait = r.changed[environmentID]
+			if wait == nil {
+				wait = make(chan struct{})
+				r.changed[environmentID] = wait
+			}
+		}
+		r.mu.Unlock()
+		if wait == nil {
+			return sess, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", ErrNotConnected, ctx.Err())
+		case <-wait:
+		}
 	}
 }
 

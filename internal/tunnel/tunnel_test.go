@@ -198,3 +198,24 @@ func TestHeaderRoundTrip(t *testing.T) {
 		t.Fatalf("bytes after the header were consumed: %q %v", rest, err)
 	}
 }
+
+func TestAwaitWaitsForAgent(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	reg := NewRegistry(slog.New(slog.DiscardHandler))
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := reg.Await(short, "env_a"); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("Await without an agent = %v, want ErrNotConnected", err)
+	}
+	srv := testServer(t, reg, "secret")
+	awaited := make(chan error, 1)
+	go func() { awaited <- reg.Await(ctx, "env_a") }()
+	startAgent(t, ctx, srv.URL, "secret")
+	if err := <-awaited; err != nil {
+		t.Fatalf("Await = %v", err)
+	}
+	if !reg.Connected("env_a") {
+		t.Fatal("Await returned before the agent was connected")
+	}
+}
