@@ -11,28 +11,35 @@ import (
 	"dev8.dev/dev8/internal/testutil/pgtest"
 )
 
+// benchDB opens a fresh store on engine, closed when b ends, with one user.
+func benchDB(b *testing.B, engine string) (*store.DB, store.User) {
+	b.Helper()
+	var url, path string
+	if engine == "postgres" {
+		url = pgtest.NewDatabase(b)
+	} else {
+		path = filepath.Join(b.TempDir(), "dev8.db")
+	}
+	db, err := store.Open(b.Context(), url, path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	u, err := db.CreateUser(b.Context(), store.User{Email: "bench@example.com", Name: "bench", PasswordHash: "$2a$10$notreal"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return db, u
+}
+
 // BenchmarkTouchEnvironmentParallel is the store's share of activity
 // ingestion: 64 supervisors reporting at once, each for its own
 // environment, as in make bench's activity figure.
 func BenchmarkTouchEnvironmentParallel(b *testing.B) {
 	for _, engine := range engines {
 		b.Run(engine, func(b *testing.B) {
-			var url, path string
-			if engine == "postgres" {
-				url = pgtest.NewDatabase(b)
-			} else {
-				path = filepath.Join(b.TempDir(), "dev8.db")
-			}
 			ctx := b.Context()
-			db, err := store.Open(ctx, url, path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer db.Close()
-			u, err := db.CreateUser(ctx, store.User{Email: "bench@example.com", Name: "bench", PasswordHash: "$2a$10$notreal"})
-			if err != nil {
-				b.Fatal(err)
-			}
+			db, u := benchDB(b, engine)
 			const agents = 64
 			ids := make([]string, agents)
 			for i := range ids {
@@ -64,22 +71,8 @@ func BenchmarkTouchEnvironmentParallel(b *testing.B) {
 func BenchmarkGetEnvironmentParallel(b *testing.B) {
 	for _, engine := range engines {
 		b.Run(engine, func(b *testing.B) {
-			var url, path string
-			if engine == "postgres" {
-				url = pgtest.NewDatabase(b)
-			} else {
-				path = filepath.Join(b.TempDir(), "dev8.db")
-			}
 			ctx := b.Context()
-			db, err := store.Open(ctx, url, path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer db.Close()
-			u, err := db.CreateUser(ctx, store.User{Email: "bench@example.com", Name: "bench", PasswordHash: "$2a$10$notreal"})
-			if err != nil {
-				b.Fatal(err)
-			}
+			db, u := benchDB(b, engine)
 			ids := make([]string, 1000)
 			for i := range ids {
 				e, err := db.CreateEnvironment(ctx, store.Environment{UserID: u.ID, Name: fmt.Sprintf("env-%04d", i), Status: store.StatusRunning})

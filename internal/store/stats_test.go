@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"dev8.dev/dev8/internal/store"
-	"dev8.dev/dev8/internal/testutil/pgtest"
 )
 
 func TestCountEnvironmentsByStatus(t *testing.T) {
@@ -85,22 +83,8 @@ func TestPoolStats(t *testing.T) {
 func BenchmarkCountEnvironmentsByStatus(b *testing.B) {
 	for _, engine := range engines {
 		b.Run(engine, func(b *testing.B) {
-			var url, path string
-			if engine == "postgres" {
-				url = pgtest.NewDatabase(b)
-			} else {
-				path = filepath.Join(b.TempDir(), "dev8.db")
-			}
 			ctx := b.Context()
-			db, err := store.Open(ctx, url, path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer db.Close()
-			u, err := db.CreateUser(ctx, store.User{Email: "bench@example.com", Name: "bench", PasswordHash: "$2a$10$notreal"})
-			if err != nil {
-				b.Fatal(err)
-			}
+			db, u := benchDB(b, engine)
 			for i := range 10000 {
 				status := store.StatusStopped
 				if i%10 == 0 {
