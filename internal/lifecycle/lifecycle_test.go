@@ -392,6 +392,26 @@ func TestConvergeAfterCrash(t *testing.T) {
 	}
 }
 
+// TestResyncRemovesLateOrphans: an instance that appears after start with
+// no environment (a dead server's create that the engine finished late) is
+// removed by the periodic resync; live environments' instances stay.
+func TestResyncRemovesLateOrphans(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	live := h.create("live", nil)
+	h.waitStatus(live.ID, store.StatusRunning)
+	if _, err := h.rt.Create(h.ctx, runtime.Spec{EnvironmentID: "env_late_orphan"}); err != nil {
+		t.Fatal(err)
+	}
+	h.m.resync(h.ctx)
+	if h.rt.has("env_late_orphan") {
+		t.Fatal("an orphan made after convergence survived the resync")
+	}
+	if !h.rt.has(live.ID) {
+		t.Fatal("the resync removed a live environment's instance")
+	}
+}
+
 func TestReaper(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)

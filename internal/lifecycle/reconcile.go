@@ -264,20 +264,9 @@ func (m *Manager) transition(ctx context.Context, id string, from, to store.Stat
 // converge runs once at start: every environment left mid-operation is
 // queued again, and runtime instances whose environment is gone are removed.
 func (m *Manager) converge(ctx context.Context) error {
-	instances, err := m.rt.List(ctx)
+	instances, err := m.removeOrphans(ctx)
 	if err != nil {
-		return fmt.Errorf("list runtime instances: %w", err)
-	}
-	for _, inst := range instances {
-		_, err := m.store.GetEnvironment(ctx, inst.EnvironmentID)
-		if errors.Is(err, store.ErrNotFound) {
-			m.log.Info("removing orphaned workspace instance", "environment", inst.EnvironmentID, "ref", inst.Ref)
-			if err := m.rt.Delete(ctx, inst.EnvironmentID); err != nil {
-				return fmt.Errorf("remove orphan %s: %w", inst.EnvironmentID, err)
-			}
-		} else if err != nil {
-			return err
-		}
+		return err
 	}
 	envs, _, err := m.store.ListEnvironments(ctx, store.EnvironmentFilter{})
 	if err != nil {
@@ -286,13 +275,41 @@ func (m *Manager) converge(ctx context.Context) error {
 	for _, env := range envs {
 		m.queue.add(env.ID)
 	}
-	m.log.Info("converged with runtime", "runtime", m.rt.Name(), "instances", len(instances), "environments", len(envs))
+	m.log.Info("converged with runtime", "runtime", m.rt.Name(), "instances", instances, "environments", len(envs))
 	return nil
 }
 
+// removeOrphans removes the runtime instances whose environment is gone
+// and returns how many instances the runtime listed. At start they are
+// what a crash left behind; later, what a dead server's request still in
+// flight in the engine made after the new server had converged (a
+// container create that dockerd finished after its client was killed).
+func (m *Manager) removeOrphans(ctx context.Context) (int, error) {
+	instances, err := m.rt.List(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list runtime instances: %w", err)
+	}
+	for _, inst := range instances {
+		_, err := m.store.GetEnvironment(ctx, inst.EnvironmentID)
+		if errors.Is(err, store.ErrNotFound) {
+			m.log.Info("removing orphaned workspace instance", "environment", inst.EnvironmentID, "ref", inst.Ref)
+			if err := m.rt.Delete(ctx, inst.EnvironmentID); err != nil {
+				return 0, fmt.Errorf("remove orphan %s: %w", inst.EnvironmentID, err)
+			}
+		} else if err != nil {
+			return 0, err
+		}
+	}
+	return len(instances), nil
+}
+
 // resync queues every environment whose compute should be running or is
-// mid-operation, so compute that died is noticed and nothing stays stuck.
+// mid-operation, so compute that died is noticed and nothing stays stuck,
+// and removes orphaned instances.
 func (m *Manager) resync(ctx context.Context) {
+	if _, err := m.removeOrphans(ctx); err != nil && ctx.Err() == nil {
+		m.log.Error("resync: remove orphaned instances", "err", err)
+	}
 	envs, _, err := m.store.ListEnvironments(ctx, store.EnvironmentFilter{Statuses: []store.Status{
 		store.StatusRunning, store.StatusCreating, store.StatusStarting, store.StatusStopping, store.StatusDeleting,
 	}})

@@ -465,9 +465,20 @@ func TestServerKilledDuringCreate(t *testing.T) {
 	}
 	slices.Sort(wantContainers)
 	slices.Sort(wantVolumes)
-	gotContainers, gotVolumes := objectsOf(t, ctx, dc, me.ID)
-	if !slices.Equal(gotContainers, wantContainers) || !slices.Equal(gotVolumes, wantVolumes) {
-		t.Fatalf("after restart: containers %v volumes %v; want %v and %v", gotContainers, gotVolumes, wantContainers, wantVolumes)
+	// A create the killed server had sent can still finish inside dockerd
+	// after the new server converged; the resync (every 200 ms here)
+	// removes such an orphan, so the engine must come to exactly the
+	// surviving environments' objects.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		gotContainers, gotVolumes := objectsOf(t, ctx, dc, me.ID)
+		if slices.Equal(gotContainers, wantContainers) && slices.Equal(gotVolumes, wantVolumes) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after restart: containers %v volumes %v; want %v and %v", gotContainers, gotVolumes, wantContainers, wantVolumes)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	// A container killed behind Dev8's back: ERROR with the exit code.
