@@ -78,10 +78,14 @@ func (a *API) requireSnapshots() error {
 	return nil
 }
 
-// requireWorkspace refuses a job for an environment whose supervisor cannot
-// be reached now.
+// requireWorkspace refuses a job for an environment that is not running,
+// whose lost storage is being restored, or whose supervisor cannot be
+// reached now.
 func (a *API) requireWorkspace(ctx context.Context, env store.Environment) error {
 	if err := requireRunning(env); err != nil {
+		return err
+	}
+	if err := a.requireNotRestoring(env.ID); err != nil {
 		return err
 	}
 	// A workspace that just became RUNNING connects its supervisor a
@@ -112,10 +116,6 @@ func (a *API) createSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.requireWorkspace(r.Context(), env); err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	if err := a.requireNotRestoring(env.ID); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -305,10 +305,6 @@ func (a *API) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.requireWorkspace(r.Context(), env); err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	if err := a.requireNotRestoring(env.ID); err != nil {
 		a.writeError(w, r, err)
 		return
 	}

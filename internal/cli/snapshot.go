@@ -30,11 +30,7 @@ out. dev8 snapshots lists them, dev8 restore brings one back.`,
 		Args: cobra.ExactArgs(1),
 		RunE: withFriendlyErrors(func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, _, err := flags.client(ctx)
-			if err != nil {
-				return err
-			}
-			env, err := c.FindEnvironment(ctx, args[0])
+			c, env, err := flags.environment(ctx, args[0])
 			if err != nil {
 				return err
 			}
@@ -80,11 +76,7 @@ added to the server's repository.`,
 		Args: cobra.ExactArgs(1),
 		RunE: withFriendlyErrors(func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, _, err := flags.client(ctx)
-			if err != nil {
-				return err
-			}
-			env, err := c.FindEnvironment(ctx, args[0])
+			c, env, err := flags.environment(ctx, args[0])
 			if err != nil {
 				return err
 			}
@@ -186,11 +178,7 @@ reported and the rest is restored, and the command then fails.`,
 		Args: cobra.ExactArgs(2),
 		RunE: withFriendlyErrors(func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, _, err := flags.client(ctx)
-			if err != nil {
-				return err
-			}
-			env, err := c.FindEnvironment(ctx, args[0])
+			c, env, err := flags.environment(ctx, args[0])
 			if err != nil {
 				return err
 			}

@@ -220,6 +220,19 @@ func (f *clientFlags) client(ctx context.Context) (*sdk.Client, target, error) {
 	return newSDKClient(s.url, s.token), s, nil
 }
 
+// environment is client, then the environment named nameOrID.
+func (f *clientFlags) environment(ctx context.Context, nameOrID string) (*sdk.Client, *sdk.Environment, error) {
+	c, _, err := f.client(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	env, err := c.FindEnvironment(ctx, nameOrID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, env, nil
+}
+
 func newSDKClient(url, token string) *sdk.Client {
 	return sdk.New(url, token, sdk.WithUserAgent("dev8-cli/"+version()))
 }
