@@ -174,11 +174,12 @@ func (c *Client) authorize(h http.Header) {
 	}
 }
 
-// errorBody is the API's error format.
-type errorBody struct {
-	Error   *string `json:"error"`
-	Details string  `json:"details"`
-	Code    string  `json:"code"`
+// ErrorResponse is the API's error format, the body of every non-2xx
+// answer: a short sentence, more detail (may be empty), and a stable code.
+type ErrorResponse struct {
+	Error   string `json:"error"`
+	Details string `json:"details"`
+	Code    string `json:"code"`
 }
 
 // decodeError turns a non-2xx answer into an *Error. A body that is not the
@@ -186,9 +187,10 @@ type errorBody struct {
 // excerpt.
 func decodeError(resp *http.Response, data []byte) *Error {
 	e := &Error{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id")}
-	var body errorBody
-	if json.Unmarshal(data, &body) == nil && body.Error != nil {
-		e.Message, e.Details, e.Code = *body.Error, body.Details, body.Code
+	// Every API error has a message; a body without one is not ours.
+	var body ErrorResponse
+	if json.Unmarshal(data, &body) == nil && body.Error != "" {
+		e.Message, e.Details, e.Code = body.Error, body.Details, body.Code
 		return e
 	}
 	e.Message = http.StatusText(resp.StatusCode)
@@ -246,6 +248,19 @@ const (
 	// CodeUnavailable: the workspace cannot be reached or refused a
 	// connection (SSH, port forwarding, terminal).
 	CodeUnavailable = "WORKSPACE_UNAVAILABLE"
+	// CodeRateLimited: too many requests; the answer's Retry-After says
+	// when to try again.
+	CodeRateLimited = "RATE_LIMITED"
+	// CodeQuotaExceeded: the request would take its user past a quota
+	// (environments, running environments, monthly budget).
+	CodeQuotaExceeded = "QUOTA_EXCEEDED"
+	// CodeCSRFFailed: a request authenticated by the session cookie that
+	// changes state came without the session's CSRF token, or from another
+	// origin.
+	CodeCSRFFailed = "CSRF_FAILED"
+	// CodeOAuthFailed: signing in with an OAuth provider did not work out
+	// (the provider refused the code, or gave no verified email).
+	CodeOAuthFailed = "OAUTH_FAILED"
 )
 
 // IsCode reports whether err is (or wraps) an *Error with the given code.

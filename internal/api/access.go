@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/go-chi/chi/v5"
 
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/tunnel"
@@ -42,7 +43,7 @@ func (a *API) tunnel(w http.ResponseWriter, r *http.Request) {
 // there is nothing to connect to, and waiting would only hang the client.
 func requireRunning(env store.Environment) error {
 	if env.Status != store.StatusRunning {
-		return &Error{Status: http.StatusConflict, Code: CodeInvalidState, Message: "Environment is not running",
+		return &httpapi.Error{Status: http.StatusConflict, Code: httpapi.CodeInvalidState, Message: "Environment is not running",
 			Details: fmt.Sprintf("it is %s; start it first (POST /api/v1/environments/%s/start)", env.Status, env.ID)}
 	}
 	return nil
@@ -87,9 +88,9 @@ func streamError(err error) error {
 	var refused *tunnel.RefusedError
 	switch {
 	case errors.As(err, &refused):
-		return &Error{Status: http.StatusBadGateway, Code: CodeUnavailable, Message: "The workspace refused the connection", Details: refused.Reason}
+		return &httpapi.Error{Status: http.StatusBadGateway, Code: httpapi.CodeUnavailable, Message: "The workspace refused the connection", Details: refused.Reason}
 	case errors.Is(err, tunnel.ErrNotConnected):
-		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "The workspace is not reachable", Details: "its supervisor has not connected to the server; if this persists, stop and start the environment"}
+		return &httpapi.Error{Status: http.StatusServiceUnavailable, Code: httpapi.CodeUnavailable, Message: "The workspace is not reachable", Details: "its supervisor has not connected to the server; if this persists, stop and start the environment"}
 	}
 	return fmt.Errorf("open workspace stream: %w", err)
 }
@@ -105,7 +106,7 @@ func (a *API) sshStream(w http.ResponseWriter, r *http.Request) {
 func (a *API) portForward(w http.ResponseWriter, r *http.Request) {
 	port, err := strconv.Atoi(r.URL.Query().Get("port"))
 	if err != nil || port < 1 || port > 65535 {
-		a.writeError(w, r, errValidation("port: must be an integer between 1 and 65535"))
+		a.writeError(w, r, httpapi.Validation("port: must be an integer between 1 and 65535"))
 		return
 	}
 	a.bridge(w, r, tunnel.Header{Service: tunnel.ServiceTCP, Port: port})
@@ -118,7 +119,7 @@ func (a *API) pty(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	h := tunnel.Header{Service: tunnel.ServicePTY, Reconnect: q.Get("reconnect"), Command: q.Get("command")}
 	if h.Reconnect == "" || len(h.Reconnect) > 128 {
-		a.writeError(w, r, errValidation("reconnect: required, an id of at most 128 characters (a UUID) naming the terminal"))
+		a.writeError(w, r, httpapi.Validation("reconnect: required, an id of at most 128 characters (a UUID) naming the terminal"))
 		return
 	}
 	for _, p := range []struct {
@@ -230,7 +231,7 @@ func (a *API) ideProxy() http.Handler {
 			return
 		}
 		if env.VSCodeURL == "" {
-			a.writeError(w, r, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "This workspace has no IDE", Details: "code-server is not installed where it runs"})
+			a.writeError(w, r, &httpapi.Error{Status: http.StatusNotFound, Code: httpapi.CodeNotFound, Message: "This workspace has no IDE", Details: "code-server is not installed where it runs"})
 			return
 		}
 		proxy.ServeHTTP(w, r)

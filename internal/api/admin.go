@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/store"
 )
 
@@ -21,7 +22,7 @@ const (
 	maxUserFilterEmail   = maxEmailLength
 )
 
-var errAdminOnly = &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Not allowed", Details: "this route is for admins"}
+var errAdminOnly = &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeForbidden, Message: "Not allowed", Details: "this route is for admins"}
 
 // requireAdmin admits only admins (users: requireUser runs first).
 func (a *API) requireAdmin(next http.Handler) http.Handler {
@@ -56,7 +57,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := store.UserFilter{Email: strings.TrimSpace(q.Get("email"))}
 	if len(f.Email) > maxUserFilterEmail {
-		a.writeError(w, r, errValidation(fmt.Sprintf("email: at most %d bytes", maxUserFilterEmail)))
+		a.writeError(w, r, httpapi.Validation(fmt.Sprintf("email: at most %d bytes", maxUserFilterEmail)))
 		return
 	}
 	switch v := q.Get("role"); v {
@@ -64,7 +65,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 	case string(store.RoleAdmin), string(store.RoleMember):
 		f.Role = store.Role(v)
 	default:
-		a.writeError(w, r, errValidation(fmt.Sprintf("role: %q is not admin or member", v)))
+		a.writeError(w, r, httpapi.Validation(fmt.Sprintf("role: %q is not admin or member", v)))
 		return
 	}
 	switch v := q.Get("suspended"); v {
@@ -73,7 +74,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 		s := v == "true"
 		f.Suspended = &s
 	default:
-		a.writeError(w, r, errValidation("suspended: must be true or false"))
+		a.writeError(w, r, httpapi.Validation("suspended: must be true or false"))
 		return
 	}
 	var err error
@@ -94,7 +95,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 	for i, u := range users {
 		out[i] = toManagedUserJSON(u)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"users": out, "total": total, "limit": f.Limit, "offset": f.Offset})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"users": out, "total": total, "limit": f.Limit, "offset": f.Offset})
 }
 
 // getUser: GET /users/{id}, for admins and for the user themself; anyone
@@ -103,12 +104,12 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
 	caller := mustUser(r.Context())
 	id := chi.URLParam(r, "id")
 	if caller.Role != store.RoleAdmin && caller.ID != id {
-		a.writeError(w, r, errNotFound("User"))
+		a.writeError(w, r, httpapi.NotFound("User"))
 		return
 	}
 	u, err := a.store.GetManagedUser(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
-		a.writeError(w, r, errNotFound("User"))
+		a.writeError(w, r, httpapi.NotFound("User"))
 		return
 	}
 	if err != nil {
@@ -124,7 +125,7 @@ func (a *API) writeManagedUser(w http.ResponseWriter, r *http.Request, u store.M
 		a.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"user": toManagedUserJSON(u), "quota": quota})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"user": toManagedUserJSON(u), "quota": quota})
 }
 
 // optional is a JSON field that tells "absent" (Set false) from null.
@@ -170,10 +171,10 @@ type patchUserRequest struct {
 
 func (req patchUserRequest) validate() error {
 	if req.Role == nil && req.Suspended == nil && req.Quota == nil {
-		return errValidation("send at least one of role, suspended, quota")
+		return httpapi.Validation("send at least one of role, suspended, quota")
 	}
 	if req.Role != nil && *req.Role != string(store.RoleAdmin) && *req.Role != string(store.RoleMember) {
-		return errValidation(fmt.Sprintf("role: %q is not admin or member", *req.Role))
+		return httpapi.Validation(fmt.Sprintf("role: %q is not admin or member", *req.Role))
 	}
 	if q := req.Quota; q != nil {
 		for _, f := range []struct {
@@ -181,11 +182,11 @@ func (req patchUserRequest) validate() error {
 			v    optional[int]
 		}{{"quota.max_environments", q.MaxEnvironments}, {"quota.max_running_environments", q.MaxRunningEnvironments}} {
 			if f.v.Set && !f.v.Null && (f.v.Value < 0 || f.v.Value > maxQuotaEnvironments) {
-				return errValidation(fmt.Sprintf("%s: must be between 0 (unlimited) and %d, or null for the server's default", f.name, maxQuotaEnvironments))
+				return httpapi.Validation(fmt.Sprintf("%s: must be between 0 (unlimited) and %d, or null for the server's default", f.name, maxQuotaEnvironments))
 			}
 		}
 		if b := q.MonthlyBudgetUSD; b.Set && !b.Null && (math.IsNaN(b.Value) || b.Value < 0 || b.Value > maxQuotaBudgetUSD) {
-			return errValidation(fmt.Sprintf("quota.monthly_budget_usd: must be between 0 (no budget) and %d, or null for the server's default", maxQuotaBudgetUSD))
+			return httpapi.Validation(fmt.Sprintf("quota.monthly_budget_usd: must be between 0 (no budget) and %d, or null for the server's default", maxQuotaBudgetUSD))
 		}
 	}
 	return nil
@@ -197,7 +198,7 @@ func (req patchUserRequest) validate() error {
 func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	var req patchUserRequest
-	if err := decodeJSON(r, &req, false); err != nil {
+	if err := httpapi.DecodeJSON(r, &req, false); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -227,7 +228,7 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		a.writeError(w, r, errNotFound("User"))
+		a.writeError(w, r, httpapi.NotFound("User"))
 		return
 	case errors.Is(err, store.ErrLastAdmin):
 		detail := map[string]any{"reason": "last active admin"}
@@ -239,7 +240,7 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 			action = "user.suspend"
 		}
 		a.audit(r, action, "user", id, false, detail)
-		a.writeError(w, r, &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "This would leave no active admin",
+		a.writeError(w, r, &httpapi.Error{Status: http.StatusConflict, Code: httpapi.CodeConflict, Message: "This would leave no active admin",
 			Details: "the installation needs at least one admin who is not suspended; promote another user first"})
 		return
 	case err != nil:

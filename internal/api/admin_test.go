@@ -12,6 +12,7 @@ import (
 
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/catalog"
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/runtime/local"
 	"dev8.dev/dev8/internal/store"
@@ -79,7 +80,7 @@ func TestAdminManagesUsers(t *testing.T) {
 	}
 
 	// Listing is for admins.
-	wantStatus(t, f.do(http.MethodGet, "/api/v1/users", reqOpts{token: adaTok}), http.StatusForbidden, CodeForbidden)
+	wantStatus(t, f.do(http.MethodGet, "/api/v1/users", reqOpts{token: adaTok}), http.StatusForbidden, httpapi.CodeForbidden)
 	rec := f.do(http.MethodGet, "/api/v1/users?role=member&limit=1&offset=1", reqOpts{token: adminTok})
 	wantStatus(t, rec, http.StatusOK, "")
 	list := decodeBody[struct {
@@ -91,7 +92,7 @@ func TestAdminManagesUsers(t *testing.T) {
 		t.Errorf("members page: %+v", list)
 	}
 	for _, q := range []string{"role=owner", "suspended=yes", "limit=0", "limit=101", "offset=-1", "email=" + strings.Repeat("a", 255)} {
-		wantStatus(t, f.do(http.MethodGet, "/api/v1/users?"+q, reqOpts{token: adminTok}), http.StatusBadRequest, CodeValidation)
+		wantStatus(t, f.do(http.MethodGet, "/api/v1/users?"+q, reqOpts{token: adminTok}), http.StatusBadRequest, httpapi.CodeValidation)
 	}
 
 	// A member reads only themself; anyone else looks missing.
@@ -101,21 +102,21 @@ func TestAdminManagesUsers(t *testing.T) {
 	if self.User.Email != ada.Email || self.Quota.MaxEnvironments != 10 || self.Quota.MaxRunningEnvironments != 5 || self.Quota.Overrides.MaxEnvironments != nil {
 		t.Errorf("self: %+v", self)
 	}
-	wantStatus(t, f.do(http.MethodGet, "/api/v1/users/"+ada.ID, reqOpts{token: bobTok}), http.StatusNotFound, CodeNotFound)
-	wantStatus(t, f.do(http.MethodGet, "/api/v1/users/usr_nobody", reqOpts{token: adminTok}), http.StatusNotFound, CodeNotFound)
+	wantStatus(t, f.do(http.MethodGet, "/api/v1/users/"+ada.ID, reqOpts{token: bobTok}), http.StatusNotFound, httpapi.CodeNotFound)
+	wantStatus(t, f.do(http.MethodGet, "/api/v1/users/usr_nobody", reqOpts{token: adminTok}), http.StatusNotFound, httpapi.CodeNotFound)
 	wantStatus(t, f.do(http.MethodGet, "/api/v1/users/"+ada.ID, reqOpts{token: adminTok}), http.StatusOK, "")
 
 	// Changing is for admins, even on oneself.
-	wantStatus(t, patch(adaTok, ada.ID, `{"role":"admin"}`), http.StatusForbidden, CodeForbidden)
+	wantStatus(t, patch(adaTok, ada.ID, `{"role":"admin"}`), http.StatusForbidden, httpapi.CodeForbidden)
 	for _, body := range []string{`{}`, `{"role":"owner"}`, `{"quota":{"max_environments":-1}}`, `{"quota":{"max_running_environments":10001}}`,
 		`{"quota":{"monthly_budget_usd":-0.5}}`, `{"quota":{"max_environments":"ten"}}`, `{"quota":{"cpu":1}}`, `{"suspended":"yes"}`} {
 		wantStatus(t, patch(adminTok, ada.ID, body), http.StatusBadRequest, "")
 	}
-	wantStatus(t, patch(adminTok, "usr_nobody", `{"role":"admin"}`), http.StatusNotFound, CodeNotFound)
+	wantStatus(t, patch(adminTok, "usr_nobody", `{"role":"admin"}`), http.StatusNotFound, httpapi.CodeNotFound)
 
 	// The last active admin can neither step down nor be suspended.
-	wantStatus(t, patch(adminTok, admin.ID, `{"role":"member"}`), http.StatusConflict, CodeConflict)
-	wantStatus(t, patch(adminTok, admin.ID, `{"suspended":true}`), http.StatusConflict, CodeConflict)
+	wantStatus(t, patch(adminTok, admin.ID, `{"role":"member"}`), http.StatusConflict, httpapi.CodeConflict)
+	wantStatus(t, patch(adminTok, admin.ID, `{"suspended":true}`), http.StatusConflict, httpapi.CodeConflict)
 
 	// Promote Ada; then the first admin may step down.
 	rec = patch(adminTok, ada.ID, `{"role":"admin","quota":{"max_environments":20,"monthly_budget_usd":12.5}}`)
@@ -149,7 +150,7 @@ func TestAdminManagesUsers(t *testing.T) {
 	}
 	for _, tok := range []string{bobTok, bobSession} {
 		rec = f.do(http.MethodGet, "/api/v1/auth/me", reqOpts{token: tok})
-		wantStatus(t, rec, http.StatusUnauthorized, CodeUnauthorized)
+		wantStatus(t, rec, http.StatusUnauthorized, httpapi.CodeUnauthorized)
 		if msg := decodeError(t, rec).Error; msg != "Account suspended" {
 			t.Errorf("suspended answer %q", msg)
 		}
@@ -211,7 +212,7 @@ func TestQuotasOnCreateAndStart(t *testing.T) {
 	}
 	wantQuota := func(rec *httptest.ResponseRecorder, details string) {
 		t.Helper()
-		wantStatus(t, rec, http.StatusForbidden, CodeQuotaExceeded)
+		wantStatus(t, rec, http.StatusForbidden, httpapi.CodeQuotaExceeded)
 		if got := decodeError(t, rec).Details; !strings.Contains(got, details) {
 			t.Errorf("details %q, want it to say %q", got, details)
 		}

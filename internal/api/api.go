@@ -16,12 +16,14 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/oauth"
 	"dev8.dev/dev8/internal/secretbox"
 	"dev8.dev/dev8/internal/snapshot"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/tunnel"
+	"dev8.dev/dev8/sdk"
 )
 
 // Store is the persistence the API reads directly; state changes go through
@@ -216,10 +218,10 @@ func (a *API) Handler() http.Handler {
 			a.pages.NotFound(w, r)
 			return
 		}
-		a.writeError(w, r, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "No such route", Details: r.Method + " " + r.URL.Path})
+		a.writeError(w, r, &httpapi.Error{Status: http.StatusNotFound, Code: httpapi.CodeNotFound, Message: "No such route", Details: r.Method + " " + r.URL.Path})
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		a.writeError(w, r, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Message: "Method not allowed", Details: r.Method + " " + r.URL.Path})
+		a.writeError(w, r, &httpapi.Error{Status: http.StatusMethodNotAllowed, Code: httpapi.CodeMethodNotAllowed, Message: "Method not allowed", Details: r.Method + " " + r.URL.Path})
 	})
 
 	// Load balancers may probe with HEAD. (chi's GetHead only reroutes
@@ -333,11 +335,11 @@ func (a *API) Handler() http.Handler {
 }
 
 func (a *API) health(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "healthy"})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "healthy"})
 }
 
 func (a *API) live(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "alive"})
 }
 
 // ready answers 503 until the store answers, so a load balancer holds
@@ -347,8 +349,13 @@ func (a *API) ready(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := a.store.Ping(ctx); err != nil {
 		a.log.WarnContext(r.Context(), "readiness check failed", "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "Not ready", Details: "the store does not answer", Code: CodeNotReady})
+		httpapi.WriteJSON(w, http.StatusServiceUnavailable, sdk.ErrorResponse{Error: "Not ready", Details: "the store does not answer", Code: httpapi.CodeNotReady})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// writeError answers err through httpapi.WriteError with the API's log.
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	httpapi.WriteError(a.log, w, r, err)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/store"
 )
 
@@ -89,7 +90,7 @@ func timeParam(v, name string) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
-		return time.Time{}, errValidation(fmt.Sprintf("%s: must be an RFC 3339 time such as 2026-01-02T15:04:05Z", name))
+		return time.Time{}, httpapi.Validation(fmt.Sprintf("%s: must be an RFC 3339 time such as 2026-01-02T15:04:05Z", name))
 	}
 	return t, nil
 }
@@ -97,7 +98,7 @@ func timeParam(v, name string) (time.Time, error) {
 // listAudit is the audit log, newest first, for admins.
 func (a *API) listAudit(w http.ResponseWriter, r *http.Request) {
 	if mustUser(r.Context()).Role != store.RoleAdmin {
-		a.writeError(w, r, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Not allowed", Details: "the audit log is for admins"})
+		a.writeError(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeForbidden, Message: "Not allowed", Details: "the audit log is for admins"})
 		return
 	}
 	q := r.URL.Query()
@@ -128,5 +129,5 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) {
 	for i, e := range events {
 		out[i] = toAuditEventJSON(e)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": out, "total": total})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"events": out, "total": total})
 }

@@ -18,9 +18,11 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/oauth"
 	"dev8.dev/dev8/internal/secretbox"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
 
 // The authorization matrix: every route the router serves, asked by every
@@ -263,15 +265,15 @@ func (w matrixWorld) path(t *testing.T, route string) string {
 // with code FORBIDDEN (QUOTA_EXCEEDED is not about who is asking) and 404
 // only with NOT_FOUND from a handler (the router's "No such route" is a
 // failure of its own).
-func classify(rec *httptest.ResponseRecorder) (outcome, errorBody) {
-	var body errorBody
+func classify(rec *httptest.ResponseRecorder) (outcome, sdk.ErrorResponse) {
+	var body sdk.ErrorResponse
 	_ = json.Unmarshal(rec.Body.Bytes(), &body)
 	switch {
 	case rec.Code == http.StatusUnauthorized:
 		return refused, body
-	case rec.Code == http.StatusForbidden && body.Code == CodeForbidden:
+	case rec.Code == http.StatusForbidden && body.Code == httpapi.CodeForbidden:
 		return denied, body
-	case rec.Code == http.StatusNotFound && body.Code == CodeNotFound:
+	case rec.Code == http.StatusNotFound && body.Code == httpapi.CodeNotFound:
 		return hidden, body
 	}
 	return allowed, body

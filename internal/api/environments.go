@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/store"
 )
@@ -119,7 +120,7 @@ func explicitSize(field string, v *int) (int, error) {
 		return 0, nil
 	}
 	if *v <= 0 {
-		return 0, errValidation(fmt.Sprintf("%s: must be a positive integer (omit it for the default)", field))
+		return 0, httpapi.Validation(fmt.Sprintf("%s: must be a positive integer (omit it for the default)", field))
 	}
 	return *v, nil
 }
@@ -127,7 +128,7 @@ func explicitSize(field string, v *int) (int, error) {
 func (a *API) createEnvironment(w http.ResponseWriter, r *http.Request) {
 	caller := mustUser(r.Context())
 	var req createRequest
-	if err := decodeJSON(r, &req, false); err != nil {
+	if err := httpapi.DecodeJSON(r, &req, false); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -143,7 +144,7 @@ func (a *API) createEnvironment(w http.ResponseWriter, r *http.Request) {
 	}
 	env, err := a.createWithinQuota(r.Context(), params)
 	if err != nil {
-		a.audit(r, "environment.create", "environment", "", false, map[string]any{"name": params.Name, "error": toError(err).Message})
+		a.audit(r, "environment.create", "environment", "", false, map[string]any{"name": params.Name, "error": httpapi.ToError(err).Message})
 		a.writeError(w, r, err)
 		return
 	}
@@ -152,7 +153,7 @@ func (a *API) createEnvironment(w http.ResponseWriter, r *http.Request) {
 		go a.restoreFork(env, *fork)
 	}
 	w.Header().Set("Location", "/api/v1/environments/"+env.ID)
-	writeJSON(w, http.StatusCreated, map[string]any{
+	httpapi.WriteJSON(w, http.StatusCreated, map[string]any{
 		"environment": a.toEnvironmentJSON(env),
 		"message":     "Environment is being created",
 	})
@@ -175,18 +176,18 @@ func (a *API) createParams(r *http.Request, caller store.User, req createRequest
 	}
 	if req.Template != "" {
 		if req.TemplateName != "" && req.TemplateName != req.Template {
-			return p, errValidation("template and template_name name different templates; send one")
+			return p, httpapi.Validation("template and template_name name different templates; send one")
 		}
 		p.Template = req.Template
 	}
 	owner := caller
 	if req.UserID != "" && req.UserID != caller.ID {
 		if caller.Role != store.RoleAdmin {
-			return p, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Not allowed", Details: "user_id: you can only create environments for yourself"}
+			return p, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeForbidden, Message: "Not allowed", Details: "user_id: you can only create environments for yourself"}
 		}
 		u, err := a.store.GetUser(r.Context(), req.UserID)
 		if errors.Is(err, store.ErrNotFound) {
-			return p, errValidation(fmt.Sprintf("user_id: no user %q", req.UserID))
+			return p, httpapi.Validation(fmt.Sprintf("user_id: no user %q", req.UserID))
 		} else if err != nil {
 			return p, fmt.Errorf("load user: %w", err)
 		}
@@ -200,7 +201,7 @@ func (a *API) createParams(r *http.Request, caller store.User, req createRequest
 		p.AutoStopMinutes = &minutes
 	}
 	if req.CloudProvider != "" && !strings.EqualFold(req.CloudProvider, a.lifecycle.RuntimeName()) {
-		return p, errValidation(fmt.Sprintf("cloud_provider: this server runs environments on %q", strings.ToUpper(a.lifecycle.RuntimeName())))
+		return p, httpapi.Validation(fmt.Sprintf("cloud_provider: this server runs environments on %q", strings.ToUpper(a.lifecycle.RuntimeName())))
 	}
 	var err error
 	if p.CPUCores, err = explicitSize("cpu_cores", req.CPUCores); err != nil {
@@ -223,7 +224,7 @@ func (a *API) listEnvironments(w http.ResponseWriter, r *http.Request) {
 		for _, s := range strings.Split(v, ",") {
 			st := store.Status(strings.ToUpper(strings.TrimSpace(s)))
 			if !slices.Contains(store.Statuses, st) {
-				a.writeError(w, r, errValidation(fmt.Sprintf("status: %q is not one of CREATING, STARTING, RUNNING, STOPPING, STOPPED, ERROR, DELETING", s)))
+				a.writeError(w, r, httpapi.Validation(fmt.Sprintf("status: %q is not one of CREATING, STARTING, RUNNING, STOPPING, STOPPED, ERROR, DELETING", s)))
 				return
 			}
 			filter.Statuses = append(filter.Statuses, st)
@@ -241,13 +242,13 @@ func (a *API) listEnvironments(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case q.Get("all") == "true":
 		if caller.Role != store.RoleAdmin {
-			a.writeError(w, r, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Not allowed", Details: "all=true is for admins"})
+			a.writeError(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeForbidden, Message: "Not allowed", Details: "all=true is for admins"})
 			return
 		}
 		filter.UserID = ""
 	case q.Get("user_id") != "" && q.Get("user_id") != caller.ID:
 		if caller.Role != store.RoleAdmin {
-			a.writeError(w, r, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Not allowed", Details: "user_id: you can only list your own environments"})
+			a.writeError(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeForbidden, Message: "Not allowed", Details: "user_id: you can only list your own environments"})
 			return
 		}
 		filter.UserID = q.Get("user_id")
@@ -261,7 +262,7 @@ func (a *API) listEnvironments(w http.ResponseWriter, r *http.Request) {
 	for i, e := range envs {
 		out[i] = a.toEnvironmentJSON(e)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{
 		"environments": out,
 		"total":        total,
 		"limit":        filter.Limit,
@@ -275,13 +276,13 @@ func intParam(v, name string, def, lo, hi int) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < lo || n > hi {
-		return 0, errValidation(fmt.Sprintf("%s: must be an integer between %d and %d", name, lo, hi))
+		return 0, httpapi.Validation(fmt.Sprintf("%s: must be an integer between %d and %d", name, lo, hi))
 	}
 	return n, nil
 }
 
 func (a *API) getEnvironment(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"environment": a.toEnvironmentJSON(environmentFrom(r.Context()))})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"environment": a.toEnvironmentJSON(environmentFrom(r.Context()))})
 }
 
 // actionResponse answers start, stop and delete. They return 200 as soon as
@@ -292,7 +293,7 @@ func (a *API) actionResponse(w http.ResponseWriter, r *http.Request, before, aft
 	if before.Status == after.Status {
 		msg = unchanged
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"message": msg, "id": after.ID, "status": after.Status})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"message": msg, "id": after.ID, "status": after.Status})
 }
 
 func (a *API) startEnvironment(w http.ResponseWriter, r *http.Request) {
@@ -337,7 +338,7 @@ func (a *API) deleteEnvironment(w http.ResponseWriter, r *http.Request) {
 func (a *API) auditEnvironmentAction(r *http.Request, action string, before, after store.Environment, err error) {
 	detail := map[string]any{"name": before.Name, "owner_id": before.UserID, "status_before": string(before.Status)}
 	if err != nil {
-		detail["error"] = toError(err).Message
+		detail["error"] = httpapi.ToError(err).Message
 	} else {
 		detail["status_after"] = string(after.Status)
 	}
@@ -347,7 +348,7 @@ func (a *API) auditEnvironmentAction(r *http.Request, action string, before, aft
 // reportActivity takes an empty body or {} and marks the environment used.
 func (a *API) reportActivity(w http.ResponseWriter, r *http.Request) {
 	var body struct{}
-	if err := decodeJSON(r, &body, true); err != nil {
+	if err := httpapi.DecodeJSON(r, &body, true); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -355,7 +356,7 @@ func (a *API) reportActivity(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 type templateJSON struct {
@@ -408,7 +409,7 @@ func (a *API) listTemplates(w http.ResponseWriter, r *http.Request) {
 			EstimatedCostPerHour: a.lifecycle.Pricing().HourlyCost(t.DefaultCPU, t.DefaultMemory, t.DefaultStorage),
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"templates": out})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"templates": out})
 }
 
 func nonNil[T any](s []T) []T {
@@ -446,5 +447,5 @@ func (a *API) listInstanceTypes(w http.ResponseWriter, r *http.Request) {
 			EstimatedCostPerHour: a.lifecycle.Pricing().HourlyCost(it.CPUCores, it.MemoryGB, it.StorageGB),
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"instance_types": out})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"instance_types": out})
 }

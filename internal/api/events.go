@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/store"
 )
 
@@ -27,7 +28,7 @@ func (a *API) environmentEvents(w http.ResponseWriter, r *http.Request) {
 	caller := mustUser(r.Context())
 	all := r.URL.Query().Get("all") == "true"
 	if all && caller.Role != store.RoleAdmin {
-		a.writeError(w, r, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Not allowed", Details: "all=true is for admins"})
+		a.writeError(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeForbidden, Message: "Not allowed", Details: "all=true is for admins"})
 		return
 	}
 	rc := http.NewResponseController(w)

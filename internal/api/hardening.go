@@ -7,11 +7,11 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/ratelimit"
 )
 
@@ -204,17 +204,6 @@ func (t *throttles) clientKey(r *http.Request) string {
 	return a.String()
 }
 
-// errRateLimited is the 429 every throttle answers.
-func errRateLimited(retry time.Duration, details string) *Error {
-	return &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Message: "Too many requests", Details: details, RetryAfter: retry}
-}
-
-// retryAfterSeconds rounds up: a client that waits as told must succeed.
-func retryAfterSeconds(d time.Duration) string {
-	s := int64((d + time.Second - 1) / time.Second)
-	return strconv.FormatInt(max(s, 1), 10)
-}
-
 // isHealthPath names the probes, which are never throttled: a load
 // balancer polling them must not be refused because of other traffic.
 func isHealthPath(p string) bool { return p == "/health" || p == "/live" || p == "/ready" }
@@ -229,7 +218,7 @@ func (a *API) limitByAddress(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !isHealthPath(r.URL.Path) {
 			if ok, retry := a.limits.ip.Allow(a.limits.clientKey(r)); !ok {
-				a.writeError(w, r, errRateLimited(retry, "too many requests from this address; retry after the time in Retry-After"))
+				a.writeError(w, r, httpapi.RateLimited(retry, "too many requests from this address; retry after the time in Retry-After"))
 				return
 			}
 		}
@@ -250,7 +239,7 @@ func (a *API) limitPrincipal(next http.Handler) http.Handler {
 		}
 		if key != "" {
 			if ok, retry := a.limits.principal.Allow(key); !ok {
-				a.writeError(w, r, errRateLimited(retry, "too many requests with this account's credentials; retry after the time in Retry-After"))
+				a.writeError(w, r, httpapi.RateLimited(retry, "too many requests with this account's credentials; retry after the time in Retry-After"))
 				return
 			}
 		}
@@ -260,8 +249,8 @@ func (a *API) limitPrincipal(next http.Handler) http.Handler {
 
 // errLoginThrottled says the same whether or not the account exists, so the
 // lockout cannot be used to find out which emails are registered.
-func errLoginThrottled(retry time.Duration) *Error {
-	return errRateLimited(retry, "too many failed login attempts; retry after the time in Retry-After")
+func errLoginThrottled(retry time.Duration) *httpapi.Error {
+	return httpapi.RateLimited(retry, "too many failed login attempts; retry after the time in Retry-After")
 }
 
 func loginAccountKey(email string) string {

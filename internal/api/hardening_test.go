@@ -18,7 +18,9 @@ import (
 	"time"
 
 	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
 
 // testClock is moved by the tests instead of sleeping.
@@ -132,9 +134,9 @@ func (f *hardenedFixture) do(method, path string, o reqOpts) *httptest.ResponseR
 	return rec
 }
 
-func decodeError(t *testing.T, rec *httptest.ResponseRecorder) errorBody {
+func decodeError(t *testing.T, rec *httptest.ResponseRecorder) sdk.ErrorResponse {
 	t.Helper()
-	var e errorBody
+	var e sdk.ErrorResponse
 	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil {
 		t.Fatalf("error body %q: %v", rec.Body.String(), err)
 	}
@@ -142,7 +144,7 @@ func decodeError(t *testing.T, rec *httptest.ResponseRecorder) errorBody {
 }
 
 // want429 checks a refusal: the status, Retry-After and the error format.
-func want429(t *testing.T, rec *httptest.ResponseRecorder, retry string) errorBody {
+func want429(t *testing.T, rec *httptest.ResponseRecorder, retry string) sdk.ErrorResponse {
 	t.Helper()
 	if rec.Code != http.StatusTooManyRequests {
 		t.Fatalf("status %d (%s), want 429", rec.Code, rec.Body.String())
@@ -151,8 +153,8 @@ func want429(t *testing.T, rec *httptest.ResponseRecorder, retry string) errorBo
 		t.Fatalf("Retry-After = %q, want %q", got, retry)
 	}
 	e := decodeError(t, rec)
-	if e.Code != CodeRateLimited || e.Error == "" {
-		t.Fatalf("error body %+v, want code %s", e, CodeRateLimited)
+	if e.Code != httpapi.CodeRateLimited || e.Error == "" {
+		t.Fatalf("error body %+v, want code %s", e, httpapi.CodeRateLimited)
 	}
 	return e
 }

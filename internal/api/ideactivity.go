@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"dev8.dev/dev8/internal/httpapi"
 )
 
 // What counts as using the IDE. code-server's own heartbeat cannot say: it
@@ -49,7 +51,7 @@ func (a *API) serveIDEActivityScript(w http.ResponseWriter, r *http.Request) {
 // ideActivity takes a report from ideactivity.js.
 func (a *API) ideActivity(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get(ideActivityHeader) == "" || !sameOrigin(r) {
-		a.writeError(w, r, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Not allowed", Details: "activity reports come from the IDE page of this server"})
+		a.writeError(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeForbidden, Message: "Not allowed", Details: "activity reports come from the IDE page of this server"})
 		return
 	}
 	env := environmentFrom(r.Context())

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"dev8.dev/dev8/internal/httpapi"
 )
 
 // ParseAllowedImages parses a comma-separated list of image patterns (see
@@ -67,6 +69,6 @@ func (a *API) checkBaseImage(ctx context.Context, ref string) error {
 	if ImageAllowed(a.allowedImages, ref) {
 		return nil
 	}
-	return errValidation(fmt.Sprintf("base_image: %q is not allowed on this server; it runs the templates' images and images matching %s (--allowed-images)",
+	return httpapi.Validation(fmt.Sprintf("base_image: %q is not allowed on this server; it runs the templates' images and images matching %s (--allowed-images)",
 		ref, strings.Join(a.allowedImages, ", ")))
 }

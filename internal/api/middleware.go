@@ -13,6 +13,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/store"
 )
 
@@ -22,7 +23,7 @@ const tokenTouchEvery = time.Minute
 
 func limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, httpapi.MaxBodyBytes)
 		next.ServeHTTP(w, r)
 	})
 }
@@ -74,9 +75,9 @@ const SessionCookie = "dev8_session"
 
 // errSuspended answers every credential of a suspended user. It is a 401
 // like any dead credential, with a message that tells the person why.
-var errSuspended = &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "Account suspended", Details: "an administrator has suspended this account"}
+var errSuspended = &httpapi.Error{Status: http.StatusUnauthorized, Code: httpapi.CodeUnauthorized, Message: "Account suspended", Details: "an administrator has suspended this account"}
 
-var errAuthRequired = &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "Authentication required", Details: "send Authorization: Bearer <token> (POST /api/v1/auth/login gives one), or log in from a browser"}
+var errAuthRequired = &httpapi.Error{Status: http.StatusUnauthorized, Code: httpapi.CodeUnauthorized, Message: "Authentication required", Details: "send Authorization: Bearer <token> (POST /api/v1/auth/login gives one), or log in from a browser"}
 
 // authenticate requires a credential and puts its user in the request's
 // context: a bearer token (an API token, a session secret, or a workspace
@@ -150,7 +151,7 @@ func (a *API) authenticateMode(next http.Handler, mode csrfMode) http.Handler {
 		}
 		tok, user, err := a.store.GetAPITokenByHash(r.Context(), auth.HashToken(secret))
 		if errors.Is(err, store.ErrNotFound) {
-			a.writeError(w, r, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "Invalid token"})
+			a.writeError(w, r, &httpapi.Error{Status: http.StatusUnauthorized, Code: httpapi.CodeUnauthorized, Message: "Invalid token"})
 			return
 		}
 		if err != nil {
@@ -163,7 +164,7 @@ func (a *API) authenticateMode(next http.Handler, mode csrfMode) http.Handler {
 		}
 		now := a.now()
 		if !tok.ExpiresAt.IsZero() && !now.Before(tok.ExpiresAt) {
-			a.writeError(w, r, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "Token expired", Details: "log in again for a new token"})
+			a.writeError(w, r, &httpapi.Error{Status: http.StatusUnauthorized, Code: httpapi.CodeUnauthorized, Message: "Token expired", Details: "log in again for a new token"})
 			return
 		}
 		if tok.LastUsedAt == nil || now.Sub(*tok.LastUsedAt) >= tokenTouchEvery {
@@ -190,7 +191,7 @@ func (a *API) authenticateAgent(w http.ResponseWriter, r *http.Request, secret s
 		}
 	}
 	if !ok {
-		a.writeError(w, r, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "Invalid token"})
+		a.writeError(w, r, &httpapi.Error{Status: http.StatusUnauthorized, Code: httpapi.CodeUnauthorized, Message: "Invalid token"})
 		return
 	}
 	// The environment is loaded already: loadEnvironment reuses it, so an
@@ -204,7 +205,7 @@ func (a *API) authenticateAgent(w http.ResponseWriter, r *http.Request, secret s
 func (a *API) requireUser(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := auth.UserFrom(r.Context()); !ok {
-			a.writeError(w, r, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Not allowed", Details: "this route needs a user's token, not a workspace agent's"})
+			a.writeError(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeForbidden, Message: "Not allowed", Details: "this route needs a user's token, not a workspace agent's"})
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -215,7 +216,7 @@ func (a *API) requireUser(next http.Handler) http.Handler {
 func (a *API) requireAgent(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := auth.AgentFrom(r.Context()); !ok {
-			a.writeError(w, r, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Not allowed", Details: "this route is for the workspace's supervisor"})
+			a.writeError(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeForbidden, Message: "Not allowed", Details: "this route is for the workspace's supervisor"})
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -235,7 +236,7 @@ func (a *API) loadEnvironment(next http.Handler) http.Handler {
 			// An agent reaches only its own environment, which
 			// authenticateAgent has loaded.
 			if id != agentEnvID {
-				a.writeError(w, r, errNotFound("Environment"))
+				a.writeError(w, r, httpapi.NotFound("Environment"))
 				return
 			}
 			next.ServeHTTP(w, r)
@@ -244,7 +245,7 @@ func (a *API) loadEnvironment(next http.Handler) http.Handler {
 		env, err := a.store.GetEnvironment(r.Context(), id)
 		user, isUser := auth.UserFrom(r.Context())
 		if errors.Is(err, store.ErrNotFound) || (err == nil && !(isUser && auth.CanAccess(user, env.UserID))) {
-			a.writeError(w, r, errNotFound("Environment"))
+			a.writeError(w, r, httpapi.NotFound("Environment"))
 			return
 		}
 		if err != nil {

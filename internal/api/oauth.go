@@ -19,6 +19,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"golang.org/x/oauth2"
 
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/oauth"
 	"dev8.dev/dev8/internal/store"
 )
@@ -59,7 +60,7 @@ func (a *API) listProviders(w http.ResponseWriter, r *http.Request) {
 		p := a.oauth[name]
 		out = append(out, providerJSON{Name: name, DisplayName: p.DisplayName(), StartURL: oauthStartPath(name)})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"providers": out, "password": true})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"providers": out, "password": true})
 }
 
 // oauthState is what the state cookie holds.
@@ -152,7 +153,7 @@ func (a *API) oauthProvider(w http.ResponseWriter, r *http.Request) (oauth.Provi
 	name := chi.URLParam(r, "provider")
 	p, ok := a.oauth[name]
 	if !ok {
-		a.writeError(w, r, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "Sign-in provider not configured",
+		a.writeError(w, r, &httpapi.Error{Status: http.StatusNotFound, Code: httpapi.CodeNotFound, Message: "Sign-in provider not configured",
 			Details: fmt.Sprintf("%q is not one of this server's providers (GET /api/v1/auth/providers lists them)", name)})
 		return nil, false
 	}
@@ -208,8 +209,8 @@ func (a *API) oauthStart(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, target, http.StatusFound)
 }
 
-func providerUnavailable(p oauth.Provider) *Error {
-	return &Error{Status: http.StatusBadGateway, Code: CodeOAuthFailed, Message: p.DisplayName() + " sign-in is unavailable",
+func providerUnavailable(p oauth.Provider) *httpapi.Error {
+	return &httpapi.Error{Status: http.StatusBadGateway, Code: httpapi.CodeOAuthFailed, Message: p.DisplayName() + " sign-in is unavailable",
 		Details: "the provider could not be reached; try again later"}
 }
 
@@ -228,26 +229,26 @@ func (a *API) oauthCallback(w http.ResponseWriter, r *http.Request) {
 	c, err := r.Cookie(oauthStateCookie)
 	if err != nil || c.Value == "" {
 		a.auditAs(r, "", "auth.oauth_login", "user", "", false, map[string]any{"provider": p.Name(), "reason": "no state cookie"})
-		a.writeError(w, r, &Error{Status: http.StatusBadRequest, Code: CodeOAuthFailed, Message: "Sign-in state missing",
+		a.writeError(w, r, &httpapi.Error{Status: http.StatusBadRequest, Code: httpapi.CodeOAuthFailed, Message: "Sign-in state missing",
 			Details: "the sign-in expired or was started in another browser; start again"})
 		return
 	}
 	st, ok := a.readState(c.Value)
 	if !ok || st.Provider != p.Name() || q.Get("state") == "" || subtle.ConstantTimeCompare([]byte(st.State), []byte(q.Get("state"))) != 1 {
 		a.auditAs(r, "", "auth.oauth_login", "user", "", false, map[string]any{"provider": p.Name(), "reason": "state mismatch"})
-		a.writeError(w, r, &Error{Status: http.StatusForbidden, Code: CodeOAuthFailed, Message: "Sign-in state does not match",
+		a.writeError(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeOAuthFailed, Message: "Sign-in state does not match",
 			Details: "this answer is not for the sign-in this browser started (or it expired); start again"})
 		return
 	}
 	if e := q.Get("error"); e != "" {
 		a.auditAs(r, "", "auth.oauth_login", "user", "", false, map[string]any{"provider": p.Name(), "reason": "provider error", "error": truncateUTF8(e, 64)})
-		a.writeError(w, r, &Error{Status: http.StatusForbidden, Code: CodeOAuthFailed, Message: p.DisplayName() + " sign-in was not completed",
+		a.writeError(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeOAuthFailed, Message: p.DisplayName() + " sign-in was not completed",
 			Details: "the provider answered " + truncateUTF8(e, 64)})
 		return
 	}
 	code := q.Get("code")
 	if code == "" {
-		a.writeError(w, r, errValidation("code: is required"))
+		a.writeError(w, r, httpapi.Validation("code: is required"))
 		return
 	}
 	id, err := p.Identify(r.Context(), a.redirectURL(r, p.Name()), code, st.Verifier)
@@ -287,16 +288,16 @@ func oauthReason(err error) string {
 	return "provider error"
 }
 
-func oauthError(p oauth.Provider, err error) *Error {
+func oauthError(p oauth.Provider, err error) *httpapi.Error {
 	switch {
 	case errors.Is(err, oauth.ErrNoVerifiedEmail):
-		return &Error{Status: http.StatusForbidden, Code: CodeOAuthFailed, Message: p.DisplayName() + " has no verified email for this account",
+		return &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeOAuthFailed, Message: p.DisplayName() + " has no verified email for this account",
 			Details: "verify your email address with " + p.DisplayName() + " (and make it your primary one), then sign in again"}
 	case errors.Is(err, oauth.ErrRefused):
-		return &Error{Status: http.StatusForbidden, Code: CodeOAuthFailed, Message: p.DisplayName() + " refused the sign-in",
+		return &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeOAuthFailed, Message: p.DisplayName() + " refused the sign-in",
 			Details: "the authorization code was not accepted (expired, used, or not for this sign-in); start again"}
 	}
-	return &Error{Status: http.StatusBadGateway, Code: CodeOAuthFailed, Message: p.DisplayName() + " sign-in failed",
+	return &httpapi.Error{Status: http.StatusBadGateway, Code: httpapi.CodeOAuthFailed, Message: p.DisplayName() + " sign-in failed",
 		Details: "the provider's answer could not be used; the error was logged"}
 }
 
@@ -324,7 +325,7 @@ func (a *API) oauthUser(r *http.Request, id oauth.Identity) (store.User, error) 
 	if id.Email == "" || validateEmail(id.Email) != nil {
 		// Providers are asked for verified emails only; this guards
 		// against one that sends something unusable.
-		return store.User{}, &Error{Status: http.StatusForbidden, Code: CodeOAuthFailed, Message: "No usable email", Details: "the provider gave no valid verified email address"}
+		return store.User{}, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeOAuthFailed, Message: "No usable email", Details: "the provider gave no valid verified email address"}
 	}
 	user, err = a.store.GetUserByEmail(ctx, id.Email)
 	created := false

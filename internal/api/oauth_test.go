@@ -19,8 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/oauth"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
 
 // fakePerson is who signs in at the fake provider.
@@ -304,10 +306,10 @@ func userIDOf(me map[string]any) string {
 
 func wantOAuthError(t *testing.T, resp *http.Response, status int) {
 	t.Helper()
-	var e errorBody
+	var e sdk.ErrorResponse
 	json.NewDecoder(resp.Body).Decode(&e)
-	if resp.StatusCode != status || e.Code != CodeOAuthFailed {
-		t.Fatalf("answer %d %+v, want %d %s", resp.StatusCode, e, status, CodeOAuthFailed)
+	if resp.StatusCode != status || e.Code != httpapi.CodeOAuthFailed {
+		t.Fatalf("answer %d %+v, want %d %s", resp.StatusCode, e, status, httpapi.CodeOAuthFailed)
 	}
 }
 
@@ -582,7 +584,7 @@ func TestOAuthSuspendedUserRefused(t *testing.T) {
 	f.provider.signInAs(fakePerson{sub: "4004", name: "Dave", email: "dave@example.com", verified: true})
 	b := f.browser()
 	resp := f.signIn(b, "github", "")
-	var e errorBody
+	var e sdk.ErrorResponse
 	json.NewDecoder(resp.Body).Decode(&e)
 	if resp.StatusCode != http.StatusUnauthorized || e.Error != "Account suspended" {
 		t.Fatalf("suspended sign-in = %d %+v, want 401 Account suspended", resp.StatusCode, e)

@@ -18,8 +18,10 @@ import (
 
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/catalog"
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
 
 // loadOpenAPI parses and validates the document the server embeds and
@@ -207,11 +209,11 @@ func TestOpenAPISecurityMatchesRouter(t *testing.T) {
 			req := httptest.NewRequest(method, url, strings.NewReader(""))
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
-			var body errorBody
+			var body sdk.ErrorResponse
 			_ = json.Unmarshal(rec.Body.Bytes(), &body)
-			gotAuth := rec.Code == http.StatusUnauthorized && body.Code == CodeUnauthorized
+			gotAuth := rec.Code == http.StatusUnauthorized && body.Code == httpapi.CodeUnauthorized
 			switch {
-			case body.Code == CodeNotFound && body.Error == "No such route", rec.Code == http.StatusMethodNotAllowed:
+			case body.Code == httpapi.CodeNotFound && body.Error == "No such route", rec.Code == http.StatusMethodNotAllowed:
 				t.Errorf("%s %s (as %s): the router answers %d %s: the path is not routed", method, path, url, rec.Code, body.Code)
 			case wantAuth && !gotAuth:
 				t.Errorf("%s %s: documented as needing bearerAuth, but without a token it answers %d %s", method, path, rec.Code, body.Code)
@@ -408,9 +410,9 @@ func TestOpenAPIBoundsMatchCode(t *testing.T) {
 	checkEnum("User.role", prop(schema("User"), "User", "role").Enum, []string{string(store.RoleAdmin), string(store.RoleMember)})
 
 	checkEnum("Error.code", prop(schema("Error"), "Error", "code").Enum, []string{
-		CodeInvalidJSON, CodeValidation, CodeUnauthorized, CodeForbidden, CodeNotFound, CodeMethodNotAllowed,
-		CodeConflict, CodeInvalidState, CodeTooLarge, CodeUnsupportedMedia, CodeInternal, CodeNotReady,
-		CodeUnavailable, CodeRateLimited, CodeQuotaExceeded, CodeCSRFFailed, CodeOAuthFailed,
+		httpapi.CodeInvalidJSON, httpapi.CodeValidation, httpapi.CodeUnauthorized, httpapi.CodeForbidden, httpapi.CodeNotFound, httpapi.CodeMethodNotAllowed,
+		httpapi.CodeConflict, httpapi.CodeInvalidState, httpapi.CodeTooLarge, httpapi.CodeUnsupportedMedia, httpapi.CodeInternal, httpapi.CodeNotReady,
+		httpapi.CodeUnavailable, httpapi.CodeRateLimited, httpapi.CodeQuotaExceeded, httpapi.CodeCSRFFailed, httpapi.CodeOAuthFailed,
 	})
 	if !slices.Equal(schema("Error").Required, []string{"error", "details", "code"}) {
 		t.Errorf("Error.required = %v, want [error details code]", schema("Error").Required)

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/store"
 )
@@ -23,9 +24,9 @@ type ProfileStore interface {
 }
 
 var (
-	errWrongPassword = &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Current password is wrong",
+	errWrongPassword = &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeForbidden, Message: "Current password is wrong",
 		Details: "type the password you sign in with"}
-	errNoPassword = &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "This account has no password",
+	errNoPassword = &httpapi.Error{Status: http.StatusConflict, Code: httpapi.CodeConflict, Message: "This account has no password",
 		Details: "it signs in with an identity provider; keep using it"}
 )
 
@@ -41,26 +42,26 @@ type patchMeRequest struct {
 func (a *API) patchMe(w http.ResponseWriter, r *http.Request) {
 	caller := mustUser(r.Context())
 	var req patchMeRequest
-	if err := decodeJSON(r, &req, false); err != nil {
+	if err := httpapi.DecodeJSON(r, &req, false); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
 	if req.Name == nil && !req.DefaultAutoStopMinutes.Set {
-		a.writeError(w, r, errValidation("send at least one of name, default_auto_stop_minutes"))
+		a.writeError(w, r, httpapi.Validation("send at least one of name, default_auto_stop_minutes"))
 		return
 	}
 	var name string
 	if req.Name != nil {
 		name = strings.TrimSpace(*req.Name)
 		if !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxNameLength || strings.ContainsFunc(name, isControl) {
-			a.writeError(w, r, errValidation(fmt.Sprintf("name: at most %d characters, no control characters", maxNameLength)))
+			a.writeError(w, r, httpapi.Validation(fmt.Sprintf("name: at most %d characters, no control characters", maxNameLength)))
 			return
 		}
 	}
 	autoStop := caller.DefaultAutoStopMinutes
 	req.DefaultAutoStopMinutes.apply(&autoStop)
 	if autoStop != nil && (*autoStop < 0 || *autoStop > lifecycle.MaxAutoStopMinutes) {
-		a.writeError(w, r, errValidation(fmt.Sprintf("default_auto_stop_minutes: from 0 (never) to %d, or null for the server's default", lifecycle.MaxAutoStopMinutes)))
+		a.writeError(w, r, httpapi.Validation(fmt.Sprintf("default_auto_stop_minutes: from 0 (never) to %d, or null for the server's default", lifecycle.MaxAutoStopMinutes)))
 		return
 	}
 	user := caller
@@ -81,7 +82,7 @@ func (a *API) patchMe(w http.ResponseWriter, r *http.Request) {
 		}
 		a.audit(r, "user.profile_update", "user", caller.ID, true, map[string]any{"field": "default_auto_stop_minutes"})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"user": toUserJSON(user)})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"user": toUserJSON(user)})
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
@@ -99,16 +100,16 @@ type changePasswordRequest struct {
 func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 	caller := mustUser(r.Context())
 	var req changePasswordRequest
-	if err := decodeJSON(r, &req, false); err != nil {
+	if err := httpapi.DecodeJSON(r, &req, false); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
 	if req.CurrentPassword == "" {
-		a.writeError(w, r, errValidation("current_password: is required"))
+		a.writeError(w, r, httpapi.Validation("current_password: is required"))
 		return
 	}
 	if n := utf8.RuneCountInString(req.NewPassword); n < auth.MinPasswordLength || len(req.NewPassword) > auth.MaxPasswordLength {
-		a.writeError(w, r, errValidation(fmt.Sprintf("new_password: must be at least %d characters and at most %d bytes", auth.MinPasswordLength, auth.MaxPasswordLength)))
+		a.writeError(w, r, httpapi.Validation(fmt.Sprintf("new_password: must be at least %d characters and at most %d bytes", auth.MinPasswordLength, auth.MaxPasswordLength)))
 		return
 	}
 	if caller.PasswordHash == "" {
@@ -139,7 +140,7 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 	}
 	revoked, err := a.store.ChangePassword(r.Context(), caller.ID, hash, keep)
 	if errors.Is(err, store.ErrNotFound) {
-		a.writeError(w, r, errNotFound("User"))
+		a.writeError(w, r, httpapi.NotFound("User"))
 		return
 	}
 	if err != nil {
@@ -148,5 +149,5 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log.InfoContext(r.Context(), "password changed", "user", caller.ID, "sessions_revoked", revoked)
 	a.audit(r, "user.password_change", "user", caller.ID, true, map[string]any{"sessions_revoked": revoked})
-	writeJSON(w, http.StatusOK, map[string]any{"message": "Password changed", "sessions_revoked": revoked})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"message": "Password changed", "sessions_revoked": revoked})
 }

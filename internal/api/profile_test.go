@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/store"
 )
 
@@ -68,7 +69,7 @@ func TestChangePassword(t *testing.T) {
 	// A cookie without the CSRF token changes nothing.
 	rec := f.do("POST", "/api/v1/auth/password", reqOpts{headers: cookieHeader(here.Token),
 		body: `{"current_password":"correct horse","new_password":"battery staple"}`})
-	wantError(t, rec, http.StatusForbidden, CodeCSRFFailed)
+	wantError(t, rec, http.StatusForbidden, httpapi.CodeCSRFFailed)
 
 	rec = f.do("POST", "/api/v1/auth/password", reqOpts{token: here.Token, body: `{"current_password":"correct horse","new_password":"battery staple"}`})
 	if rec.Code != http.StatusOK {

@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net/http"
 	"slices"
 	"time"
 
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/store"
 )
@@ -156,16 +156,6 @@ func (a *API) userQuota(ctx context.Context, userID string) (quotaJSON, error) {
 	return a.quotaStatus(ctx, u)
 }
 
-// errQuota is the answer to a request over a quota.
-func errQuota(details string) *Error {
-	return &Error{Status: http.StatusForbidden, Code: CodeQuotaExceeded, Message: "Quota exceeded", Details: details}
-}
-
-// quotaError explains a store's refusal.
-func quotaError(e *store.QuotaExceededError) *Error {
-	return errQuota(fmt.Sprintf("the limit is %d %s and %d are in use; stop or delete one, or ask an admin to raise the limit", e.Max, e.Limit, e.InUse))
-}
-
 // createWithinQuota creates an environment if its owner's quota allows.
 func (a *API) createWithinQuota(ctx context.Context, p lifecycle.CreateParams) (store.Environment, error) {
 	ctx, err := a.withQuota(ctx, p.UserID, true)
@@ -212,7 +202,7 @@ func (a *API) withQuota(ctx context.Context, ownerID string, checkBudget bool) (
 			return nil, fmt.Errorf("month cost: %w", err)
 		}
 		if spent >= q.MonthlyBudgetUSD {
-			return nil, errQuota(fmt.Sprintf("the monthly budget is $%.2f and $%.2f has been spent this month (UTC); it resets on the 1st, or ask an admin to raise it",
+			return nil, httpapi.Quota(fmt.Sprintf("the monthly budget is $%.2f and $%.2f has been spent this month (UTC); it resets on the 1st, or ask an admin to raise it",
 				q.MonthlyBudgetUSD, math.Floor(spent*100)/100))
 		}
 	}

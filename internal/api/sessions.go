@@ -14,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/oauth"
 	"dev8.dev/dev8/internal/store"
 )
@@ -184,11 +185,11 @@ func (a *API) clearSessionCookies(w http.ResponseWriter, r *http.Request) {
 }
 
 var (
-	errInvalidSession = &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "Invalid session", Details: "log in again"}
-	errSessionExpired = &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "Session expired", Details: "log in again"}
-	errCSRFToken      = &Error{Status: http.StatusForbidden, Code: CodeCSRFFailed, Message: "CSRF check failed",
+	errInvalidSession = &httpapi.Error{Status: http.StatusUnauthorized, Code: httpapi.CodeUnauthorized, Message: "Invalid session", Details: "log in again"}
+	errSessionExpired = &httpapi.Error{Status: http.StatusUnauthorized, Code: httpapi.CodeUnauthorized, Message: "Session expired", Details: "log in again"}
+	errCSRFToken      = &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeCSRFFailed, Message: "CSRF check failed",
 		Details: "a request authenticated by the session cookie must send the session's CSRF token in " + CSRFHeader + " (from the login answer, GET /api/v1/auth/me or the " + CSRFCookie + " cookie)"}
-	errCrossOrigin = &Error{Status: http.StatusForbidden, Code: CodeCSRFFailed, Message: "Cross-origin request refused",
+	errCrossOrigin = &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeCSRFFailed, Message: "Cross-origin request refused",
 		Details: "a request authenticated by the session cookie must come from this server's own pages"}
 )
 
@@ -292,7 +293,7 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request) {
 		out[i] = sessionJSON{ID: s.ID, CreatedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt, LastSeenAt: s.LastSeenAt,
 			IP: s.IP, UserAgent: s.UserAgent, Current: s.ID == current.ID}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"sessions": out})
 }
 
 // deleteSession revokes one of the caller's sessions, at once. Another
@@ -302,7 +303,7 @@ func (a *API) deleteSession(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	err := a.store.DeleteSession(r.Context(), caller.ID, id)
 	if errors.Is(err, store.ErrNotFound) {
-		a.writeError(w, r, errNotFound("Session"))
+		a.writeError(w, r, httpapi.NotFound("Session"))
 		return
 	}
 	if err != nil {
@@ -314,7 +315,7 @@ func (a *API) deleteSession(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log.InfoContext(r.Context(), "session revoked", "user", caller.ID, "session", id)
 	a.audit(r, "session.revoke", "session", id, true, nil)
-	writeJSON(w, http.StatusOK, map[string]string{"message": "Session revoked", "id": id})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"message": "Session revoked", "id": id})
 }
 
 // logout ends the session the request came with (cookie or bearer) and
@@ -324,7 +325,7 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request) {
 	caller := mustUser(r.Context())
 	cur, ok := auth.SessionFrom(r.Context())
 	if !ok {
-		a.writeError(w, r, &Error{Status: http.StatusBadRequest, Code: CodeValidation, Message: "Not a session",
+		a.writeError(w, r, &httpapi.Error{Status: http.StatusBadRequest, Code: httpapi.CodeValidation, Message: "Not a session",
 			Details: "this request used an API token; revoke it with DELETE /api/v1/tokens/{id}"})
 		return
 	}
@@ -335,7 +336,7 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request) {
 	a.clearSessionCookies(w, r)
 	a.log.InfoContext(r.Context(), "user logged out", "user", caller.ID, "session", cur.ID)
 	a.audit(r, "auth.logout", "session", cur.ID, true, nil)
-	writeJSON(w, http.StatusOK, map[string]string{"message": "Logged out"})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"message": "Logged out"})
 }
 
 // RunSessionPruning deletes expired sessions every interval (default

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/store"
 )
 
@@ -129,16 +130,16 @@ func TestSessionCookieAndCSRF(t *testing.T) {
 		return f.do("POST", "/api/v1/tokens", reqOpts{body: `{"name":"` + name + `"}`, headers: headers, token: token})
 	}
 	// A state change with the cookie needs the session's token.
-	wantError(t, post("a", ck, ""), http.StatusForbidden, CodeCSRFFailed)
-	wantError(t, post("a", withHeaders(ck, CSRFHeader, "bogus"), ""), http.StatusForbidden, CodeCSRFFailed)
+	wantError(t, post("a", ck, ""), http.StatusForbidden, httpapi.CodeCSRFFailed)
+	wantError(t, post("a", withHeaders(ck, CSRFHeader, "bogus"), ""), http.StatusForbidden, httpapi.CodeCSRFFailed)
 	other, _ := f.login("ada@example.com", "correct horse", false)
-	wantError(t, post("a", withHeaders(ck, CSRFHeader, other.CSRFToken), ""), http.StatusForbidden, CodeCSRFFailed)
+	wantError(t, post("a", withHeaders(ck, CSRFHeader, other.CSRFToken), ""), http.StatusForbidden, httpapi.CodeCSRFFailed)
 	if rec := post("a", withHeaders(ck, CSRFHeader, login.CSRFToken), ""); rec.Code != http.StatusCreated {
 		t.Fatalf("cookie POST with the CSRF token = %d %s", rec.Code, rec.Body.String())
 	}
 	// Even with the token, a browser request from another site is refused.
-	wantError(t, post("b", withHeaders(ck, CSRFHeader, login.CSRFToken, "Sec-Fetch-Site", "cross-site"), ""), http.StatusForbidden, CodeCSRFFailed)
-	wantError(t, post("b", withHeaders(ck, CSRFHeader, login.CSRFToken, "Origin", "https://evil.example"), ""), http.StatusForbidden, CodeCSRFFailed)
+	wantError(t, post("b", withHeaders(ck, CSRFHeader, login.CSRFToken, "Sec-Fetch-Site", "cross-site"), ""), http.StatusForbidden, httpapi.CodeCSRFFailed)
+	wantError(t, post("b", withHeaders(ck, CSRFHeader, login.CSRFToken, "Origin", "https://evil.example"), ""), http.StatusForbidden, httpapi.CodeCSRFFailed)
 	if rec := post("b", withHeaders(ck, CSRFHeader, login.CSRFToken, "Sec-Fetch-Site", "same-origin"), ""); rec.Code != http.StatusCreated {
 		t.Fatalf("same-origin cookie POST = %d %s", rec.Code, rec.Body.String())
 	}
@@ -153,9 +154,9 @@ func TestSessionCookieAndCSRF(t *testing.T) {
 		t.Fatalf("API token POST = %d %s", rec.Code, rec.Body.String())
 	}
 	// The cookie carries sessions only, never an API token.
-	wantError(t, f.do("GET", "/api/v1/auth/me", reqOpts{headers: cookieHeader(created.Token)}), http.StatusUnauthorized, CodeUnauthorized)
+	wantError(t, f.do("GET", "/api/v1/auth/me", reqOpts{headers: cookieHeader(created.Token)}), http.StatusUnauthorized, httpapi.CodeUnauthorized)
 	// Without any credential: 401 as before.
-	wantError(t, f.do("GET", "/api/v1/auth/me", reqOpts{}), http.StatusUnauthorized, CodeUnauthorized)
+	wantError(t, f.do("GET", "/api/v1/auth/me", reqOpts{}), http.StatusUnauthorized, httpapi.CodeUnauthorized)
 }
 
 func TestLogout(t *testing.T) {
@@ -166,7 +167,7 @@ func TestLogout(t *testing.T) {
 	// From the browser: cookie plus CSRF token.
 	login, _ := f.login("ada@example.com", "correct horse", false)
 	ck := cookieHeader(login.Token)
-	wantError(t, f.do("POST", "/api/v1/auth/logout", reqOpts{headers: ck}), http.StatusForbidden, CodeCSRFFailed)
+	wantError(t, f.do("POST", "/api/v1/auth/logout", reqOpts{headers: ck}), http.StatusForbidden, httpapi.CodeCSRFFailed)
 	rec := f.do("POST", "/api/v1/auth/logout", reqOpts{headers: withHeaders(ck, CSRFHeader, login.CSRFToken)})
 	if rec.Code != http.StatusOK {
 		t.Fatalf("logout = %d %s", rec.Code, rec.Body.String())
@@ -177,20 +178,20 @@ func TestLogout(t *testing.T) {
 			t.Errorf("logout did not clear %s: %+v", name, c)
 		}
 	}
-	wantError(t, f.do("GET", "/api/v1/auth/me", reqOpts{headers: ck}), http.StatusUnauthorized, CodeUnauthorized)
-	wantError(t, f.do("GET", "/api/v1/auth/me", reqOpts{token: login.Token}), http.StatusUnauthorized, CodeUnauthorized)
+	wantError(t, f.do("GET", "/api/v1/auth/me", reqOpts{headers: ck}), http.StatusUnauthorized, httpapi.CodeUnauthorized)
+	wantError(t, f.do("GET", "/api/v1/auth/me", reqOpts{token: login.Token}), http.StatusUnauthorized, httpapi.CodeUnauthorized)
 
 	// From the CLI: the secret as a bearer token.
 	cli, _ := f.login("ada@example.com", "correct horse", false)
 	if rec := f.do("POST", "/api/v1/auth/logout", reqOpts{token: cli.Token}); rec.Code != http.StatusOK {
 		t.Fatalf("bearer logout = %d %s", rec.Code, rec.Body.String())
 	}
-	wantError(t, f.do("GET", "/api/v1/auth/me", reqOpts{token: cli.Token}), http.StatusUnauthorized, CodeUnauthorized)
-	wantError(t, f.do("GET", "/api/v1/auth/me", reqOpts{headers: cookieHeader(cli.Token)}), http.StatusUnauthorized, CodeUnauthorized)
+	wantError(t, f.do("GET", "/api/v1/auth/me", reqOpts{token: cli.Token}), http.StatusUnauthorized, httpapi.CodeUnauthorized)
+	wantError(t, f.do("GET", "/api/v1/auth/me", reqOpts{headers: cookieHeader(cli.Token)}), http.StatusUnauthorized, httpapi.CodeUnauthorized)
 
 	// An API token is not a session.
 	_, apiToken := f.user("bob@example.com", "correct horse")
-	wantError(t, f.do("POST", "/api/v1/auth/logout", reqOpts{token: apiToken}), http.StatusBadRequest, CodeValidation)
+	wantError(t, f.do("POST", "/api/v1/auth/logout", reqOpts{token: apiToken}), http.StatusBadRequest, httpapi.CodeValidation)
 }
 
 func (f *hardenedFixture) sessions(token string) []sessionJSON {
@@ -247,7 +248,7 @@ func TestSessionSlidingExpiry(t *testing.T) {
 	// …but not a whole unused TTL.
 	f.clock.Advance(ttl)
 	rec = f.do("GET", "/api/v1/auth/me", reqOpts{headers: cookieHeader(login.Token)})
-	wantError(t, rec, http.StatusUnauthorized, CodeUnauthorized)
+	wantError(t, rec, http.StatusUnauthorized, httpapi.CodeUnauthorized)
 	if e := decodeError(t, rec); e.Error != "Session expired" {
 		t.Errorf("expired session answered %+v", e)
 	}
@@ -295,14 +296,14 @@ func TestSuspendedUserSession(t *testing.T) {
 	}
 	for _, o := range []reqOpts{{headers: cookieHeader(login.Token)}, {token: login.Token}} {
 		rec := f.do("GET", "/api/v1/auth/me", o)
-		wantError(t, rec, http.StatusUnauthorized, CodeUnauthorized)
+		wantError(t, rec, http.StatusUnauthorized, httpapi.CodeUnauthorized)
 		if e := decodeError(t, rec); e.Error != "Account suspended" {
 			t.Errorf("suspended answer %+v", e)
 		}
 	}
 	// And no new session either.
 	rec := f.do("POST", "/api/v1/auth/login", reqOpts{body: `{"email":"ada@example.com","password":"correct horse"}`})
-	wantError(t, rec, http.StatusUnauthorized, CodeUnauthorized)
+	wantError(t, rec, http.StatusUnauthorized, httpapi.CodeUnauthorized)
 	if _, ok := cookiesOf(rec)[SessionCookie]; ok {
 		t.Error("a suspended user's login set a cookie")
 	}
@@ -330,18 +331,18 @@ func TestListAndRevokeSessions(t *testing.T) {
 	}
 
 	// Another user's session is answered like a missing one, and lives on.
-	wantError(t, f.do("DELETE", "/api/v1/auth/sessions/"+bob.SessionID, reqOpts{token: phone.Token}), http.StatusNotFound, CodeNotFound)
-	wantError(t, f.do("DELETE", "/api/v1/auth/sessions/ses_missing", reqOpts{token: phone.Token}), http.StatusNotFound, CodeNotFound)
+	wantError(t, f.do("DELETE", "/api/v1/auth/sessions/"+bob.SessionID, reqOpts{token: phone.Token}), http.StatusNotFound, httpapi.CodeNotFound)
+	wantError(t, f.do("DELETE", "/api/v1/auth/sessions/ses_missing", reqOpts{token: phone.Token}), http.StatusNotFound, httpapi.CodeNotFound)
 	if rec := f.do("GET", "/api/v1/auth/me", reqOpts{token: bob.Token}); rec.Code != http.StatusOK {
 		t.Fatalf("bob after ada's attempt = %d", rec.Code)
 	}
 	// Revoking one of one's own: it stops at once, the others go on.
 	ck := cookieHeader(phone.Token)
-	wantError(t, f.do("DELETE", "/api/v1/auth/sessions/"+laptop.SessionID, reqOpts{headers: ck}), http.StatusForbidden, CodeCSRFFailed)
+	wantError(t, f.do("DELETE", "/api/v1/auth/sessions/"+laptop.SessionID, reqOpts{headers: ck}), http.StatusForbidden, httpapi.CodeCSRFFailed)
 	if rec := f.do("DELETE", "/api/v1/auth/sessions/"+laptop.SessionID, reqOpts{headers: withHeaders(ck, CSRFHeader, phone.CSRFToken)}); rec.Code != http.StatusOK {
 		t.Fatalf("revoke = %d %s", rec.Code, rec.Body.String())
 	}
-	wantError(t, f.do("GET", "/api/v1/auth/me", reqOpts{token: laptop.Token}), http.StatusUnauthorized, CodeUnauthorized)
+	wantError(t, f.do("GET", "/api/v1/auth/me", reqOpts{token: laptop.Token}), http.StatusUnauthorized, httpapi.CodeUnauthorized)
 	if l := f.sessions(phone.Token); len(l) != 1 || l[0].ID != phone.SessionID {
 		t.Fatalf("sessions after revoke = %+v", l)
 	}
@@ -353,7 +354,7 @@ func TestLoginRefusesCrossOriginBrowsers(t *testing.T) {
 	f.user("ada@example.com", "correct horse")
 	body := `{"email":"ada@example.com","password":"correct horse"}`
 	rec := f.do("POST", "/api/v1/auth/login", reqOpts{body: body, headers: map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}})
-	wantError(t, rec, http.StatusForbidden, CodeCSRFFailed)
+	wantError(t, rec, http.StatusForbidden, httpapi.CodeCSRFFailed)
 	if _, ok := cookiesOf(rec)[SessionCookie]; ok {
 		t.Fatal("a cross-site login set a session cookie")
 	}
@@ -391,8 +392,8 @@ func TestIDERoutesCheckOriginOnly(t *testing.T) {
 	f.user("ada@example.com", "correct horse")
 	login, _ := f.login("ada@example.com", "correct horse", false)
 	ck := cookieHeader(login.Token)
-	wantError(t, f.do("POST", "/w/env_missing/activity", reqOpts{headers: withHeaders(ck, "Sec-Fetch-Site", "cross-site")}), http.StatusForbidden, CodeCSRFFailed)
+	wantError(t, f.do("POST", "/w/env_missing/activity", reqOpts{headers: withHeaders(ck, "Sec-Fetch-Site", "cross-site")}), http.StatusForbidden, httpapi.CodeCSRFFailed)
 	// Same origin, no token: past authentication (to the environment
 	// lookup, which finds nothing).
-	wantError(t, f.do("POST", "/w/env_missing/activity", reqOpts{headers: withHeaders(ck, "Sec-Fetch-Site", "same-origin")}), http.StatusNotFound, CodeNotFound)
+	wantError(t, f.do("POST", "/w/env_missing/activity", reqOpts{headers: withHeaders(ck, "Sec-Fetch-Site", "same-origin")}), http.StatusNotFound, httpapi.CodeNotFound)
 }

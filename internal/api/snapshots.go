@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/snapshot"
 	"dev8.dev/dev8/internal/store"
@@ -73,7 +74,7 @@ func toBackupJSON(b store.Backup) backupJSON {
 // requireSnapshots refuses when this server keeps no snapshots.
 func (a *API) requireSnapshots() error {
 	if a.backups == nil || a.snapshotRepo == nil {
-		return &Error{Status: http.StatusServiceUnavailable, Code: CodeNotReady, Message: "Snapshots are not available", Details: "this server has no snapshot repository"}
+		return &httpapi.Error{Status: http.StatusServiceUnavailable, Code: httpapi.CodeNotReady, Message: "Snapshots are not available", Details: "this server has no snapshot repository"}
 	}
 	return nil
 }
@@ -107,7 +108,7 @@ const workspaceConnectWait = 10 * time.Second
 func (a *API) createSnapshot(w http.ResponseWriter, r *http.Request) {
 	env := environmentFrom(r.Context())
 	var body struct{}
-	if err := decodeJSON(r, &body, true); err != nil {
+	if err := httpapi.DecodeJSON(r, &body, true); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -122,7 +123,7 @@ func (a *API) createSnapshot(w http.ResponseWriter, r *http.Request) {
 	// One at a time per environment: the supervisor runs them one after
 	// the other anyway, and a queue of them would only hold streams open.
 	if last, err := a.backups.LatestBackup(r.Context(), env.ID); err == nil && (last.Status == store.BackupPending || last.Status == store.BackupRunning) {
-		a.writeError(w, r, &Error{Status: http.StatusConflict, Code: CodeInvalidState, Message: "A snapshot is in progress",
+		a.writeError(w, r, &httpapi.Error{Status: http.StatusConflict, Code: httpapi.CodeInvalidState, Message: "A snapshot is in progress",
 			Details: "snapshot " + last.ID + " is " + string(last.Status) + "; wait for it (GET .../snapshots/" + last.ID + ")"})
 		return
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -136,7 +137,7 @@ func (a *API) createSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	go a.runSnapshot(context.Background(), env, b)
-	writeJSON(w, http.StatusAccepted, map[string]any{"snapshot": toBackupJSON(b)})
+	httpapi.WriteJSON(w, http.StatusAccepted, map[string]any{"snapshot": toBackupJSON(b)})
 }
 
 // runSnapshot asks the environment's supervisor to snapshot its workspace
@@ -226,7 +227,7 @@ func (a *API) runJob(ctx context.Context, envID string, job snapshot.Job, access
 	conn, err := a.tunnels.Dial(dialCtx, envID, tunnel.Header{Service: tunnel.ServiceSnapshot})
 	cancel()
 	if err != nil {
-		return snapshot.JobResult{}, toError(streamError(err))
+		return snapshot.JobResult{}, httpapi.ToError(streamError(err))
 	}
 	return snapshot.ServeJob(ctx, conn, a.snapshotRepo, job, access)
 }
@@ -246,7 +247,7 @@ func (a *API) listSnapshots(w http.ResponseWriter, r *http.Request) {
 	for i, b := range list {
 		out[i] = toBackupJSON(b)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"snapshots": out})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"snapshots": out})
 }
 
 // snapshotFrom loads {sid}, which must be a snapshot of the request's
@@ -258,7 +259,7 @@ func (a *API) snapshotFrom(r *http.Request) (store.Backup, error) {
 	}
 	b, err := a.backups.GetBackup(r.Context(), chi.URLParam(r, "sid"))
 	if errors.Is(err, store.ErrNotFound) || (err == nil && b.EnvironmentID != env.ID) {
-		return store.Backup{}, errNotFound("Snapshot")
+		return store.Backup{}, httpapi.NotFound("Snapshot")
 	}
 	return b, err
 }
@@ -269,7 +270,7 @@ func (a *API) getSnapshot(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"snapshot": toBackupJSON(b)})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"snapshot": toBackupJSON(b)})
 }
 
 // restoreSnapshot restores a snapshot into its own environment, which must
@@ -285,7 +286,7 @@ func (a *API) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Path string `json:"path"`
 	}
-	if err := decodeJSON(r, &body, true); err != nil {
+	if err := httpapi.DecodeJSON(r, &body, true); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -300,7 +301,7 @@ func (a *API) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if b.Status != store.BackupCompleted {
-		a.writeError(w, r, &Error{Status: http.StatusConflict, Code: CodeInvalidState, Message: "Snapshot is not complete",
+		a.writeError(w, r, &httpapi.Error{Status: http.StatusConflict, Code: httpapi.CodeInvalidState, Message: "Snapshot is not complete",
 			Details: "it is " + string(b.Status)})
 		return
 	}
@@ -313,11 +314,11 @@ func (a *API) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
 	job := snapshot.Job{Op: snapshot.JobRestore, Snapshot: b.SnapshotID, Path: p, Clean: true}
 	res, err := a.runJob(ctx, env.ID, job, snapshot.Access{ReadSnapshots: []string{b.SnapshotID}})
 	if err == nil && res.Error != "" {
-		err = &Error{Status: http.StatusBadGateway, Code: CodeUnavailable, Message: "The restore failed", Details: res.Error}
+		err = &httpapi.Error{Status: http.StatusBadGateway, Code: httpapi.CodeUnavailable, Message: "The restore failed", Details: res.Error}
 	}
 	detail := map[string]any{"name": env.Name, "snapshot": b.ID, "path": p}
 	if err != nil {
-		detail["error"] = toError(err).Message
+		detail["error"] = httpapi.ToError(err).Message
 	} else {
 		detail["failed"] = len(res.Failures)
 	}
@@ -334,7 +335,7 @@ func (a *API) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
 	if failures == nil {
 		failures = []snapshot.JobFailure{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{
 		"snapshot": b.ID, "path": p, "files": st.Files, "dirs": st.Dirs, "symlinks": st.Symlinks,
 		"bytes": st.Bytes, "removed": res.Removed, "failures": failures, "duration_ms": st.Duration.Milliseconds(),
 	})
@@ -347,11 +348,11 @@ func cleanSnapshotPath(p string) (string, error) {
 		return "", nil
 	}
 	if len(p) > 4096 || strings.ContainsRune(p, 0) || strings.HasPrefix(p, "/") {
-		return "", errValidation("path must be relative to the workspace directory")
+		return "", httpapi.Validation("path must be relative to the workspace directory")
 	}
 	for _, part := range strings.Split(p, "/") {
 		if part == ".." {
-			return "", errValidation(`path must not contain ".."`)
+			return "", httpapi.Validation(`path must not contain ".."`)
 		}
 	}
 	c := path.Clean(p)
@@ -377,20 +378,20 @@ func (a *API) forkSource(ctx context.Context, caller store.User, id string) (*st
 		return nil, nil
 	}
 	if len(id) > 64 {
-		return nil, errValidation("from_snapshot: at most 64 characters")
+		return nil, httpapi.Validation("from_snapshot: at most 64 characters")
 	}
 	if err := a.requireSnapshots(); err != nil {
 		return nil, err
 	}
 	b, err := a.backups.GetBackup(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && b.UserID != caller.ID) {
-		return nil, errValidation("from_snapshot: no snapshot " + id + " of yours")
+		return nil, httpapi.Validation("from_snapshot: no snapshot " + id + " of yours")
 	}
 	if err != nil {
 		return nil, err
 	}
 	if b.Status != store.BackupCompleted {
-		return nil, errValidation("from_snapshot: snapshot " + id + " is " + string(b.Status) + ", not COMPLETED")
+		return nil, httpapi.Validation("from_snapshot: snapshot " + id + " is " + string(b.Status) + ", not COMPLETED")
 	}
 	return &b, nil
 }
@@ -580,7 +581,7 @@ func (a *API) requireNotRestoring(envID string) error {
 	if !ok {
 		return nil
 	}
-	return &Error{Status: http.StatusConflict, Code: CodeInvalidState, Message: "The workspace is being restored",
+	return &httpapi.Error{Status: http.StatusConflict, Code: httpapi.CodeInvalidState, Message: "The workspace is being restored",
 		Details: fmt.Sprintf("its storage was gone when it started; snapshot %s is being restored into it (the environment's status_reason tells when it is done)",
 			v.(*lostVolumeRestore).backupID)}
 }
@@ -713,7 +714,7 @@ func (a *API) pruneSnapshots(ctx context.Context, ret snapshot.Retention) error 
 // repository is intact.
 func (a *API) verifySnapshots(w http.ResponseWriter, r *http.Request) {
 	if caller := mustUser(r.Context()); caller.Role != store.RoleAdmin {
-		a.writeError(w, r, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Not allowed", Details: "verifying the snapshot repository is for admins"})
+		a.writeError(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeForbidden, Message: "Not allowed", Details: "verifying the snapshot repository is for admins"})
 		return
 	}
 	if err := a.requireSnapshots(); err != nil {
@@ -732,5 +733,5 @@ func (a *API) verifySnapshots(w http.ResponseWriter, r *http.Request) {
 	}
 	a.audit(r, "snapshot.verify", "repository", "", report.OK(), map[string]any{
 		"snapshots": report.Snapshots, "chunks": report.Chunks, "problems": len(report.Problems), "bad_records": len(report.BadRecords)})
-	writeJSON(w, http.StatusOK, map[string]any{"ok": report.OK(), "report": report})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"ok": report.OK(), "report": report})
 }

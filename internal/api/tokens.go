@@ -12,6 +12,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/store"
 )
 
@@ -56,13 +57,13 @@ func validateTokenName(name string) error {
 	n := utf8.RuneCountInString(name)
 	switch {
 	case n == 0:
-		return errValidation("name: is required")
+		return httpapi.Validation("name: is required")
 	case n > maxTokenNameLength:
-		return errValidation(fmt.Sprintf("name: at most %d characters", maxTokenNameLength))
+		return httpapi.Validation(fmt.Sprintf("name: at most %d characters", maxTokenNameLength))
 	case name == loginTokenName:
-		return errValidation(`name: "login" is reserved for the tokens login issues; pick another name`)
+		return httpapi.Validation(`name: "login" is reserved for the tokens login issues; pick another name`)
 	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		return errValidation("name: must not contain control characters")
+		return httpapi.Validation("name: must not contain control characters")
 	}
 	return nil
 }
@@ -72,7 +73,7 @@ func validateTokenName(name string) error {
 func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 	caller := mustUser(r.Context())
 	var req createTokenRequest
-	if err := decodeJSON(r, &req, false); err != nil {
+	if err := httpapi.DecodeJSON(r, &req, false); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -85,7 +86,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 	maxDays := int(a.tokenMaxLifetime / day)
 	if req.ExpiresInDays != nil {
 		if d := *req.ExpiresInDays; d < 1 || d > maxDays {
-			a.writeError(w, r, errValidation(fmt.Sprintf("expires_in_days: must be between 1 and %d", maxDays)))
+			a.writeError(w, r, httpapi.Validation(fmt.Sprintf("expires_in_days: must be between 1 and %d", maxDays)))
 			return
 		}
 		lifetime = time.Duration(*req.ExpiresInDays) * day
@@ -102,7 +103,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 		ExpiresAt: a.now().Add(lifetime),
 	})
 	if errors.Is(err, store.ErrConflict) {
-		a.writeError(w, r, &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "Token name already in use",
+		a.writeError(w, r, &httpapi.Error{Status: http.StatusConflict, Code: httpapi.CodeConflict, Message: "Token name already in use",
 			Details: fmt.Sprintf("you already have a token named %q; pick another name or revoke that one", req.Name)})
 		return
 	}
@@ -113,7 +114,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 	a.log.InfoContext(r.Context(), "api token created", "user", caller.ID, "token", tok.ID)
 	a.audit(r, "token.create", "token", tok.ID, true, map[string]any{"name": tok.Name, "expires_at": tok.ExpiresAt})
 	w.Header().Set("Location", "/api/v1/tokens")
-	writeJSON(w, http.StatusCreated, map[string]any{"token": secret, "api_token": toTokenJSON(tok)})
+	httpapi.WriteJSON(w, http.StatusCreated, map[string]any{"token": secret, "api_token": toTokenJSON(tok)})
 }
 
 // listTokens lists the caller's tokens (login tokens included): metadata
@@ -129,7 +130,7 @@ func (a *API) listTokens(w http.ResponseWriter, r *http.Request) {
 	for i, t := range toks {
 		out[i] = toTokenJSON(t)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"api_tokens": out})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"api_tokens": out})
 }
 
 // deleteToken revokes one of the caller's tokens, effective at once (the
@@ -140,7 +141,7 @@ func (a *API) deleteToken(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	err := a.store.DeleteAPIToken(r.Context(), caller.ID, id)
 	if errors.Is(err, store.ErrNotFound) {
-		a.writeError(w, r, errNotFound("Token"))
+		a.writeError(w, r, httpapi.NotFound("Token"))
 		return
 	}
 	if err != nil {
@@ -149,5 +150,5 @@ func (a *API) deleteToken(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log.InfoContext(r.Context(), "api token revoked", "user", caller.ID, "token", id)
 	a.audit(r, "token.revoke", "token", id, true, nil)
-	writeJSON(w, http.StatusOK, map[string]string{"message": "Token revoked", "id": id})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"message": "Token revoked", "id": id})
 }

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"time"
 
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/usage"
 )
@@ -55,7 +56,7 @@ type usageRowJSON struct {
 
 // errUsageUnavailable answers when usage is not being taken: not wired, or
 // the server is shutting down. The supervisor keeps its samples and retries.
-var errUsageUnavailable = &Error{Status: http.StatusServiceUnavailable, Code: CodeNotReady, Message: "Usage reporting is unavailable", Details: "the server is not taking usage reports right now; retry later"}
+var errUsageUnavailable = &httpapi.Error{Status: http.StatusServiceUnavailable, Code: httpapi.CodeNotReady, Message: "Usage reporting is unavailable", Details: "the server is not taking usage reports right now; retry later"}
 
 // ingestUsage takes a supervisor's report, {"samples":[...]}, and queues it
 // for writing: 202 once queued.
@@ -64,7 +65,7 @@ func (a *API) ingestUsage(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Samples []usageSampleJSON `json:"samples"`
 	}
-	if err := decodeJSON(r, &req, false); err != nil {
+	if err := httpapi.DecodeJSON(r, &req, false); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -84,7 +85,7 @@ func (a *API) ingestUsage(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"status": "accepted", "samples": len(samples)})
+	httpapi.WriteJSON(w, http.StatusAccepted, map[string]any{"status": "accepted", "samples": len(samples)})
 }
 
 // validateUsage checks a report and converts it. CPU is in percent of one
@@ -94,11 +95,11 @@ func (a *API) ingestUsage(w http.ResponseWriter, r *http.Request) {
 func (a *API) validateUsage(env store.Environment, in []usageSampleJSON) ([]usage.Sample, error) {
 	switch {
 	case in == nil:
-		return nil, errValidation("samples: required")
+		return nil, httpapi.Validation("samples: required")
 	case len(in) == 0:
-		return nil, errValidation("samples: send at least one sample")
+		return nil, httpapi.Validation("samples: send at least one sample")
 	case len(in) > maxUsageSamples:
-		return nil, errValidation(fmt.Sprintf("samples: at most %d per report, got %d", maxUsageSamples, len(in)))
+		return nil, httpapi.Validation(fmt.Sprintf("samples: at most %d per report, got %d", maxUsageSamples, len(in)))
 	}
 	now := a.now()
 	oldest := now.Add(-a.usage.Retention())
@@ -108,21 +109,21 @@ func (a *API) validateUsage(env store.Environment, in []usageSampleJSON) ([]usag
 		field := func(name string) string { return fmt.Sprintf("samples[%d].%s", i, name) }
 		switch {
 		case s.Timestamp.IsZero():
-			return nil, errValidation(field("timestamp") + ": required (RFC 3339)")
+			return nil, httpapi.Validation(field("timestamp") + ": required (RFC 3339)")
 		case s.Timestamp.After(now.Add(usageClockSkew)):
-			return nil, errValidation(fmt.Sprintf("%s: %s is in the future (at most %v ahead of the server's clock)", field("timestamp"), s.Timestamp.Format(time.RFC3339), usageClockSkew))
+			return nil, httpapi.Validation(fmt.Sprintf("%s: %s is in the future (at most %v ahead of the server's clock)", field("timestamp"), s.Timestamp.Format(time.RFC3339), usageClockSkew))
 		case s.Timestamp.Before(oldest):
-			return nil, errValidation(fmt.Sprintf("%s: %s is older than the %v retention", field("timestamp"), s.Timestamp.Format(time.RFC3339), a.usage.Retention()))
+			return nil, httpapi.Validation(fmt.Sprintf("%s: %s is older than the %v retention", field("timestamp"), s.Timestamp.Format(time.RFC3339), a.usage.Retention()))
 		case !finite(s.CPUUsagePercent) || s.CPUUsagePercent < 0 || s.CPUUsagePercent > maxCPU:
-			return nil, errValidation(fmt.Sprintf("%s: must be between 0 and %.0f (percent of one core)", field("cpu_usage_percent"), maxCPU))
+			return nil, httpapi.Validation(fmt.Sprintf("%s: must be between 0 and %.0f (percent of one core)", field("cpu_usage_percent"), maxCPU))
 		case s.MemoryUsageMB < 0:
-			return nil, errValidation(field("memory_usage_mb") + ": must not be negative")
+			return nil, httpapi.Validation(field("memory_usage_mb") + ": must not be negative")
 		case s.DiskUsageMB < 0:
-			return nil, errValidation(field("disk_usage_mb") + ": must not be negative")
+			return nil, httpapi.Validation(field("disk_usage_mb") + ": must not be negative")
 		case !finite(s.NetworkInMB) || s.NetworkInMB < 0:
-			return nil, errValidation(field("network_in_mb") + ": must not be negative")
+			return nil, httpapi.Validation(field("network_in_mb") + ": must not be negative")
 		case !finite(s.NetworkOutMB) || s.NetworkOutMB < 0:
-			return nil, errValidation(field("network_out_mb") + ": must not be negative")
+			return nil, httpapi.Validation(field("network_out_mb") + ": must not be negative")
 		}
 		out[i] = usage.Sample{
 			Timestamp:       s.Timestamp.UTC(),
@@ -150,7 +151,7 @@ func (a *API) listUsage(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("since"); v != "" {
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
-			a.writeError(w, r, errValidation(fmt.Sprintf("since: %q is not an RFC 3339 time such as 2026-11-01T00:00:00Z", v)))
+			a.writeError(w, r, httpapi.Validation(fmt.Sprintf("since: %q is not an RFC 3339 time such as 2026-11-01T00:00:00Z", v)))
 			return
 		}
 		since = t
@@ -184,5 +185,5 @@ func (a *API) listUsage(w http.ResponseWriter, r *http.Request) {
 			BillingPeriod: u.BillingPeriod,
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"usage": out})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"usage": out})
 }

@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/usage"
+	"dev8.dev/dev8/sdk"
 )
 
 // usageFixture is an API whose usage goes through a real Writer on a
@@ -151,25 +153,25 @@ func TestIngestUsageRejectsBadReports(t *testing.T) {
 	for _, tc := range []struct {
 		name, body, code string
 	}{
-		{"empty body", "", CodeInvalidJSON},
-		{"no samples field", `{}`, CodeValidation},
-		{"no samples", `{"samples":[]}`, CodeValidation},
-		{"too many samples", usageReport(many...), CodeValidation},
-		{"unknown field", `{"samples":[` + ok + `],"extra":1}`, CodeValidation},
-		{"missing timestamp", usageReport(`{"cpu_usage_percent":1}`), CodeValidation},
-		{"bad timestamp", usageReport(`{"timestamp":"yesterday"}`), CodeInvalidJSON},
-		{"future", usageReport(usageSample(f.now.Add(6*time.Minute), 1, 1)), CodeValidation},
-		{"older than retention", usageReport(usageSample(f.now.Add(-31*24*time.Hour), 1, 1)), CodeValidation},
-		{"negative cpu", usageReport(usageSample(f.now, -1, 1)), CodeValidation},
-		{"cpu beyond every core", usageReport(usageSample(f.now, 1e6, 1)), CodeValidation},
-		{"negative memory", usageReport(usageSample(f.now, 1, -1)), CodeValidation},
-		{"fractional memory", usageReport(at + `"memory_usage_mb":1.5}`), CodeValidation},
-		{"negative disk", usageReport(at + `"disk_usage_mb":-5}`), CodeValidation},
-		{"negative network", usageReport(at + `"network_out_mb":-0.1}`), CodeValidation},
-		{"one bad among good", usageReport(ok, usageSample(f.now, 1, -7)), CodeValidation},
+		{"empty body", "", httpapi.CodeInvalidJSON},
+		{"no samples field", `{}`, httpapi.CodeValidation},
+		{"no samples", `{"samples":[]}`, httpapi.CodeValidation},
+		{"too many samples", usageReport(many...), httpapi.CodeValidation},
+		{"unknown field", `{"samples":[` + ok + `],"extra":1}`, httpapi.CodeValidation},
+		{"missing timestamp", usageReport(`{"cpu_usage_percent":1}`), httpapi.CodeValidation},
+		{"bad timestamp", usageReport(`{"timestamp":"yesterday"}`), httpapi.CodeInvalidJSON},
+		{"future", usageReport(usageSample(f.now.Add(6*time.Minute), 1, 1)), httpapi.CodeValidation},
+		{"older than retention", usageReport(usageSample(f.now.Add(-31*24*time.Hour), 1, 1)), httpapi.CodeValidation},
+		{"negative cpu", usageReport(usageSample(f.now, -1, 1)), httpapi.CodeValidation},
+		{"cpu beyond every core", usageReport(usageSample(f.now, 1e6, 1)), httpapi.CodeValidation},
+		{"negative memory", usageReport(usageSample(f.now, 1, -1)), httpapi.CodeValidation},
+		{"fractional memory", usageReport(at + `"memory_usage_mb":1.5}`), httpapi.CodeValidation},
+		{"negative disk", usageReport(at + `"disk_usage_mb":-5}`), httpapi.CodeValidation},
+		{"negative network", usageReport(at + `"network_out_mb":-0.1}`), httpapi.CodeValidation},
+		{"one bad among good", usageReport(ok, usageSample(f.now, 1, -7)), httpapi.CodeValidation},
 	} {
 		rec := f.call(f.api.ingestUsage, http.MethodPost, path, tc.body)
-		var e errorBody
+		var e sdk.ErrorResponse
 		json.Unmarshal(rec.Body.Bytes(), &e)
 		if rec.Code != http.StatusBadRequest || e.Code != tc.code || e.Error == "" {
 			t.Errorf("%s: %d %s, want 400 %s", tc.name, rec.Code, rec.Body, tc.code)
@@ -191,10 +193,10 @@ func TestListUsageRejectsBadQuery(t *testing.T) {
 	path := "/api/v1/environments/" + f.env.ID + "/usage"
 	for _, q := range []string{"?since=yesterday", "?since=2026-11-01", "?limit=0", "?limit=10001", "?limit=x"} {
 		rec := f.call(f.api.listUsage, http.MethodGet, path+q, "")
-		var e errorBody
+		var e sdk.ErrorResponse
 		json.Unmarshal(rec.Body.Bytes(), &e)
-		if rec.Code != http.StatusBadRequest || e.Code != CodeValidation {
-			t.Errorf("%s: %d %s, want 400 %s", q, rec.Code, rec.Body, CodeValidation)
+		if rec.Code != http.StatusBadRequest || e.Code != httpapi.CodeValidation {
+			t.Errorf("%s: %d %s, want 400 %s", q, rec.Code, rec.Body, httpapi.CodeValidation)
 		}
 	}
 	rec := f.call(f.api.listUsage, http.MethodGet, path+"?limit=10000", "")

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/store"
 )
 
@@ -41,18 +42,18 @@ type signupRequest struct {
 
 func validateEmail(email string) error {
 	if email == "" {
-		return errValidation("email: is required")
+		return httpapi.Validation("email: is required")
 	}
 	addr, err := mail.ParseAddress(email)
 	if err != nil || addr.Address != email || len(email) > maxEmailLength || !strings.Contains(email[strings.LastIndexByte(email, '@'):], ".") {
-		return errValidation("email: must be an address such as ada@example.com")
+		return httpapi.Validation("email: must be an address such as ada@example.com")
 	}
 	return nil
 }
 
 func (a *API) signup(w http.ResponseWriter, r *http.Request) {
 	var req signupRequest
-	if err := decodeJSON(r, &req, false); err != nil {
+	if err := httpapi.DecodeJSON(r, &req, false); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -63,11 +64,11 @@ func (a *API) signup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if n := utf8.RuneCountInString(req.Password); n < auth.MinPasswordLength || len(req.Password) > auth.MaxPasswordLength {
-		a.writeError(w, r, errValidation(fmt.Sprintf("password: must be at least %d characters and at most %d bytes", auth.MinPasswordLength, auth.MaxPasswordLength)))
+		a.writeError(w, r, httpapi.Validation(fmt.Sprintf("password: must be at least %d characters and at most %d bytes", auth.MinPasswordLength, auth.MaxPasswordLength)))
 		return
 	}
 	if utf8.RuneCountInString(req.Name) > maxNameLength {
-		a.writeError(w, r, errValidation(fmt.Sprintf("name: at most %d characters", maxNameLength)))
+		a.writeError(w, r, httpapi.Validation(fmt.Sprintf("name: at most %d characters", maxNameLength)))
 		return
 	}
 	hash, err := a.passwords.Hash(req.Password)
@@ -78,7 +79,7 @@ func (a *API) signup(w http.ResponseWriter, r *http.Request) {
 	user, err := a.store.CreateUser(r.Context(), store.User{Email: req.Email, Name: req.Name, PasswordHash: hash})
 	if errors.Is(err, store.ErrConflict) {
 		a.auditAs(r, "", "auth.signup", "user", "", false, map[string]any{"email": req.Email, "reason": "email already registered"})
-		a.writeError(w, r, &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "Email already registered", Details: "log in instead, or use another address"})
+		a.writeError(w, r, &httpapi.Error{Status: http.StatusConflict, Code: httpapi.CodeConflict, Message: "Email already registered", Details: "log in instead, or use another address"})
 		return
 	}
 	if err != nil {
@@ -87,7 +88,7 @@ func (a *API) signup(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log.InfoContext(r.Context(), "user signed up", "user", user.ID, "role", user.Role)
 	a.auditAs(r, user.ID, "auth.signup", "user", user.ID, true, map[string]any{"email": user.Email, "role": string(user.Role)})
-	writeJSON(w, http.StatusCreated, map[string]any{"user": toUserJSON(user)})
+	httpapi.WriteJSON(w, http.StatusCreated, map[string]any{"user": toUserJSON(user)})
 }
 
 type loginRequest struct {
@@ -97,12 +98,12 @@ type loginRequest struct {
 
 func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	var req loginRequest
-	if err := decodeJSON(r, &req, false); err != nil {
+	if err := httpapi.DecodeJSON(r, &req, false); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
 	if req.Email == "" || req.Password == "" {
-		a.writeError(w, r, errValidation("email and password are required"))
+		a.writeError(w, r, httpapi.Validation("email and password are required"))
 		return
 	}
 	// A login from another site's page would sign the visitor in as
@@ -150,7 +151,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log.InfoContext(r.Context(), "user logged in", "user", user.ID, "session", sess.ID)
 	a.auditAs(r, user.ID, "auth.login", "user", user.ID, true, map[string]any{"email": user.Email, "session_id": sess.ID})
-	writeJSON(w, http.StatusOK, map[string]any{
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{
 		"token":      secret,
 		"expires_at": sess.ExpiresAt,
 		"user":       toUserJSON(user),
@@ -201,5 +202,5 @@ func (a *API) me(w http.ResponseWriter, r *http.Request) {
 		out["session_id"] = s.ID
 		out["csrf_token"] = a.csrf.Token(s.ID)
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"golang.org/x/crypto/ssh"
 
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/secretbox"
 	"dev8.dev/dev8/internal/store"
 )
@@ -82,7 +83,7 @@ type UserSecretStore interface {
 	UpdateGitSettings(ctx context.Context, userID string, fn func(*store.GitSettings) error) (store.GitSettings, error)
 }
 
-var errSecretsUnavailable = &Error{Status: http.StatusServiceUnavailable, Code: CodeNotReady, Message: "Secrets are not available", Details: "the server has no secret key configured"}
+var errSecretsUnavailable = &httpapi.Error{Status: http.StatusServiceUnavailable, Code: httpapi.CodeNotReady, Message: "Secrets are not available", Details: "the server has no secret key configured"}
 
 // secretsReady returns the store and box the secret routes need.
 func (a *API) secretsReady() (UserSecretStore, *secretbox.Box, error) {
@@ -125,34 +126,34 @@ func parsePublicKey(text string) (ssh.PublicKey, string, error) {
 	text = strings.TrimSpace(text)
 	switch {
 	case text == "":
-		return nil, "", errValidation("public_key: is required")
+		return nil, "", httpapi.Validation("public_key: is required")
 	case len(text) > maxPublicKeyLength:
-		return nil, "", errValidation(fmt.Sprintf("public_key: at most %d bytes", maxPublicKeyLength))
+		return nil, "", httpapi.Validation(fmt.Sprintf("public_key: at most %d bytes", maxPublicKeyLength))
 	case strings.Contains(text, "PRIVATE KEY"):
-		return nil, "", errValidation("public_key: this is a private key; send the public key (the .pub file) and keep the private key to yourself")
+		return nil, "", httpapi.Validation("public_key: this is a private key; send the public key (the .pub file) and keep the private key to yourself")
 	}
 	if _, err := ssh.ParseRawPrivateKey([]byte(text)); err == nil {
-		return nil, "", errValidation("public_key: this is a private key; send the public key (the .pub file)")
+		return nil, "", httpapi.Validation("public_key: this is a private key; send the public key (the .pub file)")
 	}
 	pub, comment, options, rest, err := ssh.ParseAuthorizedKey([]byte(text))
 	switch {
 	case err != nil:
-		return nil, "", errValidation(`public_key: not an OpenSSH public key (expected one line such as "ssh-ed25519 AAAA… you@host")`)
+		return nil, "", httpapi.Validation(`public_key: not an OpenSSH public key (expected one line such as "ssh-ed25519 AAAA… you@host")`)
 	case len(strings.TrimSpace(string(rest))) > 0:
-		return nil, "", errValidation("public_key: send one key per request")
+		return nil, "", httpapi.Validation("public_key: send one key per request")
 	case len(options) > 0:
-		return nil, "", errValidation("public_key: authorized_keys options are not accepted; send the key alone")
+		return nil, "", httpapi.Validation("public_key: authorized_keys options are not accepted; send the key alone")
 	}
 	if _, ok := pub.(*ssh.Certificate); ok {
-		return nil, "", errValidation("public_key: certificates are not accepted; send the public key itself")
+		return nil, "", httpapi.Validation("public_key: certificates are not accepted; send the public key itself")
 	}
 	switch pub.Type() {
 	case ssh.KeyAlgoDSA:
-		return nil, "", errValidation("public_key: DSA keys are not accepted (they are insecure); use ssh-ed25519")
+		return nil, "", httpapi.Validation("public_key: DSA keys are not accepted (they are insecure); use ssh-ed25519")
 	case ssh.KeyAlgoRSA:
 		if cpk, ok := pub.(ssh.CryptoPublicKey); ok {
 			if rsaKey, ok := cpk.CryptoPublicKey().(interface{ Size() int }); ok && rsaKey.Size()*8 < minRSAKeyBits {
-				return nil, "", errValidation(fmt.Sprintf("public_key: RSA keys need at least %d bits; use ssh-ed25519", minRSAKeyBits))
+				return nil, "", httpapi.Validation(fmt.Sprintf("public_key: RSA keys need at least %d bits; use ssh-ed25519", minRSAKeyBits))
 			}
 		}
 	}
@@ -164,11 +165,11 @@ func parsePublicKey(text string) (ssh.PublicKey, string, error) {
 func validLabel(field, v string, maxLen int) error {
 	switch {
 	case utf8.RuneCountInString(v) > maxLen:
-		return errValidation(fmt.Sprintf("%s: at most %d characters", field, maxLen))
+		return httpapi.Validation(fmt.Sprintf("%s: at most %d characters", field, maxLen))
 	case !utf8.ValidString(v):
-		return errValidation(field + ": must be UTF-8")
+		return httpapi.Validation(field + ": must be UTF-8")
 	case strings.IndexFunc(v, unicode.IsControl) >= 0:
-		return errValidation(field + ": must not contain control characters")
+		return httpapi.Validation(field + ": must not contain control characters")
 	}
 	return nil
 }
@@ -181,7 +182,7 @@ func (a *API) createSSHKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req createSSHKeyRequest
-	if err := decodeJSON(r, &req, false); err != nil {
+	if err := httpapi.DecodeJSON(r, &req, false); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -207,7 +208,7 @@ func (a *API) createSSHKey(w http.ResponseWriter, r *http.Request) {
 	}
 	k, err := st.CreateSSHKey(r.Context(), store.SSHKey{UserID: caller.ID, Name: name, PublicKey: line, Fingerprint: ssh.FingerprintSHA256(pub)})
 	if errors.Is(err, store.ErrConflict) {
-		a.writeError(w, r, &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "SSH key already registered",
+		a.writeError(w, r, &httpapi.Error{Status: http.StatusConflict, Code: httpapi.CodeConflict, Message: "SSH key already registered",
 			Details: "a key with this fingerprint is registered already; each key may belong to one account"})
 		return
 	}
@@ -218,7 +219,7 @@ func (a *API) createSSHKey(w http.ResponseWriter, r *http.Request) {
 	a.log.InfoContext(r.Context(), "ssh key added", "user", caller.ID, "key", k.ID, "fingerprint", k.Fingerprint)
 	a.audit(r, "ssh_key.create", "ssh_key", k.ID, true, map[string]any{"name": k.Name, "fingerprint": k.Fingerprint})
 	w.Header().Set("Location", "/api/v1/ssh-keys")
-	writeJSON(w, http.StatusCreated, map[string]any{"ssh_key": toSSHKeyJSON(k)})
+	httpapi.WriteJSON(w, http.StatusCreated, map[string]any{"ssh_key": toSSHKeyJSON(k)})
 }
 
 func (a *API) listSSHKeys(w http.ResponseWriter, r *http.Request) {
@@ -237,7 +238,7 @@ func (a *API) listSSHKeys(w http.ResponseWriter, r *http.Request) {
 	for i, k := range keys {
 		out[i] = toSSHKeyJSON(k)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ssh_keys": out})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"ssh_keys": out})
 }
 
 func (a *API) deleteSSHKey(w http.ResponseWriter, r *http.Request) {
@@ -250,7 +251,7 @@ func (a *API) deleteSSHKey(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	err = st.DeleteSSHKey(r.Context(), caller.ID, id)
 	if errors.Is(err, store.ErrNotFound) {
-		a.writeError(w, r, errNotFound("SSH key"))
+		a.writeError(w, r, httpapi.NotFound("SSH key"))
 		return
 	}
 	if err != nil {
@@ -259,7 +260,7 @@ func (a *API) deleteSSHKey(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log.InfoContext(r.Context(), "ssh key removed", "user", caller.ID, "key", id)
 	a.audit(r, "ssh_key.delete", "ssh_key", id, true, nil)
-	writeJSON(w, http.StatusOK, map[string]string{"message": "SSH key removed", "id": id})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"message": "SSH key removed", "id": id})
 }
 
 // ---- environment secrets ----
@@ -277,14 +278,14 @@ type putSecretRequest struct {
 // validateSecretName checks a secret's name (from the path).
 func validateSecretName(name string) error {
 	if !secretNamePattern.MatchString(name) {
-		return errValidation("name: must look like an environment variable: a letter or _, then letters, digits or _, at most 64 characters")
+		return httpapi.Validation("name: must look like an environment variable: a letter or _, then letters, digits or _, at most 64 characters")
 	}
 	upper := strings.ToUpper(name)
 	if strings.HasPrefix(upper, "DEV8_") {
-		return errValidation("name: names starting with DEV8_ are reserved for the platform")
+		return httpapi.Validation("name: names starting with DEV8_ are reserved for the platform")
 	}
 	if why, ok := reservedSecretNames[upper]; ok {
-		return errValidation(fmt.Sprintf("name: %s is set by the platform; %s", name, why))
+		return httpapi.Validation(fmt.Sprintf("name: %s is set by the platform; %s", name, why))
 	}
 	return nil
 }
@@ -292,11 +293,11 @@ func validateSecretName(name string) error {
 func validateSecretValue(v *string) error {
 	switch {
 	case v == nil || *v == "":
-		return errValidation("value: is required")
+		return httpapi.Validation("value: is required")
 	case len(*v) > maxSecretValueBytes:
-		return errValidation(fmt.Sprintf("value: at most %d bytes", maxSecretValueBytes))
+		return httpapi.Validation(fmt.Sprintf("value: at most %d bytes", maxSecretValueBytes))
 	case strings.IndexByte(*v, 0) >= 0:
-		return errValidation("value: must not contain NUL bytes (an environment variable cannot hold them)")
+		return httpapi.Validation("value: must not contain NUL bytes (an environment variable cannot hold them)")
 	}
 	return nil
 }
@@ -316,7 +317,7 @@ func (a *API) putSecret(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req putSecretRequest
-	if err := decodeJSON(r, &req, false); err != nil {
+	if err := httpapi.DecodeJSON(r, &req, false); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -330,7 +331,7 @@ func (a *API) putSecret(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(existing) >= maxSecretsPerUser && !hasSecret(existing, name) {
-		a.writeError(w, r, errValidation(fmt.Sprintf("you have %d secrets, the most there may be; delete one first", len(existing))))
+		a.writeError(w, r, httpapi.Validation(fmt.Sprintf("you have %d secrets, the most there may be; delete one first", len(existing))))
 		return
 	}
 	ct := box.Seal([]byte(*req.Value), userSecretAAD(caller.ID, name))
@@ -345,7 +346,7 @@ func (a *API) putSecret(w http.ResponseWriter, r *http.Request) {
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, map[string]any{"secret": secretJSON{Name: s.Name, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}})
+	httpapi.WriteJSON(w, status, map[string]any{"secret": secretJSON{Name: s.Name, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}})
 }
 
 func hasSecret(list []store.UserSecret, name string) bool {
@@ -373,7 +374,7 @@ func (a *API) listSecrets(w http.ResponseWriter, r *http.Request) {
 	for i, s := range list {
 		out[i] = secretJSON{Name: s.Name, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"secrets": out})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"secrets": out})
 }
 
 func (a *API) deleteSecret(w http.ResponseWriter, r *http.Request) {
@@ -386,7 +387,7 @@ func (a *API) deleteSecret(w http.ResponseWriter, r *http.Request) {
 	name := chi.URLParam(r, "name")
 	err = st.DeleteUserSecret(r.Context(), caller.ID, name)
 	if errors.Is(err, store.ErrNotFound) {
-		a.writeError(w, r, errNotFound("Secret"))
+		a.writeError(w, r, httpapi.NotFound("Secret"))
 		return
 	}
 	if err != nil {
@@ -395,7 +396,7 @@ func (a *API) deleteSecret(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log.InfoContext(r.Context(), "user secret deleted", "user", caller.ID, "name", name)
 	a.audit(r, "secret.delete", "secret", name, true, nil)
-	writeJSON(w, http.StatusOK, map[string]string{"message": "Secret deleted", "name": name})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"message": "Secret deleted", "name": name})
 }
 
 // ---- git identity and GitHub token ----
@@ -425,7 +426,7 @@ type putGitRequest struct {
 
 func validateGitRequest(req *putGitRequest) error {
 	if req.Name == nil && req.Email == nil && req.GitHubToken == nil {
-		return errValidation("send at least one of name, email, github_token")
+		return httpapi.Validation("send at least one of name, email, github_token")
 	}
 	if req.Name != nil {
 		*req.Name = strings.TrimSpace(*req.Name)
@@ -433,7 +434,7 @@ func validateGitRequest(req *putGitRequest) error {
 			return err
 		}
 		if strings.ContainsAny(*req.Name, "<>") {
-			return errValidation("name: must not contain < or >")
+			return httpapi.Validation("name: must not contain < or >")
 		}
 	}
 	if req.Email != nil {
@@ -441,20 +442,20 @@ func validateGitRequest(req *putGitRequest) error {
 		*req.Email = e
 		switch {
 		case len(e) > maxGitEmailLength:
-			return errValidation(fmt.Sprintf("email: at most %d characters", maxGitEmailLength))
+			return httpapi.Validation(fmt.Sprintf("email: at most %d characters", maxGitEmailLength))
 		case e != "" && (!strings.Contains(e, "@") || strings.ContainsAny(e, "<> \t") || strings.IndexFunc(e, unicode.IsControl) >= 0):
-			return errValidation("email: must be an email address such as ada@example.com (or empty to clear it)")
+			return httpapi.Validation("email: must be an email address such as ada@example.com (or empty to clear it)")
 		}
 	}
 	if req.GitHubToken != nil {
 		t := *req.GitHubToken
 		switch {
 		case t == "":
-			return errValidation("github_token: must not be empty; DELETE /api/v1/git/github-token removes the token")
+			return httpapi.Validation("github_token: must not be empty; DELETE /api/v1/git/github-token removes the token")
 		case len(t) > maxGitHubTokenBytes:
-			return errValidation(fmt.Sprintf("github_token: at most %d bytes", maxGitHubTokenBytes))
+			return httpapi.Validation(fmt.Sprintf("github_token: at most %d bytes", maxGitHubTokenBytes))
 		case strings.IndexFunc(t, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0:
-			return errValidation("github_token: must be printable ASCII without spaces")
+			return httpapi.Validation("github_token: must be printable ASCII without spaces")
 		}
 	}
 	return nil
@@ -472,7 +473,7 @@ func (a *API) getGit(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, fmt.Errorf("get git settings: %w", err))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"git": toGitJSON(g)})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"git": toGitJSON(g)})
 }
 
 // putGit changes the fields the request names; the others keep their
@@ -485,7 +486,7 @@ func (a *API) putGit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req putGitRequest
-	if err := decodeJSON(r, &req, false); err != nil {
+	if err := httpapi.DecodeJSON(r, &req, false); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -515,7 +516,7 @@ func (a *API) putGit(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log.InfoContext(r.Context(), "git settings updated", "user", caller.ID, "fields", changed)
 	a.audit(r, "git.update", "user", caller.ID, true, map[string]any{"fields": changed})
-	writeJSON(w, http.StatusOK, map[string]any{"git": toGitJSON(g)})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"git": toGitJSON(g)})
 }
 
 func (a *API) deleteGitHubToken(w http.ResponseWriter, r *http.Request) {
@@ -525,7 +526,7 @@ func (a *API) deleteGitHubToken(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	errNoToken := errNotFound("GitHub token")
+	errNoToken := httpapi.NotFound("GitHub token")
 	_, err = st.UpdateGitSettings(r.Context(), caller.ID, func(g *store.GitSettings) error {
 		if g.GitHubToken == nil {
 			return errNoToken
@@ -539,7 +540,7 @@ func (a *API) deleteGitHubToken(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log.InfoContext(r.Context(), "github token removed", "user", caller.ID)
 	a.audit(r, "git.github_token.delete", "user", caller.ID, true, nil)
-	writeJSON(w, http.StatusOK, map[string]string{"message": "GitHub token removed"})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"message": "GitHub token removed"})
 }
 
 // ---- the supervisor's manifest ----
@@ -581,7 +582,7 @@ func (a *API) manifest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if owner.SuspendedAt != nil {
-		a.writeError(w, r, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Not allowed", Details: "the workspace's owner is suspended"})
+		a.writeError(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeForbidden, Message: "Not allowed", Details: "the workspace's owner is suspended"})
 		return
 	}
 	m := manifestJSON{EnvironmentID: env.ID, Env: map[string]string{}, SSHPublicKeys: []string{}, Unavailable: []string{}}
@@ -636,7 +637,7 @@ func (a *API) manifest(w http.ResponseWriter, r *http.Request) {
 			"user_id": env.UserID, "variables": len(m.Env), "ssh_keys": len(m.SSHPublicKeys), "unavailable": m.Unavailable,
 		})
 	}
-	writeJSON(w, http.StatusOK, m)
+	httpapi.WriteJSON(w, http.StatusOK, m)
 }
 
 // userSecretStore is cfg.UserSecrets, else the Store when it has the

@@ -17,8 +17,10 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"golang.org/x/crypto/ssh"
 
+	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/secretbox"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
 
 // lockedBuffer collects log output from concurrent handlers.
@@ -90,9 +92,9 @@ func (f *secretsFixture) call(method, path, token string, body any, out any) int
 }
 
 // wantError checks an error answer's status and code.
-func (f *secretsFixture) wantError(method, path, token string, body any, status int, code string) errorBody {
+func (f *secretsFixture) wantError(method, path, token string, body any, status int, code string) sdk.ErrorResponse {
 	f.t.Helper()
-	var e errorBody
+	var e sdk.ErrorResponse
 	if got := f.call(method, path, token, body, &e); got != status || e.Code != code || e.Error == "" {
 		f.t.Fatalf("%s %s = %d %+v, want %d %s", method, path, got, e, status, code)
 	}
@@ -165,8 +167,8 @@ func TestSSHKeysAPI(t *testing.T) {
 	}
 
 	// The same key again, by anyone: 409.
-	f.wantError("POST", "/api/v1/ssh-keys", bob, map[string]string{"public_key": pubLine}, http.StatusConflict, CodeConflict)
-	f.wantError("POST", "/api/v1/ssh-keys", ada, map[string]string{"public_key": pubLine, "name": "again"}, http.StatusConflict, CodeConflict)
+	f.wantError("POST", "/api/v1/ssh-keys", bob, map[string]string{"public_key": pubLine}, http.StatusConflict, httpapi.CodeConflict)
+	f.wantError("POST", "/api/v1/ssh-keys", ada, map[string]string{"public_key": pubLine, "name": "again"}, http.StatusConflict, httpapi.CodeConflict)
 
 	// Private keys are refused and never echoed.
 	block, err := ssh.MarshalPrivateKey(priv, "")
@@ -194,7 +196,7 @@ func TestSSHKeysAPI(t *testing.T) {
 		"unknown field":   map[string]string{"public_key": other, "admin": "yes"},
 		"too long":        map[string]string{"public_key": "ssh-ed25519 " + strings.Repeat("A", maxPublicKeyLength)},
 	} {
-		e := f.wantError("POST", "/api/v1/ssh-keys", ada, body, http.StatusBadRequest, CodeValidation)
+		e := f.wantError("POST", "/api/v1/ssh-keys", ada, body, http.StatusBadRequest, httpapi.CodeValidation)
 		in := body.(map[string]string)["public_key"]
 		if strings.Contains(e.Details, "BEGIN") || (len(in) > 24 && strings.Contains(e.Details, in[12:24])) {
 			t.Errorf("%s: the refusal echoes the input: %+v", name, e)
@@ -204,8 +206,8 @@ func TestSSHKeysAPI(t *testing.T) {
 	f.noLeak(strings.TrimSpace(strings.Split(privBody, "\n")[1]))
 
 	// Another user's key is 404, like a missing one.
-	f.wantError("DELETE", "/api/v1/ssh-keys/"+k.ID, bob, nil, http.StatusNotFound, CodeNotFound)
-	f.wantError("DELETE", "/api/v1/ssh-keys/key_nope", ada, nil, http.StatusNotFound, CodeNotFound)
+	f.wantError("DELETE", "/api/v1/ssh-keys/"+k.ID, bob, nil, http.StatusNotFound, httpapi.CodeNotFound)
+	f.wantError("DELETE", "/api/v1/ssh-keys/key_nope", ada, nil, http.StatusNotFound, httpapi.CodeNotFound)
 	if code := f.call("DELETE", "/api/v1/ssh-keys/"+k.ID, ada, nil, nil); code != http.StatusOK {
 		t.Fatalf("delete: %d", code)
 	}
@@ -277,7 +279,7 @@ func TestSecretsAPI(t *testing.T) {
 		{"unknown field", "/api/v1/secrets/OK_NAME", map[string]any{"value": "x", "name": "y"}},
 	}
 	for _, tc := range bad {
-		f.wantError("PUT", tc.path, ada, tc.body, http.StatusBadRequest, CodeValidation)
+		f.wantError("PUT", tc.path, ada, tc.body, http.StatusBadRequest, httpapi.CodeValidation)
 	}
 	// The largest value is fine.
 	if code := f.call("PUT", "/api/v1/secrets/BIG", ada, map[string]string{"value": strings.Repeat("v", maxSecretValueBytes)}, nil); code != http.StatusCreated {
@@ -285,8 +287,8 @@ func TestSecretsAPI(t *testing.T) {
 	}
 
 	// Another user's secret is 404; so is a missing one.
-	f.wantError("DELETE", "/api/v1/secrets/NPM_TOKEN", bob, nil, http.StatusNotFound, CodeNotFound)
-	f.wantError("DELETE", "/api/v1/secrets/NOPE", ada, nil, http.StatusNotFound, CodeNotFound)
+	f.wantError("DELETE", "/api/v1/secrets/NPM_TOKEN", bob, nil, http.StatusNotFound, httpapi.CodeNotFound)
+	f.wantError("DELETE", "/api/v1/secrets/NOPE", ada, nil, http.StatusNotFound, httpapi.CodeNotFound)
 	if code := f.call("DELETE", "/api/v1/secrets/BIG", ada, nil, nil); code != http.StatusOK {
 		t.Fatalf("delete: %d", code)
 	}
@@ -302,7 +304,7 @@ func TestSecretsLimit(t *testing.T) {
 			t.Fatalf("secret %d: %d", i, code)
 		}
 	}
-	f.wantError("PUT", "/api/v1/secrets/ONE_MORE", ada, map[string]string{"value": "v"}, http.StatusBadRequest, CodeValidation)
+	f.wantError("PUT", "/api/v1/secrets/ONE_MORE", ada, map[string]string{"value": "v"}, http.StatusBadRequest, httpapi.CodeValidation)
 	// Replacing one of them is still allowed.
 	if code := f.call("PUT", "/api/v1/secrets/S7", ada, map[string]string{"value": "w"}, nil); code != http.StatusOK {
 		t.Fatalf("replace at the limit: %d", code)
@@ -350,14 +352,14 @@ func TestGitAPI(t *testing.T) {
 		map[string]string{"github_token": strings.Repeat("t", maxGitHubTokenBytes+1)},
 		map[string]any{"name": 3},
 	} {
-		f.wantError("PUT", "/api/v1/git", ada, body, http.StatusBadRequest, CodeValidation)
+		f.wantError("PUT", "/api/v1/git", ada, body, http.StatusBadRequest, httpapi.CodeValidation)
 	}
-	f.wantError("PUT", "/api/v1/git", ada, `{"name":`, http.StatusBadRequest, CodeInvalidJSON)
+	f.wantError("PUT", "/api/v1/git", ada, `{"name":`, http.StatusBadRequest, httpapi.CodeInvalidJSON)
 
 	if code := f.call("DELETE", "/api/v1/git/github-token", ada, nil, nil); code != http.StatusOK {
 		t.Fatalf("delete token: %d", code)
 	}
-	f.wantError("DELETE", "/api/v1/git/github-token", ada, nil, http.StatusNotFound, CodeNotFound)
+	f.wantError("DELETE", "/api/v1/git/github-token", ada, nil, http.StatusNotFound, httpapi.CodeNotFound)
 	if f.call("GET", "/api/v1/git", ada, nil, &got); got.Git.GitHubTokenSet || got.Git.Name != "Ada Lovelace" {
 		t.Fatalf("after delete: %+v", got.Git)
 	}
@@ -387,9 +389,9 @@ func TestManifestAPI(t *testing.T) {
 
 	path := "/api/v1/environments/" + env.ID + "/manifest"
 	// The owner's own token is not enough: only the supervisor.
-	f.wantError("GET", path, ada, nil, http.StatusForbidden, CodeForbidden)
+	f.wantError("GET", path, ada, nil, http.StatusForbidden, httpapi.CodeForbidden)
 	// Another environment's supervisor: 404.
-	f.wantError("GET", path, f.agents.Issue(bobEnv.ID), nil, http.StatusNotFound, CodeNotFound)
+	f.wantError("GET", path, f.agents.Issue(bobEnv.ID), nil, http.StatusNotFound, httpapi.CodeNotFound)
 	f.noLeak(secret, token, "bob-only")
 
 	rec := f.do("GET", path, reqOpts{token: f.agents.Issue(env.ID)})

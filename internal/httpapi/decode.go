@@ -1,4 +1,4 @@
-package api
+package httpapi
 
 import (
 	"bytes"
@@ -13,10 +13,10 @@ import (
 // MaxBodyBytes bounds every request body.
 const MaxBodyBytes = 1 << 20
 
-// decodeJSON reads r's body into v: one JSON object, no unknown fields, no
+// DecodeJSON reads r's body into v: one JSON object, no unknown fields, no
 // trailing data, at most MaxBodyBytes. An empty body is accepted only when
 // allowEmpty is set (v keeps its zero value).
-func decodeJSON(r *http.Request, v any, allowEmpty bool) error {
+func DecodeJSON(r *http.Request, v any, allowEmpty bool) error {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -67,12 +67,12 @@ func jsonError(err error) *Error {
 		if field == "" {
 			return &Error{Status: http.StatusBadRequest, Code: CodeInvalidJSON, Message: "Malformed JSON", Details: fmt.Sprintf("expected a JSON object, got %s", typeErr.Value)}
 		}
-		return errValidation(fmt.Sprintf("%s: expected %s, got %s", field, jsonTypeName(typeErr.Type.Kind().String()), typeErr.Value))
+		return Validation(fmt.Sprintf("%s: expected %s, got %s", field, jsonTypeName(typeErr.Type.Kind().String()), typeErr.Value))
 	}
 	// encoding/json reports unknown fields only as text.
 	const unknownPrefix = "json: unknown field "
 	if msg := err.Error(); len(msg) > len(unknownPrefix) && msg[:len(unknownPrefix)] == unknownPrefix {
-		return errValidation("unknown field " + msg[len(unknownPrefix):])
+		return Validation("unknown field " + msg[len(unknownPrefix):])
 	}
 	return &Error{Status: http.StatusBadRequest, Code: CodeInvalidJSON, Message: "Malformed JSON", Details: err.Error()}
 }
