@@ -1,6 +1,9 @@
 package sdk
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Status is an environment's lifecycle status.
 type Status string
@@ -30,12 +33,15 @@ func (s Status) Transitional() bool {
 
 // User is an account.
 type User struct {
-	ID        string    `json:"id"`
-	Email     string    `json:"email"`
-	Name      string    `json:"name"`
-	Role      string    `json:"role"` // "admin" or "member"
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID    string `json:"id"`
+	Email string `json:"email"`
+	Name  string `json:"name"`
+	Role  string `json:"role"` // "admin" or "member"
+	// DefaultAutoStopMinutes is the user's own default for new
+	// environments; nil takes the server's.
+	DefaultAutoStopMinutes *int      `json:"default_auto_stop_minutes"`
+	CreatedAt              time.Time `json:"created_at"`
+	UpdatedAt              time.Time `json:"updated_at"`
 }
 
 // Port is a port a workspace serves.
@@ -44,9 +50,9 @@ type Port struct {
 	Protocol string `json:"protocol"`
 }
 
-// Environment is a workspace as the API shows it. The API sends null for
-// StatusReason, VSCodeURL and SSHConnectionString when they have no value;
-// they are empty strings here.
+// Environment is a workspace as the API shows it (the server renders this
+// type). The API sends null for StatusReason, VSCodeURL and
+// SSHConnectionString when they have no value; they are empty strings here.
 type Environment struct {
 	ID                   string            `json:"id"`
 	UserID               string            `json:"user_id"`
@@ -73,6 +79,25 @@ type Environment struct {
 	StoppedAt            *time.Time        `json:"stopped_at"`
 	CreatedAt            time.Time         `json:"created_at"`
 	UpdatedAt            time.Time         `json:"updated_at"`
+}
+
+// MarshalJSON writes StatusReason, VSCodeURL and SSHConnectionString as
+// null when they are empty, so clients can tell "not yet" from a value.
+func (e Environment) MarshalJSON() ([]byte, error) {
+	type plain Environment // without this method
+	return json.Marshal(struct {
+		plain
+		StatusReason        *string `json:"status_reason"`
+		VSCodeURL           *string `json:"vs_code_url"`
+		SSHConnectionString *string `json:"ssh_connection_string"`
+	}{plain(e), nullIfEmpty(e.StatusReason), nullIfEmpty(e.VSCodeURL), nullIfEmpty(e.SSHConnectionString)})
+}
+
+func nullIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // CreateEnvironmentRequest is the body of POST /environments. Zero values

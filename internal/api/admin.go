@@ -7,12 +7,12 @@ import (
 	"math"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
 
 // Bounds of what an admin may set as a user's quota.
@@ -35,20 +35,13 @@ func (a *API) requireAdmin(next http.Handler) http.Handler {
 	})
 }
 
-// managedUserJSON is a user as admins see it.
-type managedUserJSON struct {
-	userJSON
-	Suspended      bool               `json:"suspended"`
-	SuspendedAt    *time.Time         `json:"suspended_at"`
-	QuotaOverrides quotaOverridesJSON `json:"quota_overrides"`
-}
-
-func toManagedUserJSON(u store.ManagedUser) managedUserJSON {
-	return managedUserJSON{
-		userJSON:       toUserJSON(u.User),
+// toManagedUserJSON renders u as admins see it (the sdk's ManagedUser).
+func toManagedUserJSON(u store.ManagedUser) sdk.ManagedUser {
+	return sdk.ManagedUser{
+		User:           toUserJSON(u.User),
 		Suspended:      u.SuspendedAt != nil,
 		SuspendedAt:    u.SuspendedAt,
-		QuotaOverrides: toQuotaOverridesJSON(u.Quota),
+		QuotaOverrides: sdk.QuotaOverrides(toQuotaOverridesJSON(u.Quota)),
 	}
 }
 
@@ -91,7 +84,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, fmt.Errorf("list users: %w", err))
 		return
 	}
-	out := make([]managedUserJSON, len(users))
+	out := make([]sdk.ManagedUser, len(users))
 	for i, u := range users {
 		out[i] = toManagedUserJSON(u)
 	}

@@ -16,6 +16,7 @@ import (
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/runtime/local"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
 
 // newLifecycleFixture is the hardened fixture with a real lifecycle manager
@@ -62,7 +63,7 @@ func wantStatus(t *testing.T, rec *httptest.ResponseRecorder, status int, code s
 }
 
 type managedUserResponse struct {
-	User  managedUserJSON `json:"user"`
+	User  sdk.ManagedUser `json:"user"`
 	Quota quotaJSON       `json:"quota"`
 }
 
@@ -84,7 +85,7 @@ func TestAdminManagesUsers(t *testing.T) {
 	rec := f.do(http.MethodGet, "/api/v1/users?role=member&limit=1&offset=1", reqOpts{token: adminTok})
 	wantStatus(t, rec, http.StatusOK, "")
 	list := decodeBody[struct {
-		Users []managedUserJSON `json:"users"`
+		Users []sdk.ManagedUser `json:"users"`
 		Total int               `json:"total"`
 		Limit int               `json:"limit"`
 	}](t, rec)
@@ -157,7 +158,7 @@ func TestAdminManagesUsers(t *testing.T) {
 	}
 	rec = f.do(http.MethodGet, "/api/v1/users?suspended=true", reqOpts{token: adaTok})
 	if l := decodeBody[struct {
-		Users []managedUserJSON `json:"users"`
+		Users []sdk.ManagedUser `json:"users"`
 	}](t, rec); len(l.Users) != 1 || l.Users[0].ID != bob.ID {
 		t.Errorf("suspended filter: %+v", l)
 	}
@@ -221,7 +222,7 @@ func TestQuotasOnCreateAndStart(t *testing.T) {
 		t.Helper()
 		wantStatus(t, rec, http.StatusCreated, "")
 		return decodeBody[struct {
-			Environment environmentJSON `json:"environment"`
+			Environment sdk.Environment `json:"environment"`
 		}](t, rec).Environment.ID
 	}
 

@@ -11,6 +11,7 @@ import (
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
 
 const (
@@ -62,23 +63,14 @@ func (a *API) auditAs(r *http.Request, actorID, action, objType, objID string, s
 	}
 }
 
-type auditEventJSON struct {
-	ID          int64          `json:"id"`
-	CreatedAt   time.Time      `json:"created_at"`
-	ActorUserID *string        `json:"actor_user_id"`
-	ActorKind   string         `json:"actor_kind"`
-	Action      string         `json:"action"`
-	ObjectType  string         `json:"object_type"`
-	ObjectID    string         `json:"object_id"`
-	IP          string         `json:"ip"`
-	RequestID   string         `json:"request_id"`
-	Detail      map[string]any `json:"detail"`
-	Success     bool           `json:"success"`
-}
-
-func toAuditEventJSON(e store.AuditEvent) auditEventJSON {
-	return auditEventJSON{
-		ID: e.ID, CreatedAt: e.CreatedAt, ActorUserID: nullable(e.ActorUserID), ActorKind: e.ActorKind,
+// toAuditEventJSON renders e as the API shows it (the sdk's AuditEvent).
+func toAuditEventJSON(e store.AuditEvent) sdk.AuditEvent {
+	var actor *string
+	if e.ActorUserID != "" {
+		actor = &e.ActorUserID
+	}
+	return sdk.AuditEvent{
+		ID: e.ID, CreatedAt: e.CreatedAt, ActorUserID: actor, ActorKind: e.ActorKind,
 		Action: e.Action, ObjectType: e.ObjectType, ObjectID: e.ObjectID, IP: e.IP, RequestID: e.RequestID,
 		Detail: e.Detail, Success: e.Success,
 	}
@@ -125,7 +117,7 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, fmt.Errorf("list audit events: %w", err))
 		return
 	}
-	out := make([]auditEventJSON, len(events))
+	out := make([]sdk.AuditEvent, len(events))
 	for i, e := range events {
 		out[i] = toAuditEventJSON(e)
 	}

@@ -7,11 +7,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
 
 // List pagination bounds.
@@ -20,50 +20,20 @@ const (
 	maxListLimit     = 100
 )
 
-// environmentJSON is the seed's environment object. Optional values are
-// null rather than empty strings so clients can tell "not yet" from "empty".
-type environmentJSON struct {
-	ID                   string            `json:"id"`
-	UserID               string            `json:"user_id"`
-	Name                 string            `json:"name"`
-	Status               store.Status      `json:"status"`
-	StatusReason         *string           `json:"status_reason"`
-	CloudProvider        string            `json:"cloud_provider"`
-	Runtime              string            `json:"runtime"`
-	CloudRegion          string            `json:"cloud_region"`
-	TemplateName         string            `json:"template_name"`
-	BaseImage            string            `json:"base_image"`
-	InstanceType         string            `json:"instance_type"`
-	CPUCores             int               `json:"cpu_cores"`
-	MemoryGB             int               `json:"memory_gb"`
-	StorageGB            int               `json:"storage_gb"`
-	EnvironmentVariables map[string]string `json:"environment_variables"`
-	Ports                []store.Port      `json:"ports"`
-	AutoStopMinutes      int               `json:"auto_stop_minutes"`
-	VSCodeURL            *string           `json:"vs_code_url"`
-	SSHConnectionString  *string           `json:"ssh_connection_string"`
-	EstimatedCostPerHour float64           `json:"estimated_cost_per_hour"`
-	TotalCost            float64           `json:"total_cost"`
-	LastAccessedAt       time.Time         `json:"last_accessed_at"`
-	StoppedAt            *time.Time        `json:"stopped_at"`
-	CreatedAt            time.Time         `json:"created_at"`
-	UpdatedAt            time.Time         `json:"updated_at"`
-}
-
-func nullable(s string) *string {
-	if s == "" {
-		return nil
+// toEnvironmentJSON renders e as the API shows it: the sdk's Environment,
+// the one definition of the wire type (optional values are null rather
+// than empty strings, lists and maps never null).
+func (a *API) toEnvironmentJSON(e store.Environment) sdk.Environment {
+	envVars := e.EnvironmentVariables
+	if envVars == nil {
+		envVars = map[string]string{}
 	}
-	return &s
-}
-
-func (a *API) toEnvironmentJSON(e store.Environment) environmentJSON {
-	return environmentJSON{
+	return sdk.Environment{
 		ID:                   e.ID,
 		UserID:               e.UserID,
 		Name:                 e.Name,
-		Status:               e.Status,
-		StatusReason:         nullable(e.StatusReason),
+		Status:               sdk.Status(e.Status),
+		StatusReason:         e.StatusReason,
 		CloudProvider:        strings.ToUpper(e.Runtime),
 		Runtime:              e.Runtime,
 		CloudRegion:          e.CloudRegion,
@@ -73,11 +43,11 @@ func (a *API) toEnvironmentJSON(e store.Environment) environmentJSON {
 		CPUCores:             e.CPUCores,
 		MemoryGB:             e.MemoryGB,
 		StorageGB:            e.StorageGB,
-		EnvironmentVariables: e.EnvironmentVariables,
-		Ports:                e.Ports,
+		EnvironmentVariables: envVars,
+		Ports:                toPorts(e.Ports),
 		AutoStopMinutes:      e.AutoStopMinutes,
-		VSCodeURL:            nullable(e.VSCodeURL),
-		SSHConnectionString:  nullable(e.SSHConnectionString),
+		VSCodeURL:            e.VSCodeURL,
+		SSHConnectionString:  e.SSHConnectionString,
 		EstimatedCostPerHour: e.EstimatedCostPerHour,
 		TotalCost:            roundCost(lifecycle.TotalCost(e, a.now())),
 		LastAccessedAt:       e.LastAccessedAt,
@@ -85,6 +55,15 @@ func (a *API) toEnvironmentJSON(e store.Environment) environmentJSON {
 		CreatedAt:            e.CreatedAt,
 		UpdatedAt:            e.UpdatedAt,
 	}
+}
+
+// toPorts renders ports; never null.
+func toPorts(ports []store.Port) []sdk.Port {
+	out := make([]sdk.Port, len(ports))
+	for i, p := range ports {
+		out[i] = sdk.Port{Port: p.Port, Protocol: p.Protocol}
+	}
+	return out
 }
 
 // roundCost keeps six decimals: sub-cent precision without float noise.
@@ -258,7 +237,7 @@ func (a *API) listEnvironments(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, fmt.Errorf("list environments: %w", err))
 		return
 	}
-	out := make([]environmentJSON, len(envs))
+	out := make([]sdk.Environment, len(envs))
 	for i, e := range envs {
 		out[i] = a.toEnvironmentJSON(e)
 	}
@@ -359,38 +338,19 @@ func (a *API) reportActivity(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-type templateJSON struct {
-	ID                   string            `json:"id"`
-	Name                 string            `json:"name"`
-	DisplayName          string            `json:"display_name"`
-	Description          string            `json:"description"`
-	BaseImage            string            `json:"base_image"`
-	DefaultCPU           int               `json:"default_cpu"`
-	DefaultMemory        int               `json:"default_memory"`
-	DefaultStorage       int               `json:"default_storage"`
-	Category             string            `json:"category"`
-	Tags                 []string          `json:"tags"`
-	Icon                 string            `json:"icon"`
-	IsPopular            bool              `json:"is_popular"`
-	DefaultPorts         []store.Port      `json:"default_ports"`
-	DefaultEnvVars       map[string]string `json:"default_env_vars"`
-	Extensions           []string          `json:"extensions"`
-	EstimatedCostPerHour float64           `json:"estimated_cost_per_hour"`
-}
-
 func (a *API) listTemplates(w http.ResponseWriter, r *http.Request) {
 	tpls, err := a.store.ListTemplates(r.Context())
 	if err != nil {
 		a.writeError(w, r, fmt.Errorf("list templates: %w", err))
 		return
 	}
-	out := make([]templateJSON, len(tpls))
+	out := make([]sdk.Template, len(tpls))
 	for i, t := range tpls {
 		envVars := t.DefaultEnvVars
 		if envVars == nil {
 			envVars = map[string]string{}
 		}
-		out[i] = templateJSON{
+		out[i] = sdk.Template{
 			ID:                   t.ID,
 			Name:                 t.Name,
 			DisplayName:          t.DisplayName,
@@ -403,7 +363,7 @@ func (a *API) listTemplates(w http.ResponseWriter, r *http.Request) {
 			Tags:                 nonNil(t.Tags),
 			Icon:                 t.Icon,
 			IsPopular:            t.IsPopular,
-			DefaultPorts:         nonNil(t.DefaultPorts),
+			DefaultPorts:         toPorts(t.DefaultPorts),
 			DefaultEnvVars:       envVars,
 			Extensions:           nonNil(t.Extensions),
 			EstimatedCostPerHour: a.lifecycle.Pricing().HourlyCost(t.DefaultCPU, t.DefaultMemory, t.DefaultStorage),
@@ -419,25 +379,15 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-type instanceTypeJSON struct {
-	Name                 string  `json:"name"`
-	DisplayName          string  `json:"display_name"`
-	Description          string  `json:"description"`
-	CPUCores             int     `json:"cpu_cores"`
-	MemoryGB             int     `json:"memory_gb"`
-	StorageGB            int     `json:"storage_gb"`
-	EstimatedCostPerHour float64 `json:"estimated_cost_per_hour"`
-}
-
 func (a *API) listInstanceTypes(w http.ResponseWriter, r *http.Request) {
 	its, err := a.store.ListInstanceTypes(r.Context())
 	if err != nil {
 		a.writeError(w, r, fmt.Errorf("list instance types: %w", err))
 		return
 	}
-	out := make([]instanceTypeJSON, len(its))
+	out := make([]sdk.InstanceType, len(its))
 	for i, it := range its {
-		out[i] = instanceTypeJSON{
+		out[i] = sdk.InstanceType{
 			Name:                 it.Name,
 			DisplayName:          it.DisplayName,
 			Description:          it.Description,

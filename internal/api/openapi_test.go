@@ -427,20 +427,25 @@ func TestOpenAPIBoundsMatchCode(t *testing.T) {
 	checkMax("SignupRequest.email maxLength", prop(signup, "SignupRequest", "email").MaxLength, maxEmailLength)
 	checkMax("SignupRequest.name maxLength", prop(signup, "SignupRequest", "name").MaxLength, maxNameLength)
 
-	// Every field of environmentJSON is in Environment, and required, and
-	// exactly the pointer fields are nullable.
+	// Every field the API sends for an environment is in Environment, and
+	// required, and exactly the fields the API sends as null when they have
+	// no value are nullable. The API renders sdk.Environment, so an empty
+	// one, as the renderer fills it (lists and maps never null), shows
+	// which fields are null on the wire.
 	fields := map[string]bool{} // JSON name → nullable
-	rt := reflect.TypeFor[environmentJSON]()
-	for i := range rt.NumField() {
-		f := rt.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "-" || !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		fields[name] = f.Type.Kind() == reflect.Pointer
+	empty, err := json.Marshal(sdk.Environment{EnvironmentVariables: map[string]string{}, Ports: []sdk.Port{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wire map[string]json.RawMessage
+	if err := json.Unmarshal(empty, &wire); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range wire {
+		fields[name] = string(v) == "null"
+	}
+	if n := reflect.TypeFor[sdk.Environment]().NumField(); len(fields) != n {
+		t.Errorf("sdk.Environment has %d fields but renders %d", n, len(fields))
 	}
 	for _, field := range sortedKeys(fields) {
 		p := env.Properties[field]
@@ -452,12 +457,12 @@ func TestOpenAPIBoundsMatchCode(t *testing.T) {
 			t.Errorf("Environment.%s is always sent, so it should be required", field)
 		}
 		if p.Value.Nullable != fields[field] {
-			t.Errorf("Environment.%s: nullable = %v, want %v (nullable exactly when the Go field is a pointer)", field, p.Value.Nullable, fields[field])
+			t.Errorf("Environment.%s: nullable = %v, want %v (nullable exactly when the API sends null for an empty value)", field, p.Value.Nullable, fields[field])
 		}
 	}
 	for _, field := range sortedKeys(env.Properties) {
 		if _, ok := fields[field]; !ok {
-			t.Errorf("Environment.%s is documented but environmentJSON has no such field", field)
+			t.Errorf("Environment.%s is documented but sdk.Environment has no such field", field)
 		}
 	}
 

@@ -8,6 +8,7 @@ import (
 
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
 
 func TestPatchMeChangesName(t *testing.T) {
@@ -19,7 +20,7 @@ func TestPatchMeChangesName(t *testing.T) {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("PATCH /auth/me = %d %s", rec.Code, rec.Body.String())
 	}
-	var out struct{ User userJSON }
+	var out struct{ User sdk.User }
 	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 		t.Fatal(err)
 	}
@@ -147,10 +148,10 @@ func TestPatchMeDefaultAutoStop(t *testing.T) {
 	t.Parallel()
 	f := newHardenedFixture(t, nil)
 	u, token := f.user("ada@example.com", "correct horse")
-	patch := func(body string) (int, userJSON) {
+	patch := func(body string) (int, sdk.User) {
 		t.Helper()
 		rec := f.do("PATCH", "/api/v1/auth/me", reqOpts{token: token, body: body})
-		var out struct{ User userJSON }
+		var out struct{ User sdk.User }
 		_ = json.Unmarshal(rec.Body.Bytes(), &out)
 		return rec.Code, out.User
 	}

@@ -12,6 +12,7 @@ import (
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
 
 type loginAnswer struct {
@@ -19,7 +20,7 @@ type loginAnswer struct {
 	ExpiresAt time.Time `json:"expires_at"`
 	SessionID string    `json:"session_id"`
 	CSRFToken string    `json:"csrf_token"`
-	User      userJSON  `json:"user"`
+	User      sdk.User  `json:"user"`
 }
 
 // login logs in with a password and returns the answer and its cookies.
@@ -118,7 +119,7 @@ func TestSessionCookieAndCSRF(t *testing.T) {
 		t.Fatalf("cookie GET /auth/me = %d %s", rec.Code, rec.Body.String())
 	}
 	var me struct {
-		User      userJSON `json:"user"`
+		User      sdk.User `json:"user"`
 		SessionID string   `json:"session_id"`
 		CSRFToken string   `json:"csrf_token"`
 	}

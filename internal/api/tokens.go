@@ -14,6 +14,7 @@ import (
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
 
 const (
@@ -30,16 +31,9 @@ const (
 
 const day = 24 * time.Hour
 
-type tokenJSON struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	CreatedAt  time.Time  `json:"created_at"`
-	ExpiresAt  *time.Time `json:"expires_at"`
-	LastUsedAt *time.Time `json:"last_used_at"`
-}
-
-func toTokenJSON(t store.APIToken) tokenJSON {
-	j := tokenJSON{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, LastUsedAt: t.LastUsedAt}
+// toTokenJSON renders t as the API shows it (the sdk's APIToken).
+func toTokenJSON(t store.APIToken) sdk.APIToken {
+	j := sdk.APIToken{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, LastUsedAt: t.LastUsedAt}
 	if !t.ExpiresAt.IsZero() {
 		exp := t.ExpiresAt
 		j.ExpiresAt = &exp
@@ -126,7 +120,7 @@ func (a *API) listTokens(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, fmt.Errorf("list tokens: %w", err))
 		return
 	}
-	out := make([]tokenJSON, len(toks))
+	out := make([]sdk.APIToken, len(toks))
 	for i, t := range toks {
 		out[i] = toTokenJSON(t)
 	}

@@ -12,6 +12,7 @@ import (
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
 
 const (
@@ -19,19 +20,9 @@ const (
 	maxNameLength  = 100
 )
 
-type userJSON struct {
-	ID    string `json:"id"`
-	Email string `json:"email"`
-	Name  string `json:"name"`
-	Role  string `json:"role"`
-	// DefaultAutoStopMinutes: null means the server's default.
-	DefaultAutoStopMinutes *int      `json:"default_auto_stop_minutes"`
-	CreatedAt              time.Time `json:"created_at"`
-	UpdatedAt              time.Time `json:"updated_at"`
-}
-
-func toUserJSON(u store.User) userJSON {
-	return userJSON{ID: u.ID, Email: u.Email, Name: u.Name, Role: string(u.Role), DefaultAutoStopMinutes: u.DefaultAutoStopMinutes, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+// toUserJSON renders u as the API shows it (the sdk's User).
+func toUserJSON(u store.User) sdk.User {
+	return sdk.User{ID: u.ID, Email: u.Email, Name: u.Name, Role: string(u.Role), DefaultAutoStopMinutes: u.DefaultAutoStopMinutes, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 }
 
 type signupRequest struct {
