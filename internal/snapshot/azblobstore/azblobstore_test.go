@@ -2,7 +2,6 @@ package azblobstore
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -50,33 +49,15 @@ func TestContractAzurite(t *testing.T) {
 
 // TestManyBlobs covers what the contract's two blobs do not: List and
 // ListRecords paging through several pages, and Missing keeping the given
-// order across its concurrent refreshes.
+// order across its concurrent refreshes (storetest.MissingInOrder).
 func TestManyBlobs(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	st := newStore(t, "many")
 	st.pageSize = 3
-	var ids, want []snapshot.ID
-	stored := map[snapshot.ID]int64{}
-	for i := range 60 {
-		data := []byte(fmt.Sprintf("blob %d", i))
-		id := snapshot.Hash(data)
-		ids = append(ids, id)
-		if i%3 == 0 {
-			want = append(want, id)
-			continue
-		}
-		if err := st.Put(ctx, id, data); err != nil {
-			t.Fatal(err)
-		}
-		stored[id] = int64(len(data))
-	}
-	missing, err := st.Missing(ctx, ids)
-	if err != nil || !slices.Equal(missing, want) {
-		t.Fatalf("Missing = %d ids, %v; want the %d absent ones in order", len(missing), err, len(want))
-	}
+	stored := storetest.MissingInOrder(t, st, 60)
 	seen := map[snapshot.ID]int64{}
-	err = st.List(ctx, func(bi snapshot.BlobInfo) error {
+	err := st.List(ctx, func(bi snapshot.BlobInfo) error {
 		if _, dup := seen[bi.ID]; dup {
 			t.Errorf("List gave %s twice", bi.ID.Short())
 		}
@@ -107,15 +88,6 @@ func TestManyBlobs(t *testing.T) {
 	if got, err := st.ListRecords(ctx, snapshot.KindLock); err != nil || got == nil || len(got) != 0 {
 		t.Fatalf("ListRecords(locks) = %#v, %v; want an empty list", got, err)
 	}
-
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	if err := st.Put(cctx, ids[0], []byte("blob 0")); !errors.Is(err, context.Canceled) {
-		t.Errorf("Put with a cancelled context: %v", err)
-	}
-	if _, err := st.Missing(cctx, ids); !errors.Is(err, context.Canceled) {
-		t.Errorf("Missing with a cancelled context: %v", err)
-	}
 }
 
 // TestRefreshMovesETag checks what Delete's safety rests on, on the
@@ -136,7 +108,7 @@ func TestRefreshMovesETag(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Last-Modified has one-second resolution: let the clock pass it.
-	waitUntil(before.LastModified.Add(time.Second + 10*time.Millisecond))
+	storetest.WaitForClock(t, before.LastModified.Add(time.Second+10*time.Millisecond))
 	if missing, err := st.Missing(ctx, []snapshot.ID{id}); err != nil || len(missing) != 0 {
 		t.Fatalf("Missing = %v, %v", missing, err)
 	}
@@ -216,12 +188,7 @@ func TestDeleteRace(t *testing.T) {
 	}
 	// Without interference the same call deletes it, and a Missing that
 	// comes after reports it missing (so a writer uploads it again).
-	if deleted, err := st.Delete(ctx, id, cutoff); !deleted || err != nil {
-		t.Fatalf("Delete = %v, %v", deleted, err)
-	}
-	if missing, err := st.Missing(ctx, []snapshot.ID{id}); err != nil || len(missing) != 1 {
-		t.Fatalf("Missing after Delete = %v, %v", missing, err)
-	}
+	storetest.DeleteThenMissing(t, st, id)
 }
 
 // TestDeleteSecondResolution: a blob modified within the second before the
@@ -247,6 +214,12 @@ func TestDeleteSecondResolution(t *testing.T) {
 	if deleted, err := st.Delete(ctx, id, lm.Add(time.Second)); !deleted || err != nil {
 		t.Fatalf("Delete with the cutoff after the Last-Modified second = %v, %v", deleted, err)
 	}
+}
+
+// TestConcurrentSnapshotAndPrune: see storetest.ConcurrentSnapshotAndPrune.
+func TestConcurrentSnapshotAndPrune(t *testing.T) {
+	t.Parallel()
+	storetest.ConcurrentSnapshotAndPrune(t, newStore(t, "prune"), storetest.PruneRace{Files: 60, Variants: 10, Rounds: 6})
 }
 
 // TestRepositoryRoundTrip drives the snapshot engine on Azurite (see
@@ -420,13 +393,5 @@ func removeAll(t *testing.T, st *Store) {
 				t.Errorf("clean up %s: %v", *item.Name, err)
 			}
 		}
-	}
-}
-
-// waitUntil blocks until the wall clock passes until: Last-Modified has
-// one-second resolution and nothing signals that the clock moved on.
-func waitUntil(until time.Time) {
-	if d := time.Until(until); d > 0 {
-		time.Sleep(d)
 	}
 }
