@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 func hoursAgo(h int) time.Time { return time.Now().Add(-time.Duration(h) * time.Hour) }
@@ -87,7 +89,7 @@ func TestRetain(t *testing.T) {
 
 func TestPrune(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	repo, st := newRepo(t)
 	src := filepath.Join(t.TempDir(), "src")
 	writeTree(t, src, treeSpec{files: 100}, 6)
@@ -186,7 +188,7 @@ func TestPrune(t *testing.T) {
 
 func TestPruneKeepsBlobsOfSnapshotInProgress(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	repo, st := newRepo(t)
 	// A lock created 3 hours ago and still refreshed: its snapshot may
 	// reference any blob written since then.

@@ -2,6 +2,7 @@ package azblobstore
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -22,6 +23,7 @@ import (
 
 	"dev8.dev/dev8/internal/snapshot"
 	"dev8.dev/dev8/internal/snapshot/storetest"
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 func TestContractAzurite(t *testing.T) {
@@ -37,10 +39,10 @@ func TestContractAzurite(t *testing.T) {
 		// not the store's: the contract (which wants an empty store)
 		// would fail if List or ListRecords saw them.
 		other := &Store{c: st.c, prefix: "backups/dev8-old/"} // shares "backups/dev8" as a string prefix
-		if err := other.Put(testContext(t), snapshot.Hash([]byte("x")), []byte("x")); err != nil {
+		if err := other.Put(wait.Context(t, wait.VeryLong), snapshot.Hash([]byte("x")), []byte("x")); err != nil {
 			t.Fatal(err)
 		}
-		if err := other.PutRecord(testContext(t), snapshot.KindSnapshot, "s0", []byte("{}")); err != nil {
+		if err := other.PutRecord(wait.Context(t, wait.VeryLong), snapshot.KindSnapshot, "s0", []byte("{}")); err != nil {
 			t.Fatal(err)
 		}
 		storetest.Run(t, st, nil)
@@ -52,7 +54,7 @@ func TestContractAzurite(t *testing.T) {
 // order across its concurrent refreshes (storetest.MissingInOrder).
 func TestManyBlobs(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	st := newStore(t, "many")
 	st.pageSize = 3
 	stored := storetest.MissingInOrder(t, st, 60)
@@ -95,7 +97,7 @@ func TestManyBlobs(t *testing.T) {
 // Last-Modified time, and a delete conditional on the old ETag is refused.
 func TestRefreshMovesETag(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	st := newStore(t, "")
 	data := []byte("refreshed blob")
 	id := snapshot.Hash(data)
@@ -140,7 +142,7 @@ func TestRefreshMovesETag(t *testing.T) {
 // properties and its conditional delete: the blob must survive.
 func TestDeleteRace(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	st := newStore(t, "race")
 	data := []byte("contended blob")
 	id := snapshot.Hash(data)
@@ -196,7 +198,7 @@ func TestDeleteRace(t *testing.T) {
 // is kept.
 func TestDeleteSecondResolution(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	st := newStore(t, "")
 	data := []byte("young blob")
 	id := snapshot.Hash(data)
@@ -233,7 +235,7 @@ func TestRepositoryRoundTrip(t *testing.T) {
 // credential, and the errors for a missing container and a wrong key.
 func TestOpen(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	srv := azurite(t)
 	endpoint, name := srv.Endpoint, srv.NewContainer(t)
 	base := "azblob://" + name + "/p?account=" + devAccount + "&endpoint=" + url.QueryEscape(endpoint)
@@ -345,11 +347,11 @@ func TestOpenEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := Open(testContext(t), u)
+	st, err := Open(wait.Context(t, wait.VeryLong), u)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.ListRecords(testContext(t), snapshot.KindSnapshot); err != nil {
+	if _, err := st.ListRecords(wait.Context(t, wait.VeryLong), snapshot.KindSnapshot); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -370,7 +372,7 @@ func TestContractAzure(t *testing.T) {
 	var b [6]byte
 	rand.Read(b[:])
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/dev8-test-" + hex.EncodeToString(b[:])
-	st, err := Open(testContext(t), u)
+	st, err := Open(wait.Context(t, wait.VeryLong), u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,9 +380,11 @@ func TestContractAzure(t *testing.T) {
 	storetest.Run(t, st, nil)
 }
 
-// removeAll deletes every object under the store's prefix.
+// removeAll deletes every object under the store's prefix. It runs as a
+// cleanup, after the test's own context has ended.
 func removeAll(t *testing.T, st *Store) {
-	ctx := testContext(t)
+	ctx, cancel := context.WithTimeout(context.Background(), wait.Long)
+	defer cancel()
 	pager := st.c.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &st.prefix})
 	for pager.More() {
 		page, err := pager.NextPage(ctx)

@@ -15,6 +15,7 @@ import (
 	"dev8.dev/dev8/internal/snapshot"
 	"dev8.dev/dev8/internal/snapshot/s3store/miniotest"
 	"dev8.dev/dev8/internal/snapshot/storetest"
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 func TestContractMinIO(t *testing.T) {
@@ -48,7 +49,7 @@ func TestContractS3(t *testing.T) {
 	newS3Store := func(t *testing.T) *Store {
 		cfg := cfg
 		cfg.Prefix = strings.Trim(cfg.Prefix+"/dev8-test-"+randomHex(6), "/")
-		st, err := New(testContext(t), cfg)
+		st, err := New(wait.Context(t, wait.VeryLong), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +84,7 @@ func TestRepositoryRoundTrip(t *testing.T) {
 	t.Parallel()
 	st := newStore(t, "repo")
 	storetest.RoundTrip(t, st)
-	if n, err := st.RemoveTemp(testContext(t), time.Now().Add(time.Hour)); n != 0 || err != nil {
+	if n, err := st.RemoveTemp(wait.Context(t, wait.VeryLong), time.Now().Add(time.Hour)); n != 0 || err != nil {
 		t.Errorf("delete intents left after prune: %d %v", n, err)
 	}
 }
@@ -112,7 +113,7 @@ func deleteRaces(t *testing.T, newStore func(t *testing.T) *Store) {
 	// must report the blob missing (so the writer uploads it again).
 	t.Run("missing inside delete", func(t *testing.T) {
 		t.Parallel()
-		ctx := testContext(t)
+		ctx := wait.Context(t, wait.VeryLong)
 		st := newStore(t)
 		put(t, st, id, data)
 		var during []snapshot.ID
@@ -136,7 +137,7 @@ func deleteRaces(t *testing.T, newStore func(t *testing.T) *Store) {
 	// and looks for intents only after Delete has finished.
 	t.Run("missing across delete", func(t *testing.T) {
 		t.Parallel()
-		ctx := testContext(t)
+		ctx := wait.Context(t, wait.VeryLong)
 		st := newStore(t)
 		put(t, st, id, data)
 		refreshed, deleteDone := make(chan struct{}), make(chan struct{})
@@ -170,7 +171,7 @@ func deleteRaces(t *testing.T, newStore func(t *testing.T) *Store) {
 	// safely stored.
 	t.Run("put inside delete", func(t *testing.T) {
 		t.Parallel()
-		ctx := testContext(t)
+		ctx := wait.Context(t, wait.VeryLong)
 		st := newStore(t)
 		put(t, st, id, data)
 		waiting := make(chan struct{})
@@ -197,7 +198,7 @@ func deleteRaces(t *testing.T, newStore func(t *testing.T) *Store) {
 	// Missing reports the blob absent.
 	t.Run("plain delete", func(t *testing.T) {
 		t.Parallel()
-		ctx := testContext(t)
+		ctx := wait.Context(t, wait.VeryLong)
 		st := newStore(t)
 		put(t, st, id, data)
 		storetest.DeleteThenMissing(t, st, id)
@@ -218,7 +219,7 @@ func TestMissingMany(t *testing.T) {
 // missing (the safe side).
 func TestRemoveTemp(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	st := newStore(t, "p")
 	data := []byte("blob")
 	id := snapshot.Hash(data)
@@ -308,7 +309,7 @@ func TestOpen(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", miniotest.User)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", miniotest.Password)
 	t.Setenv("AWS_SESSION_TOKEN", "")
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	open := func(raw string) (*Store, error) {
 		u, err := url.Parse(raw)
 		if err != nil {

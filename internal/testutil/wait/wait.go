@@ -27,6 +27,9 @@ const (
 	// Long: a workspace starting or stopping, a snapshot of real files,
 	// an external server (MinIO, Azurite) answering.
 	Long = time.Minute
+	// VeryLong: a whole test of heavy work under -race on a loaded
+	// machine (snapshots and restores of large trees, object-store runs).
+	VeryLong = 4 * time.Minute
 )
 
 // Poll intervals: Eventually starts at firstDelay and doubles up to
