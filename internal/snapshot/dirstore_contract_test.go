@@ -1,7 +1,6 @@
 package snapshot_test
 
 import (
-	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -37,7 +36,7 @@ func TestDirStoreRoundTrip(t *testing.T) {
 }
 
 // TestConcurrentSnapshotAndPrune: see storetest.ConcurrentSnapshotAndPrune.
-// The blobs are made two hours old by their files' times.
+// The blobs are made two hours old by their files' times (backdate).
 func TestConcurrentSnapshotAndPrune(t *testing.T) {
 	t.Parallel()
 	st, err := snapshot.OpenDirStore(filepath.Join(t.TempDir(), "r"))
@@ -45,16 +44,5 @@ func TestConcurrentSnapshotAndPrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	storetest.ConcurrentSnapshotAndPrune(t, st, storetest.PruneRace{Files: 300, Variants: 30, Large: 1 << 20, Rounds: 8,
-		Backdate: func(t *testing.T) {
-			old := time.Now().Add(-2 * time.Hour)
-			err := filepath.WalkDir(filepath.Join(st.Root(), "data"), func(p string, d fs.DirEntry, err error) error {
-				if err != nil || d.IsDir() {
-					return err
-				}
-				return os.Chtimes(p, old, old)
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-		}})
+		Backdate: func(t *testing.T) { snapshot.Backdate(t, st, 2) }})
 }
