@@ -15,6 +15,7 @@ import (
 
 	"dev8.dev/dev8/internal/supervisorbin"
 	"dev8.dev/dev8/internal/testutil/serverproc"
+	"dev8.dev/dev8/internal/testutil/wait"
 	"dev8.dev/dev8/internal/testutil/wsssh"
 	"dev8.dev/dev8/sdk"
 )
@@ -119,13 +120,9 @@ func TestEmbeddedSupervisor(t *testing.T) {
 	}
 	// The supervisor redials the new server on its own schedule; only it
 	// can say when (tunnelConnects counts its tunnels).
-	for supervisorStatus(t, ctx, st.SupervisorAddr).TunnelConnects <= status.TunnelConnects {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the supervisor did not reconnect to the restarted server")
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	wait.Eventually(ctx, t, "the supervisor to reconnect to the restarted server", func() bool {
+		return supervisorStatus(t, ctx, st.SupervisorAddr).TunnelConnects > status.TunnelConnects
+	})
 	if out := wsssh.Run(t, ctx, c, env.ID, "echo $PPID"); strings.TrimSpace(out) != fmt.Sprint(st.PID) {
 		t.Fatalf("after the restart SSH runs under pid %q, want the adopted supervisor %d", out, st.PID)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"dev8.dev/dev8/internal/testutil/serverproc"
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 // These tests drive the real dev8 binary as a user would: built once, run as
@@ -99,25 +100,20 @@ type environment struct {
 // server is another process; its API is the only way to watch it.
 func settle(t *testing.T, ctx context.Context, url, token string) []environment {
 	t.Helper()
-	for {
+	var envs []environment
+	wait.Succeeds(ctx, t, "the environments to settle", func() error {
 		var list struct{ Environments []environment }
 		call(t, ctx, "GET", url+"/api/v1/environments?limit=100", token, nil, &list)
-		done := true
 		for _, e := range list.Environments {
 			switch e.Status {
 			case "CREATING", "STARTING", "STOPPING", "DELETING":
-				done = false
+				return fmt.Errorf("%+v", list.Environments)
 			}
 		}
-		if done {
-			return list.Environments
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("environments did not settle: %+v", list.Environments)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		envs = list.Environments
+		return nil
+	})
+	return envs
 }
 
 // workspaceProcesses maps environment id → pids of processes that carry it

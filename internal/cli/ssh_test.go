@@ -17,12 +17,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/creack/pty"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 
+	"dev8.dev/dev8/internal/testutil/wait"
 	"dev8.dev/dev8/sdk"
 )
 
@@ -412,19 +412,16 @@ func TestOpenSSH(t *testing.T) {
 	}
 	defer func() { _ = fwd.Process.Kill(); _ = fwd.Wait() }()
 	var got []byte
-	for { // ssh binds the local port once the connection is up
+	// ssh binds the local port once the connection is up.
+	wait.Succeeds(h.ctx, t, "ssh -L to listen", func() error {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", localPort))
-		if err == nil {
-			got, _ = io.ReadAll(c)
-			c.Close()
-			break
+		if err != nil {
+			return err
 		}
-		select {
-		case <-h.ctx.Done():
-			t.Fatalf("ssh -L never listened: %v", err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		got, _ = io.ReadAll(c)
+		c.Close()
+		return nil
+	})
 	if string(got) != "hello from inside\n" {
 		t.Fatalf("through ssh -L: %q", got)
 	}
@@ -550,18 +547,16 @@ func TestSSHInteractive(t *testing.T) {
 	if err := pty.Setsize(tty, &pty.Winsize{Rows: 44, Cols: 122}); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; ; i++ {
+	i := 0
+	wait.Succeeds(h.ctx, t, "the workspace to see the new size", func() error {
 		marker := "R" + strconv.Itoa(i) + "Z"
-		io.WriteString(tty, "stty size; echo R"+strconv.Itoa(i)+"Z\r")
+		io.WriteString(tty, "stty size; echo "+marker+"\r")
+		i++
 		if out := readUntil(marker + "\r\n"); strings.Contains(out, "44 122\r\n") {
-			break
+			return nil
 		}
-		select {
-		case <-h.ctx.Done():
-			t.Fatalf("the workspace never saw the new size:\n%s", seen.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		return fmt.Errorf("seen:\n%s", seen.String())
+	})
 
 	io.WriteString(tty, "exit 9\r")
 	err = cmd.Wait()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 // dialWS opens one of the environment's websocket endpoints as its owner.
@@ -305,20 +307,16 @@ func TestIdleRule(t *testing.T) {
 		}
 		// The supervisor reports the keystrokes; wait until the server has
 		// them (another process's report: only asking tells).
-		for {
+		wait.Succeeds(ts.ctx, t, fmt.Sprintf("typing at %v to be reported", typedAt), func() error {
 			env, err := ts.srv.Store.GetEnvironment(ts.ctx, typing.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !env.LastAccessedAt.Before(typedAt.Add(-time.Second)) {
-				break
+				return nil
 			}
-			select {
-			case <-ts.ctx.Done():
-				t.Fatalf("typing at %v was never reported (last_accessed_at %v)", typedAt, env.LastAccessedAt)
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
+			return fmt.Errorf("last_accessed_at %v", env.LastAccessedAt)
+		})
 		if _, _, err := client.SendRequest("keepalive@openssh.com", true, nil); err != nil && i < 2 {
 			t.Fatal(err)
 		}
@@ -360,16 +358,16 @@ func TestUsage(t *testing.T) {
 	var got struct{ Usage []row }
 	// Samples arrive from another process at its own pace: ask until they
 	// are there.
-	for len(got.Usage) < 3 {
+	wait.Succeeds(ts.ctx, t, "3 usage rows", func() error {
+		got.Usage = nil
 		if code := ts.call("GET", "/api/v1/environments/"+env.ID+"/usage", token, nil, &got); code != 200 {
 			t.Fatalf("GET usage = %d", code)
 		}
-		select {
-		case <-ts.ctx.Done():
-			t.Fatalf("only %d usage rows arrived", len(got.Usage))
-		case <-time.After(50 * time.Millisecond):
+		if len(got.Usage) >= 3 {
+			return nil
 		}
-	}
+		return fmt.Errorf("only %d arrived", len(got.Usage))
+	})
 	for i, r := range got.Usage {
 		if r.MemoryUsageMB <= 0 || r.DiskUsageMB <= 0 || r.CPUUsagePercent < 0 || r.BillingPeriod == "" {
 			t.Fatalf("implausible sample %+v", r)

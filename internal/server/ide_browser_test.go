@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"dev8.dev/dev8/internal/server"
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 // chromium finds a Chromium to drive, or skips (fails under CI).
@@ -164,13 +165,8 @@ func TestIDEActivity(t *testing.T) {
 	// every few seconds); none of that counts.
 	ts.clock.Advance(time.Minute)
 	idleFrom := ts.clock.Now()
-	for start := framesSent.Load(); framesSent.Load() < start+2; {
-		select {
-		case <-tctx.Done():
-			t.Fatal("the idle workbench sent nothing on its websocket")
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	start := framesSent.Load()
+	wait.Eventually(tctx, t, "the idle workbench to send on its websocket", func() bool { return framesSent.Load() >= start+2 })
 	if got := ts.lastAccessed(token, env.ID); !got.Before(idleFrom) {
 		t.Fatalf("an untouched IDE tab counted as use: last_accessed_at %v, idle since %v", got, idleFrom)
 	}
@@ -179,13 +175,9 @@ func TestIDEActivity(t *testing.T) {
 	if err := chromedp.Do(tctx, chromedp.KeyEvent("a")); err != nil {
 		t.Fatal(err)
 	}
-	for ts.lastAccessed(token, env.ID).Before(idleFrom) {
-		select {
-		case <-tctx.Done():
-			t.Fatal("a key press in the IDE was not reported as activity")
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	wait.Eventually(tctx, t, "a key press in the IDE to be reported as activity", func() bool {
+		return !ts.lastAccessed(token, env.ID).Before(idleFrom)
+	})
 
 	// The page was not broken by the script: code-server's own CSP is kept
 	// beside the proxy's frame-ancestors policy.

@@ -2,13 +2,13 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -16,6 +16,7 @@ import (
 
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/server"
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 // get fetches url and returns its status and body.
@@ -121,14 +122,13 @@ func testMetrics(t *testing.T, eng engine) {
 	}
 	families := ts.scrape()
 	for name, labels := range pending {
-		for len(series(families, name, labels)) == 0 {
-			select {
-			case <-ts.ctx.Done():
-				t.Fatalf("%s%v never appeared", name, labels)
-			case <-time.After(20 * time.Millisecond):
+		wait.Eventually(ts.ctx, t, fmt.Sprintf("%s%v to appear", name, labels), func() bool {
+			if len(series(families, name, labels)) > 0 {
+				return true
 			}
 			families = ts.scrape()
-		}
+			return false
+		})
 	}
 
 	// value is the one series of name with labels, a counter's or gauge's

@@ -5,19 +5,21 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/coder/websocket"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/coder/websocket"
 
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/testutil/devserver"
 	"dev8.dev/dev8/internal/testutil/pgtest"
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 func TestMain(m *testing.M) {
@@ -225,18 +227,14 @@ func checkIDE(t *testing.T, ts *testServer, env envJSON, ownerToken, otherToken 
 		return resp.StatusCode, body
 	}
 	healthz := ts.url + "/w/" + env.ID + "/ide/healthz"
-	for {
+	wait.Succeeds(ts.ctx, t, "code-server to answer through the proxy", func() error {
 		code, body := get(healthz, ownerToken)
 		var health struct{ Status string }
 		if code == 200 && json.Unmarshal(body, &health) == nil && health.Status != "" {
-			break
+			return nil
 		}
-		select {
-		case <-ts.ctx.Done():
-			t.Fatalf("code-server never answered through the proxy: %d %s", code, body)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return fmt.Errorf("%d %s", code, body)
+	})
 	if code, body := get(*env.VSCodeURL, ownerToken); code != 200 || !bytes.Contains(body, []byte("workbench")) {
 		t.Fatalf("GET vs_code_url as owner = %d, want code-server's workbench page", code)
 	}

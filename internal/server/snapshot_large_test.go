@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 // bigFileEnv sets the size of TestLargeWorkspaceSnapshots' large file in
@@ -243,23 +244,20 @@ func (ts *testServer) snapshotWithin(t *testing.T, token, envID string, d time.D
 	if code := ts.call("POST", "/api/v1/environments/"+envID+"/snapshots", token, nil, &created); code != http.StatusAccepted {
 		t.Fatalf("snapshot: %d", code)
 	}
-	deadline := time.Now().Add(d)
-	for {
+	wait.Succeeds(wait.Context(t, d), t, "the snapshot to complete", func() error {
 		b, err := ts.srv.Store.GetBackup(ts.ctx, created.Snapshot.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		switch b.Status {
 		case store.BackupCompleted:
-			return ts.getSnapshot(t, token, envID, b.ID)
+			return nil
 		case store.BackupFailed:
 			t.Fatalf("snapshot failed: %s", b.Error)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("snapshot still %s after %s", b.Status, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("still %s after %s", b.Status, d)
+	})
+	return ts.getSnapshot(t, token, envID, created.Snapshot.ID)
 }
 
 // TestLargeWorkspaceSnapshots is the check, through a running

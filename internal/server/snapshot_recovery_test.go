@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -16,6 +17,7 @@ import (
 
 	"dev8.dev/dev8/internal/snapshot"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 // waitAudit waits until the audit log holds n events of action on objectID
@@ -23,20 +25,19 @@ import (
 // nothing else announces, so the log is polled.
 func (ts *testServer) waitAudit(t *testing.T, action, objectID string, n int) []store.AuditEvent {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		events, _, err := ts.srv.Store.ListAuditEvents(ts.ctx, store.AuditFilter{Action: action, ObjectID: objectID})
+	var events []store.AuditEvent
+	wait.Succeeds(wait.Context(t, 3*time.Minute), t, fmt.Sprintf("%d %s audit events for %s", n, action, objectID), func() error {
+		var err error
+		events, _, err = ts.srv.Store.ListAuditEvents(ts.ctx, store.AuditFilter{Action: action, ObjectID: objectID})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(events) >= n {
-			return events
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d %s audit events for %s after 3 minutes, want %d", len(events), action, objectID, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("%d so far", len(events))
+	})
+	return events
 }
 
 // TestLostVolumeRestore: a workspace whose directory was removed while it
@@ -260,8 +261,8 @@ func TestKillSupervisorMidSnapshot(t *testing.T) {
 		t.Fatalf("snapshot: %d", code)
 	}
 	// Followed in the store: see snapshotWithin.
-	deadline := time.Now().Add(time.Minute)
-	for {
+	// Looked at every few milliseconds: the snapshot runs only briefly.
+	wait.Eventually(wait.Context(t, wait.Long), t, "the snapshot to send something", func() bool {
 		b, err := ts.srv.Store.GetBackup(ts.ctx, created.Snapshot.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -269,34 +270,24 @@ func TestKillSupervisorMidSnapshot(t *testing.T) {
 		if b.Status == store.BackupCompleted || b.Status == store.BackupFailed {
 			t.Fatalf("the snapshot ended (%s %s) before it could be killed", b.Status, b.Error)
 		}
-		if b.Status == store.BackupRunning && ts.countBlobs(t) > blobs {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the snapshot sent nothing for a minute")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return b.Status == store.BackupRunning && ts.countBlobs(t) > blobs
+	}, wait.Every(5*time.Millisecond))
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("supervisor %d killed with %d chunks of the snapshot stored", pid, ts.countBlobs(t)-blobs)
 
 	// The record ends FAILED, saying why; nothing waits for a timeout.
-	deadline = time.Now().Add(time.Minute)
-	for {
+	wait.Succeeds(wait.Context(t, wait.Long), t, "the snapshot to end after its supervisor was killed", func() error {
 		b, err := ts.srv.Store.GetBackup(ts.ctx, created.Snapshot.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if b.Status != store.BackupPending && b.Status != store.BackupRunning {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("snapshot still %s a minute after its supervisor was killed", b.Status)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("still %s", b.Status)
+	})
 	failed := ts.getSnapshot(t, token, env.ID, created.Snapshot.ID)
 	t.Logf("killed snapshot: %s: %s", failed.Status, failed.Error)
 	if failed.Status != "FAILED" || !strings.Contains(failed.Error, "the workspace stopped answering") {

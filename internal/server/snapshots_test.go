@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/snapshot"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 type snapshotJSON struct {
@@ -47,23 +49,22 @@ func (ts *testServer) takeSnapshot(t *testing.T, token, envID string) snapshotJS
 	if created.Snapshot.Status != "PENDING" || created.Snapshot.Trigger != "MANUAL" {
 		t.Fatalf("snapshot answered %+v", created.Snapshot)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
+	var snap snapshotJSON
+	wait.Succeeds(wait.Context(t, wait.Long), t, "the snapshot to complete", func() error {
 		var got struct{ Snapshot snapshotJSON }
 		if code := ts.call("GET", "/api/v1/environments/"+envID+"/snapshots/"+created.Snapshot.ID, token, nil, &got); code != http.StatusOK {
 			t.Fatalf("get snapshot: %d", code)
 		}
 		switch got.Snapshot.Status {
 		case "COMPLETED":
-			return got.Snapshot
+			snap = got.Snapshot
+			return nil
 		case "FAILED":
 			t.Fatalf("snapshot failed: %s", got.Snapshot.Error)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("snapshot still %s after a minute", got.Snapshot.Status)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("still %s", got.Snapshot.Status)
+	})
+	return snap
 }
 
 func writeFiles(t *testing.T, dir string, files map[string]string) {
@@ -283,23 +284,16 @@ func TestSnapshotFork(t *testing.T) {
 	fork := ts.create(token, map[string]any{"name": "fork", "from_snapshot": snap.ID})
 	ts.waitStatus(token, fork.ID, "RUNNING")
 	// The restore follows RUNNING; its end is recorded in the audit log.
-	deadline := time.Now().Add(time.Minute)
-	for {
+	wait.Eventually(wait.Context(t, wait.Long), t, "a snapshot.fork audit event", func() bool {
 		events, _, err := ts.srv.Store.ListAuditEvents(ts.ctx, store.AuditFilter{Action: "snapshot.fork", ObjectID: fork.ID})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(events) == 1 {
-			if !events[0].Success {
-				t.Fatalf("fork restore failed: %+v", events[0].Detail)
-			}
-			break
+		if len(events) == 1 && !events[0].Success {
+			t.Fatalf("fork restore failed: %+v", events[0].Detail)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no snapshot.fork audit event after a minute")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(events) == 1
+	})
 	sameFiles(t, "fork", want, readFiles(t, ts.workspaceDir(fork.ID)))
 	if out := ts.sshRun(t, token, fork.ID, "cat current && test -d app/empty && echo dir"); out != "state\ndir\n" {
 		t.Fatalf("in the fork: %q", out)
@@ -325,20 +319,19 @@ func TestScheduledSnapshots(t *testing.T) {
 	var seen []string
 	waitFor := func(what string, cond func([]snapshotJSON) bool) []snapshotJSON {
 		t.Helper()
-		deadline := time.Now().Add(time.Minute)
-		for {
+		var snaps []snapshotJSON
+		wait.Succeeds(wait.Context(t, wait.Long), t, what, func() error {
 			var list struct{ Snapshots []snapshotJSON }
 			if code := ts.call("GET", "/api/v1/environments/"+env.ID+"/snapshots", token, nil, &list); code != http.StatusOK {
 				t.Fatalf("list: %d", code)
 			}
 			if cond(list.Snapshots) {
-				return list.Snapshots
+				snaps = list.Snapshots
+				return nil
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: still %+v after a minute", what, list.Snapshots)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return fmt.Errorf("still %+v", list.Snapshots)
+		})
+		return snaps
 	}
 	first := waitFor("first scheduled snapshot", func(l []snapshotJSON) bool {
 		return len(l) > 0 && l[0].Status == "COMPLETED"

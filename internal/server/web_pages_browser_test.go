@@ -16,6 +16,7 @@ import (
 
 	"dev8.dev/dev8/internal/api"
 	"dev8.dev/dev8/internal/server"
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 // pageTest is TestDashboard's step and check, for the tests of the other
@@ -260,22 +261,15 @@ func TestDashboardProfileAndAdmin(t *testing.T) {
 		t.Fatalf("report usage = %d", code)
 	}
 	// Samples are written in batches (about a second): wait until the API lists them.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	// Polling the API: there is no event for a flushed batch.
+	wait.Succeeds(wait.Context(t, wait.Medium), t, fmt.Sprintf("the usage API to list the %d samples", len(samples)), func() error {
 		var out struct{ Usage []json.RawMessage }
 		ts.call("GET", "/api/v1/environments/"+env.ID+"/usage", adminToken, nil, &out)
 		if len(out.Usage) >= len(samples) {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the usage API lists %d samples 30 s after reporting %d", len(out.Usage), len(samples))
-		}
-		select {
-		case <-ts.ctx.Done():
-			t.Fatal(ts.ctx.Err())
-		case <-time.After(100 * time.Millisecond): // polling the API: there is no event for a flushed batch
-		}
-	}
+		return fmt.Errorf("it lists %d", len(out.Usage))
+	})
 	p.step("environment charts",
 		chromedp.Navigate(ts.url+"/environments/"+env.ID),
 		chromedp.WaitVisible(chromedp.CSS(`#env-status[data-status=RUNNING]`)),

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 const crashEnv = "DEV8_SNAPSHOT_CRASH_CHILD"
@@ -58,7 +60,7 @@ func TestCrashChild(t *testing.T) {
 // snapshot succeeds.
 func TestKillDuringSnapshot(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	repo, st := newRepo(t)
 	src := filepath.Join(t.TempDir(), "src")
 	small := writeTree(t, src, treeSpec{files: 200, largeSize: 2 << 20}, 8)

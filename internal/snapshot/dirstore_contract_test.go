@@ -34,3 +34,15 @@ func TestDirStoreRoundTrip(t *testing.T) {
 	}
 	storetest.RoundTrip(t, st)
 }
+
+// TestConcurrentSnapshotAndPrune: see storetest.ConcurrentSnapshotAndPrune.
+// The blobs are made two hours old by their files' times (backdate).
+func TestConcurrentSnapshotAndPrune(t *testing.T) {
+	t.Parallel()
+	st, err := snapshot.OpenDirStore(filepath.Join(t.TempDir(), "r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.ConcurrentSnapshotAndPrune(t, st, storetest.PruneRace{Files: 300, Variants: 30, Large: 1 << 20, Rounds: 8,
+		Backdate: func(t *testing.T) { snapshot.Backdate(t, st, 2) }})
+}

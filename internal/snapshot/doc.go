@@ -139,6 +139,9 @@
 //   - Stores: [DirStore] here; S3-compatible object storage in the
 //     subpackage s3store and Azure Blob in azblobstore (subpackages, so
 //     that the supervisor, which imports this package, links no cloud SDK).
-//     All of them pass storetest.Run. A workspace reaches the server's
-//     repository through [RemoteStore] (remote.go: [ServeJob], [AcceptJob]).
+//     All of them pass storetest.Run and storetest's concurrent checks; the
+//     object stores share objectstore.go. A workspace reaches the server's
+//     repository through [RemoteStore]: the job and its frames in remote.go,
+//     the server's side ([ServeJob]) in remote_server.go, the workspace's
+//     ([AcceptJob], [RemoteStore]) in remote_store.go.
 package snapshot

@@ -2,7 +2,6 @@ package snapshot
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -11,13 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-func testContext(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
+	"dev8.dev/dev8/internal/testutil/wait"
+)
 
 func newRepo(t testing.TB) (*Repo, *DirStore) {
 	t.Helper()
@@ -25,7 +20,7 @@ func newRepo(t testing.TB) (*Repo, *DirStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := Open(testContext(t), st)
+	r, err := Open(wait.Context(t, wait.VeryLong), st)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,12 +12,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 // chunkOf returns the chunks of the file at rel in a snapshot.
 func chunkOf(t *testing.T, repo *Repo, snap Snapshot, rel string) []ID {
 	t.Helper()
-	n, err := repo.lookup(testContext(t), snap.Tree, rel)
+	n, err := repo.lookup(wait.Context(t, wait.VeryLong), snap.Tree, rel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +31,7 @@ func chunkOf(t *testing.T, repo *Repo, snap Snapshot, rel string) []ID {
 
 func TestCorruptAndMissingChunks(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	repo, st := newRepo(t)
 	src := filepath.Join(t.TempDir(), "src")
 	writeTree(t, src, treeSpec{files: 200}, 3)
@@ -152,7 +154,7 @@ func TestInterruptedSnapshot(t *testing.T) {
 	for _, mode := range []string{"store fails", "context cancelled"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			ctx := testContext(t)
+			ctx := wait.Context(t, wait.VeryLong)
 			repo, st := newRepo(t)
 			src := filepath.Join(t.TempDir(), "src")
 			small := writeTree(t, src, treeSpec{files: 300, largeSize: 3 << 20}, 4)
@@ -232,7 +234,7 @@ func TestInterruptedSnapshot(t *testing.T) {
 // earlier snapshots verify, the next snapshot succeeds, and prune cleans up.
 func TestCrashLeftovers(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	repo, st := newRepo(t)
 	src := t.TempDir()
 	writeTree(t, src, treeSpec{files: 50}, 5)
@@ -280,7 +282,7 @@ func TestCrashLeftovers(t *testing.T) {
 
 func TestBadRecord(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	repo, st := newRepo(t)
 	src := t.TempDir()
 	writeFile(t, filepath.Join(src, "a"), []byte("a"), 0o644)
@@ -314,7 +316,7 @@ func TestBadRecord(t *testing.T) {
 
 func TestCorruptTree(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	repo, st := newRepo(t)
 	src := t.TempDir()
 	writeFile(t, filepath.Join(src, "top.txt"), []byte("top"), 0o644)
@@ -389,7 +391,7 @@ func (l *lockWatcher) PutRecord(ctx context.Context, kind, name string, data []b
 
 func TestLockRefreshedWhileRunning(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	base, st := newRepo(t)
 	w := &lockWatcher{Store: st, release: make(chan struct{}), locks: make(chan []byte, 1)}
 	repo := &Repo{store: w, cfg: base.cfg, lockRefresh: time.Millisecond, lockStale: base.lockStale}
@@ -425,7 +427,7 @@ func TestLockRefreshedWhileRunning(t *testing.T) {
 // (fetched ahead of the write) fails that file only, naming the chunk.
 func TestCorruptChunkInLargeFile(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	repo, st := newRepo(t)
 	src := filepath.Join(t.TempDir(), "src")
 	writeTree(t, src, treeSpec{files: 20, largeSize: 12 << 20}, 9)

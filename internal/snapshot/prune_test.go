@@ -1,15 +1,15 @@
 package snapshot
 
 import (
-	"context"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
+
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 func hoursAgo(h int) time.Time { return time.Now().Add(-time.Duration(h) * time.Hour) }
@@ -89,7 +89,7 @@ func TestRetain(t *testing.T) {
 
 func TestPrune(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	repo, st := newRepo(t)
 	src := filepath.Join(t.TempDir(), "src")
 	writeTree(t, src, treeSpec{files: 100}, 6)
@@ -188,7 +188,7 @@ func TestPrune(t *testing.T) {
 
 func TestPruneKeepsBlobsOfSnapshotInProgress(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	repo, st := newRepo(t)
 	// A lock created 3 hours ago and still refreshed: its snapshot may
 	// reference any blob written since then.
@@ -223,91 +223,5 @@ func TestPruneKeepsBlobsOfSnapshotInProgress(t *testing.T) {
 	}
 	if rep.StaleLocks != 0 {
 		t.Errorf("a live lock was removed: %+v", rep)
-	}
-}
-
-// TestConcurrentSnapshotAndPrune runs snapshots (which reuse old blobs)
-// while prune deletes aggressively, then checks every surviving snapshot.
-func TestConcurrentSnapshotAndPrune(t *testing.T) {
-	t.Parallel()
-	ctx := testContext(t)
-	repo, st := newRepo(t)
-	src := filepath.Join(t.TempDir(), "src")
-	small := writeTree(t, src, treeSpec{files: 300, largeSize: 1 << 20}, 7)
-	// Two variants of 30 files; the rounds alternate between them, so a
-	// snapshot keeps reusing old chunks that prune has just found
-	// unreferenced (the latest snapshot has the other variant).
-	variant := func(v int) {
-		for j, rel := range small[:30] {
-			writeFile(t, filepath.Join(src, rel), fmt.Appendf(nil, "variant %d of file %d %0500d\n", v, j, j), 0o644)
-		}
-	}
-	for v := range 2 {
-		variant(v)
-		if _, err := repo.Snapshot(ctx, src, Options{Source: "w"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	backdate(t, st, 2) // every blob is old enough to delete once unreferenced
-
-	const rounds = 8
-	wants := map[string]map[string]entry{}
-	var wg sync.WaitGroup
-	var snapErr, pruneErr error
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	wg.Go(func() {
-		defer cancel() // stop pruning when the snapshots are done
-		for i := range rounds {
-			variant(i % 2)
-			writeFile(t, filepath.Join(src, "round.txt"), fmt.Appendf(nil, "round %d", i), 0o644)
-			s, err := repo.Snapshot(ctx, src, Options{Source: "w", NoParent: i%3 == 0})
-			if err != nil {
-				snapErr = err
-				return
-			}
-			wants[s.ID] = readTree(t, src)
-		}
-	})
-	prunes, deleted := 0, 0
-	wg.Go(func() {
-		for ctx.Err() == nil {
-			rep, err := repo.Prune(context.WithoutCancel(ctx), PruneOptions{Retention: Retention{KeepLast: 1}, Grace: MinGrace})
-			if err != nil {
-				pruneErr = err
-				return
-			}
-			prunes++
-			deleted += rep.BlobsDeleted
-		}
-	})
-	wg.Wait()
-	if snapErr != nil || pruneErr != nil {
-		t.Fatalf("snapshot: %v; prune: %v", snapErr, pruneErr)
-	}
-	t.Logf("%d prunes deleted %d blobs during %d snapshots", prunes, deleted, rounds)
-	if prunes == 0 || deleted == 0 {
-		t.Fatal("no prune deleted anything during the snapshots")
-	}
-	left, err := repo.Snapshots(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(left) == 0 {
-		t.Fatal("no snapshot left")
-	}
-	if v, err := repo.Verify(context.Background()); err != nil || !v.OK() {
-		t.Fatalf("verify: %+v %v", v, err)
-	}
-	for _, s := range left {
-		want, ok := wants[s.ID]
-		if !ok {
-			continue // one of the first two
-		}
-		dst := filepath.Join(t.TempDir(), "r")
-		if _, err := repo.Restore(context.Background(), s.ID, dst, RestoreOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		sameTree(t, want, readTree(t, dst))
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 // runJob runs job with the server end on st and the supervisor end doing
@@ -16,7 +18,7 @@ import (
 // supervisor do through the tunnel.
 func runJob(t *testing.T, st Store, job Job, access Access, work func(ctx context.Context, job Job, repo *Repo) JobResult) (JobResult, error) {
 	t.Helper()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	srv, cli := net.Pipe()
 	done := make(chan error, 1)
 	go func() {
@@ -121,7 +123,7 @@ func TestRemoteSnapshotRestoreClean(t *testing.T) {
 func TestRemoteAccess(t *testing.T) {
 	t.Parallel()
 	r, st := newRepo(t)
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	other := t.TempDir()
 	writeFile(t, filepath.Join(other, "secret"), []byte("theirs"), 0o600)
 	theirs, err := r.Snapshot(ctx, other, Options{Source: "env2"})
@@ -207,7 +209,7 @@ func errString(err error) string {
 func TestRemoteJobDeathRemovesItsLocks(t *testing.T) {
 	t.Parallel()
 	_, st := newRepo(t)
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	srv, cli := net.Pipe()
 	locked := make(chan error, 1)
 	go func() {

@@ -370,3 +370,92 @@ func (rs *restorer) applyMeta(dst string, n Node) error {
 	}
 	return os.Chtimes(dst, n.MTime, n.MTime)
 }
+
+// RemoveUnlisted removes from target what snapshot snapshotID does not have,
+// within the directory sub (slash-separated, relative to the snapshot root;
+// empty for the whole tree), so that a restore that follows leaves an exact
+// copy. Entries matching the snapshot's excludes are kept (they were never
+// in it: node_modules and caches survive a restore), as are sockets, FIFOs
+// and devices (never snapshotted). An entry whose type differs from the
+// snapshot's (a directory where the snapshot has a file) is removed too. It
+// returns how many entries it removed. If sub is a file in the snapshot,
+// nothing is removed.
+func (r *Repo) RemoveUnlisted(ctx context.Context, snapshotID, target, sub string) (int64, error) {
+	snap, err := r.LoadSnapshot(ctx, snapshotID)
+	if err != nil {
+		return 0, err
+	}
+	ex, err := compileExcludes(snap.Excludes)
+	if err != nil {
+		return 0, err
+	}
+	sub = strings.Trim(path.Clean("/"+sub), "/")
+	if sub != "" {
+		n, err := r.lookup(ctx, snap.Tree, sub)
+		if err != nil {
+			return 0, err
+		}
+		if n.Type != TypeDir {
+			return 0, nil
+		}
+	}
+	var removed int64
+	var walk func(rel string) error
+	walk = func(rel string) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		nodes, err := r.ReadDir(ctx, snapshotID, rel)
+		if err != nil {
+			return err
+		}
+		want := make(map[string]*Node, len(nodes))
+		for i := range nodes {
+			want[nodes[i].FileName()] = &nodes[i]
+		}
+		dir := filepath.Join(target, filepath.FromSlash(rel))
+		entries, err := os.ReadDir(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			name := e.Name()
+			childRel := path.Join(rel, name)
+			t := e.Type()
+			isDir := t.IsDir()
+			if ex.match(childRel, isDir) {
+				continue
+			}
+			var have string
+			switch {
+			case isDir:
+				have = TypeDir
+			case t&os.ModeSymlink != 0:
+				have = TypeSymlink
+			case t.IsRegular():
+				have = TypeFile
+			default:
+				continue // sockets, FIFOs, devices
+			}
+			n := want[name]
+			if n == nil || n.Type != have {
+				if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+					return err
+				}
+				removed++
+				continue
+			}
+			if isDir {
+				if err := walk(childRel); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	err = walk(sub)
+	return removed, err
+}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 // TestSnapshotIncrementalRestore is the main scenario: a tree of a few
@@ -17,7 +19,7 @@ import (
 // both that are byte-identical.
 func TestSnapshotIncrementalRestore(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	repo, _ := newRepo(t)
 	src := filepath.Join(t.TempDir(), "src")
 	const largeSize = 16 << 20
@@ -168,7 +170,7 @@ func TestSnapshotIncrementalRestore(t *testing.T) {
 
 func TestRestoreSubPath(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	repo, _ := newRepo(t)
 	src := filepath.Join(t.TempDir(), "src")
 	small := writeTree(t, src, treeSpec{files: 60}, 2)
@@ -242,7 +244,7 @@ func TestRestoreSubPath(t *testing.T) {
 
 func TestSnapshotExcludesConfigurable(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	repo, _ := newRepo(t)
 	src := t.TempDir()
 	writeFile(t, filepath.Join(src, "node_modules", "a.js"), []byte("a"), 0o644)
@@ -313,7 +315,7 @@ func TestExcludeMatch(t *testing.T) {
 // that Latest and Snapshots order by it.
 func TestSnapshotRecordsTime(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	repo, _ := newRepo(t)
 	src := t.TempDir()
 	writeFile(t, filepath.Join(src, "a"), []byte("a"), 0o644)
@@ -344,7 +346,7 @@ func TestSnapshotRecordsTime(t *testing.T) {
 // restore over an existing, modified copy of the tree.
 func TestOddNamesAndRestoreOver(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	repo, _ := newRepo(t)
 	src := t.TempDir()
 	writeFile(t, filepath.Join(src, "latin1-\xe9t\xe9.txt"), []byte("invalid UTF-8 name"), 0o644)
@@ -396,7 +398,7 @@ func TestOddNamesAndRestoreOver(t *testing.T) {
 // deleted during the walk is left out.
 func TestLostParentChunkAndVanishedFile(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	repo, st := newRepo(t)
 	src := t.TempDir()
 	writeFile(t, filepath.Join(src, "a.txt"), []byte("file a, whose chunk gets lost"), 0o644)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 func TestBlobEncoding(t *testing.T) {
@@ -56,7 +58,7 @@ func TestBlobEncoding(t *testing.T) {
 
 func TestDirStore(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	st, err := OpenDirStore(filepath.Join(t.TempDir(), "r"))
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +93,7 @@ func TestDirStore(t *testing.T) {
 
 func TestOpenKeepsConfig(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	dir := filepath.Join(t.TempDir(), "r")
 	st, err := OpenDirStore(dir)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"testing"
 
+	"dev8.dev/dev8/internal/testutil/wait"
 	"dev8.dev/dev8/internal/tunnel"
 )
 
@@ -50,7 +51,7 @@ func staleSocket(t *testing.T, path string) {
 // checked over the socket.
 func TestCodeServerSocket(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, wait.Long)
 	cfg := testConfig(t)
 	sock := filepath.Join(t.TempDir(), "cs.sock")
 	staleSocket(t, sock)
@@ -61,7 +62,7 @@ func TestCodeServerSocket(t *testing.T) {
 	}
 	stop := runSupervisor(t, cfg)
 	var st Status
-	waitFor(t, ctx, "code-server running on its socket", func() bool {
+	wait.Eventually(ctx, t, "code-server running on its socket", func() bool {
 		var err error
 		st, err = status(ctx, cfg)
 		return err == nil && st.CodeServer.State == CodeServerRunning

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"dev8.dev/dev8/internal/testutil/wait"
 	"dev8.dev/dev8/internal/tunnel"
 )
 
@@ -465,13 +466,13 @@ func TestStreamsCloseEndsIdleForwards(t *testing.T) {
 // processes; the supervisor's credential must not reach them.
 func TestCodeServerGetsNoAgentToken(t *testing.T) {
 	t.Setenv(EnvAgentToken, "dev8a_secret")
-	ctx := testCtx(t)
+	ctx := wait.Context(t, wait.Long)
 	cfg := testConfig(t)
 	dump := filepath.Join(t.TempDir(), "env.txt")
 	cfg.CodeServer = script(t, "env > '"+dump+".tmp' && mv '"+dump+".tmp' '"+dump+"'\nexec sleep 1000\n")
 	runSupervisor(t, cfg)
 	var data []byte
-	waitFor(t, ctx, "code-server to start", func() bool {
+	wait.Eventually(ctx, t, "code-server to start", func() bool {
 		var err error
 		data, err = os.ReadFile(dump)
 		return err == nil

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 // The test binary doubles as `dev8 supervisor` (envRunSupervisor=1) and as a
@@ -156,25 +158,6 @@ func runSupervisor(t *testing.T, cfg Config) func() error {
 	return stop
 }
 
-func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
-}
-
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func getJSON(ctx context.Context, url string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -209,7 +192,7 @@ func gone(pid int) bool {
 
 func readPids(t *testing.T, ctx context.Context, path string) []int {
 	t.Helper()
-	waitFor(t, ctx, path, func() bool { _, err := os.Stat(path); return err == nil })
+	wait.Eventually(ctx, t, path, func() bool { _, err := os.Stat(path); return err == nil })
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -227,12 +210,12 @@ func readPids(t *testing.T, ctx context.Context, path string) []int {
 
 func TestHealthAndStatus(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, wait.Long)
 	cfg := testConfig(t)
 	stop := runSupervisor(t, cfg)
 
 	var health map[string]string
-	waitFor(t, ctx, "/health", func() bool { return getJSON(ctx, "http://"+cfg.Addr+"/health", &health) == nil })
+	wait.Eventually(ctx, t, "/health", func() bool { return getJSON(ctx, "http://"+cfg.Addr+"/health", &health) == nil })
 	if health["status"] != "healthy" {
 		t.Errorf("/health = %v", health)
 	}
@@ -268,13 +251,13 @@ func TestAddrInUse(t *testing.T) {
 
 func TestCodeServerHealthy(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, wait.Long)
 	cfg := testConfig(t)
 	cfg.CodeServer = fakeCodeServerScript(t)
 	stop := runSupervisor(t, cfg)
 
 	var st Status
-	waitFor(t, ctx, "code-server running", func() bool {
+	wait.Eventually(ctx, t, "code-server running", func() bool {
 		var err error
 		st, err = status(ctx, cfg)
 		return err == nil && st.CodeServer.State == CodeServerRunning
@@ -294,12 +277,12 @@ func TestCodeServerHealthy(t *testing.T) {
 
 func TestCodeServerArgs(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, wait.Long)
 	cfg := testConfig(t)
 	cfg.CodeServer = script(t, `printf '%s\n' "$PWD" "$@" > args.tmp && mv args.tmp args; exec sleep 300`+"\n")
 	runSupervisor(t, cfg)
 	path := filepath.Join(cfg.WorkspaceDir, "args")
-	waitFor(t, ctx, "the args file", func() bool { _, err := os.Stat(path); return err == nil })
+	wait.Eventually(ctx, t, "the args file", func() bool { _, err := os.Stat(path); return err == nil })
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -320,7 +303,7 @@ func TestCodeServerArgs(t *testing.T) {
 // backoff, and what it left in its process group is killed each time.
 func TestCodeServerRestarts(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, wait.Long)
 	cfg := testConfig(t)
 	cfg.CodeServer = script(t, `sleep 300 &
 echo $! >> helpers
@@ -328,7 +311,7 @@ exit 3
 `)
 	stop := runSupervisor(t, cfg)
 	var st Status
-	waitFor(t, ctx, "three restarts", func() bool {
+	wait.Eventually(ctx, t, "three restarts", func() bool {
 		var err error
 		st, err = status(ctx, cfg)
 		return err == nil && st.CodeServer.Restarts >= 3
@@ -343,17 +326,17 @@ exit 3
 		t.Errorf("status still served after stop: %+v", st)
 	}
 	for _, pid := range readPids(t, ctx, filepath.Join(cfg.WorkspaceDir, "helpers")) {
-		waitFor(t, ctx, fmt.Sprintf("helper %d to die", pid), func() bool { return gone(pid) })
+		wait.Eventually(ctx, t, fmt.Sprintf("helper %d to die", pid), func() bool { return gone(pid) })
 	}
 }
 
 func TestCodeServerMissing(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, wait.Long)
 	cfg := testConfig(t)
 	cfg.CodeServer = filepath.Join(t.TempDir(), "no-such-code-server")
 	runSupervisor(t, cfg)
-	waitFor(t, ctx, "a failed start to be reported", func() bool {
+	wait.Eventually(ctx, t, "a failed start to be reported", func() bool {
 		st, err := status(ctx, cfg)
 		return err == nil && strings.Contains(st.CodeServer.LastExit, "no such file")
 	})
@@ -369,7 +352,7 @@ func TestCodeServerMissing(t *testing.T) {
 // helper that does too, is killed after StopTimeout.
 func TestStopKillsStubbornCodeServer(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, wait.Long)
 	cfg := testConfig(t)
 	cfg.StopTimeout = 200 * time.Millisecond
 	cfg.CodeServer = script(t, `trap "" TERM
@@ -387,7 +370,7 @@ exec sleep 301
 		t.Errorf("stop took %v; want SIGKILL after %v", d, cfg.StopTimeout)
 	}
 	for _, pid := range pids {
-		waitFor(t, ctx, fmt.Sprintf("pid %d to die", pid), func() bool { return gone(pid) })
+		wait.Eventually(ctx, t, fmt.Sprintf("pid %d to die", pid), func() bool { return gone(pid) })
 	}
 }
 
@@ -395,7 +378,7 @@ exec sleep 301
 // runtime does, and stops it with SIGTERM.
 func TestMainHandlesSIGTERM(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, wait.Long)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -431,7 +414,7 @@ func TestMainHandlesSIGTERM(t *testing.T) {
 	})
 
 	var st Status
-	waitFor(t, ctx, "code-server running", func() bool {
+	wait.Eventually(ctx, t, "code-server running", func() bool {
 		var err error
 		st, err = status(ctx, cfg)
 		return err == nil && st.CodeServer.State == CodeServerRunning

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 type streamEvent struct {
@@ -33,7 +35,7 @@ func (r *recorder) StreamOpened(service string, err error) {
 // the supervisors connected.
 func TestObserver(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, wait.Medium)
 	reg := NewRegistry(slog.New(slog.DiscardHandler))
 	rec := &recorder{}
 	reg.SetObserver(rec)

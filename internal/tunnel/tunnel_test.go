@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"dev8.dev/dev8/internal/testutil/wait"
 	"github.com/coder/websocket"
 )
 
@@ -46,12 +47,6 @@ func testServer(t *testing.T, reg *Registry, token string) *httptest.Server {
 	}))
 	t.Cleanup(srv.Close)
 	return srv
-}
-
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 func startAgent(t *testing.T, ctx context.Context, url, token string) <-chan struct{} {
@@ -88,7 +83,7 @@ func echo(t *testing.T, conn net.Conn, msg string) {
 
 func TestDialWaitsForAgentAndReconnects(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, wait.Medium)
 	reg := NewRegistry(slog.New(slog.DiscardHandler))
 	srv := testServer(t, reg, "secret")
 
@@ -137,7 +132,7 @@ func TestDialWaitsForAgentAndReconnects(t *testing.T) {
 
 func TestRefusedService(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, wait.Medium)
 	reg := NewRegistry(slog.New(slog.DiscardHandler))
 	srv := testServer(t, reg, "secret")
 	startAgent(t, ctx, srv.URL, "secret")
@@ -160,7 +155,7 @@ func TestDialTimesOutWithoutAgent(t *testing.T) {
 
 func TestAgentWithWrongTokenKeepsTrying(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, wait.Medium)
 	reg := NewRegistry(slog.New(slog.DiscardHandler))
 	var attempts atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -201,7 +196,7 @@ func TestHeaderRoundTrip(t *testing.T) {
 
 func TestAwaitWaitsForAgent(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, wait.Medium)
 	reg := NewRegistry(slog.New(slog.DiscardHandler))
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()

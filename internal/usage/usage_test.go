@@ -14,16 +14,10 @@ import (
 
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/testutil/pgtest"
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 var engines = []string{"sqlite", "postgres"}
-
-func testContext(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 func testLogger() *slog.Logger {
 	if testing.Verbose() {
@@ -39,7 +33,7 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, ctx context.Context, db *
 	for _, engine := range engines {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
-			ctx := testContext(t)
+			ctx := wait.Context(t, wait.Long)
 			var url, path string
 			if engine == "postgres" {
 				url = pgtest.NewDatabase(t)

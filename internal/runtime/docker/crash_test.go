@@ -28,6 +28,7 @@ import (
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/testutil/devserver"
 	"dev8.dev/dev8/internal/testutil/serverproc"
+	"dev8.dev/dev8/internal/testutil/wait"
 	"dev8.dev/dev8/internal/testutil/wsssh"
 	"dev8.dev/dev8/sdk"
 )
@@ -132,21 +133,19 @@ func (e *privateEngine) start(ctx context.Context, liveRestore bool) {
 	}
 	e.cmd, e.done = cmd, make(chan error, 1)
 	go func() { e.done <- cmd.Wait() }()
-	for {
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err := e.cli.Ping(pctx)
-		cancel()
-		if err == nil {
-			return
-		}
+	wait.Succeeds(ctx, e.t, "the private dockerd to answer", func() error {
 		select {
 		case err := <-e.done:
 			e.t.Fatalf("private dockerd exited: %v\n%s", err, e.logs())
-		case <-ctx.Done():
-			e.t.Fatalf("private dockerd does not answer: %v\n%s", err, e.logs())
-		case <-time.After(100 * time.Millisecond):
+		default:
 		}
-	}
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if _, err := e.cli.Ping(pctx); err != nil {
+			return fmt.Errorf("%w\n%s", err, e.logs())
+		}
+		return nil
+	})
 }
 
 // stop shuts dockerd down as a service manager would (SIGTERM) and waits
@@ -469,17 +468,13 @@ func TestServerKilledDuringCreate(t *testing.T) {
 	// after the new server converged; the resync (every 200 ms here)
 	// removes such an orphan, so the engine must come to exactly the
 	// surviving environments' objects.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	wait.Succeeds(wait.Context(t, wait.Medium), t, "the engine to hold the surviving environments' objects after the restart", func() error {
 		gotContainers, gotVolumes := objectsOf(t, ctx, dc, me.ID)
 		if slices.Equal(gotContainers, wantContainers) && slices.Equal(gotVolumes, wantVolumes) {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after restart: containers %v volumes %v; want %v and %v", gotContainers, gotVolumes, wantContainers, wantVolumes)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return fmt.Errorf("containers %v volumes %v; want %v and %v", gotContainers, gotVolumes, wantContainers, wantVolumes)
+	})
 
 	// A container killed behind Dev8's back: ERROR with the exit code.
 	victim := ids[n-1]

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/testutil/wait"
 	"dev8.dev/dev8/sdk"
 )
 
@@ -72,18 +74,14 @@ func TestIDEInContainer(t *testing.T) {
 			t.Fatalf("%s: %s %q %v", env.Name, got.Status, got.StatusReason, err)
 		}
 		healthz := srv.URL + "/w/" + env.ID + "/ide/healthz"
-		for {
+		wait.Succeeds(ctx, t, env.Name+": code-server to answer through the proxy", func() error {
 			code, body := get(healthz)
 			var health struct{ Status string }
 			if code == 200 && json.Unmarshal(body, &health) == nil && health.Status != "" {
-				break
+				return nil
 			}
-			select {
-			case <-ctx.Done():
-				t.Fatalf("%s: code-server never answered through the proxy: %d %s", env.Name, code, body)
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
+			return fmt.Errorf("%d %s", code, body)
+		})
 		if code, body := get(got.VSCodeURL); code != 200 || !bytes.Contains(body, []byte("workbench")) {
 			t.Fatalf("%s: GET vs_code_url = %d, want code-server's workbench page", env.Name, code)
 		}

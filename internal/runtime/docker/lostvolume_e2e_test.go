@@ -10,6 +10,7 @@ import (
 
 	"dev8.dev/dev8/internal/runtime/docker"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/testutil/wait"
 	"dev8.dev/dev8/sdk"
 )
 
@@ -76,21 +77,16 @@ func TestLostVolumeEndToEnd(t *testing.T) {
 	}
 	waitStatus(store.StatusRunning)
 	var ev store.AuditEvent
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	wait.Eventually(wait.Context(t, 2*time.Minute), t, "an environment.restore_lost_volume audit event", func() bool {
 		events, _, err := srv.Server.Store.ListAuditEvents(ctx, store.AuditFilter{Action: "environment.restore_lost_volume", ObjectID: env.ID})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(events) > 0 {
 			ev = events[0]
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no environment.restore_lost_volume audit event after 2 minutes")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(events) > 0
+	})
 	if !ev.Success || ev.Detail["snapshot"] != latest.ID {
 		t.Fatalf("audit event %+v, want a successful restore of %s", ev, latest.ID)
 	}

@@ -20,6 +20,7 @@ import (
 	"dev8.dev/dev8/internal/runtime"
 	"dev8.dev/dev8/internal/runtime/runtimetest"
 	"dev8.dev/dev8/internal/supervisor"
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 func testLogger() *slog.Logger {
@@ -66,12 +67,6 @@ func withFakeCodeServer(t *testing.T) func(*Config) {
 	}
 }
 
-func testCtx(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // createStarted creates and starts an environment that is deleted when the
 // test ends.
 func createStarted(t *testing.T, ctx context.Context, rt *Runtime, spec runtime.Spec) runtime.Instance {
@@ -94,20 +89,6 @@ func createStarted(t *testing.T, ctx context.Context, rt *Runtime, spec runtime.
 		t.Fatal(err)
 	}
 	return inst
-}
-
-// waitFor polls cond until it holds or ctx ends.
-func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
 }
 
 func mustState(t *testing.T, rt *Runtime, id string) *state {
@@ -155,7 +136,7 @@ func TestContract(t *testing.T) {
 // environment and reports the storage as created.
 func TestLostEnvironmentDir(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t, time.Minute)
+	ctx := wait.Context(t, time.Minute)
 	root := t.TempDir()
 	rt := newRuntime(t, root, nil)
 	spec := runtime.Spec{EnvironmentID: "lostdir", Name: "lostdir"}
@@ -199,7 +180,7 @@ func TestContractWithIDE(t *testing.T) {
 
 func TestLayout(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t, time.Minute)
+	ctx := wait.Context(t, time.Minute)
 	rt := newRuntime(t, t.TempDir(), nil)
 	inst := createStarted(t, ctx, rt, runtime.Spec{})
 	dir := rt.envDir(inst.EnvironmentID)
@@ -229,7 +210,7 @@ func TestLayout(t *testing.T) {
 
 func TestInvalidID(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t, time.Minute)
+	ctx := wait.Context(t, time.Minute)
 	rt := newRuntime(t, t.TempDir(), nil)
 	for _, id := range []string{"", "..", "../escape", "a/b", ".hidden", strings.Repeat("x", 200)} {
 		_, err := rt.Create(ctx, runtime.Spec{EnvironmentID: id})
@@ -250,7 +231,7 @@ func TestInvalidID(t *testing.T) {
 // session of its own; Stop must leave none of them.
 func TestStopKillsProcessTree(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t, time.Minute)
+	ctx := wait.Context(t, time.Minute)
 	script := writeScript(t, `
 sleep 300 &
 c=$!
@@ -267,7 +248,7 @@ exec sleep 303
 	})
 	inst := createStarted(t, ctx, rt, runtime.Spec{})
 	pidsFile := filepath.Join(inst.WorkspaceDir, "pids")
-	waitFor(t, ctx, "the stand-in's pid file", func() bool { _, err := os.Stat(pidsFile); return err == nil })
+	wait.Eventually(ctx, t, "the stand-in's pid file", func() bool { _, err := os.Stat(pidsFile); return err == nil })
 	data, err := os.ReadFile(pidsFile)
 	if err != nil {
 		t.Fatal(err)
@@ -282,7 +263,7 @@ exec sleep 303
 		tree = append(tree, identityOf(t, pid))
 	}
 	// setsid(1) leaves the session a moment after the shell wrote its pid.
-	waitFor(t, ctx, "the setsid child to leave the supervisor's session", func() bool {
+	wait.Eventually(ctx, t, "the setsid child to leave the supervisor's session", func() bool {
 		s, err := readStat(tree[4].pid)
 		return err == nil && s.session != sup.pid
 	})
@@ -316,7 +297,7 @@ exec sleep 303
 
 func TestExitNotifier(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t, time.Minute)
+	ctx := wait.Context(t, time.Minute)
 	// A helper in code-server's group, and one in a session of its own (as
 	// code-server's terminals are).
 	script := writeScript(t, `
@@ -332,7 +313,7 @@ exec sleep 301
 	inst := createStarted(t, ctx, rt, runtime.Spec{})
 	id := inst.EnvironmentID
 	pidsFile := filepath.Join(inst.WorkspaceDir, "pids")
-	waitFor(t, ctx, "the stand-in's pid file", func() bool { _, err := os.Stat(pidsFile); return err == nil })
+	wait.Eventually(ctx, t, "the stand-in's pid file", func() bool { _, err := os.Stat(pidsFile); return err == nil })
 	data, err := os.ReadFile(pidsFile)
 	if err != nil {
 		t.Fatal(err)
@@ -363,7 +344,7 @@ exec sleep 301
 		t.Fatalf("Inspect after SIGKILL = %+v; want stopped with the reason", got)
 	}
 	// What the dead supervisor left behind is killed with it.
-	waitFor(t, ctx, "the supervisor's helpers to be killed", func() bool {
+	wait.Eventually(ctx, t, "the supervisor's helpers to be killed", func() bool {
 		for _, h := range helpers {
 			if h.alive() {
 				return false
@@ -394,7 +375,7 @@ exec sleep 301
 
 func TestExitNotifierNeverBlocks(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t, time.Minute)
+	ctx := wait.Context(t, time.Minute)
 	rt := newRuntime(t, t.TempDir(), nil)
 	// Notifications go to each channel in turn: if the send to the full one
 	// blocked, the second would never get its notification.
@@ -417,7 +398,7 @@ func TestExitNotifierNeverBlocks(t *testing.T) {
 // pid, start time and boot, never by pid alone.
 func TestAdoptionIdentity(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t, time.Minute)
+	ctx := wait.Context(t, time.Minute)
 	dir := t.TempDir()
 	rt := newRuntime(t, dir, nil)
 	const id = "adopt"
@@ -523,7 +504,7 @@ func TestAdoptionIdentity(t *testing.T) {
 func TestEnv(t *testing.T) {
 	t.Setenv("DEV8_TEST_SERVER_SECRET", "hunter2")
 	t.Setenv("LC_TIME", "C.UTF-8")
-	ctx := testCtx(t, time.Minute)
+	ctx := wait.Context(t, time.Minute)
 	exe := testExe(t)
 	rt := newRuntime(t, t.TempDir(), func(c *Config) {
 		c.Command = []string{"/bin/sh", "-c", `env > "$DEV8_WORKSPACE_DIR/env.txt" && exec "$0"`, exe}
@@ -567,7 +548,7 @@ func TestEnv(t *testing.T) {
 
 func TestStartTimeout(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t, time.Minute)
+	ctx := wait.Context(t, time.Minute)
 	rt := newRuntime(t, t.TempDir(), func(c *Config) {
 		c.Command = []string{"/bin/sh", "-c", "echo hello-from-log; echo $$ > pid; exec sleep 60"}
 		c.StartTimeout = time.Second
@@ -600,7 +581,7 @@ func TestStartTimeout(t *testing.T) {
 
 func TestStartExits(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t, time.Minute)
+	ctx := wait.Context(t, time.Minute)
 	rt := newRuntime(t, t.TempDir(), func(c *Config) {
 		c.Command = []string{"/bin/sh", "-c", "echo boom >&2; exit 3"}
 	})
@@ -621,7 +602,7 @@ func TestStartExits(t *testing.T) {
 
 func TestStartMissingCommand(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t, time.Minute)
+	ctx := wait.Context(t, time.Minute)
 	rt := newRuntime(t, t.TempDir(), func(c *Config) { c.Command = []string{"/nonexistent/dev8"} })
 	if _, err := rt.Create(ctx, runtime.Spec{EnvironmentID: "x"}); err != nil {
 		t.Fatal(err)
@@ -672,10 +653,10 @@ func checkIDE(t *testing.T, ctx context.Context, rt *Runtime, inst runtime.Insta
 	if inst.IDEAddress == "" || !strings.HasPrefix(inst.IDEAddress, "127.0.0.1:") {
 		t.Fatalf("IDEAddress %q, want a loopback address", inst.IDEAddress)
 	}
-	waitFor(t, ctx, "code-server's /healthz", func() bool { return healthz(ctx, inst.IDEAddress) == nil })
+	wait.Eventually(ctx, t, "code-server's /healthz", func() bool { return healthz(ctx, inst.IDEAddress) == nil })
 	addr := mustState(t, rt, inst.EnvironmentID).SupervisorAddr
 	var cs supervisor.CodeServerStatus
-	waitFor(t, ctx, "the supervisor to report code-server running", func() bool {
+	wait.Eventually(ctx, t, "the supervisor to report code-server running", func() bool {
 		st, err := supervisorStatus(t, ctx, addr)
 		cs = st.CodeServer
 		return err == nil && cs.State == supervisor.CodeServerRunning && cs.LastHealthyAt != nil
@@ -695,7 +676,7 @@ func checkIDE(t *testing.T, ctx context.Context, rt *Runtime, inst runtime.Insta
 
 func TestIDEFake(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t, time.Minute)
+	ctx := wait.Context(t, time.Minute)
 	rt := newRuntime(t, t.TempDir(), withFakeCodeServer(t))
 	checkIDE(t, ctx, rt, createStarted(t, ctx, rt, runtime.Spec{}))
 }
@@ -711,7 +692,7 @@ func TestCodeServer(t *testing.T) {
 		}
 		t.Skip("DEV8_CODE_SERVER is not set (scripts/install-code-server.sh installs code-server)")
 	}
-	ctx := testCtx(t, 2*time.Minute)
+	ctx := wait.Context(t, 2*time.Minute)
 	rt := newRuntime(t, t.TempDir(), func(c *Config) {
 		c.CodeServer = cs
 		c.StopTimeout = 10 * time.Second
@@ -769,7 +750,7 @@ func TestSweepsStrays(t *testing.T) {
 	for _, op := range []string{"start", "stop", "delete"} {
 		t.Run(op, func(t *testing.T) {
 			t.Parallel()
-			ctx := testCtx(t, time.Minute)
+			ctx := wait.Context(t, time.Minute)
 			dir := t.TempDir()
 			rt := newRuntime(t, dir, nil)
 			id := "env_stray" + op

@@ -47,17 +47,12 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
-	"golang.org/x/sync/errgroup"
 
 	"dev8.dev/dev8/internal/snapshot"
 )
 
 // lastModifiedResolution is the precision of a blob's Last-Modified time.
 const lastModifiedResolution = time.Second
-
-// missingConcurrency bounds the refresh requests one Missing call makes at
-// once (each is a small round trip to the service).
-const missingConcurrency = 16
 
 // Store is a snapshot.Store in an Azure Blob Storage container. It is safe
 // for concurrent use.
@@ -103,29 +98,19 @@ func (s *Store) Has(ctx context.Context, id snapshot.ID) (bool, error) {
 }
 
 // Missing implements snapshot.Store: each present blob gets its metadata
-// set, which moves its Last-Modified time to now. Up to 16 requests run at
-// once.
+// set, which moves its Last-Modified time to now. Up to
+// snapshot.MissingConcurrency requests run at once.
 func (s *Store) Missing(ctx context.Context, ids []snapshot.ID) ([]snapshot.ID, error) {
 	absent := make([]bool, len(ids))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(missingConcurrency)
-	for i, id := range ids {
-		g.Go(func() error {
-			ok, err := s.refresh(gctx, id)
-			absent[i] = !ok
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	err := snapshot.ForEachID(ctx, ids, func(ctx context.Context, i int, id snapshot.ID) error {
+		ok, err := s.refresh(ctx, id)
+		absent[i] = !ok
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
-	var missing []snapshot.ID
-	for i, id := range ids {
-		if absent[i] {
-			missing = append(missing, id)
-		}
-	}
-	return missing, nil
+	return snapshot.Selected(ids, absent), nil
 }
 
 // refresh touches a blob; it reports false if the blob does not exist.
@@ -189,8 +174,7 @@ func (s *Store) download(ctx context.Context, name string) ([]byte, error) {
 // List implements snapshot.Store: it pages through every blob under
 // <prefix>data/, skipping names that are not blobs of this layout.
 func (s *Store) List(ctx context.Context, fn func(snapshot.BlobInfo) error) error {
-	pre := s.prefix + "data/"
-	pager := s.c.NewListBlobsFlatPager(s.listOptions(pre))
+	pager := s.c.NewListBlobsFlatPager(s.listOptions(s.prefix + "data/"))
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
@@ -200,13 +184,8 @@ func (s *Store) List(ctx context.Context, fn func(snapshot.BlobInfo) error) erro
 			if item.Name == nil || item.Properties == nil {
 				continue
 			}
-			rest := strings.TrimPrefix(*item.Name, pre) // "<2 hex>/<64 hex>"
-			dir, file, ok := strings.Cut(rest, "/")
+			id, ok := snapshot.ParseBlobKey(strings.TrimPrefix(*item.Name, s.prefix))
 			if !ok {
-				continue
-			}
-			id, err := snapshot.ParseID(file)
-			if err != nil || dir != file[:2] {
 				continue // not a blob (nothing else is written here)
 			}
 			info := snapshot.BlobInfo{ID: id}
@@ -315,7 +294,7 @@ func (s *Store) ListRecords(ctx context.Context, kind string) ([]string, error) 
 				continue
 			}
 			n := strings.TrimPrefix(*item.Name, pre)
-			if n == "" || strings.Contains(n, "/") || strings.HasPrefix(n, ".") {
+			if snapshot.ValidRecordName(kind, n) != nil {
 				continue // not written by this store
 			}
 			names = append(names, n)

@@ -23,6 +23,7 @@ import (
 
 	"dev8.dev/dev8/internal/snapshot"
 	"dev8.dev/dev8/internal/snapshot/storetest"
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 func TestContractAzurite(t *testing.T) {
@@ -38,10 +39,10 @@ func TestContractAzurite(t *testing.T) {
 		// not the store's: the contract (which wants an empty store)
 		// would fail if List or ListRecords saw them.
 		other := &Store{c: st.c, prefix: "backups/dev8-old/"} // shares "backups/dev8" as a string prefix
-		if err := other.Put(testContext(t), snapshot.Hash([]byte("x")), []byte("x")); err != nil {
+		if err := other.Put(wait.Context(t, wait.VeryLong), snapshot.Hash([]byte("x")), []byte("x")); err != nil {
 			t.Fatal(err)
 		}
-		if err := other.PutRecord(testContext(t), snapshot.KindSnapshot, "s0", []byte("{}")); err != nil {
+		if err := other.PutRecord(wait.Context(t, wait.VeryLong), snapshot.KindSnapshot, "s0", []byte("{}")); err != nil {
 			t.Fatal(err)
 		}
 		storetest.Run(t, st, nil)
@@ -50,33 +51,15 @@ func TestContractAzurite(t *testing.T) {
 
 // TestManyBlobs covers what the contract's two blobs do not: List and
 // ListRecords paging through several pages, and Missing keeping the given
-// order across its concurrent refreshes.
+// order across its concurrent refreshes (storetest.MissingInOrder).
 func TestManyBlobs(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	st := newStore(t, "many")
 	st.pageSize = 3
-	var ids, want []snapshot.ID
-	stored := map[snapshot.ID]int64{}
-	for i := range 60 {
-		data := []byte(fmt.Sprintf("blob %d", i))
-		id := snapshot.Hash(data)
-		ids = append(ids, id)
-		if i%3 == 0 {
-			want = append(want, id)
-			continue
-		}
-		if err := st.Put(ctx, id, data); err != nil {
-			t.Fatal(err)
-		}
-		stored[id] = int64(len(data))
-	}
-	missing, err := st.Missing(ctx, ids)
-	if err != nil || !slices.Equal(missing, want) {
-		t.Fatalf("Missing = %d ids, %v; want the %d absent ones in order", len(missing), err, len(want))
-	}
+	stored := storetest.MissingInOrder(t, st, 60)
 	seen := map[snapshot.ID]int64{}
-	err = st.List(ctx, func(bi snapshot.BlobInfo) error {
+	err := st.List(ctx, func(bi snapshot.BlobInfo) error {
 		if _, dup := seen[bi.ID]; dup {
 			t.Errorf("List gave %s twice", bi.ID.Short())
 		}
@@ -107,15 +90,6 @@ func TestManyBlobs(t *testing.T) {
 	if got, err := st.ListRecords(ctx, snapshot.KindLock); err != nil || got == nil || len(got) != 0 {
 		t.Fatalf("ListRecords(locks) = %#v, %v; want an empty list", got, err)
 	}
-
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	if err := st.Put(cctx, ids[0], []byte("blob 0")); !errors.Is(err, context.Canceled) {
-		t.Errorf("Put with a cancelled context: %v", err)
-	}
-	if _, err := st.Missing(cctx, ids); !errors.Is(err, context.Canceled) {
-		t.Errorf("Missing with a cancelled context: %v", err)
-	}
 }
 
 // TestRefreshMovesETag checks what Delete's safety rests on, on the
@@ -123,7 +97,7 @@ func TestManyBlobs(t *testing.T) {
 // Last-Modified time, and a delete conditional on the old ETag is refused.
 func TestRefreshMovesETag(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	st := newStore(t, "")
 	data := []byte("refreshed blob")
 	id := snapshot.Hash(data)
@@ -136,7 +110,7 @@ func TestRefreshMovesETag(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Last-Modified has one-second resolution: let the clock pass it.
-	waitUntil(before.LastModified.Add(time.Second + 10*time.Millisecond))
+	storetest.WaitForClock(t, before.LastModified.Add(time.Second+10*time.Millisecond))
 	if missing, err := st.Missing(ctx, []snapshot.ID{id}); err != nil || len(missing) != 0 {
 		t.Fatalf("Missing = %v, %v", missing, err)
 	}
@@ -168,7 +142,7 @@ func TestRefreshMovesETag(t *testing.T) {
 // properties and its conditional delete: the blob must survive.
 func TestDeleteRace(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	st := newStore(t, "race")
 	data := []byte("contended blob")
 	id := snapshot.Hash(data)
@@ -216,12 +190,7 @@ func TestDeleteRace(t *testing.T) {
 	}
 	// Without interference the same call deletes it, and a Missing that
 	// comes after reports it missing (so a writer uploads it again).
-	if deleted, err := st.Delete(ctx, id, cutoff); !deleted || err != nil {
-		t.Fatalf("Delete = %v, %v", deleted, err)
-	}
-	if missing, err := st.Missing(ctx, []snapshot.ID{id}); err != nil || len(missing) != 1 {
-		t.Fatalf("Missing after Delete = %v, %v", missing, err)
-	}
+	storetest.DeleteThenMissing(t, st, id)
 }
 
 // TestDeleteSecondResolution: a blob modified within the second before the
@@ -229,7 +198,7 @@ func TestDeleteRace(t *testing.T) {
 // is kept.
 func TestDeleteSecondResolution(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	st := newStore(t, "")
 	data := []byte("young blob")
 	id := snapshot.Hash(data)
@@ -249,6 +218,12 @@ func TestDeleteSecondResolution(t *testing.T) {
 	}
 }
 
+// TestConcurrentSnapshotAndPrune: see storetest.ConcurrentSnapshotAndPrune.
+func TestConcurrentSnapshotAndPrune(t *testing.T) {
+	t.Parallel()
+	storetest.ConcurrentSnapshotAndPrune(t, newStore(t, "prune"), storetest.PruneRace{Files: 60, Variants: 10, Rounds: 6})
+}
+
 // TestRepositoryRoundTrip drives the snapshot engine on Azurite (see
 // storetest.RoundTrip).
 func TestRepositoryRoundTrip(t *testing.T) {
@@ -260,7 +235,7 @@ func TestRepositoryRoundTrip(t *testing.T) {
 // credential, and the errors for a missing container and a wrong key.
 func TestOpen(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	srv := azurite(t)
 	endpoint, name := srv.Endpoint, srv.NewContainer(t)
 	base := "azblob://" + name + "/p?account=" + devAccount + "&endpoint=" + url.QueryEscape(endpoint)
@@ -372,11 +347,11 @@ func TestOpenEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := Open(testContext(t), u)
+	st, err := Open(wait.Context(t, wait.VeryLong), u)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.ListRecords(testContext(t), snapshot.KindSnapshot); err != nil {
+	if _, err := st.ListRecords(wait.Context(t, wait.VeryLong), snapshot.KindSnapshot); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -397,7 +372,7 @@ func TestContractAzure(t *testing.T) {
 	var b [6]byte
 	rand.Read(b[:])
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/dev8-test-" + hex.EncodeToString(b[:])
-	st, err := Open(testContext(t), u)
+	st, err := Open(wait.Context(t, wait.VeryLong), u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,9 +380,11 @@ func TestContractAzure(t *testing.T) {
 	storetest.Run(t, st, nil)
 }
 
-// removeAll deletes every object under the store's prefix.
+// removeAll deletes every object under the store's prefix. It runs as a
+// cleanup, after the test's own context has ended.
 func removeAll(t *testing.T, st *Store) {
-	ctx := testContext(t)
+	ctx, cancel := context.WithTimeout(context.Background(), wait.Long)
+	defer cancel()
 	pager := st.c.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &st.prefix})
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
@@ -420,13 +397,5 @@ func removeAll(t *testing.T, st *Store) {
 				t.Errorf("clean up %s: %v", *item.Name, err)
 			}
 		}
-	}
-}
-
-// waitUntil blocks until the wall clock passes until: Last-Modified has
-// one-second resolution and nothing signals that the clock moved on.
-func waitUntil(until time.Time) {
-	if d := time.Until(until); d > 0 {
-		time.Sleep(d)
 	}
 }

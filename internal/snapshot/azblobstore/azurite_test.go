@@ -1,14 +1,13 @@
 package azblobstore
 
 import (
-	"context"
 	"net/url"
 	"os"
 	"testing"
-	"time"
 
 	"dev8.dev/dev8/internal/snapshot/azblobstore/azuritetest"
 	"dev8.dev/dev8/internal/testutil/extserver"
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 // Azurite's development account.
@@ -44,15 +43,9 @@ func newStore(t *testing.T, prefix string) *Store {
 	t.Helper()
 	srv := azurite(t)
 	u := &url.URL{Scheme: "azblob", Host: srv.NewContainer(t), Path: "/" + prefix}
-	st, err := open(testContext(t), u, envMap(map[string]string{EnvConnectionString: srv.ConnectionString()}))
+	st, err := open(wait.Context(t, wait.VeryLong), u, envMap(map[string]string{EnvConnectionString: srv.ConnectionString()}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return st
-}
-
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
 }

@@ -86,7 +86,6 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"golang.org/x/sync/errgroup"
 
 	"dev8.dev/dev8/internal/snapshot"
 )
@@ -98,8 +97,6 @@ const (
 	// intentTTL: an intent older than this (relative to the blob's
 	// LastModified) is a crashed Delete's and is ignored.
 	intentTTL = 2 * time.Minute
-	// parallel bounds the requests Missing makes at once.
-	parallel = 16
 )
 
 // Store is a snapshot.Store in an S3 bucket. Create it with [Open] or [New].
@@ -194,19 +191,15 @@ func (s *Store) Has(ctx context.Context, id snapshot.ID) (bool, error) {
 func (s *Store) Missing(ctx context.Context, ids []snapshot.ID) ([]snapshot.ID, error) {
 	absent := make([]bool, len(ids))
 	touched := make([]time.Time, len(ids)) // zero where absent
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(parallel)
-	for i, id := range ids {
-		g.Go(func() error {
-			t, ok, err := s.refresh(gctx, id)
-			if err != nil {
-				return fmt.Errorf("snapshot: s3: refresh blob %s: %w", id.Short(), err)
-			}
-			absent[i], touched[i] = !ok, t
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	err := snapshot.ForEachID(ctx, ids, func(ctx context.Context, i int, id snapshot.ID) error {
+		t, ok, err := s.refresh(ctx, id)
+		if err != nil {
+			return fmt.Errorf("snapshot: s3: refresh blob %s: %w", id.Short(), err)
+		}
+		absent[i], touched[i] = !ok, t
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	if !slices.Contains(absent, false) {
@@ -223,35 +216,26 @@ func (s *Store) Missing(ctx context.Context, ids []snapshot.ID) ([]snapshot.ID, 
 	if err != nil {
 		return nil, err
 	}
-	g, gctx = errgroup.WithContext(ctx)
-	g.SetLimit(parallel)
 	for i, id := range ids {
-		if absent[i] {
-			continue
-		}
-		if live(intents[id], touched[i]) {
+		if !absent[i] && live(intents[id], touched[i]) {
 			absent[i] = true // being deleted: the writer uploads it again
-			continue
 		}
-		g.Go(func() error {
-			_, ok, err := s.stat(gctx, s.blobKey(id))
-			if err != nil {
-				return fmt.Errorf("snapshot: s3: stat blob %s: %w", id.Short(), err)
-			}
-			absent[i] = !ok // removed by a Delete that finished meanwhile
-			return nil
-		})
 	}
-	if err := g.Wait(); err != nil {
+	err = snapshot.ForEachID(ctx, ids, func(ctx context.Context, i int, id snapshot.ID) error {
+		if absent[i] {
+			return nil
+		}
+		_, ok, err := s.stat(ctx, s.blobKey(id))
+		if err != nil {
+			return fmt.Errorf("snapshot: s3: stat blob %s: %w", id.Short(), err)
+		}
+		absent[i] = !ok // removed by a Delete that finished meanwhile
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	var missing []snapshot.ID
-	for i, id := range ids {
-		if absent[i] {
-			missing = append(missing, id)
-		}
-	}
-	return missing, nil
+	return snapshot.Selected(ids, absent), nil
 }
 
 // refresh copies a blob onto itself. It returns the new LastModified, or
@@ -383,13 +367,10 @@ func (s *Store) get(ctx context.Context, key string) ([]byte, error) {
 
 // List implements snapshot.Store.
 func (s *Store) List(ctx context.Context, fn func(snapshot.BlobInfo) error) error {
-	dataPrefix := s.prefix + "data/"
 	var fnErr error
-	err := s.list(ctx, dataPrefix, true, func(obj minio.ObjectInfo) error {
-		rest := strings.TrimPrefix(obj.Key, dataPrefix)
-		dir, name, ok := strings.Cut(rest, "/")
-		id, err := snapshot.ParseID(name)
-		if !ok || err != nil || !strings.HasPrefix(name, dir) {
+	err := s.list(ctx, s.prefix+"data/", true, func(obj minio.ObjectInfo) error {
+		id, ok := snapshot.ParseBlobKey(strings.TrimPrefix(obj.Key, s.prefix))
+		if !ok {
 			return nil // not a blob (nothing else is written here)
 		}
 		if err := fn(snapshot.BlobInfo{ID: id, Size: obj.Size, Touched: obj.LastModified}); err != nil {
@@ -513,8 +494,7 @@ func (s *Store) ListRecords(ctx context.Context, kind string) ([]string, error) 
 	dir := s.prefix + kind + "/"
 	names := []string{}
 	err := s.list(ctx, dir, false, func(obj minio.ObjectInfo) error {
-		name := strings.TrimPrefix(obj.Key, dir)
-		if name != "" && !strings.HasPrefix(name, ".") && !strings.Contains(name, "/") {
+		if name := strings.TrimPrefix(obj.Key, dir); snapshot.ValidRecordName(kind, name) == nil {
 			names = append(names, name)
 		}
 		return nil

@@ -3,13 +3,10 @@ package s3store
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +15,7 @@ import (
 	"dev8.dev/dev8/internal/snapshot"
 	"dev8.dev/dev8/internal/snapshot/s3store/miniotest"
 	"dev8.dev/dev8/internal/snapshot/storetest"
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 func TestContractMinIO(t *testing.T) {
@@ -51,7 +49,7 @@ func TestContractS3(t *testing.T) {
 	newS3Store := func(t *testing.T) *Store {
 		cfg := cfg
 		cfg.Prefix = strings.Trim(cfg.Prefix+"/dev8-test-"+randomHex(6), "/")
-		st, err := New(testContext(t), cfg)
+		st, err := New(wait.Context(t, wait.VeryLong), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,91 +84,15 @@ func TestRepositoryRoundTrip(t *testing.T) {
 	t.Parallel()
 	st := newStore(t, "repo")
 	storetest.RoundTrip(t, st)
-	if n, err := st.RemoveTemp(testContext(t), time.Now().Add(time.Hour)); n != 0 || err != nil {
+	if n, err := st.RemoveTemp(wait.Context(t, wait.VeryLong), time.Now().Add(time.Hour)); n != 0 || err != nil {
 		t.Errorf("delete intents left after prune: %d %v", n, err)
 	}
 }
 
-// TestConcurrentSnapshotAndPrune runs snapshots that keep reusing blobs
-// that prune has just found unreferenced, while prune deletes as eagerly as
-// it may (grace: one second), then checks every surviving snapshot.
+// TestConcurrentSnapshotAndPrune: see storetest.ConcurrentSnapshotAndPrune.
 func TestConcurrentSnapshotAndPrune(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
-	st := newStore(t, "")
-	repo, err := snapshot.Open(ctx, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := filepath.Join(t.TempDir(), "src")
-	for i := range 60 {
-		storetest.WriteFile(t, filepath.Join(src, fmt.Sprintf("d%d", i%6), fmt.Sprintf("f%02d.txt", i)), fmt.Appendf(nil, "stable file %d %0400d\n", i, i), 0o644)
-	}
-	// Two variants of 10 files; the rounds alternate between them.
-	variant := func(v int) {
-		for j := range 10 {
-			storetest.WriteFile(t, filepath.Join(src, fmt.Sprintf("d%d", j%6), fmt.Sprintf("v%02d.txt", j)), fmt.Appendf(nil, "variant %d of file %d %0500d\n", v, j, j), 0o644)
-		}
-	}
-	for v := range 2 {
-		variant(v)
-		if _, err := repo.Snapshot(ctx, src, snapshot.Options{Source: "w"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitForClock(time.Now().Add(2 * time.Second)) // every blob is old enough to delete once unreferenced
-
-	const rounds = 6
-	wants := map[string]map[string]storetest.Entry{}
-	var wg sync.WaitGroup
-	var snapErr, pruneErr error
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	wg.Go(func() {
-		defer cancel() // stop pruning when the snapshots are done
-		for i := range rounds {
-			variant(i % 2)
-			storetest.WriteFile(t, filepath.Join(src, "round.txt"), fmt.Appendf(nil, "round %d", i), 0o644)
-			s, err := repo.Snapshot(ctx, src, snapshot.Options{Source: "w", NoParent: i%3 == 0})
-			if err != nil {
-				snapErr = err
-				return
-			}
-			wants[s.ID] = storetest.ReadTree(t, src)
-		}
-	})
-	prunes, deleted := 0, 0
-	wg.Go(func() {
-		for pctx.Err() == nil {
-			rep, err := repo.Prune(ctx, snapshot.PruneOptions{Retention: snapshot.Retention{KeepLast: 1}, Grace: snapshot.MinGrace})
-			if err != nil {
-				pruneErr = err
-				return
-			}
-			prunes++
-			deleted += rep.BlobsDeleted
-		}
-	})
-	wg.Wait()
-	if snapErr != nil || pruneErr != nil {
-		t.Fatalf("snapshot: %v; prune: %v", snapErr, pruneErr)
-	}
-	t.Logf("%d prunes deleted %d blobs during %d snapshots", prunes, deleted, rounds)
-	if prunes == 0 || deleted == 0 {
-		t.Fatal("no prune deleted anything during the snapshots")
-	}
-	left, err := repo.Snapshots(ctx)
-	if err != nil || len(left) == 0 {
-		t.Fatalf("snapshots left: %v %v", left, err)
-	}
-	if v, err := repo.Verify(ctx); err != nil || !v.OK() {
-		t.Fatalf("verify: %+v %v", v, err)
-	}
-	for _, s := range left {
-		if want, ok := wants[s.ID]; ok {
-			storetest.Restore(t, repo, s.ID, want)
-		}
-	}
+	storetest.ConcurrentSnapshotAndPrune(t, newStore(t, ""), storetest.PruneRace{Files: 60, Variants: 10, Rounds: 6})
 }
 
 // TestDeleteRaces provokes, with the store's hooks, each interleaving of
@@ -191,7 +113,7 @@ func deleteRaces(t *testing.T, newStore func(t *testing.T) *Store) {
 	// must report the blob missing (so the writer uploads it again).
 	t.Run("missing inside delete", func(t *testing.T) {
 		t.Parallel()
-		ctx := testContext(t)
+		ctx := wait.Context(t, wait.VeryLong)
 		st := newStore(t)
 		put(t, st, id, data)
 		var during []snapshot.ID
@@ -215,7 +137,7 @@ func deleteRaces(t *testing.T, newStore func(t *testing.T) *Store) {
 	// and looks for intents only after Delete has finished.
 	t.Run("missing across delete", func(t *testing.T) {
 		t.Parallel()
-		ctx := testContext(t)
+		ctx := wait.Context(t, wait.VeryLong)
 		st := newStore(t)
 		put(t, st, id, data)
 		refreshed, deleteDone := make(chan struct{}), make(chan struct{})
@@ -249,7 +171,7 @@ func deleteRaces(t *testing.T, newStore func(t *testing.T) *Store) {
 	// safely stored.
 	t.Run("put inside delete", func(t *testing.T) {
 		t.Parallel()
-		ctx := testContext(t)
+		ctx := wait.Context(t, wait.VeryLong)
 		st := newStore(t)
 		put(t, st, id, data)
 		waiting := make(chan struct{})
@@ -276,15 +198,10 @@ func deleteRaces(t *testing.T, newStore func(t *testing.T) *Store) {
 	// Missing reports the blob absent.
 	t.Run("plain delete", func(t *testing.T) {
 		t.Parallel()
-		ctx := testContext(t)
+		ctx := wait.Context(t, wait.VeryLong)
 		st := newStore(t)
 		put(t, st, id, data)
-		if deleted, err := st.Delete(ctx, id, notAfter()); !deleted || err != nil {
-			t.Fatalf("Delete = %v, %v", deleted, err)
-		}
-		if m, err := st.Missing(ctx, []snapshot.ID{id}); err != nil || !slices.Equal(m, []snapshot.ID{id}) {
-			t.Fatalf("Missing after Delete = %v, %v", m, err)
-		}
+		storetest.DeleteThenMissing(t, st, id)
 		if intents, err := st.intents(ctx, ""); err != nil || len(intents) != 0 {
 			t.Fatalf("intents left: %v %v", intents, err)
 		}
@@ -294,23 +211,7 @@ func deleteRaces(t *testing.T, newStore func(t *testing.T) *Store) {
 // TestMissingMany: Missing asks in parallel but answers in the order given.
 func TestMissingMany(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
-	st := newStore(t, "")
-	var ids, want []snapshot.ID
-	for i := range 50 {
-		data := []byte(strings.Repeat("x", i+1))
-		id := snapshot.Hash(data)
-		ids = append(ids, id)
-		if i%3 == 0 {
-			put(t, st, id, data)
-		} else {
-			want = append(want, id)
-		}
-	}
-	got, err := st.Missing(ctx, ids)
-	if err != nil || !slices.Equal(got, want) {
-		t.Fatalf("Missing = %v, %v; want %v", got, err, want)
-	}
+	storetest.MissingInOrder(t, newStore(t, ""), 50)
 }
 
 // TestRemoveTemp: intents left by a crashed Delete are removed by Prune's
@@ -318,7 +219,7 @@ func TestMissingMany(t *testing.T) {
 // missing (the safe side).
 func TestRemoveTemp(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	st := newStore(t, "p")
 	data := []byte("blob")
 	id := snapshot.Hash(data)
@@ -408,7 +309,7 @@ func TestOpen(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", miniotest.User)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", miniotest.Password)
 	t.Setenv("AWS_SESSION_TOKEN", "")
-	ctx := testContext(t)
+	ctx := wait.Context(t, wait.VeryLong)
 	open := func(raw string) (*Store, error) {
 		u, err := url.Parse(raw)
 		if err != nil {
@@ -452,13 +353,5 @@ func mustHave(t *testing.T, st *Store, id snapshot.ID, data []byte) {
 	got, err := st.Get(context.Background(), id)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("blob %s after the race: %q, %v; want it stored", id.Short(), got, err)
-	}
-}
-
-// waitForClock blocks until the wall clock passes until: object stores keep
-// times to the second and nothing signals that one has passed.
-func waitForClock(until time.Time) {
-	if d := time.Until(until); d > 0 {
-		time.Sleep(d)
 	}
 }

@@ -57,7 +57,7 @@ func RoundTrip(t *testing.T, st snapshot.Store) {
 	// Prune: s1 is forgotten and its own blobs (the old readme's chunk,
 	// the trees that listed it and a.txt) go once their last touch is a
 	// second old.
-	waitForClock(t, time.Now().Add(2*time.Second))
+	WaitForClock(t, time.Now().Add(2*time.Second))
 	rep, err := repo.Prune(ctx, snapshot.PruneOptions{Retention: snapshot.Retention{KeepLast: 1}, Grace: snapshot.MinGrace})
 	if err != nil {
 		t.Fatal(err)

@@ -54,7 +54,7 @@ func Run(t *testing.T, st snapshot.Store, age func(t *testing.T, id snapshot.ID,
 		age(t, ida, old)
 	} else {
 		old = time.Now().Add(-time.Second)
-		waitForClock(t, time.Now().Add(2*time.Second))
+		WaitForClock(t, time.Now().Add(2*time.Second))
 	}
 	before := time.Now().Add(-time.Second)
 	missing, err := st.Missing(ctx, []snapshot.ID{idb, ida})
@@ -139,15 +139,5 @@ func Run(t *testing.T, st snapshot.Store, age func(t *testing.T, id snapshot.ID,
 	again, err := snapshot.Open(ctx, st)
 	if err != nil || again.Config().Polynomial != repo.Config().Polynomial {
 		t.Fatalf("reopen: %v", err)
-	}
-}
-
-// waitForClock blocks until the wall clock passes until. Nothing signals
-// that a store's one-second timestamps have moved on, so this is the one
-// wait that cannot be awaited on an event.
-func waitForClock(t *testing.T, until time.Time) {
-	t.Helper()
-	if d := time.Until(until); d > 0 {
-		time.Sleep(d)
 	}
 }
