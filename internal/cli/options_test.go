@@ -112,7 +112,7 @@ func TestServerOptionsSetTheConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := s.cfg
-	if s.quotas.MaxRunningEnvironments != 4 || c.ReaperInterval != time.Minute || c.Pricing.CPUHour != 0.5 ||
+	if s.cfg.Quotas.MaxRunningEnvironments != 4 || c.ReaperInterval != time.Minute || c.Pricing.CPUHour != 0.5 ||
 		c.CodeServer != "" || c.OAuth.GitHub.ClientSecret != "s3cret" || s.addr != "127.0.0.1:3000" || s.logLevel != "debug" {
 		t.Errorf("settings %+v, config %+v", s, c)
 	}

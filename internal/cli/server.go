@@ -22,7 +22,6 @@ import (
 // serverSettings is what dev8 server's options fill in.
 type serverSettings struct {
 	addr, logFormat, logLevel string
-	quotas                    api.Quotas
 	cfg                       server.Config
 }
 
@@ -32,7 +31,11 @@ type serverSettings struct {
 // their scripts and units: never rename one.
 func serverOptions(s *serverSettings) []serverOption {
 	c := &s.cfg
-	rl, q := &c.RateLimits, &s.quotas
+	// Each struct of defaults another package owns is named once, here; an
+	// option takes its field's default from the copy.
+	quotas := api.DefaultQuotas
+	c.Quotas, c.Pricing, c.Snapshots.Retention = &quotas, lifecycle.DefaultPricing, snapshot.DefaultRetention
+	rl, q, price, keep := &c.RateLimits, c.Quotas, &c.Pricing, &c.Snapshots.Retention
 	return []serverOption{
 		{flag: "addr", env: "DEV8_ADDR", value: addrValue(&s.addr, "127.0.0.1:3000", false),
 			help: "listen address"},
@@ -58,11 +61,11 @@ func serverOptions(s *serverSettings) []serverOption {
 			help: "how often idle environments are looked for"},
 		{flag: "resync-interval", env: "DEV8_RESYNC_INTERVAL", value: durationValue(&c.ResyncInterval, lifecycle.DefaultResyncInterval),
 			help: "how often running environments are checked against the runtime, and runtime instances whose environment is gone are removed"},
-		{flag: "price-cpu-hour", env: "DEV8_PRICE_CPU_HOUR", value: floatValue(&c.Pricing.CPUHour, lifecycle.DefaultPricing.CPUHour),
+		{flag: "price-cpu-hour", env: "DEV8_PRICE_CPU_HOUR", value: floatValue(&price.CPUHour, price.CPUHour),
 			help: "price per vCPU-hour"},
-		{flag: "price-memory-gb-hour", env: "DEV8_PRICE_MEMORY_GB_HOUR", value: floatValue(&c.Pricing.MemoryGBHour, lifecycle.DefaultPricing.MemoryGBHour),
+		{flag: "price-memory-gb-hour", env: "DEV8_PRICE_MEMORY_GB_HOUR", value: floatValue(&price.MemoryGBHour, price.MemoryGBHour),
 			help: "price per GB of memory per hour"},
-		{flag: "price-storage-gb-hour", env: "DEV8_PRICE_STORAGE_GB_HOUR", value: floatValue(&c.Pricing.StorageGBHour, lifecycle.DefaultPricing.StorageGBHour),
+		{flag: "price-storage-gb-hour", env: "DEV8_PRICE_STORAGE_GB_HOUR", value: floatValue(&price.StorageGBHour, price.StorageGBHour),
 			help: "price per GB of storage per hour", doc: "$0.06/GB-month"},
 		{flag: "usage-retention", env: "DEV8_USAGE_RETENTION", value: durationValue(&c.UsageRetention, 30*24*time.Hour),
 			help: "how long resource usage samples are kept"},
@@ -110,12 +113,12 @@ func serverOptions(s *serverSettings) []serverOption {
 			help: "lifetime of an API token created without `expires_in_days`"},
 		{flag: "token-max-lifetime", env: "DEV8_TOKEN_MAX_LIFETIME", value: durationValue(&c.TokenMaxLifetime, api.DefaultTokenMaxLifetime),
 			help: "longest lifetime an API token may be created with; whole days count"},
-		{flag: "quota-environments", env: "DEV8_QUOTA_ENVIRONMENTS", value: intValue(&q.MaxEnvironments, api.DefaultQuotas.MaxEnvironments, 0),
+		{flag: "quota-environments", env: "DEV8_QUOTA_ENVIRONMENTS", value: intValue(&q.MaxEnvironments, q.MaxEnvironments, 0),
 			help: "environments a user may have (all but those being deleted); 0 is unlimited; an admin may override it per user",
 			doc:  "see [Roles, suspension and quotas](/docs/security#roles-suspension-and-quotas)"},
-		{flag: "quota-running", env: "DEV8_QUOTA_RUNNING", value: intValue(&q.MaxRunningEnvironments, api.DefaultQuotas.MaxRunningEnvironments, 0),
+		{flag: "quota-running", env: "DEV8_QUOTA_RUNNING", value: intValue(&q.MaxRunningEnvironments, q.MaxRunningEnvironments, 0),
 			help: "environments a user may have creating, starting or running at once; 0 is unlimited"},
-		{flag: "quota-monthly-budget", env: "DEV8_QUOTA_MONTHLY_BUDGET", value: floatValue(&q.MonthlyBudgetUSD, api.DefaultQuotas.MonthlyBudgetUSD),
+		{flag: "quota-monthly-budget", env: "DEV8_QUOTA_MONTHLY_BUDGET", value: floatValue(&q.MonthlyBudgetUSD, q.MonthlyBudgetUSD),
 			help: "USD a user's environments may cost per calendar month (UTC) before creating and starting are refused; 0 is no budget"},
 		{flag: "admin-addr", env: "DEV8_ADMIN_ADDR", value: addrValue(&c.AdminAddr, "", true), defaultDoc: "off",
 			help: "admin listen address serving Prometheus `/metrics` and pprof `/debug/pprof/`, without authentication: keep it on loopback or a private network, e.g. `127.0.0.1:9464`; empty turns it off",
@@ -124,9 +127,9 @@ func serverOptions(s *serverSettings) []serverOption {
 			help: "how often a running workspace used since its last snapshot gets a scheduled one"},
 		{flag: "pre-stop-timeout", env: "DEV8_PRE_STOP_TIMEOUT", value: durationValue(&c.PreStopTimeout, lifecycle.DefaultPreStopTimeout),
 			help: "how long a stop (a user's or the idle auto-stop) waits for the snapshot it takes first; the stop goes on when it runs out"},
-		{flag: "snapshot-keep-last", env: "DEV8_SNAPSHOT_KEEP_LAST", value: intValue(&c.Snapshots.Retention.KeepLast, snapshot.DefaultRetention.KeepLast, 1),
+		{flag: "snapshot-keep-last", env: "DEV8_SNAPSHOT_KEEP_LAST", value: intValue(&keep.KeepLast, keep.KeepLast, 1),
 			help: "snapshots kept per environment when pruning, the newest ones; at least 1"},
-		{flag: "snapshot-keep-daily", env: "DEV8_SNAPSHOT_KEEP_DAILY", value: intValue(&c.Snapshots.Retention.KeepDaily, snapshot.DefaultRetention.KeepDaily, 0),
+		{flag: "snapshot-keep-daily", env: "DEV8_SNAPSHOT_KEEP_DAILY", value: intValue(&keep.KeepDaily, keep.KeepDaily, 0),
 			help: "days for which pruning also keeps each environment's newest snapshot of the day"},
 		{flag: "snapshot-store", env: "DEV8_SNAPSHOT_STORE", value: stringValue(&c.SnapshotStore, ""), defaultDoc: "`<data-dir>/backups`",
 			help: "where the snapshot repository lives: a directory or `file:///path`, `s3://bucket/prefix?endpoint=host:port&region=name`, or `azblob://container/prefix?account=name`; credentials come from the environment (`AWS_*`, `AZURE_STORAGE_*`), never the URL",
@@ -196,7 +199,6 @@ is read at start. Flags win over the environment.`,
 			// in ps) and removed from it, so no child process inherits it.
 			cfg.SecretKey = os.Getenv("DEV8_SECRET_KEY")
 			_ = os.Unsetenv("DEV8_SECRET_KEY")
-			cfg.Quotas = &s.quotas
 			rl := &cfg.RateLimits
 			rl.PrincipalRate, rl.IPRate = disabledIfZero(rl.PrincipalRate), disabledIfZero(rl.IPRate)
 			rl.LoginFailures, rl.LoginIPFailures = disabledIfZero(rl.LoginFailures), disabledIfZero(rl.LoginIPFailures)
