@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/joho/godotenv"
 	"github.com/spf13/cobra"
@@ -56,27 +55,6 @@ func Execute(ctx context.Context) int {
 // the user's project, and whatever it holds would reach every session.
 func readsDotEnv(args []string) bool {
 	return len(args) == 0 || args[0] != "supervisor"
-}
-
-// envString returns the environment variable name, or def when unset. Flags
-// take it as their default so that an explicit flag still wins.
-func envString(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		return v
-	}
-	return def
-}
-
-func envDuration(name string, def time.Duration) (time.Duration, error) {
-	v := envString(name, "")
-	if v == "" {
-		return def, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", name, err)
-	}
-	return d, nil
 }
 
 // newLogger returns a text or JSON slog logger at the given level.

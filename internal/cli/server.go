@@ -2,15 +2,12 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -22,6 +19,128 @@ import (
 	"dev8.dev/dev8/internal/snapshot"
 )
 
+// serverSettings is what dev8 server's options fill in.
+type serverSettings struct {
+	addr, logFormat, logLevel string
+	cfg                       server.Config
+}
+
+// serverOptions is dev8 server's option table, bound to s and set to the
+// defaults. It is the one place the command line names the defaults and
+// parsers of other packages. Flags and variables are what users have in
+// their scripts and units: never rename one.
+func serverOptions(s *serverSettings) []serverOption {
+	c := &s.cfg
+	// Each struct of defaults another package owns is named once, here; an
+	// option takes its field's default from the copy.
+	quotas := api.DefaultQuotas
+	c.Quotas, c.Pricing, c.Snapshots.Retention = &quotas, lifecycle.DefaultPricing, snapshot.DefaultRetention
+	rl, q, price, keep := &c.RateLimits, c.Quotas, &c.Pricing, &c.Snapshots.Retention
+	return []serverOption{
+		{flag: "addr", env: "DEV8_ADDR", value: addrValue(&s.addr, "127.0.0.1:3000", false),
+			help: "listen address"},
+		{flag: "data-dir", env: "DEV8_DATA_DIR", value: stringValue(&c.DataDir, defaultDataDir()), defaultDoc: "`~/.dev8`",
+			help: "data directory: SQLite store and local workspaces"},
+		{flag: "database-url", env: "DATABASE_URL", value: stringValue(&c.DatabaseURL, ""), defaultDoc: "SQLite in the data dir",
+			help: "PostgreSQL URL (`postgres://…`)"},
+		{flag: "runtime", env: "DEV8_RUNTIME", value: stringValue(&c.Runtime, "auto"),
+			help: "workspace runtime: `auto` (docker when a Docker engine answers, else local), `local` (processes of this user), or `docker` (one container and volume per workspace; needs a Docker engine and the workspace images)",
+			doc:  "the `workspace runtime:` line logged at start says which `auto` chose, and why"},
+		{flag: "template-image", env: "DEV8_TEMPLATE_IMAGES", value: newRepeatedValue(&c.TemplateImages, "template=image pairs", server.ParseTemplateImages), defaultDoc: "`dev8/<template>:latest`",
+			help: "`template=image`: the image the docker runtime runs for a template, e.g. `nodejs=registry.example/dev8/nodejs:1`; repeatable, comma-separated in the variable"},
+		{flag: "allowed-images", env: "DEV8_ALLOWED_IMAGES", value: listValue(&c.AllowedImages, "comma-separated image patterns", api.ParseAllowedImages), defaultDoc: "any image",
+			help: "comma-separated image patterns a create request's `base_image` may name besides the templates (`registry.example/team/*` or a prefix ending in `/`)",
+			doc:  "`*` matches within one path part; any other image is a 400 naming the rule"},
+		{flag: "access-url", env: "DEV8_ACCESS_URL", value: urlValue(&c.AccessURL), defaultDoc: "`http://<addr>`",
+			help: "URL people reach this server at; `vs_code_url` is built on it"},
+		{flag: "agent-url", env: "DEV8_AGENT_URL", value: urlValue(&c.AgentURL), defaultDoc: "`http://<addr>`",
+			help: "URL workspaces' supervisors reach this server at"},
+		{flag: "code-server", env: "DEV8_CODE_SERVER", value: codeServerValue(&c.CodeServer), defaultDoc: "`code-server` on `PATH`",
+			help: "code-server executable for local workspaces, or `off`"},
+		{flag: "reaper-interval", env: "DEV8_REAPER_INTERVAL", value: durationValue(&c.ReaperInterval, lifecycle.DefaultReaperInterval),
+			help: "how often idle environments are looked for"},
+		{flag: "resync-interval", env: "DEV8_RESYNC_INTERVAL", value: durationValue(&c.ResyncInterval, lifecycle.DefaultResyncInterval),
+			help: "how often running environments are checked against the runtime, and runtime instances whose environment is gone are removed"},
+		{flag: "price-cpu-hour", env: "DEV8_PRICE_CPU_HOUR", value: floatValue(&price.CPUHour, price.CPUHour),
+			help: "price per vCPU-hour"},
+		{flag: "price-memory-gb-hour", env: "DEV8_PRICE_MEMORY_GB_HOUR", value: floatValue(&price.MemoryGBHour, price.MemoryGBHour),
+			help: "price per GB of memory per hour"},
+		{flag: "price-storage-gb-hour", env: "DEV8_PRICE_STORAGE_GB_HOUR", value: floatValue(&price.StorageGBHour, price.StorageGBHour),
+			help: "price per GB of storage per hour", doc: "$0.06/GB-month"},
+		{flag: "usage-retention", env: "DEV8_USAGE_RETENTION", value: durationValue(&c.UsageRetention, 30*24*time.Hour),
+			help: "how long resource usage samples are kept"},
+		{flag: "secret-key-file", env: "DEV8_SECRET_KEY_FILE", value: stringValue(&c.SecretKeyFile, ""), defaultDoc: "`<data-dir>/secret.key`",
+			help: "file holding the key that encrypts users' secrets, created 0600 on first start; ignored when `DEV8_SECRET_KEY` (64 hex digits or base64 of 32 bytes; no flag, so it never shows in ps) is set",
+			doc:  "refused if others may read it; see [Secrets](/docs/security#secrets-ssh-keys-and-git-identity)"},
+		{flag: "tls-cert", env: "DEV8_TLS_CERT", value: stringValue(&c.TLSCert, ""),
+			help: "PEM certificate (chain) file; with `--tls-key` the server speaks HTTPS only", doc: "then HSTS and `Secure` cookies"},
+		{flag: "tls-key", env: "DEV8_TLS_KEY", value: stringValue(&c.TLSKey, ""),
+			help: "PEM private key file for `--tls-cert`"},
+		{flag: "cors-origins", env: "DEV8_CORS_ORIGINS", value: listValue(&c.CORSOrigins, "comma-separated origins", api.ParseCORSOrigins), defaultDoc: "none",
+			help: "comma-separated origins (`https://app.example.com`) allowed to call the API from a browser"},
+		{flag: "github-client-id", env: "DEV8_GITHUB_CLIENT_ID", value: stringValue(&c.OAuth.GitHub.ClientID, ""),
+			help: "GitHub OAuth app client id; with the secret, enables sign-in with GitHub",
+			doc:  "the app's callback is `<access URL>/api/v1/auth/oauth/github/callback`; see [Sessions and sign-in](/docs/security#sessions-csrf-and-sign-in-with-github-or-google)"},
+		{flag: "github-client-secret", env: "DEV8_GITHUB_CLIENT_SECRET", value: stringValue(&c.OAuth.GitHub.ClientSecret, ""),
+			help: "GitHub OAuth app client secret; prefer the environment variable"},
+		{flag: "github-url", env: "DEV8_GITHUB_URL", value: urlValue(&c.OAuth.GitHub.URL), defaultDoc: "`https://github.com`",
+			help: "GitHub web URL, for GitHub Enterprise Server"},
+		{flag: "github-api-url", env: "DEV8_GITHUB_API_URL", value: urlValue(&c.OAuth.GitHub.APIURL), defaultDoc: "`https://api.github.com`, or `<github-url>/api/v3`",
+			help: "GitHub REST API URL"},
+		{flag: "google-client-id", env: "DEV8_GOOGLE_CLIENT_ID", value: stringValue(&c.OAuth.Google.ClientID, ""),
+			help: "Google OAuth client id; with the secret, enables sign-in with Google",
+			doc:  "the callback is `<access URL>/api/v1/auth/oauth/google/callback`"},
+		{flag: "google-client-secret", env: "DEV8_GOOGLE_CLIENT_SECRET", value: stringValue(&c.OAuth.Google.ClientSecret, ""),
+			help: "Google OAuth client secret; prefer the environment variable"},
+		{flag: "google-issuer", env: "DEV8_GOOGLE_ISSUER", value: urlValue(&c.OAuth.Google.Issuer), defaultDoc: "`https://accounts.google.com`",
+			help: "OpenID Connect issuer for Google sign-in"},
+		{flag: "trusted-proxies", env: "DEV8_TRUSTED_PROXIES", value: listValue(&c.TrustedProxies, "comma-separated addresses or CIDRs", api.ParseTrustedProxies),
+			help: "comma-separated addresses or CIDRs of reverse proxies whose `X-Forwarded-For` is believed for rate limiting",
+			doc:  "set it behind a proxy, or all clients share one rate-limit bucket"},
+		{flag: "rate-limit-ip", env: "DEV8_RATE_LIMIT_IP", value: floatValue(&rl.IPRate, api.DefaultIPRate),
+			help: "requests per second per client address, health probes exempt; 0 disables"},
+		{flag: "rate-limit-ip-burst", env: "DEV8_RATE_LIMIT_IP_BURST", value: intValue(&rl.IPBurst, api.DefaultIPBurst, 0),
+			help: "requests a client address may make at once"},
+		{flag: "rate-limit-user", env: "DEV8_RATE_LIMIT_USER", value: floatValue(&rl.PrincipalRate, api.DefaultPrincipalRate),
+			help: "API requests per second per user or workspace agent; 0 disables"},
+		{flag: "rate-limit-user-burst", env: "DEV8_RATE_LIMIT_USER_BURST", value: intValue(&rl.PrincipalBurst, api.DefaultPrincipalBurst, 0),
+			help: "requests a user or agent may make at once"},
+		{flag: "login-max-failures", env: "DEV8_LOGIN_MAX_FAILURES", value: intValue(&rl.LoginFailures, api.DefaultLoginFailures, 0),
+			help: "failed logins per account before backoff (1 s doubling to 15 min); 0 disables"},
+		{flag: "login-max-failures-ip", env: "DEV8_LOGIN_MAX_FAILURES_IP", value: intValue(&rl.LoginIPFailures, api.DefaultLoginIPFailures, 0),
+			help: "failed logins per client address before backoff; 0 disables"},
+		{flag: "token-default-lifetime", env: "DEV8_TOKEN_DEFAULT_LIFETIME", value: durationValue(&c.TokenDefaultLifetime, api.DefaultTokenLifetime),
+			help: "lifetime of an API token created without `expires_in_days`"},
+		{flag: "token-max-lifetime", env: "DEV8_TOKEN_MAX_LIFETIME", value: durationValue(&c.TokenMaxLifetime, api.DefaultTokenMaxLifetime),
+			help: "longest lifetime an API token may be created with; whole days count"},
+		{flag: "quota-environments", env: "DEV8_QUOTA_ENVIRONMENTS", value: intValue(&q.MaxEnvironments, q.MaxEnvironments, 0),
+			help: "environments a user may have (all but those being deleted); 0 is unlimited; an admin may override it per user",
+			doc:  "see [Roles, suspension and quotas](/docs/security#roles-suspension-and-quotas)"},
+		{flag: "quota-running", env: "DEV8_QUOTA_RUNNING", value: intValue(&q.MaxRunningEnvironments, q.MaxRunningEnvironments, 0),
+			help: "environments a user may have creating, starting or running at once; 0 is unlimited"},
+		{flag: "quota-monthly-budget", env: "DEV8_QUOTA_MONTHLY_BUDGET", value: floatValue(&q.MonthlyBudgetUSD, q.MonthlyBudgetUSD),
+			help: "USD a user's environments may cost per calendar month (UTC) before creating and starting are refused; 0 is no budget"},
+		{flag: "admin-addr", env: "DEV8_ADMIN_ADDR", value: addrValue(&c.AdminAddr, "", true), defaultDoc: "off",
+			help: "admin listen address serving Prometheus `/metrics` and pprof `/debug/pprof/`, without authentication: keep it on loopback or a private network, e.g. `127.0.0.1:9464`; empty turns it off",
+			doc:  "see [Metrics](/docs/configuration#metrics)"},
+		{flag: "snapshot-interval", env: "DEV8_SNAPSHOT_INTERVAL", value: durationValue(&c.Snapshots.Interval, 15*time.Minute),
+			help: "how often a running workspace used since its last snapshot gets a scheduled one"},
+		{flag: "pre-stop-timeout", env: "DEV8_PRE_STOP_TIMEOUT", value: durationValue(&c.PreStopTimeout, lifecycle.DefaultPreStopTimeout),
+			help: "how long a stop (a user's or the idle auto-stop) waits for the snapshot it takes first; the stop goes on when it runs out"},
+		{flag: "snapshot-keep-last", env: "DEV8_SNAPSHOT_KEEP_LAST", value: intValue(&keep.KeepLast, keep.KeepLast, 1),
+			help: "snapshots kept per environment when pruning, the newest ones; at least 1"},
+		{flag: "snapshot-keep-daily", env: "DEV8_SNAPSHOT_KEEP_DAILY", value: intValue(&keep.KeepDaily, keep.KeepDaily, 0),
+			help: "days for which pruning also keeps each environment's newest snapshot of the day"},
+		{flag: "snapshot-store", env: "DEV8_SNAPSHOT_STORE", value: stringValue(&c.SnapshotStore, ""), defaultDoc: "`<data-dir>/backups`",
+			help: "where the snapshot repository lives: a directory or `file:///path`, `s3://bucket/prefix?endpoint=host:port&region=name`, or `azblob://container/prefix?account=name`; credentials come from the environment (`AWS_*`, `AZURE_STORAGE_*`), never the URL",
+			doc:  "see [Snapshot storage](/docs/configuration#snapshot-storage)"},
+		{flag: "log-format", env: "DEV8_LOG_FORMAT", value: choiceValue(&s.logFormat, "text", "text", "json"),
+			help: "log format: `text` or `json`"},
+		{flag: "log-level", env: "DEV8_LOG_LEVEL", value: logLevelValue(&s.logLevel, "info"),
+			help: "log level: `debug`, `info`, `warn`, `error`"},
+	}
+}
+
 func defaultDataDir() string {
 	home, err := os.UserHomeDir()
 	if err != nil {
@@ -30,33 +149,16 @@ func defaultDataDir() string {
 	return filepath.Join(home, ".dev8")
 }
 
-// defaultCodeServer is DEV8_CODE_SERVER, else code-server on PATH, else none.
-func defaultCodeServer() string {
-	if v := os.Getenv("DEV8_CODE_SERVER"); v != "" {
-		return v
-	}
-	if p, err := exec.LookPath("code-server"); err == nil {
-		return p
-	}
-	return ""
-}
-
-func envFloat(name string, def float64) float64 {
-	if v := os.Getenv(name); v != "" {
-		if f, err := strconv.ParseFloat(v, 64); err == nil {
-			return f
+// codeServerValue is code-server's path, by default code-server on PATH if
+// there is one; off (or nothing) runs local workspaces without an IDE.
+func codeServerValue(dst *string) *setting[string] {
+	def, _ := exec.LookPath("code-server")
+	return newSetting(dst, def, "string", identity, func(s string) (string, error) {
+		if s == "off" {
+			return "", nil
 		}
-	}
-	return def
-}
-
-func envInt(name string, def int) int {
-	if v := os.Getenv(name); v != "" {
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
-		}
-	}
-	return def
+		return s, nil
+	})
 }
 
 // disabledIfZero maps a flag's "0 turns it off" to api.RateLimits' negative
@@ -69,15 +171,9 @@ func disabledIfZero[T int | float64](v T) T {
 }
 
 func newServerCommand() *cobra.Command {
-	var (
-		addr, dataDir, databaseURL, runtimeName, codeServer string
-		logFormat, logLevel                                 string
-		corsOrigins, trustedProxies                         string
-		templateImages                                      []string
-		allowedImages                                       string
-		cfg                                                 server.Config
-		quotas                                              api.Quotas
-	)
+	var s serverSettings
+	opts := serverOptions(&s)
+	envErr := applyEnv(opts, os.LookupEnv)
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the Dev8 control plane: REST API, reconciler and idle reaper",
@@ -89,100 +185,29 @@ Docker engine answers, as local processes otherwise (a log line at start,
 Every flag has an environment variable; a .env file in the working directory
 is read at start. Flags win over the environment.`,
 		Args: cobra.NoArgs,
+		// A bad variable fails this command only, not the others built
+		// alongside it.
+		PreRunE: func(*cobra.Command, []string) error { return envErr },
 		RunE: func(cmd *cobra.Command, args []string) error {
-			log, err := newLogger(cmd.ErrOrStderr(), logFormat, logLevel)
+			log, err := newLogger(cmd.ErrOrStderr(), s.logFormat, s.logLevel)
 			if err != nil {
 				return err
 			}
-			if codeServer == "off" {
-				codeServer = ""
-			}
-			cfg.DataDir, cfg.DatabaseURL, cfg.Runtime, cfg.CodeServer, cfg.Logger = dataDir, databaseURL, runtimeName, codeServer, log
+			cfg := s.cfg
+			cfg.Logger = log
 			// The key is read from the environment only (a flag would show
 			// in ps) and removed from it, so no child process inherits it.
 			cfg.SecretKey = os.Getenv("DEV8_SECRET_KEY")
 			_ = os.Unsetenv("DEV8_SECRET_KEY")
-			if cfg.CORSOrigins, err = api.ParseCORSOrigins(corsOrigins); err != nil {
-				return fmt.Errorf("--cors-origins: %w", err)
-			}
-			if cfg.TemplateImages, err = server.ParseTemplateImages(templateImages); err != nil {
-				return fmt.Errorf("--template-image: %w", err)
-			}
-			if cfg.AllowedImages, err = api.ParseAllowedImages(allowedImages); err != nil {
-				return fmt.Errorf("--allowed-images: %w", err)
-			}
-			if cfg.TrustedProxies, err = api.ParseTrustedProxies(trustedProxies); err != nil {
-				return fmt.Errorf("--trusted-proxies: %w", err)
-			}
-			if quotas.MaxEnvironments < 0 || quotas.MaxRunningEnvironments < 0 || quotas.MonthlyBudgetUSD < 0 {
-				return errors.New("--quota-environments, --quota-running and --quota-monthly-budget must not be negative (0 is unlimited)")
-			}
-			cfg.Quotas = &quotas
 			rl := &cfg.RateLimits
 			rl.PrincipalRate, rl.IPRate = disabledIfZero(rl.PrincipalRate), disabledIfZero(rl.IPRate)
 			rl.LoginFailures, rl.LoginIPFailures = disabledIfZero(rl.LoginFailures), disabledIfZero(rl.LoginIPFailures)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runServer(ctx, addr, cfg)
+			return runServer(ctx, s.addr, cfg)
 		},
 	}
-	reaper, err := envDuration("DEV8_REAPER_INTERVAL", lifecycle.DefaultReaperInterval)
-	resync, err2 := envDuration("DEV8_RESYNC_INTERVAL", lifecycle.DefaultResyncInterval)
-	f := cmd.Flags()
-	f.StringVar(&addr, "addr", envString("DEV8_ADDR", "127.0.0.1:3000"), "listen address (DEV8_ADDR)")
-	f.StringVar(&dataDir, "data-dir", envString("DEV8_DATA_DIR", defaultDataDir()), "data directory: SQLite store and local workspaces (DEV8_DATA_DIR)")
-	f.StringVar(&databaseURL, "database-url", envString("DATABASE_URL", ""), "PostgreSQL URL; empty uses SQLite in the data dir (DATABASE_URL)")
-	f.StringVar(&cfg.AccessURL, "access-url", envString("DEV8_ACCESS_URL", ""), "URL people reach this server at; vs_code_url is built on it (DEV8_ACCESS_URL; default http://<addr>)")
-	f.StringVar(&cfg.AdminAddr, "admin-addr", envString("DEV8_ADMIN_ADDR", ""), "admin listen address serving Prometheus /metrics and pprof /debug/pprof/, without authentication: keep it on loopback or a private network, e.g. 127.0.0.1:9464; empty turns it off (DEV8_ADMIN_ADDR)")
-	f.StringVar(&cfg.AgentURL, "agent-url", envString("DEV8_AGENT_URL", ""), "URL workspaces' supervisors reach this server at (DEV8_AGENT_URL; default http://<addr>)")
-	f.StringVar(&runtimeName, "runtime", envString("DEV8_RUNTIME", "auto"), "workspace runtime: auto (docker when a Docker engine answers, else local), local (processes of this user), or docker (one container and volume per workspace; needs a Docker engine and the workspace images) (DEV8_RUNTIME)")
-	f.StringVar(&codeServer, "code-server", defaultCodeServer(), "code-server executable for local workspaces, or off (DEV8_CODE_SERVER; default: code-server on PATH)")
-	f.DurationVar(&cfg.ReaperInterval, "reaper-interval", reaper, "how often idle environments are looked for (DEV8_REAPER_INTERVAL)")
-	f.DurationVar(&cfg.ResyncInterval, "resync-interval", resync, "how often running environments are checked against the runtime (DEV8_RESYNC_INTERVAL)")
-	f.Float64Var(&cfg.Pricing.CPUHour, "price-cpu-hour", envFloat("DEV8_PRICE_CPU_HOUR", lifecycle.DefaultPricing.CPUHour), "price per vCPU-hour (DEV8_PRICE_CPU_HOUR)")
-	f.Float64Var(&cfg.Pricing.MemoryGBHour, "price-memory-gb-hour", envFloat("DEV8_PRICE_MEMORY_GB_HOUR", lifecycle.DefaultPricing.MemoryGBHour), "price per GB of memory per hour (DEV8_PRICE_MEMORY_GB_HOUR)")
-	f.Float64Var(&cfg.Pricing.StorageGBHour, "price-storage-gb-hour", envFloat("DEV8_PRICE_STORAGE_GB_HOUR", lifecycle.DefaultPricing.StorageGBHour), "price per GB of storage per hour (DEV8_PRICE_STORAGE_GB_HOUR)")
-	retention, err3 := envDuration("DEV8_USAGE_RETENTION", 30*24*time.Hour)
-	tokenDefault, err4 := envDuration("DEV8_TOKEN_DEFAULT_LIFETIME", api.DefaultTokenLifetime)
-	tokenMax, err5 := envDuration("DEV8_TOKEN_MAX_LIFETIME", api.DefaultTokenMaxLifetime)
-	f.DurationVar(&cfg.TokenDefaultLifetime, "token-default-lifetime", tokenDefault, "lifetime of an API token created without expires_in_days (DEV8_TOKEN_DEFAULT_LIFETIME)")
-	f.DurationVar(&cfg.TokenMaxLifetime, "token-max-lifetime", tokenMax, "longest lifetime an API token may be created with; whole days count (DEV8_TOKEN_MAX_LIFETIME)")
-	f.DurationVar(&cfg.UsageRetention, "usage-retention", retention, "how long resource usage samples are kept (DEV8_USAGE_RETENTION)")
-	snapshotInterval, err6 := envDuration("DEV8_SNAPSHOT_INTERVAL", 15*time.Minute)
-	f.DurationVar(&cfg.Snapshots.Interval, "snapshot-interval", snapshotInterval, "how often a running workspace used since its last snapshot gets a scheduled one (DEV8_SNAPSHOT_INTERVAL)")
-	preStopTimeout, err7 := envDuration("DEV8_PRE_STOP_TIMEOUT", lifecycle.DefaultPreStopTimeout)
-	f.DurationVar(&cfg.PreStopTimeout, "pre-stop-timeout", preStopTimeout, "how long a stop (a user's or the idle auto-stop) waits for the snapshot it takes first; the stop goes on when it runs out (DEV8_PRE_STOP_TIMEOUT)")
-	f.IntVar(&cfg.Snapshots.Retention.KeepLast, "snapshot-keep-last", envInt("DEV8_SNAPSHOT_KEEP_LAST", snapshot.DefaultRetention.KeepLast), "snapshots kept per environment when pruning, the newest ones; at least 1 (DEV8_SNAPSHOT_KEEP_LAST)")
-	f.IntVar(&cfg.Snapshots.Retention.KeepDaily, "snapshot-keep-daily", envInt("DEV8_SNAPSHOT_KEEP_DAILY", snapshot.DefaultRetention.KeepDaily), "days for which pruning also keeps each environment's newest snapshot of the day (DEV8_SNAPSHOT_KEEP_DAILY)")
-	f.StringVar(&cfg.SnapshotStore, "snapshot-store", envString("DEV8_SNAPSHOT_STORE", ""), "where the snapshot repository lives: a directory or file:///path, s3://bucket/prefix?endpoint=host:port&region=name, or azblob://container/prefix?account=name; credentials come from the environment (AWS_*, AZURE_STORAGE_*), never the URL (DEV8_SNAPSHOT_STORE; default <data-dir>/backups)")
-	f.StringVar(&logFormat, "log-format", envString("DEV8_LOG_FORMAT", "text"), "log format: text or json (DEV8_LOG_FORMAT)")
-	f.StringVar(&logLevel, "log-level", envString("DEV8_LOG_LEVEL", "info"), "log level: debug, info, warn, error (DEV8_LOG_LEVEL)")
-	f.StringVar(&cfg.SecretKeyFile, "secret-key-file", envString("DEV8_SECRET_KEY_FILE", ""), "file holding the key that encrypts users' secrets, created 0600 on first start; ignored when DEV8_SECRET_KEY (64 hex digits or base64 of 32 bytes; no flag, so it never shows in ps) is set (DEV8_SECRET_KEY_FILE; default <data-dir>/secret.key)")
-	f.StringVar(&cfg.TLSCert, "tls-cert", envString("DEV8_TLS_CERT", ""), "PEM certificate (chain) file; with --tls-key the server speaks HTTPS only (DEV8_TLS_CERT)")
-	f.StringVar(&cfg.TLSKey, "tls-key", envString("DEV8_TLS_KEY", ""), "PEM private key file for --tls-cert (DEV8_TLS_KEY)")
-	f.StringArrayVar(&templateImages, "template-image", envList("DEV8_TEMPLATE_IMAGES"), "template=image: the image the docker runtime runs for a template, e.g. nodejs=registry.example/dev8/nodejs:1; repeatable (DEV8_TEMPLATE_IMAGES, comma-separated; default dev8/<template>:latest)")
-	f.StringVar(&allowedImages, "allowed-images", envString("DEV8_ALLOWED_IMAGES", ""), "comma-separated image patterns a create request's base_image may name besides the templates (registry.example/team/* or a prefix ending in /); empty allows any (DEV8_ALLOWED_IMAGES)")
-	f.StringVar(&corsOrigins, "cors-origins", envString("DEV8_CORS_ORIGINS", ""), "comma-separated origins (https://app.example.com) allowed to call the API from a browser; empty allows none (DEV8_CORS_ORIGINS)")
-	f.StringVar(&cfg.OAuth.GitHub.ClientID, "github-client-id", envString("DEV8_GITHUB_CLIENT_ID", ""), "GitHub OAuth app client id; with the secret, enables sign-in with GitHub (DEV8_GITHUB_CLIENT_ID)")
-	f.StringVar(&cfg.OAuth.GitHub.ClientSecret, "github-client-secret", envString("DEV8_GITHUB_CLIENT_SECRET", ""), "GitHub OAuth app client secret; prefer the environment variable (DEV8_GITHUB_CLIENT_SECRET)")
-	f.StringVar(&cfg.OAuth.GitHub.URL, "github-url", envString("DEV8_GITHUB_URL", ""), "GitHub web URL, for GitHub Enterprise Server (DEV8_GITHUB_URL; default https://github.com)")
-	f.StringVar(&cfg.OAuth.GitHub.APIURL, "github-api-url", envString("DEV8_GITHUB_API_URL", ""), "GitHub REST API URL (DEV8_GITHUB_API_URL; default https://api.github.com, or <github-url>/api/v3)")
-	f.StringVar(&cfg.OAuth.Google.ClientID, "google-client-id", envString("DEV8_GOOGLE_CLIENT_ID", ""), "Google OAuth client id; with the secret, enables sign-in with Google (DEV8_GOOGLE_CLIENT_ID)")
-	f.StringVar(&cfg.OAuth.Google.ClientSecret, "google-client-secret", envString("DEV8_GOOGLE_CLIENT_SECRET", ""), "Google OAuth client secret; prefer the environment variable (DEV8_GOOGLE_CLIENT_SECRET)")
-	f.StringVar(&cfg.OAuth.Google.Issuer, "google-issuer", envString("DEV8_GOOGLE_ISSUER", ""), "OpenID Connect issuer for Google sign-in (DEV8_GOOGLE_ISSUER; default https://accounts.google.com)")
-	f.StringVar(&trustedProxies, "trusted-proxies", envString("DEV8_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed for rate limiting (DEV8_TRUSTED_PROXIES)")
-	f.Float64Var(&cfg.RateLimits.PrincipalRate, "rate-limit-user", envFloat("DEV8_RATE_LIMIT_USER", api.DefaultPrincipalRate), "API requests per second per user or workspace agent; 0 disables (DEV8_RATE_LIMIT_USER)")
-	f.IntVar(&cfg.RateLimits.PrincipalBurst, "rate-limit-user-burst", envInt("DEV8_RATE_LIMIT_USER_BURST", api.DefaultPrincipalBurst), "requests a user or agent may make at once (DEV8_RATE_LIMIT_USER_BURST)")
-	f.Float64Var(&cfg.RateLimits.IPRate, "rate-limit-ip", envFloat("DEV8_RATE_LIMIT_IP", api.DefaultIPRate), "requests per second per client address, health probes exempt; 0 disables (DEV8_RATE_LIMIT_IP)")
-	f.IntVar(&cfg.RateLimits.IPBurst, "rate-limit-ip-burst", envInt("DEV8_RATE_LIMIT_IP_BURST", api.DefaultIPBurst), "requests a client address may make at once (DEV8_RATE_LIMIT_IP_BURST)")
-	f.IntVar(&cfg.RateLimits.LoginFailures, "login-max-failures", envInt("DEV8_LOGIN_MAX_FAILURES", api.DefaultLoginFailures), "failed logins per account before backoff (1 s doubling to 15 min); 0 disables (DEV8_LOGIN_MAX_FAILURES)")
-	f.IntVar(&quotas.MaxEnvironments, "quota-environments", envInt("DEV8_QUOTA_ENVIRONMENTS", api.DefaultQuotas.MaxEnvironments), "environments a user may have (all but those being deleted); 0 is unlimited; an admin may override it per user (DEV8_QUOTA_ENVIRONMENTS)")
-	f.IntVar(&quotas.MaxRunningEnvironments, "quota-running", envInt("DEV8_QUOTA_RUNNING", api.DefaultQuotas.MaxRunningEnvironments), "environments a user may have creating, starting or running at once; 0 is unlimited (DEV8_QUOTA_RUNNING)")
-	f.Float64Var(&quotas.MonthlyBudgetUSD, "quota-monthly-budget", envFloat("DEV8_QUOTA_MONTHLY_BUDGET", api.DefaultQuotas.MonthlyBudgetUSD), "USD a user's environments may cost per calendar month (UTC) before creating and starting are refused; 0 is no budget (DEV8_QUOTA_MONTHLY_BUDGET)")
-	f.IntVar(&cfg.RateLimits.LoginIPFailures, "login-max-failures-ip", envInt("DEV8_LOGIN_MAX_FAILURES_IP", api.DefaultLoginIPFailures), "failed logins per client address before backoff; 0 disables (DEV8_LOGIN_MAX_FAILURES_IP)")
-	if err := errors.Join(err, err2, err3, err4, err5, err6, err7); err != nil {
-		cmd.PreRunE = func(*cobra.Command, []string) error { return err }
-	}
+	registerFlags(cmd.Flags(), opts)
 	return cmd
 }
 
@@ -200,15 +225,4 @@ func runServer(ctx context.Context, addr string, cfg server.Config) error {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	return srv.Serve(ctx, ln)
-}
-
-// envList splits a comma-separated variable (empty: none).
-func envList(name string) []string {
-	var out []string
-	for _, v := range strings.Split(os.Getenv(name), ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
 }

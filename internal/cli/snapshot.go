@@ -1,10 +1,10 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -63,7 +63,7 @@ out. dev8 snapshots lists them, dev8 restore brings one back.`,
 func newSnapshotsCommand() *cobra.Command {
 	var (
 		flags  clientFlags
-		asJSON bool
+		asJSON jsonFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "snapshots <name>",
@@ -84,19 +84,12 @@ added to the server's repository.`,
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				return printJSONList(out, list)
-			}
-			if len(list) == 0 {
-				fmt.Fprintf(out, "No snapshots of %q. Take one with: dev8 snapshot %s\n", env.Name, env.Name)
-				return nil
-			}
-			return printSnapshots(out, list, time.Now())
+			none := fmt.Sprintf("No snapshots of %q. Take one with: dev8 snapshot %s", env.Name, env.Name)
+			return printList(cmd.OutOrStdout(), asJSON, list, none, printSnapshots)
 		}),
 	}
 	flags.register(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the snapshots as a JSON array (the API's objects)")
+	asJSON.register(cmd, "snapshots")
 	cmd.AddCommand(newSnapshotsVerifyCommand())
 	return cmd
 }
@@ -112,12 +105,7 @@ against its hash. It lists each missing or corrupt blob with the snapshots
 and paths it breaks, and exits 1 when it found any. (An environment named
 "verify" is listed with its id: dev8 snapshots env_….)`,
 		Args: cobra.NoArgs,
-		RunE: withFriendlyErrors(func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			c, _, err := flags.client(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: flags.run(func(ctx context.Context, cmd *cobra.Command, c *sdk.Client, args []string) error {
 			rep, err := c.VerifySnapshots(ctx)
 			if err != nil {
 				return err
@@ -146,8 +134,7 @@ and paths it breaks, and exits 1 when it found any. (An environment named
 }
 
 func printSnapshots(w io.Writer, list []sdk.Snapshot, now time.Time) error {
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTAKEN\tTRIGGER\tSTATUS\tFILES\tSIZE\tNEW")
+	tw := newTable(w, "ID", "TAKEN", "TRIGGER", "STATUS", "FILES", "SIZE", "NEW")
 	for _, s := range list {
 		status := s.Status
 		if s.Error != "" {

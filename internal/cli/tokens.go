@@ -1,9 +1,9 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,12 +42,7 @@ lifetime (30 days unless configured).`,
 		Example: `  dev8 tokens create ci
   DEV8_TOKEN=$(dev8 tokens create deploy --expires-in-days 7)`,
 		Args: cobra.ExactArgs(1),
-		RunE: withFriendlyErrors(func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			c, _, err := flags.client(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: flags.run(func(ctx context.Context, cmd *cobra.Command, c *sdk.Client, args []string) error {
 			secret, tok, err := c.CreateToken(ctx, args[0], days)
 			if err != nil {
 				return err
@@ -69,7 +64,7 @@ lifetime (30 days unless configured).`,
 func newTokensListCommand() *cobra.Command {
 	var (
 		flags  clientFlags
-		asJSON bool
+		asJSON jsonFlag
 	)
 	cmd := &cobra.Command{
 		Use:     "ls",
@@ -81,35 +76,21 @@ session, not a token; tokens named "login" were made by older servers.)`,
 		Example: `  dev8 tokens ls
   dev8 tokens ls --json | jq -r '.[] | select(.name == "ci") | .id'`,
 		Args: cobra.NoArgs,
-		RunE: withFriendlyErrors(func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			c, _, err := flags.client(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: flags.run(func(ctx context.Context, cmd *cobra.Command, c *sdk.Client, args []string) error {
 			toks, err := c.Tokens(ctx)
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				return printJSONList(out, toks)
-			}
-			if len(toks) == 0 {
-				fmt.Fprintln(out, "No tokens. Create one with: dev8 tokens create <name>")
-				return nil
-			}
-			return printTokens(out, toks, time.Now())
+			return printList(cmd.OutOrStdout(), asJSON, toks, "No tokens. Create one with: dev8 tokens create <name>", printTokens)
 		}),
 	}
 	flags.register(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the tokens as a JSON array (the API's objects)")
+	asJSON.register(cmd, "tokens")
 	return cmd
 }
 
 func printTokens(w io.Writer, toks []sdk.APIToken, now time.Time) error {
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tCREATED\tLAST USED\tEXPIRES")
+	tw := newTable(w, "ID", "NAME", "CREATED", "LAST USED", "EXPIRES")
 	for _, t := range toks {
 		lastUsed := "never"
 		if t.LastUsedAt != nil {
@@ -138,12 +119,7 @@ stops working at once. Revoking the token this command line is logged in
 with logs it out of the server.`,
 		Example: `  dev8 tokens rm tok_q2w3e4r5t6y7u8i9o0pa`,
 		Args:    cobra.MinimumNArgs(1),
-		RunE: withFriendlyErrors(func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			c, _, err := flags.client(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: flags.run(func(ctx context.Context, cmd *cobra.Command, c *sdk.Client, args []string) error {
 			for _, id := range args {
 				if err := c.RevokeToken(ctx, id); err != nil {
 					return fmt.Errorf("revoke %s: %w", id, err)

@@ -220,6 +220,19 @@ func (f *clientFlags) client(ctx context.Context) (*sdk.Client, target, error) {
 	return newSDKClient(s.url, s.token), s, nil
 }
 
+// run is the RunE of a command that talks to the server: it makes the
+// client, runs do with it and makes do's error friendly.
+func (f *clientFlags) run(do func(ctx context.Context, cmd *cobra.Command, c *sdk.Client, args []string) error) func(*cobra.Command, []string) error {
+	return withFriendlyErrors(func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		c, _, err := f.client(ctx)
+		if err != nil {
+			return err
+		}
+		return do(ctx, cmd, c, args)
+	})
+}
+
 // environment is client, then the environment named nameOrID.
 func (f *clientFlags) environment(ctx context.Context, nameOrID string) (*sdk.Client, *sdk.Environment, error) {
 	c, _, err := f.client(ctx)

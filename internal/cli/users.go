@@ -1,10 +1,10 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -41,7 +41,7 @@ func ptrTo[T any](v T) *T { return &v }
 func newUsersListCommand() *cobra.Command {
 	var (
 		flags     clientFlags
-		asJSON    bool
+		asJSON    jsonFlag
 		email     string
 		role      string
 		suspended string
@@ -56,12 +56,7 @@ and quota overrides ("-": the server's default).`,
   dev8 users ls --role admin
   dev8 users ls --suspended true --json`,
 		Args: cobra.NoArgs,
-		RunE: withFriendlyErrors(func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			c, _, err := flags.client(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: flags.run(func(ctx context.Context, cmd *cobra.Command, c *sdk.Client, args []string) error {
 			f := sdk.UserFilter{Email: email, Role: role}
 			if suspended != "" {
 				b, err := strconv.ParseBool(suspended)
@@ -74,15 +69,11 @@ and quota overrides ("-": the server's default).`,
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				return printJSONList(out, users)
-			}
-			return printUsers(out, users, time.Now())
+			return printList(cmd.OutOrStdout(), asJSON, users, "", printUsers)
 		}),
 	}
 	flags.register(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the users as a JSON array (the API's objects)")
+	asJSON.register(cmd, "users")
 	cmd.Flags().StringVar(&email, "email", "", "only users whose email contains this")
 	cmd.Flags().StringVar(&role, "role", "", "only users with this role: admin or member")
 	cmd.Flags().StringVar(&suspended, "suspended", "", "true: only suspended users; false: only active ones")
@@ -90,8 +81,7 @@ and quota overrides ("-": the server's default).`,
 }
 
 func printUsers(w io.Writer, users []sdk.ManagedUser, now time.Time) error {
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tEMAIL\tROLE\tSTATUS\tMAX ENVS\tMAX RUNNING\tBUDGET\tCREATED")
+	tw := newTable(w, "ID", "EMAIL", "ROLE", "STATUS", "MAX ENVS", "MAX RUNNING", "BUDGET", "CREATED")
 	for _, u := range users {
 		status := "active"
 		if u.Suspended {
@@ -136,22 +126,11 @@ address; they are changed in order, and the first refusal stops the command
 (the last active admin can be neither demoted nor suspended).`,
 		Example: "  dev8 users " + use + " ada@example.com usr_a1b2c3d4e5f6g7h8i9j0",
 		Args:    cobra.MinimumNArgs(1),
-		RunE: withFriendlyErrors(func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			c, _, err := flags.client(ctx)
-			if err != nil {
-				return err
+		RunE: forEachNamed(&flags, (*sdk.Client).FindUser, func(ctx context.Context, cmd *cobra.Command, c *sdk.Client, arg string, u *sdk.ManagedUser) error {
+			if _, _, err := c.UpdateUser(ctx, u.ID, change); err != nil {
+				return fmt.Errorf("%s %s: %w", use, arg, err)
 			}
-			for _, arg := range args {
-				u, err := c.FindUser(ctx, arg)
-				if err != nil {
-					return err
-				}
-				if _, _, err := c.UpdateUser(ctx, u.ID, change); err != nil {
-					return fmt.Errorf("%s %s: %w", use, arg, err)
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s %s (%s).\n", done, u.Email, u.ID)
-			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s (%s).\n", done, u.Email, u.ID)
 			return nil
 		}),
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"dev8.dev/dev8/internal/cli"
+	"dev8.dev/dev8/internal/web/clidoc"
 )
 
 // The docs' CLI reference (made by go run ./internal/web/gencli) has a
@@ -52,7 +53,8 @@ func TestCLIReferenceCoversEveryCommand(t *testing.T) {
 }
 
 // Every flag of dev8 server is in the configuration reference and in the
-// README's configuration table, which are written by hand.
+// README's configuration table (generated: see
+// TestConfigurationReferenceIsCurrent).
 func TestConfigurationReferenceCoversEveryServerFlag(t *testing.T) {
 	t.Parallel()
 	var server *cobra.Command
@@ -82,5 +84,51 @@ func TestConfigurationReferenceCoversEveryServerFlag(t *testing.T) {
 		if n < 20 {
 			t.Fatalf("found %d server flags; the walk is broken", n)
 		}
+	}
+}
+
+// The docs' CLI reference is what go run ./internal/web/gencli writes now.
+func TestCLIReferenceIsCurrent(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("docs/cli.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(doc) != clidoc.Markdown(cli.NewRoot()) {
+		t.Error("docs/cli.md is stale: run go run ./internal/web/gencli > internal/web/docs/cli.md")
+	}
+}
+
+// The tables of dev8 server's options in the configuration reference and the
+// README are what go run ./internal/web/genconfig writes from the option
+// table now.
+func TestConfigurationReferenceIsCurrent(t *testing.T) {
+	t.Parallel()
+	for file, where := range map[string]int{"docs/configuration.md": clidoc.ForDocs, "../../README.md": clidoc.ForREADME} {
+		doc, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := clidoc.SpliceOptions(string(doc), clidoc.OptionsTable(cli.ServerOptions(), where))
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if string(doc) != want {
+			t.Errorf("%s is stale: run go run ./internal/web/genconfig", file)
+		}
+	}
+}
+
+// The README's table links to its own sections, the docs' to their pages;
+// a cell never breaks out of the table.
+func TestOptionsTableMarkdown(t *testing.T) {
+	t.Parallel()
+	opts := []cli.ServerOption{{Flag: "x", Env: "DEV8_X", Default: "`<data-dir>/x`", Help: "a | b <c> `d|e` f*; see [M](/docs/configuration#metrics)"}}
+	docs := clidoc.OptionsTable(opts, clidoc.ForDocs)
+	if !strings.Contains(docs, "| `--x` | `DEV8_X` | `<data-dir>/x` | a \\| b &lt;c> `d\\|e` f\\*; see [M](/docs/configuration#metrics) |") {
+		t.Errorf("docs table:\n%s", docs)
+	}
+	if readme := clidoc.OptionsTable(opts, clidoc.ForREADME); !strings.Contains(readme, "[M](#metrics)") {
+		t.Errorf("README table:\n%s", readme)
 	}
 }

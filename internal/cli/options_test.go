@@ -1,0 +1,188 @@
+package cli
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// parseServer builds dev8 server's options as newServerCommand does, with
+// env as the whole environment, and parses args.
+func parseServer(t *testing.T, env map[string]string, args ...string) (*serverSettings, error) {
+	t.Helper()
+	s := new(serverSettings)
+	opts := serverOptions(s)
+	if err := applyEnv(opts, func(name string) (string, bool) { v, ok := env[name]; return v, ok }); err != nil {
+		return s, err
+	}
+	flags := pflag.NewFlagSet("server", pflag.ContinueOnError)
+	flags.SetOutput(new(strings.Builder))
+	registerFlags(flags, opts)
+	return s, flags.Parse(args)
+}
+
+// A bad value of every kind is refused, from the command line and from the
+// environment, with an error that names the flag or the variable and says
+// what is wanted.
+func TestServerOptionsRefuseBadValues(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		kind, flag, env, bad, want string
+	}{
+		{"int", "quota-running", "DEV8_QUOTA_RUNNING", "five", "want a whole number"},
+		{"int (at least 0)", "quota-environments", "DEV8_QUOTA_ENVIRONMENTS", "-1", "at least 0"},
+		{"int (at least 1)", "snapshot-keep-last", "DEV8_SNAPSHOT_KEEP_LAST", "0", "at least 1"},
+		{"float", "price-cpu-hour", "DEV8_PRICE_CPU_HOUR", "cheap", "want a number"},
+		{"float (not negative)", "quota-monthly-budget", "DEV8_QUOTA_MONTHLY_BUDGET", "-5", "at least 0"},
+		{"float (finite)", "rate-limit-ip", "DEV8_RATE_LIMIT_IP", "NaN", "want a number"},
+		{"duration", "reaper-interval", "DEV8_REAPER_INTERVAL", "30", "want a duration"},
+		{"duration (not negative)", "token-max-lifetime", "DEV8_TOKEN_MAX_LIFETIME", "-1h", "not negative"},
+		{"URL", "access-url", "DEV8_ACCESS_URL", "dev8.example.com", "want an http(s) URL"},
+		{"URL (scheme)", "github-url", "DEV8_GITHUB_URL", "ftp://github.example", "want an http(s) URL"},
+		{"address", "addr", "DEV8_ADDR", "localhost", "want an address host:port"},
+		{"address (optional)", "admin-addr", "DEV8_ADMIN_ADDR", "9464", "want an address host:port"},
+		{"list (origins)", "cors-origins", "DEV8_CORS_ORIGINS", "app.example.com", "want comma-separated origins"},
+		{"list (proxies)", "trusted-proxies", "DEV8_TRUSTED_PROXIES", "10.0.0.0/99", "want comma-separated addresses or CIDRs"},
+		{"list (images)", "allowed-images", "DEV8_ALLOWED_IMAGES", "registry.example/[team", "want comma-separated image patterns"},
+		{"repeated list", "template-image", "DEV8_TEMPLATE_IMAGES", "nodejs", "want template=image pairs"},
+		{"choice", "log-format", "DEV8_LOG_FORMAT", "xml", "want text or json"},
+		{"log level", "log-level", "DEV8_LOG_LEVEL", "loud", "want debug, info, warn or error"},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			t.Parallel()
+			_, err := parseServer(t, nil, "--"+tc.flag, tc.bad)
+			if err == nil || !strings.Contains(err.Error(), "--"+tc.flag) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("--%s %q: error %v, want one naming the flag and saying %q", tc.flag, tc.bad, err, tc.want)
+			}
+			_, err = parseServer(t, map[string]string{tc.env: tc.bad})
+			if err == nil || !strings.Contains(err.Error(), tc.env+"=") || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s=%q: error %v, want one naming the variable and saying %q", tc.env, tc.bad, err, tc.want)
+			}
+		})
+	}
+}
+
+// Every bad variable is reported at once, not only the first.
+func TestServerOptionsReportEveryBadVariable(t *testing.T) {
+	t.Parallel()
+	_, err := parseServer(t, map[string]string{"DEV8_QUOTA_RUNNING": "x", "DEV8_RESYNC_INTERVAL": "y"})
+	if err == nil || !strings.Contains(err.Error(), "DEV8_QUOTA_RUNNING") || !strings.Contains(err.Error(), "DEV8_RESYNC_INTERVAL") {
+		t.Errorf("error %v, want both variables named", err)
+	}
+}
+
+// A bad variable fails dev8 server before it starts, and no other command.
+func TestServerCommandRefusesBadVariable(t *testing.T) {
+	t.Setenv("DEV8_RATE_LIMIT_USER_BURST", "lots")
+	root := NewRoot()
+	root.SetArgs([]string{"server", "--data-dir", t.TempDir()})
+	root.SetOut(new(strings.Builder))
+	err := root.Execute()
+	if err == nil || !strings.Contains(err.Error(), "DEV8_RATE_LIMIT_USER_BURST") {
+		t.Fatalf("dev8 server: %v, want the bad variable named", err)
+	}
+	root = NewRoot()
+	out := new(strings.Builder)
+	root.SetArgs([]string{"version"})
+	root.SetOut(out)
+	if err := root.Execute(); err != nil {
+		t.Errorf("dev8 version with a bad server variable: %v", err)
+	}
+}
+
+// Good values land where the server reads them; a flag wins over its
+// variable; a repeated flag replaces the variable's list.
+func TestServerOptionsSetTheConfig(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"DEV8_QUOTA_RUNNING":        "3",
+		"DEV8_REAPER_INTERVAL":      "1m",
+		"DEV8_PRICE_CPU_HOUR":       "0.5",
+		"DEV8_CORS_ORIGINS":         "https://a.example, https://b.example",
+		"DEV8_TEMPLATE_IMAGES":      "nodejs=r.example/node:1, go=r.example/go:1",
+		"DEV8_CODE_SERVER":          "off",
+		"DEV8_GITHUB_CLIENT_SECRET": "s3cret",
+		"DEV8_ADDR":                 "", // empty is unset
+	}
+	s, err := parseServer(t, env, "--quota-running", "4", "--log-level", "debug")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.cfg
+	if s.cfg.Quotas.MaxRunningEnvironments != 4 || c.ReaperInterval != time.Minute || c.Pricing.CPUHour != 0.5 ||
+		c.CodeServer != "" || c.OAuth.GitHub.ClientSecret != "s3cret" || s.addr != "127.0.0.1:3000" || s.logLevel != "debug" {
+		t.Errorf("settings %+v, config %+v", s, c)
+	}
+	if want := []string{"https://a.example", "https://b.example"}; !reflect.DeepEqual(c.CORSOrigins, want) {
+		t.Errorf("CORS origins %q, want %q", c.CORSOrigins, want)
+	}
+	if want := map[string]string{"nodejs": "r.example/node:1", "go": "r.example/go:1"}; !reflect.DeepEqual(c.TemplateImages, want) {
+		t.Errorf("template images %v, want %v", c.TemplateImages, want)
+	}
+	s, err = parseServer(t, env, "--template-image", "base=r.example/base:2", "--template-image", "go=r.example/go:2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"base": "r.example/base:2", "go": "r.example/go:2"}; !reflect.DeepEqual(s.cfg.TemplateImages, want) {
+		t.Errorf("template images %v, want the flags' %v only", s.cfg.TemplateImages, want)
+	}
+}
+
+// The flags, their variables and their defaults are what users have in
+// their scripts and units: this list may grow, but no name or default in it
+// may change.
+func TestServerOptionNamesAndDefaults(t *testing.T) {
+	t.Parallel()
+	want := map[string][2]string{
+		"addr": {"DEV8_ADDR", "127.0.0.1:3000"}, "database-url": {"DATABASE_URL", ""},
+		"access-url": {"DEV8_ACCESS_URL", ""}, "admin-addr": {"DEV8_ADMIN_ADDR", ""}, "agent-url": {"DEV8_AGENT_URL", ""},
+		"runtime": {"DEV8_RUNTIME", "auto"}, "reaper-interval": {"DEV8_REAPER_INTERVAL", "30s"},
+		"resync-interval": {"DEV8_RESYNC_INTERVAL", "15s"}, "price-cpu-hour": {"DEV8_PRICE_CPU_HOUR", "0.04068"},
+		"price-memory-gb-hour": {"DEV8_PRICE_MEMORY_GB_HOUR", "0.00432"}, "price-storage-gb-hour": {"DEV8_PRICE_STORAGE_GB_HOUR", "0.0000822"},
+		"token-default-lifetime": {"DEV8_TOKEN_DEFAULT_LIFETIME", "720h"}, "token-max-lifetime": {"DEV8_TOKEN_MAX_LIFETIME", "8760h"},
+		"usage-retention": {"DEV8_USAGE_RETENTION", "720h"}, "snapshot-interval": {"DEV8_SNAPSHOT_INTERVAL", "15m"},
+		"pre-stop-timeout": {"DEV8_PRE_STOP_TIMEOUT", "2m"}, "snapshot-keep-last": {"DEV8_SNAPSHOT_KEEP_LAST", "10"},
+		"snapshot-keep-daily": {"DEV8_SNAPSHOT_KEEP_DAILY", "30"}, "snapshot-store": {"DEV8_SNAPSHOT_STORE", ""},
+		"log-format": {"DEV8_LOG_FORMAT", "text"}, "log-level": {"DEV8_LOG_LEVEL", "info"},
+		"secret-key-file": {"DEV8_SECRET_KEY_FILE", ""}, "tls-cert": {"DEV8_TLS_CERT", ""}, "tls-key": {"DEV8_TLS_KEY", ""},
+		"template-image": {"DEV8_TEMPLATE_IMAGES", ""}, "allowed-images": {"DEV8_ALLOWED_IMAGES", ""},
+		"cors-origins": {"DEV8_CORS_ORIGINS", ""}, "github-client-id": {"DEV8_GITHUB_CLIENT_ID", ""},
+		"github-client-secret": {"DEV8_GITHUB_CLIENT_SECRET", ""}, "github-url": {"DEV8_GITHUB_URL", ""},
+		"github-api-url": {"DEV8_GITHUB_API_URL", ""}, "google-client-id": {"DEV8_GOOGLE_CLIENT_ID", ""},
+		"google-client-secret": {"DEV8_GOOGLE_CLIENT_SECRET", ""}, "google-issuer": {"DEV8_GOOGLE_ISSUER", ""},
+		"trusted-proxies": {"DEV8_TRUSTED_PROXIES", ""}, "rate-limit-user": {"DEV8_RATE_LIMIT_USER", "20"},
+		"rate-limit-user-burst": {"DEV8_RATE_LIMIT_USER_BURST", "60"}, "rate-limit-ip": {"DEV8_RATE_LIMIT_IP", "50"},
+		"rate-limit-ip-burst": {"DEV8_RATE_LIMIT_IP_BURST", "200"}, "login-max-failures": {"DEV8_LOGIN_MAX_FAILURES", "5"},
+		"login-max-failures-ip": {"DEV8_LOGIN_MAX_FAILURES_IP", "20"}, "quota-environments": {"DEV8_QUOTA_ENVIRONMENTS", "10"},
+		"quota-running": {"DEV8_QUOTA_RUNNING", "5"}, "quota-monthly-budget": {"DEV8_QUOTA_MONTHLY_BUDGET", "0"},
+		// Defaults found on the host: only the names are pinned.
+		"data-dir": {"DEV8_DATA_DIR", "?"}, "code-server": {"DEV8_CODE_SERVER", "?"},
+	}
+	seenEnv := map[string]bool{}
+	for _, o := range serverOptions(new(serverSettings)) {
+		w, ok := want[o.flag]
+		if !ok {
+			continue // a new option
+		}
+		delete(want, o.flag)
+		if o.env != w[0] {
+			t.Errorf("--%s reads %s, want %s", o.flag, o.env, w[0])
+		}
+		if w[1] != "?" && o.value.String() != w[1] {
+			t.Errorf("--%s defaults to %q, want %q", o.flag, o.value.String(), w[1])
+		}
+		if seenEnv[o.env] {
+			t.Errorf("%s is read by two options", o.env)
+		}
+		seenEnv[o.env] = true
+		if o.help == "" || strings.Contains(o.help, o.env) {
+			t.Errorf("--%s: help %q should say what it means, without the variable (added for it)", o.flag, o.help)
+		}
+	}
+	for flag := range want {
+		t.Errorf("dev8 server has no --%s any more", flag)
+	}
+}
