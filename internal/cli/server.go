@@ -18,6 +18,7 @@ import (
 
 	"dev8.dev/dev8/internal/api"
 	"dev8.dev/dev8/internal/lifecycle"
+	"dev8.dev/dev8/internal/quota"
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/snapshot"
 )
@@ -76,7 +77,7 @@ func newServerCommand() *cobra.Command {
 		templateImages                                      []string
 		allowedImages                                       string
 		cfg                                                 server.Config
-		quotas                                              api.Quotas
+		quotas                                              quota.Limits
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -176,9 +177,9 @@ is read at start. Flags win over the environment.`,
 	f.Float64Var(&cfg.RateLimits.IPRate, "rate-limit-ip", envFloat("DEV8_RATE_LIMIT_IP", api.DefaultIPRate), "requests per second per client address, health probes exempt; 0 disables (DEV8_RATE_LIMIT_IP)")
 	f.IntVar(&cfg.RateLimits.IPBurst, "rate-limit-ip-burst", envInt("DEV8_RATE_LIMIT_IP_BURST", api.DefaultIPBurst), "requests a client address may make at once (DEV8_RATE_LIMIT_IP_BURST)")
 	f.IntVar(&cfg.RateLimits.LoginFailures, "login-max-failures", envInt("DEV8_LOGIN_MAX_FAILURES", api.DefaultLoginFailures), "failed logins per account before backoff (1 s doubling to 15 min); 0 disables (DEV8_LOGIN_MAX_FAILURES)")
-	f.IntVar(&quotas.MaxEnvironments, "quota-environments", envInt("DEV8_QUOTA_ENVIRONMENTS", api.DefaultQuotas.MaxEnvironments), "environments a user may have (all but those being deleted); 0 is unlimited; an admin may override it per user (DEV8_QUOTA_ENVIRONMENTS)")
-	f.IntVar(&quotas.MaxRunningEnvironments, "quota-running", envInt("DEV8_QUOTA_RUNNING", api.DefaultQuotas.MaxRunningEnvironments), "environments a user may have creating, starting or running at once; 0 is unlimited (DEV8_QUOTA_RUNNING)")
-	f.Float64Var(&quotas.MonthlyBudgetUSD, "quota-monthly-budget", envFloat("DEV8_QUOTA_MONTHLY_BUDGET", api.DefaultQuotas.MonthlyBudgetUSD), "USD a user's environments may cost per calendar month (UTC) before creating and starting are refused; 0 is no budget (DEV8_QUOTA_MONTHLY_BUDGET)")
+	f.IntVar(&quotas.MaxEnvironments, "quota-environments", envInt("DEV8_QUOTA_ENVIRONMENTS", quota.DefaultLimits.MaxEnvironments), "environments a user may have (all but those being deleted); 0 is unlimited; an admin may override it per user (DEV8_QUOTA_ENVIRONMENTS)")
+	f.IntVar(&quotas.MaxRunningEnvironments, "quota-running", envInt("DEV8_QUOTA_RUNNING", quota.DefaultLimits.MaxRunningEnvironments), "environments a user may have creating, starting or running at once; 0 is unlimited (DEV8_QUOTA_RUNNING)")
+	f.Float64Var(&quotas.MonthlyBudgetUSD, "quota-monthly-budget", envFloat("DEV8_QUOTA_MONTHLY_BUDGET", quota.DefaultLimits.MonthlyBudgetUSD), "USD a user's environments may cost per calendar month (UTC) before creating and starting are refused; 0 is no budget (DEV8_QUOTA_MONTHLY_BUDGET)")
 	f.IntVar(&cfg.RateLimits.LoginIPFailures, "login-max-failures-ip", envInt("DEV8_LOGIN_MAX_FAILURES_IP", api.DefaultLoginIPFailures), "failed logins per client address before backoff; 0 disables (DEV8_LOGIN_MAX_FAILURES_IP)")
 	if err := errors.Join(err, err2, err3, err4, err5, err6, err7); err != nil {
 		cmd.PreRunE = func(*cobra.Command, []string) error { return err }
