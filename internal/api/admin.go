@@ -1,12 +1,14 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -14,6 +16,16 @@ import (
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/sdk"
 )
+
+// UserAdminStore is the store's side of users' roles, suspension and
+// quotas (the last through quota.Policy).
+type UserAdminStore interface {
+	ListUsers(ctx context.Context, f store.UserFilter) ([]store.ManagedUser, int, error)
+	GetManagedUser(ctx context.Context, id string) (store.ManagedUser, error)
+	UpdateManagedUser(ctx context.Context, id string, fn func(*store.ManagedUser) error) (before, after store.ManagedUser, err error)
+	CountEnvironments(ctx context.Context, userID string) (store.EnvironmentCounts, error)
+	ListEnvironmentsForCost(ctx context.Context, userID string, since time.Time) ([]store.Environment, error)
+}
 
 // Bounds of what an admin may set as a user's quota.
 const (
@@ -41,7 +53,7 @@ func toManagedUserJSON(u store.ManagedUser) sdk.ManagedUser {
 		User:           toUserJSON(u.User),
 		Suspended:      u.SuspendedAt != nil,
 		SuspendedAt:    u.SuspendedAt,
-		QuotaOverrides: sdk.QuotaOverrides(toQuotaOverridesJSON(u.Quota)),
+		QuotaOverrides: toQuotaOverridesJSON(u.Quota),
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/lifecycle"
+	"dev8.dev/dev8/internal/quota"
 	"dev8.dev/dev8/internal/runtime/local"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/sdk"
@@ -21,7 +22,8 @@ import (
 
 // newLifecycleFixture is the hardened fixture with a real lifecycle manager
 // (a local runtime, never run: environments stay as the API records them),
-// the catalog seeded and throttling off.
+// the catalog seeded, throttling off and no quotas unless mutate sets
+// cfg.Quotas (withQuotas).
 func newLifecycleFixture(t *testing.T, mutate func(*Config)) *hardenedFixture {
 	t.Helper()
 	return newHardenedFixture(t, func(cfg *Config) {
@@ -33,12 +35,22 @@ func newLifecycleFixture(t *testing.T, mutate func(*Config)) *hardenedFixture {
 		if err := catalog.Seed(t.Context(), db); err != nil {
 			t.Fatal(err)
 		}
-		cfg.Lifecycle = lifecycle.New(lifecycle.Config{Store: db, Runtime: rt, Now: cfg.Now, AgentToken: cfg.AgentTokens.Issue})
 		cfg.RateLimits = RateLimits{PrincipalRate: -1, IPRate: -1, LoginFailures: -1, LoginIPFailures: -1}
 		if mutate != nil {
 			mutate(cfg)
 		}
+		// One policy reports the quotas (the API) and enforces them (the
+		// manager), as in the server.
+		if cfg.Quotas == nil {
+			cfg.Quotas = quota.New(db, quota.Limits{}, cfg.Now)
+		}
+		cfg.Lifecycle = lifecycle.New(lifecycle.Config{Store: db, Runtime: rt, Now: cfg.Now, AgentToken: cfg.AgentTokens.Issue, Quota: cfg.Quotas})
 	})
+}
+
+// withQuotas gives every user of the fixture l.
+func withQuotas(l quota.Limits) func(*Config) {
+	return func(cfg *Config) { cfg.Quotas = quota.New(cfg.Store, l, cfg.Now) }
 }
 
 func decodeBody[T any](t *testing.T, rec *httptest.ResponseRecorder) T {
@@ -64,12 +76,12 @@ func wantStatus(t *testing.T, rec *httptest.ResponseRecorder, status int, code s
 
 type managedUserResponse struct {
 	User  sdk.ManagedUser `json:"user"`
-	Quota quotaJSON       `json:"quota"`
+	Quota sdk.Quota       `json:"quota"`
 }
 
 func TestAdminManagesUsers(t *testing.T) {
 	t.Parallel()
-	f := newLifecycleFixture(t, func(cfg *Config) { cfg.Quotas = Quotas{MaxEnvironments: 10, MaxRunningEnvironments: 5} })
+	f := newLifecycleFixture(t, withQuotas(quota.Limits{MaxEnvironments: 10, MaxRunningEnvironments: 5}))
 	admin, adminTok := f.user("root@example.com", "password-1")
 	ada, adaTok := f.user("ada@example.com", "password-1")
 	bob, bobTok := f.user("bob@example.com", "password-1")
@@ -204,7 +216,7 @@ func TestAdminManagesUsers(t *testing.T) {
 
 func TestQuotasOnCreateAndStart(t *testing.T) {
 	t.Parallel()
-	f := newLifecycleFixture(t, func(cfg *Config) { cfg.Quotas = Quotas{MaxEnvironments: 3, MaxRunningEnvironments: 2} })
+	f := newLifecycleFixture(t, withQuotas(quota.Limits{MaxEnvironments: 3, MaxRunningEnvironments: 2}))
 	f.clock.now = time.Now().UTC()
 	_, adminTok := f.user("root@example.com", "password-1")
 	ada, adaTok := f.user("ada@example.com", "password-1")
@@ -245,7 +257,7 @@ func TestQuotasOnCreateAndStart(t *testing.T) {
 	rec := f.do(http.MethodGet, "/api/v1/auth/me", reqOpts{token: adaTok})
 	wantStatus(t, rec, http.StatusOK, "")
 	me := decodeBody[struct {
-		Quota quotaJSON `json:"quota"`
+		Quota sdk.Quota `json:"quota"`
 	}](t, rec)
 	if me.Quota.Environments != 3 || me.Quota.RunningEnvironments != 2 || me.Quota.MaxEnvironments != 3 || me.Quota.MaxRunningEnvironments != 2 {
 		t.Errorf("me quota: %+v", me.Quota)
@@ -269,7 +281,7 @@ func TestQuotasOnCreateAndStart(t *testing.T) {
 // exactly one gets through.
 func TestQuotaHoldsUnderConcurrentCreates(t *testing.T) {
 	t.Parallel()
-	f := newLifecycleFixture(t, func(cfg *Config) { cfg.Quotas = Quotas{MaxEnvironments: 1} })
+	f := newLifecycleFixture(t, withQuotas(quota.Limits{MaxEnvironments: 1}))
 	_, tok := f.user("ada@example.com", "password-1")
 	const n = 10
 	var (
@@ -297,67 +309,6 @@ func TestQuotaHoldsUnderConcurrentCreates(t *testing.T) {
 	}
 	if created != 1 {
 		t.Errorf("%d of %d creates succeeded (%v), want 1", created, n, codes)
-	}
-}
-
-// monthCost counts this calendar month (UTC): environments created this
-// month in full, older ones only for their current run since the 1st.
-func TestMonthCost(t *testing.T) {
-	t.Parallel()
-	f := newLifecycleFixture(t, nil)
-	u, _ := f.user("ada@example.com", "password-1")
-	ctx := t.Context()
-	newEnv := func(name string, fn func(*store.Environment)) store.Environment {
-		t.Helper()
-		e, err := f.db.CreateEnvironment(ctx, store.Environment{UserID: u.ID, Name: name, Status: store.StatusStopped})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e, err = f.db.UpdateEnvironment(ctx, e.ID, func(e *store.Environment) error { fn(e); return nil }); err != nil {
-			t.Fatal(err)
-		}
-		return e
-	}
-	// The store dates environments by the real clock; the API's clock is
-	// put two hours into a later month, so they were all created before it.
-	month := monthStart(time.Now().UTC().AddDate(0, 2, 0))
-	f.clock.Advance(month.Add(2 * time.Hour).Sub(f.clock.Now()))
-	newEnv("running", func(e *store.Environment) {
-		e.Status, e.TotalCost, e.EstimatedCostPerHour = store.StatusRunning, 100, 1.5
-		since := month.Add(-10 * time.Hour) // ran into this month: 2 h of it count
-		e.RunningSince = &since
-	})
-	newEnv("stopped", func(e *store.Environment) { e.TotalCost = 50 }) // settled before: not this month's
-	newEnv("deleted-before", func(e *store.Environment) {
-		gone := month.Add(-time.Hour)
-		e.Status, e.DeletedAt = store.StatusDeleting, &gone
-	})
-	got, err := f.api.monthCost(ctx, u.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != 3 {
-		t.Errorf("older environments: month cost %v, want 3 (2 h at 1.5)", got)
-	}
-
-	// Back to now: everything was created this month and counts in full,
-	// a deleted one too.
-	f2 := newLifecycleFixture(t, nil)
-	f2.clock.Advance(time.Now().Sub(f2.clock.Now()))
-	u2, _ := f2.user("bob@example.com", "password-1")
-	e, err := f2.db.CreateEnvironment(ctx, store.Environment{UserID: u2.ID, Name: "gone", Status: store.StatusStopped})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f2.db.UpdateEnvironment(ctx, e.ID, func(e *store.Environment) error {
-		now := time.Now()
-		e.TotalCost, e.DeletedAt = 4.25, &now
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := f2.api.monthCost(ctx, u2.ID); err != nil || got != 4.25 {
-		t.Errorf("deleted this month: month cost %v, %v; want 4.25", got, err)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/oauth"
+	"dev8.dev/dev8/internal/quota"
 	"dev8.dev/dev8/internal/secretbox"
 	"dev8.dev/dev8/internal/snapshot"
 	"dev8.dev/dev8/internal/store"
@@ -106,11 +107,9 @@ type Config struct {
 	// both, those routes answer 503.
 	UserSecrets UserSecretStore
 	SecretBox   *secretbox.Box
-	// Quotas are every user's limits unless an admin overrides them (the
-	// zero value: unlimited). The environment limits are enforced by the
-	// store under the context the API hands the lifecycle manager
-	// (store.WithEnvironmentLimits).
-	Quotas Quotas
+	// Quotas report every user's limits and usage; the lifecycle manager
+	// enforces them with the same policy (nil: unlimited).
+	Quotas *quota.Policy
 	// Backups keeps snapshot records and SnapshotRepo is the snapshot
 	// repository (snapshots.go); without both, the snapshot routes answer
 	// 503.
@@ -140,7 +139,7 @@ type API struct {
 	ideActivityInterval  time.Duration
 	userSecrets          UserSecretStore
 	secretBox            *secretbox.Box
-	quotas               Quotas
+	quotas               *quota.Policy
 	allowedImages        []string
 	backups              BackupStore
 	snapshotRepo         snapshot.Store
@@ -172,6 +171,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.IDEActivityInterval <= 0 {
 		cfg.IDEActivityInterval = DefaultIDEActivityInterval
+	}
+	if cfg.Quotas == nil {
+		cfg.Quotas = quota.New(cfg.Store, quota.Limits{}, cfg.Now)
 	}
 	if cfg.BcryptCost == 0 {
 		cfg.BcryptCost = auth.DefaultBcryptCost

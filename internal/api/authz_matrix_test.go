@@ -20,6 +20,7 @@ import (
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/oauth"
+	"dev8.dev/dev8/internal/quota"
 	"dev8.dev/dev8/internal/secretbox"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/sdk"
@@ -333,7 +334,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	f := newLifecycleFixture(t, func(cfg *Config) {
 		cfg.SecretBox = box
 		cfg.OAuthProviders = []oauth.Provider{gh}
-		cfg.Quotas = Quotas{} // unlimited: quotas are not what this test is about
+		cfg.Quotas = quota.New(cfg.Store, quota.Limits{}, cfg.Now) // unlimited: quotas are not what this test is about
 	})
 	adminUser, err := f.db.CreateUser(t.Context(), store.User{Email: "admin@example.com", Name: "admin", PasswordHash: "x"})
 	if err != nil || adminUser.Role != store.RoleAdmin {

@@ -49,7 +49,7 @@ func (a *API) toEnvironmentJSON(e store.Environment) sdk.Environment {
 		VSCodeURL:            e.VSCodeURL,
 		SSHConnectionString:  e.SSHConnectionString,
 		EstimatedCostPerHour: e.EstimatedCostPerHour,
-		TotalCost:            roundCost(lifecycle.TotalCost(e, a.now())),
+		TotalCost:            lifecycle.RoundCost(lifecycle.TotalCost(e, a.now())),
 		LastAccessedAt:       e.LastAccessedAt,
 		StoppedAt:            e.StoppedAt,
 		CreatedAt:            e.CreatedAt,
@@ -64,12 +64,6 @@ func toPorts(ports []store.Port) []sdk.Port {
 		out[i] = sdk.Port{Port: p.Port, Protocol: p.Protocol}
 	}
 	return out
-}
-
-// roundCost keeps six decimals: sub-cent precision without float noise.
-func roundCost(c float64) float64 {
-	r, _ := strconv.ParseFloat(strconv.FormatFloat(c, 'f', 6, 64), 64)
-	return r
 }
 
 // createRequest is the seed's create body. Pointers tell "absent" from zero.
@@ -121,7 +115,7 @@ func (a *API) createEnvironment(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	env, err := a.createWithinQuota(r.Context(), params)
+	env, err := a.lifecycle.Create(r.Context(), params)
 	if err != nil {
 		a.audit(r, "environment.create", "environment", "", false, map[string]any{"name": params.Name, "error": httpapi.ToError(err).Message})
 		a.writeError(w, r, err)
@@ -277,7 +271,7 @@ func (a *API) actionResponse(w http.ResponseWriter, r *http.Request, before, aft
 
 func (a *API) startEnvironment(w http.ResponseWriter, r *http.Request) {
 	before := environmentFrom(r.Context())
-	after, err := a.startWithinQuota(r.Context(), before)
+	after, err := a.lifecycle.Start(r.Context(), before.ID)
 	a.auditEnvironmentAction(r, "environment.start", before, after, err)
 	if err != nil {
 		a.writeError(w, r, err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/usage"
 )
@@ -181,7 +182,7 @@ func (a *API) listUsage(w http.ResponseWriter, r *http.Request) {
 				NetworkInMB:     u.NetworkInMB,
 				NetworkOutMB:    u.NetworkOutMB,
 			},
-			CostAmount:    roundCost(u.CostAmount),
+			CostAmount:    lifecycle.RoundCost(u.CostAmount),
 			BillingPeriod: u.BillingPeriod,
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"dev8.dev/dev8/internal/api"
 	"dev8.dev/dev8/internal/lifecycle"
+	"dev8.dev/dev8/internal/quota"
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/snapshot"
 )
@@ -33,7 +34,7 @@ func serverOptions(s *serverSettings) []serverOption {
 	c := &s.cfg
 	// Each struct of defaults another package owns is named once, here; an
 	// option takes its field's default from the copy.
-	quotas := api.DefaultQuotas
+	quotas := quota.DefaultLimits
 	c.Quotas, c.Pricing, c.Snapshots.Retention = &quotas, lifecycle.DefaultPricing, snapshot.DefaultRetention
 	rl, q, price, keep := &c.RateLimits, c.Quotas, &c.Pricing, &c.Snapshots.Retention
 	return []serverOption{

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"dev8.dev/dev8/internal/api"
+	"dev8.dev/dev8/internal/quota"
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/sdk"
 )
@@ -74,7 +74,7 @@ func TestUsersCommands(t *testing.T) {
 // lifts them.
 func TestServerQuotas(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, func(c *server.Config) { c.Quotas = &api.Quotas{MaxEnvironments: 1, MaxRunningEnvironments: 1} })
+	h := newHarness(t, func(c *server.Config) { c.Quotas = &quota.Limits{MaxEnvironments: 1, MaxRunningEnvironments: 1} })
 	root := h.login("root@example.com")
 	eve := sdk.New(h.url, h.user("eve@example.com"))
 	if _, err := eve.CreateEnvironment(h.ctx, sdk.CreateEnvironmentRequest{Name: "first"}); err != nil {

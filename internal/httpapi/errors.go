@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -17,6 +18,7 @@ import (
 
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/lifecycle"
+	"dev8.dev/dev8/internal/quota"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/sdk"
 )
@@ -90,6 +92,7 @@ func ToError(err error) *Error {
 		stateErr *lifecycle.StateError
 		nameErr  *lifecycle.NameTakenError
 		quotaErr *store.QuotaExceededError
+		spentErr *quota.BudgetExceededError
 	)
 	switch {
 	case errors.As(err, &apiErr):
@@ -100,6 +103,9 @@ func ToError(err error) *Error {
 		return &Error{Status: http.StatusConflict, Code: CodeInvalidState, Message: "Environment is not in a state that allows this", Details: stateErr.Error()}
 	case errors.As(err, &quotaErr):
 		return Quota(fmt.Sprintf("the limit is %d %s and %d are in use; stop or delete one, or ask an admin to raise the limit", quotaErr.Max, quotaErr.Limit, quotaErr.InUse))
+	case errors.As(err, &spentErr):
+		return Quota(fmt.Sprintf("the monthly budget is $%.2f and $%.2f has been spent this month (UTC); it resets on the 1st, or ask an admin to raise it",
+			spentErr.BudgetUSD, math.Floor(spentErr.SpentUSD*100)/100))
 	case errors.As(err, &nameErr):
 		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "Name already in use", Details: nameErr.Error() + "; pick another name or delete that one"}
 	case errors.Is(err, store.ErrNotFound):

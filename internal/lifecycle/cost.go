@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"math"
+	"strconv"
 	"time"
 
 	"dev8.dev/dev8/internal/store"
@@ -40,6 +41,13 @@ func TotalCost(env store.Environment, now time.Time) float64 {
 		total += now.Sub(*env.RunningSince).Hours() * env.EstimatedCostPerHour
 	}
 	return total
+}
+
+// RoundCost keeps six decimals of a cost: sub-cent precision without float
+// noise, for figures shown to people.
+func RoundCost(c float64) float64 {
+	r, _ := strconv.ParseFloat(strconv.FormatFloat(c, 'f', 6, 64), 64)
+	return r
 }
 
 // settleCost folds the running period into TotalCost and clears RunningSince;

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,9 +22,11 @@ import (
 // Store is the persistence the lifecycle needs.
 type Store interface {
 	CreateEnvironment(ctx context.Context, e store.Environment) (store.Environment, error)
+	CreateEnvironmentWithinLimits(ctx context.Context, e store.Environment, l store.EnvironmentLimits) (store.Environment, error)
 	GetEnvironment(ctx context.Context, id string) (store.Environment, error)
 	ListEnvironments(ctx context.Context, f store.EnvironmentFilter) ([]store.Environment, int, error)
 	UpdateEnvironment(ctx context.Context, id string, fn func(*store.Environment) error) (store.Environment, error)
+	UpdateEnvironmentWithinLimits(ctx context.Context, id string, l store.EnvironmentLimits, fn func(*store.Environment) error) (store.Environment, error)
 	TouchEnvironment(ctx context.Context, id string, at time.Time) error
 	ListIdleCandidates(ctx context.Context, cutoff time.Time) ([]store.Environment, error)
 	GetTemplate(ctx context.Context, name string) (store.Template, error)
@@ -70,6 +73,20 @@ type Config struct {
 	// Observer is told about requests, operations, sweeps and activity,
 	// for metrics; nil tells no one.
 	Observer Observer
+	// Quota bounds what each user may have (internal/quota): Create and
+	// Start ask it before anything else, and the store enforces the limits
+	// it returns in the same transaction as their write. nil: no quotas.
+	Quota QuotaPolicy
+}
+
+// QuotaPolicy decides how much a user may have.
+type QuotaPolicy interface {
+	// Admit refuses, with an error, a request by ownerID's environments
+	// that would add compute (addsCompute: a create, or the start of an
+	// environment not already running or on its way) when the user may
+	// not have more (a spent budget), and returns the limits the store
+	// then enforces on the write.
+	Admit(ctx context.Context, ownerID string, addsCompute bool) (store.EnvironmentLimits, error)
 }
 
 // Auditor appends to the audit log.
@@ -287,12 +304,21 @@ type CreateParams struct {
 const DefaultAutoStopMinutes = 30
 
 // Create records a new environment in CREATING and queues its provisioning.
+// The owner's quota is checked first (Config.Quota).
 func (m *Manager) Create(ctx context.Context, p CreateParams) (store.Environment, error) {
+	limits, err := m.admit(ctx, p.UserID, true)
+	if err != nil {
+		return store.Environment{}, err
+	}
 	env, err := m.resolve(ctx, p)
 	if err != nil {
 		return store.Environment{}, err
 	}
-	env, err = m.store.CreateEnvironment(ctx, env)
+	if limits != nil {
+		env, err = m.store.CreateEnvironmentWithinLimits(ctx, env, *limits)
+	} else {
+		env, err = m.store.CreateEnvironment(ctx, env)
+	}
 	if err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return store.Environment{}, &NameTakenError{Name: p.Name}
@@ -307,9 +333,21 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (store.Environment
 }
 
 // Start asks for a stopped (or failed) environment to run again. Starting an
-// environment that is running or on its way there changes nothing.
+// environment that is running or on its way there changes nothing. Its
+// owner's quota is checked first (Config.Quota); starting one that already
+// counts as running is never refused.
 func (m *Manager) Start(ctx context.Context, id string) (store.Environment, error) {
-	return m.request(ctx, id, "start", func(e *store.Environment) (bool, error) {
+	var limits *store.EnvironmentLimits
+	if m.cfg.Quota != nil {
+		env, err := m.store.GetEnvironment(ctx, id)
+		if err != nil {
+			return store.Environment{}, err
+		}
+		if limits, err = m.admit(ctx, env.UserID, !slices.Contains(store.ActiveStatuses, env.Status)); err != nil {
+			return store.Environment{}, err
+		}
+	}
+	return m.request(ctx, id, "start", limits, func(e *store.Environment) (bool, error) {
 		switch e.Status {
 		case store.StatusRunning, store.StatusStarting, store.StatusCreating:
 			return false, nil
@@ -325,7 +363,7 @@ func (m *Manager) Start(ctx context.Context, id string) (store.Environment, erro
 // Stop asks for a running (or failed) environment to stop, keeping its
 // storage. Stopping one that is stopped or stopping changes nothing.
 func (m *Manager) Stop(ctx context.Context, id string) (store.Environment, error) {
-	return m.request(ctx, id, "stop", func(e *store.Environment) (bool, error) {
+	return m.request(ctx, id, "stop", nil, func(e *store.Environment) (bool, error) {
 		switch e.Status {
 		case store.StatusStopped, store.StatusStopping:
 			return false, nil
@@ -341,7 +379,7 @@ func (m *Manager) Stop(ctx context.Context, id string) (store.Environment, error
 // Delete asks for an environment's compute and storage to be removed. It is
 // allowed from every status, including while it is being created.
 func (m *Manager) Delete(ctx context.Context, id string) (store.Environment, error) {
-	return m.request(ctx, id, "delete", func(e *store.Environment) (bool, error) {
+	return m.request(ctx, id, "delete", nil, func(e *store.Environment) (bool, error) {
 		if e.Status == store.StatusDeleting {
 			return false, nil
 		}
@@ -360,11 +398,30 @@ func (m *Manager) Touch(ctx context.Context, id string) error {
 	return nil
 }
 
-// request applies a user's action to the stored status and queues the
-// reconciler when it changed anything.
-func (m *Manager) request(ctx context.Context, id, action string, apply func(*store.Environment) (bool, error)) (store.Environment, error) {
+// admit asks the quota policy, if there is one, whether ownerID may go on;
+// nil limits mean there is none.
+func (m *Manager) admit(ctx context.Context, ownerID string, addsCompute bool) (*store.EnvironmentLimits, error) {
+	if m.cfg.Quota == nil {
+		return nil, nil
+	}
+	l, err := m.cfg.Quota.Admit(ctx, ownerID, addsCompute)
+	if err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
+
+// request applies a user's action to the stored status, within limits when
+// they are given, and queues the reconciler when it changed anything.
+func (m *Manager) request(ctx context.Context, id, action string, limits *store.EnvironmentLimits, apply func(*store.Environment) (bool, error)) (store.Environment, error) {
 	var changed bool
-	env, err := m.store.UpdateEnvironment(ctx, id, func(e *store.Environment) error {
+	update := m.store.UpdateEnvironment
+	if limits != nil {
+		update = func(ctx context.Context, id string, fn func(*store.Environment) error) (store.Environment, error) {
+			return m.store.UpdateEnvironmentWithinLimits(ctx, id, *limits, fn)
+		}
+	}
+	env, err := update(ctx, id, func(e *store.Environment) error {
 		var err error
 		changed, err = apply(e)
 		if changed && e.Status == store.StatusStarting {

@@ -59,6 +59,13 @@ func (s *Store) CreateEnvironment(ctx context.Context, e store.Environment) (sto
 	return s.DB.CreateEnvironment(ctx, e)
 }
 
+// CreateEnvironmentWithinLimits is store.DB.CreateEnvironmentWithinLimits,
+// timed as CreateEnvironment: it is the same write with a quota check.
+func (s *Store) CreateEnvironmentWithinLimits(ctx context.Context, e store.Environment, l store.EnvironmentLimits) (store.Environment, error) {
+	defer s.createEnvironment.since(time.Now())
+	return s.DB.CreateEnvironmentWithinLimits(ctx, e, l)
+}
+
 // GetEnvironment is store.DB.GetEnvironment, timed.
 func (s *Store) GetEnvironment(ctx context.Context, id string) (store.Environment, error) {
 	defer s.getEnvironment.since(time.Now())
@@ -76,6 +83,13 @@ func (s *Store) ListEnvironments(ctx context.Context, f store.EnvironmentFilter)
 func (s *Store) UpdateEnvironment(ctx context.Context, id string, fn func(*store.Environment) error) (store.Environment, error) {
 	defer s.updateEnvironment.since(time.Now())
 	return s.DB.UpdateEnvironment(ctx, id, fn)
+}
+
+// UpdateEnvironmentWithinLimits is store.DB.UpdateEnvironmentWithinLimits,
+// timed as UpdateEnvironment: it is the same write with a quota check.
+func (s *Store) UpdateEnvironmentWithinLimits(ctx context.Context, id string, l store.EnvironmentLimits, fn func(*store.Environment) error) (store.Environment, error) {
+	defer s.updateEnvironment.since(time.Now())
+	return s.DB.UpdateEnvironmentWithinLimits(ctx, id, l, fn)
 }
 
 // TouchEnvironment is store.DB.TouchEnvironment, timed.

@@ -23,6 +23,7 @@ import (
 	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/metrics"
+	"dev8.dev/dev8/internal/quota"
 	"dev8.dev/dev8/internal/runtime"
 	"dev8.dev/dev8/internal/secretbox"
 	"dev8.dev/dev8/internal/store"
@@ -101,8 +102,8 @@ type Config struct {
 	// HTTPS only (and sends HSTS, and marks the session cookie Secure).
 	TLSCert, TLSKey string
 	// Quotas are every user's limits unless an admin overrides them; nil
-	// takes api.DefaultQuotas (10 environments, 5 running, no budget).
-	Quotas *api.Quotas
+	// takes quota.DefaultLimits (10 environments, 5 running, no budget).
+	Quotas *quota.Limits
 	// RateLimits, CORSOrigins and TrustedProxies: see api.Config.
 	RateLimits     api.RateLimits
 	CORSOrigins    []string
@@ -241,7 +242,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	m := metrics.New(cfg.Logger)
 	timed := m.InstrumentStore(db)
 	tunnels.SetObserver(m)
+	quotas := quota.New(timed, quotasOrDefault(cfg.Quotas), cfg.Now)
 	mgr := lifecycle.New(lifecycle.Config{
+		Quota:          quotas,
 		AgentToken:     agents.Issue,
 		Observer:       m,
 		Store:          timed,
@@ -273,7 +276,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Backups:              db,
 		SnapshotRepo:         snapshots,
 
-		Quotas:         quotasOrDefault(cfg.Quotas),
+		Quotas:         quotas,
 		RateLimits:     cfg.RateLimits,
 		CORSOrigins:    cfg.CORSOrigins,
 		AllowedImages:  allowedImages(cfg.AllowedImages, imageRefs),
@@ -296,10 +299,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtime: rt, Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, handler: a.Handler(), api: a, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn}, nil
 }
 
-// quotasOrDefault is q, or api.DefaultQuotas when q is nil.
-func quotasOrDefault(q *api.Quotas) api.Quotas {
+// quotasOrDefault is q, or quota.DefaultLimits when q is nil.
+func quotasOrDefault(q *quota.Limits) quota.Limits {
 	if q == nil {
-		return api.DefaultQuotas
+		return quota.DefaultLimits
 	}
 	return *q
 }

@@ -362,7 +362,9 @@ func TestUpdateEnvironmentWithinLimitsUnderRace(t *testing.T) {
 	})
 }
 
-func TestEnvironmentWritesUseContextLimits(t *testing.T) {
+// The limits are an argument: the plain writes enforce none, the
+// WithinLimits ones enforce theirs on create and on start.
+func TestEnvironmentWritesWithExplicitLimits(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, ctx context.Context, db *store.DB) {
 		u := mustUser(t, ctx, db, "q@example.com")
@@ -370,27 +372,17 @@ func TestEnvironmentWritesUseContextLimits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if store.LimitsApplied(ctx) {
-			t.Error("LimitsApplied without limits")
-		}
-		lctx := store.WithEnvironmentLimits(ctx, store.EnvironmentLimits{UserID: u.ID, MaxEnvironments: 1})
 		var qe *store.QuotaExceededError
-		if _, err := db.CreateEnvironment(lctx, store.Environment{UserID: u.ID, Name: "second"}); !errors.As(err, &qe) {
+		if _, err := db.CreateEnvironmentWithinLimits(ctx, store.Environment{UserID: u.ID, Name: "second"}, store.EnvironmentLimits{UserID: u.ID, MaxEnvironments: 1}); !errors.As(err, &qe) {
 			t.Fatalf("over the limit: %v", err)
-		}
-		if !store.LimitsApplied(lctx) {
-			t.Error("LimitsApplied = false after an enforced create")
 		}
 		update(t, ctx, db, free.ID, func(e *store.Environment) { e.Status = store.StatusStopped })
 		second := mustEnv(t, ctx, db, store.Environment{UserID: u.ID, Name: "second"})
-		lctx = store.WithEnvironmentLimits(ctx, store.EnvironmentLimits{UserID: u.ID, MaxActive: 1})
-		if _, err := db.UpdateEnvironment(lctx, free.ID, func(e *store.Environment) error { e.Status = store.StatusStarting; return nil }); !errors.As(err, &qe) {
+		limits := store.EnvironmentLimits{UserID: u.ID, MaxActive: 1}
+		if _, err := db.UpdateEnvironmentWithinLimits(ctx, free.ID, limits, func(e *store.Environment) error { e.Status = store.StatusStarting; return nil }); !errors.As(err, &qe) {
 			t.Fatalf("start over the limit: %v", err)
 		}
-		if !store.LimitsApplied(lctx) {
-			t.Error("LimitsApplied = false after an enforced update")
-		}
-		if _, err := db.UpdateEnvironment(lctx, second.ID, func(e *store.Environment) error { e.Status = store.StatusStopped; return nil }); err != nil {
+		if _, err := db.UpdateEnvironmentWithinLimits(ctx, second.ID, limits, func(e *store.Environment) error { e.Status = store.StatusStopped; return nil }); err != nil {
 			t.Fatalf("stop under limits: %v", err)
 		}
 	})

@@ -78,20 +78,10 @@ func placeholders(n int) string {
 // CreateEnvironment stores a new environment. It assigns the ID when e.ID is
 // empty, sets CreatedAt and UpdatedAt, sets LastAccessedAt when it is zero
 // and Status to StatusCreating when it is empty. A live environment of the
-// same user with the same name returns ErrConflict. Under a context from
-// WithEnvironmentLimits it is CreateEnvironmentWithinLimits (quota.go).
+// same user with the same name returns ErrConflict. It enforces no quota;
+// CreateEnvironmentWithinLimits (quota.go) does.
 func (db *DB) CreateEnvironment(ctx context.Context, e Environment) (Environment, error) {
-	if l, ok := environmentLimits(ctx); ok {
-		return db.CreateEnvironmentWithinLimits(ctx, e, l)
-	}
-	args, err := db.newEnvironmentArgs(&e)
-	if err != nil {
-		return Environment{}, wrapErr("create environment", err)
-	}
-	if _, err = db.exec(ctx, db.writer, db.q(insertEnvironment(len(args))), args...); err != nil {
-		return Environment{}, wrapErr("create environment", err)
-	}
-	return e, nil
+	return db.createEnvironment(ctx, e, nil)
 }
 
 // newEnvironmentArgs fills in what CreateEnvironment promises (ID, Status,
@@ -194,12 +184,8 @@ func (db *DB) ListEnvironments(ctx context.Context, f EnvironmentFilter) ([]Envi
 // methods that write (on SQLite that would wait forever for the single
 // writer connection fn's transaction holds).
 //
-// Under a context from WithEnvironmentLimits it is
-// UpdateEnvironmentWithinLimits (quota.go).
+// It enforces no quota; UpdateEnvironmentWithinLimits (quota.go) does.
 func (db *DB) UpdateEnvironment(ctx context.Context, id string, fn func(*Environment) error) (Environment, error) {
-	if l, ok := environmentLimits(ctx); ok {
-		return db.UpdateEnvironmentWithinLimits(ctx, id, l, fn)
-	}
 	return db.updateEnvironment(ctx, id, nil, fn)
 }
 

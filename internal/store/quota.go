@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sync/atomic"
 )
 
 // ActiveStatuses are the statuses that count against a user's limit of
@@ -93,7 +92,13 @@ func (db *DB) lockUserQuota(ctx context.Context, tx *sql.Tx, userID string) erro
 // environment keeps e.UserID within l. Over a limit it returns a
 // *QuotaExceededError and stores nothing.
 func (db *DB) CreateEnvironmentWithinLimits(ctx context.Context, e Environment, l EnvironmentLimits) (Environment, error) {
-	if l.UserID != e.UserID {
+	return db.createEnvironment(ctx, e, &l)
+}
+
+// createEnvironment is CreateEnvironment, and with l also the quota check
+// of CreateEnvironmentWithinLimits, in the same transaction.
+func (db *DB) createEnvironment(ctx context.Context, e Environment, l *EnvironmentLimits) (Environment, error) {
+	if l != nil && l.UserID != e.UserID {
 		return Environment{}, fmt.Errorf("store: create environment: limits are for user %q, the environment is %q's", l.UserID, e.UserID)
 	}
 	args, err := db.newEnvironmentArgs(&e)
@@ -101,21 +106,27 @@ func (db *DB) CreateEnvironmentWithinLimits(ctx context.Context, e Environment, 
 		return Environment{}, wrapErr("create environment", err)
 	}
 
+	insert := db.q(insertEnvironment(len(args)))
 	var quotaErr *QuotaExceededError
-	err = db.writeTx(ctx, func(tx *sql.Tx) error {
-		if err := db.lockUserQuota(ctx, tx, e.UserID); err != nil {
+	if l == nil {
+		// Nothing to count: one statement, prepared once.
+		_, err = db.exec(ctx, db.writer, insert, args...)
+	} else {
+		err = db.writeTx(ctx, func(tx *sql.Tx) error {
+			if err := db.lockUserQuota(ctx, tx, e.UserID); err != nil {
+				return err
+			}
+			c, err := countEnvironments(ctx, db, tx, e.UserID, "")
+			if err != nil {
+				return err
+			}
+			if quotaErr = checkLimits(*l, c, e.Status != StatusDeleting, isActive(e.Status)); quotaErr != nil {
+				return quotaErr
+			}
+			_, err = tx.ExecContext(ctx, insert, args...)
 			return err
-		}
-		c, err := countEnvironments(ctx, db, tx, e.UserID, "")
-		if err != nil {
-			return err
-		}
-		if quotaErr = checkLimits(l, c, e.Status != StatusDeleting, isActive(e.Status)); quotaErr != nil {
-			return quotaErr
-		}
-		_, err = tx.ExecContext(ctx, db.q(insertEnvironment(len(args))), args...)
-		return err
-	})
+		})
+	}
 	if quotaErr != nil {
 		return Environment{}, quotaErr
 	}
@@ -145,42 +156,4 @@ func checkLimits(l EnvironmentLimits, c EnvironmentCounts, addsLive, addsActive 
 // the environment active are never refused.
 func (db *DB) UpdateEnvironmentWithinLimits(ctx context.Context, id string, l EnvironmentLimits, fn func(*Environment) error) (Environment, error) {
 	return db.updateEnvironment(ctx, id, &l, fn)
-}
-
-// limitsKey carries a request's EnvironmentLimits to CreateEnvironment
-// and UpdateEnvironment.
-type limitsKey struct{}
-
-type limitsValue struct {
-	limits  EnvironmentLimits
-	applied atomic.Bool
-}
-
-// WithEnvironmentLimits returns a context under which CreateEnvironment
-// and UpdateEnvironment enforce l, in the same transaction as their write.
-// The API sets it on the requests it hands to the lifecycle manager, which
-// passes the context on to the store: the quota check stays out of the
-// lifecycle, and a store wrapper (metrics) that passes the context cannot
-// bypass it.
-func WithEnvironmentLimits(ctx context.Context, l EnvironmentLimits) context.Context {
-	return context.WithValue(ctx, limitsKey{}, &limitsValue{limits: l})
-}
-
-// environmentLimits returns the limits in ctx and records that they were
-// enforced.
-func environmentLimits(ctx context.Context) (EnvironmentLimits, bool) {
-	v, ok := ctx.Value(limitsKey{}).(*limitsValue)
-	if !ok {
-		return EnvironmentLimits{}, false
-	}
-	v.applied.Store(true)
-	return v.limits, true
-}
-
-// LimitsApplied reports whether a write under ctx enforced the limits
-// WithEnvironmentLimits put in it: false after a write means the write did
-// not reach a DB with that context.
-func LimitsApplied(ctx context.Context) bool {
-	v, ok := ctx.Value(limitsKey{}).(*limitsValue)
-	return ok && v.applied.Load()
 }
