@@ -119,7 +119,7 @@ type Config struct {
 	Snapshots backup.Schedule
 	// SnapshotStore is where the snapshot repository lives: empty for
 	// <DataDir>/backups, a directory or file:///path, s3://bucket/prefix or
-	// azblob://container/prefix (see openSnapshotStore).
+	// azblob://container/prefix (see backup.OpenStore).
 	SnapshotStore string
 	// PreStopTimeout bounds the snapshot taken before each stop (default
 	// lifecycle.DefaultPreStopTimeout).
