@@ -15,13 +15,14 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
+	"dev8.dev/dev8/internal/audit"
 	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/backup"
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/oauth"
 	"dev8.dev/dev8/internal/quota"
 	"dev8.dev/dev8/internal/secretbox"
-	"dev8.dev/dev8/internal/snapshot"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/tunnel"
 	"dev8.dev/dev8/sdk"
@@ -100,8 +101,6 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// Requests records every request's duration by route (nil: none).
 	Requests RequestObserver
-	// Snapshots records every snapshot job's outcome (nil: none).
-	Snapshots SnapshotObserver
 	// UserSecrets keeps users' SSH keys, secrets and git settings (nil:
 	// Store, if it has the methods); SecretBox encrypts the secrets. Without
 	// both, those routes answer 503.
@@ -110,11 +109,11 @@ type Config struct {
 	// Quotas report every user's limits and usage; the lifecycle manager
 	// enforces them with the same policy (nil: unlimited).
 	Quotas *quota.Policy
-	// Backups keeps snapshot records and SnapshotRepo is the snapshot
-	// repository (snapshots.go); without both, the snapshot routes answer
-	// 503.
-	Backups      BackupStore
-	SnapshotRepo snapshot.Store
+	// Backups takes and restores snapshots (nil, or one without a
+	// repository: the snapshot routes answer 503).
+	Backups *backup.Service
+	// Audit records what requests do (nil: a recorder over Store).
+	Audit *audit.Recorder
 }
 
 // API holds what the handlers share.
@@ -135,15 +134,13 @@ type API struct {
 	usage                UsageService
 	limits               *throttles
 	requests             RequestObserver
-	snapshotObserver     SnapshotObserver
 	ideActivityInterval  time.Duration
 	userSecrets          UserSecretStore
 	secretBox            *secretbox.Box
 	quotas               *quota.Policy
 	allowedImages        []string
-	backups              BackupStore
-	snapshotRepo         snapshot.Store
-	restoring            sync.Map // environment id → lost-volume restore in progress (snapshots.go)
+	backups              *backup.Service
+	auditLog             *audit.Recorder
 	pages                Pages
 	// shuttingDown closes when the server begins a graceful shutdown
 	// (Shutdown), ending the event streams.
@@ -192,7 +189,6 @@ func New(cfg Config) *API {
 		usage:                cfg.Usage,
 		limits:               newThrottles(cfg, cfg.Now),
 		requests:             cfg.Requests,
-		snapshotObserver:     cfg.Snapshots,
 		ideActivityInterval:  cfg.IDEActivityInterval,
 		shuttingDown:         make(chan struct{}),
 		pages:                cfg.Pages,
@@ -201,7 +197,10 @@ func New(cfg Config) *API {
 		quotas:               cfg.Quotas,
 		allowedImages:        cfg.AllowedImages,
 		backups:              cfg.Backups,
-		snapshotRepo:         cfg.SnapshotRepo,
+		auditLog:             cfg.Audit,
+	}
+	if a.auditLog == nil {
+		a.auditLog = audit.New(cfg.Store, cfg.Logger, cfg.Now)
 	}
 	a.initAuth(cfg)
 	return a

@@ -1,13 +1,13 @@
 package api
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/go-chi/chi/v5/middleware"
 
+	"dev8.dev/dev8/internal/audit"
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/store"
@@ -17,14 +17,12 @@ import (
 const (
 	defaultAuditLimit = 50
 	maxAuditLimit     = 500
-	// auditTimeout bounds one audit insert; it outlives the request's own
-	// context, so a client that hangs up still leaves its trace.
-	auditTimeout = 5 * time.Second
 )
 
-// audit records what the request did, best-effort: a failed insert is
-// logged and never fails the request. The actor is the authenticated user
-// or agent; on public routes (signup, login) detail and objID say who.
+// audit records what the request did, best-effort (audit.Recorder): a
+// failed insert is logged and never fails the request. The actor is the
+// authenticated user or agent; on public routes (signup, login) detail and
+// objID say who.
 func (a *API) audit(r *http.Request, action, objType, objID string, success bool, detail map[string]any) {
 	a.auditAs(r, "", action, objType, objID, success, detail)
 }
@@ -32,35 +30,27 @@ func (a *API) audit(r *http.Request, action, objType, objID string, success bool
 // auditAs is audit with the acting user named explicitly (public routes,
 // where no user is in the context yet).
 func (a *API) auditAs(r *http.Request, actorID, action, objType, objID string, success bool, detail map[string]any) {
-	e := store.AuditEvent{
-		CreatedAt:   a.now(),
-		ActorKind:   store.ActorUser,
-		ActorUserID: actorID,
-		Action:      action,
-		ObjectType:  objType,
-		ObjectID:    objID,
-		RequestID:   middleware.GetReqID(r.Context()),
-		Detail:      detail,
-		Success:     success,
+	e := audit.Event{
+		Actor:     audit.User(actorID),
+		Action:    action,
+		Target:    audit.Target{Type: objType, ID: objID},
+		RequestID: middleware.GetReqID(r.Context()),
+		Detail:    detail,
+		Success:   success,
 	}
 	if ip := a.limits.clientAddr(r); ip.IsValid() {
 		e.IP = ip.String()
 	}
 	if u, ok := auth.UserFrom(r.Context()); ok {
-		e.ActorUserID = u.ID
+		e.Actor = audit.User(u.ID)
 	} else if envID, ok := auth.AgentFrom(r.Context()); ok {
-		e.ActorKind = store.ActorAgent
+		e.Actor.Kind = store.ActorAgent
 		if e.Detail == nil {
 			e.Detail = map[string]any{}
 		}
 		e.Detail["agent_environment_id"] = envID
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), auditTimeout)
-	defer cancel()
-	if err := a.store.InsertAuditEvent(ctx, e); err != nil {
-		a.log.ErrorContext(r.Context(), "record audit event", "action", action, "object_type", objType, "object_id", objID,
-			"request_id", e.RequestID, "err", err)
-	}
+	a.auditLog.Record(r.Context(), e)
 }
 
 // toAuditEventJSON renders e as the API shows it (the sdk's AuditEvent).

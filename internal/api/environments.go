@@ -123,7 +123,7 @@ func (a *API) createEnvironment(w http.ResponseWriter, r *http.Request) {
 	}
 	a.audit(r, "environment.create", "environment", env.ID, true, map[string]any{"name": env.Name, "template": env.TemplateName, "from_snapshot": req.FromSnapshot})
 	if fork != nil {
-		go a.restoreFork(env, *fork)
+		a.backups.Fork(env, *fork)
 	}
 	w.Header().Set("Location", "/api/v1/environments/"+env.ID)
 	httpapi.WriteJSON(w, http.StatusCreated, map[string]any{

@@ -23,9 +23,9 @@ func TestAfterStartReportsFreshStorage(t *testing.T) {
 	t.Parallel()
 	calls := make(chan afterStartCall, 16)
 	h := newHarness(t, func(h *harness) {
-		h.m.SetAfterStart(func(_ context.Context, env store.Environment, fresh bool) {
+		h.m.cfg.AfterStart = func(_ context.Context, env store.Environment, fresh bool) {
 			calls <- afterStartCall{env, fresh}
-		})
+		}
 	})
 	next := func(what string, wantFresh bool) store.Environment {
 		t.Helper()

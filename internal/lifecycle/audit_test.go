@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"dev8.dev/dev8/internal/audit"
 	"dev8.dev/dev8/internal/store"
 )
 
@@ -34,11 +35,11 @@ func (f *fakeAuditor) recorded() []store.AuditEvent {
 func TestReaperAudits(t *testing.T) {
 	t.Parallel()
 	for _, failing := range []bool{false, true} {
-		audit := &fakeAuditor{}
+		fake := &fakeAuditor{}
 		if failing {
-			audit.err = errors.New("audit store down")
+			fake.err = errors.New("audit store down")
 		}
-		h := newHarness(t, func(h *harness) { h.m.cfg.Audit = audit })
+		h := newHarness(t, func(h *harness) { h.m.cfg.Audit = audit.New(fake, h.m.log, h.clock.Now) })
 		idle := h.create("idle", func(p *CreateParams) { one := 1; p.AutoStopMinutes = &one })
 		h.waitStatus(idle.ID, store.StatusRunning)
 		h.clock.Advance(2 * time.Minute)
@@ -46,7 +47,7 @@ func TestReaperAudits(t *testing.T) {
 			t.Fatalf("failing=%v: reap = %d, %v", failing, n, err)
 		}
 		h.waitStatus(idle.ID, store.StatusStopped)
-		got := audit.recorded()
+		got := fake.recorded()
 		if len(got) != 1 {
 			t.Fatalf("failing=%v: %d audit events, want 1: %+v", failing, len(got), got)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"dev8.dev/dev8/internal/audit"
 	"dev8.dev/dev8/internal/runtime"
 	"dev8.dev/dev8/internal/store"
 )
@@ -77,6 +78,23 @@ type Config struct {
 	// Start ask it before anything else, and the store enforces the limits
 	// it returns in the same transaction as their write. nil: no quotas.
 	Quota QuotaPolicy
+
+	// BeforeStop runs before every stop — a user's, or the idle reaper's —
+	// for at most PreStopTimeout (zero: DefaultPreStopTimeout); the server
+	// takes a snapshot there. It records its own outcome; whatever it is,
+	// the stop goes on, so a failing hook can never keep compute running.
+	// Nil: nothing runs.
+	BeforeStop     func(ctx context.Context, env store.Environment)
+	PreStopTimeout time.Duration
+	// AfterStart is called on every start that reaches RUNNING (the first
+	// one after a create included) with the environment as recorded and
+	// whether the runtime had to make its workspace storage anew for it:
+	// true for a new environment, and for one whose volume or directory was
+	// lost while it was stopped (the server restores those from their
+	// latest snapshot). It runs on the lifecycle's worker and must return
+	// promptly: long work belongs to a goroutine its owner waits for. Nil:
+	// nothing is called.
+	AfterStart func(ctx context.Context, env store.Environment, freshStorage bool)
 }
 
 // QuotaPolicy decides how much a user may have.
@@ -89,9 +107,9 @@ type QuotaPolicy interface {
 	Admit(ctx context.Context, ownerID string, addsCompute bool) (store.EnvironmentLimits, error)
 }
 
-// Auditor appends to the audit log.
+// Auditor records in the audit log (audit.Recorder implements it).
 type Auditor interface {
-	InsertAuditEvent(ctx context.Context, e store.AuditEvent) error
+	Record(ctx context.Context, e audit.Event)
 }
 
 // URLs are where the server is reached: AccessURL by people (vs_code_url
@@ -113,8 +131,6 @@ type Manager struct {
 	exits    chan string
 	events   broadcaster
 	urls     atomic.Pointer[URLs]
-	preStop  atomic.Pointer[preStopHook]
-	afterUp  atomic.Pointer[func(ctx context.Context, env store.Environment, freshStorage bool)]
 	// freshStorage holds environments whose runtime made their workspace
 	// storage anew (runtime.Instance.StorageCreated) and that have not
 	// reached RUNNING since: a Create that is retried after a failed Start
@@ -122,44 +138,17 @@ type Manager struct {
 	freshStorage sync.Map // environment id → struct{}
 }
 
-type preStopHook struct {
-	run     func(ctx context.Context, env store.Environment)
-	timeout time.Duration
-}
-
-// DefaultPreStopTimeout bounds the work before a stop (SetBeforeStop).
+// DefaultPreStopTimeout bounds the work before a stop (Config.BeforeStop).
 const DefaultPreStopTimeout = 2 * time.Minute
 
-// SetBeforeStop makes every stop — a user's, or the idle reaper's — run f
-// first (the server takes a snapshot there), for at most timeout (zero:
-// DefaultPreStopTimeout). f records its own outcome; whatever it is, the
-// stop goes on, so a failing hook can never keep compute running.
-func (m *Manager) SetBeforeStop(f func(ctx context.Context, env store.Environment), timeout time.Duration) {
-	if timeout <= 0 {
-		timeout = DefaultPreStopTimeout
-	}
-	m.preStop.Store(&preStopHook{run: f, timeout: timeout})
-}
-
+// beforeStop runs the BeforeStop hook, bounded by its timeout.
 func (m *Manager) beforeStop(ctx context.Context, env store.Environment) {
-	h := m.preStop.Load()
-	if h == nil {
+	if m.cfg.BeforeStop == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.PreStopTimeout)
 	defer cancel()
-	h.run(ctx, env)
-}
-
-// SetAfterStart makes every start that reaches RUNNING (the first one after
-// a create included) call f with the environment as recorded and whether
-// the runtime had to make its workspace storage anew for it: true for a new
-// environment, and for one whose volume or directory was lost while it was
-// stopped (the server restores those from their latest snapshot). f runs on
-// the lifecycle's worker and must return promptly: long work goes to a
-// goroutine of its own.
-func (m *Manager) SetAfterStart(f func(ctx context.Context, env store.Environment, freshStorage bool)) {
-	m.afterUp.Store(&f)
+	m.cfg.BeforeStop(ctx, env)
 }
 
 // SetURLs tells the manager where the server listens. The server calls it
@@ -204,6 +193,9 @@ func New(cfg Config) *Manager {
 	}
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
+	}
+	if cfg.PreStopTimeout <= 0 {
+		cfg.PreStopTimeout = DefaultPreStopTimeout
 	}
 	m := &Manager{
 		cfg:      cfg,

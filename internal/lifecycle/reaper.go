@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"dev8.dev/dev8/internal/audit"
 	"dev8.dev/dev8/internal/store"
 )
 
@@ -70,16 +71,5 @@ func (m *Manager) auditSystem(ctx context.Context, action string, env store.Envi
 	if m.cfg.Audit == nil {
 		return
 	}
-	err := m.cfg.Audit.InsertAuditEvent(ctx, store.AuditEvent{
-		CreatedAt:  m.now(),
-		ActorKind:  store.ActorSystem,
-		Action:     action,
-		ObjectType: "environment",
-		ObjectID:   env.ID,
-		Detail:     detail,
-		Success:    true,
-	})
-	if err != nil {
-		m.log.Error("record audit event", "action", action, "environment", env.ID, "err", err)
-	}
+	m.cfg.Audit.Record(ctx, audit.Event{Actor: audit.System, Action: action, Target: audit.Environment(env.ID), Detail: detail, Success: true})
 }

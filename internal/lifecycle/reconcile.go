@@ -170,8 +170,8 @@ func (m *Manager) bringUp(ctx context.Context, env store.Environment) error {
 	if err == nil {
 		_, fresh := m.freshStorage.LoadAndDelete(env.ID)
 		m.record(ctx, env, "started", "")
-		if f := m.afterUp.Load(); f != nil {
-			(*f)(ctx, env, fresh)
+		if m.cfg.AfterStart != nil {
+			m.cfg.AfterStart(ctx, env, fresh)
 		}
 	}
 	return err

@@ -264,7 +264,7 @@ func (m *Metrics) StreamOpened(service string, err error) {
 	m.tunnelStreams.WithLabelValues(service, outcome).Inc()
 }
 
-// SnapshotDone records one snapshot job (api.SnapshotObserver): its
+// SnapshotDone records one snapshot job (backup.Observer): its
 // trigger (MANUAL, PRE_SHUTDOWN, SCHEDULED), how long it took, and for a
 // success the bytes it covered and the bytes it stored.
 func (m *Metrics) SnapshotDone(trigger string, d time.Duration, scanned, stored int64, err error) {

@@ -19,7 +19,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"dev8.dev/dev8/internal/api"
+	"dev8.dev/dev8/internal/audit"
 	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/backup"
 	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/metrics"
@@ -115,10 +117,10 @@ type Config struct {
 	SessionPruneInterval time.Duration
 	// Snapshots schedules workspace snapshots and pruning of the
 	// repository (zero values: the defaults).
-	Snapshots api.SnapshotSchedule
+	Snapshots backup.Schedule
 	// SnapshotStore is where the snapshot repository lives: empty for
 	// <DataDir>/backups, a directory or file:///path, s3://bucket/prefix or
-	// azblob://container/prefix (see openSnapshotStore).
+	// azblob://container/prefix (see backup.OpenStore).
 	SnapshotStore string
 	// PreStopTimeout bounds the snapshot taken before each stop (default
 	// lifecycle.DefaultPreStopTimeout).
@@ -142,6 +144,7 @@ type Server struct {
 	usage       *usage.Writer
 	handler     http.Handler
 	api         *api.API
+	backups     *backup.Service
 	tlsConfig   *tls.Config // nil: plain HTTP
 	metrics     *metrics.Metrics
 	adminLn     net.Listener // nil: no admin listener
@@ -243,8 +246,29 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	timed := m.InstrumentStore(db)
 	tunnels.SetObserver(m)
 	quotas := quota.New(timed, quotasOrDefault(cfg.Quotas), cfg.Now)
+	// One audit log for the API, the backup service and the lifecycle.
+	auditLog := audit.New(timed, cfg.Logger, cfg.Now)
+	// The backup service comes before the lifecycle manager, which takes
+	// its hooks at construction; the manager is handed to it right after.
+	backups := backup.New(backup.Config{
+		Store:    timed,
+		Repo:     snapshots,
+		Tunnels:  tunnels,
+		Audit:    auditLog,
+		Observer: m,
+		Logger:   cfg.Logger,
+		Now:      cfg.Now,
+		Schedule: cfg.Snapshots,
+	})
 	mgr := lifecycle.New(lifecycle.Config{
-		Quota:          quotas,
+		Quota: quotas,
+		// Every stop (a user's or the idle reaper's) first snapshots the
+		// workspace, so nothing written before it is lost.
+		BeforeStop:     backups.PreStopSnapshot,
+		PreStopTimeout: cfg.PreStopTimeout,
+		// A workspace whose storage was lost while stopped comes back
+		// from its latest snapshot.
+		AfterStart:     backups.AfterStart,
 		AgentToken:     agents.Issue,
 		Observer:       m,
 		Store:          timed,
@@ -254,14 +278,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		ReaperInterval: cfg.ReaperInterval,
 		ResyncInterval: cfg.ResyncInterval,
 		Now:            cfg.Now,
-		Audit:          timed,
+		Audit:          auditLog,
 	})
+	backups.SetEnvironments(mgr)
 	usageWriter := usage.NewWriter(usage.Config{Store: timed, Logger: cfg.Logger, Retention: cfg.UsageRetention, Now: cfg.Now})
 	a := api.New(api.Config{
 		Pages:                site,
 		Usage:                usageWriter,
 		Requests:             m,
-		Snapshots:            m,
 		Store:                timed,
 		Lifecycle:            mgr,
 		Logger:               cfg.Logger,
@@ -273,8 +297,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		AgentTokens:          agents,
 		Tunnels:              tunnels,
 		SecretBox:            box,
-		Backups:              db,
-		SnapshotRepo:         snapshots,
+		Backups:              backups,
+		Audit:                auditLog,
 
 		Quotas:         quotas,
 		RateLimits:     cfg.RateLimits,
@@ -289,14 +313,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	m.WatchTunnels(tunnels)
 	m.WatchUsage(usageWriter)
 	m.WatchPools(db)
-	// Every stop (a user's or the idle reaper's) first snapshots the
-	// workspace, so nothing written before it is lost.
-	mgr.SetBeforeStop(a.PreStopSnapshot, cfg.PreStopTimeout)
-	// A workspace whose storage was lost while stopped comes back from its
-	// latest snapshot.
-	mgr.SetAfterStart(a.AfterStart)
 	cfg.Logger.Info("dev8 server ready", "store", db.Engine(), "runtime", rt.Name(), "data_dir", cfg.DataDir, "code_server", cfg.CodeServer)
-	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtime: rt, Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, handler: a.Handler(), api: a, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtime: rt, Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn}, nil
 }
 
 // quotasOrDefault is q, or quota.DefaultLimits when q is nil.
@@ -384,7 +402,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	})
 	g.Go(func() error { _ = s.usage.RunRetention(gctx); return nil })
 	g.Go(func() error { s.api.RunSessionPruning(gctx, s.cfg.SessionPruneInterval); return nil })
-	g.Go(func() error { s.api.RunSnapshotSchedule(gctx, s.cfg.Snapshots); return nil })
+	// Snapshot jobs (manual ones after their 202, forks, lost-volume
+	// restores, the schedule) end with it: cancelled, recorded, waited for.
+	g.Go(func() error { return s.backups.Run(gctx) })
 	g.Go(func() error { return s.serveAdmin(gctx) })
 	g.Go(func() error {
 		s.log.Info("listening", "addr", ln.Addr().String())

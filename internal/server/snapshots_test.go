@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"dev8.dev/dev8/internal/api"
+	"dev8.dev/dev8/internal/backup"
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/snapshot"
 	"dev8.dev/dev8/internal/store"
@@ -306,7 +306,7 @@ func TestSnapshotFork(t *testing.T) {
 func TestScheduledSnapshots(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "", func(c *server.Config) {
-		c.Snapshots = api.SnapshotSchedule{Interval: 100 * time.Millisecond, PruneInterval: time.Nanosecond,
+		c.Snapshots = backup.Schedule{Interval: 100 * time.Millisecond, PruneInterval: time.Nanosecond,
 			Retention: snapshot.Retention{KeepLast: 1}}
 	})
 	token, _ := ts.user("ada@example.com")
