@@ -41,6 +41,7 @@ const (
 )
 
 // Context returns a context for t that ends after timeout, or when t ends.
+// A cleanup function needs a context of its own: t's has ended by then.
 func Context(t testing.TB, timeout time.Duration) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
