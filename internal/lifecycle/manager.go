@@ -331,6 +331,9 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (store.Environment
 func (m *Manager) Start(ctx context.Context, id string) (store.Environment, error) {
 	var limits *store.EnvironmentLimits
 	if m.cfg.Quota != nil {
+		// Whose quota, and whether the start adds compute (which the budget
+		// is asked about); the running limit itself is checked again by the
+		// store, under the owner's lock, with the status as it is then.
 		env, err := m.store.GetEnvironment(ctx, id)
 		if err != nil {
 			return store.Environment{}, err

@@ -77,6 +77,66 @@ func TestListAndDeleteAPITokens(t *testing.T) {
 	})
 }
 
+func TestAPITokens(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, ctx context.Context, db *store.DB) {
+		u := mustUser(t, ctx, db, "tok@example.com")
+		hash := sha256.Sum256([]byte("secret"))
+		expires := time.Date(2031, 5, 6, 7, 8, 9, 123456789, time.FixedZone("X", 3600))
+
+		tok, err := db.CreateAPIToken(ctx, store.APIToken{UserID: u.ID, Name: "laptop", Hash: hash[:], ExpiresAt: expires})
+		if err != nil {
+			t.Fatalf("CreateAPIToken: %v", err)
+		}
+		checkID(t, tok.ID, "tok_")
+		if tok.CreatedAt.IsZero() || !tok.ExpiresAt.Equal(expires.Truncate(time.Microsecond)) {
+			t.Errorf("CreatedAt %v / ExpiresAt %v", tok.CreatedAt, tok.ExpiresAt)
+		}
+
+		gotTok, gotUser, err := db.GetAPITokenByHash(ctx, hash[:])
+		if err != nil {
+			t.Fatalf("GetAPITokenByHash: %v", err)
+		}
+		if !reflect.DeepEqual(gotTok, tok) {
+			t.Errorf("token = %+v, want %+v", gotTok, tok)
+		}
+		if !reflect.DeepEqual(gotUser, u) {
+			t.Errorf("user = %+v, want %+v", gotUser, u)
+		}
+
+		other := sha256.Sum256([]byte("other"))
+		if _, _, err := db.GetAPITokenByHash(ctx, other[:]); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("unknown hash error %v, want ErrNotFound", err)
+		}
+		if _, err := db.CreateAPIToken(ctx, store.APIToken{UserID: u.ID, Hash: hash[:]}); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("duplicate hash error %v, want ErrConflict", err)
+		}
+
+		// A token without expiry keeps a zero ExpiresAt.
+		noExp := sha256.Sum256([]byte("forever"))
+		forever, err := db.CreateAPIToken(ctx, store.APIToken{UserID: u.ID, Hash: noExp[:]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := db.GetAPITokenByHash(ctx, noExp[:])
+		if err != nil || !got.ExpiresAt.IsZero() || got.LastUsedAt != nil || !reflect.DeepEqual(got, forever) {
+			t.Errorf("no-expiry token = %+v, %v", got, err)
+		}
+
+		used := time.Now().Add(-time.Minute)
+		if err := db.TouchAPIToken(ctx, tok.ID, used); err != nil {
+			t.Fatalf("TouchAPIToken: %v", err)
+		}
+		gotTok, _, _ = db.GetAPITokenByHash(ctx, hash[:])
+		if gotTok.LastUsedAt == nil || !gotTok.LastUsedAt.Equal(used.Truncate(time.Microsecond)) {
+			t.Errorf("LastUsedAt = %v, want %v", gotTok.LastUsedAt, used)
+		}
+		if err := db.TouchAPIToken(ctx, "tok_missing", used); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("TouchAPIToken(missing) error %v, want ErrNotFound", err)
+		}
+	})
+}
+
 func TestAuditEvents(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, ctx context.Context, db *store.DB) {
