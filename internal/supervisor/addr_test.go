@@ -10,6 +10,7 @@ import (
 	"slices"
 	"testing"
 
+	"dev8.dev/dev8/internal/agentapi"
 	"dev8.dev/dev8/internal/tunnel"
 )
 
@@ -60,11 +61,11 @@ func TestCodeServerSocket(t *testing.T) {
 		t.Errorf("args = %q", args)
 	}
 	stop := runSupervisor(t, cfg)
-	var st Status
+	var st agentapi.Status
 	waitFor(t, ctx, "code-server running on its socket", func() bool {
 		var err error
 		st, err = status(ctx, cfg)
-		return err == nil && st.CodeServer.State == CodeServerRunning
+		return err == nil && st.CodeServer.State == agentapi.CodeServerRunning
 	})
 	if st.CodeServer.Health != "alive" || st.CodeServer.Restarts != 0 {
 		t.Errorf("code-server status = %+v", st.CodeServer)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"dev8.dev/dev8/internal/agentapi"
 )
 
 // codeServer keeps one code-server process running, restarting it with
@@ -25,7 +27,7 @@ type codeServer struct {
 	client *http.Client
 
 	mu sync.Mutex
-	st CodeServerStatus
+	st agentapi.CodeServerStatus
 }
 
 func newCodeServer(cfg Config) *codeServer {
@@ -38,17 +40,17 @@ func newCodeServer(cfg Config) *codeServer {
 			// connection open to a process that may be replaced.
 			Transport: &http.Transport{DisableKeepAlives: true, DialContext: dialerFor(cfg.CodeServerAddr)},
 		},
-		st: CodeServerStatus{State: CodeServerStarting, Address: cfg.CodeServerAddr},
+		st: agentapi.CodeServerStatus{State: agentapi.CodeServerStarting, Address: cfg.CodeServerAddr},
 	}
 }
 
-func (c *codeServer) status() CodeServerStatus {
+func (c *codeServer) status() agentapi.CodeServerStatus {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.st
 }
 
-func (c *codeServer) update(f func(*CodeServerStatus)) {
+func (c *codeServer) update(f func(*agentapi.CodeServerStatus)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f(&c.st)
@@ -73,7 +75,7 @@ func (c *codeServer) run(ctx context.Context) error {
 		began := time.Now()
 		err := c.runOnce(ctx)
 		if ctx.Err() != nil {
-			c.update(func(s *CodeServerStatus) { s.State = CodeServerStopped; s.PID = 0 })
+			c.update(func(s *agentapi.CodeServerStatus) { s.State = agentapi.CodeServerStopped; s.PID = 0 })
 			return ctx.Err()
 		}
 		// A process that stayed up a while crashed for a new reason; one
@@ -83,8 +85,8 @@ func (c *codeServer) run(ctx context.Context) error {
 		}
 		now := time.Now().UTC()
 		reason := describeExit(err)
-		c.update(func(s *CodeServerStatus) {
-			s.State = CodeServerRestarting
+		c.update(func(s *agentapi.CodeServerStatus) {
+			s.State = agentapi.CodeServerRestarting
 			s.PID = 0
 			s.LastExit = reason
 			s.LastExitAt = &now
@@ -94,12 +96,12 @@ func (c *codeServer) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			c.update(func(s *CodeServerStatus) { s.State = CodeServerStopped })
+			c.update(func(s *agentapi.CodeServerStatus) { s.State = agentapi.CodeServerStopped })
 			return ctx.Err()
 		case <-t.C:
 		}
 		backoff = min(backoff*2, c.cfg.RestartBackoffMax)
-		c.update(func(s *CodeServerStatus) { s.Restarts++ })
+		c.update(func(s *agentapi.CodeServerStatus) { s.Restarts++ })
 	}
 }
 
@@ -130,8 +132,8 @@ func (c *codeServer) runOnce(ctx context.Context) error {
 		return fmt.Errorf("start: %w", err)
 	}
 	pid := cmd.Process.Pid
-	c.update(func(s *CodeServerStatus) {
-		s.State = CodeServerStarting
+	c.update(func(s *agentapi.CodeServerStatus) {
+		s.State = agentapi.CodeServerStarting
 		s.PID = pid
 		s.Health = ""
 	})
@@ -206,8 +208,8 @@ func (c *codeServer) checkHealth(ctx context.Context) bool {
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
-		c.update(func(s *CodeServerStatus) {
-			if s.State == CodeServerRunning {
+		c.update(func(s *agentapi.CodeServerStatus) {
+			if s.State == agentapi.CodeServerRunning {
 				s.Health = "unreachable"
 			}
 		})
@@ -230,11 +232,11 @@ func (c *codeServer) checkHealth(ctx context.Context) bool {
 	// running for ever; the server counts the IDE's use from the
 	// workbench's input events instead (internal/api/ideactivity.go).
 	now := time.Now().UTC()
-	c.update(func(s *CodeServerStatus) {
-		if s.State == CodeServerStarting {
+	c.update(func(s *agentapi.CodeServerStatus) {
+		if s.State == agentapi.CodeServerStarting {
 			c.log.Info("code-server is up", "pid", s.PID)
 		}
-		s.State = CodeServerRunning
+		s.State = agentapi.CodeServerRunning
 		s.LastHealthyAt = &now
 		s.Health = body.Status
 		s.LastHeartbeat = nil

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"dev8.dev/dev8/internal/agentapi"
 )
 
 // The manifest carries the workspace owner's secrets, git identity, GitHub
@@ -38,19 +40,6 @@ import (
 //   - SSH public keys: a managed block of ~/.ssh/authorized_keys (0600, in
 //     ~/.ssh 0700), for images that run their own sshd; the user's own
 //     lines are kept.
-
-// Manifest is the answer of the manifest route.
-type Manifest struct {
-	EnvironmentID string            `json:"environment_id"`
-	Env           map[string]string `json:"env"`
-	Git           struct {
-		Name  string `json:"name"`
-		Email string `json:"email"`
-	} `json:"git"`
-	GitHubToken   string   `json:"github_token"`
-	SSHPublicKeys []string `json:"ssh_public_keys"`
-	Unavailable   []string `json:"unavailable"`
-}
 
 // maxManifestBytes bounds the answer: 100 secrets of 32 KiB and the keys.
 const maxManifestBytes = 8 << 20
@@ -235,35 +224,35 @@ func (c *manifestClient) refresh(ctx context.Context) error {
 	return nil
 }
 
-func (c *manifestClient) fetch(ctx context.Context) (Manifest, error) {
+func (c *manifestClient) fetch(ctx context.Context) (agentapi.Manifest, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
 	if err != nil {
-		return Manifest{}, err
+		return agentapi.Manifest{}, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return Manifest{}, err
+		return agentapi.Manifest{}, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxManifestBytes+1))
 	if err != nil {
-		return Manifest{}, fmt.Errorf("read manifest: %w", err)
+		return agentapi.Manifest{}, fmt.Errorf("read manifest: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		// Error answers carry no secrets: the code says what went wrong.
 		var e struct{ Code string }
 		_ = json.Unmarshal(body, &e)
-		return Manifest{}, fmt.Errorf("manifest: server answered %d %s", resp.StatusCode, e.Code)
+		return agentapi.Manifest{}, fmt.Errorf("manifest: server answered %d %s", resp.StatusCode, e.Code)
 	}
 	if len(body) > maxManifestBytes {
-		return Manifest{}, errors.New("manifest: answer too large")
+		return agentapi.Manifest{}, errors.New("manifest: answer too large")
 	}
-	var m Manifest
+	var m agentapi.Manifest
 	if err := json.Unmarshal(body, &m); err != nil {
 		// Not the error's text: it could quote the answer.
-		return Manifest{}, errors.New("manifest: the answer is not valid JSON")
+		return agentapi.Manifest{}, errors.New("manifest: the answer is not valid JSON")
 	}
 	return m, nil
 }
@@ -271,7 +260,7 @@ func (c *manifestClient) fetch(ctx context.Context) (Manifest, error) {
 // applyManifest puts m into effect for environment envID whose user's home
 // is home. The environment is always set; errors from git and
 // authorized_keys are joined.
-func applyManifest(ctx context.Context, m Manifest, envID, home string, log *slog.Logger) error {
+func applyManifest(ctx context.Context, m agentapi.Manifest, envID, home string, log *slog.Logger) error {
 	setInjectedEnv(envID, m.Env)
 	if home == "" {
 		return errors.New("no home directory: git and SSH keys not configured")
@@ -284,7 +273,7 @@ func applyManifest(ctx context.Context, m Manifest, envID, home string, log *slo
 // stay as they are. Without git in the workspace there is nothing to
 // configure, except that a missing ~/.gitconfig is written for a git
 // installed later.
-func configureGit(ctx context.Context, m Manifest, home string, log *slog.Logger) error {
+func configureGit(ctx context.Context, m agentapi.Manifest, home string, log *slog.Logger) error {
 	wantHelper := m.GitHubToken != ""
 	if m.Git.Name == "" && m.Git.Email == "" && !wantHelper {
 		return nil

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"dev8.dev/dev8/internal/agentapi"
 )
 
 func manifestTestContext(t *testing.T) context.Context {
@@ -55,7 +57,7 @@ func TestApplyManifestGit(t *testing.T) {
 	// The user's own setting survives.
 	gitIn(t, home, "", nil, "config", "--global", "core.editor", "vim")
 
-	var m Manifest
+	var m agentapi.Manifest
 	m.Git.Name, m.Git.Email = `Ada "Countess" Lovelace`, "ada@example.com"
 	m.GitHubToken = "ghp_manifesttesttoken"
 	m.Env = map[string]string{"GITHUB_TOKEN": m.GitHubToken}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/shirou/gopsutil/v4/disk"
 	"github.com/shirou/gopsutil/v4/net"
+
+	"dev8.dev/dev8/internal/agentapi"
 )
 
 // Monitor scopes: what the CPU and memory figures of a Sample cover.
@@ -54,25 +56,6 @@ const mib = 1 << 20
 // exposes them in USER_HZ, which is 100 on every architecture Go runs Linux
 // on (sysconf(_SC_CLK_TCK) says the same).
 const userHZ = 100
-
-// Sample is one measurement of the workspace, in the usage API's units.
-type Sample struct {
-	// Timestamp is when the sample was taken; the figures that are rates or
-	// deltas cover the time since the previous sample.
-	Timestamp time.Time `json:"timestamp"`
-	// CPUUsagePercent is CPU time over wall time since the previous sample,
-	// in percent of one core: 250 means two and a half cores were busy.
-	CPUUsagePercent float64 `json:"cpu_usage_percent"`
-	// MemoryUsageMB is the memory in use now, in MiB.
-	MemoryUsageMB int64 `json:"memory_usage_mb"`
-	// DiskUsageMB is the used space of the filesystem holding the workspace
-	// directory, in MiB.
-	DiskUsageMB int64 `json:"disk_usage_mb"`
-	// NetworkInMB and NetworkOutMB are the MiB received and sent since the
-	// previous sample.
-	NetworkInMB  float64 `json:"network_in_mb"`
-	NetworkOutMB float64 `json:"network_out_mb"`
-}
 
 // MonitorConfig configures NewMonitor.
 type MonitorConfig struct {
@@ -206,11 +189,11 @@ func (m *Monitor) findCgroup(root string) (string, error) {
 // Sample measures now. Each figure is taken independently: one that cannot
 // be read is left zero and its error is returned, joined with the others,
 // next to a sample that is still worth keeping.
-func (m *Monitor) Sample(ctx context.Context) (Sample, error) {
+func (m *Monitor) Sample(ctx context.Context) (agentapi.UsageSample, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var (
-		s    Sample
+		s    agentapi.UsageSample
 		errs []error
 		now  time.Time
 	)

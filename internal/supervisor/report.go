@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"dev8.dev/dev8/internal/agentapi"
 )
 
 // ReporterConfig configures NewReporter. Zero durations and sizes take the
@@ -70,27 +72,7 @@ type ReporterConfig struct {
 }
 
 type sampler interface {
-	Sample(ctx context.Context) (Sample, error)
-}
-
-// ReporterStatus is the reporter's part of the supervisor's /status.
-type ReporterStatus struct {
-	// LastReportAt is when usage was last accepted by the server.
-	LastReportAt *time.Time `json:"lastReportAt,omitempty"`
-	// LastActivityReportAt is when activity was last accepted.
-	LastActivityReportAt *time.Time `json:"lastActivityReportAt,omitempty"`
-	// LastError is the last failure to report, cleared by the next success
-	// of the same kind of report.
-	LastError   string     `json:"lastError,omitempty"`
-	LastErrorAt *time.Time `json:"lastErrorAt,omitempty"`
-	// PendingSamples are taken and not yet accepted.
-	PendingSamples int `json:"pendingSamples"`
-	// DroppedSamples were discarded: the oldest when MaxPending was
-	// exceeded, or a batch the server rejected as invalid.
-	DroppedSamples int64 `json:"droppedSamples"`
-	// MonitorScope is what the CPU and memory figures cover.
-	MonitorScope string  `json:"monitorScope,omitempty"`
-	LastSample   *Sample `json:"lastSample,omitempty"`
+	Sample(ctx context.Context) (agentapi.UsageSample, error)
 }
 
 // Reporter samples the workspace's resources and reports them, and the
@@ -109,7 +91,7 @@ type Reporter struct {
 	pending     []pendingSample // oldest first
 	seq         uint64          // of the newest sample taken
 	lastSampled time.Time
-	st          ReporterStatus
+	st          agentapi.ReporterStatus
 	actSent     time.Time // Activity.Last() at the last accepted report
 	actErr      bool      // the last activity report failed
 	usageErr    bool      // the last usage report failed
@@ -119,7 +101,7 @@ type Reporter struct {
 
 type pendingSample struct {
 	seq uint64
-	s   Sample
+	s   agentapi.UsageSample
 }
 
 // NewReporter checks cfg, applies the defaults and sets up the monitor,
@@ -185,7 +167,7 @@ func NewReporter(cfg ReporterConfig) (*Reporter, error) {
 }
 
 // Status reports how reporting goes, for /status.
-func (r *Reporter) Status() ReporterStatus {
+func (r *Reporter) Status() agentapi.ReporterStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.st
@@ -319,7 +301,7 @@ func (r *Reporter) sendPending(ctx context.Context) error {
 	for {
 		r.mu.Lock()
 		n := min(len(r.pending), r.cfg.MaxPending)
-		batch := make([]Sample, n)
+		batch := make([]agentapi.UsageSample, n)
 		var lastSeq uint64
 		for i, p := range r.pending[:n] {
 			batch[i] = p.s
@@ -329,9 +311,7 @@ func (r *Reporter) sendPending(ctx context.Context) error {
 		if n == 0 {
 			return nil
 		}
-		body, err := json.Marshal(struct {
-			Samples []Sample `json:"samples"`
-		}{batch})
+		body, err := json.Marshal(agentapi.UsageReport{Samples: batch})
 		if err != nil {
 			return err
 		}

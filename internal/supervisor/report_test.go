@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"dev8.dev/dev8/internal/agentapi"
 )
 
 func quietLogger() *slog.Logger {
@@ -30,19 +32,19 @@ type seqSampler struct {
 
 func newSeqSampler() *seqSampler { return &seqSampler{taken: make(chan int64, 10000)} }
 
-func (s *seqSampler) Sample(context.Context) (Sample, error) {
+func (s *seqSampler) Sample(context.Context) (agentapi.UsageSample, error) {
 	n := s.n.Add(1)
 	select {
 	case s.taken <- n:
 	default:
 	}
-	return Sample{Timestamp: time.Now().UTC(), MemoryUsageMB: n, DiskUsageMB: 1}, nil
+	return agentapi.UsageSample{Timestamp: time.Now().UTC(), MemoryUsageMB: n, DiskUsageMB: 1}, nil
 }
 
 // agentRequest is what the fake server saw.
 type agentRequest struct {
 	path, auth, contentType string
-	samples                 []Sample
+	samples                 []agentapi.UsageSample
 	status                  int // what it answered
 }
 
@@ -82,9 +84,7 @@ func (a *fakeAgent) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.URL.Path {
 	case "/api/v1/environments/env_1/usage":
-		var b struct {
-			Samples []Sample `json:"samples"`
-		}
+		var b agentapi.UsageReport
 		if err := json.Unmarshal(body, &b); err != nil {
 			a.t.Errorf("usage body %q: %v", body, err)
 		}
@@ -455,7 +455,7 @@ func TestCodeServerHeartbeatIsStatusOnly(t *testing.T) {
 			t.Fatal("checkHealth failed")
 		}
 		st := cs.status()
-		if st.State != CodeServerRunning || st.Health != "alive" {
+		if st.State != agentapi.CodeServerRunning || st.Health != "alive" {
 			t.Fatalf("status after a health check = %+v", st)
 		}
 		switch {

@@ -9,57 +9,9 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"dev8.dev/dev8/internal/agentapi"
 )
-
-// Status is the body of GET /status.
-type Status struct {
-	EnvironmentID string           `json:"environmentId"`
-	Status        string           `json:"status"`
-	StartedAt     time.Time        `json:"startedAt"`
-	UptimeSeconds float64          `json:"uptimeSeconds"`
-	WorkspaceDir  string           `json:"workspaceDir"`
-	PID           int              `json:"pid"`
-	CodeServer    CodeServerStatus `json:"codeServer"`
-	// Sessions is how many tunnel streams (SSH connections, terminals,
-	// forwarded connections, IDE connections) are open.
-	Sessions int `json:"sessions"`
-	// LastActivity is when a person last used the workspace, and how.
-	LastActivity     *time.Time `json:"lastActivity,omitempty"`
-	LastActivityKind string     `json:"lastActivityKind,omitempty"`
-	// TunnelUpAt is when the tunnel to the server last came up;
-	// TunnelConnects counts how often it did (reconnects after server
-	// restarts included).
-	TunnelUpAt     *time.Time      `json:"tunnelUpAt,omitempty"`
-	TunnelConnects int             `json:"tunnelConnects"`
-	Reporter       *ReporterStatus `json:"reporter,omitempty"`
-}
-
-// Code-server states reported in CodeServerStatus.State.
-const (
-	CodeServerAbsent     = "absent"     // not configured
-	CodeServerStarting   = "starting"   // launched, /healthz not answered yet
-	CodeServerRunning    = "running"    // /healthz answered
-	CodeServerRestarting = "restarting" // exited; waiting out the backoff
-	CodeServerStopped    = "stopped"    // supervisor is shutting down
-)
-
-// CodeServerStatus is code-server's part of Status.
-type CodeServerStatus struct {
-	State    string `json:"state"`
-	Address  string `json:"address,omitempty"`
-	PID      int    `json:"pid,omitempty"`
-	Restarts int    `json:"restarts"`
-	// LastExit describes how the previous code-server process ended.
-	LastExit   string     `json:"lastExit,omitempty"`
-	LastExitAt *time.Time `json:"lastExitAt,omitempty"`
-	// LastHealthyAt is when /healthz last answered.
-	LastHealthyAt *time.Time `json:"lastHealthyAt,omitempty"`
-	// Health and LastHeartbeat are copied from code-server's /healthz:
-	// "alive" or "expired", and when a client last showed activity (zero if
-	// none has).
-	Health        string     `json:"health,omitempty"`
-	LastHeartbeat *time.Time `json:"lastHeartbeat,omitempty"`
-}
 
 type statusServer struct {
 	cfg     Config
@@ -83,7 +35,7 @@ func listenStatus(cfg Config, started time.Time, cs *codeServer) (*statusServer,
 	s := &statusServer{cfg: cfg, started: started, cs: cs, ln: ln}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, map[string]string{"status": "healthy"})
+		writeJSON(w, agentapi.Health{Status: agentapi.HealthHealthy})
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, s.status())
@@ -92,15 +44,15 @@ func listenStatus(cfg Config, started time.Time, cs *codeServer) (*statusServer,
 	return s, nil
 }
 
-func (s *statusServer) status() Status {
-	st := Status{
+func (s *statusServer) status() agentapi.Status {
+	st := agentapi.Status{
 		EnvironmentID: s.cfg.EnvironmentID,
-		Status:        "healthy",
+		Status:        agentapi.HealthHealthy,
 		StartedAt:     s.started.UTC(),
 		UptimeSeconds: time.Since(s.started).Seconds(),
 		WorkspaceDir:  s.cfg.WorkspaceDir,
 		PID:           os.Getpid(),
-		CodeServer:    CodeServerStatus{State: CodeServerAbsent},
+		CodeServer:    agentapi.CodeServerStatus{State: agentapi.CodeServerAbsent},
 	}
 	if s.cs != nil {
 		st.CodeServer = s.cs.status()

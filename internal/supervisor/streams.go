@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"dev8.dev/dev8/internal/agentapi"
 	"dev8.dev/dev8/internal/tunnel"
 )
 
@@ -339,7 +340,7 @@ func (s *Streams) sessionEnv() []string {
 // variables of the environment's manifest (the user's secrets, git
 // identity, GitHub token) where base does not set them.
 func userEnv(base []string, home, envID, workspace string) []string {
-	keep := map[string]bool{EnvEnvironmentID: true, EnvWorkspaceDir: true}
+	keep := map[string]bool{agentapi.EnvEnvironmentID: true, agentapi.EnvWorkspaceDir: true}
 	env := make([]string, 0, len(base)+6)
 	have := map[string]bool{}
 	for _, kv := range base {
@@ -363,8 +364,8 @@ func userEnv(base []string, home, envID, workspace string) []string {
 		set("HOME", u.HomeDir)
 	}
 	set("PATH", "/usr/local/bin:/usr/bin:/bin")
-	set(EnvEnvironmentID, envID)
-	set(EnvWorkspaceDir, workspace)
+	set(agentapi.EnvEnvironmentID, envID)
+	set(agentapi.EnvWorkspaceDir, workspace)
 	for _, kv := range injectedEnv(envID) {
 		k, v, _ := strings.Cut(kv, "=")
 		set(k, v)

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"dev8.dev/dev8/internal/agentapi"
 	"dev8.dev/dev8/internal/tunnel"
 )
 
@@ -464,7 +465,7 @@ func TestStreamsCloseEndsIdleForwards(t *testing.T) {
 // TestCodeServerGetsNoAgentToken: code-server's terminals are user
 // processes; the supervisor's credential must not reach them.
 func TestCodeServerGetsNoAgentToken(t *testing.T) {
-	t.Setenv(EnvAgentToken, "dev8a_secret")
+	t.Setenv(agentapi.EnvAgentToken, "dev8a_secret")
 	ctx := testCtx(t)
 	cfg := testConfig(t)
 	dump := filepath.Join(t.TempDir(), "env.txt")
@@ -479,7 +480,7 @@ func TestCodeServerGetsNoAgentToken(t *testing.T) {
 	if strings.Contains(string(data), "dev8a_secret") {
 		t.Fatal("code-server's environment carries the agent token")
 	}
-	if !strings.Contains(string(data), EnvEnvironmentID+"="+cfg.EnvironmentID) {
-		t.Fatalf("code-server's environment lacks %s:\n%s", EnvEnvironmentID, data)
+	if !strings.Contains(string(data), agentapi.EnvEnvironmentID+"="+cfg.EnvironmentID) {
+		t.Fatalf("code-server's environment lacks %s:\n%s", agentapi.EnvEnvironmentID, data)
 	}
 }

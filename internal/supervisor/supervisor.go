@@ -54,26 +54,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"dev8.dev/dev8/internal/agentapi"
 	"dev8.dev/dev8/internal/tunnel"
 )
-
-// Environment variables Main reads.
-const (
-	EnvEnvironmentID    = "DEV8_ENVIRONMENT_ID"
-	EnvWorkspaceDir     = "DEV8_WORKSPACE_DIR"
-	EnvAddr             = "DEV8_SUPERVISOR_ADDR"
-	EnvCodeServer       = "DEV8_CODE_SERVER"
-	EnvCodeServerAddr   = "DEV8_CODE_SERVER_ADDR"
-	EnvStopTimeout      = "DEV8_STOP_TIMEOUT"
-	EnvAgentURL         = "DEV8_AGENT_URL"
-	EnvAgentToken       = "DEV8_AGENT_TOKEN"
-	EnvMetricsInterval  = "DEV8_METRICS_INTERVAL"
-	EnvActivityInterval = "DEV8_ACTIVITY_INTERVAL"
-)
-
-// DefaultCodeServerAddr is where code-server binds when DEV8_CODE_SERVER_ADDR
-// is unset: code-server's own default port, on loopback only.
-const DefaultCodeServerAddr = "127.0.0.1:13337"
 
 // Config is the supervisor's configuration. Zero durations take defaults.
 type Config struct {
@@ -114,7 +97,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.CodeServerAddr == "" {
-		c.CodeServerAddr = DefaultCodeServerAddr
+		c.CodeServerAddr = agentapi.DefaultCodeServerAddr
 	}
 	if c.StopTimeout <= 0 {
 		c.StopTimeout = 5 * time.Second
@@ -139,28 +122,28 @@ func (c *Config) setDefaults() {
 // ConfigFromEnv builds a Config from the DEV8_* variables documented above.
 func ConfigFromEnv() (Config, error) {
 	cfg := Config{
-		EnvironmentID:  os.Getenv(EnvEnvironmentID),
-		WorkspaceDir:   os.Getenv(EnvWorkspaceDir),
-		Addr:           os.Getenv(EnvAddr),
-		CodeServer:     os.Getenv(EnvCodeServer),
-		CodeServerAddr: os.Getenv(EnvCodeServerAddr),
-		AgentURL:       os.Getenv(EnvAgentURL),
-		AgentToken:     os.Getenv(EnvAgentToken),
+		EnvironmentID:  os.Getenv(agentapi.EnvEnvironmentID),
+		WorkspaceDir:   os.Getenv(agentapi.EnvWorkspaceDir),
+		Addr:           os.Getenv(agentapi.EnvSupervisorAddr),
+		CodeServer:     os.Getenv(agentapi.EnvCodeServer),
+		CodeServerAddr: os.Getenv(agentapi.EnvCodeServerAddr),
+		AgentURL:       os.Getenv(agentapi.EnvAgentURL),
+		AgentToken:     os.Getenv(agentapi.EnvAgentToken),
 	}
 	if cfg.EnvironmentID == "" {
-		return Config{}, fmt.Errorf("supervisor: %s is not set", EnvEnvironmentID)
+		return Config{}, fmt.Errorf("supervisor: %s is not set", agentapi.EnvEnvironmentID)
 	}
 	if cfg.WorkspaceDir == "" {
 		wd, err := os.Getwd()
 		if err != nil {
-			return Config{}, fmt.Errorf("supervisor: %s is not set and the current directory is unknown: %w", EnvWorkspaceDir, err)
+			return Config{}, fmt.Errorf("supervisor: %s is not set and the current directory is unknown: %w", agentapi.EnvWorkspaceDir, err)
 		}
 		cfg.WorkspaceDir = wd
 	}
 	for name, dst := range map[string]*time.Duration{
-		EnvStopTimeout:      &cfg.StopTimeout,
-		EnvMetricsInterval:  &cfg.MetricsInterval,
-		EnvActivityInterval: &cfg.ActivityInterval,
+		agentapi.EnvStopTimeout:      &cfg.StopTimeout,
+		agentapi.EnvMetricsInterval:  &cfg.MetricsInterval,
+		agentapi.EnvActivityInterval: &cfg.ActivityInterval,
 	} {
 		if v := os.Getenv(name); v != "" {
 			d, err := time.ParseDuration(v)

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"dev8.dev/dev8/internal/agentapi"
 )
 
 // The test binary doubles as `dev8 supervisor` (envRunSupervisor=1) and as a
@@ -191,8 +193,8 @@ func getJSON(ctx context.Context, url string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-func status(ctx context.Context, cfg Config) (Status, error) {
-	var st Status
+func status(ctx context.Context, cfg Config) (agentapi.Status, error) {
+	var st agentapi.Status
 	err := getJSON(ctx, "http://"+cfg.Addr+"/status", &st)
 	return st, err
 }
@@ -241,7 +243,7 @@ func TestHealthAndStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	if st.EnvironmentID != cfg.EnvironmentID || st.WorkspaceDir != cfg.WorkspaceDir || st.PID != os.Getpid() ||
-		st.CodeServer.State != CodeServerAbsent || st.UptimeSeconds < 0 || st.StartedAt.IsZero() {
+		st.CodeServer.State != agentapi.CodeServerAbsent || st.UptimeSeconds < 0 || st.StartedAt.IsZero() {
 		t.Errorf("/status = %+v", st)
 	}
 	if err := stop(); err != nil {
@@ -273,11 +275,11 @@ func TestCodeServerHealthy(t *testing.T) {
 	cfg.CodeServer = fakeCodeServerScript(t)
 	stop := runSupervisor(t, cfg)
 
-	var st Status
+	var st agentapi.Status
 	waitFor(t, ctx, "code-server running", func() bool {
 		var err error
 		st, err = status(ctx, cfg)
-		return err == nil && st.CodeServer.State == CodeServerRunning
+		return err == nil && st.CodeServer.State == agentapi.CodeServerRunning
 	})
 	cs := st.CodeServer
 	if cs.PID == 0 || cs.Address != cfg.CodeServerAddr || cs.LastHealthyAt == nil || cs.Health != "alive" ||
@@ -327,7 +329,7 @@ echo $! >> helpers
 exit 3
 `)
 	stop := runSupervisor(t, cfg)
-	var st Status
+	var st agentapi.Status
 	waitFor(t, ctx, "three restarts", func() bool {
 		var err error
 		st, err = status(ctx, cfg)
@@ -407,12 +409,12 @@ func TestMainHandlesSIGTERM(t *testing.T) {
 		raceEnv,
 		"HOME=" + cfg.HomeDir,
 		"PATH=" + os.Getenv("PATH"),
-		EnvEnvironmentID + "=" + cfg.EnvironmentID,
-		EnvWorkspaceDir + "=" + cfg.WorkspaceDir,
-		EnvAddr + "=" + cfg.Addr,
-		EnvCodeServer + "=" + fakeCodeServerScript(t),
-		EnvCodeServerAddr + "=" + cfg.CodeServerAddr,
-		EnvStopTimeout + "=2s",
+		agentapi.EnvEnvironmentID + "=" + cfg.EnvironmentID,
+		agentapi.EnvWorkspaceDir + "=" + cfg.WorkspaceDir,
+		agentapi.EnvSupervisorAddr + "=" + cfg.Addr,
+		agentapi.EnvCodeServer + "=" + fakeCodeServerScript(t),
+		agentapi.EnvCodeServerAddr + "=" + cfg.CodeServerAddr,
+		agentapi.EnvStopTimeout + "=2s",
 	}
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -430,11 +432,11 @@ func TestMainHandlesSIGTERM(t *testing.T) {
 		waited <- nil
 	})
 
-	var st Status
+	var st agentapi.Status
 	waitFor(t, ctx, "code-server running", func() bool {
 		var err error
 		st, err = status(ctx, cfg)
-		return err == nil && st.CodeServer.State == CodeServerRunning
+		return err == nil && st.CodeServer.State == agentapi.CodeServerRunning
 	})
 	if st.PID != cmd.Process.Pid || st.EnvironmentID != cfg.EnvironmentID {
 		t.Errorf("/status = %+v", st)
@@ -457,16 +459,16 @@ func TestMainHandlesSIGTERM(t *testing.T) {
 }
 
 func TestConfigFromEnv(t *testing.T) {
-	t.Setenv(EnvEnvironmentID, "")
+	t.Setenv(agentapi.EnvEnvironmentID, "")
 	if _, err := ConfigFromEnv(); err == nil {
 		t.Error("ConfigFromEnv without an environment id succeeded")
 	}
-	t.Setenv(EnvEnvironmentID, "env-1")
-	t.Setenv(EnvWorkspaceDir, "/ws")
-	t.Setenv(EnvAddr, "127.0.0.1:1")
-	t.Setenv(EnvCodeServer, "/bin/code-server")
-	t.Setenv(EnvCodeServerAddr, "127.0.0.1:2")
-	t.Setenv(EnvStopTimeout, "3s")
+	t.Setenv(agentapi.EnvEnvironmentID, "env-1")
+	t.Setenv(agentapi.EnvWorkspaceDir, "/ws")
+	t.Setenv(agentapi.EnvSupervisorAddr, "127.0.0.1:1")
+	t.Setenv(agentapi.EnvCodeServer, "/bin/code-server")
+	t.Setenv(agentapi.EnvCodeServerAddr, "127.0.0.1:2")
+	t.Setenv(agentapi.EnvStopTimeout, "3s")
 	t.Setenv("HOME", "/home/w")
 	cfg, err := ConfigFromEnv()
 	if err != nil {
@@ -477,7 +479,7 @@ func TestConfigFromEnv(t *testing.T) {
 	if fmt.Sprint(cfg) != fmt.Sprint(want) {
 		t.Errorf("ConfigFromEnv = %+v, want %+v", cfg, want)
 	}
-	t.Setenv(EnvStopTimeout, "soon")
+	t.Setenv(agentapi.EnvStopTimeout, "soon")
 	if _, err := ConfigFromEnv(); err == nil {
 		t.Error("ConfigFromEnv accepted a bad stop timeout")
 	}

@@ -10,12 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-)
 
-// EnvWorkspaceUser names the user workspace processes run as ("dev8", or
-// "uid[:gid]"). The docker runtime sets it and starts the supervisor as root;
-// the local runtime does not set it. See BecomeWorkspaceUser.
-const EnvWorkspaceUser = "DEV8_WORKSPACE_USER"
+	"dev8.dev/dev8/internal/agentapi"
+)
 
 // WorkspaceUser is who BecomeWorkspaceUser made this process.
 type WorkspaceUser struct {
@@ -46,7 +43,7 @@ type WorkspaceUser struct {
 // or a name the image does not know (images without a dev8 user, such as a
 // bare busybox, keep running their workspace as root).
 func BecomeWorkspaceUser() (*WorkspaceUser, error) {
-	want := os.Getenv(EnvWorkspaceUser)
+	want := os.Getenv(agentapi.EnvWorkspaceUser)
 	if want == "" || os.Geteuid() != 0 {
 		return nil, nil
 	}
@@ -57,7 +54,7 @@ func BecomeWorkspaceUser() (*WorkspaceUser, error) {
 	if u == nil || u.UID == 0 {
 		return nil, nil
 	}
-	for _, dir := range []string{os.Getenv(EnvWorkspaceDir), os.Getenv("HOME")} {
+	for _, dir := range []string{os.Getenv(agentapi.EnvWorkspaceDir), os.Getenv("HOME")} {
 		if dir == "" {
 			continue
 		}
