@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"dev8.dev/dev8/internal/agentapi"
+	"dev8.dev/dev8/internal/supervisor/supervisortest"
 )
 
 // The test binary doubles as `dev8 supervisor` (envRunSupervisor=1) and as a
@@ -81,13 +81,6 @@ func fakeCodeServer(addr string) {
 	}
 }
 
-func testLogger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -98,16 +91,6 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// script writes an executable shell script and returns its path.
-func script(t *testing.T, body string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "code-server")
-	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // fakeCodeServerScript runs this test binary as the stand-in code-server.
 func fakeCodeServerScript(t *testing.T) string {
 	exe, err := os.Executable()
@@ -115,7 +98,7 @@ func fakeCodeServerScript(t *testing.T) string {
 		t.Fatal(err)
 	}
 	race := strings.TrimPrefix(raceEnv, "GORACE=")
-	return script(t, fmt.Sprintf("export %s=1 GORACE='%s'\nexec '%s' \"$@\"\n", envFakeCodeServer, race, exe))
+	return supervisortest.Script(t, fmt.Sprintf("export %s=1 GORACE='%s'\nexec '%s' \"$@\"\n", envFakeCodeServer, race, exe))
 }
 
 func testConfig(t *testing.T) Config {
@@ -129,7 +112,7 @@ func testConfig(t *testing.T) Config {
 		RestartBackoffMin: 10 * time.Millisecond,
 		RestartBackoffMax: 40 * time.Millisecond,
 		HealthInterval:    50 * time.Millisecond,
-		Logger:            testLogger(),
+		Logger:            supervisortest.Logger(),
 	}
 }
 
@@ -158,19 +141,6 @@ func runSupervisor(t *testing.T, cfg Config) func() error {
 	return stop
 }
 
-func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
-}
-
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	t.Cleanup(cancel)
@@ -193,7 +163,7 @@ func getJSON(ctx context.Context, url string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-func status(ctx context.Context, cfg Config) (agentapi.Status, error) {
+func getStatus(ctx context.Context, cfg Config) (agentapi.Status, error) {
 	var st agentapi.Status
 	err := getJSON(ctx, "http://"+cfg.Addr+"/status", &st)
 	return st, err
@@ -211,7 +181,7 @@ func gone(pid int) bool {
 
 func readPids(t *testing.T, ctx context.Context, path string) []int {
 	t.Helper()
-	waitFor(t, ctx, path, func() bool { _, err := os.Stat(path); return err == nil })
+	supervisortest.WaitFor(t, ctx, path, func() bool { _, err := os.Stat(path); return err == nil })
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -234,11 +204,11 @@ func TestHealthAndStatus(t *testing.T) {
 	stop := runSupervisor(t, cfg)
 
 	var health map[string]string
-	waitFor(t, ctx, "/health", func() bool { return getJSON(ctx, "http://"+cfg.Addr+"/health", &health) == nil })
+	supervisortest.WaitFor(t, ctx, "/health", func() bool { return getJSON(ctx, "http://"+cfg.Addr+"/health", &health) == nil })
 	if health["status"] != "healthy" {
 		t.Errorf("/health = %v", health)
 	}
-	st, err := status(ctx, cfg)
+	st, err := getStatus(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,9 +246,9 @@ func TestCodeServerHealthy(t *testing.T) {
 	stop := runSupervisor(t, cfg)
 
 	var st agentapi.Status
-	waitFor(t, ctx, "code-server running", func() bool {
+	supervisortest.WaitFor(t, ctx, "code-server running", func() bool {
 		var err error
-		st, err = status(ctx, cfg)
+		st, err = getStatus(ctx, cfg)
 		return err == nil && st.CodeServer.State == agentapi.CodeServerRunning
 	})
 	cs := st.CodeServer
@@ -298,10 +268,10 @@ func TestCodeServerArgs(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	cfg := testConfig(t)
-	cfg.CodeServer = script(t, `printf '%s\n' "$PWD" "$@" > args.tmp && mv args.tmp args; exec sleep 300`+"\n")
+	cfg.CodeServer = supervisortest.Script(t, `printf '%s\n' "$PWD" "$@" > args.tmp && mv args.tmp args; exec sleep 300`+"\n")
 	runSupervisor(t, cfg)
 	path := filepath.Join(cfg.WorkspaceDir, "args")
-	waitFor(t, ctx, "the args file", func() bool { _, err := os.Stat(path); return err == nil })
+	supervisortest.WaitFor(t, ctx, "the args file", func() bool { _, err := os.Stat(path); return err == nil })
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -324,15 +294,15 @@ func TestCodeServerRestarts(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	cfg := testConfig(t)
-	cfg.CodeServer = script(t, `sleep 300 &
+	cfg.CodeServer = supervisortest.Script(t, `sleep 300 &
 echo $! >> helpers
 exit 3
 `)
 	stop := runSupervisor(t, cfg)
 	var st agentapi.Status
-	waitFor(t, ctx, "three restarts", func() bool {
+	supervisortest.WaitFor(t, ctx, "three restarts", func() bool {
 		var err error
-		st, err = status(ctx, cfg)
+		st, err = getStatus(ctx, cfg)
 		return err == nil && st.CodeServer.Restarts >= 3
 	})
 	if st.CodeServer.LastExit != "exit status 3" || st.CodeServer.LastExitAt == nil {
@@ -341,11 +311,11 @@ exit 3
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if st, err := status(ctx, cfg); err == nil {
+	if st, err := getStatus(ctx, cfg); err == nil {
 		t.Errorf("status still served after stop: %+v", st)
 	}
 	for _, pid := range readPids(t, ctx, filepath.Join(cfg.WorkspaceDir, "helpers")) {
-		waitFor(t, ctx, fmt.Sprintf("helper %d to die", pid), func() bool { return gone(pid) })
+		supervisortest.WaitFor(t, ctx, fmt.Sprintf("helper %d to die", pid), func() bool { return gone(pid) })
 	}
 }
 
@@ -355,8 +325,8 @@ func TestCodeServerMissing(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.CodeServer = filepath.Join(t.TempDir(), "no-such-code-server")
 	runSupervisor(t, cfg)
-	waitFor(t, ctx, "a failed start to be reported", func() bool {
-		st, err := status(ctx, cfg)
+	supervisortest.WaitFor(t, ctx, "a failed start to be reported", func() bool {
+		st, err := getStatus(ctx, cfg)
 		return err == nil && strings.Contains(st.CodeServer.LastExit, "no such file")
 	})
 	// The supervisor itself stays up: the rest of the workspace works
@@ -374,7 +344,7 @@ func TestStopKillsStubbornCodeServer(t *testing.T) {
 	ctx := testCtx(t)
 	cfg := testConfig(t)
 	cfg.StopTimeout = 200 * time.Millisecond
-	cfg.CodeServer = script(t, `trap "" TERM
+	cfg.CodeServer = supervisortest.Script(t, `trap "" TERM
 sleep 300 &
 echo "$$ $!" > pids.tmp && mv pids.tmp pids
 exec sleep 301
@@ -389,7 +359,7 @@ exec sleep 301
 		t.Errorf("stop took %v; want SIGKILL after %v", d, cfg.StopTimeout)
 	}
 	for _, pid := range pids {
-		waitFor(t, ctx, fmt.Sprintf("pid %d to die", pid), func() bool { return gone(pid) })
+		supervisortest.WaitFor(t, ctx, fmt.Sprintf("pid %d to die", pid), func() bool { return gone(pid) })
 	}
 }
 
@@ -433,9 +403,9 @@ func TestMainHandlesSIGTERM(t *testing.T) {
 	})
 
 	var st agentapi.Status
-	waitFor(t, ctx, "code-server running", func() bool {
+	supervisortest.WaitFor(t, ctx, "code-server running", func() bool {
 		var err error
-		st, err = status(ctx, cfg)
+		st, err = getStatus(ctx, cfg)
 		return err == nil && st.CodeServer.State == agentapi.CodeServerRunning
 	})
 	if st.PID != cmd.Process.Pid || st.EnvironmentID != cfg.EnvironmentID {
@@ -482,5 +452,28 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv(agentapi.EnvStopTimeout, "soon")
 	if _, err := ConfigFromEnv(); err == nil {
 		t.Error("ConfigFromEnv accepted a bad stop timeout")
+	}
+}
+
+// TestCodeServerGetsNoAgentToken: code-server's terminals are user
+// processes; the supervisor's credential must not reach them.
+func TestCodeServerGetsNoAgentToken(t *testing.T) {
+	t.Setenv(agentapi.EnvAgentToken, "dev8a_secret")
+	ctx := testCtx(t)
+	cfg := testConfig(t)
+	dump := filepath.Join(t.TempDir(), "env.txt")
+	cfg.CodeServer = supervisortest.Script(t, "env > '"+dump+".tmp' && mv '"+dump+".tmp' '"+dump+"'\nexec sleep 1000\n")
+	runSupervisor(t, cfg)
+	var data []byte
+	supervisortest.WaitFor(t, ctx, "code-server to start", func() bool {
+		var err error
+		data, err = os.ReadFile(dump)
+		return err == nil
+	})
+	if strings.Contains(string(data), "dev8a_secret") {
+		t.Fatal("code-server's environment carries the agent token")
+	}
+	if !strings.Contains(string(data), agentapi.EnvEnvironmentID+"="+cfg.EnvironmentID) {
+		t.Fatalf("code-server's environment lacks %s:\n%s", agentapi.EnvEnvironmentID, data)
 	}
 }

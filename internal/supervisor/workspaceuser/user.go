@@ -1,4 +1,6 @@
-package supervisor
+// Package workspaceuser makes the supervisor the workspace's user when a
+// container starts it as root (see BecomeWorkspaceUser).
+package workspaceuser
 
 import (
 	"bufio"
@@ -12,6 +14,7 @@ import (
 	"syscall"
 
 	"dev8.dev/dev8/internal/agentapi"
+	"dev8.dev/dev8/internal/supervisor/userenv"
 )
 
 // WorkspaceUser is who BecomeWorkspaceUser made this process.
@@ -73,7 +76,7 @@ func BecomeWorkspaceUser() (*WorkspaceUser, error) {
 	if os.Getenv("HOME") == "" && u.Home != "" {
 		_ = os.Setenv("HOME", u.Home)
 	}
-	if os.Getenv("SHELL") == "" && u.Shell != "" && isExecutable(u.Shell) {
+	if os.Getenv("SHELL") == "" && u.Shell != "" && userenv.IsExecutable(u.Shell) {
 		_ = os.Setenv("SHELL", u.Shell)
 	}
 	if err := syscall.Setgroups(groups); err != nil {

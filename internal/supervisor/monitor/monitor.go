@@ -1,4 +1,6 @@
-package supervisor
+// Package monitor samples the workspace's resources (CPU, memory, disk,
+// network) in the usage API's units.
+package monitor
 
 import (
 	"bufio"
@@ -29,11 +31,11 @@ import (
 // machine's for the local runtime, where it is machine-wide by necessity:
 // Linux keeps no per-process byte counters).
 const (
-	// MonitorScopeAuto picks MonitorScopeCgroup when the supervisor is its
+	// ScopeAuto picks ScopeCgroup when the supervisor is its
 	// container's init (pid 1) and cgroup v2 accounting is readable, and
-	// MonitorScopeProcess otherwise.
-	MonitorScopeAuto = "auto"
-	// MonitorScopeProcess measures the supervisor's process tree: itself,
+	// ScopeProcess otherwise.
+	ScopeAuto = "auto"
+	// ScopeProcess measures the supervisor's process tree: itself,
 	// every descendant, and the other members of its session when it leads
 	// one (the local runtime starts it with setsid, so a build that
 	// daemonises without a new session still counts). As pid 1 it measures
@@ -41,12 +43,12 @@ const (
 	// one read of /proc/<pid>/stat per process per sample. Memory is the sum
 	// of resident set sizes, which counts pages shared between processes
 	// (libraries, node's shared heaps) once per process, so it errs high.
-	MonitorScopeProcess = "process"
-	// MonitorScopeCgroup measures the supervisor's cgroup v2 (in a
+	ScopeProcess = "process"
+	// ScopeCgroup measures the supervisor's cgroup v2 (in a
 	// container, the whole container): CPU from cpu.stat, memory as
 	// memory.current minus inactive file cache (what `docker stats` shows).
 	// Three small file reads per sample.
-	MonitorScopeCgroup = "cgroup"
+	ScopeCgroup = "cgroup"
 )
 
 // mib is what the usage API calls a megabyte.
@@ -57,8 +59,8 @@ const mib = 1 << 20
 // on (sysconf(_SC_CLK_TCK) says the same).
 const userHZ = 100
 
-// MonitorConfig configures NewMonitor.
-type MonitorConfig struct {
+// Config configures New.
+type Config struct {
 	// WorkspaceDir names the filesystem whose usage is reported.
 	WorkspaceDir string
 	// Scope is one of the MonitorScope constants; empty means auto.
@@ -72,20 +74,20 @@ type MonitorConfig struct {
 }
 
 // Monitor takes Samples. Each Sample reports rates and deltas since the
-// previous one (the first since NewMonitor). It does nothing between calls:
+// previous one (the first since New). It does nothing between calls:
 // no goroutine, no open files.
 type Monitor struct {
 	dir       string
 	scope     string
 	procRoot  string
-	cgroupDir string // MonitorScopeCgroup only
+	cgroupDir string // ScopeCgroup only
 	pid       int
 	pageSize  int64
 
 	mu     sync.Mutex
 	prevAt time.Time
-	procs  map[int]procStat // MonitorScopeProcess: last tree
-	cgCPU  uint64           // MonitorScopeCgroup: cpu.stat usage_usec
+	procs  map[int]procStat // ScopeProcess: last tree
+	cgCPU  uint64           // ScopeCgroup: cpu.stat usage_usec
 	nics   map[string]nicCounters
 }
 
@@ -101,10 +103,10 @@ type procStat struct {
 	rss     int64  // pages
 }
 
-// NewMonitor resolves the scope and takes the baseline the first Sample is
+// New resolves the scope and takes the baseline the first Sample is
 // measured against. It fails when the scope is unknown, or is cgroup and no
 // cgroup v2 accounting is readable.
-func NewMonitor(cfg MonitorConfig) (*Monitor, error) {
+func New(cfg Config) (*Monitor, error) {
 	m := &Monitor{
 		dir:      cfg.WorkspaceDir,
 		procRoot: cfg.procRoot,
@@ -126,30 +128,30 @@ func NewMonitor(cfg MonitorConfig) (*Monitor, error) {
 	}
 	scope := cfg.Scope
 	switch scope {
-	case "", MonitorScopeAuto:
-		scope = MonitorScopeProcess
+	case "", ScopeAuto:
+		scope = ScopeProcess
 		if m.pid == 1 {
 			if dir, err := m.findCgroup(cgroupRoot); err == nil {
-				scope, m.cgroupDir = MonitorScopeCgroup, dir
+				scope, m.cgroupDir = ScopeCgroup, dir
 			}
 		}
-	case MonitorScopeCgroup:
+	case ScopeCgroup:
 		dir, err := m.findCgroup(cgroupRoot)
 		if err != nil {
 			return nil, fmt.Errorf("supervisor: monitor: %w", err)
 		}
 		m.cgroupDir = dir
-	case MonitorScopeProcess:
+	case ScopeProcess:
 	default:
-		return nil, fmt.Errorf("supervisor: monitor: unknown scope %q (want %s, %s or %s)", cfg.Scope, MonitorScopeAuto, MonitorScopeProcess, MonitorScopeCgroup)
+		return nil, fmt.Errorf("supervisor: monitor: unknown scope %q (want %s, %s or %s)", cfg.Scope, ScopeAuto, ScopeProcess, ScopeCgroup)
 	}
 	m.scope = scope
 	// The baseline: errors here show up again, with context, in Sample.
 	m.nics, _ = readNICs(context.Background())
 	switch scope {
-	case MonitorScopeProcess:
+	case ScopeProcess:
 		m.procs, _, _ = m.readTree()
-	case MonitorScopeCgroup:
+	case ScopeCgroup:
 		m.cgCPU, _ = m.readCgroupCPU()
 	}
 	m.prevAt = time.Now()
@@ -198,9 +200,9 @@ func (m *Monitor) Sample(ctx context.Context) (agentapi.UsageSample, error) {
 		now  time.Time
 	)
 	// The CPU counters are read first and the clock right after, as in
-	// NewMonitor, so CPU time and wall time cover the same window.
+	// New, so CPU time and wall time cover the same window.
 	switch m.scope {
-	case MonitorScopeProcess:
+	case ScopeProcess:
 		procs, alive, err := m.readTree()
 		now = time.Now()
 		if err != nil {
@@ -215,7 +217,7 @@ func (m *Monitor) Sample(ctx context.Context) (agentapi.UsageSample, error) {
 			pages += p.rss
 		}
 		s.MemoryUsageMB = pages * m.pageSize / mib
-	case MonitorScopeCgroup:
+	case ScopeCgroup:
 		usec, err := m.readCgroupCPU()
 		now = time.Now()
 		if err != nil {
@@ -350,7 +352,7 @@ func cpuTicksSince(prev, cur map[int]procStat, alive map[int]uint64) uint64 {
 	return now - before
 }
 
-// readTree snapshots the supervisor's process tree (see MonitorScopeProcess)
+// readTree snapshots the supervisor's process tree (see ScopeProcess)
 // and returns the start time of every process it saw, in the tree or not.
 func (m *Monitor) readTree() (tree map[int]procStat, alive map[int]uint64, err error) {
 	entries, err := os.ReadDir(m.procRoot)

@@ -1,4 +1,6 @@
-package supervisor
+// Package report sends the workspace's resource samples (see monitor) and
+// its activity to the Dev8 server.
+package report
 
 import (
 	"bytes"
@@ -17,11 +19,12 @@ import (
 	"time"
 
 	"dev8.dev/dev8/internal/agentapi"
+	"dev8.dev/dev8/internal/supervisor/monitor"
 )
 
-// ReporterConfig configures NewReporter. Zero durations and sizes take the
+// Config configures New. Zero durations and sizes take the
 // defaults in brackets.
-type ReporterConfig struct {
+type Config struct {
 	// AgentURL is the Dev8 server's base URL (http://host:port); the
 	// reporter posts to {AgentURL}/api/v1/environments/{id}/usage and
 	// .../activity.
@@ -59,9 +62,9 @@ type ReporterConfig struct {
 	// timeout so the runtime does not kill the supervisor mid-flush.
 	FlushTimeout time.Duration
 
-	// Activity is what components touch when someone uses the workspace;
-	// nil disables activity reports.
-	Activity *Activity
+	// Activity is what components touch when someone uses the workspace
+	// (an *activity.Activity); nil disables activity reports.
+	Activity ActivitySource
 	Logger   *slog.Logger
 	// Client sends the requests [a client with no timeout of its own:
 	// RequestTimeout applies].
@@ -69,6 +72,11 @@ type ReporterConfig struct {
 
 	// sampler replaces the Monitor in tests.
 	sampler sampler
+}
+
+// ActivitySource says when and how the workspace was last used.
+type ActivitySource interface {
+	Last() (time.Time, string)
 }
 
 type sampler interface {
@@ -80,7 +88,7 @@ type sampler interface {
 // time (the supervisor outlives it): samples wait, bounded, and are sent
 // when it answers again.
 type Reporter struct {
-	cfg      ReporterConfig
+	cfg      Config
 	log      *slog.Logger
 	sampler  sampler
 	scope    string
@@ -104,9 +112,9 @@ type pendingSample struct {
 	s   agentapi.UsageSample
 }
 
-// NewReporter checks cfg, applies the defaults and sets up the monitor,
+// New checks cfg, applies the defaults and sets up the monitor,
 // whose baseline the first sample is measured against.
-func NewReporter(cfg ReporterConfig) (*Reporter, error) {
+func New(cfg Config) (*Reporter, error) {
 	if cfg.AgentURL == "" {
 		return nil, errors.New("supervisor: reporter: no agent URL")
 	}
@@ -156,7 +164,7 @@ func NewReporter(cfg ReporterConfig) (*Reporter, error) {
 	r.usageURL, r.actURL = base+"/usage", base+"/activity"
 	r.sampler = cfg.sampler
 	if r.sampler == nil {
-		m, err := NewMonitor(MonitorConfig{WorkspaceDir: cfg.WorkspaceDir, Scope: cfg.MonitorScope})
+		m, err := monitor.New(monitor.Config{WorkspaceDir: cfg.WorkspaceDir, Scope: cfg.MonitorScope})
 		if err != nil {
 			return nil, err
 		}

@@ -1,4 +1,4 @@
-package supervisor
+package streams
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/creack/pty"
 
+	"dev8.dev/dev8/internal/supervisor/activity"
 	"dev8.dev/dev8/internal/tunnel"
 )
 
@@ -101,7 +102,7 @@ func (m *ptyManager) serve(ctx context.Context, h tunnel.Header, conn net.Conn) 
 			break
 		}
 		if in.Data != "" {
-			m.s.act.Touch(ActivityPTY)
+			m.s.act.Touch(activity.ActivityPTY)
 			if _, err := t.master.Write([]byte(in.Data)); err != nil {
 				break
 			}

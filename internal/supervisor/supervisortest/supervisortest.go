@@ -1,0 +1,69 @@
+// Package supervisortest holds what the tests of the supervisor's packages
+// share. Only tests import it.
+package supervisortest
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// Logger logs to stderr, at debug level, under go test -v, and nowhere
+// otherwise.
+func Logger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// WaitFor polls cond every 10ms until it holds, and fails the test when
+// ctx ends first.
+func WaitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+// Script writes an executable shell script named code-server and returns
+// its path.
+func Script(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "code-server")
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Context is the test's context with a deadline of d, cancelled at the
+// test's end.
+func Context(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// StaleSocket leaves a socket file at path with nothing listening, as a
+// code-server that was killed does.
+func StaleSocket(t *testing.T, path string) {
+	t.Helper()
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+}
