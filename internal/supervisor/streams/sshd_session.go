@@ -7,13 +7,13 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/creack/pty"
 	gliderssh "github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
 
 	"dev8.dev/dev8/internal/supervisor/activity"
+	"dev8.dev/dev8/internal/supervisor/sessionproc"
 )
 
 // SSH sessions: shells, commands and their processes.
@@ -31,7 +31,7 @@ type sshSession struct {
 
 	mu      sync.Mutex
 	started bool
-	proc    *sessionProc
+	proc    *sessionproc.Proc
 	master  *os.File
 	size    pty.Winsize
 	done    chan struct{} // closed once the command ended and the channel was closed
@@ -121,7 +121,7 @@ func (sess *sshSession) handleRequest(req *gossh.Request) bool {
 		defer sess.mu.Unlock()
 		sess.size = winsize(w.Columns, w.Rows, w.Width, w.Height)
 		if sess.master != nil {
-			_ = setPTYSize(sess.master, sess.size)
+			_ = sessionproc.SetPTYSize(sess.master, sess.size)
 		}
 		return true
 	case "signal":
@@ -129,14 +129,14 @@ func (sess *sshSession) handleRequest(req *gossh.Request) bool {
 		if gossh.Unmarshal(req.Payload, &sig) != nil {
 			return false
 		}
-		s, ok := signalByName(sig.Signal)
+		s, ok := sessionproc.SignalByName(sig.Signal)
 		sess.mu.Lock()
 		p := sess.proc
 		sess.mu.Unlock()
 		if !ok || p == nil {
 			return false
 		}
-		p.signal(s)
+		p.Signal(s)
 		return true
 	case "shell", "exec":
 		if started {
@@ -243,12 +243,12 @@ func (sess *sshSession) start(command string, isExec bool) error {
 }
 
 func (sess *sshSession) startPTY(cmd *exec.Cmd) error {
-	master, tty, err := openPTY(&sess.size)
+	master, tty, err := sessionproc.OpenPTY(&sess.size)
 	if err != nil {
 		return err
 	}
 	cmd.Env = append(cmd.Env, "SSH_TTY="+tty.Name())
-	p, err := startSessionProc(cmd, tty)
+	p, err := sessionproc.Start(cmd, tty)
 	_ = tty.Close()
 	if err != nil {
 		_ = master.Close()
@@ -257,14 +257,14 @@ func (sess *sshSession) startPTY(cmd *exec.Cmd) error {
 	sess.mu.Lock()
 	sess.started, sess.proc, sess.master = true, p, master
 	// A window-change may have come between pty-req and now.
-	_ = setPTYSize(master, sess.size)
+	_ = sessionproc.SetPTYSize(master, sess.size)
 	sess.mu.Unlock()
 
 	go func() { _, _ = io.Copy(master, sess.in) }()
 	out := make(chan struct{})
 	go func() {
 		defer close(out)
-		drain(sess.ch, master, p.exited)
+		sessionproc.Drain(sess.ch, master, p.Exited())
 	}()
 	go sess.finish(p, out, func() {
 		sess.mu.Lock()
@@ -305,7 +305,7 @@ func (sess *sshSession) startPipes(cmd *exec.Cmd) error {
 		return err
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
-	p, err := startSessionProc(cmd, nil)
+	p, err := sessionproc.Start(cmd, nil)
 	// The child has its ends now.
 	_ = inR.Close()
 	_ = outW.Close()
@@ -327,8 +327,8 @@ func (sess *sshSession) startPipes(cmd *exec.Cmd) error {
 	out := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); drain(sess.ch, outR, p.exited) }()
-	go func() { defer wg.Done(); drain(sess.ch.Stderr(), errR, p.exited) }()
+	go func() { defer wg.Done(); sessionproc.Drain(sess.ch, outR, p.Exited()) }()
+	go func() { defer wg.Done(); sessionproc.Drain(sess.ch.Stderr(), errR, p.Exited()) }()
 	go func() { wg.Wait(); close(out) }()
 	go sess.finish(p, out, func() {
 		_ = inW.Close()
@@ -338,52 +338,16 @@ func (sess *sshSession) startPipes(cmd *exec.Cmd) error {
 	return nil
 }
 
-// drainIdle bounds how long output is waited for once the command has
-// exited and its session was killed: only a process that left the session
-// can still hold the output open then.
-const drainIdle = 2 * time.Second
-
-// drain copies src to dst until src ends. Once exited is closed, a read
-// that waits more than drainIdle for data ends the copy.
-func drain(dst io.Writer, src *os.File, exited <-chan struct{}) {
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		select {
-		case <-exited:
-			_ = src.SetReadDeadline(time.Now().Add(drainIdle))
-		case <-stop:
-		}
-	}()
-	buf := make([]byte, 32<<10)
-	for {
-		select {
-		case <-exited:
-			_ = src.SetReadDeadline(time.Now().Add(drainIdle))
-		default:
-		}
-		n, err := src.Read(buf)
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
 // finish waits for the command and its output, reports how it ended and
 // closes the channel.
-func (sess *sshSession) finish(p *sessionProc, out <-chan struct{}, release func()) {
-	<-p.reaped
+func (sess *sshSession) finish(p *sessionproc.Proc, out <-chan struct{}, release func()) {
+	<-p.Reaped()
 	<-out
 	release()
 	sess.runCleanup()
 	<-sess.replied
 	_ = sess.ch.CloseWrite()
-	code, sig, core := exitStatus(p.state)
+	code, sig, core := sessionproc.ExitStatus(p.State())
 	if sig != "" {
 		_, _ = sess.ch.SendRequest("exit-signal", false, gossh.Marshal(struct {
 			Signal     string
@@ -411,7 +375,7 @@ func (sess *sshSession) hangup() {
 		close(sess.replied)
 	}
 	if p != nil {
-		p.hangup(hangupGrace)
+		p.Hangup(hangupGrace)
 	}
 	if started {
 		<-sess.done
