@@ -106,16 +106,12 @@ type Config struct {
 	MetricsInterval  time.Duration
 	ActivityInterval time.Duration
 
-	// Restart backoff for code-server: it starts at RestartBackoffMin,
-	// doubles up to RestartBackoffMax, and goes back to the minimum once
-	// code-server has stayed up for StableAfter.
+	// Code-server's restart backoff and health polling: see
+	// codeserver.Config, which also holds their defaults.
 	RestartBackoffMin time.Duration
 	RestartBackoffMax time.Duration
 	StableAfter       time.Duration
-	// HealthInterval is how often code-server's /healthz is polled once it
-	// has answered; before that it is polled faster so /status flips to
-	// "running" within a fraction of a second.
-	HealthInterval time.Duration
+	HealthInterval    time.Duration
 
 	Logger *slog.Logger
 }
@@ -127,18 +123,7 @@ func (c *Config) setDefaults() {
 	if c.StopTimeout <= 0 {
 		c.StopTimeout = 5 * time.Second
 	}
-	if c.RestartBackoffMin <= 0 {
-		c.RestartBackoffMin = time.Second
-	}
-	if c.RestartBackoffMax <= 0 {
-		c.RestartBackoffMax = 30 * time.Second
-	}
-	if c.StableAfter <= 0 {
-		c.StableAfter = 30 * time.Second
-	}
-	if c.HealthInterval <= 0 {
-		c.HealthInterval = 5 * time.Second
-	}
+	// The code-server settings take their defaults in codeserver.New.
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
