@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"time"
 
+	"dev8.dev/dev8/internal/agentapi"
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/store"
@@ -21,7 +22,7 @@ type UsageService interface {
 	// Add queues an environment's samples priced at costPerHour; it does
 	// not block on the database and fails only when shutting down
 	// (usage.ErrClosed).
-	Add(ctx context.Context, environmentID string, costPerHour float64, samples []usage.Sample) error
+	Add(ctx context.Context, environmentID string, costPerHour float64, samples []agentapi.UsageSample) error
 	// List returns stored samples at or after since, oldest first.
 	List(ctx context.Context, environmentID string, since time.Time, limit int) ([]store.ResourceUsage, error)
 	// Retention is how long samples are kept; older ones are refused.
@@ -39,18 +40,10 @@ const (
 	defaultUsageSince = 24 * time.Hour
 )
 
-// usageSampleJSON is one sample, in a report and in a listing.
-type usageSampleJSON struct {
-	Timestamp       time.Time `json:"timestamp"`
-	CPUUsagePercent float64   `json:"cpu_usage_percent"`
-	MemoryUsageMB   int64     `json:"memory_usage_mb"`
-	DiskUsageMB     int64     `json:"disk_usage_mb"`
-	NetworkInMB     float64   `json:"network_in_mb"`
-	NetworkOutMB    float64   `json:"network_out_mb"`
-}
-
+// usageRowJSON is a stored sample (agentapi.UsageSample, what supervisors
+// report) with its price.
 type usageRowJSON struct {
-	usageSampleJSON
+	agentapi.UsageSample
 	CostAmount    float64 `json:"cost_amount"`
 	BillingPeriod string  `json:"billing_period"`
 }
@@ -63,9 +56,7 @@ var errUsageUnavailable = &httpapi.Error{Status: http.StatusServiceUnavailable, 
 // for writing: 202 once queued.
 func (a *API) ingestUsage(w http.ResponseWriter, r *http.Request) {
 	env := environmentFrom(r.Context())
-	var req struct {
-		Samples []usageSampleJSON `json:"samples"`
-	}
+	var req agentapi.UsageReport
 	if err := httpapi.DecodeJSON(r, &req, false); err != nil {
 		a.writeError(w, r, err)
 		return
@@ -93,7 +84,7 @@ func (a *API) ingestUsage(w http.ResponseWriter, r *http.Request) {
 // core, so its ceiling is 100 per core: the environment's cores or this
 // machine's, whichever is more (the local runtime shares the server's
 // machine and does not cap cores), plus 5% for measurement jitter.
-func (a *API) validateUsage(env store.Environment, in []usageSampleJSON) ([]usage.Sample, error) {
+func (a *API) validateUsage(env store.Environment, in []agentapi.UsageSample) ([]agentapi.UsageSample, error) {
 	switch {
 	case in == nil:
 		return nil, httpapi.Validation("samples: required")
@@ -105,7 +96,7 @@ func (a *API) validateUsage(env store.Environment, in []usageSampleJSON) ([]usag
 	now := a.now()
 	oldest := now.Add(-a.usage.Retention())
 	maxCPU := 100 * float64(max(env.CPUCores, runtime.NumCPU(), 1)) * 1.05
-	out := make([]usage.Sample, len(in))
+	out := make([]agentapi.UsageSample, len(in))
 	for i, s := range in {
 		field := func(name string) string { return fmt.Sprintf("samples[%d].%s", i, name) }
 		switch {
@@ -126,7 +117,7 @@ func (a *API) validateUsage(env store.Environment, in []usageSampleJSON) ([]usag
 		case !finite(s.NetworkOutMB) || s.NetworkOutMB < 0:
 			return nil, httpapi.Validation(field("network_out_mb") + ": must not be negative")
 		}
-		out[i] = usage.Sample{
+		out[i] = agentapi.UsageSample{
 			Timestamp:       s.Timestamp.UTC(),
 			CPUUsagePercent: s.CPUUsagePercent,
 			MemoryUsageMB:   s.MemoryUsageMB,
@@ -174,7 +165,7 @@ func (a *API) listUsage(w http.ResponseWriter, r *http.Request) {
 	out := make([]usageRowJSON, len(rows))
 	for i, u := range rows {
 		out[i] = usageRowJSON{
-			usageSampleJSON: usageSampleJSON{
+			UsageSample: agentapi.UsageSample{
 				Timestamp:       u.Timestamp.UTC(),
 				CPUUsagePercent: u.CPUUsagePercent,
 				MemoryUsageMB:   u.MemoryUsageMB,

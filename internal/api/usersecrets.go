@@ -14,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"golang.org/x/crypto/ssh"
 
+	"dev8.dev/dev8/internal/agentapi"
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/secretbox"
 	"dev8.dev/dev8/internal/store"
@@ -545,25 +546,6 @@ func (a *API) deleteGitHubToken(w http.ResponseWriter, r *http.Request) {
 
 // ---- the supervisor's manifest ----
 
-// manifestJSON is what a workspace's supervisor applies at start: the
-// owner's secrets as environment variables, git identity, GitHub token and
-// SSH public keys.
-type manifestJSON struct {
-	EnvironmentID string            `json:"environment_id"`
-	Env           map[string]string `json:"env"`
-	Git           manifestGitJSON   `json:"git"`
-	GitHubToken   string            `json:"github_token"`
-	SSHPublicKeys []string          `json:"ssh_public_keys"`
-	// Unavailable names secrets that could not be decrypted (sealed under
-	// a key this server lacks): the supervisor reports them, never a value.
-	Unavailable []string `json:"unavailable"`
-}
-
-type manifestGitJSON struct {
-	Name  string `json:"name"`
-	Email string `json:"email"`
-}
-
 // manifest answers the environment's own supervisor (requireAgent) with
 // its owner's decrypted secrets. It is the only route that returns secret
 // values; every fetch that delivers something is audited.
@@ -585,7 +567,7 @@ func (a *API) manifest(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeForbidden, Message: "Not allowed", Details: "the workspace's owner is suspended"})
 		return
 	}
-	m := manifestJSON{EnvironmentID: env.ID, Env: map[string]string{}, SSHPublicKeys: []string{}, Unavailable: []string{}}
+	m := agentapi.Manifest{EnvironmentID: env.ID, Env: map[string]string{}, SSHPublicKeys: []string{}, Unavailable: []string{}}
 	secrets, err := st.ListUserSecrets(ctx, env.UserID, true)
 	if err != nil {
 		a.writeError(w, r, fmt.Errorf("list secrets: %w", err))
@@ -605,7 +587,7 @@ func (a *API) manifest(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, fmt.Errorf("get git settings: %w", err))
 		return
 	}
-	m.Git = manifestGitJSON{Name: g.Name, Email: g.Email}
+	m.Git = agentapi.ManifestGit{Name: g.Name, Email: g.Email}
 	if g.Name != "" {
 		m.Env["GIT_USER_NAME"] = g.Name
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"golang.org/x/crypto/ssh"
 
+	"dev8.dev/dev8/internal/agentapi"
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/secretbox"
 	"dev8.dev/dev8/internal/store"
@@ -398,7 +399,7 @@ func TestManifestAPI(t *testing.T) {
 	if rec.Code != http.StatusOK || rec.Header().Get("Cache-Control") != "no-store" {
 		t.Fatalf("manifest: %d %s", rec.Code, rec.Body.String())
 	}
-	var m manifestJSON
+	var m agentapi.Manifest
 	if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +428,7 @@ func TestManifestAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec = f.do("GET", "/api/v1/environments/"+bobEnv.ID+"/manifest", reqOpts{token: f.agents.Issue(bobEnv.ID)})
-	m = manifestJSON{}
+	m = agentapi.Manifest{}
 	if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil || rec.Code != http.StatusOK {
 		t.Fatalf("bob's manifest: %d %v", rec.Code, err)
 	}

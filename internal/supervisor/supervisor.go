@@ -5,13 +5,31 @@
 // resources and reports them and its activity to the server, and serves a
 // loopback status endpoint. Components run side by side in one errgroup.
 //
+// This package only assembles them; each has a package of its own:
+//
+//	streams        the tunnel's streams: SSH server, web terminals, forwarded
+//	               ports, the IDE, snapshot jobs
+//	codeserver     keeps code-server running and healthy
+//	manifest       fetches and applies the owner's secrets, git identity, keys
+//	userenv        the environment user processes start from
+//	monitor        samples CPU, memory, disk and network
+//	report         sends samples and activity to the server
+//	activity       when a person last used the workspace
+//	status         the loopback GET /health and GET /status
+//	workspaceuser  becomes the workspace's user when started as root
+//
+// What the supervisor and the server exchange (its environment variables,
+// the manifest, usage samples, the status answers) is defined once, in
+// internal/agentapi.
+//
 // What counts as activity (and so holds off the idle auto-stop) is a person
 // doing something: typing in SSH or a web terminal, data sent through a
 // forwarded port, code-server's heartbeat advancing. An open connection
-// that carries nothing does not; the exact rule is on Streams and in
-// codeserver.go.
+// that carries nothing does not; the exact rule is on streams.Streams and
+// in package codeserver.
 //
-// Main reads its configuration from the environment, which the runtime sets:
+// Main reads its configuration from the environment, which the runtime sets
+// (agentapi.Launch):
 //
 //	DEV8_ENVIRONMENT_ID     environment id (required)
 //	DEV8_WORKSPACE_DIR      the persistent workspace directory (default: the
@@ -35,7 +53,7 @@
 //	DEV8_ACTIVITY_INTERVAL  how often activity is reported when there was
 //	                        some (default 30s)
 //	DEV8_WORKSPACE_USER     when started as root: the user to become before
-//	                        anything else (see BecomeWorkspaceUser)
+//	                        anything else (package workspaceuser)
 //	HOME                    code-server keeps its settings and extensions
 //	                        under $HOME/.local/share/code-server; the SSH
 //	                        host key is $HOME/.dev8/ssh_host_ed25519_key
@@ -54,26 +72,16 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"dev8.dev/dev8/internal/agentapi"
+	"dev8.dev/dev8/internal/supervisor/activity"
+	"dev8.dev/dev8/internal/supervisor/codeserver"
+	"dev8.dev/dev8/internal/supervisor/manifest"
+	"dev8.dev/dev8/internal/supervisor/report"
+	"dev8.dev/dev8/internal/supervisor/status"
+	"dev8.dev/dev8/internal/supervisor/streams"
+	"dev8.dev/dev8/internal/supervisor/workspaceuser"
 	"dev8.dev/dev8/internal/tunnel"
 )
-
-// Environment variables Main reads.
-const (
-	EnvEnvironmentID    = "DEV8_ENVIRONMENT_ID"
-	EnvWorkspaceDir     = "DEV8_WORKSPACE_DIR"
-	EnvAddr             = "DEV8_SUPERVISOR_ADDR"
-	EnvCodeServer       = "DEV8_CODE_SERVER"
-	EnvCodeServerAddr   = "DEV8_CODE_SERVER_ADDR"
-	EnvStopTimeout      = "DEV8_STOP_TIMEOUT"
-	EnvAgentURL         = "DEV8_AGENT_URL"
-	EnvAgentToken       = "DEV8_AGENT_TOKEN"
-	EnvMetricsInterval  = "DEV8_METRICS_INTERVAL"
-	EnvActivityInterval = "DEV8_ACTIVITY_INTERVAL"
-)
-
-// DefaultCodeServerAddr is where code-server binds when DEV8_CODE_SERVER_ADDR
-// is unset: code-server's own default port, on loopback only.
-const DefaultCodeServerAddr = "127.0.0.1:13337"
 
 // Config is the supervisor's configuration. Zero durations take defaults.
 type Config struct {
@@ -98,39 +106,24 @@ type Config struct {
 	MetricsInterval  time.Duration
 	ActivityInterval time.Duration
 
-	// Restart backoff for code-server: it starts at RestartBackoffMin,
-	// doubles up to RestartBackoffMax, and goes back to the minimum once
-	// code-server has stayed up for StableAfter.
+	// Code-server's restart backoff and health polling: see
+	// codeserver.Config, which also holds their defaults.
 	RestartBackoffMin time.Duration
 	RestartBackoffMax time.Duration
 	StableAfter       time.Duration
-	// HealthInterval is how often code-server's /healthz is polled once it
-	// has answered; before that it is polled faster so /status flips to
-	// "running" within a fraction of a second.
-	HealthInterval time.Duration
+	HealthInterval    time.Duration
 
 	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {
 	if c.CodeServerAddr == "" {
-		c.CodeServerAddr = DefaultCodeServerAddr
+		c.CodeServerAddr = agentapi.DefaultCodeServerAddr
 	}
 	if c.StopTimeout <= 0 {
 		c.StopTimeout = 5 * time.Second
 	}
-	if c.RestartBackoffMin <= 0 {
-		c.RestartBackoffMin = time.Second
-	}
-	if c.RestartBackoffMax <= 0 {
-		c.RestartBackoffMax = 30 * time.Second
-	}
-	if c.StableAfter <= 0 {
-		c.StableAfter = 30 * time.Second
-	}
-	if c.HealthInterval <= 0 {
-		c.HealthInterval = 5 * time.Second
-	}
+	// The code-server settings take their defaults in codeserver.New.
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -139,28 +132,28 @@ func (c *Config) setDefaults() {
 // ConfigFromEnv builds a Config from the DEV8_* variables documented above.
 func ConfigFromEnv() (Config, error) {
 	cfg := Config{
-		EnvironmentID:  os.Getenv(EnvEnvironmentID),
-		WorkspaceDir:   os.Getenv(EnvWorkspaceDir),
-		Addr:           os.Getenv(EnvAddr),
-		CodeServer:     os.Getenv(EnvCodeServer),
-		CodeServerAddr: os.Getenv(EnvCodeServerAddr),
-		AgentURL:       os.Getenv(EnvAgentURL),
-		AgentToken:     os.Getenv(EnvAgentToken),
+		EnvironmentID:  os.Getenv(agentapi.EnvEnvironmentID),
+		WorkspaceDir:   os.Getenv(agentapi.EnvWorkspaceDir),
+		Addr:           os.Getenv(agentapi.EnvSupervisorAddr),
+		CodeServer:     os.Getenv(agentapi.EnvCodeServer),
+		CodeServerAddr: os.Getenv(agentapi.EnvCodeServerAddr),
+		AgentURL:       os.Getenv(agentapi.EnvAgentURL),
+		AgentToken:     os.Getenv(agentapi.EnvAgentToken),
 	}
 	if cfg.EnvironmentID == "" {
-		return Config{}, fmt.Errorf("supervisor: %s is not set", EnvEnvironmentID)
+		return Config{}, fmt.Errorf("supervisor: %s is not set", agentapi.EnvEnvironmentID)
 	}
 	if cfg.WorkspaceDir == "" {
 		wd, err := os.Getwd()
 		if err != nil {
-			return Config{}, fmt.Errorf("supervisor: %s is not set and the current directory is unknown: %w", EnvWorkspaceDir, err)
+			return Config{}, fmt.Errorf("supervisor: %s is not set and the current directory is unknown: %w", agentapi.EnvWorkspaceDir, err)
 		}
 		cfg.WorkspaceDir = wd
 	}
 	for name, dst := range map[string]*time.Duration{
-		EnvStopTimeout:      &cfg.StopTimeout,
-		EnvMetricsInterval:  &cfg.MetricsInterval,
-		EnvActivityInterval: &cfg.ActivityInterval,
+		agentapi.EnvStopTimeout:      &cfg.StopTimeout,
+		agentapi.EnvMetricsInterval:  &cfg.MetricsInterval,
+		agentapi.EnvActivityInterval: &cfg.ActivityInterval,
 	} {
 		if v := os.Getenv(name); v != "" {
 			d, err := time.ParseDuration(v)
@@ -185,8 +178,8 @@ func Main(ctx context.Context) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	// Before anything else: from here on the supervisor is the workspace
-	// user (user.go).
-	wu, err := BecomeWorkspaceUser()
+	// user (package workspaceuser).
+	wu, err := workspaceuser.BecomeWorkspaceUser()
 	if err != nil {
 		return err
 	}
@@ -207,29 +200,29 @@ func Run(ctx context.Context, cfg Config) error {
 	cfg.setDefaults()
 	started := time.Now()
 
-	activity := NewActivity(nil)
-	var cs *codeServer
+	act := activity.NewActivity(nil)
+	var cs *codeserver.Server
 	if cfg.CodeServer != "" {
-		cs = newCodeServer(cfg)
+		cs = codeserver.New(cfg.codeServer())
 	}
-	streamsCfg := StreamsConfig{
+	streamsCfg := streams.Config{
 		EnvironmentID: cfg.EnvironmentID,
 		WorkspaceDir:  cfg.WorkspaceDir,
 		HomeDir:       cfg.HomeDir,
-		Activity:      activity,
+		Activity:      act,
 		Logger:        cfg.Logger,
 	}
 	if cs != nil {
 		streamsCfg.CodeServerAddr = cfg.CodeServerAddr
 	}
-	streams, err := NewStreams(streamsCfg)
+	strm, err := streams.New(streamsCfg)
 	if err != nil {
 		return err
 	}
-	defer streams.Close()
-	var reporter *Reporter
+	defer strm.Close()
+	var reporter *report.Reporter
 	if cfg.AgentURL != "" {
-		reporter, err = NewReporter(ReporterConfig{
+		reporter, err = report.New(report.Config{
 			AgentURL:       cfg.AgentURL,
 			AgentToken:     cfg.AgentToken,
 			EnvironmentID:  cfg.EnvironmentID,
@@ -241,7 +234,7 @@ func Run(ctx context.Context, cfg Config) error {
 			ActivityInterval: cfg.ActivityInterval,
 			// Within the stop timeout, so the final report is not cut off.
 			FlushTimeout: cfg.StopTimeout / 2,
-			Activity:     activity,
+			Activity:     act,
 			Logger:       cfg.Logger,
 		})
 		if err != nil {
@@ -249,53 +242,74 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	tun := &tunnelState{}
-	// The owner's secrets, git identity and SSH keys (manifest.go).
-	var manifest *manifestClient
+	// The owner's secrets, git identity and SSH keys.
+	var mc *manifest.Client
 	if cfg.AgentURL != "" {
-		manifest = newManifestClient(cfg)
+		mc = manifest.New(manifest.Config{
+			AgentURL:      cfg.AgentURL,
+			AgentToken:    cfg.AgentToken,
+			EnvironmentID: cfg.EnvironmentID,
+			HomeDir:       cfg.HomeDir,
+			Logger:        cfg.Logger,
+		})
 	}
-	var status *statusServer
+	var st *status.Server
 	if cfg.Addr != "" {
 		// Bind before anything runs so a taken port fails the start at once
 		// instead of leaving a supervisor the runtime can never reach.
-		status, err = listenStatus(cfg, started, cs)
+		scfg := status.Config{
+			Addr:          cfg.Addr,
+			EnvironmentID: cfg.EnvironmentID,
+			WorkspaceDir:  cfg.WorkspaceDir,
+			Started:       started,
+			Activity:      act,
+			Tunnel:        tun,
+			Streams:       strm,
+		}
+		// Typed nils would not compare equal to nil there.
+		if cs != nil {
+			scfg.CodeServer = cs
+		}
+		if reporter != nil {
+			scfg.Reporter = reporter
+		}
+		st, err = status.Listen(scfg)
 		if err != nil {
 			return err
 		}
-		status.activity, status.reporter, status.tunnel, status.streams = activity, reporter, tun, streams
 	}
 
 	cfg.Logger.Info("supervisor started", "workspace", cfg.WorkspaceDir, "addr", cfg.Addr, "codeServer", cfg.CodeServer != "")
 	g, gctx := errgroup.WithContext(ctx)
 	// Runs until cancelled even when no component is configured.
 	g.Go(func() error { <-gctx.Done(); return gctx.Err() })
-	if status != nil {
-		g.Go(func() error { return status.run(gctx) })
+	if st != nil {
+		g.Go(func() error { return st.Run(gctx) })
 	}
-	if manifest != nil {
-		g.Go(func() error { return manifest.run(gctx) })
+	if mc != nil {
+		g.Go(func() error { return mc.Run(gctx) })
 	}
 	if cs != nil {
 		g.Go(func() error {
 			// code-server's environment is fixed when it starts: give
 			// the manifest a moment to arrive first.
-			if manifest != nil {
-				manifest.waitReady(gctx, manifestWait)
+			if mc != nil {
+				mc.WaitReady(gctx, manifest.StartWait)
 			}
-			return cs.run(gctx)
+			return cs.Run(gctx)
 		})
 	}
 	if cfg.AgentURL != "" {
-		connected := func() { tun.connected(); manifest.reconnected(gctx) }
+		connected := func() { tun.connected(); mc.Reconnected(gctx) }
 		g.Go(func() error {
 			// Sessions come through the tunnel: opening it after the
 			// first manifest means the first session has the secrets.
-			manifest.waitReady(gctx, manifestWait)
+			mc.WaitReady(gctx, manifest.StartWait)
 			return tunnel.Connect(gctx, tunnel.AgentConfig{
 				ServerURL:     cfg.AgentURL,
 				EnvironmentID: cfg.EnvironmentID,
 				Token:         cfg.AgentToken,
-				Handler:       streams,
+				Handler:       strm,
 				Logger:        cfg.Logger.With("component", "tunnel"),
 				Connected:     connected,
 			})
@@ -308,6 +322,23 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	cfg.Logger.Info("supervisor stopped", "err", err)
 	return err
+}
+
+// codeServer is code-server's part of cfg.
+func (c Config) codeServer() codeserver.Config {
+	return codeserver.Config{
+		Executable:        c.CodeServer,
+		Addr:              c.CodeServerAddr,
+		WorkspaceDir:      c.WorkspaceDir,
+		HomeDir:           c.HomeDir,
+		EnvironmentID:     c.EnvironmentID,
+		StopTimeout:       c.StopTimeout,
+		RestartBackoffMin: c.RestartBackoffMin,
+		RestartBackoffMax: c.RestartBackoffMax,
+		StableAfter:       c.StableAfter,
+		HealthInterval:    c.HealthInterval,
+		Logger:            c.Logger,
+	}
 }
 
 // tunnelState remembers when the tunnel last came up, for /status.
@@ -324,7 +355,8 @@ func (t *tunnelState) connected() {
 	t.n++
 }
 
-func (t *tunnelState) get() (time.Time, int) {
+// LastUp is when the tunnel last came up and how often it did.
+func (t *tunnelState) LastUp() (time.Time, int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.at, t.n

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"dev8.dev/dev8/internal/agentapi"
+	"dev8.dev/dev8/internal/supervisor/supervisortest"
 	"dev8.dev/dev8/internal/testutil/wait"
 )
 
@@ -81,13 +82,6 @@ func fakeCodeServer(addr string) {
 	}
 }
 
-func testLogger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -98,16 +92,6 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// script writes an executable shell script and returns its path.
-func script(t *testing.T, body string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "code-server")
-	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // fakeCodeServerScript runs this test binary as the stand-in code-server.
 func fakeCodeServerScript(t *testing.T) string {
 	exe, err := os.Executable()
@@ -115,7 +99,7 @@ func fakeCodeServerScript(t *testing.T) string {
 		t.Fatal(err)
 	}
 	race := strings.TrimPrefix(raceEnv, "GORACE=")
-	return script(t, fmt.Sprintf("export %s=1 GORACE='%s'\nexec '%s' \"$@\"\n", envFakeCodeServer, race, exe))
+	return supervisortest.Script(t, fmt.Sprintf("export %s=1 GORACE='%s'\nexec '%s' \"$@\"\n", envFakeCodeServer, race, exe))
 }
 
 func testConfig(t *testing.T) Config {
@@ -129,7 +113,7 @@ func testConfig(t *testing.T) Config {
 		RestartBackoffMin: 10 * time.Millisecond,
 		RestartBackoffMax: 40 * time.Millisecond,
 		HealthInterval:    50 * time.Millisecond,
-		Logger:            testLogger(),
+		Logger:            supervisortest.Logger(),
 	}
 }
 
@@ -174,8 +158,8 @@ func getJSON(ctx context.Context, url string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-func status(ctx context.Context, cfg Config) (Status, error) {
-	var st Status
+func getStatus(ctx context.Context, cfg Config) (agentapi.Status, error) {
+	var st agentapi.Status
 	err := getJSON(ctx, "http://"+cfg.Addr+"/status", &st)
 	return st, err
 }
@@ -219,12 +203,12 @@ func TestHealthAndStatus(t *testing.T) {
 	if health["status"] != "healthy" {
 		t.Errorf("/health = %v", health)
 	}
-	st, err := status(ctx, cfg)
+	st, err := getStatus(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.EnvironmentID != cfg.EnvironmentID || st.WorkspaceDir != cfg.WorkspaceDir || st.PID != os.Getpid() ||
-		st.CodeServer.State != CodeServerAbsent || st.UptimeSeconds < 0 || st.StartedAt.IsZero() {
+		st.CodeServer.State != agentapi.CodeServerAbsent || st.UptimeSeconds < 0 || st.StartedAt.IsZero() {
 		t.Errorf("/status = %+v", st)
 	}
 	if err := stop(); err != nil {
@@ -256,11 +240,11 @@ func TestCodeServerHealthy(t *testing.T) {
 	cfg.CodeServer = fakeCodeServerScript(t)
 	stop := runSupervisor(t, cfg)
 
-	var st Status
+	var st agentapi.Status
 	wait.Eventually(ctx, t, "code-server running", func() bool {
 		var err error
-		st, err = status(ctx, cfg)
-		return err == nil && st.CodeServer.State == CodeServerRunning
+		st, err = getStatus(ctx, cfg)
+		return err == nil && st.CodeServer.State == agentapi.CodeServerRunning
 	})
 	cs := st.CodeServer
 	if cs.PID == 0 || cs.Address != cfg.CodeServerAddr || cs.LastHealthyAt == nil || cs.Health != "alive" ||
@@ -279,7 +263,7 @@ func TestCodeServerArgs(t *testing.T) {
 	t.Parallel()
 	ctx := wait.Context(t, wait.Long)
 	cfg := testConfig(t)
-	cfg.CodeServer = script(t, `printf '%s\n' "$PWD" "$@" > args.tmp && mv args.tmp args; exec sleep 300`+"\n")
+	cfg.CodeServer = supervisortest.Script(t, `printf '%s\n' "$PWD" "$@" > args.tmp && mv args.tmp args; exec sleep 300`+"\n")
 	runSupervisor(t, cfg)
 	path := filepath.Join(cfg.WorkspaceDir, "args")
 	wait.Eventually(ctx, t, "the args file", func() bool { _, err := os.Stat(path); return err == nil })
@@ -305,15 +289,15 @@ func TestCodeServerRestarts(t *testing.T) {
 	t.Parallel()
 	ctx := wait.Context(t, wait.Long)
 	cfg := testConfig(t)
-	cfg.CodeServer = script(t, `sleep 300 &
+	cfg.CodeServer = supervisortest.Script(t, `sleep 300 &
 echo $! >> helpers
 exit 3
 `)
 	stop := runSupervisor(t, cfg)
-	var st Status
+	var st agentapi.Status
 	wait.Eventually(ctx, t, "three restarts", func() bool {
 		var err error
-		st, err = status(ctx, cfg)
+		st, err = getStatus(ctx, cfg)
 		return err == nil && st.CodeServer.Restarts >= 3
 	})
 	if st.CodeServer.LastExit != "exit status 3" || st.CodeServer.LastExitAt == nil {
@@ -322,7 +306,7 @@ exit 3
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if st, err := status(ctx, cfg); err == nil {
+	if st, err := getStatus(ctx, cfg); err == nil {
 		t.Errorf("status still served after stop: %+v", st)
 	}
 	for _, pid := range readPids(t, ctx, filepath.Join(cfg.WorkspaceDir, "helpers")) {
@@ -337,7 +321,7 @@ func TestCodeServerMissing(t *testing.T) {
 	cfg.CodeServer = filepath.Join(t.TempDir(), "no-such-code-server")
 	runSupervisor(t, cfg)
 	wait.Eventually(ctx, t, "a failed start to be reported", func() bool {
-		st, err := status(ctx, cfg)
+		st, err := getStatus(ctx, cfg)
 		return err == nil && strings.Contains(st.CodeServer.LastExit, "no such file")
 	})
 	// The supervisor itself stays up: the rest of the workspace works
@@ -355,7 +339,7 @@ func TestStopKillsStubbornCodeServer(t *testing.T) {
 	ctx := wait.Context(t, wait.Long)
 	cfg := testConfig(t)
 	cfg.StopTimeout = 200 * time.Millisecond
-	cfg.CodeServer = script(t, `trap "" TERM
+	cfg.CodeServer = supervisortest.Script(t, `trap "" TERM
 sleep 300 &
 echo "$$ $!" > pids.tmp && mv pids.tmp pids
 exec sleep 301
@@ -390,12 +374,12 @@ func TestMainHandlesSIGTERM(t *testing.T) {
 		raceEnv,
 		"HOME=" + cfg.HomeDir,
 		"PATH=" + os.Getenv("PATH"),
-		EnvEnvironmentID + "=" + cfg.EnvironmentID,
-		EnvWorkspaceDir + "=" + cfg.WorkspaceDir,
-		EnvAddr + "=" + cfg.Addr,
-		EnvCodeServer + "=" + fakeCodeServerScript(t),
-		EnvCodeServerAddr + "=" + cfg.CodeServerAddr,
-		EnvStopTimeout + "=2s",
+		agentapi.EnvEnvironmentID + "=" + cfg.EnvironmentID,
+		agentapi.EnvWorkspaceDir + "=" + cfg.WorkspaceDir,
+		agentapi.EnvSupervisorAddr + "=" + cfg.Addr,
+		agentapi.EnvCodeServer + "=" + fakeCodeServerScript(t),
+		agentapi.EnvCodeServerAddr + "=" + cfg.CodeServerAddr,
+		agentapi.EnvStopTimeout + "=2s",
 	}
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -413,11 +397,11 @@ func TestMainHandlesSIGTERM(t *testing.T) {
 		waited <- nil
 	})
 
-	var st Status
+	var st agentapi.Status
 	wait.Eventually(ctx, t, "code-server running", func() bool {
 		var err error
-		st, err = status(ctx, cfg)
-		return err == nil && st.CodeServer.State == CodeServerRunning
+		st, err = getStatus(ctx, cfg)
+		return err == nil && st.CodeServer.State == agentapi.CodeServerRunning
 	})
 	if st.PID != cmd.Process.Pid || st.EnvironmentID != cfg.EnvironmentID {
 		t.Errorf("/status = %+v", st)
@@ -440,16 +424,16 @@ func TestMainHandlesSIGTERM(t *testing.T) {
 }
 
 func TestConfigFromEnv(t *testing.T) {
-	t.Setenv(EnvEnvironmentID, "")
+	t.Setenv(agentapi.EnvEnvironmentID, "")
 	if _, err := ConfigFromEnv(); err == nil {
 		t.Error("ConfigFromEnv without an environment id succeeded")
 	}
-	t.Setenv(EnvEnvironmentID, "env-1")
-	t.Setenv(EnvWorkspaceDir, "/ws")
-	t.Setenv(EnvAddr, "127.0.0.1:1")
-	t.Setenv(EnvCodeServer, "/bin/code-server")
-	t.Setenv(EnvCodeServerAddr, "127.0.0.1:2")
-	t.Setenv(EnvStopTimeout, "3s")
+	t.Setenv(agentapi.EnvEnvironmentID, "env-1")
+	t.Setenv(agentapi.EnvWorkspaceDir, "/ws")
+	t.Setenv(agentapi.EnvSupervisorAddr, "127.0.0.1:1")
+	t.Setenv(agentapi.EnvCodeServer, "/bin/code-server")
+	t.Setenv(agentapi.EnvCodeServerAddr, "127.0.0.1:2")
+	t.Setenv(agentapi.EnvStopTimeout, "3s")
 	t.Setenv("HOME", "/home/w")
 	cfg, err := ConfigFromEnv()
 	if err != nil {
@@ -460,8 +444,31 @@ func TestConfigFromEnv(t *testing.T) {
 	if fmt.Sprint(cfg) != fmt.Sprint(want) {
 		t.Errorf("ConfigFromEnv = %+v, want %+v", cfg, want)
 	}
-	t.Setenv(EnvStopTimeout, "soon")
+	t.Setenv(agentapi.EnvStopTimeout, "soon")
 	if _, err := ConfigFromEnv(); err == nil {
 		t.Error("ConfigFromEnv accepted a bad stop timeout")
+	}
+}
+
+// TestCodeServerGetsNoAgentToken: code-server's terminals are user
+// processes; the supervisor's credential must not reach them.
+func TestCodeServerGetsNoAgentToken(t *testing.T) {
+	t.Setenv(agentapi.EnvAgentToken, "dev8a_secret")
+	ctx := wait.Context(t, wait.Long)
+	cfg := testConfig(t)
+	dump := filepath.Join(t.TempDir(), "env.txt")
+	cfg.CodeServer = supervisortest.Script(t, "env > '"+dump+".tmp' && mv '"+dump+".tmp' '"+dump+"'\nexec sleep 1000\n")
+	runSupervisor(t, cfg)
+	var data []byte
+	wait.Eventually(ctx, t, "code-server to start", func() bool {
+		var err error
+		data, err = os.ReadFile(dump)
+		return err == nil
+	})
+	if strings.Contains(string(data), "dev8a_secret") {
+		t.Fatal("code-server's environment carries the agent token")
+	}
+	if !strings.Contains(string(data), agentapi.EnvEnvironmentID+"="+cfg.EnvironmentID) {
+		t.Fatalf("code-server's environment lacks %s:\n%s", agentapi.EnvEnvironmentID, data)
 	}
 }

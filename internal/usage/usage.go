@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"dev8.dev/dev8/internal/agentapi"
 	"dev8.dev/dev8/internal/store"
 )
 
@@ -53,16 +54,6 @@ type Store interface {
 	InsertResourceUsage(ctx context.Context, rows []store.ResourceUsage) error
 	ListResourceUsage(ctx context.Context, environmentID string, since time.Time, limit int) ([]store.ResourceUsage, error)
 	DeleteResourceUsageBefore(ctx context.Context, cutoff time.Time) (int64, error)
-}
-
-// Sample is one measurement as a supervisor reports it.
-type Sample struct {
-	Timestamp       time.Time `json:"timestamp"`
-	CPUUsagePercent float64   `json:"cpu_usage_percent"`
-	MemoryUsageMB   int64     `json:"memory_usage_mb"`
-	DiskUsageMB     int64     `json:"disk_usage_mb"`
-	NetworkInMB     float64   `json:"network_in_mb"`
-	NetworkOutMB    float64   `json:"network_out_mb"`
 }
 
 // Config configures NewWriter. Zero values take the Default constants.
@@ -196,11 +187,11 @@ func (w *Writer) Stats() Stats {
 // a number: free). It never blocks on the store: when the queue is full the
 // samples that do not fit are dropped, counted and logged. It returns
 // ErrClosed after Close, and nil otherwise. Validation is the caller's.
-func (w *Writer) Add(ctx context.Context, environmentID string, costPerHour float64, samples []Sample) error {
+func (w *Writer) Add(ctx context.Context, environmentID string, costPerHour float64, samples []agentapi.UsageSample) error {
 	if len(samples) == 0 {
 		return nil
 	}
-	sorted := slices.SortedStableFunc(slices.Values(samples), func(a, b Sample) int { return a.Timestamp.Compare(b.Timestamp) })
+	sorted := slices.SortedStableFunc(slices.Values(samples), func(a, b agentapi.UsageSample) int { return a.Timestamp.Compare(b.Timestamp) })
 	if math.IsNaN(costPerHour) || math.IsInf(costPerHour, 0) || costPerHour < 0 {
 		costPerHour = 0
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"dev8.dev/dev8/internal/agentapi"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/testutil/pgtest"
 	"dev8.dev/dev8/internal/testutil/wait"
@@ -91,10 +92,10 @@ func recv[T any](t *testing.T, ctx context.Context, ch <-chan T, what string) T 
 	}
 }
 
-func samplesEvery(start time.Time, step time.Duration, n int) []Sample {
-	out := make([]Sample, n)
+func samplesEvery(start time.Time, step time.Duration, n int) []agentapi.UsageSample {
+	out := make([]agentapi.UsageSample, n)
 	for i := range out {
-		out[i] = Sample{
+		out[i] = agentapi.UsageSample{
 			Timestamp: start.Add(time.Duration(i) * step), CPUUsagePercent: float64(i), MemoryUsageMB: int64(100 + i),
 			DiskUsageMB: 5000, NetworkInMB: 0.5, NetworkOutMB: 0.25,
 		}
@@ -190,16 +191,16 @@ func TestWriterIntervalsGapsAndDuplicates(t *testing.T) {
 		env := mustEnv(t, ctx, db, userID, "gappy", 3.6)
 		w, _ := newTestWriter(t, Config{Store: db, FlushInterval: time.Hour})
 		t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-		at := func(d time.Duration) Sample { return Sample{Timestamp: t0.Add(d)} }
-		if err := w.Add(ctx, env.ID, 3.6, []Sample{at(0), at(10 * time.Second)}); err != nil {
+		at := func(d time.Duration) agentapi.UsageSample { return agentapi.UsageSample{Timestamp: t0.Add(d)} }
+		if err := w.Add(ctx, env.ID, 3.6, []agentapi.UsageSample{at(0), at(10 * time.Second)}); err != nil {
 			t.Fatal(err)
 		}
 		// A resent sample, then 60 s later, then after a stop of an hour.
-		if err := w.Add(ctx, env.ID, 3.6, []Sample{at(10 * time.Second), at(70 * time.Second), at(time.Hour)}); err != nil {
+		if err := w.Add(ctx, env.ID, 3.6, []agentapi.UsageSample{at(10 * time.Second), at(70 * time.Second), at(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
 		// Bad prices cost nothing.
-		if err := w.Add(ctx, env.ID, math.NaN(), []Sample{at(time.Hour + 30*time.Second)}); err != nil {
+		if err := w.Add(ctx, env.ID, math.NaN(), []agentapi.UsageSample{at(time.Hour + 30*time.Second)}); err != nil {
 			t.Fatal(err)
 		}
 		if err := w.Close(); err != nil {

@@ -62,7 +62,7 @@
 // User: the container starts as root and the supervisor becomes the
 // workspace user (the image's USER, else dev8) before anything else, after
 // handing /workspace and the home to them: see Config.WorkspaceUser and
-// supervisor.BecomeWorkspaceUser.
+// workspaceuser.BecomeWorkspaceUser (internal/supervisor/workspaceuser).
 //
 // Engine restarts: with dockerd --live-restore the containers keep running
 // through a restart of the engine and nothing changes for the workspaces
@@ -167,7 +167,7 @@ type Config struct {
 	// "dev8", uid 1000 in Dev8's images). The supervisor starts as root,
 	// hands /workspace and the home directory to that user when they are
 	// not theirs yet (a volume over a mount point the image lacks), then
-	// drops to the user for good: see supervisor.BecomeWorkspaceUser. An
+	// drops to the user for good: see workspaceuser.BecomeWorkspaceUser (internal/supervisor/workspaceuser). An
 	// image without that user (a bare busybox) runs its workspace as root.
 	WorkspaceUser string
 	// NetworkMode of every container. Default "host": see the package doc.

@@ -12,8 +12,8 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 
+	"dev8.dev/dev8/internal/agentapi"
 	"dev8.dev/dev8/internal/runtime"
-	"dev8.dev/dev8/internal/supervisor"
 )
 
 // Inspect implements runtime.Runtime.
@@ -93,7 +93,7 @@ func (r *Runtime) instance(ci container.InspectResponse) runtime.Instance {
 			inst.StartedAt = t
 		}
 		if ci.Config != nil && slices.ContainsFunc(ci.Config.Env, func(kv string) bool {
-			v, ok := strings.CutPrefix(kv, supervisor.EnvCodeServer+"=")
+			v, ok := strings.CutPrefix(kv, agentapi.EnvCodeServer+"=")
 			return ok && v != ""
 		}) {
 			inst.IDEAddress = CodeServerSocket

@@ -120,9 +120,11 @@ func TestExitOnItsOwn(t *testing.T) {
 func TestSupervisorFailsAtStart(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
-	rt := newRuntime(t, nil)
+	// The supervisor refuses it. Through the operator's ExtraEnv: a
+	// workspace's own Spec.Env cannot configure the supervisor
+	// (agentapi.Launch drops its DEV8_* keys).
+	rt := newRuntime(t, func(c *Config) { c.ExtraEnv = []string{"DEV8_METRICS_INTERVAL=bogus"} })
 	spec := testSpec()
-	spec.Env = map[string]string{"DEV8_METRICS_INTERVAL": "bogus"} // the supervisor refuses it
 	id := create(t, ctx, rt, spec).EnvironmentID
 	_, err := rt.Start(ctx, id) // may or may not see the exit yet
 	t.Logf("Start: %v", err)

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"dev8.dev/dev8/internal/agentapi"
 	"dev8.dev/dev8/internal/runtime"
-	"dev8.dev/dev8/internal/supervisor"
 	"dev8.dev/dev8/internal/testutil/wait"
 )
 
@@ -41,14 +41,14 @@ func TestEnv(t *testing.T) {
 	}
 	dir := rt.envDir(inst.EnvironmentID)
 	for k, want := range map[string]string{
-		"FOO":                       "bar baz",
-		"EXTRA":                     "from-config",
-		"LC_TIME":                   "C.UTF-8",
-		supervisor.EnvEnvironmentID: inst.EnvironmentID,
-		supervisor.EnvWorkspaceDir:  inst.WorkspaceDir,
-		supervisor.EnvAddr:          mustState(t, rt, inst.EnvironmentID).SupervisorAddr,
-		"HOME":                      filepath.Join(dir, homeDir),
-		"PATH":                      os.Getenv("PATH"),
+		"FOO":                      "bar baz",
+		"EXTRA":                    "from-config",
+		"LC_TIME":                  "C.UTF-8",
+		agentapi.EnvEnvironmentID:  inst.EnvironmentID,
+		agentapi.EnvWorkspaceDir:   inst.WorkspaceDir,
+		agentapi.EnvSupervisorAddr: mustState(t, rt, inst.EnvironmentID).SupervisorAddr,
+		"HOME":                     filepath.Join(dir, homeDir),
+		"PATH":                     os.Getenv("PATH"),
 	} {
 		if env[k] != want {
 			t.Errorf("workspace sees %s=%q, want %q", k, env[k], want)

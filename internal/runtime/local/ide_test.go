@@ -13,23 +13,23 @@ import (
 	"testing"
 	"time"
 
+	"dev8.dev/dev8/internal/agentapi"
 	"dev8.dev/dev8/internal/runtime"
-	"dev8.dev/dev8/internal/supervisor"
 	"dev8.dev/dev8/internal/testutil/wait"
 )
 
-func supervisorStatus(t *testing.T, ctx context.Context, addr string) (supervisor.Status, error) {
+func supervisorStatus(t *testing.T, ctx context.Context, addr string) (agentapi.Status, error) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/status", nil)
 	if err != nil {
-		return supervisor.Status{}, err
+		return agentapi.Status{}, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return supervisor.Status{}, err
+		return agentapi.Status{}, err
 	}
 	defer resp.Body.Close()
-	var st supervisor.Status
+	var st agentapi.Status
 	err = json.NewDecoder(resp.Body).Decode(&st)
 	return st, err
 }
@@ -61,11 +61,11 @@ func checkIDE(t *testing.T, ctx context.Context, rt *Runtime, inst runtime.Insta
 	}
 	wait.Eventually(ctx, t, "code-server's /healthz", func() bool { return healthz(ctx, inst.IDEAddress) == nil })
 	addr := mustState(t, rt, inst.EnvironmentID).SupervisorAddr
-	var cs supervisor.CodeServerStatus
+	var cs agentapi.CodeServerStatus
 	wait.Eventually(ctx, t, "the supervisor to report code-server running", func() bool {
 		st, err := supervisorStatus(t, ctx, addr)
 		cs = st.CodeServer
-		return err == nil && cs.State == supervisor.CodeServerRunning && cs.LastHealthyAt != nil
+		return err == nil && cs.State == agentapi.CodeServerRunning && cs.LastHealthyAt != nil
 	})
 	csProc := identityOf(t, cs.PID)
 	if err := rt.Stop(ctx, inst.EnvironmentID); err != nil {
@@ -91,7 +91,7 @@ func TestIDEFake(t *testing.T) {
 // scripts/install-code-server.sh).
 func TestCodeServer(t *testing.T) {
 	t.Parallel()
-	cs := os.Getenv(supervisor.EnvCodeServer)
+	cs := os.Getenv(agentapi.EnvCodeServer)
 	if cs == "" {
 		if os.Getenv("CI") != "" {
 			t.Fatal("CI is set but DEV8_CODE_SERVER is not: run scripts/install-code-server.sh")
@@ -112,11 +112,11 @@ func TestCodeServer(t *testing.T) {
 }
 
 func TestFindCodeServer(t *testing.T) {
-	t.Setenv(supervisor.EnvCodeServer, "/opt/code-server/bin/code-server")
+	t.Setenv(agentapi.EnvCodeServer, "/opt/code-server/bin/code-server")
 	if got := FindCodeServer(); got != "/opt/code-server/bin/code-server" {
-		t.Errorf("FindCodeServer() = %q with %s set", got, supervisor.EnvCodeServer)
+		t.Errorf("FindCodeServer() = %q with %s set", got, agentapi.EnvCodeServer)
 	}
-	t.Setenv(supervisor.EnvCodeServer, "")
+	t.Setenv(agentapi.EnvCodeServer, "")
 	bin := t.TempDir()
 	if err := os.WriteFile(filepath.Join(bin, "code-server"), []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)

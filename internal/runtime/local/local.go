@@ -40,8 +40,8 @@ import (
 	"sync"
 	"time"
 
+	"dev8.dev/dev8/internal/agentapi"
 	"dev8.dev/dev8/internal/runtime"
-	"dev8.dev/dev8/internal/supervisor"
 )
 
 // Config configures a local Runtime.
@@ -70,7 +70,7 @@ type Config struct {
 // FindCodeServer returns the code-server to use: $DEV8_CODE_SERVER if set,
 // else code-server on PATH, else "" (no IDE).
 func FindCodeServer() string {
-	if p := os.Getenv(supervisor.EnvCodeServer); p != "" {
+	if p := os.Getenv(agentapi.EnvCodeServer); p != "" {
 		return p
 	}
 	if p, err := exec.LookPath("code-server"); err == nil {

@@ -1,4 +1,6 @@
-package supervisor
+// Package workspaceuser makes the supervisor the workspace's user when a
+// container starts it as root (see BecomeWorkspaceUser).
+package workspaceuser
 
 import (
 	"bufio"
@@ -10,12 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-)
 
-// EnvWorkspaceUser names the user workspace processes run as ("dev8", or
-// "uid[:gid]"). The docker runtime sets it and starts the supervisor as root;
-// the local runtime does not set it. See BecomeWorkspaceUser.
-const EnvWorkspaceUser = "DEV8_WORKSPACE_USER"
+	"dev8.dev/dev8/internal/agentapi"
+	"dev8.dev/dev8/internal/supervisor/userenv"
+)
 
 // WorkspaceUser is who BecomeWorkspaceUser made this process.
 type WorkspaceUser struct {
@@ -46,7 +46,7 @@ type WorkspaceUser struct {
 // or a name the image does not know (images without a dev8 user, such as a
 // bare busybox, keep running their workspace as root).
 func BecomeWorkspaceUser() (*WorkspaceUser, error) {
-	want := os.Getenv(EnvWorkspaceUser)
+	want := os.Getenv(agentapi.EnvWorkspaceUser)
 	if want == "" || os.Geteuid() != 0 {
 		return nil, nil
 	}
@@ -57,7 +57,7 @@ func BecomeWorkspaceUser() (*WorkspaceUser, error) {
 	if u == nil || u.UID == 0 {
 		return nil, nil
 	}
-	for _, dir := range []string{os.Getenv(EnvWorkspaceDir), os.Getenv("HOME")} {
+	for _, dir := range []string{os.Getenv(agentapi.EnvWorkspaceDir), os.Getenv("HOME")} {
 		if dir == "" {
 			continue
 		}
@@ -76,7 +76,7 @@ func BecomeWorkspaceUser() (*WorkspaceUser, error) {
 	if os.Getenv("HOME") == "" && u.Home != "" {
 		_ = os.Setenv("HOME", u.Home)
 	}
-	if os.Getenv("SHELL") == "" && u.Shell != "" && isExecutable(u.Shell) {
+	if os.Getenv("SHELL") == "" && u.Shell != "" && userenv.IsExecutable(u.Shell) {
 		_ = os.Setenv("SHELL", u.Shell)
 	}
 	if err := syscall.Setgroups(groups); err != nil {

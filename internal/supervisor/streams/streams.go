@@ -1,4 +1,4 @@
-package supervisor
+package streams
 
 import (
 	"context"
@@ -8,17 +8,18 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
+	"dev8.dev/dev8/internal/supervisor/activity"
+	"dev8.dev/dev8/internal/supervisor/codeserver"
+	"dev8.dev/dev8/internal/supervisor/userenv"
 	"dev8.dev/dev8/internal/tunnel"
 )
 
-// Defaults for StreamsConfig.
+// Defaults for Config.
 const (
 	DefaultPTYGrace      = 5 * time.Minute
 	DefaultPTYScrollback = 64 << 10
@@ -28,8 +29,8 @@ const (
 // and SIGKILL.
 const hangupGrace = 2 * time.Second
 
-// StreamsConfig configures NewStreams. Zero values take defaults.
-type StreamsConfig struct {
+// Config configures New. Zero values take defaults.
+type Config struct {
 	EnvironmentID string
 	// WorkspaceDir is the working directory of every command, shell,
 	// terminal and of SFTP (relative paths).
@@ -42,7 +43,7 @@ type StreamsConfig struct {
 	CodeServerAddr string
 	// Activity is touched when a person uses the workspace (see Streams).
 	// Nil: a private one nobody reads.
-	Activity *Activity
+	Activity *activity.Activity
 	Logger   *slog.Logger
 	// Shell is the shell for sessions, terminals and `ssh host cmd`.
 	// Default: $SHELL of Env, else /bin/bash, else /bin/sh.
@@ -68,14 +69,14 @@ type StreamsConfig struct {
 // Only what shows that a person is there touches the Activity; an open but
 // idle connection never does, so it cannot keep a workspace running:
 //
-//   - ActivitySSH: bytes arriving from the SSH client on a session channel
+//   - activity.ActivitySSH: bytes arriving from the SSH client on a session channel
 //     (keystrokes, the stdin of a command, SFTP requests, scp and git
 //     traffic towards the workspace). SSH keepalives and other global or
 //     channel requests, window changes, output sent to the client and an
 //     idle connection do not count.
-//   - ActivityPTY: a web terminal input message carrying Data (keystrokes).
+//   - activity.ActivityPTY: a web terminal input message carrying Data (keystrokes).
 //     Resizes and output do not count.
-//   - ActivityPortFwd: bytes arriving from the person's side of a forwarded
+//   - activity.ActivityPortFwd: bytes arriving from the person's side of a forwarded
 //     connection: what the SSH client sends into a -L (direct-tcpip) or -R
 //     (forwarded-tcpip) channel, and what the server sends into a
 //     ServiceTCP stream. Bytes flowing back towards the person do not
@@ -93,9 +94,9 @@ type StreamsConfig struct {
 // seconds later. Programs meant to outlive the session must leave it with
 // setsid.
 type Streams struct {
-	cfg   StreamsConfig
+	cfg   Config
 	log   *slog.Logger
-	act   *Activity
+	act   *activity.Activity
 	env   []string
 	shell string
 
@@ -114,9 +115,9 @@ type Streams struct {
 
 var _ tunnel.Handler = (*Streams)(nil)
 
-// NewStreams returns a Streams for the workspace. It loads the SSH host key,
+// New returns a Streams for the workspace. It loads the SSH host key,
 // generating and saving it (0600) on first use.
-func NewStreams(cfg StreamsConfig) (*Streams, error) {
+func New(cfg Config) (*Streams, error) {
 	if cfg.WorkspaceDir == "" {
 		return nil, errors.New("supervisor: streams: no workspace directory")
 	}
@@ -124,7 +125,7 @@ func NewStreams(cfg StreamsConfig) (*Streams, error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Activity == nil {
-		cfg.Activity = NewActivity(nil)
+		cfg.Activity = activity.NewActivity(nil)
 	}
 	if cfg.PTYGrace <= 0 {
 		cfg.PTYGrace = DefaultPTYGrace
@@ -148,10 +149,10 @@ func NewStreams(cfg StreamsConfig) (*Streams, error) {
 		conns: map[net.Conn]struct{}{},
 	}
 	s.life, s.endLife = context.WithCancel(context.Background())
-	s.env = userEnv(cfg.Env, cfg.HomeDir, cfg.EnvironmentID, cfg.WorkspaceDir)
+	s.env = userenv.Build(cfg.Env, cfg.HomeDir, cfg.EnvironmentID, cfg.WorkspaceDir)
 	s.shell = cfg.Shell
 	if s.shell == "" {
-		s.shell = defaultShell(s.env)
+		s.shell = userenv.DefaultShell(s.env)
 	}
 	signer, err := loadHostKey(cfg.HostKeyPath)
 	if err != nil {
@@ -187,7 +188,7 @@ func (s *Streams) ServeStream(ctx context.Context, h tunnel.Header, conn net.Con
 			refuse(conn, fmt.Sprintf("invalid port %d", h.Port))
 			return
 		}
-		s.serveDial(ctx, conn, net.JoinHostPort("127.0.0.1", strconv.Itoa(h.Port)), ActivityPortFwd)
+		s.serveDial(ctx, conn, net.JoinHostPort("127.0.0.1", strconv.Itoa(h.Port)), activity.ActivityPortFwd)
 	case tunnel.ServiceIDE:
 		if s.cfg.CodeServerAddr == "" {
 			refuse(conn, "this workspace has no IDE")
@@ -266,7 +267,7 @@ func (s *Streams) serveDial(ctx context.Context, conn net.Conn, addr, kind strin
 	stop := context.AfterFunc(s.life, cancel)
 	defer stop()
 	d := net.Dialer{Timeout: 10 * time.Second}
-	network, address := dialTarget(addr) // code-server may be on a unix socket
+	network, address := codeserver.DialTarget(addr) // code-server may be on a unix socket
 	target, err := d.DialContext(ctx, network, address)
 	if err != nil {
 		refuse(conn, fmt.Sprintf("nothing answers on %s in the workspace", addr))
@@ -286,7 +287,7 @@ func (s *Streams) serveDial(ctx context.Context, conn net.Conn, addr, kind strin
 // touchReader touches the Activity whenever bytes are read through it.
 type touchReader struct {
 	r    io.Reader
-	act  *Activity
+	act  *activity.Activity
 	kind string
 }
 
@@ -330,69 +331,5 @@ func join(ctx context.Context, client io.ReadWriteCloser, clientIn io.Reader, ta
 // sessionEnv is the environment of a new session or terminal, built now so
 // that it has what the latest manifest delivered.
 func (s *Streams) sessionEnv() []string {
-	return userEnv(s.cfg.Env, s.cfg.HomeDir, s.cfg.EnvironmentID, s.cfg.WorkspaceDir)
-}
-
-// userEnv is the environment user processes start from: base minus the
-// supervisor's DEV8_* configuration and secrets, with HOME, USER, LOGNAME,
-// the environment id and the workspace directory filled in, and the
-// variables of the environment's manifest (the user's secrets, git
-// identity, GitHub token) where base does not set them.
-func userEnv(base []string, home, envID, workspace string) []string {
-	keep := map[string]bool{EnvEnvironmentID: true, EnvWorkspaceDir: true}
-	env := make([]string, 0, len(base)+6)
-	have := map[string]bool{}
-	for _, kv := range base {
-		k, _, ok := strings.Cut(kv, "=")
-		if !ok || (strings.HasPrefix(k, "DEV8_") && !keep[k]) {
-			continue
-		}
-		env = append(env, kv)
-		have[k] = true
-	}
-	set := func(k, v string) {
-		if !have[k] && v != "" {
-			env = append(env, k+"="+v)
-			have[k] = true
-		}
-	}
-	set("HOME", home)
-	if u, err := user.Current(); err == nil {
-		set("USER", u.Username)
-		set("LOGNAME", u.Username)
-		set("HOME", u.HomeDir)
-	}
-	set("PATH", "/usr/local/bin:/usr/bin:/bin")
-	set(EnvEnvironmentID, envID)
-	set(EnvWorkspaceDir, workspace)
-	for _, kv := range injectedEnv(envID) {
-		k, v, _ := strings.Cut(kv, "=")
-		set(k, v)
-	}
-	return env
-}
-
-// defaultShell is $SHELL from env if it is executable, else /bin/bash, else
-// /bin/sh.
-func defaultShell(env []string) string {
-	for i := len(env) - 1; i >= 0; i-- {
-		if v, ok := strings.CutPrefix(env[i], "SHELL="); ok {
-			if isExecutable(v) {
-				return v
-			}
-			break
-		}
-	}
-	if isExecutable("/bin/bash") {
-		return "/bin/bash"
-	}
-	return "/bin/sh"
-}
-
-func isExecutable(path string) bool {
-	if !filepath.IsAbs(path) {
-		return false
-	}
-	fi, err := os.Stat(path)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+	return userenv.Build(s.cfg.Env, s.cfg.HomeDir, s.cfg.EnvironmentID, s.cfg.WorkspaceDir)
 }

@@ -1,4 +1,4 @@
-package supervisor
+package codeserver
 
 import (
 	"context"
@@ -26,8 +26,8 @@ func unixSocket(addr string) (string, bool) {
 	return "", false
 }
 
-// dialTarget is the network and address net.Dial takes for addr.
-func dialTarget(addr string) (network, address string) {
+// DialTarget is the network and address net.Dial takes for addr.
+func DialTarget(addr string) (network, address string) {
 	if p, ok := unixSocket(addr); ok {
 		return "unix", p
 	}
@@ -45,7 +45,7 @@ func httpHost(addr string) string {
 
 // dialerFor is an http.Transport DialContext that always dials addr.
 func dialerFor(addr string) func(ctx context.Context, _, _ string) (net.Conn, error) {
-	network, address := dialTarget(addr)
+	network, address := DialTarget(addr)
 	return func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, address)

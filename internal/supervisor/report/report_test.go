@@ -1,25 +1,21 @@
-package supervisor
+package report
 
 import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-func quietLogger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
+	"dev8.dev/dev8/internal/agentapi"
+	"dev8.dev/dev8/internal/supervisor/activity"
+	"dev8.dev/dev8/internal/supervisor/supervisortest"
+	"dev8.dev/dev8/internal/testutil/wait"
+)
 
 // seqSampler returns samples numbered 1, 2, 3... in MemoryUsageMB and
 // announces each on taken.
@@ -30,19 +26,19 @@ type seqSampler struct {
 
 func newSeqSampler() *seqSampler { return &seqSampler{taken: make(chan int64, 10000)} }
 
-func (s *seqSampler) Sample(context.Context) (Sample, error) {
+func (s *seqSampler) Sample(context.Context) (agentapi.UsageSample, error) {
 	n := s.n.Add(1)
 	select {
 	case s.taken <- n:
 	default:
 	}
-	return Sample{Timestamp: time.Now().UTC(), MemoryUsageMB: n, DiskUsageMB: 1}, nil
+	return agentapi.UsageSample{Timestamp: time.Now().UTC(), MemoryUsageMB: n, DiskUsageMB: 1}, nil
 }
 
 // agentRequest is what the fake server saw.
 type agentRequest struct {
 	path, auth, contentType string
-	samples                 []Sample
+	samples                 []agentapi.UsageSample
 	status                  int // what it answered
 }
 
@@ -82,9 +78,7 @@ func (a *fakeAgent) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.URL.Path {
 	case "/api/v1/environments/env_1/usage":
-		var b struct {
-			Samples []Sample `json:"samples"`
-		}
+		var b agentapi.UsageReport
 		if err := json.Unmarshal(body, &b); err != nil {
 			a.t.Errorf("usage body %q: %v", body, err)
 		}
@@ -116,14 +110,14 @@ func recv[T any](t *testing.T, ctx context.Context, ch <-chan T, what string) T 
 
 // startReporter runs a reporter until the test ends. done is closed when
 // Run has returned, with its error in *runErr.
-func startReporter(t *testing.T, cfg ReporterConfig) (r *Reporter, cancel context.CancelFunc, done <-chan struct{}, runErr *error) {
+func startReporter(t *testing.T, cfg Config) (r *Reporter, cancel context.CancelFunc, done <-chan struct{}, runErr *error) {
 	t.Helper()
 	if cfg.EnvironmentID == "" {
 		cfg.EnvironmentID = "env_1"
 	}
 	cfg.AgentToken = "agent-secret"
-	cfg.Logger = quietLogger()
-	r, err := NewReporter(cfg)
+	cfg.Logger = supervisortest.Logger()
+	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,10 +145,10 @@ func checkContiguous(t *testing.T, got []int64) {
 
 func TestReporterBatchesWithBearerToken(t *testing.T) {
 	t.Parallel()
-	ctx := usageTestCtx(t)
+	ctx := wait.Context(t, 30*time.Second)
 	agent := newFakeAgent(t, nil)
 	sampler := newSeqSampler()
-	r, _, _, _ := startReporter(t, ReporterConfig{
+	r, _, _, _ := startReporter(t, Config{
 		AgentURL: agent.srv.URL + "/", SampleInterval: 2 * time.Millisecond, ReportInterval: 40 * time.Millisecond,
 		sampler: sampler,
 	})
@@ -187,7 +181,7 @@ func TestReporterBatchesWithBearerToken(t *testing.T) {
 
 func TestReporterRetriesUntilServerRecovers(t *testing.T) {
 	t.Parallel()
-	ctx := usageTestCtx(t)
+	ctx := wait.Context(t, 30*time.Second)
 	const failures = 4
 	agent := newFakeAgent(t, func(path string, n int) int {
 		if n <= failures {
@@ -196,7 +190,7 @@ func TestReporterRetriesUntilServerRecovers(t *testing.T) {
 		return http.StatusAccepted
 	})
 	sampler := newSeqSampler()
-	r, _, _, _ := startReporter(t, ReporterConfig{
+	r, _, _, _ := startReporter(t, Config{
 		AgentURL: agent.srv.URL, SampleInterval: 2 * time.Millisecond, ReportInterval: 20 * time.Millisecond,
 		RetryMin: time.Millisecond, RetryMax: 8 * time.Millisecond, sampler: sampler,
 	})
@@ -233,7 +227,7 @@ func TestReporterRetriesUntilServerRecovers(t *testing.T) {
 
 func TestReporterStatusShowsError(t *testing.T) {
 	t.Parallel()
-	ctx := usageTestCtx(t)
+	ctx := wait.Context(t, 30*time.Second)
 	block := make(chan struct{})
 	retrying := make(chan struct{}, 100)
 	agent := newFakeAgent(t, func(path string, n int) int {
@@ -246,7 +240,7 @@ func TestReporterStatusShowsError(t *testing.T) {
 	})
 	t.Cleanup(func() { close(block) }) // before the server's Close waits for handlers
 	sampler := newSeqSampler()
-	r, _, _, _ := startReporter(t, ReporterConfig{
+	r, _, _, _ := startReporter(t, Config{
 		AgentURL: agent.srv.URL, SampleInterval: time.Millisecond, ReportInterval: 5 * time.Millisecond,
 		RetryMin: time.Millisecond, MaxPending: 5, FlushTimeout: 20 * time.Millisecond, sampler: sampler,
 	})
@@ -266,7 +260,7 @@ func TestReporterStatusShowsError(t *testing.T) {
 
 func TestReporterDropsRejectedBatch(t *testing.T) {
 	t.Parallel()
-	ctx := usageTestCtx(t)
+	ctx := wait.Context(t, 30*time.Second)
 	agent := newFakeAgent(t, func(path string, n int) int {
 		if n == 1 {
 			return http.StatusBadRequest
@@ -274,7 +268,7 @@ func TestReporterDropsRejectedBatch(t *testing.T) {
 		return http.StatusAccepted
 	})
 	sampler := newSeqSampler()
-	r, _, _, _ := startReporter(t, ReporterConfig{
+	r, _, _, _ := startReporter(t, Config{
 		AgentURL: agent.srv.URL, SampleInterval: 2 * time.Millisecond, ReportInterval: 20 * time.Millisecond, sampler: sampler,
 	})
 	first := recv(t, ctx, agent.usage, "the rejected report")
@@ -290,11 +284,11 @@ func TestReporterDropsRejectedBatch(t *testing.T) {
 
 func TestReporterFlushesOnShutdown(t *testing.T) {
 	t.Parallel()
-	ctx := usageTestCtx(t)
+	ctx := wait.Context(t, 30*time.Second)
 	agent := newFakeAgent(t, nil)
 	sampler := newSeqSampler()
-	act := NewActivity(nil)
-	_, cancel, done, runErr := startReporter(t, ReporterConfig{
+	act := activity.NewActivity(nil)
+	_, cancel, done, runErr := startReporter(t, Config{
 		AgentURL: agent.srv.URL, SampleInterval: time.Millisecond,
 		// Nothing is sent before shutdown.
 		ReportInterval: time.Hour, ActivityInterval: time.Hour,
@@ -303,7 +297,7 @@ func TestReporterFlushesOnShutdown(t *testing.T) {
 	for sampler.n.Load() < 5 {
 		recv(t, ctx, sampler.taken, "samples")
 	}
-	act.Touch(ActivitySSH)
+	act.Touch(activity.ActivitySSH)
 	cancel()
 	select {
 	case <-done:
@@ -330,12 +324,12 @@ func TestReporterFlushesOnShutdown(t *testing.T) {
 
 func TestReporterFinalFlushIsBounded(t *testing.T) {
 	t.Parallel()
-	ctx := usageTestCtx(t)
+	ctx := wait.Context(t, 30*time.Second)
 	hang := make(chan struct{})
 	agent := newFakeAgent(t, func(string, int) int { <-hang; return http.StatusAccepted })
 	t.Cleanup(func() { close(hang) }) // before the server's Close waits for handlers
 	sampler := newSeqSampler()
-	_, cancel, done, _ := startReporter(t, ReporterConfig{
+	_, cancel, done, _ := startReporter(t, Config{
 		AgentURL: agent.srv.URL, SampleInterval: time.Millisecond, ReportInterval: time.Hour,
 		FlushTimeout: 50 * time.Millisecond, sampler: sampler,
 	})
@@ -350,12 +344,12 @@ func TestReporterFinalFlushIsBounded(t *testing.T) {
 
 func TestReporterActivityOnlyWhenItAdvanced(t *testing.T) {
 	t.Parallel()
-	ctx := usageTestCtx(t)
+	ctx := wait.Context(t, 30*time.Second)
 	agent := newFakeAgent(t, nil)
-	act := NewActivity(nil)
+	act := activity.NewActivity(nil)
 	checks := make(chan struct{}, 1000)
-	r, err := NewReporter(ReporterConfig{
-		AgentURL: agent.srv.URL, EnvironmentID: "env_1", AgentToken: "agent-secret", Logger: quietLogger(),
+	r, err := New(Config{
+		AgentURL: agent.srv.URL, EnvironmentID: "env_1", AgentToken: "agent-secret", Logger: supervisortest.Logger(),
 		SampleInterval: time.Hour, ReportInterval: time.Hour, ActivityInterval: 2 * time.Millisecond,
 		Activity: act, sampler: newSeqSampler(),
 	})
@@ -378,7 +372,7 @@ func TestReporterActivityOnlyWhenItAdvanced(t *testing.T) {
 	if len(agent.act) != 0 {
 		t.Fatalf("%d activity reports before any activity", len(agent.act))
 	}
-	act.Touch(ActivityPTY)
+	act.Touch(activity.ActivityPTY)
 	req := recv(t, ctx, agent.act, "the activity report")
 	if req.auth != "Bearer agent-secret" {
 		t.Errorf("Authorization %q", req.auth)
@@ -391,22 +385,22 @@ func TestReporterActivityOnlyWhenItAdvanced(t *testing.T) {
 	if st := r.Status(); st.LastActivityReportAt == nil {
 		t.Errorf("status %+v: no lastActivityReportAt", st)
 	}
-	act.Touch(ActivitySSH)
+	act.Touch(activity.ActivitySSH)
 	recv(t, ctx, agent.act, "the second activity report")
 }
 
 func TestReporterActivityRetriedAfterFailure(t *testing.T) {
 	t.Parallel()
-	ctx := usageTestCtx(t)
+	ctx := wait.Context(t, 30*time.Second)
 	agent := newFakeAgent(t, func(path string, n int) int {
 		if n == 1 {
 			return http.StatusServiceUnavailable
 		}
 		return http.StatusOK
 	})
-	act := NewActivity(nil)
-	act.Touch(ActivitySSH)
-	startReporter(t, ReporterConfig{
+	act := activity.NewActivity(nil)
+	act.Touch(activity.ActivitySSH)
+	startReporter(t, Config{
 		AgentURL: agent.srv.URL, SampleInterval: time.Hour, ReportInterval: time.Hour,
 		ActivityInterval: 2 * time.Millisecond, Activity: act, sampler: newSeqSampler(),
 	})
@@ -420,49 +414,15 @@ func TestReporterActivityRetriedAfterFailure(t *testing.T) {
 
 func TestNewReporterValidates(t *testing.T) {
 	t.Parallel()
-	for _, cfg := range []ReporterConfig{
+	for _, cfg := range []Config{
 		{EnvironmentID: "env_1", AgentToken: "t"},
 		{AgentURL: "ftp://x", EnvironmentID: "env_1", AgentToken: "t"},
 		{AgentURL: "http://127.0.0.1:1", AgentToken: "t"},
 		{AgentURL: "http://127.0.0.1:1", EnvironmentID: "env_1"},
 		{AgentURL: "http://127.0.0.1:1", EnvironmentID: "env_1", AgentToken: "t", MonitorScope: "vm"},
 	} {
-		if _, err := NewReporter(cfg); err == nil {
-			t.Errorf("NewReporter(%+v) accepted", cfg)
-		}
-	}
-}
-
-// TestCodeServerHeartbeatIsStatusOnly: /healthz's lastHeartbeat shows in
-// the status, and never counts as activity (an idle tab advances it).
-func TestCodeServerHeartbeatIsStatusOnly(t *testing.T) {
-	t.Parallel()
-	ctx := usageTestCtx(t)
-	var hb atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/healthz" {
-			t.Errorf("poll of %s", r.URL.String())
-		}
-		json.NewEncoder(w).Encode(map[string]any{"status": "alive", "lastHeartbeat": hb.Load()})
-	}))
-	defer srv.Close()
-	cfg := Config{CodeServerAddr: srv.Listener.Addr().String(), Logger: quietLogger()}
-	cfg.setDefaults()
-	cs := newCodeServer(cfg)
-	for _, beat := range []int64{0, 1700000000000, 1700000060000} {
-		hb.Store(beat)
-		if !cs.checkHealth(ctx) {
-			t.Fatal("checkHealth failed")
-		}
-		st := cs.status()
-		if st.State != CodeServerRunning || st.Health != "alive" {
-			t.Fatalf("status after a health check = %+v", st)
-		}
-		switch {
-		case beat == 0 && st.LastHeartbeat != nil:
-			t.Errorf("lastHeartbeat 0 shown as %v", st.LastHeartbeat)
-		case beat != 0 && (st.LastHeartbeat == nil || !st.LastHeartbeat.Equal(time.UnixMilli(beat))):
-			t.Errorf("lastHeartbeat %d shown as %v", beat, st.LastHeartbeat)
+		if _, err := New(cfg); err == nil {
+			t.Errorf("New(%+v) accepted", cfg)
 		}
 	}
 }

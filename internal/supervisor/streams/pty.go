@@ -1,4 +1,4 @@
-package supervisor
+package streams
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 
 	"github.com/creack/pty"
 
+	"dev8.dev/dev8/internal/supervisor/activity"
+	"dev8.dev/dev8/internal/supervisor/sessionproc"
 	"dev8.dev/dev8/internal/tunnel"
 )
 
@@ -53,7 +55,7 @@ func newPTYManager(s *Streams) *ptyManager {
 type webTerm struct {
 	m      *ptyManager
 	id     string
-	proc   *sessionProc
+	proc   *sessionproc.Proc
 	master *os.File
 	done   chan struct{} // closed once the process is reaped and output drained
 
@@ -90,7 +92,7 @@ func (m *ptyManager) serve(ctx context.Context, h tunnel.Header, conn net.Conn) 
 		return
 	}
 	if h.Width > 0 && h.Height > 0 {
-		_ = setPTYSize(t.master, pty.Winsize{Cols: h.Width, Rows: h.Height})
+		_ = sessionproc.SetPTYSize(t.master, pty.Winsize{Cols: h.Width, Rows: h.Height})
 	}
 	go c.loop()
 
@@ -101,13 +103,13 @@ func (m *ptyManager) serve(ctx context.Context, h tunnel.Header, conn net.Conn) 
 			break
 		}
 		if in.Data != "" {
-			m.s.act.Touch(ActivityPTY)
+			m.s.act.Touch(activity.ActivityPTY)
 			if _, err := t.master.Write([]byte(in.Data)); err != nil {
 				break
 			}
 		}
 		if in.Width > 0 && in.Height > 0 {
-			_ = setPTYSize(t.master, pty.Winsize{Cols: in.Width, Rows: in.Height})
+			_ = sessionproc.SetPTYSize(t.master, pty.Winsize{Cols: in.Width, Rows: in.Height})
 		}
 	}
 	t.detach(c)
@@ -147,7 +149,7 @@ func (m *ptyManager) start(ctx context.Context, h tunnel.Header) (*webTerm, erro
 	if size.Cols == 0 || size.Rows == 0 {
 		size = pty.Winsize{Cols: 80, Rows: 24}
 	}
-	master, tty, err := openPTY(&size)
+	master, tty, err := sessionproc.OpenPTY(&size)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +158,7 @@ func (m *ptyManager) start(ctx context.Context, h tunnel.Header) (*webTerm, erro
 		_ = tty.Close()
 		return nil, errors.New("the workspace is shutting down")
 	}
-	p, err := startSessionProc(cmd, tty)
+	p, err := sessionproc.Start(cmd, tty)
 	_ = tty.Close()
 	if err != nil {
 		_ = master.Close()
@@ -178,14 +180,14 @@ func (m *ptyManager) start(ctx context.Context, h tunnel.Header) (*webTerm, erro
 		defer stop()
 		t.run()
 	}()
-	s.log.Info("terminal started", "id", h.Reconnect, "pid", p.pid)
+	s.log.Info("terminal started", "id", h.Reconnect, "pid", p.Pid())
 	return t, nil
 }
 
 // run copies the terminal's output until it ends, then reaps it.
 func (t *webTerm) run() {
-	drain(writerFunc(t.output), t.master, t.proc.exited)
-	<-t.proc.reaped
+	sessionproc.Drain(writerFunc(t.output), t.master, t.proc.Exited())
+	<-t.proc.Reaped()
 	_ = t.master.Close()
 	t.mu.Lock()
 	t.dead = true
@@ -203,7 +205,7 @@ func (t *webTerm) run() {
 		delete(t.m.terms, t.id)
 	}
 	t.m.mu.Unlock()
-	code, sig, _ := exitStatus(t.proc.state)
+	code, sig, _ := sessionproc.ExitStatus(t.proc.State())
 	t.m.s.log.Info("terminal ended", "id", t.id, "exit", code, "signal", sig)
 	close(t.done)
 }
@@ -280,7 +282,7 @@ func (t *webTerm) expire(gen int) {
 	t.dead = true
 	t.mu.Unlock()
 	t.m.s.log.Info("terminal abandoned; hanging up", "id", t.id)
-	t.proc.hangup(hangupGrace)
+	t.proc.Hangup(hangupGrace)
 }
 
 // kill hangs the terminal up now.
@@ -288,7 +290,7 @@ func (t *webTerm) kill() {
 	t.mu.Lock()
 	t.dead = true
 	t.mu.Unlock()
-	t.proc.hangup(hangupGrace)
+	t.proc.Hangup(hangupGrace)
 }
 
 func (m *ptyManager) closeAll() {

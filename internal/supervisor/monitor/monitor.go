@@ -1,4 +1,6 @@
-package supervisor
+// Package monitor samples the workspace's resources (CPU, memory, disk,
+// network) in the usage API's units.
+package monitor
 
 import (
 	"bufio"
@@ -15,6 +17,8 @@ import (
 
 	"github.com/shirou/gopsutil/v4/disk"
 	"github.com/shirou/gopsutil/v4/net"
+
+	"dev8.dev/dev8/internal/agentapi"
 )
 
 // Monitor scopes: what the CPU and memory figures of a Sample cover.
@@ -27,11 +31,11 @@ import (
 // machine's for the local runtime, where it is machine-wide by necessity:
 // Linux keeps no per-process byte counters).
 const (
-	// MonitorScopeAuto picks MonitorScopeCgroup when the supervisor is its
+	// ScopeAuto picks ScopeCgroup when the supervisor is its
 	// container's init (pid 1) and cgroup v2 accounting is readable, and
-	// MonitorScopeProcess otherwise.
-	MonitorScopeAuto = "auto"
-	// MonitorScopeProcess measures the supervisor's process tree: itself,
+	// ScopeProcess otherwise.
+	ScopeAuto = "auto"
+	// ScopeProcess measures the supervisor's process tree: itself,
 	// every descendant, and the other members of its session when it leads
 	// one (the local runtime starts it with setsid, so a build that
 	// daemonises without a new session still counts). As pid 1 it measures
@@ -39,12 +43,12 @@ const (
 	// one read of /proc/<pid>/stat per process per sample. Memory is the sum
 	// of resident set sizes, which counts pages shared between processes
 	// (libraries, node's shared heaps) once per process, so it errs high.
-	MonitorScopeProcess = "process"
-	// MonitorScopeCgroup measures the supervisor's cgroup v2 (in a
+	ScopeProcess = "process"
+	// ScopeCgroup measures the supervisor's cgroup v2 (in a
 	// container, the whole container): CPU from cpu.stat, memory as
 	// memory.current minus inactive file cache (what `docker stats` shows).
 	// Three small file reads per sample.
-	MonitorScopeCgroup = "cgroup"
+	ScopeCgroup = "cgroup"
 )
 
 // mib is what the usage API calls a megabyte.
@@ -55,27 +59,8 @@ const mib = 1 << 20
 // on (sysconf(_SC_CLK_TCK) says the same).
 const userHZ = 100
 
-// Sample is one measurement of the workspace, in the usage API's units.
-type Sample struct {
-	// Timestamp is when the sample was taken; the figures that are rates or
-	// deltas cover the time since the previous sample.
-	Timestamp time.Time `json:"timestamp"`
-	// CPUUsagePercent is CPU time over wall time since the previous sample,
-	// in percent of one core: 250 means two and a half cores were busy.
-	CPUUsagePercent float64 `json:"cpu_usage_percent"`
-	// MemoryUsageMB is the memory in use now, in MiB.
-	MemoryUsageMB int64 `json:"memory_usage_mb"`
-	// DiskUsageMB is the used space of the filesystem holding the workspace
-	// directory, in MiB.
-	DiskUsageMB int64 `json:"disk_usage_mb"`
-	// NetworkInMB and NetworkOutMB are the MiB received and sent since the
-	// previous sample.
-	NetworkInMB  float64 `json:"network_in_mb"`
-	NetworkOutMB float64 `json:"network_out_mb"`
-}
-
-// MonitorConfig configures NewMonitor.
-type MonitorConfig struct {
+// Config configures New.
+type Config struct {
 	// WorkspaceDir names the filesystem whose usage is reported.
 	WorkspaceDir string
 	// Scope is one of the MonitorScope constants; empty means auto.
@@ -89,20 +74,20 @@ type MonitorConfig struct {
 }
 
 // Monitor takes Samples. Each Sample reports rates and deltas since the
-// previous one (the first since NewMonitor). It does nothing between calls:
+// previous one (the first since New). It does nothing between calls:
 // no goroutine, no open files.
 type Monitor struct {
 	dir       string
 	scope     string
 	procRoot  string
-	cgroupDir string // MonitorScopeCgroup only
+	cgroupDir string // ScopeCgroup only
 	pid       int
 	pageSize  int64
 
 	mu     sync.Mutex
 	prevAt time.Time
-	procs  map[int]procStat // MonitorScopeProcess: last tree
-	cgCPU  uint64           // MonitorScopeCgroup: cpu.stat usage_usec
+	procs  map[int]procStat // ScopeProcess: last tree
+	cgCPU  uint64           // ScopeCgroup: cpu.stat usage_usec
 	nics   map[string]nicCounters
 }
 
@@ -118,10 +103,10 @@ type procStat struct {
 	rss     int64  // pages
 }
 
-// NewMonitor resolves the scope and takes the baseline the first Sample is
+// New resolves the scope and takes the baseline the first Sample is
 // measured against. It fails when the scope is unknown, or is cgroup and no
 // cgroup v2 accounting is readable.
-func NewMonitor(cfg MonitorConfig) (*Monitor, error) {
+func New(cfg Config) (*Monitor, error) {
 	m := &Monitor{
 		dir:      cfg.WorkspaceDir,
 		procRoot: cfg.procRoot,
@@ -143,30 +128,30 @@ func NewMonitor(cfg MonitorConfig) (*Monitor, error) {
 	}
 	scope := cfg.Scope
 	switch scope {
-	case "", MonitorScopeAuto:
-		scope = MonitorScopeProcess
+	case "", ScopeAuto:
+		scope = ScopeProcess
 		if m.pid == 1 {
 			if dir, err := m.findCgroup(cgroupRoot); err == nil {
-				scope, m.cgroupDir = MonitorScopeCgroup, dir
+				scope, m.cgroupDir = ScopeCgroup, dir
 			}
 		}
-	case MonitorScopeCgroup:
+	case ScopeCgroup:
 		dir, err := m.findCgroup(cgroupRoot)
 		if err != nil {
 			return nil, fmt.Errorf("supervisor: monitor: %w", err)
 		}
 		m.cgroupDir = dir
-	case MonitorScopeProcess:
+	case ScopeProcess:
 	default:
-		return nil, fmt.Errorf("supervisor: monitor: unknown scope %q (want %s, %s or %s)", cfg.Scope, MonitorScopeAuto, MonitorScopeProcess, MonitorScopeCgroup)
+		return nil, fmt.Errorf("supervisor: monitor: unknown scope %q (want %s, %s or %s)", cfg.Scope, ScopeAuto, ScopeProcess, ScopeCgroup)
 	}
 	m.scope = scope
 	// The baseline: errors here show up again, with context, in Sample.
 	m.nics, _ = readNICs(context.Background())
 	switch scope {
-	case MonitorScopeProcess:
+	case ScopeProcess:
 		m.procs, _, _ = m.readTree()
-	case MonitorScopeCgroup:
+	case ScopeCgroup:
 		m.cgCPU, _ = m.readCgroupCPU()
 	}
 	m.prevAt = time.Now()
@@ -206,18 +191,18 @@ func (m *Monitor) findCgroup(root string) (string, error) {
 // Sample measures now. Each figure is taken independently: one that cannot
 // be read is left zero and its error is returned, joined with the others,
 // next to a sample that is still worth keeping.
-func (m *Monitor) Sample(ctx context.Context) (Sample, error) {
+func (m *Monitor) Sample(ctx context.Context) (agentapi.UsageSample, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var (
-		s    Sample
+		s    agentapi.UsageSample
 		errs []error
 		now  time.Time
 	)
 	// The CPU counters are read first and the clock right after, as in
-	// NewMonitor, so CPU time and wall time cover the same window.
+	// New, so CPU time and wall time cover the same window.
 	switch m.scope {
-	case MonitorScopeProcess:
+	case ScopeProcess:
 		procs, alive, err := m.readTree()
 		now = time.Now()
 		if err != nil {
@@ -232,7 +217,7 @@ func (m *Monitor) Sample(ctx context.Context) (Sample, error) {
 			pages += p.rss
 		}
 		s.MemoryUsageMB = pages * m.pageSize / mib
-	case MonitorScopeCgroup:
+	case ScopeCgroup:
 		usec, err := m.readCgroupCPU()
 		now = time.Now()
 		if err != nil {
@@ -367,7 +352,7 @@ func cpuTicksSince(prev, cur map[int]procStat, alive map[int]uint64) uint64 {
 	return now - before
 }
 
-// readTree snapshots the supervisor's process tree (see MonitorScopeProcess)
+// readTree snapshots the supervisor's process tree (see ScopeProcess)
 // and returns the start time of every process it saw, in the tree or not.
 func (m *Monitor) readTree() (tree map[int]procStat, alive map[int]uint64, err error) {
 	entries, err := os.ReadDir(m.procRoot)

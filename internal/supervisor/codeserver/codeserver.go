@@ -1,4 +1,7 @@
-package supervisor
+// Package codeserver keeps the workspace's code-server running: it starts
+// it (on a port or a unix socket), restarts it with bounded backoff when it
+// dies, polls its /healthz and reports what it sees for /status.
+package codeserver
 
 import (
 	"context"
@@ -15,48 +18,102 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"dev8.dev/dev8/internal/agentapi"
+	"dev8.dev/dev8/internal/supervisor/userenv"
 )
 
-// codeServer keeps one code-server process running, restarting it with
+// Config configures New. Zero durations take defaults.
+type Config struct {
+	// Executable is code-server; Addr is where it binds (host:port, or
+	// unix:/path: see addr.go).
+	Executable string
+	Addr       string
+	// WorkspaceDir is the folder it opens; HomeDir holds its user data and
+	// extensions.
+	WorkspaceDir  string
+	HomeDir       string
+	EnvironmentID string
+	// StopTimeout bounds SIGTERM→SIGKILL on shutdown [5s].
+	StopTimeout time.Duration
+	// Restart backoff: it starts at RestartBackoffMin [1s], doubles up to
+	// RestartBackoffMax [30s], and goes back to the minimum once
+	// code-server has stayed up for StableAfter [30s].
+	RestartBackoffMin time.Duration
+	RestartBackoffMax time.Duration
+	StableAfter       time.Duration
+	// HealthInterval is how often /healthz is polled once it has answered
+	// [5s]; before that it is polled faster so the status flips to
+	// "running" within a fraction of a second.
+	HealthInterval time.Duration
+	Logger         *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.StopTimeout <= 0 {
+		c.StopTimeout = 5 * time.Second
+	}
+	if c.RestartBackoffMin <= 0 {
+		c.RestartBackoffMin = time.Second
+	}
+	if c.RestartBackoffMax <= 0 {
+		c.RestartBackoffMax = 30 * time.Second
+	}
+	if c.StableAfter <= 0 {
+		c.StableAfter = 30 * time.Second
+	}
+	if c.HealthInterval <= 0 {
+		c.HealthInterval = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Server keeps one code-server process running, restarting it with
 // bounded backoff when it dies, and records what it sees for /status.
-type codeServer struct {
+type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	client *http.Client
 
 	mu sync.Mutex
-	st CodeServerStatus
+	st agentapi.CodeServerStatus
 }
 
-func newCodeServer(cfg Config) *codeServer {
-	return &codeServer{
+// New returns a Server for cfg; Run starts code-server.
+func New(cfg Config) *Server {
+	cfg.setDefaults()
+	return &Server{
 		cfg: cfg,
 		log: cfg.Logger.With("component", "code-server"),
 		client: &http.Client{
 			Timeout: 2 * time.Second,
 			// A poll every few seconds gains nothing from keeping a
 			// connection open to a process that may be replaced.
-			Transport: &http.Transport{DisableKeepAlives: true, DialContext: dialerFor(cfg.CodeServerAddr)},
+			Transport: &http.Transport{DisableKeepAlives: true, DialContext: dialerFor(cfg.Addr)},
 		},
-		st: CodeServerStatus{State: CodeServerStarting, Address: cfg.CodeServerAddr},
+		st: agentapi.CodeServerStatus{State: agentapi.CodeServerStarting, Address: cfg.Addr},
 	}
 }
 
-func (c *codeServer) status() CodeServerStatus {
+// Status is code-server's part of the supervisor's /status.
+func (c *Server) Status() agentapi.CodeServerStatus {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.st
 }
 
-func (c *codeServer) update(f func(*CodeServerStatus)) {
+func (c *Server) update(f func(*agentapi.CodeServerStatus)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f(&c.st)
 }
 
-func (c *codeServer) args() []string {
+// Args is code-server's command line, without the executable.
+func (c *Server) Args() []string {
 	data := filepath.Join(c.cfg.HomeDir, ".local", "share", "code-server")
-	args := append([]string{"--auth", "none"}, listenArgs(c.cfg.CodeServerAddr)...)
+	args := append([]string{"--auth", "none"}, listenArgs(c.cfg.Addr)...)
 	return append(args,
 		"--disable-telemetry",
 		"--disable-update-check",
@@ -66,14 +123,14 @@ func (c *codeServer) args() []string {
 	)
 }
 
-// run restarts code-server until ctx is cancelled.
-func (c *codeServer) run(ctx context.Context) error {
+// Run restarts code-server until ctx is cancelled.
+func (c *Server) Run(ctx context.Context) error {
 	backoff := c.cfg.RestartBackoffMin
 	for {
 		began := time.Now()
 		err := c.runOnce(ctx)
 		if ctx.Err() != nil {
-			c.update(func(s *CodeServerStatus) { s.State = CodeServerStopped; s.PID = 0 })
+			c.update(func(s *agentapi.CodeServerStatus) { s.State = agentapi.CodeServerStopped; s.PID = 0 })
 			return ctx.Err()
 		}
 		// A process that stayed up a while crashed for a new reason; one
@@ -83,8 +140,8 @@ func (c *codeServer) run(ctx context.Context) error {
 		}
 		now := time.Now().UTC()
 		reason := describeExit(err)
-		c.update(func(s *CodeServerStatus) {
-			s.State = CodeServerRestarting
+		c.update(func(s *agentapi.CodeServerStatus) {
+			s.State = agentapi.CodeServerRestarting
 			s.PID = 0
 			s.LastExit = reason
 			s.LastExitAt = &now
@@ -94,12 +151,12 @@ func (c *codeServer) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			c.update(func(s *CodeServerStatus) { s.State = CodeServerStopped })
+			c.update(func(s *agentapi.CodeServerStatus) { s.State = agentapi.CodeServerStopped })
 			return ctx.Err()
 		case <-t.C:
 		}
 		backoff = min(backoff*2, c.cfg.RestartBackoffMax)
-		c.update(func(s *CodeServerStatus) { s.Restarts++ })
+		c.update(func(s *agentapi.CodeServerStatus) { s.Restarts++ })
 	}
 }
 
@@ -112,15 +169,15 @@ func describeExit(err error) string {
 
 // runOnce starts code-server and returns when it has exited, with its exit
 // error, or after ctx is cancelled and the process group is gone.
-func (c *codeServer) runOnce(ctx context.Context) error {
-	if err := removeStaleSocket(c.cfg.CodeServerAddr); err != nil {
+func (c *Server) runOnce(ctx context.Context) error {
+	if err := removeStaleSocket(c.cfg.Addr); err != nil {
 		return fmt.Errorf("remove stale socket: %w", err)
 	}
-	cmd := exec.Command(c.cfg.CodeServer, c.args()...)
+	cmd := exec.Command(c.cfg.Executable, c.Args()...)
 	cmd.Dir = c.cfg.WorkspaceDir
 	// code-server's terminals and extensions are user processes: they get
 	// the user's environment, never the agent token.
-	cmd.Env = userEnv(os.Environ(), c.cfg.HomeDir, c.cfg.EnvironmentID, c.cfg.WorkspaceDir)
+	cmd.Env = userenv.Build(os.Environ(), c.cfg.HomeDir, c.cfg.EnvironmentID, c.cfg.WorkspaceDir)
 	cmd.Stdout = os.Stderr
 	cmd.Stderr = os.Stderr
 	// Its own process group, so that stopping or restarting it also ends the
@@ -130,12 +187,12 @@ func (c *codeServer) runOnce(ctx context.Context) error {
 		return fmt.Errorf("start: %w", err)
 	}
 	pid := cmd.Process.Pid
-	c.update(func(s *CodeServerStatus) {
-		s.State = CodeServerStarting
+	c.update(func(s *agentapi.CodeServerStatus) {
+		s.State = agentapi.CodeServerStarting
 		s.PID = pid
 		s.Health = ""
 	})
-	c.log.Info("code-server started", "pid", pid, "addr", c.cfg.CodeServerAddr)
+	c.log.Info("code-server started", "pid", pid, "addr", c.cfg.Addr)
 
 	exited := make(chan error, 1)
 	go func() { exited <- waitGroupLeader(cmd) }()
@@ -181,7 +238,7 @@ func waitGroupLeader(cmd *exec.Cmd) error {
 
 // stop ends code-server's process group: SIGTERM, then SIGKILL after
 // StopTimeout. It returns once the leader is reaped.
-func (c *codeServer) stop(cmd *exec.Cmd, exited <-chan error) error {
+func (c *Server) stop(cmd *exec.Cmd, exited <-chan error) error {
 	pid := cmd.Process.Pid
 	c.log.Info("stopping code-server", "pid", pid)
 	_ = unix.Kill(-pid, unix.SIGTERM)
@@ -199,15 +256,15 @@ func (c *codeServer) stop(cmd *exec.Cmd, exited <-chan error) error {
 
 // checkHealth polls code-server's /healthz, which needs no auth and does not
 // count as user activity.
-func (c *codeServer) checkHealth(ctx context.Context) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpHost(c.cfg.CodeServerAddr)+"/healthz", nil)
+func (c *Server) checkHealth(ctx context.Context) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpHost(c.cfg.Addr)+"/healthz", nil)
 	if err != nil {
 		return false
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
-		c.update(func(s *CodeServerStatus) {
-			if s.State == CodeServerRunning {
+		c.update(func(s *agentapi.CodeServerStatus) {
+			if s.State == agentapi.CodeServerRunning {
 				s.Health = "unreachable"
 			}
 		})
@@ -230,11 +287,11 @@ func (c *codeServer) checkHealth(ctx context.Context) bool {
 	// running for ever; the server counts the IDE's use from the
 	// workbench's input events instead (internal/api/ideactivity.go).
 	now := time.Now().UTC()
-	c.update(func(s *CodeServerStatus) {
-		if s.State == CodeServerStarting {
+	c.update(func(s *agentapi.CodeServerStatus) {
+		if s.State == agentapi.CodeServerStarting {
 			c.log.Info("code-server is up", "pid", s.PID)
 		}
-		s.State = CodeServerRunning
+		s.State = agentapi.CodeServerRunning
 		s.LastHealthyAt = &now
 		s.Health = body.Status
 		s.LastHeartbeat = nil

@@ -1,4 +1,6 @@
-package supervisor
+// Package activity records when a person last used the workspace, and how.
+// The supervisor's streams touch it; the reporter tells the server.
+package activity
 
 import (
 	"sync"

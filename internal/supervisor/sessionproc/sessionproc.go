@@ -1,7 +1,12 @@
-package supervisor
+// Package sessionproc runs the commands of SSH sessions and web terminals:
+// each as the leader of a session of its own, on a pseudo-terminal or on
+// pipes, signalled and hung up as a whole session, with its output drained
+// until it is done.
+package sessionproc
 
 import (
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -13,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sessionProc is a command started by an SSH session or a web terminal. It
+// Proc is a command started by an SSH session or a web terminal. It
 // runs in its own session (setsid), so its session id and process group id
 // are its pid. When it exits on its own, what it started in the background
 // keeps running, as under OpenSSH: `nohup server &` and the servers VS Code
@@ -21,7 +26,7 @@ import (
 // started them. When its client goes away while it still runs, the session
 // is hung up (SIGHUP, then SIGKILL after a grace period), as a closed
 // terminal would.
-type sessionProc struct {
+type Proc struct {
 	cmd *exec.Cmd
 	pid int
 
@@ -36,9 +41,9 @@ type sessionProc struct {
 	gone bool // leader exited: what is left in its session is no longer ours to signal
 }
 
-// startSessionProc starts cmd as the leader of a new session. If tty is not
+// Start starts cmd as the leader of a new session. If tty is not
 // nil it becomes the controlling terminal and stdin, stdout and stderr.
-func startSessionProc(cmd *exec.Cmd, tty *os.File) (*sessionProc, error) {
+func Start(cmd *exec.Cmd, tty *os.File) (*Proc, error) {
 	attr := &syscall.SysProcAttr{Setsid: true}
 	if tty != nil {
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
@@ -49,7 +54,7 @@ func startSessionProc(cmd *exec.Cmd, tty *os.File) (*sessionProc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &sessionProc{
+	p := &Proc{
 		cmd:    cmd,
 		pid:    cmd.Process.Pid,
 		exited: make(chan struct{}),
@@ -59,7 +64,26 @@ func startSessionProc(cmd *exec.Cmd, tty *os.File) (*sessionProc, error) {
 	return p, nil
 }
 
-func (p *sessionProc) wait() {
+// Pid is the leader's pid, which is also its session and process group id.
+func (p *Proc) Pid() int { return p.pid }
+
+// Exited is closed when the leader has exited (before it is reaped).
+func (p *Proc) Exited() <-chan struct{} { return p.exited }
+
+// Reaped is closed once the leader was reaped; State is set then.
+func (p *Proc) Reaped() <-chan struct{} { return p.reaped }
+
+// State is how the leader ended; nil until Reaped is closed.
+func (p *Proc) State() *os.ProcessState {
+	select {
+	case <-p.reaped:
+		return p.state
+	default:
+		return nil
+	}
+}
+
+func (p *Proc) wait() {
 	var info unix.Siginfo
 	for {
 		err := unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
@@ -76,9 +100,9 @@ func (p *sessionProc) wait() {
 	close(p.reaped)
 }
 
-// signal sends sig to the leader's process group (the foreground of a
+// Signal sends sig to the leader's process group (the foreground of a
 // non-interactive command).
-func (p *sessionProc) signal(sig syscall.Signal) {
+func (p *Proc) Signal(sig syscall.Signal) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.gone {
@@ -86,10 +110,10 @@ func (p *sessionProc) signal(sig syscall.Signal) {
 	}
 }
 
-// hangup ends the session as a closed terminal would: SIGHUP (and SIGCONT
+// Hangup ends the session as a closed terminal would: SIGHUP (and SIGCONT
 // for stopped jobs) to every process in it, then SIGKILL after grace if the
 // leader is still there. It returns once the leader is reaped.
-func (p *sessionProc) hangup(grace time.Duration) {
+func (p *Proc) Hangup(grace time.Duration) {
 	p.mu.Lock()
 	if !p.gone {
 		signalSession(p.pid, unix.SIGHUP)
@@ -131,11 +155,11 @@ func signalSession(sid int, sig syscall.Signal) {
 	}
 }
 
-// openPTY opens a pseudo-terminal pair. The master is returned in
+// OpenPTY opens a pseudo-terminal pair. The master is returned in
 // non-blocking mode registered with Go's poller, so that Close and read
 // deadlines interrupt a pending Read (creack/pty hands back a master whose
 // Fd() was called, i.e. blocking).
-func openPTY(size *pty.Winsize) (master, tty *os.File, err error) {
+func OpenPTY(size *pty.Winsize) (master, tty *os.File, err error) {
 	m, tty, err := pty.Open()
 	if err != nil {
 		return nil, nil, err
@@ -154,7 +178,7 @@ func openPTY(size *pty.Winsize) (master, tty *os.File, err error) {
 	}
 	master = os.NewFile(uintptr(fd), "/dev/ptmx")
 	if size != nil {
-		if err := setPTYSize(master, *size); err != nil {
+		if err := SetPTYSize(master, *size); err != nil {
 			_ = master.Close()
 			_ = tty.Close()
 			return nil, nil, err
@@ -163,9 +187,9 @@ func openPTY(size *pty.Winsize) (master, tty *os.File, err error) {
 	return master, tty, nil
 }
 
-// setPTYSize resizes the terminal. It goes through SyscallConn so that it
+// SetPTYSize resizes the terminal. It goes through SyscallConn so that it
 // is safe while the master is being closed; a zero size is ignored.
-func setPTYSize(master *os.File, size pty.Winsize) error {
+func SetPTYSize(master *os.File, size pty.Winsize) error {
 	if size.Rows == 0 || size.Cols == 0 {
 		return nil
 	}
@@ -181,10 +205,10 @@ func setPTYSize(master *os.File, size pty.Winsize) error {
 	return ioErr
 }
 
-// exitStatus describes how a reaped process ended, for SSH: the exit code,
+// ExitStatus describes how a reaped process ended, for SSH: the exit code,
 // or the name of the signal that killed it (without "SIG") and whether it
 // dumped core.
-func exitStatus(st *os.ProcessState) (code int, signal string, core bool) {
+func ExitStatus(st *os.ProcessState) (code int, signal string, core bool) {
 	if st == nil {
 		return 255, "", false
 	}
@@ -202,8 +226,44 @@ func exitStatus(st *os.ProcessState) (code int, signal string, core bool) {
 	return 128 + int(ws.Signal()), name, ws.CoreDump()
 }
 
-// signalByName maps an SSH signal name (RFC 4254 6.10, "TERM") to a signal.
-func signalByName(name string) (syscall.Signal, bool) {
+// SignalByName maps an SSH signal name (RFC 4254 6.10, "TERM") to a signal.
+func SignalByName(name string) (syscall.Signal, bool) {
 	s := unix.SignalNum("SIG" + name)
 	return s, s != 0
+}
+
+// drainIdle bounds how long output is waited for once the command has
+// exited and its session was killed: only a process that left the session
+// can still hold the output open then.
+const drainIdle = 2 * time.Second
+
+// Drain copies src to dst until src ends. Once exited is closed, a read
+// that waits more than drainIdle for data ends the copy.
+func Drain(dst io.Writer, src *os.File, exited <-chan struct{}) {
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-exited:
+			_ = src.SetReadDeadline(time.Now().Add(drainIdle))
+		case <-stop:
+		}
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		select {
+		case <-exited:
+			_ = src.SetReadDeadline(time.Now().Add(drainIdle))
+		default:
+		}
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }

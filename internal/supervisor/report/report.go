@@ -1,4 +1,6 @@
-package supervisor
+// Package report sends the workspace's resource samples (see monitor) and
+// its activity to the Dev8 server.
+package report
 
 import (
 	"bytes"
@@ -15,11 +17,14 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"dev8.dev/dev8/internal/agentapi"
+	"dev8.dev/dev8/internal/supervisor/monitor"
 )
 
-// ReporterConfig configures NewReporter. Zero durations and sizes take the
+// Config configures New. Zero durations and sizes take the
 // defaults in brackets.
-type ReporterConfig struct {
+type Config struct {
 	// AgentURL is the Dev8 server's base URL (http://host:port); the
 	// reporter posts to {AgentURL}/api/v1/environments/{id}/usage and
 	// .../activity.
@@ -57,9 +62,9 @@ type ReporterConfig struct {
 	// timeout so the runtime does not kill the supervisor mid-flush.
 	FlushTimeout time.Duration
 
-	// Activity is what components touch when someone uses the workspace;
-	// nil disables activity reports.
-	Activity *Activity
+	// Activity is what components touch when someone uses the workspace
+	// (an *activity.Activity); nil disables activity reports.
+	Activity ActivitySource
 	Logger   *slog.Logger
 	// Client sends the requests [a client with no timeout of its own:
 	// RequestTimeout applies].
@@ -69,28 +74,13 @@ type ReporterConfig struct {
 	sampler sampler
 }
 
-type sampler interface {
-	Sample(ctx context.Context) (Sample, error)
+// ActivitySource says when and how the workspace was last used.
+type ActivitySource interface {
+	Last() (time.Time, string)
 }
 
-// ReporterStatus is the reporter's part of the supervisor's /status.
-type ReporterStatus struct {
-	// LastReportAt is when usage was last accepted by the server.
-	LastReportAt *time.Time `json:"lastReportAt,omitempty"`
-	// LastActivityReportAt is when activity was last accepted.
-	LastActivityReportAt *time.Time `json:"lastActivityReportAt,omitempty"`
-	// LastError is the last failure to report, cleared by the next success
-	// of the same kind of report.
-	LastError   string     `json:"lastError,omitempty"`
-	LastErrorAt *time.Time `json:"lastErrorAt,omitempty"`
-	// PendingSamples are taken and not yet accepted.
-	PendingSamples int `json:"pendingSamples"`
-	// DroppedSamples were discarded: the oldest when MaxPending was
-	// exceeded, or a batch the server rejected as invalid.
-	DroppedSamples int64 `json:"droppedSamples"`
-	// MonitorScope is what the CPU and memory figures cover.
-	MonitorScope string  `json:"monitorScope,omitempty"`
-	LastSample   *Sample `json:"lastSample,omitempty"`
+type sampler interface {
+	Sample(ctx context.Context) (agentapi.UsageSample, error)
 }
 
 // Reporter samples the workspace's resources and reports them, and the
@@ -98,7 +88,7 @@ type ReporterStatus struct {
 // time (the supervisor outlives it): samples wait, bounded, and are sent
 // when it answers again.
 type Reporter struct {
-	cfg      ReporterConfig
+	cfg      Config
 	log      *slog.Logger
 	sampler  sampler
 	scope    string
@@ -109,7 +99,7 @@ type Reporter struct {
 	pending     []pendingSample // oldest first
 	seq         uint64          // of the newest sample taken
 	lastSampled time.Time
-	st          ReporterStatus
+	st          agentapi.ReporterStatus
 	actSent     time.Time // Activity.Last() at the last accepted report
 	actErr      bool      // the last activity report failed
 	usageErr    bool      // the last usage report failed
@@ -119,12 +109,12 @@ type Reporter struct {
 
 type pendingSample struct {
 	seq uint64
-	s   Sample
+	s   agentapi.UsageSample
 }
 
-// NewReporter checks cfg, applies the defaults and sets up the monitor,
+// New checks cfg, applies the defaults and sets up the monitor,
 // whose baseline the first sample is measured against.
-func NewReporter(cfg ReporterConfig) (*Reporter, error) {
+func New(cfg Config) (*Reporter, error) {
 	if cfg.AgentURL == "" {
 		return nil, errors.New("supervisor: reporter: no agent URL")
 	}
@@ -174,7 +164,7 @@ func NewReporter(cfg ReporterConfig) (*Reporter, error) {
 	r.usageURL, r.actURL = base+"/usage", base+"/activity"
 	r.sampler = cfg.sampler
 	if r.sampler == nil {
-		m, err := NewMonitor(MonitorConfig{WorkspaceDir: cfg.WorkspaceDir, Scope: cfg.MonitorScope})
+		m, err := monitor.New(monitor.Config{WorkspaceDir: cfg.WorkspaceDir, Scope: cfg.MonitorScope})
 		if err != nil {
 			return nil, err
 		}
@@ -185,7 +175,7 @@ func NewReporter(cfg ReporterConfig) (*Reporter, error) {
 }
 
 // Status reports how reporting goes, for /status.
-func (r *Reporter) Status() ReporterStatus {
+func (r *Reporter) Status() agentapi.ReporterStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.st
@@ -319,7 +309,7 @@ func (r *Reporter) sendPending(ctx context.Context) error {
 	for {
 		r.mu.Lock()
 		n := min(len(r.pending), r.cfg.MaxPending)
-		batch := make([]Sample, n)
+		batch := make([]agentapi.UsageSample, n)
 		var lastSeq uint64
 		for i, p := range r.pending[:n] {
 			batch[i] = p.s
@@ -329,9 +319,7 @@ func (r *Reporter) sendPending(ctx context.Context) error {
 		if n == 0 {
 			return nil
 		}
-		body, err := json.Marshal(struct {
-			Samples []Sample `json:"samples"`
-		}{batch})
+		body, err := json.Marshal(agentapi.UsageReport{Samples: batch})
 		if err != nil {
 			return err
 		}

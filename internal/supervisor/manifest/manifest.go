@@ -1,4 +1,25 @@
-package supervisor
+// Package manifest fetches and applies the workspace's manifest
+// (agentapi.Manifest).
+//
+// The manifest carries the workspace owner's secrets, git identity, GitHub
+// token and SSH public keys (GET /api/v1/environments/{id}/manifest, agent
+// token only). The supervisor fetches it at start and after every tunnel
+// reconnect and applies it:
+//
+//   - env (the user's secrets, GITHUB_TOKEN, GIT_USER_NAME, GIT_USER_EMAIL)
+//     goes into the environment of SSH sessions, web terminals and
+//     code-server (userenv); variables the workspace's own environment sets
+//     win. Values live only in this process's memory and in the
+//     environments of the processes it starts: never in a file, never on
+//     a command line, never in a log line.
+//   - git identity: `git config --global user.name/user.email`.
+//   - the GitHub token: a credential helper for https://github.com in
+//     ~/.gitconfig that prints $GITHUB_TOKEN from the environment of the
+//     git that asks, so the token itself is not written anywhere.
+//   - SSH public keys: a managed block of ~/.ssh/authorized_keys (0600, in
+//     ~/.ssh 0700), for images that run their own sshd; the user's own
+//     lines are kept.
+package manifest
 
 import (
 	"bytes"
@@ -18,39 +39,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"dev8.dev/dev8/internal/agentapi"
+	"dev8.dev/dev8/internal/supervisor/userenv"
 )
-
-// The manifest carries the workspace owner's secrets, git identity, GitHub
-// token and SSH public keys (GET /api/v1/environments/{id}/manifest, agent
-// token only). The supervisor fetches it at start and after every tunnel
-// reconnect and applies it:
-//
-//   - env (the user's secrets, GITHUB_TOKEN, GIT_USER_NAME, GIT_USER_EMAIL)
-//     goes into the environment of SSH sessions, web terminals and
-//     code-server (userEnv); variables the workspace's own environment sets
-//     win. Values live only in this process's memory and in the
-//     environments of the processes it starts: never in a file, never on
-//     a command line, never in a log line.
-//   - git identity: `git config --global user.name/user.email`.
-//   - the GitHub token: a credential helper for https://github.com in
-//     ~/.gitconfig that prints $GITHUB_TOKEN from the environment of the
-//     git that asks, so the token itself is not written anywhere.
-//   - SSH public keys: a managed block of ~/.ssh/authorized_keys (0600, in
-//     ~/.ssh 0700), for images that run their own sshd; the user's own
-//     lines are kept.
-
-// Manifest is the answer of the manifest route.
-type Manifest struct {
-	EnvironmentID string            `json:"environment_id"`
-	Env           map[string]string `json:"env"`
-	Git           struct {
-		Name  string `json:"name"`
-		Email string `json:"email"`
-	} `json:"git"`
-	GitHubToken   string   `json:"github_token"`
-	SSHPublicKeys []string `json:"ssh_public_keys"`
-	Unavailable   []string `json:"unavailable"`
-}
 
 // maxManifestBytes bounds the answer: 100 secrets of 32 KiB and the keys.
 const maxManifestBytes = 8 << 20
@@ -68,36 +60,20 @@ const (
 	authorizedKeysEnd   = "# dev8: end of managed keys"
 )
 
-// injectedEnvs holds the manifest's variables per environment id, for
-// userEnv. A workspace runs one supervisor, so in production there is one
-// entry; keying by id keeps supervisors that tests run side by side in one
-// process apart.
-var injectedEnvs sync.Map // environment id → []string ("K=V", sorted)
-
-func setInjectedEnv(envID string, env map[string]string) {
-	kvs := make([]string, 0, len(env))
-	for k, v := range env {
-		if k == "" || strings.ContainsAny(k, "=\x00") || strings.HasPrefix(k, "DEV8_") || strings.IndexByte(v, 0) >= 0 {
-			continue
-		}
-		kvs = append(kvs, k+"="+v)
-	}
-	slices.Sort(kvs)
-	injectedEnvs.Store(envID, kvs)
+// Config configures New.
+type Config struct {
+	// AgentURL and AgentToken reach the server.
+	AgentURL      string
+	AgentToken    string
+	EnvironmentID string
+	// HomeDir is the workspace user's home: ~/.gitconfig and
+	// ~/.ssh/authorized_keys are there.
+	HomeDir string
+	Logger  *slog.Logger
 }
 
-// injectedEnv is what the last manifest for envID put into user
-// environments.
-func injectedEnv(envID string) []string {
-	v, ok := injectedEnvs.Load(envID)
-	if !ok {
-		return nil
-	}
-	return v.([]string)
-}
-
-// manifestClient fetches and applies the manifest.
-type manifestClient struct {
+// Client fetches and applies the manifest.
+type Client struct {
 	url     string
 	token   string
 	envID   string
@@ -118,8 +94,9 @@ type manifestClient struct {
 	busy chan struct{}
 }
 
-func newManifestClient(cfg Config) *manifestClient {
-	return &manifestClient{
+// New returns a Client; Run fetches.
+func New(cfg Config) *Client {
+	return &Client{
 		url:     strings.TrimSuffix(cfg.AgentURL, "/") + "/api/v1/environments/" + url.PathEscape(cfg.EnvironmentID) + "/manifest",
 		token:   cfg.AgentToken,
 		envID:   cfg.EnvironmentID,
@@ -132,14 +109,14 @@ func newManifestClient(cfg Config) *manifestClient {
 	}
 }
 
-// reconnected fetches and applies a fresh manifest (the tunnel came up
+// Reconnected fetches and applies a fresh manifest (the tunnel came up
 // again: the server may have restarted, the user may have changed their
 // secrets). The tunnel calls it before it accepts the first stream, so the
 // sessions that follow see the result; it gives up after
 // reconnectFetchTimeout and leaves retrying to run. The tunnel's first
 // connection follows the fetch at start, which is not repeated if it
 // succeeded.
-func (c *manifestClient) reconnected(ctx context.Context) {
+func (c *Client) Reconnected(ctx context.Context) {
 	c.mu.Lock()
 	c.connects++
 	fresh := c.connects == 1 && !c.lastOK.IsZero()
@@ -162,10 +139,10 @@ func (c *manifestClient) reconnected(ctx context.Context) {
 // manifest before it serves streams.
 const reconnectFetchTimeout = 5 * time.Second
 
-// waitReady waits until the first attempt is over or at most d, so that
+// WaitReady waits until the first attempt is over or at most d, so that
 // code-server starts with the secrets when the server answers quickly and
 // without them (until its next start) when it does not.
-func (c *manifestClient) waitReady(ctx context.Context, d time.Duration) {
+func (c *Client) WaitReady(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -176,9 +153,9 @@ func (c *manifestClient) waitReady(ctx context.Context, d time.Duration) {
 	}
 }
 
-// run fetches at start and whenever reconnected asks, retrying failures
+// Run fetches at start and whenever Reconnected asks, retrying failures
 // with backoff, until ctx ends.
-func (c *manifestClient) run(ctx context.Context) error {
+func (c *Client) Run(ctx context.Context) error {
 	first := true
 	for {
 		backoff := 500 * time.Millisecond
@@ -208,7 +185,7 @@ func (c *manifestClient) run(ctx context.Context) error {
 }
 
 // refresh fetches the manifest and applies it.
-func (c *manifestClient) refresh(ctx context.Context) error {
+func (c *Client) refresh(ctx context.Context) error {
 	select {
 	case c.busy <- struct{}{}:
 		defer func() { <-c.busy }()
@@ -235,35 +212,35 @@ func (c *manifestClient) refresh(ctx context.Context) error {
 	return nil
 }
 
-func (c *manifestClient) fetch(ctx context.Context) (Manifest, error) {
+func (c *Client) fetch(ctx context.Context) (agentapi.Manifest, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
 	if err != nil {
-		return Manifest{}, err
+		return agentapi.Manifest{}, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return Manifest{}, err
+		return agentapi.Manifest{}, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxManifestBytes+1))
 	if err != nil {
-		return Manifest{}, fmt.Errorf("read manifest: %w", err)
+		return agentapi.Manifest{}, fmt.Errorf("read manifest: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		// Error answers carry no secrets: the code says what went wrong.
 		var e struct{ Code string }
 		_ = json.Unmarshal(body, &e)
-		return Manifest{}, fmt.Errorf("manifest: server answered %d %s", resp.StatusCode, e.Code)
+		return agentapi.Manifest{}, fmt.Errorf("manifest: server answered %d %s", resp.StatusCode, e.Code)
 	}
 	if len(body) > maxManifestBytes {
-		return Manifest{}, errors.New("manifest: answer too large")
+		return agentapi.Manifest{}, errors.New("manifest: answer too large")
 	}
-	var m Manifest
+	var m agentapi.Manifest
 	if err := json.Unmarshal(body, &m); err != nil {
 		// Not the error's text: it could quote the answer.
-		return Manifest{}, errors.New("manifest: the answer is not valid JSON")
+		return agentapi.Manifest{}, errors.New("manifest: the answer is not valid JSON")
 	}
 	return m, nil
 }
@@ -271,8 +248,8 @@ func (c *manifestClient) fetch(ctx context.Context) (Manifest, error) {
 // applyManifest puts m into effect for environment envID whose user's home
 // is home. The environment is always set; errors from git and
 // authorized_keys are joined.
-func applyManifest(ctx context.Context, m Manifest, envID, home string, log *slog.Logger) error {
-	setInjectedEnv(envID, m.Env)
+func applyManifest(ctx context.Context, m agentapi.Manifest, envID, home string, log *slog.Logger) error {
+	userenv.SetInjected(envID, m.Env)
 	if home == "" {
 		return errors.New("no home directory: git and SSH keys not configured")
 	}
@@ -284,7 +261,7 @@ func applyManifest(ctx context.Context, m Manifest, envID, home string, log *slo
 // stay as they are. Without git in the workspace there is nothing to
 // configure, except that a missing ~/.gitconfig is written for a git
 // installed later.
-func configureGit(ctx context.Context, m Manifest, home string, log *slog.Logger) error {
+func configureGit(ctx context.Context, m agentapi.Manifest, home string, log *slog.Logger) error {
 	wantHelper := m.GitHubToken != ""
 	if m.Git.Name == "" && m.Git.Email == "" && !wantHelper {
 		return nil
@@ -427,6 +404,6 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	return os.Rename(tmp, path)
 }
 
-// manifestWait is how long code-server's start waits for the first
+// StartWait is how long code-server's start waits for the first
 // manifest.
-const manifestWait = 10 * time.Second
+const StartWait = 10 * time.Second

@@ -1,4 +1,4 @@
-package supervisor
+package manifest
 
 import (
 	"context"
@@ -13,6 +13,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"dev8.dev/dev8/internal/agentapi"
+	"dev8.dev/dev8/internal/supervisor/supervisortest"
+	"dev8.dev/dev8/internal/supervisor/userenv"
 )
 
 func manifestTestContext(t *testing.T) context.Context {
@@ -55,12 +59,12 @@ func TestApplyManifestGit(t *testing.T) {
 	// The user's own setting survives.
 	gitIn(t, home, "", nil, "config", "--global", "core.editor", "vim")
 
-	var m Manifest
+	var m agentapi.Manifest
 	m.Git.Name, m.Git.Email = `Ada "Countess" Lovelace`, "ada@example.com"
 	m.GitHubToken = "ghp_manifesttesttoken"
 	m.Env = map[string]string{"GITHUB_TOKEN": m.GitHubToken}
 	for range 2 { // applying twice adds the helper once
-		if err := applyManifest(ctx, m, "env_gittest", home, quietLogger()); err != nil {
+		if err := applyManifest(ctx, m, "env_gittest", home, supervisortest.Logger()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -193,31 +197,6 @@ func TestAuthorizedKeys(t *testing.T) {
 	}
 }
 
-func TestUserEnvInjected(t *testing.T) {
-	t.Parallel()
-	setInjectedEnv("env_userenvtest", map[string]string{
-		"NPM_TOKEN": "npm-secret", "EDITOR": "from-manifest", "DEV8_AGENT_TOKEN": "never", "BAD=NAME": "x",
-	})
-	env := userEnv([]string{"EDITOR=nano", "DEV8_AGENT_TOKEN=agent", "PATH=/bin"}, "/home/x", "env_userenvtest", "/ws")
-	has := func(kv string) bool { return slices.Contains(env, kv) }
-	if !has("NPM_TOKEN=npm-secret") {
-		t.Errorf("the secret is missing: %q", env)
-	}
-	if !has("EDITOR=nano") || has("EDITOR=from-manifest") {
-		t.Errorf("the workspace's own variable should win: %q", env)
-	}
-	for _, kv := range env {
-		if strings.HasPrefix(kv, "DEV8_AGENT_TOKEN=") || strings.HasPrefix(kv, "BAD=") {
-			t.Errorf("%q reached the user environment", kv)
-		}
-	}
-	// Another environment's supervisor (tests run several in one process)
-	// does not see them.
-	if other := userEnv(nil, "/home/x", "env_other", "/ws"); slices.ContainsFunc(other, func(kv string) bool { return strings.HasPrefix(kv, "NPM_TOKEN=") }) {
-		t.Errorf("another environment got the secret: %q", other)
-	}
-}
-
 func TestManifestFetch(t *testing.T) {
 	t.Parallel()
 	ctx := manifestTestContext(t)
@@ -235,12 +214,12 @@ func TestManifestFetch(t *testing.T) {
 		})
 	}))
 	defer srv.Close()
-	c := newManifestClient(Config{AgentURL: srv.URL + "/", AgentToken: "dev8a_good", EnvironmentID: "env_fetch", HomeDir: t.TempDir(), Logger: quietLogger()})
+	c := New(Config{AgentURL: srv.URL + "/", AgentToken: "dev8a_good", EnvironmentID: "env_fetch", HomeDir: t.TempDir(), Logger: supervisortest.Logger()})
 	m, err := c.fetch(ctx)
 	if err != nil || m.Env["A"] != "1" || m.Git.Name != "Ada" {
 		t.Fatalf("fetch = %+v, %v", m, err)
 	}
-	bad := newManifestClient(Config{AgentURL: srv.URL, AgentToken: "dev8a_bad", EnvironmentID: "env_fetch", Logger: quietLogger()})
+	bad := New(Config{AgentURL: srv.URL, AgentToken: "dev8a_bad", EnvironmentID: "env_fetch", Logger: supervisortest.Logger()})
 	_, err = bad.fetch(ctx)
 	if err == nil || !strings.Contains(err.Error(), "403 FORBIDDEN") || strings.Contains(err.Error(), "secret-ish") {
 		t.Fatalf("refused fetch: %v", err)
@@ -248,22 +227,22 @@ func TestManifestFetch(t *testing.T) {
 	if err := c.refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := injectedEnv("env_fetch"); !slices.Equal(got, []string{"A=1"}) {
+	if got := userenv.Injected("env_fetch"); !slices.Equal(got, []string{"A=1"}) {
 		t.Fatalf("injected after refresh: %q", got)
 	}
 	// The first connection follows the fetch at start and does not fetch
 	// again; a reconnection fetches before it returns.
 	before := hits.Load()
-	c.reconnected(ctx)
+	c.Reconnected(ctx)
 	if hits.Load() != before {
 		t.Fatal("the first connection fetched again")
 	}
-	c.reconnected(ctx)
+	c.Reconnected(ctx)
 	if n := hits.Load() - before; n != 1 {
 		t.Fatalf("a later reconnect made %d fetches, want 1", n)
 	}
 	// One that fails leaves a retry to the background loop.
-	bad.reconnected(ctx)
+	bad.Reconnected(ctx)
 	select {
 	case <-bad.trigger:
 	default:

@@ -1,4 +1,4 @@
-package supervisor
+package monitor
 
 import (
 	"context"
@@ -9,14 +9,9 @@ import (
 	"strconv"
 	"testing"
 	"time"
-)
 
-func usageTestCtx(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+	"dev8.dev/dev8/internal/testutil/wait"
+)
 
 // burn keeps one goroutine busy for d of wall time.
 func burn(d time.Duration) {
@@ -31,13 +26,13 @@ func burn(d time.Duration) {
 
 func TestMonitorSampleOnThisMachine(t *testing.T) {
 	t.Parallel()
-	ctx := usageTestCtx(t)
-	m, err := NewMonitor(MonitorConfig{WorkspaceDir: t.TempDir()})
+	ctx := wait.Context(t, 30*time.Second)
+	m, err := New(Config{WorkspaceDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Scope() != MonitorScopeProcess {
-		t.Fatalf("scope %q, want %q for a process that is not pid 1", m.Scope(), MonitorScopeProcess)
+	if m.Scope() != ScopeProcess {
+		t.Fatalf("scope %q, want %q for a process that is not pid 1", m.Scope(), ScopeProcess)
 	}
 	burn(300 * time.Millisecond)
 	s, err := m.Sample(ctx)
@@ -66,7 +61,7 @@ func TestMonitorSampleOnThisMachine(t *testing.T) {
 // samples still counts, through its parent's cutime.
 func TestMonitorCountsReapedChildren(t *testing.T) {
 	t.Parallel()
-	m, err := NewMonitor(MonitorConfig{WorkspaceDir: t.TempDir(), Scope: MonitorScopeProcess})
+	m, err := New(Config{WorkspaceDir: t.TempDir(), Scope: ScopeProcess})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +138,7 @@ func TestReadProcStatOddName(t *testing.T) {
 // docker and kubernetes runtimes get when the supervisor is pid 1.
 func TestMonitorCgroupScope(t *testing.T) {
 	t.Parallel()
-	ctx := usageTestCtx(t)
+	ctx := wait.Context(t, 30*time.Second)
 	proc, cg := t.TempDir(), t.TempDir()
 	write := func(path, data string) {
 		t.Helper()
@@ -161,11 +156,11 @@ func TestMonitorCgroupScope(t *testing.T) {
 
 	// One CPU-second more, over at most as long as this takes.
 	start := time.Now()
-	m, err := NewMonitor(MonitorConfig{WorkspaceDir: t.TempDir(), procRoot: proc, cgroupRoot: cg, pid: 1})
+	m, err := New(Config{WorkspaceDir: t.TempDir(), procRoot: proc, cgroupRoot: cg, pid: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Scope() != MonitorScopeCgroup {
+	if m.Scope() != ScopeCgroup {
 		t.Fatalf("auto scope as pid 1 = %q, want cgroup", m.Scope())
 	}
 	write(filepath.Join(cg, "cpu.stat"), "usage_usec 2000000\n")
@@ -182,16 +177,16 @@ func TestMonitorCgroupScope(t *testing.T) {
 	}
 
 	// Asked for explicitly, cgroup scope without cgroup v2 fails.
-	if _, err := NewMonitor(MonitorConfig{Scope: MonitorScopeCgroup, procRoot: proc, cgroupRoot: t.TempDir(), pid: 1}); err == nil {
+	if _, err := New(Config{Scope: ScopeCgroup, procRoot: proc, cgroupRoot: t.TempDir(), pid: 1}); err == nil {
 		t.Error("cgroup scope without accounting files was accepted")
 	}
 	// Auto falls back to the process tree.
 	write(filepath.Join(proc, "1", "stat"), "1 (dev8) S 0 1 1 0 -1 0 0 0 0 0 1 1 0 0 20 0 1 0 1 1000 10\n")
-	m, err = NewMonitor(MonitorConfig{WorkspaceDir: t.TempDir(), procRoot: proc, cgroupRoot: t.TempDir(), pid: 1})
-	if err != nil || m.Scope() != MonitorScopeProcess {
+	m, err = New(Config{WorkspaceDir: t.TempDir(), procRoot: proc, cgroupRoot: t.TempDir(), pid: 1})
+	if err != nil || m.Scope() != ScopeProcess {
 		t.Errorf("auto without cgroup v2: scope %v, err %v", m, err)
 	}
-	if _, err := NewMonitor(MonitorConfig{Scope: "vm"}); err == nil {
+	if _, err := New(Config{Scope: "vm"}); err == nil {
 		t.Error("unknown scope accepted")
 	}
 }
@@ -199,7 +194,7 @@ func TestMonitorCgroupScope(t *testing.T) {
 // BenchmarkMonitorSample is the supervisor's whole monitoring cost per
 // interval (go test -bench MonitorSample ./internal/supervisor).
 func BenchmarkMonitorSample(b *testing.B) {
-	m, err := NewMonitor(MonitorConfig{WorkspaceDir: b.TempDir()})
+	m, err := New(Config{WorkspaceDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}

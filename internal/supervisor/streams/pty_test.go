@@ -1,4 +1,4 @@
-package supervisor
+package streams
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"dev8.dev/dev8/internal/supervisor/activity"
 	"dev8.dev/dev8/internal/tunnel"
 )
 
@@ -62,7 +63,7 @@ func (w *webTermClient) pidOf(ctx context.Context, t *testing.T) int {
 func TestPTYReconnect(t *testing.T) {
 	t.Parallel()
 	ctx := streamsTestCtx(t)
-	ts := newTestStreams(t, func(c *StreamsConfig) { c.PTYGrace = 300 * time.Millisecond })
+	ts := newTestStreams(t, func(c *Config) { c.PTYGrace = 300 * time.Millisecond })
 
 	a := ts.attachPTY(t, tunnel.Header{Reconnect: "term-1", Width: 100, Height: 30})
 	if last, _ := ts.act.Last(); !last.IsZero() {
@@ -75,7 +76,7 @@ func TestPTYReconnect(t *testing.T) {
 	a.typeLine(t, "MARK=dev8$((20+22)); echo first:$MARK; stty size")
 	a.out.waitFor(ctx, t, "first:dev842")
 	a.out.waitFor(ctx, t, "40 120")
-	if last, kind := ts.act.Last(); last.IsZero() || kind != ActivityPTY {
+	if last, kind := ts.act.Last(); last.IsZero() || kind != activity.ActivityPTY {
 		t.Errorf("activity after typing = %v %q", last, kind)
 	}
 	pid := a.pidOf(ctx, t)
