@@ -1,3 +1,8 @@
+// Package streams serves the streams the server opens to a workspace
+// through its tunnel: SSH (sshd*.go: sessions, SFTP, agent and port
+// forwarding), reconnecting web terminals (pty.go), forwarded TCP ports,
+// the IDE (code-server) and snapshot jobs. See Streams for what counts as
+// activity and how processes end.
 package streams
 
 import (
