@@ -15,6 +15,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/tunnel"
@@ -26,7 +27,7 @@ const agentWait = 30 * time.Second
 
 // tunnel accepts a supervisor's tunnel and serves it until it drops.
 func (a *API) tunnel(w http.ResponseWriter, r *http.Request) {
-	env := environmentFrom(r.Context())
+	env := httpmw.Environment(r)
 	ws, err := websocket.Accept(w, r, nil)
 	if err != nil {
 		return // Accept has answered the client
@@ -54,7 +55,7 @@ func requireRunning(env store.Environment) error {
 // running) is then a plain HTTP error the client can show, not a websocket
 // that closes at once. On failure it has answered the request.
 func (a *API) openStream(w http.ResponseWriter, r *http.Request, h tunnel.Header) (net.Conn, bool) {
-	env := environmentFrom(r.Context())
+	env := httpmw.Environment(r)
 	if err := requireRunning(env); err != nil {
 		a.writeError(w, r, err)
 		return nil, false
@@ -127,7 +128,7 @@ func (a *API) pty(w http.ResponseWriter, r *http.Request) {
 		dst  *uint16
 		def  uint16
 	}{{"width", &h.Width, 80}, {"height", &h.Height, 24}} {
-		n, err := intParam(q.Get(p.name), p.name, int(p.def), 1, 1000)
+		n, err := httpapi.IntParam(q.Get(p.name), p.name, int(p.def), 1, 1000)
 		if err != nil {
 			a.writeError(w, r, err)
 			return
@@ -195,14 +196,14 @@ func (a *API) ideProxy() http.Handler {
 	proxy := &httputil.ReverseProxy{
 		Transport: transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			env := environmentFrom(pr.In.Context())
+			env := httpmw.Environment(pr.In)
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = env.ID
 			pr.Out.URL.Path = "/" + strings.TrimPrefix(pr.In.URL.Path, strings.TrimSuffix(lifecycle.IDEPath(env.ID), "/")+"/")
 			pr.Out.URL.RawPath = ""
 			pr.Out.Host = "localhost"
 			pr.Out.Header.Del("Authorization")
-			stripCookie(pr.Out, SessionCookie)
+			stripCookie(pr.Out, httpmw.SessionCookie)
 			pr.SetXForwarded()
 			if isWorkbenchPage(pr.Out) {
 				// The transport then asks for gzip itself and hands
@@ -216,7 +217,7 @@ func (a *API) ideProxy() http.Handler {
 			// both.
 			resp.Header.Add("Content-Security-Policy", "frame-ancestors 'self'")
 			if isWorkbenchPage(resp.Request) {
-				return a.injectActivityScript(resp, environmentFrom(resp.Request.Context()).ID)
+				return a.injectActivityScript(resp, httpmw.Environment(resp.Request).ID)
 			}
 			return nil
 		},
@@ -225,7 +226,7 @@ func (a *API) ideProxy() http.Handler {
 		},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		env := environmentFrom(r.Context())
+		env := httpmw.Environment(r)
 		if err := requireRunning(env); err != nil {
 			a.writeError(w, r, err)
 			return

@@ -22,19 +22,6 @@ const (
 	maxUserFilterEmail   = maxEmailLength
 )
 
-var errAdminOnly = &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeForbidden, Message: "Not allowed", Details: "this route is for admins"}
-
-// requireAdmin admits only admins (users: requireUser runs first).
-func (a *API) requireAdmin(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if mustUser(r.Context()).Role != store.RoleAdmin {
-			a.writeError(w, r, errAdminOnly)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 // managedUserJSON is a user as admins see it.
 type managedUserJSON struct {
 	userJSON
@@ -78,11 +65,11 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var err error
-	if f.Limit, err = intParam(q.Get("limit"), "limit", defaultListLimit, 1, maxListLimit); err != nil {
+	if f.Limit, err = httpapi.IntParam(q.Get("limit"), "limit", defaultListLimit, 1, maxListLimit); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	if f.Offset, err = intParam(q.Get("offset"), "offset", 0, 0, 1<<31-1); err != nil {
+	if f.Offset, err = httpapi.IntParam(q.Get("offset"), "offset", 0, 0, 1<<31-1); err != nil {
 		a.writeError(w, r, err)
 		return
 	}

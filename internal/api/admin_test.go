@@ -13,6 +13,7 @@ import (
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/runtime/local"
 	"dev8.dev/dev8/internal/store"
@@ -33,7 +34,7 @@ func newLifecycleFixture(t *testing.T, mutate func(*Config)) *hardenedFixture {
 			t.Fatal(err)
 		}
 		cfg.Lifecycle = lifecycle.New(lifecycle.Config{Store: db, Runtime: rt, Now: cfg.Now, AgentToken: cfg.AgentTokens.Issue})
-		cfg.RateLimits = RateLimits{PrincipalRate: -1, IPRate: -1, LoginFailures: -1, LoginIPFailures: -1}
+		cfg.RateLimits = httpmw.RateLimits{PrincipalRate: -1, IPRate: -1, LoginFailures: -1, LoginIPFailures: -1}
 		if mutate != nil {
 			mutate(cfg)
 		}

@@ -17,6 +17,7 @@ import (
 
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/oauth"
 	"dev8.dev/dev8/internal/secretbox"
@@ -75,7 +76,7 @@ type Config struct {
 	// below auth.MinBcryptCost).
 	BcryptCost int
 	// RateLimits configures throttling (zero fields: the defaults).
-	RateLimits RateLimits
+	RateLimits httpmw.RateLimits
 	// CORSOrigins may call the API from a browser on another origin
 	// (scheme://host[:port]); empty allows none.
 	CORSOrigins []string
@@ -90,7 +91,7 @@ type Config struct {
 	// OAuthProviders sign people in (none: passwords only).
 	OAuthProviders []oauth.Provider
 	// Pages is the web dashboard (nil: the API alone).
-	Pages Pages
+	Pages httpmw.Pages
 	// IDEActivityInterval is how often at most an IDE tab in use reports
 	// (default DefaultIDEActivityInterval).
 	IDEActivityInterval time.Duration
@@ -98,7 +99,7 @@ type Config struct {
 	// the client; from anyone else the header is ignored.
 	TrustedProxies []netip.Prefix
 	// Requests records every request's duration by route (nil: none).
-	Requests RequestObserver
+	Requests httpmw.RequestObserver
 	// Snapshots records every snapshot job's outcome (nil: none).
 	Snapshots SnapshotObserver
 	// UserSecrets keeps users' SSH keys, secrets and git settings (nil:
@@ -131,21 +132,25 @@ type API struct {
 	tokenMaxLifetime     time.Duration
 	now                  func() time.Time
 	passwords            *auth.Passwords
-	agents               *auth.AgentTokens
 	tunnels              *tunnel.Registry
 	usage                UsageService
-	limits               *throttles
-	requests             RequestObserver
-	snapshotObserver     SnapshotObserver
-	ideActivityInterval  time.Duration
-	userSecrets          UserSecretStore
-	secretBox            *secretbox.Box
-	quotas               Quotas
-	allowedImages        []string
-	backups              BackupStore
-	snapshotRepo         snapshot.Store
-	restoring            sync.Map // environment id → lost-volume restore in progress (snapshots.go)
-	pages                Pages
+	// authn, throttles and proxies are the middleware's state; the login
+	// and session handlers use them too.
+	authn               *httpmw.Auth
+	throttles           *httpmw.Throttles
+	proxies             httpmw.TrustedProxies
+	corsOrigins         []string
+	requests            httpmw.RequestObserver
+	snapshotObserver    SnapshotObserver
+	ideActivityInterval time.Duration
+	userSecrets         UserSecretStore
+	secretBox           *secretbox.Box
+	quotas              Quotas
+	allowedImages       []string
+	backups             BackupStore
+	snapshotRepo        snapshot.Store
+	restoring           sync.Map // environment id → lost-volume restore in progress (snapshots.go)
+	pages               httpmw.Pages
 	// shuttingDown closes when the server begins a graceful shutdown
 	// (Shutdown), ending the event streams.
 	shuttingDown chan struct{}
@@ -185,10 +190,11 @@ func New(cfg Config) *API {
 		tokenMaxLifetime:     cfg.TokenMaxLifetime,
 		now:                  cfg.Now,
 		passwords:            auth.NewPasswords(cfg.BcryptCost),
-		agents:               cfg.AgentTokens,
 		tunnels:              cfg.Tunnels,
 		usage:                cfg.Usage,
-		limits:               newThrottles(cfg, cfg.Now),
+		throttles:            httpmw.NewThrottles(cfg.RateLimits, cfg.TrustedProxies, cfg.Now, cfg.Logger),
+		proxies:              cfg.TrustedProxies,
+		corsOrigins:          cfg.CORSOrigins,
 		requests:             cfg.Requests,
 		snapshotObserver:     cfg.Snapshots,
 		ideActivityInterval:  cfg.IDEActivityInterval,
@@ -202,6 +208,8 @@ func New(cfg Config) *API {
 		snapshotRepo:         cfg.SnapshotRepo,
 	}
 	a.initAuth(cfg)
+	a.authn = httpmw.NewAuth(httpmw.AuthConfig{Store: cfg.Store, Agents: cfg.AgentTokens, Cookies: a.cookies,
+		Proxies: cfg.TrustedProxies, SessionTTL: cfg.TokenTTL, Logger: cfg.Logger, Now: cfg.Now})
 	return a
 }
 
@@ -212,7 +220,8 @@ func (a *API) Handler() http.Handler {
 	// refusals carry them too (a browser hides a 429 without CORS headers
 	// from the page). The address throttle comes before authentication so
 	// a flood is refused before it reaches the database or bcrypt.
-	r.Use(a.observeRequests, middleware.RequestID, echoRequestID, a.recoverPanics, a.logRequests, securityHeaders, a.cors, a.limitByAddress)
+	r.Use(httpmw.ObserveRequests(a.requests), middleware.RequestID, httpmw.EchoRequestID, httpmw.Recover(a.log), httpmw.LogRequests(a.log),
+		httpmw.SecurityHeaders, httpmw.CORS(a.corsOrigins), a.throttles.ByAddress)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		if a.pages != nil && !strings.HasPrefix(r.URL.Path, "/api/") && !strings.HasPrefix(r.URL.Path, "/w/") {
 			a.pages.NotFound(w, r)
@@ -232,7 +241,7 @@ func (a *API) Handler() http.Handler {
 	}
 
 	r.Route("/api/v1", func(r chi.Router) {
-		r.Use(limitBody, middleware.GetHead)
+		r.Use(httpmw.LimitBody, middleware.GetHead)
 		r.Get("/openapi.json", serveOpenAPI)
 		r.Post("/auth/signup", a.signup)
 		r.Post("/auth/login", a.login)
@@ -241,9 +250,9 @@ func (a *API) Handler() http.Handler {
 		r.Get("/auth/oauth/{provider}/callback", a.oauthCallback)
 
 		r.Group(func(r chi.Router) {
-			r.Use(a.authenticate, a.limitPrincipal)
+			r.Use(a.authn.Authenticate, a.throttles.ByPrincipal)
 			r.Group(func(r chi.Router) {
-				r.Use(a.requireUser)
+				r.Use(a.authn.RequireUser)
 				r.Get("/auth/me", a.me)
 				r.Patch("/auth/me", a.patchMe)
 				r.Post("/auth/password", a.changePassword)
@@ -262,8 +271,8 @@ func (a *API) Handler() http.Handler {
 				r.Route("/tokens/{id}", func(r chi.Router) {
 					r.Delete("/", a.deleteToken)
 				})
-				r.Get("/audit", a.listAudit)
-				r.Post("/snapshots/verify", a.verifySnapshots)
+				r.With(a.authn.RequireAdmin).Get("/audit", a.listAudit)
+				r.With(a.authn.RequireAdmin).Post("/snapshots/verify", a.verifySnapshots)
 				r.Get("/ssh-keys", a.listSSHKeys)
 				r.Post("/ssh-keys", a.createSSHKey)
 				r.Route("/ssh-keys/{id}", func(r chi.Router) {
@@ -279,18 +288,18 @@ func (a *API) Handler() http.Handler {
 				r.Delete("/git/github-token", a.deleteGitHubToken)
 				// Users (admin.go): admins manage roles, suspension
 				// and quotas; a member may read only themself.
-				r.With(a.requireAdmin).Get("/users", a.listUsers)
+				r.With(a.authn.RequireAdmin).Get("/users", a.listUsers)
 				r.Route("/users/{id}", func(r chi.Router) {
 					r.Get("/", a.getUser)
-					r.With(a.requireAdmin).Patch("/", a.patchUser)
+					r.With(a.authn.RequireAdmin).Patch("/", a.patchUser)
 				})
 			})
 			r.Route("/environments/{id}", func(r chi.Router) {
-				r.Use(a.loadEnvironment)
+				r.Use(a.authn.LoadEnvironment)
 				// Both the owner and the environment's own supervisor.
 				r.Post("/activity", a.reportActivity)
 				r.Group(func(r chi.Router) {
-					r.Use(a.requireUser)
+					r.Use(a.authn.RequireUser)
 					r.Get("/", a.getEnvironment)
 					r.Delete("/", a.deleteEnvironment)
 					r.Post("/start", a.startEnvironment)
@@ -307,7 +316,7 @@ func (a *API) Handler() http.Handler {
 					})
 				})
 				r.Group(func(r chi.Router) {
-					r.Use(a.requireAgent)
+					r.Use(a.authn.RequireAgent)
 					r.Get("/tunnel", a.tunnel)
 					r.Get("/manifest", a.manifest)
 					r.Post("/usage", a.ingestUsage)
@@ -318,8 +327,7 @@ func (a *API) Handler() http.Handler {
 
 	// The IDE lives outside /api/v1: code-server owns every path below it.
 	r.Route("/w/{id}", func(r chi.Router) {
-		r.Use(func(next http.Handler) http.Handler { return a.authenticateWith(next, true) })
-		r.Use(a.requireUser, a.loadEnvironment)
+		r.Use(a.authn.AuthenticateIDE, a.authn.RequireUser, a.authn.LoadEnvironment)
 		r.Get("/ide", ideRedirect)
 		r.Handle("/ide/*", a.ideProxy())
 		r.Get("/activity.js", a.serveIDEActivityScript)
@@ -328,7 +336,7 @@ func (a *API) Handler() http.Handler {
 
 	if a.pages != nil {
 		r.Group(func(r chi.Router) {
-			a.pages.Routes(r, a.pageGuard(http.HandlerFunc(a.pages.NotFound)))
+			a.pages.Routes(r, a.authn.PageGuard(http.HandlerFunc(a.pages.NotFound)))
 		})
 	}
 	return r

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 )
 
 // What counts as using the IDE. code-server's own heartbeat cannot say: it
@@ -54,7 +55,7 @@ func (a *API) ideActivity(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeForbidden, Message: "Not allowed", Details: "activity reports come from the IDE page of this server"})
 		return
 	}
-	env := environmentFrom(r.Context())
+	env := httpmw.Environment(r)
 	if err := requireRunning(env); err != nil {
 		a.writeError(w, r, err)
 		return
@@ -82,7 +83,7 @@ func sameOrigin(r *http.Request) bool {
 // isWorkbenchPage reports whether the proxied request loads the workbench
 // page itself (code-server's root), not an asset or its websocket.
 func isWorkbenchPage(out *http.Request) bool {
-	return out.Method == http.MethodGet && out.URL.Path == "/" && !isWebsocketHandshake(out)
+	return out.Method == http.MethodGet && out.URL.Path == "/" && !httpmw.IsWebsocketHandshake(out)
 }
 
 // injectActivityScript adds ideactivity.js to code-server's workbench page.

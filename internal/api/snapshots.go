@@ -14,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/snapshot"
 	"dev8.dev/dev8/internal/store"
@@ -106,7 +107,7 @@ const workspaceConnectWait = 10 * time.Second
 // createSnapshot takes a MANUAL snapshot: 202 with the PENDING record; the
 // snapshot runs in the background (GET .../snapshots/{sid} follows it).
 func (a *API) createSnapshot(w http.ResponseWriter, r *http.Request) {
-	env := environmentFrom(r.Context())
+	env := httpmw.Environment(r)
 	var body struct{}
 	if err := httpapi.DecodeJSON(r, &body, true); err != nil {
 		a.writeError(w, r, err)
@@ -233,7 +234,7 @@ func (a *API) runJob(ctx context.Context, envID string, job snapshot.Job, access
 }
 
 func (a *API) listSnapshots(w http.ResponseWriter, r *http.Request) {
-	env := environmentFrom(r.Context())
+	env := httpmw.Environment(r)
 	if err := a.requireSnapshots(); err != nil {
 		a.writeError(w, r, err)
 		return
@@ -253,7 +254,7 @@ func (a *API) listSnapshots(w http.ResponseWriter, r *http.Request) {
 // snapshotFrom loads {sid}, which must be a snapshot of the request's
 // environment.
 func (a *API) snapshotFrom(r *http.Request) (store.Backup, error) {
-	env := environmentFrom(r.Context())
+	env := httpmw.Environment(r)
 	if err := a.requireSnapshots(); err != nil {
 		return store.Backup{}, err
 	}
@@ -282,7 +283,7 @@ func (a *API) getSnapshot(w http.ResponseWriter, r *http.Request) {
 // be restored (a missing or corrupt chunk) are listed in failures, and the
 // rest is restored.
 func (a *API) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
-	env := environmentFrom(r.Context())
+	env := httpmw.Environment(r)
 	var body struct {
 		Path string `json:"path"`
 	}
@@ -708,15 +709,11 @@ func (a *API) pruneSnapshots(ctx context.Context, ret snapshot.Retention) error 
 	return err
 }
 
-// verifySnapshots checks the whole repository (admins only): every
+// verifySnapshots checks the whole repository (admins only: RequireAdmin): every
 // snapshot's record and trees decode, and every chunk they use is there and
 // matches its hash. 200 with the report either way; `ok` says whether the
 // repository is intact.
 func (a *API) verifySnapshots(w http.ResponseWriter, r *http.Request) {
-	if caller := mustUser(r.Context()); caller.Role != store.RoleAdmin {
-		a.writeError(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeForbidden, Message: "Not allowed", Details: "verifying the snapshot repository is for admins"})
-		return
-	}
 	if err := a.requireSnapshots(); err != nil {
 		a.writeError(w, r, err)
 		return

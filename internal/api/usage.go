@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/usage"
 )
@@ -61,7 +62,7 @@ var errUsageUnavailable = &httpapi.Error{Status: http.StatusServiceUnavailable, 
 // ingestUsage takes a supervisor's report, {"samples":[...]}, and queues it
 // for writing: 202 once queued.
 func (a *API) ingestUsage(w http.ResponseWriter, r *http.Request) {
-	env := environmentFrom(r.Context())
+	env := httpmw.Environment(r)
 	var req struct {
 		Samples []usageSampleJSON `json:"samples"`
 	}
@@ -145,7 +146,7 @@ func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 // received (the boundary sample comes again). Samples reach the listing
 // within about a second of being reported.
 func (a *API) listUsage(w http.ResponseWriter, r *http.Request) {
-	env := environmentFrom(r.Context())
+	env := httpmw.Environment(r)
 	q := r.URL.Query()
 	since := a.now().Add(-defaultUsageSince)
 	if v := q.Get("since"); v != "" {
@@ -156,7 +157,7 @@ func (a *API) listUsage(w http.ResponseWriter, r *http.Request) {
 		}
 		since = t
 	}
-	limit, err := intParam(q.Get("limit"), "limit", defaultUsageLimit, 1, maxUsageLimit)
+	limit, err := httpapi.IntParam(q.Get("limit"), "limit", defaultUsageLimit, 1, maxUsageLimit)
 	if err != nil {
 		a.writeError(w, r, err)
 		return

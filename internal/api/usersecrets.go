@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/secretbox"
 	"dev8.dev/dev8/internal/store"
 )
@@ -568,7 +569,7 @@ type manifestGitJSON struct {
 // its owner's decrypted secrets. It is the only route that returns secret
 // values; every fetch that delivers something is audited.
 func (a *API) manifest(w http.ResponseWriter, r *http.Request) {
-	env := environmentFrom(r.Context())
+	env := httpmw.Environment(r)
 	st, box, err := a.secretsReady()
 	if err != nil {
 		a.writeError(w, r, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"dev8.dev/dev8/internal/api"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/snapshot"
@@ -59,7 +60,7 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// disabledIfZero maps a flag's "0 turns it off" to api.RateLimits' negative
+// disabledIfZero maps a flag's "0 turns it off" to httpmw.RateLimits' negative
 // (there, zero means the default).
 func disabledIfZero[T int | float64](v T) T {
 	if v == 0 {
@@ -102,7 +103,7 @@ is read at start. Flags win over the environment.`,
 			// in ps) and removed from it, so no child process inherits it.
 			cfg.SecretKey = os.Getenv("DEV8_SECRET_KEY")
 			_ = os.Unsetenv("DEV8_SECRET_KEY")
-			if cfg.CORSOrigins, err = api.ParseCORSOrigins(corsOrigins); err != nil {
+			if cfg.CORSOrigins, err = httpmw.ParseCORSOrigins(corsOrigins); err != nil {
 				return fmt.Errorf("--cors-origins: %w", err)
 			}
 			if cfg.TemplateImages, err = server.ParseTemplateImages(templateImages); err != nil {
@@ -111,7 +112,7 @@ is read at start. Flags win over the environment.`,
 			if cfg.AllowedImages, err = api.ParseAllowedImages(allowedImages); err != nil {
 				return fmt.Errorf("--allowed-images: %w", err)
 			}
-			if cfg.TrustedProxies, err = api.ParseTrustedProxies(trustedProxies); err != nil {
+			if cfg.TrustedProxies, err = httpmw.ParseTrustedProxies(trustedProxies); err != nil {
 				return fmt.Errorf("--trusted-proxies: %w", err)
 			}
 			if quotas.MaxEnvironments < 0 || quotas.MaxRunningEnvironments < 0 || quotas.MonthlyBudgetUSD < 0 {
@@ -171,15 +172,15 @@ is read at start. Flags win over the environment.`,
 	f.StringVar(&cfg.OAuth.Google.ClientSecret, "google-client-secret", envString("DEV8_GOOGLE_CLIENT_SECRET", ""), "Google OAuth client secret; prefer the environment variable (DEV8_GOOGLE_CLIENT_SECRET)")
 	f.StringVar(&cfg.OAuth.Google.Issuer, "google-issuer", envString("DEV8_GOOGLE_ISSUER", ""), "OpenID Connect issuer for Google sign-in (DEV8_GOOGLE_ISSUER; default https://accounts.google.com)")
 	f.StringVar(&trustedProxies, "trusted-proxies", envString("DEV8_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed for rate limiting (DEV8_TRUSTED_PROXIES)")
-	f.Float64Var(&cfg.RateLimits.PrincipalRate, "rate-limit-user", envFloat("DEV8_RATE_LIMIT_USER", api.DefaultPrincipalRate), "API requests per second per user or workspace agent; 0 disables (DEV8_RATE_LIMIT_USER)")
-	f.IntVar(&cfg.RateLimits.PrincipalBurst, "rate-limit-user-burst", envInt("DEV8_RATE_LIMIT_USER_BURST", api.DefaultPrincipalBurst), "requests a user or agent may make at once (DEV8_RATE_LIMIT_USER_BURST)")
-	f.Float64Var(&cfg.RateLimits.IPRate, "rate-limit-ip", envFloat("DEV8_RATE_LIMIT_IP", api.DefaultIPRate), "requests per second per client address, health probes exempt; 0 disables (DEV8_RATE_LIMIT_IP)")
-	f.IntVar(&cfg.RateLimits.IPBurst, "rate-limit-ip-burst", envInt("DEV8_RATE_LIMIT_IP_BURST", api.DefaultIPBurst), "requests a client address may make at once (DEV8_RATE_LIMIT_IP_BURST)")
-	f.IntVar(&cfg.RateLimits.LoginFailures, "login-max-failures", envInt("DEV8_LOGIN_MAX_FAILURES", api.DefaultLoginFailures), "failed logins per account before backoff (1 s doubling to 15 min); 0 disables (DEV8_LOGIN_MAX_FAILURES)")
+	f.Float64Var(&cfg.RateLimits.PrincipalRate, "rate-limit-user", envFloat("DEV8_RATE_LIMIT_USER", httpmw.DefaultPrincipalRate), "API requests per second per user or workspace agent; 0 disables (DEV8_RATE_LIMIT_USER)")
+	f.IntVar(&cfg.RateLimits.PrincipalBurst, "rate-limit-user-burst", envInt("DEV8_RATE_LIMIT_USER_BURST", httpmw.DefaultPrincipalBurst), "requests a user or agent may make at once (DEV8_RATE_LIMIT_USER_BURST)")
+	f.Float64Var(&cfg.RateLimits.IPRate, "rate-limit-ip", envFloat("DEV8_RATE_LIMIT_IP", httpmw.DefaultIPRate), "requests per second per client address, health probes exempt; 0 disables (DEV8_RATE_LIMIT_IP)")
+	f.IntVar(&cfg.RateLimits.IPBurst, "rate-limit-ip-burst", envInt("DEV8_RATE_LIMIT_IP_BURST", httpmw.DefaultIPBurst), "requests a client address may make at once (DEV8_RATE_LIMIT_IP_BURST)")
+	f.IntVar(&cfg.RateLimits.LoginFailures, "login-max-failures", envInt("DEV8_LOGIN_MAX_FAILURES", httpmw.DefaultLoginFailures), "failed logins per account before backoff (1 s doubling to 15 min); 0 disables (DEV8_LOGIN_MAX_FAILURES)")
 	f.IntVar(&quotas.MaxEnvironments, "quota-environments", envInt("DEV8_QUOTA_ENVIRONMENTS", api.DefaultQuotas.MaxEnvironments), "environments a user may have (all but those being deleted); 0 is unlimited; an admin may override it per user (DEV8_QUOTA_ENVIRONMENTS)")
 	f.IntVar(&quotas.MaxRunningEnvironments, "quota-running", envInt("DEV8_QUOTA_RUNNING", api.DefaultQuotas.MaxRunningEnvironments), "environments a user may have creating, starting or running at once; 0 is unlimited (DEV8_QUOTA_RUNNING)")
 	f.Float64Var(&quotas.MonthlyBudgetUSD, "quota-monthly-budget", envFloat("DEV8_QUOTA_MONTHLY_BUDGET", api.DefaultQuotas.MonthlyBudgetUSD), "USD a user's environments may cost per calendar month (UTC) before creating and starting are refused; 0 is no budget (DEV8_QUOTA_MONTHLY_BUDGET)")
-	f.IntVar(&cfg.RateLimits.LoginIPFailures, "login-max-failures-ip", envInt("DEV8_LOGIN_MAX_FAILURES_IP", api.DefaultLoginIPFailures), "failed logins per client address before backoff; 0 disables (DEV8_LOGIN_MAX_FAILURES_IP)")
+	f.IntVar(&cfg.RateLimits.LoginIPFailures, "login-max-failures-ip", envInt("DEV8_LOGIN_MAX_FAILURES_IP", httpmw.DefaultLoginIPFailures), "failed logins per client address before backoff; 0 disables (DEV8_LOGIN_MAX_FAILURES_IP)")
 	if err := errors.Join(err, err2, err3, err4, err5, err6, err7); err != nil {
 		cmd.PreRunE = func(*cobra.Command, []string) error { return err }
 	}

@@ -21,6 +21,7 @@ import (
 	"dev8.dev/dev8/internal/api"
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/catalog"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/metrics"
 	"dev8.dev/dev8/internal/runtime"
@@ -104,7 +105,7 @@ type Config struct {
 	// takes api.DefaultQuotas (10 environments, 5 running, no budget).
 	Quotas *api.Quotas
 	// RateLimits, CORSOrigins and TrustedProxies: see api.Config.
-	RateLimits     api.RateLimits
+	RateLimits     httpmw.RateLimits
 	CORSOrigins    []string
 	TrustedProxies []netip.Prefix
 	// OAuth enables sign-in with GitHub and Google (see OAuthConfig).
@@ -153,7 +154,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	// Every line logged about a request names its id.
-	cfg.Logger = slog.New(api.LogRequestIDs(cfg.Logger.Handler()))
+	cfg.Logger = slog.New(httpmw.LogRequestIDs(cfg.Logger.Handler()))
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
 	}
@@ -185,7 +186,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	} else {
 		cfg.Logger.Info("secret key loaded", "source", string(keySource), "key_id", box.KeyID())
 	}
-	site, err := web.New(cfg.Logger)
+	site, err := web.New(cfg.Logger, api.OpenAPIDocument())
 	if err != nil {
 		return nil, fmt.Errorf("web pages: %w", err)
 	}

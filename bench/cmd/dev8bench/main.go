@@ -38,8 +38,8 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to create the benchmark's database
 	"golang.org/x/crypto/ssh"
 
-	"dev8.dev/dev8/internal/api"
 	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/supervisorbin"
@@ -143,7 +143,7 @@ func main() {
 	results.Machine = machine()
 	results.Machine.LoadAvgStart = loadAvg()
 	results.Notes = append(results.Notes,
-		"rate limits are disabled on the benchmark servers (api.RateLimits PrincipalRate/IPRate = -1, i.e. --rate-limit-user/--rate-limit-ip off); the defaults would throttle the load runs",
+		"rate limits are disabled on the benchmark servers (httpmw.RateLimits PrincipalRate/IPRate = -1, i.e. --rate-limit-user/--rate-limit-ip off); the defaults would throttle the load runs",
 		"the load generator runs in the same process as the server and shares its cores; latencies are client-side, measured from the moment a worker sends the request",
 	)
 	if o.supDur < 5*time.Minute {
@@ -273,7 +273,7 @@ func startServer(ctx context.Context, o options, databaseURL string, mods ...fun
 		ResyncInterval: time.Hour,
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 		BcryptCost:     auth.MinBcryptCost,
-		RateLimits:     api.RateLimits{PrincipalRate: -1, IPRate: -1},
+		RateLimits:     httpmw.RateLimits{PrincipalRate: -1, IPRate: -1},
 	}
 	for _, m := range mods {
 		m(&cfg)
