@@ -16,6 +16,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/gateway"
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
@@ -93,7 +94,7 @@ type Config struct {
 	// Pages is the web dashboard (nil: the API alone).
 	Pages httpmw.Pages
 	// IDEActivityInterval is how often at most an IDE tab in use reports
-	// (default DefaultIDEActivityInterval).
+	// (default gateway.DefaultIDEActivityInterval).
 	IDEActivityInterval time.Duration
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client; from anyone else the header is ignored.
@@ -133,24 +134,25 @@ type API struct {
 	now                  func() time.Time
 	passwords            *auth.Passwords
 	tunnels              *tunnel.Registry
-	usage                UsageService
+	// gateway serves the workspace connections (tunnel, IDE, bridges).
+	gateway *gateway.Gateway
+	usage   UsageService
 	// authn, throttles and proxies are the middleware's state; the login
 	// and session handlers use them too.
-	authn               *httpmw.Auth
-	throttles           *httpmw.Throttles
-	proxies             httpmw.TrustedProxies
-	corsOrigins         []string
-	requests            httpmw.RequestObserver
-	snapshotObserver    SnapshotObserver
-	ideActivityInterval time.Duration
-	userSecrets         UserSecretStore
-	secretBox           *secretbox.Box
-	quotas              Quotas
-	allowedImages       []string
-	backups             BackupStore
-	snapshotRepo        snapshot.Store
-	restoring           sync.Map // environment id → lost-volume restore in progress (snapshots.go)
-	pages               httpmw.Pages
+	authn            *httpmw.Auth
+	throttles        *httpmw.Throttles
+	proxies          httpmw.TrustedProxies
+	corsOrigins      []string
+	requests         httpmw.RequestObserver
+	snapshotObserver SnapshotObserver
+	userSecrets      UserSecretStore
+	secretBox        *secretbox.Box
+	quotas           Quotas
+	allowedImages    []string
+	backups          BackupStore
+	snapshotRepo     snapshot.Store
+	restoring        sync.Map // environment id → lost-volume restore in progress (snapshots.go)
+	pages            httpmw.Pages
 	// shuttingDown closes when the server begins a graceful shutdown
 	// (Shutdown), ending the event streams.
 	shuttingDown chan struct{}
@@ -175,9 +177,6 @@ func New(cfg Config) *API {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.IDEActivityInterval <= 0 {
-		cfg.IDEActivityInterval = DefaultIDEActivityInterval
-	}
 	if cfg.BcryptCost == 0 {
 		cfg.BcryptCost = auth.DefaultBcryptCost
 	}
@@ -197,7 +196,6 @@ func New(cfg Config) *API {
 		corsOrigins:          cfg.CORSOrigins,
 		requests:             cfg.Requests,
 		snapshotObserver:     cfg.Snapshots,
-		ideActivityInterval:  cfg.IDEActivityInterval,
 		shuttingDown:         make(chan struct{}),
 		pages:                cfg.Pages,
 		userSecrets:          userSecretStore(cfg),
@@ -208,6 +206,7 @@ func New(cfg Config) *API {
 		snapshotRepo:         cfg.SnapshotRepo,
 	}
 	a.initAuth(cfg)
+	a.gateway = gateway.New(gateway.Config{Tunnels: cfg.Tunnels, Activity: cfg.Lifecycle, Logger: cfg.Logger, IDEActivityInterval: cfg.IDEActivityInterval})
 	a.authn = httpmw.NewAuth(httpmw.AuthConfig{Store: cfg.Store, Agents: cfg.AgentTokens, Cookies: a.cookies,
 		Proxies: cfg.TrustedProxies, SessionTTL: cfg.TokenTTL, Logger: cfg.Logger, Now: cfg.Now})
 	return a
@@ -304,9 +303,9 @@ func (a *API) Handler() http.Handler {
 					r.Delete("/", a.deleteEnvironment)
 					r.Post("/start", a.startEnvironment)
 					r.Post("/stop", a.stopEnvironment)
-					r.Get("/ssh", a.sshStream)
-					r.Get("/port-forward", a.portForward)
-					r.Get("/pty", a.pty)
+					r.Get("/ssh", a.gateway.SSH)
+					r.Get("/port-forward", a.gateway.PortForward)
+					r.Get("/pty", a.gateway.Terminal)
 					r.Get("/usage", a.listUsage)
 					r.Get("/snapshots", a.listSnapshots)
 					r.Post("/snapshots", a.createSnapshot)
@@ -317,7 +316,7 @@ func (a *API) Handler() http.Handler {
 				})
 				r.Group(func(r chi.Router) {
 					r.Use(a.authn.RequireAgent)
-					r.Get("/tunnel", a.tunnel)
+					r.Get("/tunnel", a.gateway.Tunnel)
 					r.Get("/manifest", a.manifest)
 					r.Post("/usage", a.ingestUsage)
 				})
@@ -328,10 +327,10 @@ func (a *API) Handler() http.Handler {
 	// The IDE lives outside /api/v1: code-server owns every path below it.
 	r.Route("/w/{id}", func(r chi.Router) {
 		r.Use(a.authn.AuthenticateIDE, a.authn.RequireUser, a.authn.LoadEnvironment)
-		r.Get("/ide", ideRedirect)
-		r.Handle("/ide/*", a.ideProxy())
-		r.Get("/activity.js", a.serveIDEActivityScript)
-		r.Post("/activity", a.ideActivity)
+		r.Get("/ide", gateway.IDERedirect)
+		r.HandleFunc("/ide/*", a.gateway.IDE)
+		r.Get("/activity.js", a.gateway.ActivityScript)
+		r.Post("/activity", a.gateway.IDEActivity)
 	})
 
 	if a.pages != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"dev8.dev/dev8/internal/gateway"
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
@@ -84,7 +85,7 @@ func (a *API) requireSnapshots() error {
 // whose lost storage is being restored, or whose supervisor cannot be
 // reached now.
 func (a *API) requireWorkspace(ctx context.Context, env store.Environment) error {
-	if err := requireRunning(env); err != nil {
+	if err := gateway.RequireRunning(env); err != nil {
 		return err
 	}
 	if err := a.requireNotRestoring(env.ID); err != nil {
@@ -95,7 +96,7 @@ func (a *API) requireWorkspace(ctx context.Context, env store.Environment) error
 	ctx, cancel := context.WithTimeout(ctx, workspaceConnectWait)
 	defer cancel()
 	if err := a.tunnels.Await(ctx, env.ID); err != nil {
-		return streamError(err)
+		return gateway.StreamError(err)
 	}
 	return nil
 }
@@ -224,11 +225,11 @@ func (a *API) PreStopSnapshot(ctx context.Context, env store.Environment) {
 // runJob opens a snapshot stream to the environment's supervisor and serves
 // the repository to it until the job ends.
 func (a *API) runJob(ctx context.Context, envID string, job snapshot.Job, access snapshot.Access) (snapshot.JobResult, error) {
-	dialCtx, cancel := context.WithTimeout(ctx, agentWait)
+	dialCtx, cancel := context.WithTimeout(ctx, gateway.AgentWait)
 	conn, err := a.tunnels.Dial(dialCtx, envID, tunnel.Header{Service: tunnel.ServiceSnapshot})
 	cancel()
 	if err != nil {
-		return snapshot.JobResult{}, httpapi.ToError(streamError(err))
+		return snapshot.JobResult{}, httpapi.ToError(gateway.StreamError(err))
 	}
 	return snapshot.ServeJob(ctx, conn, a.snapshotRepo, job, access)
 }
