@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/store"
 )
@@ -90,7 +91,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
 	caller := mustUser(r.Context())
 	id := chi.URLParam(r, "id")
-	if caller.Role != store.RoleAdmin && caller.ID != id {
+	if !auth.CanAccess(caller, id) {
 		a.writeError(w, r, httpapi.NotFound("User"))
 		return
 	}

@@ -134,25 +134,25 @@ type API struct {
 	now                  func() time.Time
 	passwords            *auth.Passwords
 	tunnels              *tunnel.Registry
-	// gateway serves the workspace connections (tunnel, IDE, bridges).
-	gateway *gateway.Gateway
-	usage   UsageService
-	// authn, throttles and proxies are the middleware's state; the login
-	// and session handlers use them too.
-	authn            *httpmw.Auth
-	throttles        *httpmw.Throttles
-	proxies          httpmw.TrustedProxies
-	corsOrigins      []string
-	requests         httpmw.RequestObserver
-	snapshotObserver SnapshotObserver
-	userSecrets      UserSecretStore
-	secretBox        *secretbox.Box
-	quotas           Quotas
-	allowedImages    []string
-	backups          BackupStore
-	snapshotRepo     snapshot.Store
-	restoring        sync.Map // environment id → lost-volume restore in progress (snapshots.go)
-	pages            httpmw.Pages
+	usage                UsageService
+	throttles            *httpmw.Throttles
+	requests             httpmw.RequestObserver
+	snapshotObserver     SnapshotObserver
+	userSecrets          UserSecretStore
+	secretBox            *secretbox.Box
+	quotas               Quotas
+	allowedImages        []string
+	backups              BackupStore
+	snapshotRepo         snapshot.Store
+	restoring            sync.Map // environment id → lost-volume restore in progress (snapshots.go)
+	pages                httpmw.Pages
+	// authn, proxies and corsOrigins are the middleware's (httpmw); the
+	// login and session handlers use them too. gateway serves the
+	// workspace connections (tunnel, IDE, SSH/terminal/port bridges).
+	authn       *httpmw.Auth
+	proxies     httpmw.TrustedProxies
+	corsOrigins []string
+	gateway     *gateway.Gateway
 	// shuttingDown closes when the server begins a graceful shutdown
 	// (Shutdown), ending the event streams.
 	shuttingDown chan struct{}
