@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/sdk"
@@ -33,19 +34,6 @@ const (
 	maxQuotaBudgetUSD    = 1_000_000
 	maxUserFilterEmail   = maxEmailLength
 )
-
-var errAdminOnly = &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeForbidden, Message: "Not allowed", Details: "this route is for admins"}
-
-// requireAdmin admits only admins (users: requireUser runs first).
-func (a *API) requireAdmin(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if mustUser(r.Context()).Role != store.RoleAdmin {
-			a.writeError(w, r, errAdminOnly)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
 
 // toManagedUserJSON renders u as admins see it (the sdk's ManagedUser).
 func toManagedUserJSON(u store.ManagedUser) sdk.ManagedUser {
@@ -83,11 +71,11 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var err error
-	if f.Limit, err = intParam(q.Get("limit"), "limit", defaultListLimit, 1, maxListLimit); err != nil {
+	if f.Limit, err = httpapi.IntParam(q.Get("limit"), "limit", defaultListLimit, 1, maxListLimit); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	if f.Offset, err = intParam(q.Get("offset"), "offset", 0, 0, 1<<31-1); err != nil {
+	if f.Offset, err = httpapi.IntParam(q.Get("offset"), "offset", 0, 0, 1<<31-1); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -108,7 +96,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
 	caller := mustUser(r.Context())
 	id := chi.URLParam(r, "id")
-	if caller.Role != store.RoleAdmin && caller.ID != id {
+	if !auth.CanAccess(caller, id) {
 		a.writeError(w, r, httpapi.NotFound("User"))
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/quota"
 	"dev8.dev/dev8/internal/runtime/local"
@@ -35,7 +36,7 @@ func newLifecycleFixture(t *testing.T, mutate func(*Config)) *hardenedFixture {
 		if err := catalog.Seed(t.Context(), db); err != nil {
 			t.Fatal(err)
 		}
-		cfg.RateLimits = RateLimits{PrincipalRate: -1, IPRate: -1, LoginFailures: -1, LoginIPFailures: -1}
+		cfg.RateLimits = httpmw.RateLimits{PrincipalRate: -1, IPRate: -1, LoginFailures: -1, LoginIPFailures: -1}
 		if mutate != nil {
 			mutate(cfg)
 		}

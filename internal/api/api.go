@@ -18,7 +18,9 @@ import (
 	"dev8.dev/dev8/internal/audit"
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/backup"
+	"dev8.dev/dev8/internal/gateway"
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/oauth"
 	"dev8.dev/dev8/internal/quota"
@@ -77,7 +79,7 @@ type Config struct {
 	// below auth.MinBcryptCost).
 	BcryptCost int
 	// RateLimits configures throttling (zero fields: the defaults).
-	RateLimits RateLimits
+	RateLimits httpmw.RateLimits
 	// CORSOrigins may call the API from a browser on another origin
 	// (scheme://host[:port]); empty allows none.
 	CORSOrigins []string
@@ -92,15 +94,15 @@ type Config struct {
 	// OAuthProviders sign people in (none: passwords only).
 	OAuthProviders []oauth.Provider
 	// Pages is the web dashboard (nil: the API alone).
-	Pages Pages
+	Pages httpmw.Pages
 	// IDEActivityInterval is how often at most an IDE tab in use reports
-	// (default DefaultIDEActivityInterval).
+	// (default gateway.DefaultIDEActivityInterval).
 	IDEActivityInterval time.Duration
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client; from anyone else the header is ignored.
 	TrustedProxies []netip.Prefix
 	// Requests records every request's duration by route (nil: none).
-	Requests RequestObserver
+	Requests httpmw.RequestObserver
 	// UserSecrets keeps users' SSH keys, secrets and git settings (nil:
 	// Store, if it has the methods); SecretBox encrypts the secrets. Without
 	// both, those routes answer 503.
@@ -129,19 +131,24 @@ type API struct {
 	tokenMaxLifetime     time.Duration
 	now                  func() time.Time
 	passwords            *auth.Passwords
-	agents               *auth.AgentTokens
 	tunnels              *tunnel.Registry
 	usage                UsageService
-	limits               *throttles
-	requests             RequestObserver
-	ideActivityInterval  time.Duration
+	throttles            *httpmw.Throttles
+	requests             httpmw.RequestObserver
 	userSecrets          UserSecretStore
 	secretBox            *secretbox.Box
 	quotas               *quota.Policy
 	allowedImages        []string
 	backups              *backup.Service
 	auditLog             *audit.Recorder
-	pages                Pages
+	pages                httpmw.Pages
+	// authn, proxies and corsOrigins are the middleware's (httpmw); the
+	// login and session handlers use them too. gateway serves the
+	// workspace connections (tunnel, IDE, SSH/terminal/port bridges).
+	authn       *httpmw.Auth
+	proxies     httpmw.TrustedProxies
+	corsOrigins []string
+	gateway     *gateway.Gateway
 	// shuttingDown closes when the server begins a graceful shutdown
 	// (Shutdown), ending the event streams.
 	shuttingDown chan struct{}
@@ -166,9 +173,6 @@ func New(cfg Config) *API {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.IDEActivityInterval <= 0 {
-		cfg.IDEActivityInterval = DefaultIDEActivityInterval
-	}
 	if cfg.Quotas == nil {
 		cfg.Quotas = quota.New(cfg.Store, quota.Limits{}, cfg.Now)
 	}
@@ -184,12 +188,12 @@ func New(cfg Config) *API {
 		tokenMaxLifetime:     cfg.TokenMaxLifetime,
 		now:                  cfg.Now,
 		passwords:            auth.NewPasswords(cfg.BcryptCost),
-		agents:               cfg.AgentTokens,
 		tunnels:              cfg.Tunnels,
 		usage:                cfg.Usage,
-		limits:               newThrottles(cfg, cfg.Now),
+		throttles:            httpmw.NewThrottles(cfg.RateLimits, cfg.TrustedProxies, cfg.Now, cfg.Logger),
+		proxies:              cfg.TrustedProxies,
+		corsOrigins:          cfg.CORSOrigins,
 		requests:             cfg.Requests,
-		ideActivityInterval:  cfg.IDEActivityInterval,
 		shuttingDown:         make(chan struct{}),
 		pages:                cfg.Pages,
 		userSecrets:          userSecretStore(cfg),
@@ -203,6 +207,9 @@ func New(cfg Config) *API {
 		a.auditLog = audit.New(cfg.Store, cfg.Logger, cfg.Now)
 	}
 	a.initAuth(cfg)
+	a.gateway = gateway.New(gateway.Config{Tunnels: cfg.Tunnels, Activity: cfg.Lifecycle, Logger: cfg.Logger, IDEActivityInterval: cfg.IDEActivityInterval})
+	a.authn = httpmw.NewAuth(httpmw.AuthConfig{Store: cfg.Store, Agents: cfg.AgentTokens, Cookies: a.cookies,
+		Proxies: cfg.TrustedProxies, SessionTTL: cfg.TokenTTL, Logger: cfg.Logger, Now: cfg.Now})
 	return a
 }
 
@@ -213,7 +220,8 @@ func (a *API) Handler() http.Handler {
 	// refusals carry them too (a browser hides a 429 without CORS headers
 	// from the page). The address throttle comes before authentication so
 	// a flood is refused before it reaches the database or bcrypt.
-	r.Use(a.observeRequests, middleware.RequestID, echoRequestID, a.recoverPanics, a.logRequests, securityHeaders, a.cors, a.limitByAddress)
+	r.Use(httpmw.ObserveRequests(a.requests), middleware.RequestID, httpmw.EchoRequestID, httpmw.Recover(a.log), httpmw.LogRequests(a.log),
+		httpmw.SecurityHeaders, httpmw.CORS(a.corsOrigins), a.throttles.ByAddress)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		if a.pages != nil && !strings.HasPrefix(r.URL.Path, "/api/") && !strings.HasPrefix(r.URL.Path, "/w/") {
 			a.pages.NotFound(w, r)
@@ -233,7 +241,7 @@ func (a *API) Handler() http.Handler {
 	}
 
 	r.Route("/api/v1", func(r chi.Router) {
-		r.Use(limitBody, middleware.GetHead)
+		r.Use(httpmw.LimitBody, middleware.GetHead)
 		r.Get("/openapi.json", serveOpenAPI)
 		r.Post("/auth/signup", a.signup)
 		r.Post("/auth/login", a.login)
@@ -242,9 +250,9 @@ func (a *API) Handler() http.Handler {
 		r.Get("/auth/oauth/{provider}/callback", a.oauthCallback)
 
 		r.Group(func(r chi.Router) {
-			r.Use(a.authenticate, a.limitPrincipal)
+			r.Use(a.authn.Authenticate, a.throttles.ByPrincipal)
 			r.Group(func(r chi.Router) {
-				r.Use(a.requireUser)
+				r.Use(a.authn.RequireUser)
 				r.Get("/auth/me", a.me)
 				r.Patch("/auth/me", a.patchMe)
 				r.Post("/auth/password", a.changePassword)
@@ -263,8 +271,8 @@ func (a *API) Handler() http.Handler {
 				r.Route("/tokens/{id}", func(r chi.Router) {
 					r.Delete("/", a.deleteToken)
 				})
-				r.Get("/audit", a.listAudit)
-				r.Post("/snapshots/verify", a.verifySnapshots)
+				r.With(a.authn.RequireAdmin).Get("/audit", a.listAudit)
+				r.With(a.authn.RequireAdmin).Post("/snapshots/verify", a.verifySnapshots)
 				r.Get("/ssh-keys", a.listSSHKeys)
 				r.Post("/ssh-keys", a.createSSHKey)
 				r.Route("/ssh-keys/{id}", func(r chi.Router) {
@@ -280,25 +288,25 @@ func (a *API) Handler() http.Handler {
 				r.Delete("/git/github-token", a.deleteGitHubToken)
 				// Users (admin.go): admins manage roles, suspension
 				// and quotas; a member may read only themself.
-				r.With(a.requireAdmin).Get("/users", a.listUsers)
+				r.With(a.authn.RequireAdmin).Get("/users", a.listUsers)
 				r.Route("/users/{id}", func(r chi.Router) {
 					r.Get("/", a.getUser)
-					r.With(a.requireAdmin).Patch("/", a.patchUser)
+					r.With(a.authn.RequireAdmin).Patch("/", a.patchUser)
 				})
 			})
 			r.Route("/environments/{id}", func(r chi.Router) {
-				r.Use(a.loadEnvironment)
+				r.Use(a.authn.LoadEnvironment)
 				// Both the owner and the environment's own supervisor.
 				r.Post("/activity", a.reportActivity)
 				r.Group(func(r chi.Router) {
-					r.Use(a.requireUser)
+					r.Use(a.authn.RequireUser)
 					r.Get("/", a.getEnvironment)
 					r.Delete("/", a.deleteEnvironment)
 					r.Post("/start", a.startEnvironment)
 					r.Post("/stop", a.stopEnvironment)
-					r.Get("/ssh", a.sshStream)
-					r.Get("/port-forward", a.portForward)
-					r.Get("/pty", a.pty)
+					r.Get("/ssh", a.gateway.SSH)
+					r.Get("/port-forward", a.gateway.PortForward)
+					r.Get("/pty", a.gateway.Terminal)
 					r.Get("/usage", a.listUsage)
 					r.Get("/snapshots", a.listSnapshots)
 					r.Post("/snapshots", a.createSnapshot)
@@ -308,8 +316,8 @@ func (a *API) Handler() http.Handler {
 					})
 				})
 				r.Group(func(r chi.Router) {
-					r.Use(a.requireAgent)
-					r.Get("/tunnel", a.tunnel)
+					r.Use(a.authn.RequireAgent)
+					r.Get("/tunnel", a.gateway.Tunnel)
 					r.Get("/manifest", a.manifest)
 					r.Post("/usage", a.ingestUsage)
 				})
@@ -319,17 +327,16 @@ func (a *API) Handler() http.Handler {
 
 	// The IDE lives outside /api/v1: code-server owns every path below it.
 	r.Route("/w/{id}", func(r chi.Router) {
-		r.Use(func(next http.Handler) http.Handler { return a.authenticateWith(next, true) })
-		r.Use(a.requireUser, a.loadEnvironment)
-		r.Get("/ide", ideRedirect)
-		r.Handle("/ide/*", a.ideProxy())
-		r.Get("/activity.js", a.serveIDEActivityScript)
-		r.Post("/activity", a.ideActivity)
+		r.Use(a.authn.AuthenticateIDE, a.authn.RequireUser, a.authn.LoadEnvironment)
+		r.Get("/ide", gateway.IDERedirect)
+		r.HandleFunc("/ide/*", a.gateway.IDE)
+		r.Get("/activity.js", a.gateway.ActivityScript)
+		r.Post("/activity", a.gateway.IDEActivity)
 	})
 
 	if a.pages != nil {
 		r.Group(func(r chi.Router) {
-			a.pages.Routes(r, a.pageGuard(http.HandlerFunc(a.pages.NotFound)))
+			a.pages.Routes(r, a.authn.PageGuard(http.HandlerFunc(a.pages.NotFound)))
 		})
 	}
 	return r

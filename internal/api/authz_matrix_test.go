@@ -18,6 +18,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/gateway"
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/oauth"
 	"dev8.dev/dev8/internal/quota"
@@ -400,7 +401,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 				}
 				// The IDE's activity reports must say they come from the
 				// IDE page (ideActivity); the header changes nothing else.
-				req.Header.Set(ideActivityHeader, "1")
+				req.Header.Set(gateway.ActivityHeader, "1")
 				if c != anonymous {
 					req.Header.Set("Authorization", "Bearer "+w.tokens[c])
 				}

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/sdk"
@@ -204,11 +204,11 @@ func (a *API) listEnvironments(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var err error
-	if filter.Limit, err = intParam(q.Get("limit"), "limit", defaultListLimit, 1, maxListLimit); err != nil {
+	if filter.Limit, err = httpapi.IntParam(q.Get("limit"), "limit", defaultListLimit, 1, maxListLimit); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	if filter.Offset, err = intParam(q.Get("offset"), "offset", 0, 0, 1<<31-1); err != nil {
+	if filter.Offset, err = httpapi.IntParam(q.Get("offset"), "offset", 0, 0, 1<<31-1); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -243,19 +243,8 @@ func (a *API) listEnvironments(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func intParam(v, name string, def, lo, hi int) (int, error) {
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < lo || n > hi {
-		return 0, httpapi.Validation(fmt.Sprintf("%s: must be an integer between %d and %d", name, lo, hi))
-	}
-	return n, nil
-}
-
 func (a *API) getEnvironment(w http.ResponseWriter, r *http.Request) {
-	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"environment": a.toEnvironmentJSON(environmentFrom(r.Context()))})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"environment": a.toEnvironmentJSON(httpmw.Environment(r))})
 }
 
 // actionResponse answers start, stop and delete. They return 200 as soon as
@@ -270,7 +259,7 @@ func (a *API) actionResponse(w http.ResponseWriter, r *http.Request, before, aft
 }
 
 func (a *API) startEnvironment(w http.ResponseWriter, r *http.Request) {
-	before := environmentFrom(r.Context())
+	before := httpmw.Environment(r)
 	after, err := a.lifecycle.Start(r.Context(), before.ID)
 	a.auditEnvironmentAction(r, "environment.start", before, after, err)
 	if err != nil {
@@ -285,7 +274,7 @@ func (a *API) startEnvironment(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) stopEnvironment(w http.ResponseWriter, r *http.Request) {
-	before := environmentFrom(r.Context())
+	before := httpmw.Environment(r)
 	after, err := a.lifecycle.Stop(r.Context(), before.ID)
 	a.auditEnvironmentAction(r, "environment.stop", before, after, err)
 	if err != nil {
@@ -296,7 +285,7 @@ func (a *API) stopEnvironment(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) deleteEnvironment(w http.ResponseWriter, r *http.Request) {
-	before := environmentFrom(r.Context())
+	before := httpmw.Environment(r)
 	after, err := a.lifecycle.Delete(r.Context(), before.ID)
 	a.auditEnvironmentAction(r, "environment.delete", before, after, err)
 	if err != nil {
@@ -325,7 +314,7 @@ func (a *API) reportActivity(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	if err := a.lifecycle.Touch(r.Context(), environmentFrom(r.Context()).ID); err != nil {
+	if err := a.lifecycle.Touch(r.Context(), httpmw.Environment(r).ID); err != nil {
 		a.writeError(w, r, err)
 		return
 	}

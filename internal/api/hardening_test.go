@@ -19,6 +19,7 @@ import (
 
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/sdk"
 )
@@ -277,76 +278,10 @@ func TestCORS(t *testing.T) {
 	}
 }
 
-func TestParseCORSOrigins(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		in      string
-		want    []string
-		wantErr bool
-	}{
-		{"", nil, false},
-		{"https://A.example.com, http://localhost:3000/", []string{"https://a.example.com", "http://localhost:3000"}, false},
-		{"*", nil, true},
-		{"https://a.example.com/path", nil, true},
-		{"ftp://a.example.com", nil, true},
-		{"a.example.com", nil, true},
-	} {
-		got, err := ParseCORSOrigins(tc.in)
-		if (err != nil) != tc.wantErr {
-			t.Errorf("ParseCORSOrigins(%q) error = %v, want error %v", tc.in, err, tc.wantErr)
-			continue
-		}
-		if !tc.wantErr && fmt.Sprint(got) != fmt.Sprint(tc.want) {
-			t.Errorf("ParseCORSOrigins(%q) = %v, want %v", tc.in, got, tc.want)
-		}
-	}
-}
-
-func TestClientAddress(t *testing.T) {
-	t.Parallel()
-	trusted, err := ParseTrustedProxies("10.0.0.0/8, 192.0.2.7, ::1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ParseTrustedProxies("10.0.0.0/8, nonsense"); err == nil {
-		t.Error("a bad trusted proxy was accepted")
-	}
-	for _, tc := range []struct {
-		name    string
-		trusted []netip.Prefix
-		remote  string
-		xff     []string
-		want    string
-	}{
-		{"no proxies: peer", nil, "203.0.113.5:999", []string{"1.2.3.4"}, "203.0.113.5"},
-		{"untrusted peer's header ignored", trusted, "203.0.113.5:999", []string{"1.2.3.4"}, "203.0.113.5"},
-		{"trusted proxy", trusted, "10.1.2.3:999", []string{"1.2.3.4"}, "1.2.3.4"},
-		{"client's own prefix ignored", trusted, "10.1.2.3:999", []string{"6.6.6.6, 1.2.3.4"}, "1.2.3.4"},
-		{"chain of proxies", trusted, "10.1.2.3:999", []string{"1.2.3.4, 10.9.9.9", "192.0.2.7"}, "1.2.3.4"},
-		{"garbage stops the walk", trusted, "10.1.2.3:999", []string{"1.2.3.4, junk, 10.9.9.9"}, "10.9.9.9"},
-		{"no header from proxy", trusted, "192.0.2.7:1", nil, "192.0.2.7"},
-		{"IPv6 client keyed by /64", trusted, "[::1]:1", []string{"2001:db8:1:2:aaaa::1"}, "2001:db8:1:2::/64"},
-		{"IPv4-mapped peer", nil, "[::ffff:203.0.113.9]:5", nil, "203.0.113.9"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			th := &throttles{trusted: tc.trusted}
-			req := httptest.NewRequest("GET", "/", nil)
-			req.RemoteAddr = tc.remote
-			for _, v := range tc.xff {
-				req.Header.Add("X-Forwarded-For", v)
-			}
-			if got := th.clientKey(req); got != tc.want {
-				t.Fatalf("client key = %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
 func TestRateLimitByAddress(t *testing.T) {
 	t.Parallel()
 	f := newHardenedFixture(t, func(c *Config) {
-		c.RateLimits = RateLimits{IPRate: 1, IPBurst: 3, PrincipalRate: -1}
+		c.RateLimits = httpmw.RateLimits{IPRate: 1, IPBurst: 3, PrincipalRate: -1}
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")}
 	})
 	for i := range 3 {
@@ -395,7 +330,7 @@ func TestRateLimitByAddress(t *testing.T) {
 func TestRateLimitByPrincipal(t *testing.T) {
 	t.Parallel()
 	f := newHardenedFixture(t, func(c *Config) {
-		c.RateLimits = RateLimits{PrincipalRate: 0.5, PrincipalBurst: 2, IPRate: -1}
+		c.RateLimits = httpmw.RateLimits{PrincipalRate: 0.5, PrincipalBurst: 2, IPRate: -1}
 	})
 	ada, adaToken := f.user("ada@example.com", "correct horse battery")
 	_, bobToken := f.user("bob@example.com", "correct horse battery")
@@ -446,12 +381,12 @@ func TestDefaultLimitsLeaveHeadroom(t *testing.T) {
 	t.Parallel()
 	f := newHardenedFixture(t, nil)
 	_, token := f.user("ada@example.com", "correct horse battery")
-	for i := range DefaultPrincipalBurst {
+	for i := range httpmw.DefaultPrincipalBurst {
 		if rec := f.do("GET", "/api/v1/auth/me", reqOpts{token: token}); rec.Code != 200 {
 			t.Fatalf("request %d: %d", i+1, rec.Code)
 		}
 	}
-	for i := range DefaultIPBurst - DefaultPrincipalBurst {
+	for i := range httpmw.DefaultIPBurst - httpmw.DefaultPrincipalBurst {
 		if rec := f.do("GET", "/w/x/ide/static/asset.js", reqOpts{}); rec.Code == http.StatusTooManyRequests {
 			t.Fatalf("IDE asset %d throttled", i+1)
 		}
@@ -551,7 +486,7 @@ func TestLoginThrottling(t *testing.T) {
 		t.Parallel()
 		f := newHardenedFixture(t, func(c *Config) { c.RateLimits.LoginFailures, c.RateLimits.LoginIPFailures = -1, -1 })
 		f2 := newHardenedFixture(t, func(c *Config) { c.RateLimits.LoginFailures, c.RateLimits.LoginIPFailures = -1, 2 })
-		for i := range DefaultLoginFailures + 2 {
+		for i := range httpmw.DefaultLoginFailures + 2 {
 			if rec := login(f, "x@example.com", "wrong password!", "192.0.2.1:1"); rec.Code != http.StatusUnauthorized {
 				t.Fatalf("attempt %d: %d", i+1, rec.Code)
 			}
@@ -577,7 +512,7 @@ func TestThrottleMemoryIsBounded(t *testing.T) {
 		req := httptest.NewRequest("GET", "/nope", nil)
 		req.RemoteAddr = fmt.Sprintf("10.%d.%d.%d:1", i>>16&0xff, i>>8&0xff, i&0xff)
 		f.handler.ServeHTTP(httptest.NewRecorder(), req)
-		if n := f.api.limits.ip.Len(); n > maxKeys {
+		if n, _, _ := f.api.throttles.Remembered(); n > maxKeys {
 			t.Fatalf("after %d addresses the limiter holds %d, cap %d", i+1, n, maxKeys)
 		}
 	}
@@ -588,7 +523,7 @@ func TestThrottleMemoryIsBounded(t *testing.T) {
 	for i := range 3 * loginKeys {
 		body := fmt.Sprintf(`{"email":"u%d@example.com","password":"wrong password!"}`, i)
 		f.do("POST", "/api/v1/auth/login", reqOpts{body: body, remote: fmt.Sprintf("172.16.%d.%d:1", i>>8&0xff, i&0xff)})
-		if a, ip := f.api.limits.loginAcct.Len(), f.api.limits.loginIP.Len(); a > loginKeys || ip > loginKeys {
+		if _, a, ip := f.api.throttles.Remembered(); a > loginKeys || ip > loginKeys {
 			t.Fatalf("after %d logins: %d accounts, %d addresses remembered, cap %d", i+1, a, ip, loginKeys)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/metrics"
 )
 
@@ -44,9 +45,8 @@ func (r *requestRecorder) ObserveStream(route, kind string) {
 func TestObserveStreams(t *testing.T) {
 	t.Parallel()
 	rec := &requestRecorder{}
-	a := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Requests: rec})
 	r := chi.NewRouter()
-	r.Use(a.observeRequests)
+	r.Use(httpmw.ObserveRequests(rec))
 	r.Get("/things/{id}/ws", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusSwitchingProtocols) })
 	r.Get("/things/{id}/events", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
@@ -117,7 +117,7 @@ func TestObserveRequests(t *testing.T) {
 func BenchmarkRequestMetrics(b *testing.B) {
 	for _, on := range []bool{false, true} {
 		name := "off"
-		cfg := Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RateLimits: RateLimits{IPRate: -1, PrincipalRate: -1}}
+		cfg := Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RateLimits: httpmw.RateLimits{IPRate: -1, PrincipalRate: -1}}
 		if on {
 			name = "on"
 			cfg.Requests = metrics.New(cfg.Logger)

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/oauth"
 	"dev8.dev/dev8/internal/store"
 )
@@ -124,8 +125,8 @@ func safeNext(next string) string {
 // publicURL is where people reach this server: the configured access URL,
 // else what this request was addressed to.
 func (a *API) publicURL(r *http.Request) string {
-	if u := a.accessURL.Load(); u != nil && *u != "" {
-		return *u
+	if u := a.cookies.PublicURL(); u != "" {
+		return u
 	}
 	scheme := "http"
 	if r.TLS != nil {
@@ -138,11 +139,7 @@ func (a *API) publicURL(r *http.Request) string {
 // URL): OAuth redirect URLs are built on it, and browser requests from its
 // origin count as same-origin.
 func (a *API) SetPublicURL(u string) {
-	u = strings.TrimRight(u, "/")
-	a.accessURL.Store(&u)
-	if o, err := NormalizeOrigin(u); err == nil {
-		_ = a.crossOrigin.AddTrustedOrigin(o)
-	}
+	a.cookies.SetPublicURL(u)
 }
 
 func (a *API) redirectURL(r *http.Request, provider string) string {
@@ -200,7 +197,7 @@ func (a *API) oauthStart(w http.ResponseWriter, r *http.Request) {
 		Path:     oauthCookiePath,
 		MaxAge:   int(oauthStateTTL / time.Second),
 		HttpOnly: true,
-		Secure:   a.secureCookies(r),
+		Secure:   a.cookies.Secure(r),
 		// Lax: the provider's redirect back is a top-level GET
 		// navigation, which carries it.
 		SameSite: http.SameSiteLaxMode,
@@ -224,7 +221,7 @@ func (a *API) oauthCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The state is single-use whatever happens next.
-	http.SetCookie(w, &http.Cookie{Name: oauthStateCookie, Value: "", Path: oauthCookiePath, MaxAge: -1, HttpOnly: true, Secure: a.secureCookies(r), SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: oauthStateCookie, Value: "", Path: oauthCookiePath, MaxAge: -1, HttpOnly: true, Secure: a.cookies.Secure(r), SameSite: http.SameSiteLaxMode})
 	q := r.URL.Query()
 	c, err := r.Cookie(oauthStateCookie)
 	if err != nil || c.Value == "" {
@@ -260,7 +257,7 @@ func (a *API) oauthCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, err := a.oauthUser(r, id)
-	if errors.Is(err, errSuspended) {
+	if errors.Is(err, httpmw.ErrSuspended) {
 		a.auditAs(r, user.ID, "auth.oauth_login", "user", user.ID, false, map[string]any{"provider": p.Name(), "reason": "suspended"})
 	}
 	if err != nil {
@@ -305,13 +302,13 @@ func oauthError(p oauth.Provider, err error) *httpapi.Error {
 // provider account is linked to; else the user with the same (verified)
 // email, now linked; else a new user without a password, linked. The first
 // user of an installation is its admin, however they sign up. A suspended
-// user is returned with errSuspended, and nothing is linked to them.
+// user is returned with httpmw.ErrSuspended, and nothing is linked to them.
 func (a *API) oauthUser(r *http.Request, id oauth.Identity) (store.User, error) {
 	ctx := r.Context()
 	now := a.now()
 	acct, user, err := a.store.GetAccount(ctx, id.Provider, id.Subject)
 	if err == nil && user.SuspendedAt != nil {
-		return user, errSuspended
+		return user, httpmw.ErrSuspended
 	}
 	if err == nil {
 		if err := a.store.TouchAccount(ctx, acct.ID, now, id.Email); err != nil {
@@ -342,7 +339,7 @@ func (a *API) oauthUser(r *http.Request, id oauth.Identity) (store.User, error) 
 		return store.User{}, fmt.Errorf("find user for %s sign-in: %w", id.Provider, err)
 	}
 	if user.SuspendedAt != nil {
-		return user, errSuspended
+		return user, httpmw.ErrSuspended
 	}
 	acct, err = a.store.CreateAccount(ctx, store.Account{UserID: user.ID, Provider: id.Provider, ProviderAccountID: id.Subject, Email: id.Email, LastLoginAt: &now})
 	if errors.Is(err, store.ErrConflict) {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/oauth"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/sdk"
@@ -250,7 +251,7 @@ func newOAuthFixture(t *testing.T) *oauthFixture {
 	}
 	f := newHardenedFixture(t, func(c *Config) {
 		c.OAuthProviders = []oauth.Provider{gh, google}
-		c.RateLimits = RateLimits{IPRate: -1, PrincipalRate: -1}
+		c.RateLimits = httpmw.RateLimits{IPRate: -1, PrincipalRate: -1}
 	})
 	srv := httptest.NewServer(f.handler)
 	t.Cleanup(srv.Close)

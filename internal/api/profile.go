@@ -10,6 +10,7 @@ import (
 
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/store"
 )
@@ -117,18 +118,18 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, errNoPassword)
 		return
 	}
-	if retry, locked := a.loginLocked(r, caller.Email); locked {
+	if retry, locked := a.throttles.LoginLocked(r, caller.Email); locked {
 		a.audit(r, "user.password_change", "user", caller.ID, false, map[string]any{"reason": "throttled"})
-		a.writeError(w, r, errLoginThrottled(retry))
+		a.writeError(w, r, httpmw.LoginThrottled(retry))
 		return
 	}
 	if !a.passwords.Check(caller.PasswordHash, req.CurrentPassword) {
-		a.loginFailed(r, caller.Email)
+		a.throttles.LoginFailed(r, caller.Email)
 		a.audit(r, "user.password_change", "user", caller.ID, false, map[string]any{"reason": "wrong current password"})
 		a.writeError(w, r, errWrongPassword)
 		return
 	}
-	a.loginSucceeded(caller.Email)
+	a.throttles.LoginSucceeded(caller.Email)
 	hash, err := a.passwords.Hash(req.NewPassword)
 	if err != nil {
 		a.writeError(w, r, err)

@@ -11,6 +11,7 @@ import (
 
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/sdk"
 )
@@ -47,7 +48,7 @@ func cookiesOf(rec *httptest.ResponseRecorder) map[string]*http.Cookie {
 }
 
 func cookieHeader(secret string) map[string]string {
-	return map[string]string{"Cookie": SessionCookie + "=" + secret}
+	return map[string]string{"Cookie": httpmw.SessionCookie + "=" + secret}
 }
 
 func withHeaders(h map[string]string, kv ...string) map[string]string {
@@ -84,14 +85,14 @@ func TestLoginStartsSession(t *testing.T) {
 		if !login.ExpiresAt.Equal(now.Add(30 * 24 * time.Hour)) {
 			t.Errorf("expires_at = %v, want 30 days from %v", login.ExpiresAt, now)
 		}
-		sc := cookies[SessionCookie]
+		sc := cookies[httpmw.SessionCookie]
 		if sc == nil || sc.Value != login.Token || !sc.HttpOnly || sc.SameSite != http.SameSiteLaxMode || sc.Path != "/" || sc.Secure != tls {
 			t.Fatalf("tls=%v: session cookie %+v", tls, sc)
 		}
 		if !sc.Expires.Equal(login.ExpiresAt.Truncate(time.Second)) {
 			t.Errorf("cookie expires %v, session %v", sc.Expires, login.ExpiresAt)
 		}
-		cc := cookies[CSRFCookie]
+		cc := cookies[httpmw.CSRFCookie]
 		if cc == nil || cc.Value != login.CSRFToken || cc.HttpOnly || cc.SameSite != http.SameSiteLaxMode || cc.Path != "/" || cc.Secure != tls {
 			t.Fatalf("tls=%v: CSRF cookie %+v", tls, cc)
 		}
@@ -132,16 +133,16 @@ func TestSessionCookieAndCSRF(t *testing.T) {
 	}
 	// A state change with the cookie needs the session's token.
 	wantError(t, post("a", ck, ""), http.StatusForbidden, httpapi.CodeCSRFFailed)
-	wantError(t, post("a", withHeaders(ck, CSRFHeader, "bogus"), ""), http.StatusForbidden, httpapi.CodeCSRFFailed)
+	wantError(t, post("a", withHeaders(ck, httpmw.CSRFHeader, "bogus"), ""), http.StatusForbidden, httpapi.CodeCSRFFailed)
 	other, _ := f.login("ada@example.com", "correct horse", false)
-	wantError(t, post("a", withHeaders(ck, CSRFHeader, other.CSRFToken), ""), http.StatusForbidden, httpapi.CodeCSRFFailed)
-	if rec := post("a", withHeaders(ck, CSRFHeader, login.CSRFToken), ""); rec.Code != http.StatusCreated {
+	wantError(t, post("a", withHeaders(ck, httpmw.CSRFHeader, other.CSRFToken), ""), http.StatusForbidden, httpapi.CodeCSRFFailed)
+	if rec := post("a", withHeaders(ck, httpmw.CSRFHeader, login.CSRFToken), ""); rec.Code != http.StatusCreated {
 		t.Fatalf("cookie POST with the CSRF token = %d %s", rec.Code, rec.Body.String())
 	}
 	// Even with the token, a browser request from another site is refused.
-	wantError(t, post("b", withHeaders(ck, CSRFHeader, login.CSRFToken, "Sec-Fetch-Site", "cross-site"), ""), http.StatusForbidden, httpapi.CodeCSRFFailed)
-	wantError(t, post("b", withHeaders(ck, CSRFHeader, login.CSRFToken, "Origin", "https://evil.example"), ""), http.StatusForbidden, httpapi.CodeCSRFFailed)
-	if rec := post("b", withHeaders(ck, CSRFHeader, login.CSRFToken, "Sec-Fetch-Site", "same-origin"), ""); rec.Code != http.StatusCreated {
+	wantError(t, post("b", withHeaders(ck, httpmw.CSRFHeader, login.CSRFToken, "Sec-Fetch-Site", "cross-site"), ""), http.StatusForbidden, httpapi.CodeCSRFFailed)
+	wantError(t, post("b", withHeaders(ck, httpmw.CSRFHeader, login.CSRFToken, "Origin", "https://evil.example"), ""), http.StatusForbidden, httpapi.CodeCSRFFailed)
+	if rec := post("b", withHeaders(ck, httpmw.CSRFHeader, login.CSRFToken, "Sec-Fetch-Site", "same-origin"), ""); rec.Code != http.StatusCreated {
 		t.Fatalf("same-origin cookie POST = %d %s", rec.Code, rec.Body.String())
 	}
 	// Bearer requests need no CSRF token: the session secret as a bearer
@@ -150,7 +151,7 @@ func TestSessionCookieAndCSRF(t *testing.T) {
 		t.Fatalf("bearer POST without CSRF token = %d %s", rec.Code, rec.Body.String())
 	}
 	var created struct{ Token string }
-	json.Unmarshal(post("d", withHeaders(ck, CSRFHeader, login.CSRFToken), "").Body.Bytes(), &created)
+	json.Unmarshal(post("d", withHeaders(ck, httpmw.CSRFHeader, login.CSRFToken), "").Body.Bytes(), &created)
 	if rec := post("e", nil, created.Token); rec.Code != http.StatusCreated {
 		t.Fatalf("API token POST = %d %s", rec.Code, rec.Body.String())
 	}
@@ -169,12 +170,12 @@ func TestLogout(t *testing.T) {
 	login, _ := f.login("ada@example.com", "correct horse", false)
 	ck := cookieHeader(login.Token)
 	wantError(t, f.do("POST", "/api/v1/auth/logout", reqOpts{headers: ck}), http.StatusForbidden, httpapi.CodeCSRFFailed)
-	rec := f.do("POST", "/api/v1/auth/logout", reqOpts{headers: withHeaders(ck, CSRFHeader, login.CSRFToken)})
+	rec := f.do("POST", "/api/v1/auth/logout", reqOpts{headers: withHeaders(ck, httpmw.CSRFHeader, login.CSRFToken)})
 	if rec.Code != http.StatusOK {
 		t.Fatalf("logout = %d %s", rec.Code, rec.Body.String())
 	}
 	cleared := cookiesOf(rec)
-	for _, name := range []string{SessionCookie, CSRFCookie} {
+	for _, name := range []string{httpmw.SessionCookie, httpmw.CSRFCookie} {
 		if c := cleared[name]; c == nil || c.MaxAge >= 0 || c.Value != "" {
 			t.Errorf("logout did not clear %s: %+v", name, c)
 		}
@@ -235,7 +236,7 @@ func TestSessionSlidingExpiry(t *testing.T) {
 		t.Fatalf("me = %d", rec.Code)
 	}
 	want := f.clock.Now().Add(ttl)
-	if c := cookiesOf(rec)[SessionCookie]; c == nil || !c.Expires.Equal(want.Truncate(time.Second)) {
+	if c := cookiesOf(rec)[httpmw.SessionCookie]; c == nil || !c.Expires.Equal(want.Truncate(time.Second)) {
 		t.Errorf("renewed cookie %+v, want expiry %v", c, want)
 	}
 	if got := expiry(); !got.Equal(want) {
@@ -253,7 +254,7 @@ func TestSessionSlidingExpiry(t *testing.T) {
 	if e := decodeError(t, rec); e.Error != "Session expired" {
 		t.Errorf("expired session answered %+v", e)
 	}
-	if c := cookiesOf(rec)[SessionCookie]; c == nil || c.MaxAge >= 0 {
+	if c := cookiesOf(rec)[httpmw.SessionCookie]; c == nil || c.MaxAge >= 0 {
 		t.Errorf("a dead session's cookie was not cleared: %+v", c)
 	}
 	// The lookup pruned it.
@@ -305,7 +306,7 @@ func TestSuspendedUserSession(t *testing.T) {
 	// And no new session either.
 	rec := f.do("POST", "/api/v1/auth/login", reqOpts{body: `{"email":"ada@example.com","password":"correct horse"}`})
 	wantError(t, rec, http.StatusUnauthorized, httpapi.CodeUnauthorized)
-	if _, ok := cookiesOf(rec)[SessionCookie]; ok {
+	if _, ok := cookiesOf(rec)[httpmw.SessionCookie]; ok {
 		t.Error("a suspended user's login set a cookie")
 	}
 }
@@ -340,7 +341,7 @@ func TestListAndRevokeSessions(t *testing.T) {
 	// Revoking one of one's own: it stops at once, the others go on.
 	ck := cookieHeader(phone.Token)
 	wantError(t, f.do("DELETE", "/api/v1/auth/sessions/"+laptop.SessionID, reqOpts{headers: ck}), http.StatusForbidden, httpapi.CodeCSRFFailed)
-	if rec := f.do("DELETE", "/api/v1/auth/sessions/"+laptop.SessionID, reqOpts{headers: withHeaders(ck, CSRFHeader, phone.CSRFToken)}); rec.Code != http.StatusOK {
+	if rec := f.do("DELETE", "/api/v1/auth/sessions/"+laptop.SessionID, reqOpts{headers: withHeaders(ck, httpmw.CSRFHeader, phone.CSRFToken)}); rec.Code != http.StatusOK {
 		t.Fatalf("revoke = %d %s", rec.Code, rec.Body.String())
 	}
 	wantError(t, f.do("GET", "/api/v1/auth/me", reqOpts{token: laptop.Token}), http.StatusUnauthorized, httpapi.CodeUnauthorized)
@@ -356,7 +357,7 @@ func TestLoginRefusesCrossOriginBrowsers(t *testing.T) {
 	body := `{"email":"ada@example.com","password":"correct horse"}`
 	rec := f.do("POST", "/api/v1/auth/login", reqOpts{body: body, headers: map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}})
 	wantError(t, rec, http.StatusForbidden, httpapi.CodeCSRFFailed)
-	if _, ok := cookiesOf(rec)[SessionCookie]; ok {
+	if _, ok := cookiesOf(rec)[httpmw.SessionCookie]; ok {
 		t.Fatal("a cross-site login set a session cookie")
 	}
 	for _, h := range []map[string]string{
@@ -378,7 +379,7 @@ func TestSessionCookiesSecureBehindTLSProxy(t *testing.T) {
 	f.api.SetPublicURL("https://dev8.example.com/")
 	f.user("ada@example.com", "correct horse")
 	_, cookies := f.login("ada@example.com", "correct horse", false)
-	for _, name := range []string{SessionCookie, CSRFCookie} {
+	for _, name := range []string{httpmw.SessionCookie, httpmw.CSRFCookie} {
 		if c := cookies[name]; c == nil || !c.Secure {
 			t.Errorf("%s = %+v, want Secure", name, c)
 		}

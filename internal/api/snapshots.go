@@ -12,7 +12,9 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"dev8.dev/dev8/internal/backup"
+	"dev8.dev/dev8/internal/gateway"
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/snapshot"
 	"dev8.dev/dev8/internal/store"
 )
@@ -54,7 +56,7 @@ func (a *API) requireSnapshots() error {
 // whose lost storage is being restored, or whose supervisor cannot be
 // reached now.
 func (a *API) requireWorkspace(ctx context.Context, env store.Environment) error {
-	if err := requireRunning(env); err != nil {
+	if err := gateway.RequireRunning(env); err != nil {
 		return err
 	}
 	if err := a.requireNotRestoring(env.ID); err != nil {
@@ -65,7 +67,7 @@ func (a *API) requireWorkspace(ctx context.Context, env store.Environment) error
 	ctx, cancel := context.WithTimeout(ctx, workspaceConnectWait)
 	defer cancel()
 	if err := a.tunnels.Await(ctx, env.ID); err != nil {
-		return streamError(err)
+		return gateway.StreamError(err)
 	}
 	return nil
 }
@@ -89,7 +91,7 @@ const workspaceConnectWait = 10 * time.Second
 // createSnapshot takes a MANUAL snapshot: 202 with the PENDING record; the
 // snapshot runs in the background (GET .../snapshots/{sid} follows it).
 func (a *API) createSnapshot(w http.ResponseWriter, r *http.Request) {
-	env := environmentFrom(r.Context())
+	env := httpmw.Environment(r)
 	var body struct{}
 	if err := httpapi.DecodeJSON(r, &body, true); err != nil {
 		a.writeError(w, r, err)
@@ -121,7 +123,7 @@ func (a *API) createSnapshot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listSnapshots(w http.ResponseWriter, r *http.Request) {
-	env := environmentFrom(r.Context())
+	env := httpmw.Environment(r)
 	if err := a.requireSnapshots(); err != nil {
 		a.writeError(w, r, err)
 		return
@@ -141,7 +143,7 @@ func (a *API) listSnapshots(w http.ResponseWriter, r *http.Request) {
 // snapshotFrom loads {sid}, which must be a snapshot of the request's
 // environment.
 func (a *API) snapshotFrom(r *http.Request) (store.Backup, error) {
-	env := environmentFrom(r.Context())
+	env := httpmw.Environment(r)
 	if err := a.requireSnapshots(); err != nil {
 		return store.Backup{}, err
 	}
@@ -170,7 +172,7 @@ func (a *API) getSnapshot(w http.ResponseWriter, r *http.Request) {
 // be restored (a missing or corrupt chunk) are listed in failures, and the
 // rest is restored.
 func (a *API) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
-	env := environmentFrom(r.Context())
+	env := httpmw.Environment(r)
 	var body struct {
 		Path string `json:"path"`
 	}
@@ -201,7 +203,7 @@ func (a *API) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
 	// half restored is worse than one restored late.
 	res, err := a.backups.Restore(context.WithoutCancel(r.Context()), env, b, p)
 	if dial := (*backup.DialError)(nil); errors.As(err, &dial) {
-		err = streamError(dial.Err)
+		err = gateway.StreamError(dial.Err)
 	}
 	if err == nil && res.Error != "" {
 		err = &httpapi.Error{Status: http.StatusBadGateway, Code: httpapi.CodeUnavailable, Message: "The restore failed", Details: res.Error}
@@ -287,10 +289,6 @@ func (a *API) forkSource(ctx context.Context, caller store.User, id string) (*st
 // matches its hash. 200 with the report either way; `ok` says whether the
 // repository is intact.
 func (a *API) verifySnapshots(w http.ResponseWriter, r *http.Request) {
-	if caller := mustUser(r.Context()); caller.Role != store.RoleAdmin {
-		a.writeError(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeForbidden, Message: "Not allowed", Details: "verifying the snapshot repository is for admins"})
-		return
-	}
 	if err := a.requireSnapshots(); err != nil {
 		a.writeError(w, r, err)
 		return

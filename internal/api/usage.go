@@ -11,6 +11,7 @@ import (
 
 	"dev8.dev/dev8/internal/agentapi"
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/usage"
@@ -55,7 +56,7 @@ var errUsageUnavailable = &httpapi.Error{Status: http.StatusServiceUnavailable, 
 // ingestUsage takes a supervisor's report, {"samples":[...]}, and queues it
 // for writing: 202 once queued.
 func (a *API) ingestUsage(w http.ResponseWriter, r *http.Request) {
-	env := environmentFrom(r.Context())
+	env := httpmw.Environment(r)
 	var req agentapi.UsageReport
 	if err := httpapi.DecodeJSON(r, &req, false); err != nil {
 		a.writeError(w, r, err)
@@ -137,7 +138,7 @@ func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 // received (the boundary sample comes again). Samples reach the listing
 // within about a second of being reported.
 func (a *API) listUsage(w http.ResponseWriter, r *http.Request) {
-	env := environmentFrom(r.Context())
+	env := httpmw.Environment(r)
 	q := r.URL.Query()
 	since := a.now().Add(-defaultUsageSince)
 	if v := q.Get("since"); v != "" {
@@ -148,7 +149,7 @@ func (a *API) listUsage(w http.ResponseWriter, r *http.Request) {
 		}
 		since = t
 	}
-	limit, err := intParam(q.Get("limit"), "limit", defaultUsageLimit, 1, maxUsageLimit)
+	limit, err := httpapi.IntParam(q.Get("limit"), "limit", defaultUsageLimit, 1, maxUsageLimit)
 	if err != nil {
 		a.writeError(w, r, err)
 		return

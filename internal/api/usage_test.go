@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/usage"
 	"dev8.dev/dev8/sdk"
@@ -60,7 +61,7 @@ func (f *usageFixture) call(handler http.HandlerFunc, method, target, body strin
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req = req.WithContext(context.WithValue(req.Context(), environmentKey{}, f.env))
+	req = req.WithContext(httpmw.WithEnvironment(req.Context(), f.env))
 	rec := httptest.NewRecorder()
 	handler(rec, req)
 	return rec

@@ -11,6 +11,7 @@ import (
 
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/sdk"
 )
@@ -100,14 +101,14 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	// A login from another site's page would sign the visitor in as
 	// whoever that site likes (login CSRF). Non-browser clients send no
 	// Origin or Sec-Fetch-Site and pass.
-	if err := a.crossOrigin.Check(r); err != nil {
-		a.writeError(w, r, errCrossOrigin)
+	if err := a.cookies.CheckOrigin(r); err != nil {
+		a.writeError(w, r, err)
 		return
 	}
-	if retry, locked := a.loginLocked(r, req.Email); locked {
+	if retry, locked := a.throttles.LoginLocked(r, req.Email); locked {
 		a.log.InfoContext(r.Context(), "login throttled", "remote", r.RemoteAddr)
 		a.auditAs(r, "", "auth.login", "user", "", false, map[string]any{"email": loginEmail(req.Email), "reason": "throttled"})
-		a.writeError(w, r, errLoginThrottled(retry))
+		a.writeError(w, r, httpmw.LoginThrottled(retry))
 		return
 	}
 	user, err := a.store.GetUserByEmail(r.Context(), strings.ToLower(strings.TrimSpace(req.Email)))
@@ -119,18 +120,18 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	// the answer takes as long either way.
 	if !a.passwords.Check(user.PasswordHash, req.Password) {
 		a.log.InfoContext(r.Context(), "login failed", "remote", r.RemoteAddr)
-		a.loginFailed(r, req.Email)
+		a.throttles.LoginFailed(r, req.Email)
 		// The email tried is recorded, never the password. The object is
 		// the account when the email names one.
 		a.auditAs(r, "", "auth.login", "user", user.ID, false, map[string]any{"email": loginEmail(req.Email), "reason": "bad credentials"})
 		a.writeError(w, r, auth.ErrBadCredentials)
 		return
 	}
-	a.loginSucceeded(req.Email)
+	a.throttles.LoginSucceeded(req.Email)
 	if user.SuspendedAt != nil {
 		// The password was right, so saying why is no leak.
 		a.auditAs(r, user.ID, "auth.login", "user", user.ID, false, map[string]any{"email": user.Email, "reason": "suspended"})
-		a.writeError(w, r, errSuspended)
+		a.writeError(w, r, httpmw.ErrSuspended)
 		return
 	}
 	// A login is a session: the browser gets it as cookies, the CLI keeps
@@ -147,7 +148,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		"expires_at": sess.ExpiresAt,
 		"user":       toUserJSON(user),
 		"session_id": sess.ID,
-		"csrf_token": a.csrf.Token(sess.ID),
+		"csrf_token": a.cookies.CSRFToken(sess.ID),
 	})
 }
 
@@ -191,7 +192,7 @@ func (a *API) me(w http.ResponseWriter, r *http.Request) {
 	}
 	if s, ok := auth.SessionFrom(r.Context()); ok {
 		out["session_id"] = s.ID
-		out["csrf_token"] = a.csrf.Token(s.ID)
+		out["csrf_token"] = a.cookies.CSRFToken(s.ID)
 	}
 	httpapi.WriteJSON(w, http.StatusOK, out)
 }

@@ -16,6 +16,7 @@ import (
 
 	"dev8.dev/dev8/internal/agentapi"
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/secretbox"
 	"dev8.dev/dev8/internal/store"
 )
@@ -550,7 +551,7 @@ func (a *API) deleteGitHubToken(w http.ResponseWriter, r *http.Request) {
 // its owner's decrypted secrets. It is the only route that returns secret
 // values; every fetch that delivers something is audited.
 func (a *API) manifest(w http.ResponseWriter, r *http.Request) {
-	env := environmentFrom(r.Context())
+	env := httpmw.Environment(r)
 	st, box, err := a.secretsReady()
 	if err != nil {
 		a.writeError(w, r, err)

@@ -19,6 +19,7 @@ import (
 
 	"dev8.dev/dev8/internal/agentapi"
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/secretbox"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/sdk"
@@ -62,7 +63,7 @@ func newSecretsFixture(t *testing.T) *secretsFixture {
 	f := newHardenedFixture(t, func(c *Config) {
 		c.SecretBox = box
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		c.RateLimits = RateLimits{PrincipalRate: -1, IPRate: -1}
+		c.RateLimits = httpmw.RateLimits{PrincipalRate: -1, IPRate: -1}
 	})
 	return &secretsFixture{hardenedFixture: f, box: box, logs: logs}
 }

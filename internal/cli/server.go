@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"dev8.dev/dev8/internal/api"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/quota"
 	"dev8.dev/dev8/internal/server"
@@ -77,7 +78,7 @@ func serverOptions(s *serverSettings) []serverOption {
 			help: "PEM certificate (chain) file; with `--tls-key` the server speaks HTTPS only", doc: "then HSTS and `Secure` cookies"},
 		{flag: "tls-key", env: "DEV8_TLS_KEY", value: stringValue(&c.TLSKey, ""),
 			help: "PEM private key file for `--tls-cert`"},
-		{flag: "cors-origins", env: "DEV8_CORS_ORIGINS", value: listValue(&c.CORSOrigins, "comma-separated origins", api.ParseCORSOrigins), defaultDoc: "none",
+		{flag: "cors-origins", env: "DEV8_CORS_ORIGINS", value: listValue(&c.CORSOrigins, "comma-separated origins", httpmw.ParseCORSOrigins), defaultDoc: "none",
 			help: "comma-separated origins (`https://app.example.com`) allowed to call the API from a browser"},
 		{flag: "github-client-id", env: "DEV8_GITHUB_CLIENT_ID", value: stringValue(&c.OAuth.GitHub.ClientID, ""),
 			help: "GitHub OAuth app client id; with the secret, enables sign-in with GitHub",
@@ -95,20 +96,20 @@ func serverOptions(s *serverSettings) []serverOption {
 			help: "Google OAuth client secret; prefer the environment variable"},
 		{flag: "google-issuer", env: "DEV8_GOOGLE_ISSUER", value: urlValue(&c.OAuth.Google.Issuer), defaultDoc: "`https://accounts.google.com`",
 			help: "OpenID Connect issuer for Google sign-in"},
-		{flag: "trusted-proxies", env: "DEV8_TRUSTED_PROXIES", value: listValue(&c.TrustedProxies, "comma-separated addresses or CIDRs", api.ParseTrustedProxies),
+		{flag: "trusted-proxies", env: "DEV8_TRUSTED_PROXIES", value: listValue(&c.TrustedProxies, "comma-separated addresses or CIDRs", httpmw.ParseTrustedProxies),
 			help: "comma-separated addresses or CIDRs of reverse proxies whose `X-Forwarded-For` is believed for rate limiting",
 			doc:  "set it behind a proxy, or all clients share one rate-limit bucket"},
-		{flag: "rate-limit-ip", env: "DEV8_RATE_LIMIT_IP", value: floatValue(&rl.IPRate, api.DefaultIPRate),
+		{flag: "rate-limit-ip", env: "DEV8_RATE_LIMIT_IP", value: floatValue(&rl.IPRate, httpmw.DefaultIPRate),
 			help: "requests per second per client address, health probes exempt; 0 disables"},
-		{flag: "rate-limit-ip-burst", env: "DEV8_RATE_LIMIT_IP_BURST", value: intValue(&rl.IPBurst, api.DefaultIPBurst, 0),
+		{flag: "rate-limit-ip-burst", env: "DEV8_RATE_LIMIT_IP_BURST", value: intValue(&rl.IPBurst, httpmw.DefaultIPBurst, 0),
 			help: "requests a client address may make at once"},
-		{flag: "rate-limit-user", env: "DEV8_RATE_LIMIT_USER", value: floatValue(&rl.PrincipalRate, api.DefaultPrincipalRate),
+		{flag: "rate-limit-user", env: "DEV8_RATE_LIMIT_USER", value: floatValue(&rl.PrincipalRate, httpmw.DefaultPrincipalRate),
 			help: "API requests per second per user or workspace agent; 0 disables"},
-		{flag: "rate-limit-user-burst", env: "DEV8_RATE_LIMIT_USER_BURST", value: intValue(&rl.PrincipalBurst, api.DefaultPrincipalBurst, 0),
+		{flag: "rate-limit-user-burst", env: "DEV8_RATE_LIMIT_USER_BURST", value: intValue(&rl.PrincipalBurst, httpmw.DefaultPrincipalBurst, 0),
 			help: "requests a user or agent may make at once"},
-		{flag: "login-max-failures", env: "DEV8_LOGIN_MAX_FAILURES", value: intValue(&rl.LoginFailures, api.DefaultLoginFailures, 0),
+		{flag: "login-max-failures", env: "DEV8_LOGIN_MAX_FAILURES", value: intValue(&rl.LoginFailures, httpmw.DefaultLoginFailures, 0),
 			help: "failed logins per account before backoff (1 s doubling to 15 min); 0 disables"},
-		{flag: "login-max-failures-ip", env: "DEV8_LOGIN_MAX_FAILURES_IP", value: intValue(&rl.LoginIPFailures, api.DefaultLoginIPFailures, 0),
+		{flag: "login-max-failures-ip", env: "DEV8_LOGIN_MAX_FAILURES_IP", value: intValue(&rl.LoginIPFailures, httpmw.DefaultLoginIPFailures, 0),
 			help: "failed logins per client address before backoff; 0 disables"},
 		{flag: "token-default-lifetime", env: "DEV8_TOKEN_DEFAULT_LIFETIME", value: durationValue(&c.TokenDefaultLifetime, api.DefaultTokenLifetime),
 			help: "lifetime of an API token created without `expires_in_days`"},
@@ -162,7 +163,7 @@ func codeServerValue(dst *string) *setting[string] {
 	})
 }
 
-// disabledIfZero maps a flag's "0 turns it off" to api.RateLimits' negative
+// disabledIfZero maps a flag's "0 turns it off" to httpmw.RateLimits' negative
 // (there, zero means the default).
 func disabledIfZero[T int | float64](v T) T {
 	if v == 0 {

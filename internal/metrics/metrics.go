@@ -1,7 +1,7 @@
 // Package metrics owns Dev8's Prometheus registry: the series the server
 // exports on its admin listener, and the small hooks the other packages call
 // to feed them. Those packages do not import this one: each declares the
-// interface it calls (lifecycle.Observer, tunnel.Observer, api.RequestObserver)
+// interface it calls (lifecycle.Observer, tunnel.Observer, httpmw.RequestObserver)
 // and the server wires a *Metrics in. Every Metrics has its own registry, so
 // one process (a test) can run several servers.
 package metrics
@@ -182,7 +182,7 @@ type slogPrinter struct{ log *slog.Logger }
 
 func (p slogPrinter) Println(v ...any) { p.log.Warn("metrics: collect", "err", fmt.Sprint(v...)) }
 
-// ObserveRequest records one HTTP request (api.RequestObserver). route is
+// ObserveRequest records one HTTP request (httpmw.RequestObserver). route is
 // the router's pattern (/api/v1/environments/{id}), never the raw path;
 // empty means no route matched.
 func (m *Metrics) ObserveRequest(route, method string, status int, d time.Duration) {
@@ -190,7 +190,7 @@ func (m *Metrics) ObserveRequest(route, method string, status int, d time.Durati
 }
 
 // ObserveStream counts a request that became a stream, websocket or sse
-// (api.RequestObserver). Its duration is a session's, not a latency: it
+// (httpmw.RequestObserver). Its duration is a session's, not a latency: it
 // would drown the ordinary requests' in the histogram.
 func (m *Metrics) ObserveStream(route, kind string) {
 	m.httpStreams.WithLabelValues(routeLabel(route), kind).Inc()

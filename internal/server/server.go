@@ -23,6 +23,7 @@ import (
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/backup"
 	"dev8.dev/dev8/internal/catalog"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/metrics"
 	"dev8.dev/dev8/internal/quota"
@@ -107,7 +108,7 @@ type Config struct {
 	// takes quota.DefaultLimits (10 environments, 5 running, no budget).
 	Quotas *quota.Limits
 	// RateLimits, CORSOrigins and TrustedProxies: see api.Config.
-	RateLimits     api.RateLimits
+	RateLimits     httpmw.RateLimits
 	CORSOrigins    []string
 	TrustedProxies []netip.Prefix
 	// OAuth enables sign-in with GitHub and Google (see OAuthConfig).
@@ -157,7 +158,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	// Every line logged about a request names its id.
-	cfg.Logger = slog.New(api.LogRequestIDs(cfg.Logger.Handler()))
+	cfg.Logger = slog.New(httpmw.LogRequestIDs(cfg.Logger.Handler()))
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
 	}
@@ -189,7 +190,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	} else {
 		cfg.Logger.Info("secret key loaded", "source", string(keySource), "key_id", box.KeyID())
 	}
-	site, err := web.New(cfg.Logger)
+	site, err := web.New(cfg.Logger, api.OpenAPIDocument())
 	if err != nil {
 		return nil, fmt.Errorf("web pages: %w", err)
 	}

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"dev8.dev/dev8/internal/api"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/server"
 )
 
@@ -134,7 +134,7 @@ func TestTLS(t *testing.T) {
 			}
 			var session *http.Cookie
 			for _, c := range resp.Cookies() {
-				if c.Name == api.SessionCookie {
+				if c.Name == httpmw.SessionCookie {
 					session = c
 				}
 			}

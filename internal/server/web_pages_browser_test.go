@@ -14,7 +14,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"dev8.dev/dev8/internal/api"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/testutil/wait"
 )
@@ -394,7 +394,7 @@ func TestDashboardFirstPaint(t *testing.T) {
 	// Setting up 100 environments is 400-odd API calls in a few seconds:
 	// more than the per-user rate limit allows.
 	ts := startServer(t, "", func(c *server.Config) {
-		c.RateLimits = api.RateLimits{PrincipalRate: 10000, PrincipalBurst: 10000, IPRate: 10000, IPBurst: 10000}
+		c.RateLimits = httpmw.RateLimits{PrincipalRate: 10000, PrincipalBurst: 10000, IPRate: 10000, IPBurst: 10000}
 	})
 	adminToken, _ := ts.user("admin@example.com")
 	token, id := ts.user("many@example.com")

@@ -15,7 +15,6 @@ import (
 	"github.com/yuin/goldmark/extension"
 	"github.com/yuin/goldmark/parser"
 
-	"dev8.dev/dev8/internal/api"
 	"dev8.dev/dev8/internal/catalog"
 )
 
@@ -52,8 +51,9 @@ func renderMarkdown(src string) (template.HTML, error) {
 	return template.HTML(buf.String()), nil // goldmark escapes everything it does not render itself
 }
 
-// loadDocs renders every page once, at start.
-func loadDocs() (map[string]*docPage, []*docPage, error) {
+// loadDocs renders every page once, at start; openAPI is rendered as the
+// API reference.
+func loadDocs(openAPI []byte) (map[string]*docPage, []*docPage, error) {
 	bySlug := map[string]*docPage{}
 	var toc []*docPage
 	for _, d := range docOrder {
@@ -71,7 +71,7 @@ func loadDocs() (map[string]*docPage, []*docPage, error) {
 			return nil, nil, fmt.Errorf("docs %s: %w", d.slug, err)
 		}
 		if d.slug == "api" {
-			ref, err := renderOpenAPI(api.OpenAPIDocument())
+			ref, err := renderOpenAPI(openAPI)
 			if err != nil {
 				return nil, nil, fmt.Errorf("docs: API reference: %w", err)
 			}

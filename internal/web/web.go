@@ -23,8 +23,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
-	"dev8.dev/dev8/internal/api"
 	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/store"
 )
 
@@ -56,8 +56,10 @@ type Site struct {
 	docTOC []*docPage
 }
 
-// New parses the embedded templates.
-func New(log *slog.Logger) (*Site, error) {
+// New parses the embedded templates. openAPI is the API's OpenAPI document,
+// which the docs render as the API reference; the server hands it over so
+// that the pages need nothing of the API but its description.
+func New(log *slog.Logger, openAPI []byte) (*Site, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -92,7 +94,7 @@ func New(log *slog.Logger) (*Site, error) {
 		return nil, err
 	}
 	s.static = http.StripPrefix("/static/", http.FileServerFS(sub))
-	if s.docs, s.docTOC, err = loadDocs(); err != nil {
+	if s.docs, s.docTOC, err = loadDocs(openAPI); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -117,12 +119,12 @@ func assetsVersion() (string, error) {
 
 func (s *Site) asset(name string) string { return "/static/" + name + "?v=" + s.version }
 
-// Routes mounts the pages (api.Pages).
-func (s *Site) Routes(r chi.Router, guard api.PageGuard) {
+// Routes mounts the pages (httpmw.Pages).
+func (s *Site) Routes(r chi.Router, guard httpmw.PageGuard) {
 	// The terminal's bundle is a third of a megabyte; compressed, a quarter of that.
 	r.With(middleware.Compress(5, "text/javascript", "text/css", "image/svg+xml")).Get("/static/*", s.serveStatic)
 	r.Get("/", s.page("landing", "Cloud development environments"))
-	r.Get(api.SignInPath, s.page("signin", "Sign in"))
+	r.Get(httpmw.SignInPath, s.page("signin", "Sign in"))
 	r.Get("/signup", s.page("signup", "Create your account"))
 	r.Group(func(r chi.Router) {
 		if guard.OptionalUser != nil {
@@ -238,7 +240,7 @@ func (s *Site) newPageData(r *http.Request, name, title string) pageData {
 	return data
 }
 
-// NotFound renders the 404 page (api.Pages).
+// NotFound renders the 404 page (httpmw.Pages).
 func (s *Site) NotFound(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusNotFound, "notfound", pageData{Title: "Not found", Page: "notfound", Year: time.Now().Year(), Script: "js/notfound.js"})
 }

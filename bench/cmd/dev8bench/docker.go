@@ -18,8 +18,8 @@ import (
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/client"
 
-	"dev8.dev/dev8/internal/api"
 	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/sdk"
@@ -77,7 +77,7 @@ func dockerBench(ctx context.Context, o options) error {
 		ResyncInterval:   time.Hour,
 		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
 		BcryptCost:       auth.MinBcryptCost,
-		RateLimits:       api.RateLimits{PrincipalRate: -1, IPRate: -1},
+		RateLimits:       httpmw.RateLimits{PrincipalRate: -1, IPRate: -1},
 	})
 	if err != nil {
 		return err

@@ -15,8 +15,8 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to create the benchmark's database
 	"golang.org/x/crypto/ssh"
 
-	"dev8.dev/dev8/internal/api"
 	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/sdk"
@@ -42,7 +42,7 @@ func startServer(ctx context.Context, o options, databaseURL string, mods ...fun
 		ResyncInterval: time.Hour,
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 		BcryptCost:     auth.MinBcryptCost,
-		RateLimits:     api.RateLimits{PrincipalRate: -1, IPRate: -1},
+		RateLimits:     httpmw.RateLimits{PrincipalRate: -1, IPRate: -1},
 	}
 	for _, m := range mods {
 		m(&cfg)

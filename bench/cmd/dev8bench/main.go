@@ -78,7 +78,7 @@ func main() {
 	results.Machine = machine()
 	results.Machine.LoadAvgStart = loadAvg()
 	results.Notes = append(results.Notes,
-		"rate limits are disabled on the benchmark servers (api.RateLimits PrincipalRate/IPRate = -1, i.e. --rate-limit-user/--rate-limit-ip off); the defaults would throttle the load runs",
+		"rate limits are disabled on the benchmark servers (httpmw.RateLimits PrincipalRate/IPRate = -1, i.e. --rate-limit-user/--rate-limit-ip off); the defaults would throttle the load runs",
 		"the load generator runs in the same process as the server and shares its cores; latencies are client-side, measured from the moment a worker sends the request",
 	)
 	if o.supDur < 5*time.Minute {

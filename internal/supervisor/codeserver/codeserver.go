@@ -285,7 +285,7 @@ func (c *Server) checkHealth(ctx context.Context) bool {
 	// an idle browser tab's websocket included (checked against the real
 	// code-server). Counting it would let a forgotten tab keep a workspace
 	// running for ever; the server counts the IDE's use from the
-	// workbench's input events instead (internal/api/ideactivity.go).
+	// workbench's input events instead (internal/gateway/ideactivity.go).
 	now := time.Now().UTC()
 	c.update(func(s *agentapi.CodeServerStatus) {
 		if s.State == agentapi.CodeServerStarting {

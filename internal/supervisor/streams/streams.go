@@ -88,7 +88,7 @@ type Config struct {
 //     count.
 //   - ServiceIDE touches nothing: the workbench's traffic flows whether
 //     or not anyone is there. The server counts the IDE's use from the
-//     page's input events (internal/api/ideactivity.go).
+//     page's input events (internal/gateway/ideactivity.go).
 //
 // # Processes
 //

@@ -1,4 +1,4 @@
-package api
+package httpmw
 
 import (
 	"net/http"
@@ -23,7 +23,9 @@ type PageGuard struct {
 }
 
 // Pages is the web dashboard, served from the API's router so that it
-// shares its middleware (request ids, logging, throttles, headers).
+// shares its middleware (request ids, logging, throttles, headers). It is
+// defined here, not in the API, so that the pages need only the
+// middleware.
 type Pages interface {
 	// Routes mounts the pages.
 	Routes(r chi.Router, guard PageGuard)
@@ -34,10 +36,11 @@ type Pages interface {
 // SignInPath is where pages send a visitor who is not signed in.
 const SignInPath = "/signin"
 
-func (a *API) pageGuard(notFound http.Handler) PageGuard {
+// PageGuard is the guard for pages; notFound renders a page's 404.
+func (a *Auth) PageGuard(notFound http.Handler) PageGuard {
 	return PageGuard{
 		RequireUser: func(next http.Handler) http.Handler {
-			auth := a.authenticateMode(a.requireUser(passed(next)), csrfToken)
+			auth := a.Authenticate(a.RequireUser(passed(next)))
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				auth.ServeHTTP(&pageRefusal{ResponseWriter: w, onRefuse: func(status int) {
 					target := SignInPath + "?next=" + url.QueryEscape(r.URL.RequestURI())
@@ -46,7 +49,7 @@ func (a *API) pageGuard(notFound http.Handler) PageGuard {
 			})
 		},
 		OptionalUser: func(next http.Handler) http.Handler {
-			auth := a.authenticateMode(a.requireUser(passed(next)), csrfToken)
+			auth := a.Authenticate(a.RequireUser(passed(next)))
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if _, err := r.Cookie(SessionCookie); err != nil {
 					next.ServeHTTP(w, r) // no session: nothing to look up
@@ -58,7 +61,7 @@ func (a *API) pageGuard(notFound http.Handler) PageGuard {
 			})
 		},
 		LoadEnvironment: func(next http.Handler) http.Handler {
-			load := a.loadEnvironment(passed(next))
+			load := a.LoadEnvironment(passed(next))
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				load.ServeHTTP(&pageRefusal{ResponseWriter: w, onRefuse: func(int) {
 					notFound.ServeHTTP(w, r)

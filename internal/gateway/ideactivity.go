@@ -1,4 +1,4 @@
-package api
+package gateway
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 )
 
 // What counts as using the IDE. code-server's own heartbeat cannot say: it
@@ -29,11 +30,11 @@ var ideActivityScript []byte
 // DefaultIDEActivityInterval is how often at most a busy IDE tab reports.
 const DefaultIDEActivityInterval = time.Minute
 
-// ideActivityHeader must be on every activity report. A page on another
+// ActivityHeader must be on every activity report. A page on another
 // site cannot add a custom header to a cross-origin request without a CORS
 // preflight, which this server refuses, so the header (with the Origin
 // check) keeps other sites from reporting with a visitor's cookie.
-const ideActivityHeader = "X-Dev8-Activity"
+const ActivityHeader = "X-Dev8-Activity"
 
 // maxWorkbenchBytes bounds the workbench page the proxy rewrites; a bigger
 // one passes through untouched. code-server's is about 3 KiB.
@@ -41,26 +42,26 @@ const maxWorkbenchBytes = 1 << 20
 
 func ideActivityScriptPath(envID string) string { return "/w/" + envID + "/activity.js" }
 
-// serveIDEActivityScript serves ideactivity.js.
-func (a *API) serveIDEActivityScript(w http.ResponseWriter, r *http.Request) {
+// ActivityScript serves ideactivity.js (GET /w/{id}/activity.js).
+func (g *Gateway) ActivityScript(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 	w.Header().Set("Cache-Control", "private, max-age=3600")
 	http.ServeContent(w, r, "activity.js", time.Time{}, bytes.NewReader(ideActivityScript))
 }
 
-// ideActivity takes a report from ideactivity.js.
-func (a *API) ideActivity(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get(ideActivityHeader) == "" || !sameOrigin(r) {
-		a.writeError(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeForbidden, Message: "Not allowed", Details: "activity reports come from the IDE page of this server"})
+// IDEActivity takes a report from ideactivity.js (POST /w/{id}/activity).
+func (g *Gateway) IDEActivity(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get(ActivityHeader) == "" || !sameOrigin(r) {
+		g.writeError(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeForbidden, Message: "Not allowed", Details: "activity reports come from the IDE page of this server"})
 		return
 	}
-	env := environmentFrom(r.Context())
-	if err := requireRunning(env); err != nil {
-		a.writeError(w, r, err)
+	env := httpmw.Environment(r)
+	if err := RequireRunning(env); err != nil {
+		g.writeError(w, r, err)
 		return
 	}
-	if err := a.lifecycle.Touch(r.Context(), env.ID); err != nil {
-		a.writeError(w, r, fmt.Errorf("record IDE activity: %w", err))
+	if err := g.activity.Touch(r.Context(), env.ID); err != nil {
+		g.writeError(w, r, fmt.Errorf("record IDE activity: %w", err))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -82,12 +83,12 @@ func sameOrigin(r *http.Request) bool {
 // isWorkbenchPage reports whether the proxied request loads the workbench
 // page itself (code-server's root), not an asset or its websocket.
 func isWorkbenchPage(out *http.Request) bool {
-	return out.Method == http.MethodGet && out.URL.Path == "/" && !isWebsocketHandshake(out)
+	return out.Method == http.MethodGet && out.URL.Path == "/" && !httpmw.IsWebsocketHandshake(out)
 }
 
 // injectActivityScript adds ideactivity.js to code-server's workbench page.
 // code-server's CSP allows scripts from 'self', which this server is.
-func (a *API) injectActivityScript(resp *http.Response, envID string) error {
+func (g *Gateway) injectActivityScript(resp *http.Response, envID string) error {
 	if resp.StatusCode != http.StatusOK ||
 		!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
 		resp.Header.Get("Content-Encoding") != "" {
@@ -110,7 +111,7 @@ func (a *API) injectActivityScript(resp *http.Response, envID string) error {
 	body.Close()
 	if i := bytes.LastIndex(page, []byte("</head>")); i >= 0 {
 		tag := fmt.Sprintf(`<script src="%s" data-every="%d" defer></script>`,
-			html.EscapeString(ideActivityScriptPath(envID)), a.ideActivityInterval.Milliseconds())
+			html.EscapeString(ideActivityScriptPath(envID)), g.ideActivityInterval.Milliseconds())
 		page = append(page[:i:i], append([]byte(tag), page[i:]...)...)
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(page))
@@ -118,8 +119,8 @@ func (a *API) injectActivityScript(resp *http.Response, envID string) error {
 	resp.Header.Set("Content-Length", strconv.Itoa(len(page)))
 	// Opening the workbench is a person arriving. A failure to record it
 	// must not keep them out of their IDE: the next input reports again.
-	if err := a.lifecycle.Touch(resp.Request.Context(), envID); err != nil {
-		a.log.WarnContext(resp.Request.Context(), "record IDE activity", "environment", envID, "err", err)
+	if err := g.activity.Touch(resp.Request.Context(), envID); err != nil {
+		g.log.WarnContext(resp.Request.Context(), "record IDE activity", "environment", envID, "err", err)
 	}
 	return nil
 }

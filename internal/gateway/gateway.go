@@ -1,0 +1,70 @@
+// Package gateway is the part of the server that carries traffic to and
+// from workspaces: the tunnel endpoint supervisors dial in to, the IDE
+// reverse proxy under /w/{id}/ide/ with its activity reports, and the SSH,
+// terminal and port-forward websocket bridges. Every connection runs
+// through the tunnel registry of the server a workspace's supervisor is
+// connected to, which is why it is apart from the API: with several
+// replicas, this is what has to be routed to the right one.
+//
+// The handlers expect the routes' middleware (httpmw) to have
+// authenticated the caller and loaded {id} (httpmw.Environment).
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/tunnel"
+)
+
+// ActivityRecorder records that a person used a workspace (the lifecycle
+// manager: it postpones the auto-stop).
+type ActivityRecorder interface {
+	Touch(ctx context.Context, environmentID string) error
+}
+
+// Config configures a Gateway.
+type Config struct {
+	// Tunnels holds the supervisors' connections.
+	Tunnels *tunnel.Registry
+	// Activity records IDE use.
+	Activity ActivityRecorder
+	Logger   *slog.Logger
+	// IDEActivityInterval is how often at most an IDE tab in use reports
+	// (default DefaultIDEActivityInterval).
+	IDEActivityInterval time.Duration
+}
+
+// Gateway serves the workspace connections.
+type Gateway struct {
+	tunnels             *tunnel.Registry
+	activity            ActivityRecorder
+	log                 *slog.Logger
+	ideActivityInterval time.Duration
+	ide                 http.Handler
+}
+
+// New returns the gateway for cfg.
+func New(cfg Config) *Gateway {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.IDEActivityInterval <= 0 {
+		cfg.IDEActivityInterval = DefaultIDEActivityInterval
+	}
+	g := &Gateway{
+		tunnels:             cfg.Tunnels,
+		activity:            cfg.Activity,
+		log:                 cfg.Logger,
+		ideActivityInterval: cfg.IDEActivityInterval,
+	}
+	g.ide = g.ideProxy()
+	return g
+}
+
+func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	httpapi.WriteError(g.log, w, r, err)
+}

@@ -1,0 +1,107 @@
+package httpmw
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"dev8.dev/dev8/internal/httpapi"
+)
+
+// LimitBody caps a request's body at httpapi.MaxBodyBytes.
+func LimitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, httpapi.MaxBodyBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// EchoRequestID returns the request's id (the client's X-Request-Id, or one
+// made by middleware.RequestID) so a user's report can be matched with the
+// server's log.
+func EchoRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(middleware.RequestIDHeader, middleware.GetReqID(r.Context()))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Recover turns a handler's panic into a logged 500. http.ErrAbortHandler
+// is passed on: it is how a handler asks net/http to drop the connection.
+func Recover(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer func() {
+				if v := recover(); v != nil {
+					if v == http.ErrAbortHandler {
+						panic(v)
+					}
+					log.ErrorContext(r.Context(), "panic serving request", "panic", v, "stack", string(debug.Stack()))
+					httpapi.WriteError(log, w, r, fmt.Errorf("panic: %v", v))
+				}
+			}()
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// LogRequests logs one line per request when it is done.
+func LogRequests(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			next.ServeHTTP(ww, r)
+			log.InfoContext(r.Context(), "request",
+				"request_id", middleware.GetReqID(r.Context()),
+				"method", r.Method,
+				"path", r.URL.Path,
+				"status", ww.Status(),
+				"bytes", ww.BytesWritten(),
+				"duration", time.Since(start),
+			)
+		})
+	}
+}
+
+// RequestObserver records each request, for metrics (internal/metrics has
+// one). route is the pattern that matched (/api/v1/environments/{id}),
+// never the raw path, so its values are bounded; "" when none matched.
+type RequestObserver interface {
+	// ObserveRequest: an ordinary request was served in d.
+	ObserveRequest(route, method string, status int, d time.Duration)
+	// ObserveStream: a request became a stream, kind "websocket" or "sse";
+	// how long it lasted is a session's length, not a latency.
+	ObserveStream(route, kind string)
+}
+
+// ObserveRequests times every request and reports it to obs (nil: none)
+// with its route pattern, which chi fills in while routing, so it is read
+// after next.
+func ObserveRequests(obs RequestObserver) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if obs == nil {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			next.ServeHTTP(ww, r)
+			route := chi.RouteContext(r.Context()).RoutePattern()
+			switch {
+			case ww.Status() == http.StatusSwitchingProtocols:
+				obs.ObserveStream(route, "websocket")
+			case strings.HasPrefix(ww.Header().Get("Content-Type"), "text/event-stream"):
+				obs.ObserveStream(route, "sse")
+			default:
+				obs.ObserveRequest(route, r.Method, ww.Status(), time.Since(start))
+			}
+		})
+	}
+}
