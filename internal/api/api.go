@@ -85,7 +85,7 @@ type Config struct {
 	CORSOrigins []string
 	// AllowedImages, if not empty, restricts a create request's base_image
 	// to template names, templates' images and these patterns (see
-	// ImageAllowed).
+	// catalog.ImageAllowed).
 	AllowedImages []string
 	// SessionKey is the installation's secret that CSRF tokens and OAuth
 	// sign-in state are signed with (auth.SessionKeySize bytes; default: a
@@ -164,10 +164,10 @@ func New(cfg Config) *API {
 		cfg.TokenTTL = 30 * 24 * time.Hour
 	}
 	if cfg.TokenMaxLifetime < day {
-		cfg.TokenMaxLifetime = DefaultTokenMaxLifetime
+		cfg.TokenMaxLifetime = auth.DefaultTokenMaxLifetime
 	}
 	if cfg.TokenDefaultLifetime <= 0 {
-		cfg.TokenDefaultLifetime = min(DefaultTokenLifetime, cfg.TokenMaxLifetime)
+		cfg.TokenDefaultLifetime = min(auth.DefaultTokenLifetime, cfg.TokenMaxLifetime)
 	}
 	cfg.TokenDefaultLifetime = min(cfg.TokenDefaultLifetime, cfg.TokenMaxLifetime)
 	if cfg.Now == nil {

@@ -2,53 +2,12 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"path"
 	"strings"
 
+	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/internal/httpapi"
 )
-
-// ParseAllowedImages parses a comma-separated list of image patterns (see
-// ImageAllowed); empty means any image may be named.
-func ParseAllowedImages(list string) ([]string, error) {
-	var out []string
-	var errs []error
-	for _, p := range strings.Split(list, ",") {
-		p = strings.TrimSpace(p)
-		if p == "" {
-			continue
-		}
-		if _, err := path.Match(p, ""); err != nil {
-			errs = append(errs, fmt.Errorf("image pattern %q: %w", p, err))
-			continue
-		}
-		out = append(out, p)
-	}
-	return out, errors.Join(errs...)
-}
-
-// ImageAllowed reports whether the image reference ref matches one of
-// patterns. A pattern is a path.Match glob over the whole reference (`*`
-// stays within one '/'-separated part, so registry.example/team/* allows
-// registry.example/team/app:1 but not registry.example/team/x/app), or, when
-// it ends in "/", a prefix: registry.example/ allows everything from that
-// registry.
-func ImageAllowed(patterns []string, ref string) bool {
-	for _, p := range patterns {
-		if strings.HasSuffix(p, "/") {
-			if strings.HasPrefix(ref, p) {
-				return true
-			}
-			continue
-		}
-		if ok, _ := path.Match(p, ref); ok {
-			return true
-		}
-	}
-	return false
-}
 
 // checkBaseImage applies the operator's allow-list (Config.AllowedImages) to
 // the base_image of a create request: a template name, or the image a
@@ -66,7 +25,7 @@ func (a *API) checkBaseImage(ctx context.Context, ref string) error {
 			return nil
 		}
 	}
-	if ImageAllowed(a.allowedImages, ref) {
+	if catalog.ImageAllowed(a.allowedImages, ref) {
 		return nil
 	}
 	return httpapi.Validation(fmt.Sprintf("base_image: %q is not allowed on this server; it runs the templates' images and images matching %s (--allowed-images)",

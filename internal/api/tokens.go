@@ -23,10 +23,6 @@ const (
 	// loginTokenName names every token POST /auth/login issues. It is
 	// reserved: those tokens may share it, named tokens may not.
 	loginTokenName = "login"
-	// DefaultTokenLifetime and DefaultTokenMaxLifetime are the lifetimes of
-	// tokens made with POST /tokens when the configuration names none.
-	DefaultTokenLifetime    = 30 * 24 * time.Hour
-	DefaultTokenMaxLifetime = 365 * 24 * time.Hour
 )
 
 const day = 24 * time.Hour

@@ -2,6 +2,8 @@ package api
 
 import (
 	"testing"
+
+	"dev8.dev/dev8/internal/auth"
 )
 
 // TestOpenAPITokenAndAuditBounds keeps the document's limits for the token
@@ -15,8 +17,8 @@ func TestOpenAPITokenAndAuditBounds(t *testing.T) {
 		t.Errorf("CreateTokenRequest.name length %d..%v, want 1..%d", name.MinLength, deref(name.MaxLength), maxTokenNameLength)
 	}
 	days := req.Properties["expires_in_days"].Value
-	if days.Min == nil || *days.Min != 1 || days.Max == nil || *days.Max != float64(DefaultTokenMaxLifetime/day) {
-		t.Errorf("CreateTokenRequest.expires_in_days %v..%v, want 1..%d", deref(days.Min), deref(days.Max), DefaultTokenMaxLifetime/day)
+	if days.Min == nil || *days.Min != 1 || days.Max == nil || *days.Max != float64(auth.DefaultTokenMaxLifetime/day) {
+		t.Errorf("CreateTokenRequest.expires_in_days %v..%v, want 1..%d", deref(days.Min), deref(days.Max), auth.DefaultTokenMaxLifetime/day)
 	}
 	list := documentedOperations(doc)["GET /api/v1/audit"]
 	if list == nil {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -30,6 +31,13 @@ const (
 const (
 	MinPasswordLength = 8
 	MaxPasswordLength = 72
+)
+
+// DefaultTokenLifetime and DefaultTokenMaxLifetime are the lifetimes of API
+// tokens made with POST /tokens when the configuration names none.
+const (
+	DefaultTokenLifetime    = 30 * 24 * time.Hour
+	DefaultTokenMaxLifetime = 365 * 24 * time.Hour
 )
 
 // ErrBadCredentials is the one answer to every failed login, so that a

@@ -13,7 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"dev8.dev/dev8/internal/api"
+	"dev8.dev/dev8/internal/auth"
+	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/quota"
@@ -50,7 +51,7 @@ func serverOptions(s *serverSettings) []serverOption {
 			doc:  "the `workspace runtime:` line logged at start says which `auto` chose, and why"},
 		{flag: "template-image", env: "DEV8_TEMPLATE_IMAGES", value: newRepeatedValue(&c.TemplateImages, "template=image pairs", server.ParseTemplateImages), defaultDoc: "`dev8/<template>:latest`",
 			help: "`template=image`: the image the docker runtime runs for a template, e.g. `nodejs=registry.example/dev8/nodejs:1`; repeatable, comma-separated in the variable"},
-		{flag: "allowed-images", env: "DEV8_ALLOWED_IMAGES", value: listValue(&c.AllowedImages, "comma-separated image patterns", api.ParseAllowedImages), defaultDoc: "any image",
+		{flag: "allowed-images", env: "DEV8_ALLOWED_IMAGES", value: listValue(&c.AllowedImages, "comma-separated image patterns", catalog.ParseAllowedImages), defaultDoc: "any image",
 			help: "comma-separated image patterns a create request's `base_image` may name besides the templates (`registry.example/team/*` or a prefix ending in `/`)",
 			doc:  "`*` matches within one path part; any other image is a 400 naming the rule"},
 		{flag: "access-url", env: "DEV8_ACCESS_URL", value: urlValue(&c.AccessURL), defaultDoc: "`http://<addr>`",
@@ -111,9 +112,9 @@ func serverOptions(s *serverSettings) []serverOption {
 			help: "failed logins per account before backoff (1 s doubling to 15 min); 0 disables"},
 		{flag: "login-max-failures-ip", env: "DEV8_LOGIN_MAX_FAILURES_IP", value: intValue(&rl.LoginIPFailures, httpmw.DefaultLoginIPFailures, 0),
 			help: "failed logins per client address before backoff; 0 disables"},
-		{flag: "token-default-lifetime", env: "DEV8_TOKEN_DEFAULT_LIFETIME", value: durationValue(&c.TokenDefaultLifetime, api.DefaultTokenLifetime),
+		{flag: "token-default-lifetime", env: "DEV8_TOKEN_DEFAULT_LIFETIME", value: durationValue(&c.TokenDefaultLifetime, auth.DefaultTokenLifetime),
 			help: "lifetime of an API token created without `expires_in_days`"},
-		{flag: "token-max-lifetime", env: "DEV8_TOKEN_MAX_LIFETIME", value: durationValue(&c.TokenMaxLifetime, api.DefaultTokenMaxLifetime),
+		{flag: "token-max-lifetime", env: "DEV8_TOKEN_MAX_LIFETIME", value: durationValue(&c.TokenMaxLifetime, auth.DefaultTokenMaxLifetime),
 			help: "longest lifetime an API token may be created with; whole days count"},
 		{flag: "quota-environments", env: "DEV8_QUOTA_ENVIRONMENTS", value: intValue(&q.MaxEnvironments, q.MaxEnvironments, 0),
 			help: "environments a user may have (all but those being deleted); 0 is unlimited; an admin may override it per user",

@@ -74,7 +74,7 @@ type Config struct {
 	// catalog image (dev8/<template>:latest).
 	TemplateImages map[string]string
 	// AllowedImages, if not empty, restricts the base_image a create
-	// request may name to these patterns (see api.ImageAllowed) and the
+	// request may name to these patterns (see catalog.ImageAllowed) and the
 	// templates' images.
 	AllowedImages []string
 
@@ -336,7 +336,7 @@ func checkTokenLifetimes(def, maxLife time.Duration) error {
 		return fmt.Errorf("token maximum lifetime %s: must be at least a day (24h)", maxLife)
 	}
 	if maxLife == 0 {
-		maxLife = api.DefaultTokenMaxLifetime
+		maxLife = auth.DefaultTokenMaxLifetime
 	}
 	if def > maxLife {
 		return fmt.Errorf("token default lifetime %s is longer than the maximum %s", def, maxLife)
