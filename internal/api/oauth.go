@@ -2,19 +2,12 @@ package api
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"golang.org/x/oauth2"
@@ -41,8 +34,6 @@ const (
 	// oauthStateTTL is how long a browser has to come back from the
 	// provider.
 	oauthStateTTL = 10 * time.Minute
-	// maxNextLength bounds the path a sign-in returns to.
-	maxNextLength = 2048
 )
 
 // providerJSON is a configured provider, for the sign-in buttons.
@@ -62,64 +53,6 @@ func (a *API) listProviders(w http.ResponseWriter, r *http.Request) {
 		out = append(out, providerJSON{Name: name, DisplayName: p.DisplayName(), StartURL: oauthStartPath(name)})
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"providers": out, "password": true})
-}
-
-// oauthState is what the state cookie holds.
-type oauthState struct {
-	Provider string `json:"p"`
-	State    string `json:"s"`
-	Verifier string `json:"v"`
-	Next     string `json:"n"`
-	Expires  int64  `json:"e"` // Unix seconds
-}
-
-func (a *API) signState(st oauthState) string {
-	payload, _ := json.Marshal(st)
-	enc := base64.RawURLEncoding.EncodeToString(payload)
-	return enc + "." + base64.RawURLEncoding.EncodeToString(a.stateMAC(enc))
-}
-
-func (a *API) stateMAC(enc string) []byte {
-	h := hmac.New(sha256.New, a.oauthStateKey)
-	h.Write([]byte("dev8 oauth state v1\x00" + enc))
-	return h.Sum(nil)
-}
-
-// readState returns the cookie's state if it is genuine and not expired.
-func (a *API) readState(v string) (oauthState, bool) {
-	enc, sig, ok := strings.Cut(v, ".")
-	if !ok {
-		return oauthState{}, false
-	}
-	mac, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || !hmac.Equal(mac, a.stateMAC(enc)) {
-		return oauthState{}, false
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(enc)
-	if err != nil {
-		return oauthState{}, false
-	}
-	var st oauthState
-	if err := json.Unmarshal(payload, &st); err != nil || a.now().Unix() >= st.Expires {
-		return oauthState{}, false
-	}
-	return st, true
-}
-
-// safeNext returns next if it is a path on this server, else "/". Only an
-// absolute path without a host passes: not "//evil.example" or
-// "/\evil.example" (which browsers read as another host), not a URL.
-func safeNext(next string) string {
-	if next == "" || len(next) > maxNextLength || !strings.HasPrefix(next, "/") ||
-		strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
-		strings.ContainsAny(next, "\\\r\n\t") || !utf8.ValidString(next) {
-		return "/"
-	}
-	u, err := url.Parse(next)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") {
-		return "/"
-	}
-	return next
 }
 
 // publicURL is where people reach this server: the configured access URL,
@@ -157,14 +90,6 @@ func (a *API) oauthProvider(w http.ResponseWriter, r *http.Request) (oauth.Provi
 	return p, true
 }
 
-func randomState() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("generate state: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
 // oauthStart sends the browser to the provider, with a fresh state and a
 // PKCE challenge; the state, verifier and next path wait in a signed,
 // short-lived HttpOnly cookie scoped to the callback.
@@ -173,16 +98,16 @@ func (a *API) oauthStart(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	state, err := randomState()
+	state, err := oauth.NewStateParam()
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	st := oauthState{
+	st := oauth.State{
 		Provider: p.Name(),
 		State:    state,
 		Verifier: oauth2.GenerateVerifier(),
-		Next:     safeNext(r.URL.Query().Get("next")),
+		Next:     oauth.SafeNext(r.URL.Query().Get("next")),
 		Expires:  a.now().Add(oauthStateTTL).Unix(),
 	}
 	target, err := p.AuthCodeURL(r.Context(), a.redirectURL(r, p.Name()), st.State, st.Verifier)
@@ -193,7 +118,7 @@ func (a *API) oauthStart(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name:     oauthStateCookie,
-		Value:    a.signState(st),
+		Value:    a.oauthStates.Sign(st),
 		Path:     oauthCookiePath,
 		MaxAge:   int(oauthStateTTL / time.Second),
 		HttpOnly: true,
@@ -230,7 +155,7 @@ func (a *API) oauthCallback(w http.ResponseWriter, r *http.Request) {
 			Details: "the sign-in expired or was started in another browser; start again"})
 		return
 	}
-	st, ok := a.readState(c.Value)
+	st, ok := a.oauthStates.Open(c.Value)
 	if !ok || st.Provider != p.Name() || q.Get("state") == "" || subtle.ConstantTimeCompare([]byte(st.State), []byte(q.Get("state"))) != 1 {
 		a.auditAs(r, "", "auth.oauth_login", "user", "", false, map[string]any{"provider": p.Name(), "reason": "state mismatch"})
 		a.writeError(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeOAuthFailed, Message: "Sign-in state does not match",

@@ -17,6 +17,7 @@ import (
 	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/oauth"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
 
 // SessionStore is the persistence of browser sessions.
@@ -38,10 +39,10 @@ const (
 
 // authState is what sessions and OAuth sign-in share.
 type authState struct {
-	cookies       *httpmw.Cookies
-	oauthStateKey []byte
-	oauth         map[string]oauth.Provider
-	oauthOrder    []string // as configured, for the sign-in buttons
+	cookies     *httpmw.Cookies
+	oauthStates *oauth.StateSigner
+	oauth       map[string]oauth.Provider
+	oauthOrder  []string // as configured, for the sign-in buttons
 }
 
 // initAuth sets up sessions and OAuth from cfg. Without a SessionKey a
@@ -54,7 +55,7 @@ func (a *API) initAuth(cfg Config) {
 		rand.Read(key)
 	}
 	a.cookies = httpmw.NewCookies(key, cfg.CORSOrigins)
-	a.oauthStateKey = auth.DeriveKey(key, "oauth-state")
+	a.oauthStates = oauth.NewStateSigner(auth.DeriveKey(key, "oauth-state"), a.now)
 	a.oauth = map[string]oauth.Provider{}
 	for _, p := range cfg.OAuthProviders {
 		if _, dup := a.oauth[p.Name()]; !dup {
@@ -104,16 +105,6 @@ func truncateUTF8(s string, n int) string {
 
 func (a *API) clientIP(r *http.Request) string { return a.proxies.ClientIP(r) }
 
-type sessionJSON struct {
-	ID         string    `json:"id"`
-	CreatedAt  time.Time `json:"created_at"`
-	ExpiresAt  time.Time `json:"expires_at"`
-	LastSeenAt time.Time `json:"last_seen_at"`
-	IP         string    `json:"ip"`
-	UserAgent  string    `json:"user_agent"`
-	Current    bool      `json:"current"`
-}
-
 // listSessions lists the caller's live sessions, the one in use marked:
 // metadata only, never a secret.
 func (a *API) listSessions(w http.ResponseWriter, r *http.Request) {
@@ -124,9 +115,9 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, fmt.Errorf("list sessions: %w", err))
 		return
 	}
-	out := make([]sessionJSON, len(sessions))
+	out := make([]sdk.Session, len(sessions))
 	for i, s := range sessions {
-		out[i] = sessionJSON{ID: s.ID, CreatedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt, LastSeenAt: s.LastSeenAt,
+		out[i] = sdk.Session{ID: s.ID, CreatedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt, LastSeenAt: s.LastSeenAt,
 			IP: s.IP, UserAgent: s.UserAgent, Current: s.ID == current.ID}
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"sessions": out})

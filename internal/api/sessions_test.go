@@ -196,13 +196,13 @@ func TestLogout(t *testing.T) {
 	wantError(t, f.do("POST", "/api/v1/auth/logout", reqOpts{token: apiToken}), http.StatusBadRequest, httpapi.CodeValidation)
 }
 
-func (f *hardenedFixture) sessions(token string) []sessionJSON {
+func (f *hardenedFixture) sessions(token string) []sdk.Session {
 	f.t.Helper()
 	rec := f.do("GET", "/api/v1/auth/sessions", reqOpts{token: token})
 	if rec.Code != http.StatusOK {
 		f.t.Fatalf("GET /auth/sessions = %d %s", rec.Code, rec.Body.String())
 	}
-	var out struct{ Sessions []sessionJSON }
+	var out struct{ Sessions []sdk.Session }
 	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 		f.t.Fatal(err)
 	}

@@ -17,29 +17,16 @@ import (
 	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/snapshot"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
 
 // Snapshots of workspaces (issue 7): the handlers. The work — jobs in the
 // workspace's supervisor, the records, forks, lost-volume restores, the
 // schedule — is the backup service's (internal/backup).
 
-type backupJSON struct {
-	ID            string     `json:"id"`
-	EnvironmentID string     `json:"environment_id"`
-	Trigger       string     `json:"trigger"`
-	Status        string     `json:"status"`
-	SnapshotID    string     `json:"snapshot_id,omitempty"`
-	SizeBytes     int64      `json:"size_bytes"`
-	ChangedBytes  int64      `json:"changed_bytes"`
-	FileCount     int64      `json:"file_count"`
-	DurationMS    int64      `json:"duration_ms"`
-	Error         string     `json:"error,omitempty"`
-	CreatedAt     time.Time  `json:"created_at"`
-	CompletedAt   *time.Time `json:"completed_at,omitempty"`
-}
-
-func toBackupJSON(b store.Backup) backupJSON {
-	return backupJSON{ID: b.ID, EnvironmentID: b.EnvironmentID, Trigger: string(b.Trigger), Status: string(b.Status),
+// toBackupJSON renders b as the API shows it (the sdk's Snapshot).
+func toBackupJSON(b store.Backup) sdk.Snapshot {
+	return sdk.Snapshot{ID: b.ID, EnvironmentID: b.EnvironmentID, Trigger: string(b.Trigger), Status: string(b.Status),
 		SnapshotID: b.SnapshotID, SizeBytes: b.SizeBytes, ChangedBytes: b.ChangedBytes, FileCount: b.FileCount,
 		DurationMS: b.Duration.Milliseconds(), Error: b.Error, CreatedAt: b.CreatedAt, CompletedAt: b.CompletedAt}
 }
@@ -133,7 +120,7 @@ func (a *API) listSnapshots(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	out := make([]backupJSON, len(list))
+	out := make([]sdk.Snapshot, len(list))
 	for i, b := range list {
 		out[i] = toBackupJSON(b)
 	}

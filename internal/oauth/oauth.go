@@ -1,7 +1,7 @@
 // Package oauth signs people in with an OAuth provider (GitHub, or Google
 // through OpenID Connect): the authorization URL, with PKCE, and the code
-// exchange that ends in a verified identity. It keeps no state; the caller
-// stores the state and verifier between the two steps.
+// exchange that ends in a verified identity. It keeps no state: between the
+// two steps the browser carries it, sealed by a StateSigner (state.go).
 package oauth
 
 import (
