@@ -51,11 +51,9 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
-// newHarness runs a Manager over a real SQLite store and the in-memory
-// runtime. setup runs before the manager starts, to arrange a "crash" state.
-func newHarness(t *testing.T, setup func(h *harness)) *harness {
+// seededStore is a new SQLite store with the catalog and one user, Ada.
+func seededStore(t *testing.T, ctx context.Context) (*store.DB, store.User) {
 	t.Helper()
-	ctx := testContext(t)
 	db, err := store.Open(ctx, "", filepath.Join(t.TempDir(), "dev8.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +66,15 @@ func newHarness(t *testing.T, setup func(h *harness)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return db, user
+}
+
+// newHarness runs a Manager over a real SQLite store and the in-memory
+// runtime. setup runs before the manager starts, to arrange a "crash" state.
+func newHarness(t *testing.T, setup func(h *harness)) *harness {
+	t.Helper()
+	ctx := testContext(t)
+	db, user := seededStore(t, ctx)
 	h := &harness{t: t, ctx: ctx, db: db, rt: newMemRuntime(), clock: &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}, user: user}
 	h.m = New(Config{
 		Store:          db,

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 
-	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/internal/store"
 )
 
@@ -42,18 +40,7 @@ func (p *fakePolicy) calls() []bool {
 func TestQuotaPolicy(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
-	db, err := store.Open(ctx, "", filepath.Join(t.TempDir(), "dev8.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := catalog.Seed(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	user, err := db.CreateUser(ctx, store.User{Email: "ada@example.com", Name: "Ada"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, user := seededStore(t, ctx)
 	policy := &fakePolicy{limits: store.EnvironmentLimits{MaxEnvironments: 2, MaxActive: 1}}
 	// Never run: requests are recorded and queued, nothing provisions.
 	m := New(Config{Store: db, Runtime: newMemRuntime(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Quota: policy})
