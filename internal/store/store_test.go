@@ -13,19 +13,11 @@ import (
 
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/testutil/pgtest"
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 // engines lists what every test runs against.
 var engines = []string{"sqlite", "postgres"}
-
-// testContext is the test's context with a deadline, so a hung query fails
-// the test instead of the whole binary.
-func testContext(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // location returns Open's arguments for a fresh, empty database.
 func location(t *testing.T, engine string) (databaseURL, sqlitePath string) {
@@ -38,7 +30,7 @@ func location(t *testing.T, engine string) (databaseURL, sqlitePath string) {
 
 func openAt(t *testing.T, databaseURL, sqlitePath string) *store.DB {
 	t.Helper()
-	db, err := store.Open(testContext(t), databaseURL, sqlitePath)
+	db, err := store.Open(wait.Context(t, time.Minute), databaseURL, sqlitePath)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -62,7 +54,7 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, ctx context.Context, db *
 			if got := db.Engine(); got != engine {
 				t.Fatalf("Engine() = %q, want %q", got, engine)
 			}
-			fn(t, testContext(t), db)
+			fn(t, wait.Context(t, time.Minute), db)
 		})
 	}
 }
@@ -106,7 +98,7 @@ func checkID(t *testing.T, id, prefix string) {
 
 func TestOpenRejectsBadArguments(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	ctx := wait.Context(t, time.Minute)
 	for _, tc := range []struct{ name, url, path string }{
 		{"nothing", "", ""},
 		{"mysql url", "mysql://user:secret@localhost/db", ""},
@@ -130,7 +122,7 @@ func TestOpenTwiceKeepsDataAndSchema(t *testing.T) {
 	for _, engine := range engines {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
-			ctx := testContext(t)
+			ctx := wait.Context(t, time.Minute)
 			url, path := location(t, engine)
 
 			first, err := store.Open(ctx, url, path)

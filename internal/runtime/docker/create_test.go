@@ -5,16 +5,18 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/volume"
 
 	"dev8.dev/dev8/internal/runtime"
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 func TestContainerConfig(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, 2*time.Minute)
 	rt := newRuntime(t, func(c *Config) { c.PidsLimit = 256 })
 	spec := testSpec()
 	spec.UserID = "user-42"
@@ -90,7 +92,7 @@ func TestContainerConfig(t *testing.T) {
 
 func TestNonRootUser(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, 2*time.Minute)
 	rt := newRuntime(t, func(c *Config) { c.User = "1000:1000" })
 	inst := create(t, ctx, rt, testSpec())
 	inst, err := rt.Start(ctx, inst.EnvironmentID)
@@ -115,7 +117,7 @@ func TestNonRootUser(t *testing.T) {
 // without that user runs its workspace as root.
 func TestWorkspaceUser(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, 2*time.Minute)
 	rt := newRuntime(t, nil)
 	spec := testSpec()
 	spec.Image = userImage
@@ -170,7 +172,7 @@ func TestWorkspaceUser(t *testing.T) {
 // pointed it at; pointing it elsewhere recreates a stopped container.
 func TestImageRefs(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, 2*time.Minute)
 	rt := newRuntime(t, func(c *Config) { c.ImageRefs = map[string]string{"dev8/base": testImage} })
 	spec := testSpec()
 	spec.Image = "dev8/base"
@@ -195,7 +197,7 @@ func TestImageRefs(t *testing.T) {
 
 func TestCreateRecreatesOnSpecChange(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, 2*time.Minute)
 	rt := newRuntime(t, nil)
 	spec := testSpec()
 	first := create(t, ctx, rt, spec)
@@ -247,7 +249,7 @@ func TestCreateRecreatesOnSpecChange(t *testing.T) {
 // Create completes it over the same volume, and Delete alone also clears it.
 func TestInterruptedCreate(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, 2*time.Minute)
 	rt := newRuntime(t, nil)
 	for _, retry := range []bool{true, false} {
 		spec := testSpec()
@@ -283,7 +285,7 @@ func TestInterruptedCreate(t *testing.T) {
 // there.
 func TestHomePersists(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, 2*time.Minute)
 	rt := newRuntime(t, nil)
 	spec := testSpec()
 	spec.EnvironmentID = newID(t)
@@ -334,7 +336,7 @@ func TestHomePersists(t *testing.T) {
 func TestNewVolumeReportedAfterFailedCreate(t *testing.T) {
 	t.Parallel()
 	rt := newRuntime(t, nil)
-	ctx := testCtx(t)
+	ctx := wait.Context(t, 2*time.Minute)
 	spec := testSpec()
 	spec.EnvironmentID = newID(t)
 	cleanupObjects(t, spec.EnvironmentID)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"dev8.dev/dev8/internal/runtime"
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 // fakeRegistry speaks just enough of the registry API (GET /v2/ and the
@@ -103,7 +104,7 @@ func TestMissingImage(t *testing.T) {
 	for _, noPull := range []bool{true, false} {
 		t.Run(fmt.Sprintf("NoPull=%v", noPull), func(t *testing.T) {
 			t.Parallel()
-			ctx := testCtx(t)
+			ctx := wait.Context(t, 2*time.Minute)
 			rt := newRuntime(t, func(c *Config) { c.NoPull = noPull })
 			spec := testSpec()
 			spec.EnvironmentID = newID(t)
@@ -150,7 +151,7 @@ func TestPullTransientFailure(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ctx := testCtx(t)
+			ctx := wait.Context(t, 2*time.Minute)
 			rt := newRuntime(t, nil)
 			spec := testSpec()
 			spec.EnvironmentID = newID(t)
@@ -178,7 +179,7 @@ func TestPullTransientFailure(t *testing.T) {
 func TestConcurrentCreatesPullOnce(t *testing.T) {
 	t.Parallel()
 	needDocker(t)
-	ctx := testCtx(t)
+	ctx := wait.Context(t, 2*time.Minute)
 	reg := newFakeRegistry(t)
 	rt := newRuntime(t, nil)
 	t.Cleanup(func() { _ = rt.Close() })

@@ -16,6 +16,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 
 	"dev8.dev/dev8/internal/runtime"
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 // TestStopRightAfterStart: a Stop that comes while the supervisor (PID 1)
@@ -23,7 +24,7 @@ import (
 // (exit code 0, no reason), not by SIGKILL at the timeout.
 func TestStopRightAfterStart(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, 2*time.Minute)
 	rt := newRuntime(t, nil)
 	inst := create(t, ctx, rt, testSpec())
 	for range 3 {
@@ -44,7 +45,7 @@ func TestStopRightAfterStart(t *testing.T) {
 
 func TestStopKeepsVolumeDeleteRemovesAll(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, 2*time.Minute)
 	rt := newRuntime(t, nil)
 	inst := create(t, ctx, rt, testSpec())
 	id, name := inst.EnvironmentID, ObjectName(inst.EnvironmentID)
@@ -69,7 +70,7 @@ func TestStopKeepsVolumeDeleteRemovesAll(t *testing.T) {
 
 func TestExitOnItsOwn(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, 2*time.Minute)
 	rt := newRuntime(t, nil)
 	inst := create(t, ctx, rt, testSpec())
 	id := inst.EnvironmentID
@@ -119,7 +120,7 @@ func TestExitOnItsOwn(t *testing.T) {
 
 func TestSupervisorFailsAtStart(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, 2*time.Minute)
 	// The supervisor refuses it. Through the operator's ExtraEnv: a
 	// workspace's own Spec.Env cannot configure the supervisor
 	// (agentapi.Launch drops its DEV8_* keys).
@@ -146,7 +147,7 @@ func TestSupervisorFailsAtStart(t *testing.T) {
 
 func TestStartRecopiesMissingSupervisor(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, 2*time.Minute)
 	rt := newRuntime(t, nil)
 	spec := testSpec()
 	spec.EnvironmentID = newID(t)
@@ -182,7 +183,7 @@ func TestAgentReachable(t *testing.T) {
 	t.Parallel()
 	needDocker(t)
 	gateway := ""
-	if nw, err := cli.NetworkInspect(testCtx(t), "bridge", network.InspectOptions{}); err == nil && len(nw.IPAM.Config) > 0 {
+	if nw, err := cli.NetworkInspect(wait.Context(t, 2*time.Minute), "bridge", network.InspectOptions{}); err == nil && len(nw.IPAM.Config) > 0 {
 		gateway = nw.IPAM.Config[0].Gateway
 	}
 	if gateway == "" { // 20.10 does not always record it: the bridge's own address
@@ -206,7 +207,7 @@ func TestAgentReachable(t *testing.T) {
 			if gateway == "" && tc.mode == "bridge" {
 				t.Skip("the engine has no bridge network with a gateway")
 			}
-			ctx := testCtx(t)
+			ctx := wait.Context(t, 2*time.Minute)
 			ln, err := net.Listen("tcp", tc.listen)
 			if err != nil {
 				t.Fatal(err)
@@ -248,7 +249,7 @@ func TestAgentReachable(t *testing.T) {
 
 func TestNotifyExits(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, 2*time.Minute)
 	rt := newRuntime(t, nil)
 	t.Cleanup(func() { _ = rt.Close() })
 	ch := make(chan string, 16)
@@ -294,7 +295,7 @@ func TestNotifyExits(t *testing.T) {
 // a restart removes what it lists as orphans).
 func TestInstallationsDoNotMeet(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := wait.Context(t, 2*time.Minute)
 	mine := newRuntime(t, nil)
 	theirs := newRuntime(t, func(c *Config) { c.Installation = testInstallation + "-other" })
 	spec := testSpec()
