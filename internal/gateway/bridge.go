@@ -143,8 +143,17 @@ func (g *Gateway) Terminal(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, stop := context.WithCancel(r.Context())
 	defer stop()
-	// Terminal output → the browser, as binary messages.
+	// Terminal output → the browser, as binary messages. The handler does
+	// not return before this goroutine has: closing the stream ends its
+	// Read.
+	done := make(chan struct{})
+	defer func() {
+		stop()
+		stream.Close()
+		<-done
+	}()
 	go func() {
+		defer close(done)
 		defer stop()
 		buf := make([]byte, 32<<10)
 		for {
