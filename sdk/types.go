@@ -100,31 +100,42 @@ func nullIfEmpty(s string) *string {
 	return &s
 }
 
-// CreateEnvironmentRequest is the body of POST /environments. Zero values
-// are left out, so the server applies its defaults: sizes come from the
-// request, then the instance type, then the template.
+// CreateEnvironmentRequest is the body of POST /environments; the server
+// decodes this type. Fields left out (zero strings, nil pointers) take the
+// server's defaults: sizes come from the request, then the instance type,
+// then the template. An explicit size of 0 is refused.
 type CreateEnvironmentRequest struct {
 	// Name is required: a DNS label (1–63 lower-case letters, digits, '-'),
 	// unique among the user's live environments.
 	Name string `json:"name"`
 	// TemplateName defaults to "base" on the server.
 	TemplateName string `json:"template_name,omitempty"`
+	// Template is an older name for TemplateName; when both are sent they
+	// must agree.
+	Template     string `json:"template,omitempty"`
 	InstanceType string `json:"instance_type,omitempty"`
 	// BaseImage overrides the template's image.
 	BaseImage string `json:"base_image,omitempty"`
-	CPUCores  int    `json:"cpu_cores,omitempty"`  // 1–16
-	MemoryGB  int    `json:"memory_gb,omitempty"`  // 1–64
-	StorageGB int    `json:"storage_gb,omitempty"` // 1–500
+	CPUCores  *int   `json:"cpu_cores,omitempty"`  // 1–16
+	MemoryGB  *int   `json:"memory_gb,omitempty"`  // 1–64
+	StorageGB *int   `json:"storage_gb,omitempty"` // 1–500
 	// CloudProvider, if set, must be the server's runtime.
 	CloudProvider        string            `json:"cloud_provider,omitempty"`
 	CloudRegion          string            `json:"cloud_region,omitempty"`
 	EnvironmentVariables map[string]string `json:"environment_variables,omitempty"`
 	Ports                []Port            `json:"ports,omitempty"`
-	// AutoStopMinutes: nil takes the server's default (30); 0 never stops.
+	// AutoStopMinutes: nil takes the user's or the server's default; 0
+	// never stops.
 	AutoStopMinutes *int `json:"auto_stop_minutes,omitempty"`
 	// UserID creates the environment for another user (admins only).
 	UserID string `json:"user_id,omitempty"`
+	// FromSnapshot forks one of the caller's snapshots (its id): the new
+	// environment starts with that snapshot's files.
+	FromSnapshot string `json:"from_snapshot,omitempty"`
 }
+
+// Int returns a pointer to v, for the optional sizes of a request.
+func Int(v int) *int { return &v }
 
 // ActionResult answers start, stop and delete: the request is recorded and
 // the work goes on in the background; Status says where it stands.

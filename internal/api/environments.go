@@ -57,6 +57,18 @@ func (a *API) toEnvironmentJSON(e store.Environment) sdk.Environment {
 	}
 }
 
+// fromPorts is a request's ports as the lifecycle takes them.
+func fromPorts(ports []sdk.Port) []store.Port {
+	if ports == nil {
+		return nil
+	}
+	out := make([]store.Port, len(ports))
+	for i, p := range ports {
+		out[i] = store.Port{Port: p.Port, Protocol: p.Protocol}
+	}
+	return out
+}
+
 // toPorts renders ports; never null.
 func toPorts(ports []store.Port) []sdk.Port {
 	out := make([]sdk.Port, len(ports))
@@ -64,26 +76,6 @@ func toPorts(ports []store.Port) []sdk.Port {
 		out[i] = sdk.Port{Port: p.Port, Protocol: p.Protocol}
 	}
 	return out
-}
-
-// createRequest is the seed's create body. Pointers tell "absent" from zero.
-type createRequest struct {
-	UserID               string            `json:"user_id"`
-	Name                 string            `json:"name"`
-	TemplateName         string            `json:"template_name"`
-	Template             string            `json:"template"`
-	InstanceType         string            `json:"instance_type"`
-	BaseImage            string            `json:"base_image"`
-	CPUCores             *int              `json:"cpu_cores"`
-	MemoryGB             *int              `json:"memory_gb"`
-	StorageGB            *int              `json:"storage_gb"`
-	CloudProvider        string            `json:"cloud_provider"`
-	CloudRegion          string            `json:"cloud_region"`
-	EnvironmentVariables map[string]string `json:"environment_variables"`
-	Ports                []store.Port      `json:"ports"`
-	AutoStopMinutes      *int              `json:"auto_stop_minutes"`
-	// FromSnapshot forks one of the caller's snapshots (snapshots.go).
-	FromSnapshot string `json:"from_snapshot"`
 }
 
 // explicitSize rejects an explicit zero or negative size: leaving the field
@@ -100,7 +92,7 @@ func explicitSize(field string, v *int) (int, error) {
 
 func (a *API) createEnvironment(w http.ResponseWriter, r *http.Request) {
 	caller := mustUser(r.Context())
-	var req createRequest
+	var req sdk.CreateEnvironmentRequest
 	if err := httpapi.DecodeJSON(r, &req, false); err != nil {
 		a.writeError(w, r, err)
 		return
@@ -132,7 +124,7 @@ func (a *API) createEnvironment(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (a *API) createParams(r *http.Request, caller store.User, req createRequest) (lifecycle.CreateParams, error) {
+func (a *API) createParams(r *http.Request, caller store.User, req sdk.CreateEnvironmentRequest) (lifecycle.CreateParams, error) {
 	p := lifecycle.CreateParams{
 		UserID:               caller.ID,
 		Name:                 req.Name,
@@ -141,7 +133,7 @@ func (a *API) createParams(r *http.Request, caller store.User, req createRequest
 		BaseImage:            req.BaseImage,
 		CloudRegion:          req.CloudRegion,
 		EnvironmentVariables: req.EnvironmentVariables,
-		Ports:                req.Ports,
+		Ports:                fromPorts(req.Ports),
 		AutoStopMinutes:      req.AutoStopMinutes,
 	}
 	if err := a.checkBaseImage(r.Context(), req.BaseImage); err != nil {

@@ -67,12 +67,13 @@ func printEnvironments(w io.Writer, envs []sdk.Environment, now time.Time) error
 
 func newCreateCommand() *cobra.Command {
 	var (
-		flags    clientFlags
-		wait     waitFlags
-		req      sdk.CreateEnvironmentRequest
-		autoStop string
-		envVars  []string
-		ports    []string
+		flags                clientFlags
+		wait                 waitFlags
+		req                  sdk.CreateEnvironmentRequest
+		cpu, memory, storage int
+		autoStop             string
+		envVars              []string
+		ports                []string
 	)
 	cmd := &cobra.Command{
 		Use:   "create <name>",
@@ -96,6 +97,16 @@ The name is a DNS label: 1-63 lower-case letters, digits and '-'.`,
 					return err
 				}
 				req.AutoStopMinutes = &m
+			}
+			// A size is sent only when its flag was given: the server
+			// refuses an explicit 0 rather than taking the default.
+			for name, size := range map[string]struct {
+				v   int
+				dst **int
+			}{"cpu": {cpu, &req.CPUCores}, "memory": {memory, &req.MemoryGB}, "storage": {storage, &req.StorageGB}} {
+				if cmd.Flags().Changed(name) {
+					*size.dst = sdk.Int(size.v)
+				}
 			}
 			for _, kv := range envVars {
 				k, v, ok := strings.Cut(kv, "=")
@@ -141,9 +152,9 @@ The name is a DNS label: 1-63 lower-case letters, digits and '-'.`,
 	f := cmd.Flags()
 	f.StringVar(&req.TemplateName, "template", "", "template (see the templates API; server default: base)")
 	f.StringVar(&req.InstanceType, "instance-type", "", "instance type: lightweight, balanced, compute, memory, ...")
-	f.IntVar(&req.CPUCores, "cpu", 0, "vCPUs (1-16)")
-	f.IntVar(&req.MemoryGB, "memory", 0, "memory in GB (1-64)")
-	f.IntVar(&req.StorageGB, "storage", 0, "storage in GB (1-500)")
+	f.IntVar(&cpu, "cpu", 0, "vCPUs (1-16)")
+	f.IntVar(&memory, "memory", 0, "memory in GB (1-64)")
+	f.IntVar(&storage, "storage", 0, "storage in GB (1-500)")
 	f.StringVar(&req.BaseImage, "image", "", "image overriding the template's")
 	f.StringVar(&autoStop, "auto-stop", "", "stop after this long idle: minutes or a duration such as 2h; 0 or never disables (server default: 30m)")
 	f.StringArrayVarP(&envVars, "env", "e", nil, "environment variable NAME=VALUE (repeatable)")
