@@ -103,6 +103,11 @@ func (p *pageTest) signIn(base, email, password string) {
 		chromedp.Click(chromedp.CSS(`#signin-form button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS("#signout")),
 		waitFor(`location.pathname === "/dashboard"`),
+		// The next step clicks in this page: it must be the one chromedp
+		// holds the nodes of, fully loaded (a click on a node of a document
+		// still being replaced fails with "Could not find node").
+		waitFor(`document.readyState === "complete"`),
+		chromedp.WaitVisible(chromedp.CSS(".topbar a.me")),
 	)
 }
 
