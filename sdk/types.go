@@ -124,6 +124,9 @@ type CreateEnvironmentRequest struct {
 	AutoStopMinutes *int `json:"auto_stop_minutes,omitempty"`
 	// UserID creates the environment for another user (admins only).
 	UserID string `json:"user_id,omitempty"`
+	// FromSnapshot forks: the new environment's workspace starts as this
+	// COMPLETED snapshot (one of the caller's) holds it.
+	FromSnapshot string `json:"from_snapshot,omitempty"`
 }
 
 // ActionResult answers start, stop and delete: the request is recorded and

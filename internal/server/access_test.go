@@ -20,6 +20,7 @@ import (
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/testutil/wait"
+	"dev8.dev/dev8/sdk"
 )
 
 // dialWS opens one of the environment's websocket endpoints as its owner.
@@ -62,8 +63,8 @@ func TestWorkspaceAccess(t *testing.T) {
 	ts := startServer(t, "", nil)
 	token, _ := ts.user("ada@example.com")
 	otherToken, _ := ts.user("bob@example.com")
-	env := ts.create(token, map[string]any{"name": "reach"})
-	ts.waitStatus(token, env.ID, "RUNNING")
+	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "reach"})
+	ts.waitStatus(token, env.ID, sdk.StatusRunning)
 	dir := ts.workspaceDir(env.ID)
 
 	t.Run("ssh exec", func(t *testing.T) {
@@ -169,8 +170,8 @@ func TestWorkspaceAccess(t *testing.T) {
 
 	t.Run("agent token is confined to its environment", func(t *testing.T) {
 		agentToken := ts.agentToken(env.ID)
-		other := ts.create(otherToken, map[string]any{"name": "bobs"})
-		var e errJSON
+		other := ts.create(otherToken, sdk.CreateEnvironmentRequest{Name: "bobs"})
+		var e sdk.ErrorResponse
 		if code := ts.call("POST", "/api/v1/environments/"+other.ID+"/activity", agentToken, nil, &e); code != http.StatusNotFound {
 			t.Fatalf("agent reporting for another environment = %d %+v, want 404", code, e)
 		}
@@ -198,10 +199,10 @@ func TestWorkspaceAccess(t *testing.T) {
 	})
 
 	t.Run("not running", func(t *testing.T) {
-		stopped := ts.create(token, map[string]any{"name": "napping"})
-		ts.waitStatus(token, stopped.ID, "RUNNING")
-		ts.call("POST", "/api/v1/environments/"+stopped.ID+"/stop", token, nil, nil)
-		ts.waitStatus(token, stopped.ID, "STOPPED")
+		stopped := ts.create(token, sdk.CreateEnvironmentRequest{Name: "napping"})
+		ts.waitStatus(token, stopped.ID, sdk.StatusRunning)
+		ts.stopEnv(token, stopped.ID)
+		ts.waitStatus(token, stopped.ID, sdk.StatusStopped)
 		if _, resp, err := ts.dialWS(t, token, "/api/v1/environments/"+stopped.ID+"/ssh"); err == nil || resp.StatusCode != http.StatusConflict {
 			t.Fatalf("ssh to a stopped environment: %v, want 409", err)
 		}
@@ -227,8 +228,8 @@ func TestSupervisorReconnects(t *testing.T) {
 	ln.Close()
 	first := startServerAt(t, dataDir, addr)
 	token, _ := first.user("ada@example.com")
-	env := first.create(token, map[string]any{"name": "survivor"})
-	first.waitStatus(token, env.ID, "RUNNING")
+	env := first.create(token, sdk.CreateEnvironmentRequest{Name: "survivor"})
+	first.waitStatus(token, env.ID, sdk.StatusRunning)
 	first.sshRun(t, token, env.ID, "echo one")
 	first.stop()
 
@@ -268,10 +269,10 @@ func TestIdleRule(t *testing.T) {
 		c.SupervisorEnv = append(c.SupervisorEnv, "DEV8_ACTIVITY_INTERVAL=20ms")
 	})
 	token, _ := ts.user("ada@example.com")
-	typing := ts.create(token, map[string]any{"name": "typing", "auto_stop_minutes": 1})
-	idle := ts.create(token, map[string]any{"name": "idle-ssh", "auto_stop_minutes": 1})
-	ts.waitStatus(token, typing.ID, "RUNNING")
-	ts.waitStatus(token, idle.ID, "RUNNING")
+	typing := ts.create(token, sdk.CreateEnvironmentRequest{Name: "typing", AutoStopMinutes: minutes(1)})
+	idle := ts.create(token, sdk.CreateEnvironmentRequest{Name: "idle-ssh", AutoStopMinutes: minutes(1)})
+	ts.waitStatus(token, typing.ID, sdk.StatusRunning)
+	ts.waitStatus(token, idle.ID, sdk.StatusRunning)
 
 	// An open, idle interactive SSH shell.
 	client := ts.sshClient(t, token, idle.ID)
@@ -323,9 +324,9 @@ func TestIdleRule(t *testing.T) {
 	}
 	// 80 s have passed: the idle SSH workspace is stopped, the typed-in one
 	// is not.
-	stopped := ts.waitStatus(token, idle.ID, "STOPPED")
-	if stopped.StatusReason == nil || !strings.Contains(*stopped.StatusReason, "without activity") {
-		t.Fatalf("reason = %v", stopped.StatusReason)
+	stopped := ts.waitStatus(token, idle.ID, sdk.StatusStopped)
+	if !strings.Contains(stopped.StatusReason, "without activity") {
+		t.Fatalf("reason = %q", stopped.StatusReason)
 	}
 	if _, err := ts.srv.Manager.Reap(ts.ctx); err != nil {
 		t.Fatal(err)
@@ -344,8 +345,8 @@ func TestUsage(t *testing.T) {
 	})
 	token, _ := ts.user("ada@example.com")
 	otherToken, _ := ts.user("bob@example.com")
-	env := ts.create(token, map[string]any{"name": "measured"})
-	ts.waitStatus(token, env.ID, "RUNNING")
+	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "measured"})
+	ts.waitStatus(token, env.ID, sdk.StatusRunning)
 
 	type row struct {
 		Timestamp       time.Time `json:"timestamp"`
@@ -419,10 +420,10 @@ func TestBrowserTerminalAuth(t *testing.T) {
 	if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode {
 		t.Fatalf("login set no HttpOnly SameSite=Lax session cookie: %+v", cookie)
 	}
-	var created struct{ Environment envJSON }
+	var created struct{ Environment sdk.Environment }
 	ts.call("POST", "/api/v1/environments", cookieToken(cookie), map[string]any{"name": "web"}, &created)
 	env := created.Environment
-	ts.waitStatus(cookieToken(cookie), env.ID, "RUNNING")
+	ts.waitStatus(cookieToken(cookie), env.ID, sdk.StatusRunning)
 
 	path := "/api/v1/environments/" + env.ID + "/pty?reconnect=browser"
 	dial := func(origin string) (*http.Response, error) {

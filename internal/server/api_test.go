@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
 
 func TestAuthorization(t *testing.T) {
@@ -30,15 +31,15 @@ func TestAuthorization(t *testing.T) {
 				t.Fatalf("second user role = %s", me.User.Role)
 			}
 
-			env := ts.create(ownerToken, map[string]any{"name": "mine"})
-			ts.waitStatus(ownerToken, env.ID, "RUNNING")
+			env := ts.create(ownerToken, sdk.CreateEnvironmentRequest{Name: "mine"})
+			ts.waitStatus(ownerToken, env.ID, sdk.StatusRunning)
 			base := "/api/v1/environments/" + env.ID
 
 			routes := []struct{ method, path string }{
 				{"GET", base}, {"DELETE", base}, {"POST", base + "/start"}, {"POST", base + "/stop"}, {"POST", base + "/activity"},
 			}
 			for _, r := range routes {
-				var e errJSON
+				var e sdk.ErrorResponse
 				if code := ts.call(r.method, r.path, otherToken, nil, &e); code != http.StatusNotFound || e.Code != "NOT_FOUND" {
 					t.Errorf("other user %s %s = %d %+v, want 404", r.method, r.path, code, e)
 				}
@@ -54,13 +55,13 @@ func TestAuthorization(t *testing.T) {
 					t.Errorf("anonymous GET %s = %d, want 401", path, code)
 				}
 			}
-			if got := ts.waitStatus(ownerToken, env.ID, "RUNNING"); got.Status != "RUNNING" {
+			if got := ts.waitStatus(ownerToken, env.ID, sdk.StatusRunning); got.Status != "RUNNING" {
 				t.Fatal("another user's requests changed the environment")
 			}
 
 			var list struct {
-				Environments []envJSON `json:"environments"`
-				Total        int       `json:"total"`
+				Environments []sdk.Environment `json:"environments"`
+				Total        int               `json:"total"`
 			}
 			ts.call("GET", "/api/v1/environments", otherToken, nil, &list)
 			if list.Total != 0 {
@@ -78,14 +79,14 @@ func TestAuthorization(t *testing.T) {
 			}
 
 			// user_id in a create body.
-			var e errJSON
+			var e sdk.ErrorResponse
 			if code := ts.call("POST", "/api/v1/environments", otherToken, map[string]any{"name": "x", "user_id": ownerID}, &e); code != http.StatusForbidden || e.Code != "FORBIDDEN" {
 				t.Fatalf("member creating for another = %d %+v", code, e)
 			}
 			if code := ts.call("POST", "/api/v1/environments", adminToken, map[string]any{"name": "x", "user_id": "usr_nobody"}, &e); code != http.StatusBadRequest {
 				t.Fatalf("admin creating for unknown user = %d %+v", code, e)
 			}
-			onBehalf := ts.create(adminToken, map[string]any{"name": "for-owner", "user_id": ownerID})
+			onBehalf := ts.create(adminToken, sdk.CreateEnvironmentRequest{Name: "for-owner", UserID: ownerID})
 			if onBehalf.UserID != ownerID {
 				t.Fatalf("admin create on behalf: user_id = %s", onBehalf.UserID)
 			}
@@ -100,8 +101,8 @@ func TestBadInput(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "", nil)
 	token, _ := ts.user("ada@example.com")
-	existing := ts.create(token, map[string]any{"name": "taken"})
-	ts.waitStatus(token, existing.ID, "RUNNING")
+	existing := ts.create(token, sdk.CreateEnvironmentRequest{Name: "taken"})
+	ts.waitStatus(token, existing.ID, sdk.StatusRunning)
 
 	big := `{"name":"big","environment_variables":{"X":"` + strings.Repeat("a", 1<<20) + `"}}`
 	tests := []struct {
@@ -141,7 +142,7 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var e errJSON
+			var e sdk.ErrorResponse
 			code := ts.call(tt.method, tt.path, token, tt.body, &e)
 			if code != tt.status || e.Code != tt.code || e.Error == "" {
 				t.Fatalf("%s %s = %d %+v, want %d %s", tt.method, tt.path, code, e, tt.status, tt.code)
@@ -180,7 +181,7 @@ func TestBadInput(t *testing.T) {
 			{"/api/v1/auth/login", `{"email":"ada@example.com"}`, 400, "VALIDATION_ERROR"},
 		}
 		for _, c := range cases {
-			var e errJSON
+			var e sdk.ErrorResponse
 			if code := ts.call("POST", c.path, "", c.body, &e); code != c.status || e.Code != c.code {
 				t.Errorf("POST %s %s = %d %+v, want %d %s", c.path, c.body, code, e, c.status, c.code)
 			}
@@ -202,11 +203,11 @@ func TestIdleReaper(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "", nil)
 	token, _ := ts.user("ada@example.com")
-	idle := ts.create(token, map[string]any{"name": "idle", "auto_stop_minutes": 1})
-	busy := ts.create(token, map[string]any{"name": "busy", "auto_stop_minutes": 1})
-	never := ts.create(token, map[string]any{"name": "never", "auto_stop_minutes": 0})
-	for _, e := range []envJSON{idle, busy, never} {
-		ts.waitStatus(token, e.ID, "RUNNING")
+	idle := ts.create(token, sdk.CreateEnvironmentRequest{Name: "idle", AutoStopMinutes: minutes(1)})
+	busy := ts.create(token, sdk.CreateEnvironmentRequest{Name: "busy", AutoStopMinutes: minutes(1)})
+	never := ts.create(token, sdk.CreateEnvironmentRequest{Name: "never", AutoStopMinutes: minutes(0)})
+	for _, e := range []sdk.Environment{idle, busy, never} {
+		ts.waitStatus(token, e.ID, sdk.StatusRunning)
 	}
 
 	// Hold the reaper's view of time still while both get their last word in:
@@ -217,9 +218,9 @@ func TestIdleReaper(t *testing.T) {
 	}
 	ts.clock.Advance(20 * time.Second) // idle: 70 s quiet; busy: 20 s
 
-	stopped := ts.waitStatus(token, idle.ID, "STOPPED")
-	if stopped.StatusReason == nil || !strings.Contains(*stopped.StatusReason, "without activity") {
-		t.Fatalf("idle stop reason = %v", stopped.StatusReason)
+	stopped := ts.waitStatus(token, idle.ID, sdk.StatusStopped)
+	if !strings.Contains(stopped.StatusReason, "without activity") {
+		t.Fatalf("idle stop reason = %q", stopped.StatusReason)
 	}
 	// The reaper has run (it stopped idle); let it sweep a few more times and
 	// check the others were spared.
@@ -228,7 +229,7 @@ func TestIdleReaper(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, e := range []envJSON{busy, never} {
+	for _, e := range []sdk.Environment{busy, never} {
 		env, err := ts.srv.Store.GetEnvironment(ts.ctx, e.ID)
 		if err != nil || env.Status != store.StatusRunning {
 			t.Fatalf("%s: %s (%v), want RUNNING", e.Name, env.Status, err)
@@ -247,7 +248,7 @@ func TestConcurrentCreates(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var out struct{ Environment envJSON }
+			var out struct{ Environment sdk.Environment }
 			if code := ts.call("POST", "/api/v1/environments", token, map[string]any{"name": "same-name"}, &out); code == http.StatusCreated {
 				ids[i] = out.Environment.ID
 			}
@@ -258,7 +259,7 @@ func TestConcurrentCreates(t *testing.T) {
 	for _, id := range ids {
 		if id != "" {
 			created++
-			ts.waitStatus(token, id, "RUNNING")
+			ts.waitStatus(token, id, sdk.StatusRunning)
 		}
 	}
 	if created != 1 {

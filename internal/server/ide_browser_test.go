@@ -16,6 +16,7 @@ import (
 
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/testutil/wait"
+	"dev8.dev/dev8/sdk"
 )
 
 // chromium finds a Chromium to drive, or skips (fails under CI).
@@ -88,8 +89,8 @@ func TestIDEActivity(t *testing.T) {
 	tab := browser(t, context.Background())
 	token, _ := ts.user("ada@example.com")
 	otherToken, _ := ts.user("mallory@example.com")
-	env := ts.create(token, map[string]any{"name": "ide", "template_name": "nodejs", "auto_stop_minutes": 60})
-	env = ts.waitStatus(token, env.ID, "RUNNING")
+	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "ide", TemplateName: "nodejs", AutoStopMinutes: minutes(60)})
+	env = ts.waitStatus(token, env.ID, sdk.StatusRunning)
 	checkIDE(t, ts, env, token, otherToken)
 
 	// The report endpoint takes only the IDE page's own reports.
@@ -152,7 +153,7 @@ func TestIDEActivity(t *testing.T) {
 	tctx, cancel := context.WithTimeout(tab, 2*time.Minute)
 	defer cancel()
 	if err := chromedp.Do(tctx,
-		chromedp.Navigate(*env.VSCodeURL),
+		chromedp.Navigate(env.VSCodeURL),
 		chromedp.WaitVisible(chromedp.CSS(`.monaco-workbench`)),
 	); err != nil {
 		t.Fatalf("open the workbench: %v", err)
@@ -182,7 +183,7 @@ func TestIDEActivity(t *testing.T) {
 	// The page was not broken by the script: code-server's own CSP is kept
 	// beside the proxy's frame-ancestors policy.
 	var csp []string
-	req, _ := http.NewRequestWithContext(ts.ctx, "GET", *env.VSCodeURL, nil)
+	req, _ := http.NewRequestWithContext(ts.ctx, "GET", env.VSCodeURL, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"dev8.dev/dev8/internal/server"
+	"dev8.dev/dev8/sdk"
 )
 
 // TestAllowedImages: with --allowed-images set, base_image may be a
@@ -20,17 +21,17 @@ func TestAllowedImages(t *testing.T) {
 	})
 	token, _ := ts.user("ada@example.com")
 	for i, image := range []string{"nodejs", "dev8/python", "registry.example/dev8/nodejs:1", "registry.example/team/app:2", "mirror.example/any/depth/image:3"} {
-		env := ts.create(token, map[string]any{"name": "ok-" + string(rune('a'+i)), "base_image": image})
-		ts.waitStatus(token, env.ID, "RUNNING")
+		env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "ok-" + string(rune('a'+i)), BaseImage: image})
+		ts.waitStatus(token, env.ID, sdk.StatusRunning)
 	}
 	for _, image := range []string{"evil.example/team/app:1", "registry.example/team/nested/app:1", "registry.example/dev8/nodejs:2"} {
-		var e errJSON
+		var e sdk.ErrorResponse
 		if code := ts.call("POST", "/api/v1/environments", token, map[string]any{"name": "refused", "base_image": image}, &e); code != http.StatusBadRequest ||
 			e.Code != "VALIDATION_ERROR" || !strings.Contains(e.Details, image) || !strings.Contains(e.Details, "registry.example/team/*") || !strings.Contains(e.Details, "--allowed-images") {
 			t.Errorf("base_image %s: %d %+v", image, code, e)
 		}
 	}
-	var list struct{ Environments []envJSON }
+	var list struct{ Environments []sdk.Environment }
 	ts.call("GET", "/api/v1/environments", token, nil, &list)
 	if len(list.Environments) != 5 {
 		t.Errorf("%d environments, want 5 (refused ones must not exist)", len(list.Environments))

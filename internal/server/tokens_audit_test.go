@@ -12,6 +12,7 @@ import (
 
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
 
 type tokenJSON struct {
@@ -163,7 +164,7 @@ func TestAPITokens(t *testing.T) {
 				{map[string]any{"name": "neg", "expires_in_days": -1}, http.StatusBadRequest},
 				{map[string]any{"name": "x", "secret": "y"}, http.StatusBadRequest},
 			} {
-				var e errJSON
+				var e sdk.ErrorResponse
 				if code := ts.call("POST", "/api/v1/tokens", adaLogin, tc.body, &e); code != tc.code {
 					t.Errorf("create %v = %d %+v, want %d", tc.body, code, e, tc.code)
 				}
@@ -173,7 +174,7 @@ func TestAPITokens(t *testing.T) {
 			ts.createToken(bobLogin, map[string]any{"name": "max", "expires_in_days": 365})
 
 			// Another user's token is answered like a missing one.
-			var e errJSON
+			var e sdk.ErrorResponse
 			if code := ts.call("DELETE", "/api/v1/tokens/"+ci.APIToken.ID, bobLogin, nil, &e); code != http.StatusNotFound || e.Code != "NOT_FOUND" {
 				t.Fatalf("bob revoking ada's token = %d %+v, want 404", code, e)
 			}
@@ -233,7 +234,7 @@ func TestAPITokenLifetimes(t *testing.T) {
 	}
 	week := ts.createToken(login, map[string]any{"name": "week", "expires_in_days": 7})
 	ts.createToken(login, map[string]any{"name": "max", "expires_in_days": 10})
-	var e errJSON
+	var e sdk.ErrorResponse
 	if code := ts.call("POST", "/api/v1/tokens", login, map[string]any{"name": "over", "expires_in_days": 11}, &e); code != http.StatusBadRequest || !strings.Contains(e.Details, "between 1 and 10") {
 		t.Fatalf("over the configured maximum = %d %+v, want 400", code, e)
 	}
@@ -314,22 +315,22 @@ func TestAuditLog(t *testing.T) {
 
 			// An environment's whole life, each request with its own id.
 			var created struct {
-				Environment envJSON `json:"environment"`
+				Environment sdk.Environment `json:"environment"`
 			}
 			code, data := ts.raw("POST", "/api/v1/environments", memberToken, "req-create", map[string]any{"name": "audited"})
 			if code != http.StatusCreated || json.Unmarshal(data, &created) != nil {
 				t.Fatalf("create = %d %s", code, data)
 			}
 			env := created.Environment
-			ts.waitStatus(memberToken, env.ID, "RUNNING")
+			ts.waitStatus(memberToken, env.ID, sdk.StatusRunning)
 			if code, _ := ts.raw("POST", "/api/v1/environments/"+env.ID+"/stop", memberToken, "req-stop", nil); code != http.StatusOK {
 				t.Fatalf("stop = %d", code)
 			}
-			ts.waitStatus(memberToken, env.ID, "STOPPED")
+			ts.waitStatus(memberToken, env.ID, sdk.StatusStopped)
 			if code, _ := ts.raw("POST", "/api/v1/environments/"+env.ID+"/start", memberToken, "req-start", nil); code != http.StatusOK {
 				t.Fatalf("start = %d", code)
 			}
-			ts.waitStatus(memberToken, env.ID, "RUNNING")
+			ts.waitStatus(memberToken, env.ID, sdk.StatusRunning)
 			if code, _ := ts.raw("DELETE", "/api/v1/environments/"+env.ID, memberToken, "req-delete", nil); code != http.StatusOK {
 				t.Fatalf("delete = %d", code)
 			}
@@ -348,13 +349,13 @@ func TestAuditLog(t *testing.T) {
 			}
 
 			// An idle stop: the system acts.
-			idle := ts.create(memberToken, map[string]any{"name": "idle", "auto_stop_minutes": 1})
-			ts.waitStatus(memberToken, idle.ID, "RUNNING")
+			idle := ts.create(memberToken, sdk.CreateEnvironmentRequest{Name: "idle", AutoStopMinutes: minutes(1)})
+			ts.waitStatus(memberToken, idle.ID, sdk.StatusRunning)
 			ts.clock.Advance(70 * time.Second)
-			ts.waitStatus(memberToken, idle.ID, "STOPPED")
+			ts.waitStatus(memberToken, idle.ID, sdk.StatusStopped)
 
 			// Members may not read the log.
-			var e errJSON
+			var e sdk.ErrorResponse
 			if code := ts.call("GET", "/api/v1/audit", memberToken, nil, &e); code != http.StatusForbidden || e.Code != "FORBIDDEN" {
 				t.Fatalf("member GET /audit = %d %+v, want 403", code, e)
 			}

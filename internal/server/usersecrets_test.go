@@ -22,6 +22,7 @@ import (
 
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
 
 // syncBuffer collects the server's log lines.
@@ -138,8 +139,8 @@ func testUserSecretsEndToEnd(t *testing.T, eng engine) {
 		t.Fatalf("reserved name: %d", code)
 	}
 
-	env := ts.create(token, map[string]any{"name": "secrets"})
-	ts.waitStatus(token, env.ID, "RUNNING")
+	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "secrets"})
+	ts.waitStatus(token, env.ID, sdk.StatusRunning)
 
 	out := ts.sshRun(t, token, env.ID, `printf '%s|%s|%s|%s\n' "$E2E_SECRET" "$GITHUB_TOKEN" "$GIT_USER_NAME" "$GIT_USER_EMAIL"; `+
 		`git config --global user.name; git config --global user.email; `+
@@ -207,7 +208,7 @@ func testUserSecretsEndToEnd(t *testing.T, eng engine) {
 	if code := call("POST", "/api/v1/environments/"+env.ID+"/stop", nil, nil); code != http.StatusOK {
 		t.Fatalf("stop: %d", code)
 	}
-	ts.waitStatus(token, env.ID, "STOPPED")
+	ts.waitStatus(token, env.ID, sdk.StatusStopped)
 
 	secrets := []string{secretValue, githubToken}
 	for _, a := range answers {
@@ -301,8 +302,8 @@ func TestSecretsRefreshOnReconnect(t *testing.T) {
 		}
 	}
 	put(first, "before-restart")
-	env := first.create(token, map[string]any{"name": "rotate"})
-	first.waitStatus(token, env.ID, "RUNNING")
+	env := first.create(token, sdk.CreateEnvironmentRequest{Name: "rotate"})
+	first.waitStatus(token, env.ID, sdk.StatusRunning)
 	if out := first.sshRun(t, token, env.ID, `echo "$ROTATING"`); out != "before-restart\n" {
 		t.Fatalf("at start: %q", out)
 	}

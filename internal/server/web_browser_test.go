@@ -19,6 +19,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"golang.org/x/crypto/ssh"
+
+	"dev8.dev/dev8/sdk"
 )
 
 // browserProblems collects what a page reports that a person would call a
@@ -367,7 +369,7 @@ func TestDashboard(t *testing.T) {
 
 	// Another user's environment page is a 404, like the API's answer.
 	mallory, _ := ts.user("mallory@example.com")
-	theirs := ts.create(mallory, map[string]any{"name": "private"})
+	theirs := ts.create(mallory, sdk.CreateEnvironmentRequest{Name: "private"})
 	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(ts.url+"/environments/"+theirs.ID))
 	if err != nil {
 		t.Fatal(err)

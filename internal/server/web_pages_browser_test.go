@@ -17,6 +17,7 @@ import (
 	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/testutil/wait"
+	"dev8.dev/dev8/sdk"
 )
 
 // pageTest is TestDashboard's step and check, for the tests of the other
@@ -249,8 +250,8 @@ func TestDashboardProfileAndAdmin(t *testing.T) {
 
 	// Usage charts, from samples reported with the environment's agent
 	// token as its supervisor would.
-	env := ts.create(adminToken, map[string]any{"name": "charts"})
-	ts.waitStatus(adminToken, env.ID, "RUNNING")
+	env := ts.create(adminToken, sdk.CreateEnvironmentRequest{Name: "charts"})
+	ts.waitStatus(adminToken, env.ID, sdk.StatusRunning)
 	now := time.Now().UTC()
 	var samples []map[string]any
 	for i := 10; i > 0; i-- {
@@ -409,16 +410,14 @@ func TestDashboardFirstPaint(t *testing.T) {
 	for start := 0; start < total; start += batch {
 		var ids []string
 		for i := start; i < start+batch; i++ {
-			ids = append(ids, ts.create(token, map[string]any{"name": fmt.Sprintf("env-%03d", i), "instance_type": "lightweight"}).ID)
+			ids = append(ids, ts.create(token, sdk.CreateEnvironmentRequest{Name: fmt.Sprintf("env-%03d", i), InstanceType: "lightweight"}).ID)
 		}
 		for _, id := range ids {
-			ts.waitStatus(token, id, "RUNNING")
-			if code := ts.call("POST", "/api/v1/environments/"+id+"/stop", token, nil, nil); code/100 != 2 {
-				t.Fatalf("stop %s = %d", id, code)
-			}
+			ts.waitStatus(token, id, sdk.StatusRunning)
+			ts.stopEnv(token, id)
 		}
 		for _, id := range ids {
-			ts.waitStatus(token, id, "STOPPED")
+			ts.waitStatus(token, id, sdk.StatusStopped)
 		}
 	}
 
