@@ -168,6 +168,8 @@ func TestWorkspaceAccess(t *testing.T) {
 		}
 	})
 
+	// Agent tokens are the supervisor's, not an sdk user's: checked on the
+	// wire, route by route.
 	t.Run("agent token is confined to its environment", func(t *testing.T) {
 		agentToken := ts.agentToken(env.ID)
 		other := ts.create(otherToken, sdk.CreateEnvironmentRequest{Name: "bobs"})
@@ -348,49 +350,45 @@ func TestUsage(t *testing.T) {
 	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "measured"})
 	ts.waitStatus(token, env.ID, sdk.StatusRunning)
 
-	type row struct {
-		Timestamp       time.Time `json:"timestamp"`
-		CPUUsagePercent float64   `json:"cpu_usage_percent"`
-		MemoryUsageMB   int64     `json:"memory_usage_mb"`
-		DiskUsageMB     int64     `json:"disk_usage_mb"`
-		CostAmount      float64   `json:"cost_amount"`
-		BillingPeriod   string    `json:"billing_period"`
-	}
-	var got struct{ Usage []row }
+	ada := ts.client(token)
+	var usage []sdk.UsageSample
 	// Samples arrive from another process at its own pace: ask until they
 	// are there.
 	wait.Succeeds(ts.ctx, t, "3 usage rows", func() error {
-		got.Usage = nil
-		if code := ts.call("GET", "/api/v1/environments/"+env.ID+"/usage", token, nil, &got); code != 200 {
-			t.Fatalf("GET usage = %d", code)
+		var err error
+		if usage, err = ada.Usage(ts.ctx, env.ID, time.Time{}, 0); err != nil {
+			t.Fatalf("GET usage = %v", err)
 		}
-		if len(got.Usage) >= 3 {
+		if len(usage) >= 3 {
 			return nil
 		}
-		return fmt.Errorf("only %d arrived", len(got.Usage))
+		return fmt.Errorf("only %d arrived", len(usage))
 	})
-	for i, r := range got.Usage {
+	for i, r := range usage {
 		if r.MemoryUsageMB <= 0 || r.DiskUsageMB <= 0 || r.CPUUsagePercent < 0 || r.BillingPeriod == "" {
 			t.Fatalf("implausible sample %+v", r)
 		}
-		if i > 0 && r.Timestamp.Before(got.Usage[i-1].Timestamp) {
+		if i > 0 && r.Timestamp.Before(usage[i-1].Timestamp) {
 			t.Fatal("usage is not oldest first")
 		}
 	}
-	since := got.Usage[len(got.Usage)-1].Timestamp.Add(time.Millisecond).Format(time.RFC3339Nano)
-	var later struct{ Usage []row }
-	ts.call("GET", "/api/v1/environments/"+env.ID+"/usage?since="+since, token, nil, &later)
-	for _, r := range later.Usage {
-		if r.Timestamp.Before(got.Usage[len(got.Usage)-1].Timestamp) {
+	last := usage[len(usage)-1].Timestamp
+	later, err := ada.Usage(ts.ctx, env.ID, last.Add(time.Millisecond), 0)
+	if err != nil {
+		t.Fatalf("GET usage since %s = %v", last, err)
+	}
+	for _, r := range later {
+		if r.Timestamp.Before(last) {
 			t.Fatalf("since= returned an older row %v", r.Timestamp)
 		}
 	}
-	if code := ts.call("GET", "/api/v1/environments/"+env.ID+"/usage", otherToken, nil, nil); code != http.StatusNotFound {
-		t.Fatalf("another user's usage = %d, want 404", code)
+	if _, err := ts.client(otherToken).Usage(ts.ctx, env.ID, time.Time{}, 0); !isAPIError(err, http.StatusNotFound, "") {
+		t.Fatalf("another user's usage = %v, want 404", err)
 	}
-	if code := ts.call("GET", "/api/v1/environments/"+env.ID+"/usage", ts.agentToken(env.ID), nil, nil); code != http.StatusForbidden {
-		t.Fatalf("agent reading usage = %d, want 403", code)
+	if _, err := ts.client(ts.agentToken(env.ID)).Usage(ts.ctx, env.ID, time.Time{}, 0); !isAPIError(err, http.StatusForbidden, "") {
+		t.Fatalf("agent reading usage = %v, want 403", err)
 	}
+	// Posting samples is the supervisor's wire, not the sdk's.
 	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/usage", token, map[string]any{"samples": []any{}}, nil); code != http.StatusForbidden {
 		t.Fatalf("user posting samples = %d, want 403", code)
 	}

@@ -21,20 +21,19 @@ func TestAuthorization(t *testing.T) {
 			ownerToken, ownerID := ts.user("owner@example.com")
 			otherToken, _ := ts.user("other@example.com")
 
-			var me struct{ User struct{ ID, Role string } }
-			ts.call("GET", "/api/v1/auth/me", adminToken, nil, &me)
-			if me.User.ID != adminID || me.User.Role != "admin" {
-				t.Fatalf("first user = %+v, want admin", me.User)
+			admin, owner, other := ts.client(adminToken), ts.client(ownerToken), ts.client(otherToken)
+			if me, err := admin.Me(ts.ctx); err != nil || me.ID != adminID || me.Role != "admin" {
+				t.Fatalf("first user = %+v, %v; want admin", me, err)
 			}
-			ts.call("GET", "/api/v1/auth/me", ownerToken, nil, &me)
-			if me.User.Role != "member" {
-				t.Fatalf("second user role = %s", me.User.Role)
+			if me, err := owner.Me(ts.ctx); err != nil || me.Role != "member" {
+				t.Fatalf("second user = %+v, %v; want a member", me, err)
 			}
 
 			env := ts.create(ownerToken, sdk.CreateEnvironmentRequest{Name: "mine"})
 			ts.waitStatus(ownerToken, env.ID, sdk.StatusRunning)
 			base := "/api/v1/environments/" + env.ID
 
+			// A matrix of routes and callers: checked on the wire.
 			routes := []struct{ method, path string }{
 				{"GET", base}, {"DELETE", base}, {"POST", base + "/start"}, {"POST", base + "/stop"}, {"POST", base + "/activity"},
 			}
@@ -59,44 +58,39 @@ func TestAuthorization(t *testing.T) {
 				t.Fatal("another user's requests changed the environment")
 			}
 
-			var list struct {
-				Environments []sdk.Environment `json:"environments"`
-				Total        int               `json:"total"`
+			if list, err := other.ListEnvironments(ts.ctx, sdk.EnvironmentFilter{}); err != nil || list.Total != 0 {
+				t.Fatalf("other user lists %+v, %v; want none", list, err)
 			}
-			ts.call("GET", "/api/v1/environments", otherToken, nil, &list)
-			if list.Total != 0 {
-				t.Fatalf("other user lists %d environments", list.Total)
+			if _, err := other.ListEnvironments(ts.ctx, sdk.EnvironmentFilter{All: true}); !isAPIError(err, http.StatusForbidden, "") {
+				t.Fatalf("member all=true = %v, want 403", err)
 			}
-			if code := ts.call("GET", "/api/v1/environments?all=true", otherToken, nil, nil); code != http.StatusForbidden {
-				t.Fatalf("member all=true = %d, want 403", code)
+			if list, err := admin.ListEnvironments(ts.ctx, sdk.EnvironmentFilter{All: true}); err != nil || list.Total != 1 {
+				t.Fatalf("admin all=true lists %+v, %v; want 1", list, err)
 			}
-			ts.call("GET", "/api/v1/environments?all=true", adminToken, nil, &list)
-			if list.Total != 1 {
-				t.Fatalf("admin all=true lists %d", list.Total)
-			}
-			if code := ts.call("GET", base, adminToken, nil, nil); code != http.StatusOK {
-				t.Fatalf("admin get = %d", code)
+			if _, err := admin.GetEnvironment(ts.ctx, env.ID); err != nil {
+				t.Fatalf("admin get = %v", err)
 			}
 
 			// user_id in a create body.
-			var e sdk.ErrorResponse
-			if code := ts.call("POST", "/api/v1/environments", otherToken, map[string]any{"name": "x", "user_id": ownerID}, &e); code != http.StatusForbidden || e.Code != "FORBIDDEN" {
-				t.Fatalf("member creating for another = %d %+v", code, e)
+			if _, err := other.CreateEnvironment(ts.ctx, sdk.CreateEnvironmentRequest{Name: "x", UserID: ownerID}); !isAPIError(err, http.StatusForbidden, sdk.CodeForbidden) {
+				t.Fatalf("member creating for another = %v", err)
 			}
-			if code := ts.call("POST", "/api/v1/environments", adminToken, map[string]any{"name": "x", "user_id": "usr_nobody"}, &e); code != http.StatusBadRequest {
-				t.Fatalf("admin creating for unknown user = %d %+v", code, e)
+			if _, err := admin.CreateEnvironment(ts.ctx, sdk.CreateEnvironmentRequest{Name: "x", UserID: "usr_nobody"}); !isAPIError(err, http.StatusBadRequest, "") {
+				t.Fatalf("admin creating for unknown user = %v", err)
 			}
 			onBehalf := ts.create(adminToken, sdk.CreateEnvironmentRequest{Name: "for-owner", UserID: ownerID})
 			if onBehalf.UserID != ownerID {
 				t.Fatalf("admin create on behalf: user_id = %s", onBehalf.UserID)
 			}
-			if code := ts.call("GET", "/api/v1/environments/"+onBehalf.ID, ownerToken, nil, nil); code != http.StatusOK {
-				t.Fatalf("owner cannot see what the admin made for them: %d", code)
+			if _, err := owner.GetEnvironment(ts.ctx, onBehalf.ID); err != nil {
+				t.Fatalf("owner cannot see what the admin made for them: %v", err)
 			}
 		})
 	}
 }
 
+// TestBadInput is about the wire (status codes and error bodies of bad
+// requests, malformed JSON, content types): it stays raw HTTP.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "", nil)
@@ -213,8 +207,8 @@ func TestIdleReaper(t *testing.T) {
 	// Hold the reaper's view of time still while both get their last word in:
 	// busy reports activity 50 s into the minute, idle says nothing.
 	ts.clock.Advance(50 * time.Second)
-	if code := ts.call("POST", "/api/v1/environments/"+busy.ID+"/activity", token, nil, nil); code != 200 {
-		t.Fatalf("activity = %d", code)
+	if err := ts.client(token).ReportActivity(ts.ctx, busy.ID); err != nil {
+		t.Fatalf("activity = %v", err)
 	}
 	ts.clock.Advance(20 * time.Second) // idle: 70 s quiet; busy: 20 s
 
@@ -241,6 +235,7 @@ func TestConcurrentCreates(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "", nil)
 	token, _ := ts.user("ada@example.com")
+	ada := ts.client(token)
 	const n = 8
 	var wg sync.WaitGroup
 	ids := make([]string, n)
@@ -248,9 +243,8 @@ func TestConcurrentCreates(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var out struct{ Environment sdk.Environment }
-			if code := ts.call("POST", "/api/v1/environments", token, map[string]any{"name": "same-name"}, &out); code == http.StatusCreated {
-				ids[i] = out.Environment.ID
+			if env, err := ada.CreateEnvironment(ts.ctx, sdk.CreateEnvironmentRequest{Name: "same-name"}); err == nil {
+				ids[i] = env.ID
 			}
 		}()
 	}

@@ -88,8 +88,8 @@ func TestEnvironmentEvents(t *testing.T) {
 	}
 	t.Logf("statuses streamed: %v", seen)
 
-	if code := ts.call("DELETE", "/api/v1/environments/"+env.ID, ada, nil, nil); code != http.StatusOK {
-		t.Fatalf("delete = %d", code)
+	if _, err := ts.client(ada).Delete(ts.ctx, env.ID); err != nil {
+		t.Fatalf("delete = %v", err)
 	}
 	for {
 		ev, ok := <-adaEvents

@@ -56,18 +56,14 @@ func browser(t *testing.T, ctx context.Context) context.Context {
 // lastAccessed returns the environment's last_accessed_at.
 func (ts *testServer) lastAccessed(token, id string) time.Time {
 	ts.t.Helper()
-	var out struct {
-		Environment struct {
-			LastAccessedAt time.Time `json:"last_accessed_at"`
-		} `json:"environment"`
+	env, err := ts.client(token).GetEnvironment(ts.ctx, id)
+	if err != nil {
+		ts.t.Fatalf("get environment: %v", err)
 	}
-	if code := ts.call("GET", "/api/v1/environments/"+id, token, nil, &out); code != http.StatusOK {
-		ts.t.Fatalf("get environment: %d", code)
-	}
-	if out.Environment.LastAccessedAt.IsZero() {
+	if env.LastAccessedAt.IsZero() {
 		ts.t.Fatal("no last_accessed_at in the environment")
 	}
-	return out.Environment.LastAccessedAt
+	return env.LastAccessedAt
 }
 
 // TestIDEActivity opens VS Code (the real code-server through the proxy) in

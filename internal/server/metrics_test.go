@@ -99,8 +99,8 @@ func testMetrics(t *testing.T, eng engine) {
 	token, _ := ts.user("ada@example.com")
 	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "measured"})
 	ts.waitStatus(token, env.ID, sdk.StatusRunning)
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/activity", token, nil, nil); code != http.StatusOK {
-		t.Fatalf("activity = %d", code)
+	if err := ts.client(token).ReportActivity(ts.ctx, env.ID); err != nil {
+		t.Fatalf("activity = %v", err)
 	}
 	// A file for the pre-stop snapshot to find.
 	if out := ts.sshRun(t, token, env.ID, "echo hi | tee measured.txt"); strings.TrimSpace(out) != "hi" {

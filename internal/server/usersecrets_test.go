@@ -102,6 +102,8 @@ func testUserSecretsEndToEnd(t *testing.T, eng engine) {
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
 	token, _ := ts.user("ada@example.com") // the first user: an admin, so the audit log can be read
+	// Every answer body is kept and searched for the secrets below: the
+	// wire is what this test is about, so it talks raw HTTP.
 	var answers []string
 	call := func(method, path string, body, out any) int {
 		t.Helper()
@@ -175,13 +177,11 @@ func testUserSecretsEndToEnd(t *testing.T, eng engine) {
 	call("GET", "/api/v1/ssh-keys", nil, nil)
 	call("GET", "/api/v1/environments/"+env.ID, nil, nil)
 	call("GET", "/api/v1/environments", nil, nil)
-	var audit struct {
-		Events []map[string]any `json:"events"`
-	}
+	var audit sdk.AuditEventList
 	call("GET", "/api/v1/audit?limit=500", nil, &audit)
 	delivered := false
 	for _, e := range audit.Events {
-		if e["action"] == "secrets.deliver" && e["object_id"] == env.ID {
+		if e.Action == "secrets.deliver" && e.ObjectID == env.ID {
 			delivered = true
 		}
 	}
@@ -297,8 +297,8 @@ func TestSecretsRefreshOnReconnect(t *testing.T) {
 	token, _ := first.user("ada@example.com")
 	put := func(ts *testServer, value string) {
 		t.Helper()
-		if code := ts.call("PUT", "/api/v1/secrets/ROTATING", token, map[string]string{"value": value}, nil); code/100 != 2 {
-			t.Fatalf("put secret: %d", code)
+		if _, err := ts.client(token).SetSecret(ts.ctx, "ROTATING", value); err != nil {
+			t.Fatalf("put secret: %v", err)
 		}
 	}
 	put(first, "before-restart")
