@@ -129,8 +129,8 @@ type CreateEnvironmentRequest struct {
 	AutoStopMinutes *int `json:"auto_stop_minutes,omitempty"`
 	// UserID creates the environment for another user (admins only).
 	UserID string `json:"user_id,omitempty"`
-	// FromSnapshot forks one of the caller's snapshots (its id): the new
-	// environment starts with that snapshot's files.
+	// FromSnapshot forks: the new environment's workspace starts as this
+	// COMPLETED snapshot (one of the caller's) holds it.
 	FromSnapshot string `json:"from_snapshot,omitempty"`
 }
 

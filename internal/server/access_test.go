@@ -20,6 +20,7 @@ import (
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/testutil/wait"
+	"dev8.dev/dev8/sdk"
 )
 
 // dialWS opens one of the environment's websocket endpoints as its owner.
@@ -62,8 +63,8 @@ func TestWorkspaceAccess(t *testing.T) {
 	ts := startServer(t, "", nil)
 	token, _ := ts.user("ada@example.com")
 	otherToken, _ := ts.user("bob@example.com")
-	env := ts.create(token, map[string]any{"name": "reach"})
-	ts.waitStatus(token, env.ID, "RUNNING")
+	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "reach"})
+	ts.waitStatus(token, env.ID, sdk.StatusRunning)
 	dir := ts.workspaceDir(env.ID)
 
 	t.Run("ssh exec", func(t *testing.T) {
@@ -167,10 +168,12 @@ func TestWorkspaceAccess(t *testing.T) {
 		}
 	})
 
+	// Agent tokens are the supervisor's, not an sdk user's: checked on the
+	// wire, route by route.
 	t.Run("agent token is confined to its environment", func(t *testing.T) {
 		agentToken := ts.agentToken(env.ID)
-		other := ts.create(otherToken, map[string]any{"name": "bobs"})
-		var e errJSON
+		other := ts.create(otherToken, sdk.CreateEnvironmentRequest{Name: "bobs"})
+		var e sdk.ErrorResponse
 		if code := ts.call("POST", "/api/v1/environments/"+other.ID+"/activity", agentToken, nil, &e); code != http.StatusNotFound {
 			t.Fatalf("agent reporting for another environment = %d %+v, want 404", code, e)
 		}
@@ -198,10 +201,10 @@ func TestWorkspaceAccess(t *testing.T) {
 	})
 
 	t.Run("not running", func(t *testing.T) {
-		stopped := ts.create(token, map[string]any{"name": "napping"})
-		ts.waitStatus(token, stopped.ID, "RUNNING")
-		ts.call("POST", "/api/v1/environments/"+stopped.ID+"/stop", token, nil, nil)
-		ts.waitStatus(token, stopped.ID, "STOPPED")
+		stopped := ts.create(token, sdk.CreateEnvironmentRequest{Name: "napping"})
+		ts.waitStatus(token, stopped.ID, sdk.StatusRunning)
+		ts.stopEnv(token, stopped.ID)
+		ts.waitStatus(token, stopped.ID, sdk.StatusStopped)
 		if _, resp, err := ts.dialWS(t, token, "/api/v1/environments/"+stopped.ID+"/ssh"); err == nil || resp.StatusCode != http.StatusConflict {
 			t.Fatalf("ssh to a stopped environment: %v, want 409", err)
 		}
@@ -227,8 +230,8 @@ func TestSupervisorReconnects(t *testing.T) {
 	ln.Close()
 	first := startServerAt(t, dataDir, addr)
 	token, _ := first.user("ada@example.com")
-	env := first.create(token, map[string]any{"name": "survivor"})
-	first.waitStatus(token, env.ID, "RUNNING")
+	env := first.create(token, sdk.CreateEnvironmentRequest{Name: "survivor"})
+	first.waitStatus(token, env.ID, sdk.StatusRunning)
 	first.sshRun(t, token, env.ID, "echo one")
 	first.stop()
 
@@ -268,10 +271,10 @@ func TestIdleRule(t *testing.T) {
 		c.SupervisorEnv = append(c.SupervisorEnv, "DEV8_ACTIVITY_INTERVAL=20ms")
 	})
 	token, _ := ts.user("ada@example.com")
-	typing := ts.create(token, map[string]any{"name": "typing", "auto_stop_minutes": 1})
-	idle := ts.create(token, map[string]any{"name": "idle-ssh", "auto_stop_minutes": 1})
-	ts.waitStatus(token, typing.ID, "RUNNING")
-	ts.waitStatus(token, idle.ID, "RUNNING")
+	typing := ts.create(token, sdk.CreateEnvironmentRequest{Name: "typing", AutoStopMinutes: minutes(1)})
+	idle := ts.create(token, sdk.CreateEnvironmentRequest{Name: "idle-ssh", AutoStopMinutes: minutes(1)})
+	ts.waitStatus(token, typing.ID, sdk.StatusRunning)
+	ts.waitStatus(token, idle.ID, sdk.StatusRunning)
 
 	// An open, idle interactive SSH shell.
 	client := ts.sshClient(t, token, idle.ID)
@@ -323,9 +326,9 @@ func TestIdleRule(t *testing.T) {
 	}
 	// 80 s have passed: the idle SSH workspace is stopped, the typed-in one
 	// is not.
-	stopped := ts.waitStatus(token, idle.ID, "STOPPED")
-	if stopped.StatusReason == nil || !strings.Contains(*stopped.StatusReason, "without activity") {
-		t.Fatalf("reason = %v", stopped.StatusReason)
+	stopped := ts.waitStatus(token, idle.ID, sdk.StatusStopped)
+	if !strings.Contains(stopped.StatusReason, "without activity") {
+		t.Fatalf("reason = %q", stopped.StatusReason)
 	}
 	if _, err := ts.srv.Manager.Reap(ts.ctx); err != nil {
 		t.Fatal(err)
@@ -344,52 +347,48 @@ func TestUsage(t *testing.T) {
 	})
 	token, _ := ts.user("ada@example.com")
 	otherToken, _ := ts.user("bob@example.com")
-	env := ts.create(token, map[string]any{"name": "measured"})
-	ts.waitStatus(token, env.ID, "RUNNING")
+	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "measured"})
+	ts.waitStatus(token, env.ID, sdk.StatusRunning)
 
-	type row struct {
-		Timestamp       time.Time `json:"timestamp"`
-		CPUUsagePercent float64   `json:"cpu_usage_percent"`
-		MemoryUsageMB   int64     `json:"memory_usage_mb"`
-		DiskUsageMB     int64     `json:"disk_usage_mb"`
-		CostAmount      float64   `json:"cost_amount"`
-		BillingPeriod   string    `json:"billing_period"`
-	}
-	var got struct{ Usage []row }
+	ada := ts.client(token)
+	var usage []sdk.UsageSample
 	// Samples arrive from another process at its own pace: ask until they
 	// are there.
 	wait.Succeeds(ts.ctx, t, "3 usage rows", func() error {
-		got.Usage = nil
-		if code := ts.call("GET", "/api/v1/environments/"+env.ID+"/usage", token, nil, &got); code != 200 {
-			t.Fatalf("GET usage = %d", code)
+		var err error
+		if usage, err = ada.Usage(ts.ctx, env.ID, time.Time{}, 0); err != nil {
+			t.Fatalf("GET usage = %v", err)
 		}
-		if len(got.Usage) >= 3 {
+		if len(usage) >= 3 {
 			return nil
 		}
-		return fmt.Errorf("only %d arrived", len(got.Usage))
+		return fmt.Errorf("only %d arrived", len(usage))
 	})
-	for i, r := range got.Usage {
+	for i, r := range usage {
 		if r.MemoryUsageMB <= 0 || r.DiskUsageMB <= 0 || r.CPUUsagePercent < 0 || r.BillingPeriod == "" {
 			t.Fatalf("implausible sample %+v", r)
 		}
-		if i > 0 && r.Timestamp.Before(got.Usage[i-1].Timestamp) {
+		if i > 0 && r.Timestamp.Before(usage[i-1].Timestamp) {
 			t.Fatal("usage is not oldest first")
 		}
 	}
-	since := got.Usage[len(got.Usage)-1].Timestamp.Add(time.Millisecond).Format(time.RFC3339Nano)
-	var later struct{ Usage []row }
-	ts.call("GET", "/api/v1/environments/"+env.ID+"/usage?since="+since, token, nil, &later)
-	for _, r := range later.Usage {
-		if r.Timestamp.Before(got.Usage[len(got.Usage)-1].Timestamp) {
+	last := usage[len(usage)-1].Timestamp
+	later, err := ada.Usage(ts.ctx, env.ID, last.Add(time.Millisecond), 0)
+	if err != nil {
+		t.Fatalf("GET usage since %s = %v", last, err)
+	}
+	for _, r := range later {
+		if r.Timestamp.Before(last) {
 			t.Fatalf("since= returned an older row %v", r.Timestamp)
 		}
 	}
-	if code := ts.call("GET", "/api/v1/environments/"+env.ID+"/usage", otherToken, nil, nil); code != http.StatusNotFound {
-		t.Fatalf("another user's usage = %d, want 404", code)
+	if _, err := ts.client(otherToken).Usage(ts.ctx, env.ID, time.Time{}, 0); !isAPIError(err, http.StatusNotFound, "") {
+		t.Fatalf("another user's usage = %v, want 404", err)
 	}
-	if code := ts.call("GET", "/api/v1/environments/"+env.ID+"/usage", ts.agentToken(env.ID), nil, nil); code != http.StatusForbidden {
-		t.Fatalf("agent reading usage = %d, want 403", code)
+	if _, err := ts.client(ts.agentToken(env.ID)).Usage(ts.ctx, env.ID, time.Time{}, 0); !isAPIError(err, http.StatusForbidden, "") {
+		t.Fatalf("agent reading usage = %v, want 403", err)
 	}
+	// Posting samples is the supervisor's wire, not the sdk's.
 	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/usage", token, map[string]any{"samples": []any{}}, nil); code != http.StatusForbidden {
 		t.Fatalf("user posting samples = %d, want 403", code)
 	}
@@ -419,10 +418,10 @@ func TestBrowserTerminalAuth(t *testing.T) {
 	if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode {
 		t.Fatalf("login set no HttpOnly SameSite=Lax session cookie: %+v", cookie)
 	}
-	var created struct{ Environment envJSON }
+	var created struct{ Environment sdk.Environment }
 	ts.call("POST", "/api/v1/environments", cookieToken(cookie), map[string]any{"name": "web"}, &created)
 	env := created.Environment
-	ts.waitStatus(cookieToken(cookie), env.ID, "RUNNING")
+	ts.waitStatus(cookieToken(cookie), env.ID, sdk.StatusRunning)
 
 	path := "/api/v1/environments/" + env.ID + "/pty?reconnect=browser"
 	dial := func(origin string) (*http.Response, error) {

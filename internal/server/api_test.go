@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
 
 func TestAuthorization(t *testing.T) {
@@ -20,25 +21,24 @@ func TestAuthorization(t *testing.T) {
 			ownerToken, ownerID := ts.user("owner@example.com")
 			otherToken, _ := ts.user("other@example.com")
 
-			var me struct{ User struct{ ID, Role string } }
-			ts.call("GET", "/api/v1/auth/me", adminToken, nil, &me)
-			if me.User.ID != adminID || me.User.Role != "admin" {
-				t.Fatalf("first user = %+v, want admin", me.User)
+			admin, owner, other := ts.client(adminToken), ts.client(ownerToken), ts.client(otherToken)
+			if me, err := admin.Me(ts.ctx); err != nil || me.ID != adminID || me.Role != "admin" {
+				t.Fatalf("first user = %+v, %v; want admin", me, err)
 			}
-			ts.call("GET", "/api/v1/auth/me", ownerToken, nil, &me)
-			if me.User.Role != "member" {
-				t.Fatalf("second user role = %s", me.User.Role)
+			if me, err := owner.Me(ts.ctx); err != nil || me.Role != "member" {
+				t.Fatalf("second user = %+v, %v; want a member", me, err)
 			}
 
-			env := ts.create(ownerToken, map[string]any{"name": "mine"})
-			ts.waitStatus(ownerToken, env.ID, "RUNNING")
+			env := ts.create(ownerToken, sdk.CreateEnvironmentRequest{Name: "mine"})
+			ts.waitStatus(ownerToken, env.ID, sdk.StatusRunning)
 			base := "/api/v1/environments/" + env.ID
 
+			// A matrix of routes and callers: checked on the wire.
 			routes := []struct{ method, path string }{
 				{"GET", base}, {"DELETE", base}, {"POST", base + "/start"}, {"POST", base + "/stop"}, {"POST", base + "/activity"},
 			}
 			for _, r := range routes {
-				var e errJSON
+				var e sdk.ErrorResponse
 				if code := ts.call(r.method, r.path, otherToken, nil, &e); code != http.StatusNotFound || e.Code != "NOT_FOUND" {
 					t.Errorf("other user %s %s = %d %+v, want 404", r.method, r.path, code, e)
 				}
@@ -54,54 +54,49 @@ func TestAuthorization(t *testing.T) {
 					t.Errorf("anonymous GET %s = %d, want 401", path, code)
 				}
 			}
-			if got := ts.waitStatus(ownerToken, env.ID, "RUNNING"); got.Status != "RUNNING" {
+			if got := ts.waitStatus(ownerToken, env.ID, sdk.StatusRunning); got.Status != "RUNNING" {
 				t.Fatal("another user's requests changed the environment")
 			}
 
-			var list struct {
-				Environments []envJSON `json:"environments"`
-				Total        int       `json:"total"`
+			if list, err := other.ListEnvironments(ts.ctx, sdk.EnvironmentFilter{}); err != nil || list.Total != 0 {
+				t.Fatalf("other user lists %+v, %v; want none", list, err)
 			}
-			ts.call("GET", "/api/v1/environments", otherToken, nil, &list)
-			if list.Total != 0 {
-				t.Fatalf("other user lists %d environments", list.Total)
+			if _, err := other.ListEnvironments(ts.ctx, sdk.EnvironmentFilter{All: true}); !isAPIError(err, http.StatusForbidden, "") {
+				t.Fatalf("member all=true = %v, want 403", err)
 			}
-			if code := ts.call("GET", "/api/v1/environments?all=true", otherToken, nil, nil); code != http.StatusForbidden {
-				t.Fatalf("member all=true = %d, want 403", code)
+			if list, err := admin.ListEnvironments(ts.ctx, sdk.EnvironmentFilter{All: true}); err != nil || list.Total != 1 {
+				t.Fatalf("admin all=true lists %+v, %v; want 1", list, err)
 			}
-			ts.call("GET", "/api/v1/environments?all=true", adminToken, nil, &list)
-			if list.Total != 1 {
-				t.Fatalf("admin all=true lists %d", list.Total)
-			}
-			if code := ts.call("GET", base, adminToken, nil, nil); code != http.StatusOK {
-				t.Fatalf("admin get = %d", code)
+			if _, err := admin.GetEnvironment(ts.ctx, env.ID); err != nil {
+				t.Fatalf("admin get = %v", err)
 			}
 
 			// user_id in a create body.
-			var e errJSON
-			if code := ts.call("POST", "/api/v1/environments", otherToken, map[string]any{"name": "x", "user_id": ownerID}, &e); code != http.StatusForbidden || e.Code != "FORBIDDEN" {
-				t.Fatalf("member creating for another = %d %+v", code, e)
+			if _, err := other.CreateEnvironment(ts.ctx, sdk.CreateEnvironmentRequest{Name: "x", UserID: ownerID}); !isAPIError(err, http.StatusForbidden, sdk.CodeForbidden) {
+				t.Fatalf("member creating for another = %v", err)
 			}
-			if code := ts.call("POST", "/api/v1/environments", adminToken, map[string]any{"name": "x", "user_id": "usr_nobody"}, &e); code != http.StatusBadRequest {
-				t.Fatalf("admin creating for unknown user = %d %+v", code, e)
+			if _, err := admin.CreateEnvironment(ts.ctx, sdk.CreateEnvironmentRequest{Name: "x", UserID: "usr_nobody"}); !isAPIError(err, http.StatusBadRequest, "") {
+				t.Fatalf("admin creating for unknown user = %v", err)
 			}
-			onBehalf := ts.create(adminToken, map[string]any{"name": "for-owner", "user_id": ownerID})
+			onBehalf := ts.create(adminToken, sdk.CreateEnvironmentRequest{Name: "for-owner", UserID: ownerID})
 			if onBehalf.UserID != ownerID {
 				t.Fatalf("admin create on behalf: user_id = %s", onBehalf.UserID)
 			}
-			if code := ts.call("GET", "/api/v1/environments/"+onBehalf.ID, ownerToken, nil, nil); code != http.StatusOK {
-				t.Fatalf("owner cannot see what the admin made for them: %d", code)
+			if _, err := owner.GetEnvironment(ts.ctx, onBehalf.ID); err != nil {
+				t.Fatalf("owner cannot see what the admin made for them: %v", err)
 			}
 		})
 	}
 }
 
+// TestBadInput is about the wire (status codes and error bodies of bad
+// requests, malformed JSON, content types): it stays raw HTTP.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "", nil)
 	token, _ := ts.user("ada@example.com")
-	existing := ts.create(token, map[string]any{"name": "taken"})
-	ts.waitStatus(token, existing.ID, "RUNNING")
+	existing := ts.create(token, sdk.CreateEnvironmentRequest{Name: "taken"})
+	ts.waitStatus(token, existing.ID, sdk.StatusRunning)
 
 	big := `{"name":"big","environment_variables":{"X":"` + strings.Repeat("a", 1<<20) + `"}}`
 	tests := []struct {
@@ -141,7 +136,7 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var e errJSON
+			var e sdk.ErrorResponse
 			code := ts.call(tt.method, tt.path, token, tt.body, &e)
 			if code != tt.status || e.Code != tt.code || e.Error == "" {
 				t.Fatalf("%s %s = %d %+v, want %d %s", tt.method, tt.path, code, e, tt.status, tt.code)
@@ -180,7 +175,7 @@ func TestBadInput(t *testing.T) {
 			{"/api/v1/auth/login", `{"email":"ada@example.com"}`, 400, "VALIDATION_ERROR"},
 		}
 		for _, c := range cases {
-			var e errJSON
+			var e sdk.ErrorResponse
 			if code := ts.call("POST", c.path, "", c.body, &e); code != c.status || e.Code != c.code {
 				t.Errorf("POST %s %s = %d %+v, want %d %s", c.path, c.body, code, e, c.status, c.code)
 			}
@@ -202,24 +197,24 @@ func TestIdleReaper(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "", nil)
 	token, _ := ts.user("ada@example.com")
-	idle := ts.create(token, map[string]any{"name": "idle", "auto_stop_minutes": 1})
-	busy := ts.create(token, map[string]any{"name": "busy", "auto_stop_minutes": 1})
-	never := ts.create(token, map[string]any{"name": "never", "auto_stop_minutes": 0})
-	for _, e := range []envJSON{idle, busy, never} {
-		ts.waitStatus(token, e.ID, "RUNNING")
+	idle := ts.create(token, sdk.CreateEnvironmentRequest{Name: "idle", AutoStopMinutes: minutes(1)})
+	busy := ts.create(token, sdk.CreateEnvironmentRequest{Name: "busy", AutoStopMinutes: minutes(1)})
+	never := ts.create(token, sdk.CreateEnvironmentRequest{Name: "never", AutoStopMinutes: minutes(0)})
+	for _, e := range []sdk.Environment{idle, busy, never} {
+		ts.waitStatus(token, e.ID, sdk.StatusRunning)
 	}
 
 	// Hold the reaper's view of time still while both get their last word in:
 	// busy reports activity 50 s into the minute, idle says nothing.
 	ts.clock.Advance(50 * time.Second)
-	if code := ts.call("POST", "/api/v1/environments/"+busy.ID+"/activity", token, nil, nil); code != 200 {
-		t.Fatalf("activity = %d", code)
+	if err := ts.client(token).ReportActivity(ts.ctx, busy.ID); err != nil {
+		t.Fatalf("activity = %v", err)
 	}
 	ts.clock.Advance(20 * time.Second) // idle: 70 s quiet; busy: 20 s
 
-	stopped := ts.waitStatus(token, idle.ID, "STOPPED")
-	if stopped.StatusReason == nil || !strings.Contains(*stopped.StatusReason, "without activity") {
-		t.Fatalf("idle stop reason = %v", stopped.StatusReason)
+	stopped := ts.waitStatus(token, idle.ID, sdk.StatusStopped)
+	if !strings.Contains(stopped.StatusReason, "without activity") {
+		t.Fatalf("idle stop reason = %q", stopped.StatusReason)
 	}
 	// The reaper has run (it stopped idle); let it sweep a few more times and
 	// check the others were spared.
@@ -228,7 +223,7 @@ func TestIdleReaper(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, e := range []envJSON{busy, never} {
+	for _, e := range []sdk.Environment{busy, never} {
 		env, err := ts.srv.Store.GetEnvironment(ts.ctx, e.ID)
 		if err != nil || env.Status != store.StatusRunning {
 			t.Fatalf("%s: %s (%v), want RUNNING", e.Name, env.Status, err)
@@ -240,6 +235,7 @@ func TestConcurrentCreates(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "", nil)
 	token, _ := ts.user("ada@example.com")
+	ada := ts.client(token)
 	const n = 8
 	var wg sync.WaitGroup
 	ids := make([]string, n)
@@ -247,9 +243,8 @@ func TestConcurrentCreates(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var out struct{ Environment envJSON }
-			if code := ts.call("POST", "/api/v1/environments", token, map[string]any{"name": "same-name"}, &out); code == http.StatusCreated {
-				ids[i] = out.Environment.ID
+			if env, err := ada.CreateEnvironment(ts.ctx, sdk.CreateEnvironmentRequest{Name: "same-name"}); err == nil {
+				ids[i] = env.ID
 			}
 		}()
 	}
@@ -258,7 +253,7 @@ func TestConcurrentCreates(t *testing.T) {
 	for _, id := range ids {
 		if id != "" {
 			created++
-			ts.waitStatus(token, id, "RUNNING")
+			ts.waitStatus(token, id, sdk.StatusRunning)
 		}
 	}
 	if created != 1 {

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"dev8.dev/dev8/sdk"
 )
 
 type sseEvent struct {
@@ -70,7 +72,7 @@ func TestEnvironmentEvents(t *testing.T) {
 	adaEvents, _ := ts.openEvents(ctx, ada, "")
 	bobEvents, _ := ts.openEvents(ctx, bob, "")
 
-	env := ts.create(ada, map[string]any{"name": "live"})
+	env := ts.create(ada, sdk.CreateEnvironmentRequest{Name: "live"})
 	var seen []string
 	for status := ""; status != "RUNNING"; {
 		ev, ok := <-adaEvents
@@ -86,8 +88,8 @@ func TestEnvironmentEvents(t *testing.T) {
 	}
 	t.Logf("statuses streamed: %v", seen)
 
-	if code := ts.call("DELETE", "/api/v1/environments/"+env.ID, ada, nil, nil); code != http.StatusOK {
-		t.Fatalf("delete = %d", code)
+	if _, err := ts.client(ada).Delete(ts.ctx, env.ID); err != nil {
+		t.Fatalf("delete = %v", err)
 	}
 	for {
 		ev, ok := <-adaEvents
@@ -104,7 +106,7 @@ func TestEnvironmentEvents(t *testing.T) {
 	// Bob's stream was open the whole time. His own change comes after
 	// all of Ada's in every subscriber's order, so the first event he gets
 	// must be his.
-	mine := ts.create(bob, map[string]any{"name": "mine"})
+	mine := ts.create(bob, sdk.CreateEnvironmentRequest{Name: "mine"})
 	ev, ok := <-bobEvents
 	if !ok || ev.name != "environment" || !strings.Contains(ev.data, `"id":"`+mine.ID+`"`) {
 		t.Fatalf("bob's first event = %+v, want his own environment %s", ev, mine.ID)

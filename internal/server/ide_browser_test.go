@@ -16,6 +16,7 @@ import (
 
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/testutil/wait"
+	"dev8.dev/dev8/sdk"
 )
 
 // chromium finds a Chromium to drive, or skips (fails under CI).
@@ -55,18 +56,14 @@ func browser(t *testing.T, ctx context.Context) context.Context {
 // lastAccessed returns the environment's last_accessed_at.
 func (ts *testServer) lastAccessed(token, id string) time.Time {
 	ts.t.Helper()
-	var out struct {
-		Environment struct {
-			LastAccessedAt time.Time `json:"last_accessed_at"`
-		} `json:"environment"`
+	env, err := ts.client(token).GetEnvironment(ts.ctx, id)
+	if err != nil {
+		ts.t.Fatalf("get environment: %v", err)
 	}
-	if code := ts.call("GET", "/api/v1/environments/"+id, token, nil, &out); code != http.StatusOK {
-		ts.t.Fatalf("get environment: %d", code)
-	}
-	if out.Environment.LastAccessedAt.IsZero() {
+	if env.LastAccessedAt.IsZero() {
 		ts.t.Fatal("no last_accessed_at in the environment")
 	}
-	return out.Environment.LastAccessedAt
+	return env.LastAccessedAt
 }
 
 // TestIDEActivity opens VS Code (the real code-server through the proxy) in
@@ -88,8 +85,8 @@ func TestIDEActivity(t *testing.T) {
 	tab := browser(t, context.Background())
 	token, _ := ts.user("ada@example.com")
 	otherToken, _ := ts.user("mallory@example.com")
-	env := ts.create(token, map[string]any{"name": "ide", "template_name": "nodejs", "auto_stop_minutes": 60})
-	env = ts.waitStatus(token, env.ID, "RUNNING")
+	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "ide", TemplateName: "nodejs", AutoStopMinutes: minutes(60)})
+	env = ts.waitStatus(token, env.ID, sdk.StatusRunning)
 	checkIDE(t, ts, env, token, otherToken)
 
 	// The report endpoint takes only the IDE page's own reports.
@@ -152,7 +149,7 @@ func TestIDEActivity(t *testing.T) {
 	tctx, cancel := context.WithTimeout(tab, 2*time.Minute)
 	defer cancel()
 	if err := chromedp.Do(tctx,
-		chromedp.Navigate(*env.VSCodeURL),
+		chromedp.Navigate(env.VSCodeURL),
 		chromedp.WaitVisible(chromedp.CSS(`.monaco-workbench`)),
 	); err != nil {
 		t.Fatalf("open the workbench: %v", err)
@@ -182,7 +179,7 @@ func TestIDEActivity(t *testing.T) {
 	// The page was not broken by the script: code-server's own CSP is kept
 	// beside the proxy's frame-ancestors policy.
 	var csp []string
-	req, _ := http.NewRequestWithContext(ts.ctx, "GET", *env.VSCodeURL, nil)
+	req, _ := http.NewRequestWithContext(ts.ctx, "GET", env.VSCodeURL, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"dev8.dev/dev8/internal/server"
+	"dev8.dev/dev8/sdk"
 )
 
 // TestAllowedImages: with --allowed-images set, base_image may be a
@@ -19,19 +20,25 @@ func TestAllowedImages(t *testing.T) {
 		c.TemplateImages = map[string]string{"nodejs": "registry.example/dev8/nodejs:1"}
 	})
 	token, _ := ts.user("ada@example.com")
+	ada := ts.client(token)
 	for i, image := range []string{"nodejs", "dev8/python", "registry.example/dev8/nodejs:1", "registry.example/team/app:2", "mirror.example/any/depth/image:3"} {
-		env := ts.create(token, map[string]any{"name": "ok-" + string(rune('a'+i)), "base_image": image})
-		ts.waitStatus(token, env.ID, "RUNNING")
+		env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "ok-" + string(rune('a'+i)), BaseImage: image})
+		ts.waitStatus(token, env.ID, sdk.StatusRunning)
 	}
 	for _, image := range []string{"evil.example/team/app:1", "registry.example/team/nested/app:1", "registry.example/dev8/nodejs:2"} {
-		var e errJSON
-		if code := ts.call("POST", "/api/v1/environments", token, map[string]any{"name": "refused", "base_image": image}, &e); code != http.StatusBadRequest ||
-			e.Code != "VALIDATION_ERROR" || !strings.Contains(e.Details, image) || !strings.Contains(e.Details, "registry.example/team/*") || !strings.Contains(e.Details, "--allowed-images") {
-			t.Errorf("base_image %s: %d %+v", image, code, e)
+		_, err := ada.CreateEnvironment(ts.ctx, sdk.CreateEnvironmentRequest{Name: "refused", BaseImage: image})
+		if !isAPIError(err, http.StatusBadRequest, sdk.CodeValidation) {
+			t.Errorf("base_image %s: %v", image, err)
+			continue
+		}
+		if d := err.(*sdk.Error).Details; !strings.Contains(d, image) || !strings.Contains(d, "registry.example/team/*") || !strings.Contains(d, "--allowed-images") {
+			t.Errorf("base_image %s: %v", image, err)
 		}
 	}
-	var list struct{ Environments []envJSON }
-	ts.call("GET", "/api/v1/environments", token, nil, &list)
+	list, err := ada.ListEnvironments(ts.ctx, sdk.EnvironmentFilter{})
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
 	if len(list.Environments) != 5 {
 		t.Errorf("%d environments, want 5 (refused ones must not exist)", len(list.Environments))
 	}

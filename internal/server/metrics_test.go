@@ -17,6 +17,7 @@ import (
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/testutil/wait"
+	"dev8.dev/dev8/sdk"
 )
 
 // get fetches url and returns its status and body.
@@ -96,19 +97,17 @@ func testMetrics(t *testing.T, eng engine) {
 		pool = "pool"
 	}
 	token, _ := ts.user("ada@example.com")
-	env := ts.create(token, map[string]any{"name": "measured"})
-	ts.waitStatus(token, env.ID, "RUNNING")
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/activity", token, nil, nil); code != http.StatusOK {
-		t.Fatalf("activity = %d", code)
+	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "measured"})
+	ts.waitStatus(token, env.ID, sdk.StatusRunning)
+	if err := ts.client(token).ReportActivity(ts.ctx, env.ID); err != nil {
+		t.Fatalf("activity = %v", err)
 	}
 	// A file for the pre-stop snapshot to find.
 	if out := ts.sshRun(t, token, env.ID, "echo hi | tee measured.txt"); strings.TrimSpace(out) != "hi" {
 		t.Fatalf("ssh echo = %q", out)
 	}
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/stop", token, nil, nil); code != http.StatusOK {
-		t.Fatalf("stop = %d", code)
-	}
-	ts.waitStatus(token, env.ID, "STOPPED")
+	ts.stopEnv(token, env.ID)
+	ts.waitStatus(token, env.ID, sdk.StatusStopped)
 	if _, err := ts.srv.Manager.Reap(ts.ctx); err != nil {
 		t.Fatal(err)
 	}

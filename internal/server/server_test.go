@@ -20,6 +20,7 @@ import (
 	"dev8.dev/dev8/internal/testutil/devserver"
 	"dev8.dev/dev8/internal/testutil/pgtest"
 	"dev8.dev/dev8/internal/testutil/wait"
+	"dev8.dev/dev8/sdk"
 )
 
 func TestMain(m *testing.M) {
@@ -115,84 +116,94 @@ func (ts *testServer) call(method, path, token string, body any, out any) int {
 	return resp.StatusCode
 }
 
+// client is an sdk client for the server that authenticates with token
+// (empty: none). Tests of behaviour talk to the server through it, as every
+// program does; tests of the wire itself use call.
+func (ts *testServer) client(token string) *sdk.Client {
+	return sdk.New(ts.url, token)
+}
+
 // user signs up and logs in, returning the token and user id.
 func (ts *testServer) user(email string) (token, id string) {
 	ts.t.Helper()
-	var signup struct {
-		User struct{ ID, Role string } `json:"user"`
+	anon := ts.client("")
+	u, err := anon.Signup(ts.ctx, email, "correct horse", "Test")
+	if err != nil {
+		ts.t.Fatalf("signup %s: %v", email, err)
 	}
-	if code := ts.call("POST", "/api/v1/auth/signup", "", map[string]string{"email": email, "password": "correct horse", "name": "Test"}, &signup); code != http.StatusCreated {
-		ts.t.Fatalf("signup %s: %d", email, code)
+	token, _, err = anon.Login(ts.ctx, email, "correct horse")
+	if err != nil || token == "" {
+		ts.t.Fatalf("login %s: %q, %v", email, token, err)
 	}
-	var login struct {
-		Token string `json:"token"`
-	}
-	if code := ts.call("POST", "/api/v1/auth/login", "", map[string]string{"email": email, "password": "correct horse"}, &login); code != http.StatusOK || login.Token == "" {
-		ts.t.Fatalf("login %s: %d", email, code)
-	}
-	return login.Token, signup.User.ID
+	return token, u.ID
 }
 
-type envJSON struct {
-	ID              string  `json:"id"`
-	UserID          string  `json:"user_id"`
-	Name            string  `json:"name"`
-	Status          string  `json:"status"`
-	StatusReason    *string `json:"status_reason"`
-	TemplateName    string  `json:"template_name"`
-	InstanceType    string  `json:"instance_type"`
-	CPUCores        int     `json:"cpu_cores"`
-	MemoryGB        int     `json:"memory_gb"`
-	VSCodeURL       *string `json:"vs_code_url"`
-	AutoStopMinutes int     `json:"auto_stop_minutes"`
-	TotalCost       float64 `json:"total_cost"`
+// apiError is err as the API's *sdk.Error, failing the test when err is not
+// one (nil included).
+func apiError(t *testing.T, err error) *sdk.Error {
+	t.Helper()
+	var e *sdk.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("want an API error, got %v", err)
+	}
+	return e
 }
 
-type errJSON struct {
-	Error   string `json:"error"`
-	Details string `json:"details"`
-	Code    string `json:"code"`
-}
+// minutes is n as the optional minutes of a request.
+func minutes(n int) *int { return &n }
 
-func (ts *testServer) create(token string, body any) envJSON {
+func (ts *testServer) create(token string, req sdk.CreateEnvironmentRequest) sdk.Environment {
 	ts.t.Helper()
-	var out struct {
-		Environment envJSON `json:"environment"`
-		Message     string  `json:"message"`
+	env, err := ts.client(token).CreateEnvironment(ts.ctx, req)
+	if err != nil {
+		ts.t.Fatalf("create %s: %v", req.Name, err)
 	}
-	if code := ts.call("POST", "/api/v1/environments", token, body, &out); code != http.StatusCreated {
-		ts.t.Fatalf("create: status %d", code)
+	if env.Status != sdk.StatusCreating || !strings.HasPrefix(env.ID, "env_") {
+		ts.t.Fatalf("create answered %+v", env)
 	}
-	if out.Environment.Status != "CREATING" || !strings.HasPrefix(out.Environment.ID, "env_") || out.Message == "" {
-		ts.t.Fatalf("create answered %+v", out)
-	}
-	return out.Environment
+	return *env
 }
 
 // waitStatus waits (on the lifecycle's change feed, not by sleeping) until
 // the environment reaches want, then returns it as the API shows it.
-func (ts *testServer) waitStatus(token, id, want string) envJSON {
+func (ts *testServer) waitStatus(token, id string, want sdk.Status) sdk.Environment {
 	ts.t.Helper()
 	_, err := ts.srv.Manager.WaitFor(ts.ctx, id, func(e store.Environment) bool {
-		return string(e.Status) == want || e.Status == store.StatusError && want != "ERROR"
+		return string(e.Status) == string(want) || e.Status == store.StatusError && want != sdk.StatusError
 	})
 	if err != nil {
 		ts.t.Fatalf("waiting for %s to be %s: %v", id, want, err)
 	}
-	var out struct {
-		Environment envJSON `json:"environment"`
+	env, err := ts.client(token).GetEnvironment(ts.ctx, id)
+	if err != nil {
+		ts.t.Fatalf("get %s: %v", id, err)
 	}
-	if code := ts.call("GET", "/api/v1/environments/"+id, token, nil, &out); code != http.StatusOK {
-		ts.t.Fatalf("get %s: %d", id, code)
+	if env.Status != want {
+		ts.t.Fatalf("environment %s is %s (%s), want %s", id, env.Status, env.StatusReason, want)
 	}
-	if out.Environment.Status != want {
-		reason := ""
-		if out.Environment.StatusReason != nil {
-			reason = *out.Environment.StatusReason
-		}
-		ts.t.Fatalf("environment %s is %s (%s), want %s", id, out.Environment.Status, reason, want)
+	return *env
+}
+
+// stopEnv asks for the environment to stop, failing the test if the API
+// refuses.
+func (ts *testServer) stopEnv(token, id string) *sdk.ActionResult {
+	ts.t.Helper()
+	res, err := ts.client(token).Stop(ts.ctx, id)
+	if err != nil {
+		ts.t.Fatalf("stop %s: %v", id, err)
 	}
-	return out.Environment
+	return res
+}
+
+// startEnv asks for the environment to start, failing the test if the API
+// refuses.
+func (ts *testServer) startEnv(token, id string) *sdk.ActionResult {
+	ts.t.Helper()
+	res, err := ts.client(token).Start(ts.ctx, id)
+	if err != nil {
+		ts.t.Fatalf("start %s: %v", id, err)
+	}
+	return res
 }
 
 func (ts *testServer) workspaceDir(id string) string {
@@ -207,10 +218,10 @@ func (ts *testServer) workspaceDir(id string) string {
 // at the environment's vs_code_url, and checks that only its owner gets
 // through. code-server takes about a second to boot after the environment
 // is RUNNING; only asking can tell when it is up.
-func checkIDE(t *testing.T, ts *testServer, env envJSON, ownerToken, otherToken string) {
+func checkIDE(t *testing.T, ts *testServer, env sdk.Environment, ownerToken, otherToken string) {
 	t.Helper()
 	wantPrefix := ts.url + "/w/" + env.ID + "/ide/?folder="
-	if env.VSCodeURL == nil || !strings.HasPrefix(*env.VSCodeURL, wantPrefix) {
+	if !strings.HasPrefix(env.VSCodeURL, wantPrefix) {
 		t.Fatalf("vs_code_url = %v, want %s…", env.VSCodeURL, wantPrefix)
 	}
 	get := func(rawURL, token string) (int, []byte) {
@@ -235,7 +246,7 @@ func checkIDE(t *testing.T, ts *testServer, env envJSON, ownerToken, otherToken 
 		}
 		return fmt.Errorf("%d %s", code, body)
 	})
-	if code, body := get(*env.VSCodeURL, ownerToken); code != 200 || !bytes.Contains(body, []byte("workbench")) {
+	if code, body := get(env.VSCodeURL, ownerToken); code != 200 || !bytes.Contains(body, []byte("workbench")) {
 		t.Fatalf("GET vs_code_url as owner = %d, want code-server's workbench page", code)
 	}
 	// The workbench talks to its server over a websocket; the upgrade must
@@ -246,10 +257,10 @@ func checkIDE(t *testing.T, ts *testServer, env envJSON, ownerToken, otherToken 
 		t.Fatalf("workbench websocket through the proxy: %v (%v)", err, resp)
 	}
 	ws.CloseNow()
-	if code, _ := get(*env.VSCodeURL, ""); code != http.StatusUnauthorized {
+	if code, _ := get(env.VSCodeURL, ""); code != http.StatusUnauthorized {
 		t.Fatalf("GET vs_code_url without credentials = %d, want 401", code)
 	}
-	if code, _ := get(*env.VSCodeURL, otherToken); code != http.StatusNotFound {
+	if code, _ := get(env.VSCodeURL, otherToken); code != http.StatusNotFound {
 		t.Fatalf("GET vs_code_url as another user = %d, want 404", code)
 	}
 }
@@ -285,11 +296,12 @@ func TestEndToEnd(t *testing.T) {
 			}
 
 			token, userID := ts.user("ada@example.com")
-			env := ts.create(token, map[string]any{"name": "my-dev-env", "template_name": "nodejs"})
+			ada := ts.client(token)
+			env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "my-dev-env", TemplateName: "nodejs"})
 			if env.UserID != userID || env.TemplateName != "nodejs" || env.InstanceType != "balanced" {
 				t.Fatalf("created %+v", env)
 			}
-			running := ts.waitStatus(token, env.ID, "RUNNING")
+			running := ts.waitStatus(token, env.ID, sdk.StatusRunning)
 			if codeServer == "" {
 				t.Log("DEV8_CODE_SERVER not set: the IDE is not checked")
 			} else {
@@ -305,54 +317,61 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			var action struct{ Message, ID, Status string }
-			if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/stop", token, nil, &action); code != 200 || action.ID != env.ID || action.Status != "STOPPING" {
-				t.Fatalf("stop = %d %+v", code, action)
+			action, err := ada.Stop(ts.ctx, env.ID)
+			if err != nil || action.ID != env.ID || action.Status != sdk.StatusStopping {
+				t.Fatalf("stop = %+v, %v", action, err)
 			}
-			ts.waitStatus(token, env.ID, "STOPPED")
-			if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/stop", token, nil, &action); code != 200 || action.Status != "STOPPED" {
-				t.Fatalf("stop again = %d %+v; want an idempotent 200", code, action)
+			ts.waitStatus(token, env.ID, sdk.StatusStopped)
+			if action, err := ada.Stop(ts.ctx, env.ID); err != nil || action.Status != sdk.StatusStopped {
+				t.Fatalf("stop again = %+v, %v; want an idempotent 200", action, err)
 			}
-			if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/start", token, nil, &action); code != 200 || action.Status != "STARTING" {
-				t.Fatalf("start = %d %+v", code, action)
+			if action, err := ada.Start(ts.ctx, env.ID); err != nil || action.Status != sdk.StatusStarting {
+				t.Fatalf("start = %+v, %v", action, err)
 			}
-			ts.waitStatus(token, env.ID, "RUNNING")
+			ts.waitStatus(token, env.ID, sdk.StatusRunning)
 			if data, err := os.ReadFile(filepath.Join(dir, "hello.txt")); err != nil || string(data) != "kept" {
 				t.Fatalf("file after stop/start = %q, %v", data, err)
 			}
 
+			// The body of the activity answer is wire, not behaviour.
 			var ok map[string]string
 			if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/activity", token, nil, &ok); code != 200 || ok["status"] != "ok" {
 				t.Fatalf("activity = %d %v", code, ok)
 			}
 
-			var list struct {
-				Environments []envJSON `json:"environments"`
-				Total        int       `json:"total"`
+			list, err := ada.ListEnvironments(ts.ctx, sdk.EnvironmentFilter{Statuses: []sdk.Status{sdk.StatusRunning}})
+			if err != nil || list.Total != 1 || list.Environments[0].ID != env.ID {
+				t.Fatalf("list running = %+v, %v", list, err)
 			}
-			if code := ts.call("GET", "/api/v1/environments?status=RUNNING", token, nil, &list); code != 200 || list.Total != 1 || list.Environments[0].ID != env.ID {
-				t.Fatalf("list running = %d %+v", code, list)
-			}
-			if code := ts.call("GET", "/api/v1/environments?status=STOPPED", token, nil, &list); code != 200 || list.Total != 0 {
-				t.Fatalf("list stopped = %d %+v", code, list)
+			if list, err := ada.ListEnvironments(ts.ctx, sdk.EnvironmentFilter{Statuses: []sdk.Status{sdk.StatusStopped}}); err != nil || list.Total != 0 {
+				t.Fatalf("list stopped = %+v, %v", list, err)
 			}
 
-			if code := ts.call("DELETE", "/api/v1/environments/"+env.ID, token, nil, &action); code != 200 || action.Status != "DELETING" {
-				t.Fatalf("delete = %d %+v", code, action)
+			if action, err := ada.Delete(ts.ctx, env.ID); err != nil || action.Status != sdk.StatusDeleting {
+				t.Fatalf("delete = %+v, %v", action, err)
 			}
 			_, err = ts.srv.Manager.WaitFor(ts.ctx, env.ID, func(e store.Environment) bool { return e.DeletedAt != nil })
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				t.Fatal(err)
 			}
-			var e errJSON
-			if code := ts.call("GET", "/api/v1/environments/"+env.ID, token, nil, &e); code != 404 || e.Code != "NOT_FOUND" {
-				t.Fatalf("get after delete = %d %+v", code, e)
+			if _, err := ada.GetEnvironment(ts.ctx, env.ID); apiError(t, err).Status != 404 || apiError(t, err).Code != sdk.CodeNotFound {
+				t.Fatalf("get after delete = %v", err)
 			}
 			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 				t.Fatalf("workspace dir after delete: %v", err)
 			}
-			// The name is free again.
-			ts.create(token, map[string]any{"name": "my-dev-env"})
+			// The name is free again. This create is checked on the wire: the
+			// answer is a 201 with the environment and a message.
+			var created struct {
+				Environment sdk.Environment `json:"environment"`
+				Message     string          `json:"message"`
+			}
+			if code := ts.call("POST", "/api/v1/environments", token, map[string]any{"name": "my-dev-env"}, &created); code != http.StatusCreated {
+				t.Fatalf("create again: status %d", code)
+			}
+			if created.Environment.Status != sdk.StatusCreating || !strings.HasPrefix(created.Environment.ID, "env_") || created.Message == "" {
+				t.Fatalf("create again answered %+v", created)
+			}
 		})
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,6 +16,7 @@ import (
 
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/testutil/wait"
+	"dev8.dev/dev8/sdk"
 )
 
 // bigFileEnv sets the size of TestLargeWorkspaceSnapshots' large file in
@@ -238,14 +238,14 @@ func largeTree(t *testing.T, dir string, files int, size int64) []string {
 // snapshotWithin takes a manual snapshot and follows it for up to d. It
 // follows the record in the store, not through the API: the API's rate
 // limit runs on the test's frozen clock, so polls would use it up.
-func (ts *testServer) snapshotWithin(t *testing.T, token, envID string, d time.Duration) snapshotJSON {
+func (ts *testServer) snapshotWithin(t *testing.T, token, envID string, d time.Duration) sdk.Snapshot {
 	t.Helper()
-	var created struct{ Snapshot snapshotJSON }
-	if code := ts.call("POST", "/api/v1/environments/"+envID+"/snapshots", token, nil, &created); code != http.StatusAccepted {
-		t.Fatalf("snapshot: %d", code)
+	created, err := ts.client(token).CreateSnapshot(ts.ctx, envID)
+	if err != nil {
+		t.Fatalf("snapshot: %v", err)
 	}
 	wait.Succeeds(wait.Context(t, d), t, "the snapshot to complete", func() error {
-		b, err := ts.srv.Store.GetBackup(ts.ctx, created.Snapshot.ID)
+		b, err := ts.srv.Store.GetBackup(ts.ctx, created.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -257,7 +257,7 @@ func (ts *testServer) snapshotWithin(t *testing.T, token, envID string, d time.D
 		}
 		return fmt.Errorf("still %s after %s", b.Status, d)
 	})
-	return ts.getSnapshot(t, token, envID, created.Snapshot.ID)
+	return ts.getSnapshot(t, token, envID, created.ID)
 }
 
 // TestLargeWorkspaceSnapshots is the check, through a running
@@ -273,8 +273,8 @@ func TestLargeWorkspaceSnapshots(t *testing.T) {
 	size := bigFileSize(t)
 	ts := startServer(t, "", nil)
 	token, _ := ts.user("ada@example.com")
-	env := ts.create(token, map[string]any{"name": "large"})
-	ts.waitStatus(token, env.ID, "RUNNING")
+	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "large"})
+	ts.waitStatus(token, env.ID, sdk.StatusRunning)
 	ts.sshRun(t, token, env.ID, "true") // its supervisor has connected
 	dir := ts.workspaceDir(env.ID)
 
@@ -348,11 +348,11 @@ func TestLargeWorkspaceSnapshots(t *testing.T) {
 	// Each snapshot into a fresh directory: a fork is a new environment
 	// with an empty workspace that the snapshot is restored into.
 	for i, c := range []struct {
-		snap snapshotJSON
+		snap sdk.Snapshot
 		want map[string]treeEntry
 	}{{first, want1}, {second, want2}} {
-		fork := ts.create(token, map[string]any{"name": fmt.Sprintf("restore-%d", i+1), "from_snapshot": c.snap.ID})
-		ts.waitStatus(token, fork.ID, "RUNNING")
+		fork := ts.create(token, sdk.CreateEnvironmentRequest{Name: fmt.Sprintf("restore-%d", i+1), FromSnapshot: c.snap.ID})
+		ts.waitStatus(token, fork.ID, sdk.StatusRunning)
 		start = time.Now()
 		ev := ts.waitAudit(t, "snapshot.fork", fork.ID, 1)[0]
 		if !ev.Success {
@@ -362,8 +362,8 @@ func TestLargeWorkspaceSnapshots(t *testing.T) {
 			i+1, ev.Detail["files"], ev.Detail["bytes"], time.Since(start).Round(time.Millisecond))
 		sameTree(t, fmt.Sprintf("snapshot %d restored", i+1), c.want, digestTree(t, ts.workspaceDir(fork.ID)))
 		// Done with it: its workspace is big.
-		if code := ts.call("DELETE", "/api/v1/environments/"+fork.ID, token, nil, nil); code != http.StatusOK && code != http.StatusAccepted {
-			t.Fatalf("delete fork: %d", code)
+		if _, err := ts.client(token).Delete(ts.ctx, fork.ID); err != nil {
+			t.Fatalf("delete fork: %v", err)
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"dev8.dev/dev8/internal/snapshot"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/testutil/wait"
+	"dev8.dev/dev8/sdk"
 )
 
 // waitAudit waits until the audit log holds n events of action on objectID
@@ -49,8 +49,8 @@ func TestLostVolumeRestore(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "", nil)
 	token, _ := ts.user("ada@example.com")
-	env := ts.create(token, map[string]any{"name": "lost"})
-	ts.waitStatus(token, env.ID, "RUNNING")
+	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "lost"})
+	ts.waitStatus(token, env.ID, sdk.StatusRunning)
 	dir := ts.workspaceDir(env.ID)
 
 	ts.sshRun(t, token, env.ID, "mkdir -p src/empty && printf 'package main\\n' > src/main.go && chmod 755 src/main.go && ln -s src/main.go link")
@@ -59,25 +59,21 @@ func TestLostVolumeRestore(t *testing.T) {
 	ts.snapshotWithin(t, token, env.ID, time.Minute)
 
 	// The stop takes a PRE_SHUTDOWN snapshot: the latest one, restored below.
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/stop", token, nil, nil); code != http.StatusOK {
-		t.Fatalf("stop: %d", code)
+	ts.stopEnv(token, env.ID)
+	ts.waitStatus(token, env.ID, sdk.StatusStopped)
+	ada := ts.client(token)
+	list, err := ada.Snapshots(ts.ctx, env.ID)
+	if err != nil || len(list) != 2 || list[0].Trigger != "PRE_SHUTDOWN" || list[0].Status != sdk.SnapshotCompleted {
+		t.Fatalf("snapshots after the stop: %+v, %v", list, err)
 	}
-	ts.waitStatus(token, env.ID, "STOPPED")
-	var list struct{ Snapshots []snapshotJSON }
-	if code := ts.call("GET", "/api/v1/environments/"+env.ID+"/snapshots", token, nil, &list); code != http.StatusOK ||
-		len(list.Snapshots) != 2 || list.Snapshots[0].Trigger != "PRE_SHUTDOWN" || list.Snapshots[0].Status != "COMPLETED" {
-		t.Fatalf("snapshots after the stop: %d %+v", code, list.Snapshots)
-	}
-	latest := list.Snapshots[0]
+	latest := list[0]
 
 	// The disk loses the workspace while it is stopped.
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/start", token, nil, nil); code != http.StatusOK {
-		t.Fatalf("start: %d", code)
-	}
-	ts.waitStatus(token, env.ID, "RUNNING")
+	ts.startEnv(token, env.ID)
+	ts.waitStatus(token, env.ID, sdk.StatusRunning)
 	ev := ts.waitAudit(t, "environment.restore_lost_volume", env.ID, 1)[0]
 	if !ev.Success || ev.ActorKind != store.ActorSystem || ev.Detail["snapshot"] != latest.ID || ev.Detail["snapshot_taken_at"] == nil {
 		t.Fatalf("audit event %+v, want a successful restore of %s", ev, latest.ID)
@@ -92,24 +88,20 @@ func TestLostVolumeRestore(t *testing.T) {
 
 	// The owner is told where the files came from and what was lost (the
 	// reason is set before the audit event is written).
-	var got struct{ Environment envJSON }
-	if code := ts.call("GET", "/api/v1/environments/"+env.ID, token, nil, &got); code != http.StatusOK || got.Environment.StatusReason == nil {
-		t.Fatalf("get: %d %+v; want a status_reason", code, got.Environment)
+	got, err := ada.GetEnvironment(ts.ctx, env.ID)
+	if err != nil || got.StatusReason == "" {
+		t.Fatalf("get: %+v, %v; want a status_reason", got, err)
 	}
-	if r := *got.Environment.StatusReason; got.Environment.Status != "RUNNING" || !strings.Contains(r, latest.ID) || !strings.Contains(r, "lost") {
-		t.Errorf("status_reason %q (status %s), want the snapshot %s and what was lost", r, got.Environment.Status, latest.ID)
+	if r := got.StatusReason; got.Status != sdk.StatusRunning || !strings.Contains(r, latest.ID) || !strings.Contains(r, "lost") {
+		t.Errorf("status_reason %q (status %s), want the snapshot %s and what was lost", r, got.Status, latest.ID)
 	}
 
 	// A plain restart restores nothing; snapshots go on as usual.
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/stop", token, nil, nil); code != http.StatusOK {
-		t.Fatalf("stop: %d", code)
-	}
-	ts.waitStatus(token, env.ID, "STOPPED")
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/start", token, nil, nil); code != http.StatusOK {
-		t.Fatalf("start: %d", code)
-	}
-	if e := ts.waitStatus(token, env.ID, "RUNNING"); e.StatusReason != nil {
-		t.Errorf("status_reason after a plain restart: %q", *e.StatusReason)
+	ts.stopEnv(token, env.ID)
+	ts.waitStatus(token, env.ID, sdk.StatusStopped)
+	ts.startEnv(token, env.ID)
+	if e := ts.waitStatus(token, env.ID, sdk.StatusRunning); e.StatusReason != "" {
+		t.Errorf("status_reason after a plain restart: %q", e.StatusReason)
 	}
 	ts.sshRun(t, token, env.ID, "true") // its supervisor has connected
 	ts.snapshotWithin(t, token, env.ID, time.Minute)
@@ -118,8 +110,8 @@ func TestLostVolumeRestore(t *testing.T) {
 	}
 
 	// A brand-new environment, never snapshotted, triggers nothing.
-	fresh := ts.create(token, map[string]any{"name": "fresh"})
-	ts.waitStatus(token, fresh.ID, "RUNNING")
+	fresh := ts.create(token, sdk.CreateEnvironmentRequest{Name: "fresh"})
+	ts.waitStatus(token, fresh.ID, sdk.StatusRunning)
 	ts.sshRun(t, token, fresh.ID, "true")              // its supervisor has connected
 	ts.snapshotWithin(t, token, fresh.ID, time.Minute) // refused (409) while a restore ran
 	events, _, err := ts.srv.Store.ListAuditEvents(ts.ctx, store.AuditFilter{Action: "environment.restore_lost_volume", ObjectID: fresh.ID})
@@ -130,8 +122,8 @@ func TestLostVolumeRestore(t *testing.T) {
 	// One whose only snapshot failed has nothing to come back from; its
 	// owner is told the files are gone. (Its supervisor is killed so that
 	// the stop takes no pre-stop snapshot.)
-	doomed := ts.create(token, map[string]any{"name": "doomed"})
-	ts.waitStatus(token, doomed.ID, "RUNNING")
+	doomed := ts.create(token, sdk.CreateEnvironmentRequest{Name: "doomed"})
+	ts.waitStatus(token, doomed.ID, sdk.StatusRunning)
 	rec, err := ts.srv.Store.GetEnvironment(ts.ctx, doomed.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -147,24 +139,20 @@ func TestLostVolumeRestore(t *testing.T) {
 	if err := syscall.Kill(ts.supervisorPID(t, doomed.ID), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	ts.waitStatus(token, doomed.ID, "ERROR")
-	if code := ts.call("POST", "/api/v1/environments/"+doomed.ID+"/stop", token, nil, nil); code != http.StatusOK {
-		t.Fatalf("stop: %d", code)
-	}
-	ts.waitStatus(token, doomed.ID, "STOPPED")
+	ts.waitStatus(token, doomed.ID, sdk.StatusError)
+	ts.stopEnv(token, doomed.ID)
+	ts.waitStatus(token, doomed.ID, sdk.StatusStopped)
 	if err := os.RemoveAll(doomedDir); err != nil {
 		t.Fatal(err)
 	}
-	if code := ts.call("POST", "/api/v1/environments/"+doomed.ID+"/start", token, nil, nil); code != http.StatusOK {
-		t.Fatalf("start: %d", code)
-	}
-	ts.waitStatus(token, doomed.ID, "RUNNING")
+	ts.startEnv(token, doomed.ID)
+	ts.waitStatus(token, doomed.ID, sdk.StatusRunning)
 	if ev := ts.waitAudit(t, "environment.restore_lost_volume", doomed.ID, 1)[0]; ev.Success {
 		t.Errorf("lost storage without a completed snapshot: audit event %+v, want a failure", ev)
 	}
-	if code := ts.call("GET", "/api/v1/environments/"+doomed.ID, token, nil, &got); code != http.StatusOK || got.Environment.StatusReason == nil ||
-		!strings.Contains(*got.Environment.StatusReason, "snapshots completed: it starts empty") {
-		t.Errorf("status_reason after losing storage without a completed snapshot: %d %v", code, got.Environment.StatusReason)
+	if got, err := ada.GetEnvironment(ts.ctx, doomed.ID); err != nil ||
+		!strings.Contains(got.StatusReason, "snapshots completed: it starts empty") {
+		t.Errorf("status_reason after losing storage without a completed snapshot: %+v, %v", got, err)
 	}
 }
 
@@ -209,13 +197,13 @@ func (ts *testServer) countBlobs(t *testing.T) int {
 }
 
 // getSnapshot returns a snapshot's record as the API shows it.
-func (ts *testServer) getSnapshot(t *testing.T, token, envID, id string) snapshotJSON {
+func (ts *testServer) getSnapshot(t *testing.T, token, envID, id string) sdk.Snapshot {
 	t.Helper()
-	var got struct{ Snapshot snapshotJSON }
-	if code := ts.call("GET", "/api/v1/environments/"+envID+"/snapshots/"+id, token, nil, &got); code != http.StatusOK {
-		t.Fatalf("get snapshot %s: %d", id, code)
+	got, err := ts.client(token).GetSnapshot(ts.ctx, envID, id)
+	if err != nil {
+		t.Fatalf("get snapshot %s: %v", id, err)
 	}
-	return got.Snapshot
+	return *got
 }
 
 // randomFile writes size bytes that do not compress or deduplicate.
@@ -243,8 +231,8 @@ func TestKillSupervisorMidSnapshot(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "", nil)
 	token, _ := ts.user("admin@example.com") // the first user is an admin
-	env := ts.create(token, map[string]any{"name": "killed"})
-	ts.waitStatus(token, env.ID, "RUNNING")
+	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "killed"})
+	ts.waitStatus(token, env.ID, sdk.StatusRunning)
 	dir := ts.workspaceDir(env.ID)
 	ts.sshRun(t, token, env.ID, "true") // its supervisor has connected
 	writeFiles(t, dir, map[string]string{"README.md": "hello\n", "src/main.go": "package main\n"})
@@ -256,14 +244,15 @@ func TestKillSupervisorMidSnapshot(t *testing.T) {
 	randomFile(t, filepath.Join(dir, "big.bin"), 64<<20, 1)
 	blobs := ts.countBlobs(t)
 	pid := ts.supervisorPID(t, env.ID)
-	var created struct{ Snapshot snapshotJSON }
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/snapshots", token, nil, &created); code != http.StatusAccepted {
-		t.Fatalf("snapshot: %d", code)
+	admin := ts.client(token)
+	created, err := admin.CreateSnapshot(ts.ctx, env.ID)
+	if err != nil {
+		t.Fatalf("snapshot: %v", err)
 	}
 	// Followed in the store: see snapshotWithin.
 	// Looked at every few milliseconds: the snapshot runs only briefly.
 	wait.Eventually(wait.Context(t, wait.Long), t, "the snapshot to send something", func() bool {
-		b, err := ts.srv.Store.GetBackup(ts.ctx, created.Snapshot.ID)
+		b, err := ts.srv.Store.GetBackup(ts.ctx, created.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -279,7 +268,7 @@ func TestKillSupervisorMidSnapshot(t *testing.T) {
 
 	// The record ends FAILED, saying why; nothing waits for a timeout.
 	wait.Succeeds(wait.Context(t, wait.Long), t, "the snapshot to end after its supervisor was killed", func() error {
-		b, err := ts.srv.Store.GetBackup(ts.ctx, created.Snapshot.ID)
+		b, err := ts.srv.Store.GetBackup(ts.ctx, created.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -288,9 +277,9 @@ func TestKillSupervisorMidSnapshot(t *testing.T) {
 		}
 		return fmt.Errorf("still %s", b.Status)
 	})
-	failed := ts.getSnapshot(t, token, env.ID, created.Snapshot.ID)
+	failed := ts.getSnapshot(t, token, env.ID, created.ID)
 	t.Logf("killed snapshot: %s: %s", failed.Status, failed.Error)
-	if failed.Status != "FAILED" || !strings.Contains(failed.Error, "the workspace stopped answering") {
+	if failed.Status != sdk.SnapshotFailed || !strings.Contains(failed.Error, "the workspace stopped answering") {
 		t.Fatalf("killed snapshot = %+v, want FAILED saying the workspace stopped answering", failed)
 	}
 	if !strings.Contains(failed.Error, "supervisor went away during the snapshot") {
@@ -300,20 +289,16 @@ func TestKillSupervisorMidSnapshot(t *testing.T) {
 	}
 
 	// The lifecycle notices the exit: ERROR, with the reason.
-	errEnv := ts.waitStatus(token, env.ID, "ERROR")
-	if errEnv.StatusReason == nil || !strings.Contains(*errEnv.StatusReason, "killed") {
-		t.Fatalf("status_reason after the kill: %v, want the signal", errEnv.StatusReason)
+	errEnv := ts.waitStatus(token, env.ID, sdk.StatusError)
+	if !strings.Contains(errEnv.StatusReason, "killed") {
+		t.Fatalf("status_reason after the kill: %q, want the signal", errEnv.StatusReason)
 	}
-	t.Logf("environment: ERROR: %s", *errEnv.StatusReason)
+	t.Logf("environment: ERROR: %s", errEnv.StatusReason)
 
 	// The repository is intact: the dead snapshot's chunks are only
 	// unreferenced leftovers (for pruning), nothing visible is damaged.
-	var verify struct {
-		OK     bool           `json:"ok"`
-		Report map[string]any `json:"report"`
-	}
-	if code := ts.call("POST", "/api/v1/snapshots/verify", token, nil, &verify); code != http.StatusOK || !verify.OK {
-		t.Fatalf("verify after the kill: %d %+v", code, verify)
+	if verify, err := admin.VerifySnapshots(ts.ctx); err != nil || !verify.OK {
+		t.Fatalf("verify after the kill: %+v, %v", verify, err)
 	}
 	repo, err := snapshot.OpenDirStore(filepath.Join(ts.dataDir, "backups"))
 	if err != nil {
@@ -327,17 +312,14 @@ func TestKillSupervisorMidSnapshot(t *testing.T) {
 
 	// A start brings it back; the earlier snapshot restores and the next
 	// one succeeds.
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/start", token, nil, nil); code != http.StatusOK {
-		t.Fatalf("start: %d", code)
-	}
-	ts.waitStatus(token, env.ID, "RUNNING")
+	ts.startEnv(token, env.ID)
+	ts.waitStatus(token, env.ID, sdk.StatusRunning)
 	if newPID := ts.supervisorPID(t, env.ID); newPID == pid {
 		t.Fatalf("the supervisor was not restarted (pid %d)", pid)
 	}
 	ts.sshRun(t, token, env.ID, "true") // its supervisor has connected
-	var rr restoreJSON
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/snapshots/"+first.ID+"/restore", token, nil, &rr); code != http.StatusOK || len(rr.Failures) != 0 {
-		t.Fatalf("restore of the earlier snapshot: %d %+v", code, rr)
+	if rr, err := admin.RestoreSnapshot(ts.ctx, env.ID, first.ID, ""); err != nil || len(rr.Failures) != 0 {
+		t.Fatalf("restore of the earlier snapshot: %+v, %v", rr, err)
 	}
 	sameFiles(t, "earlier snapshot after the kill", want, readFiles(t, dir))
 	randomFile(t, filepath.Join(dir, "big.bin"), 8<<20, 2)
@@ -345,8 +327,8 @@ func TestKillSupervisorMidSnapshot(t *testing.T) {
 	if next.FileCount != 3 {
 		t.Errorf("next snapshot %+v, want 3 files", next)
 	}
-	if code := ts.call("POST", "/api/v1/snapshots/verify", token, nil, &verify); code != http.StatusOK || !verify.OK {
-		t.Fatalf("verify after the next snapshot: %d %+v", code, verify)
+	if verify, err := admin.VerifySnapshots(ts.ctx); err != nil || !verify.OK {
+		t.Fatalf("verify after the next snapshot: %+v, %v", verify, err)
 	}
 }
 
@@ -357,43 +339,37 @@ func TestStopWaitsForLostVolumeRestore(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "", nil)
 	token, _ := ts.user("ada@example.com")
-	env := ts.create(token, map[string]any{"name": "impatient"})
-	ts.waitStatus(token, env.ID, "RUNNING")
+	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "impatient"})
+	ts.waitStatus(token, env.ID, sdk.StatusRunning)
 	ts.sshRun(t, token, env.ID, "true") // its supervisor has connected
 	dir := ts.workspaceDir(env.ID)
 	writeFiles(t, dir, map[string]string{"README.md": "hello\n", "src/main.go": "package main\n"})
 	randomFile(t, filepath.Join(dir, "data.bin"), 32<<20, 3) // so the restore takes a while
 	want := readFiles(t, dir)
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/stop", token, nil, nil); code != http.StatusOK {
-		t.Fatalf("stop: %d", code)
+	ts.stopEnv(token, env.ID)
+	ts.waitStatus(token, env.ID, sdk.StatusStopped)
+	ada := ts.client(token)
+	list, err := ada.Snapshots(ts.ctx, env.ID)
+	if err != nil || len(list) != 1 || list[0].Status != sdk.SnapshotCompleted {
+		t.Fatalf("snapshots after the stop: %+v, %v", list, err)
 	}
-	ts.waitStatus(token, env.ID, "STOPPED")
-	var list struct{ Snapshots []snapshotJSON }
-	if code := ts.call("GET", "/api/v1/environments/"+env.ID+"/snapshots", token, nil, &list); code != http.StatusOK ||
-		len(list.Snapshots) != 1 || list.Snapshots[0].Status != "COMPLETED" {
-		t.Fatalf("snapshots after the stop: %d %+v", code, list.Snapshots)
-	}
-	full := list.Snapshots[0]
+	full := list[0]
 
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/start", token, nil, nil); code != http.StatusOK {
-		t.Fatalf("start: %d", code)
-	}
-	ts.waitStatus(token, env.ID, "RUNNING")
+	ts.startEnv(token, env.ID)
+	ts.waitStatus(token, env.ID, sdk.StatusRunning)
 	// At once: the restore has at best just begun.
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/stop", token, nil, nil); code != http.StatusOK {
-		t.Fatalf("stop during the restore: %d", code)
-	}
-	ts.waitStatus(token, env.ID, "STOPPED")
+	ts.stopEnv(token, env.ID)
+	ts.waitStatus(token, env.ID, sdk.StatusStopped)
 	if ev := ts.waitAudit(t, "environment.restore_lost_volume", env.ID, 1)[0]; !ev.Success {
 		t.Fatalf("restore interrupted by the stop: %+v", ev.Detail)
 	}
-	if code := ts.call("GET", "/api/v1/environments/"+env.ID+"/snapshots", token, nil, &list); code != http.StatusOK || len(list.Snapshots) != 2 {
-		t.Fatalf("snapshots after the second stop: %d %+v", code, list.Snapshots)
+	if list, err = ada.Snapshots(ts.ctx, env.ID); err != nil || len(list) != 2 {
+		t.Fatalf("snapshots after the second stop: %+v, %v", list, err)
 	}
-	if pre := list.Snapshots[0]; pre.Trigger != "PRE_SHUTDOWN" || pre.Status != "COMPLETED" || pre.FileCount != full.FileCount || pre.SizeBytes != full.SizeBytes {
+	if pre := list[0]; pre.Trigger != "PRE_SHUTDOWN" || pre.Status != sdk.SnapshotCompleted || pre.FileCount != full.FileCount || pre.SizeBytes != full.SizeBytes {
 		t.Fatalf("pre-stop snapshot after the restore %+v, want the whole workspace as in %+v", pre, full)
 	}
 	sameFiles(t, "workspace after the interrupted start", want, readFiles(t, dir))

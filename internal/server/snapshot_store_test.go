@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/snapshot/azblobstore/azuritetest"
 	"dev8.dev/dev8/internal/snapshot/s3store/miniotest"
+	"dev8.dev/dev8/sdk"
 )
 
 // cloudStore is one remote snapshot store that runCloudStore puts a
@@ -120,8 +120,8 @@ func runCloudStore(t *testing.T, st cloudStore) {
 	}
 
 	token, _ := ts.user("ada@example.com")
-	env := ts.create(token, map[string]any{"name": st.kind})
-	ts.waitStatus(token, env.ID, "RUNNING")
+	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: st.kind})
+	ts.waitStatus(token, env.ID, sdk.StatusRunning)
 	dir := ts.workspaceDir(env.ID)
 	big := bytes.Repeat([]byte(st.pattern), 1<<16) // 1 MiB
 	writeFiles(t, dir, map[string]string{"README.md": "hello\n", "src/data.bin": string(big)})
@@ -135,9 +135,8 @@ func runCloudStore(t *testing.T, st cloudStore) {
 	}
 
 	writeFiles(t, dir, map[string]string{"README.md": "changed\n", "extra.txt": "new\n"})
-	var rr restoreJSON
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/snapshots/"+first.ID+"/restore", token, nil, &rr); code != http.StatusOK || len(rr.Failures) != 0 {
-		t.Fatalf("restore: %d %+v", code, rr)
+	if rr, err := ts.client(token).RestoreSnapshot(ts.ctx, env.ID, first.ID, ""); err != nil || len(rr.Failures) != 0 {
+		t.Fatalf("restore: %+v, %v", rr, err)
 	}
 	sameFiles(t, "after restore", before, readFiles(t, dir))
 

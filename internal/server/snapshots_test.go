@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -15,56 +16,51 @@ import (
 	"dev8.dev/dev8/internal/snapshot"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/testutil/wait"
+	"dev8.dev/dev8/sdk"
 )
 
-type snapshotJSON struct {
-	ID           string `json:"id"`
-	Trigger      string `json:"trigger"`
-	Status       string `json:"status"`
-	SnapshotID   string `json:"snapshot_id"`
-	SizeBytes    int64  `json:"size_bytes"`
-	ChangedBytes int64  `json:"changed_bytes"`
-	FileCount    int64  `json:"file_count"`
-	Error        string `json:"error"`
-}
-
-type restoreJSON struct {
-	Files    int64 `json:"files"`
-	Removed  int64 `json:"removed"`
-	Failures []struct {
-		Path  string `json:"path"`
-		Error string `json:"error"`
-	} `json:"failures"`
-}
-
-// takeSnapshot asks for a snapshot and follows it until it ends. The
-// snapshot runs in the background after the 202; there is nothing to wait
-// on but its record, so the record is polled.
-func (ts *testServer) takeSnapshot(t *testing.T, token, envID string) snapshotJSON {
+// takeSnapshot asks for a snapshot and follows it until it ends.
+func (ts *testServer) takeSnapshot(t *testing.T, token, envID string) sdk.Snapshot {
 	t.Helper()
-	var created struct{ Snapshot snapshotJSON }
-	if code := ts.call("POST", "/api/v1/environments/"+envID+"/snapshots", token, nil, &created); code != http.StatusAccepted {
-		t.Fatalf("snapshot: %d", code)
+	created, err := ts.client(token).CreateSnapshot(ts.ctx, envID)
+	if err != nil {
+		t.Fatalf("snapshot: %v", err)
 	}
-	if created.Snapshot.Status != "PENDING" || created.Snapshot.Trigger != "MANUAL" {
-		t.Fatalf("snapshot answered %+v", created.Snapshot)
+	if created.Status != sdk.SnapshotPending || created.Trigger != "MANUAL" {
+		t.Fatalf("snapshot answered %+v", created)
 	}
-	var snap snapshotJSON
+	return ts.waitSnapshot(t, token, envID, created.ID)
+}
+
+// waitSnapshot follows a snapshot until it is COMPLETED, failing the test
+// if it fails. The snapshot runs in the background after the 202; there is
+// nothing to wait on but its record, so the record is polled.
+func (ts *testServer) waitSnapshot(t *testing.T, token, envID, id string) sdk.Snapshot {
+	t.Helper()
+	c := ts.client(token)
+	var snap sdk.Snapshot
 	wait.Succeeds(wait.Context(t, wait.Long), t, "the snapshot to complete", func() error {
-		var got struct{ Snapshot snapshotJSON }
-		if code := ts.call("GET", "/api/v1/environments/"+envID+"/snapshots/"+created.Snapshot.ID, token, nil, &got); code != http.StatusOK {
-			t.Fatalf("get snapshot: %d", code)
+		got, err := c.GetSnapshot(ts.ctx, envID, id)
+		if err != nil {
+			t.Fatalf("get snapshot: %v", err)
 		}
-		switch got.Snapshot.Status {
-		case "COMPLETED":
-			snap = got.Snapshot
+		switch got.Status {
+		case sdk.SnapshotCompleted:
+			snap = *got
 			return nil
-		case "FAILED":
-			t.Fatalf("snapshot failed: %s", got.Snapshot.Error)
+		case sdk.SnapshotFailed:
+			t.Fatalf("snapshot failed: %s", got.Error)
 		}
-		return fmt.Errorf("still %s", got.Snapshot.Status)
+		return fmt.Errorf("still %s", got.Status)
 	})
 	return snap
+}
+
+// isAPIError reports whether err is the API's answer with status and,
+// unless code is empty, code.
+func isAPIError(err error, status int, code string) bool {
+	var e *sdk.Error
+	return errors.As(err, &e) && e.Status == status && (code == "" || e.Code == code)
 }
 
 func writeFiles(t *testing.T, dir string, files map[string]string) {
@@ -128,8 +124,8 @@ func TestSnapshots(t *testing.T) {
 	ts := startServer(t, "", nil)
 	token, _ := ts.user("ada@example.com")
 	otherToken, _ := ts.user("bob@example.com")
-	env := ts.create(token, map[string]any{"name": "snap"})
-	ts.waitStatus(token, env.ID, "RUNNING")
+	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "snap"})
+	ts.waitStatus(token, env.ID, sdk.StatusRunning)
 	dir := ts.workspaceDir(env.ID)
 
 	// Written through the workspace (SSH) and beside it.
@@ -138,7 +134,16 @@ func TestSnapshots(t *testing.T) {
 	writeFiles(t, dir, map[string]string{"README.md": "hello\n", "src/deep/data.bin": string(big), "notes/todo.txt": "buy milk\n"})
 	before := readFiles(t, dir)
 
-	first := ts.takeSnapshot(t, token, env.ID)
+	// The first snapshot is asked for on the wire: the answer is a 202 with
+	// the PENDING record.
+	var created struct{ Snapshot sdk.Snapshot }
+	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/snapshots", token, nil, &created); code != http.StatusAccepted {
+		t.Fatalf("snapshot: %d", code)
+	}
+	if created.Snapshot.Status != sdk.SnapshotPending || created.Snapshot.Trigger != "MANUAL" {
+		t.Fatalf("snapshot answered %+v", created.Snapshot)
+	}
+	first := ts.waitSnapshot(t, token, env.ID, created.Snapshot.ID)
 	if first.FileCount < 4 || first.SizeBytes < int64(len(big)) || first.ChangedBytes == 0 || first.SnapshotID == "" {
 		t.Fatalf("first snapshot %+v", first)
 	}
@@ -147,17 +152,17 @@ func TestSnapshots(t *testing.T) {
 	if second.ChangedBytes != 0 {
 		t.Errorf("unchanged workspace: second snapshot stored %d bytes", second.ChangedBytes)
 	}
-	var list struct{ Snapshots []snapshotJSON }
-	if code := ts.call("GET", "/api/v1/environments/"+env.ID+"/snapshots", token, nil, &list); code != http.StatusOK || len(list.Snapshots) != 2 || list.Snapshots[1].ID != first.ID {
-		t.Fatalf("list: %d %+v", code, list.Snapshots)
+	ada, other := ts.client(token), ts.client(otherToken)
+	if list, err := ada.Snapshots(ts.ctx, env.ID); err != nil || len(list) != 2 || list[1].ID != first.ID {
+		t.Fatalf("list: %+v, %v", list, err)
 	}
 
 	// Change, add and delete files, then restore: the workspace is the
 	// snapshot again; node_modules (excluded) is left alone.
 	ts.sshRun(t, token, env.ID, "rm README.md && echo changed > src/main.go && echo new > extra.txt && rm -r notes && mkdir -p stray/dir")
-	var rr restoreJSON
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/snapshots/"+first.ID+"/restore", token, nil, &rr); code != http.StatusOK {
-		t.Fatalf("restore: %d", code)
+	rr, err := ada.RestoreSnapshot(ts.ctx, env.ID, first.ID, "")
+	if err != nil {
+		t.Fatalf("restore: %v", err)
 	}
 	if len(rr.Failures) != 0 || rr.Removed != 2 {
 		t.Errorf("restore answered %+v (want 2 removed: extra.txt, stray)", rr)
@@ -169,31 +174,30 @@ func TestSnapshots(t *testing.T) {
 
 	// One path only.
 	ts.sshRun(t, token, env.ID, "echo other > src/main.go && echo keep > README.md")
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/snapshots/"+first.ID+"/restore", token, map[string]string{"path": "src"}, &rr); code != http.StatusOK || len(rr.Failures) != 0 {
-		t.Fatalf("restore src: %d %+v", code, rr)
+	if rr, err := ada.RestoreSnapshot(ts.ctx, env.ID, first.ID, "src"); err != nil || len(rr.Failures) != 0 {
+		t.Fatalf("restore src: %+v, %v", rr, err)
 	}
 	if out := ts.sshRun(t, token, env.ID, "cat src/main.go README.md"); out != "package main\nkeep\n" {
 		t.Errorf("after restoring src: %q", out)
 	}
-	var e errJSON
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/snapshots/"+first.ID+"/restore", token, map[string]string{"path": "../etc"}, &e); code != http.StatusBadRequest {
-		t.Errorf("restore ../etc: %d %+v", code, e)
+	if _, err := ada.RestoreSnapshot(ts.ctx, env.ID, first.ID, "../etc"); !isAPIError(err, http.StatusBadRequest, "") {
+		t.Errorf("restore ../etc: %v", err)
 	}
 
 	// Someone else sees neither the environment's snapshots nor restores
 	// them into their own environment; an agent token is refused.
-	if code := ts.call("GET", "/api/v1/environments/"+env.ID+"/snapshots", otherToken, nil, nil); code != http.StatusNotFound {
-		t.Errorf("other user lists snapshots: %d", code)
+	if _, err := other.Snapshots(ts.ctx, env.ID); !isAPIError(err, http.StatusNotFound, "") {
+		t.Errorf("other user lists snapshots: %v", err)
 	}
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/snapshots", otherToken, nil, nil); code != http.StatusNotFound {
-		t.Errorf("other user takes a snapshot: %d", code)
+	if _, err := other.CreateSnapshot(ts.ctx, env.ID); !isAPIError(err, http.StatusNotFound, "") {
+		t.Errorf("other user takes a snapshot: %v", err)
 	}
-	otherEnv := ts.create(otherToken, map[string]any{"name": "theirs"})
-	if code := ts.call("POST", "/api/v1/environments/"+otherEnv.ID+"/snapshots/"+first.ID+"/restore", otherToken, nil, &e); code != http.StatusNotFound || e.Code != "NOT_FOUND" {
-		t.Errorf("restore another's snapshot into one's own environment: %d %+v", code, e)
+	otherEnv := ts.create(otherToken, sdk.CreateEnvironmentRequest{Name: "theirs"})
+	if _, err := other.RestoreSnapshot(ts.ctx, otherEnv.ID, first.ID, ""); !isAPIError(err, http.StatusNotFound, sdk.CodeNotFound) {
+		t.Errorf("restore another's snapshot into one's own environment: %v", err)
 	}
-	if code := ts.call("GET", "/api/v1/environments/"+env.ID+"/snapshots", ts.agentToken(env.ID), nil, nil); code != http.StatusForbidden {
-		t.Errorf("agent token lists snapshots: %d", code)
+	if _, err := ts.client(ts.agentToken(env.ID)).Snapshots(ts.ctx, env.ID); !isAPIError(err, http.StatusForbidden, "") {
+		t.Errorf("agent token lists snapshots: %v", err)
 	}
 
 	// A corrupt chunk: the restore reports that file and restores the rest.
@@ -220,8 +224,9 @@ func TestSnapshots(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts.sshRun(t, token, env.ID, "rm -r src README.md")
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/snapshots/"+first.ID+"/restore", token, nil, &rr); code != http.StatusOK {
-		t.Fatalf("restore with a corrupt chunk: %d", code)
+	rr, err = ada.RestoreSnapshot(ts.ctx, env.ID, first.ID, "")
+	if err != nil {
+		t.Fatalf("restore with a corrupt chunk: %v", err)
 	}
 	if len(rr.Failures) != 1 || rr.Failures[0].Path != "src/deep/data.bin" {
 		t.Fatalf("failures = %+v, want src/deep/data.bin", rr.Failures)
@@ -242,21 +247,21 @@ func TestSnapshots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/snapshots", token, nil, &e); code != http.StatusConflict || !strings.Contains(e.Details, busy.ID) {
-		t.Errorf("snapshot while one is pending: %d %+v", code, e)
+	if _, err := ada.CreateSnapshot(ts.ctx, env.ID); !isAPIError(err, http.StatusConflict, "") || !strings.Contains(err.(*sdk.Error).Details, busy.ID) {
+		t.Errorf("snapshot while one is pending: %v", err)
 	}
 	if err := ts.srv.Store.FinishBackup(ts.ctx, busy.ID, store.BackupResult{Error: "test"}); err != nil {
 		t.Fatal(err)
 	}
 
 	// A stopped environment cannot be restored into.
-	ts.call("POST", "/api/v1/environments/"+env.ID+"/stop", token, nil, nil)
-	ts.waitStatus(token, env.ID, "STOPPED")
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/snapshots/"+first.ID+"/restore", token, nil, &e); code != http.StatusConflict {
-		t.Errorf("restore into a stopped environment: %d %+v", code, e)
+	ts.stopEnv(token, env.ID)
+	ts.waitStatus(token, env.ID, sdk.StatusStopped)
+	if _, err := ada.RestoreSnapshot(ts.ctx, env.ID, first.ID, ""); !isAPIError(err, http.StatusConflict, "") {
+		t.Errorf("restore into a stopped environment: %v", err)
 	}
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/snapshots", token, nil, &e); code != http.StatusConflict {
-		t.Errorf("snapshot of a stopped environment: %d %+v", code, e)
+	if _, err := ada.CreateSnapshot(ts.ctx, env.ID); !isAPIError(err, http.StatusConflict, "") {
+		t.Errorf("snapshot of a stopped environment: %v", err)
 	}
 }
 
@@ -267,22 +272,21 @@ func TestSnapshotFork(t *testing.T) {
 	ts := startServer(t, "", nil)
 	token, _ := ts.user("ada@example.com")
 	otherToken, _ := ts.user("bob@example.com")
-	env := ts.create(token, map[string]any{"name": "origin"})
-	ts.waitStatus(token, env.ID, "RUNNING")
+	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "origin"})
+	ts.waitStatus(token, env.ID, sdk.StatusRunning)
 	ts.sshRun(t, token, env.ID, "mkdir -p app/empty && echo state > app/state.txt && ln -s app/state.txt current")
 	want := readFiles(t, ts.workspaceDir(env.ID))
 	snap := ts.takeSnapshot(t, token, env.ID)
 
-	var e errJSON
-	if code := ts.call("POST", "/api/v1/environments", otherToken, map[string]any{"name": "stolen", "from_snapshot": snap.ID}, &e); code != http.StatusBadRequest || e.Code != "VALIDATION_ERROR" {
-		t.Fatalf("fork of another's snapshot: %d %+v", code, e)
+	if _, err := ts.client(otherToken).CreateEnvironment(ts.ctx, sdk.CreateEnvironmentRequest{Name: "stolen", FromSnapshot: snap.ID}); !isAPIError(err, http.StatusBadRequest, sdk.CodeValidation) {
+		t.Fatalf("fork of another's snapshot: %v", err)
 	}
-	if code := ts.call("POST", "/api/v1/environments", token, map[string]any{"name": "nope", "from_snapshot": "snap_nope"}, &e); code != http.StatusBadRequest {
-		t.Fatalf("fork of an unknown snapshot: %d %+v", code, e)
+	if _, err := ts.client(token).CreateEnvironment(ts.ctx, sdk.CreateEnvironmentRequest{Name: "nope", FromSnapshot: "snap_nope"}); !isAPIError(err, http.StatusBadRequest, "") {
+		t.Fatalf("fork of an unknown snapshot: %v", err)
 	}
 
-	fork := ts.create(token, map[string]any{"name": "fork", "from_snapshot": snap.ID})
-	ts.waitStatus(token, fork.ID, "RUNNING")
+	fork := ts.create(token, sdk.CreateEnvironmentRequest{Name: "fork", FromSnapshot: snap.ID})
+	ts.waitStatus(token, fork.ID, sdk.StatusRunning)
 	// The restore follows RUNNING; its end is recorded in the audit log.
 	wait.Eventually(wait.Context(t, wait.Long), t, "a snapshot.fork audit event", func() bool {
 		events, _, err := ts.srv.Store.ListAuditEvents(ts.ctx, store.AuditFilter{Action: "snapshot.fork", ObjectID: fork.ID})
@@ -310,42 +314,43 @@ func TestScheduledSnapshots(t *testing.T) {
 			Retention: snapshot.Retention{KeepLast: 1}}
 	})
 	token, _ := ts.user("ada@example.com")
-	env := ts.create(token, map[string]any{"name": "busy"})
-	ts.waitStatus(token, env.ID, "RUNNING")
+	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "busy"})
+	ts.waitStatus(token, env.ID, sdk.StatusRunning)
 	ts.sshRun(t, token, env.ID, "echo one > f.txt")
 
 	// Starting counts as use: a first scheduled snapshot comes. Then
 	// activity brings another one, and pruning leaves one record.
 	var seen []string
-	waitFor := func(what string, cond func([]snapshotJSON) bool) []snapshotJSON {
+	ada := ts.client(token)
+	waitFor := func(what string, cond func([]sdk.Snapshot) bool) []sdk.Snapshot {
 		t.Helper()
-		var snaps []snapshotJSON
+		var snaps []sdk.Snapshot
 		wait.Succeeds(wait.Context(t, wait.Long), t, what, func() error {
-			var list struct{ Snapshots []snapshotJSON }
-			if code := ts.call("GET", "/api/v1/environments/"+env.ID+"/snapshots", token, nil, &list); code != http.StatusOK {
-				t.Fatalf("list: %d", code)
+			list, err := ada.Snapshots(ts.ctx, env.ID)
+			if err != nil {
+				t.Fatalf("list: %v", err)
 			}
-			if cond(list.Snapshots) {
-				snaps = list.Snapshots
+			if cond(list) {
+				snaps = list
 				return nil
 			}
-			return fmt.Errorf("still %+v", list.Snapshots)
+			return fmt.Errorf("still %+v", list)
 		})
 		return snaps
 	}
-	first := waitFor("first scheduled snapshot", func(l []snapshotJSON) bool {
-		return len(l) > 0 && l[0].Status == "COMPLETED"
+	first := waitFor("first scheduled snapshot", func(l []sdk.Snapshot) bool {
+		return len(l) > 0 && l[0].Status == sdk.SnapshotCompleted
 	})[0]
 	if first.Trigger != "SCHEDULED" {
 		t.Fatalf("first snapshot %+v", first)
 	}
 	seen = append(seen, first.ID)
 	ts.sshRun(t, token, env.ID, "echo two > f.txt")
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/activity", token, nil, nil); code != http.StatusOK {
-		t.Fatalf("activity: %d", code)
+	if err := ada.ReportActivity(ts.ctx, env.ID); err != nil {
+		t.Fatalf("activity: %v", err)
 	}
-	last := waitFor("a newer snapshot, the first one pruned", func(l []snapshotJSON) bool {
-		return len(l) == 1 && l[0].ID != first.ID && l[0].Status == "COMPLETED"
+	last := waitFor("a newer snapshot, the first one pruned", func(l []sdk.Snapshot) bool {
+		return len(l) == 1 && l[0].ID != first.ID && l[0].Status == sdk.SnapshotCompleted
 	})[0]
 	if last.Trigger != "SCHEDULED" {
 		t.Fatalf("second snapshot %+v", last)
@@ -359,9 +364,8 @@ func TestScheduledSnapshots(t *testing.T) {
 	if err != nil || len(names) != 1 || names[0] != last.SnapshotID {
 		t.Fatalf("repository snapshots %v, %v; want [%s] (seen %v)", names, err, last.SnapshotID, seen)
 	}
-	var rr restoreJSON
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/snapshots/"+last.ID+"/restore", token, nil, &rr); code != http.StatusOK || len(rr.Failures) != 0 {
-		t.Fatalf("restore after pruning: %d %+v", code, rr)
+	if rr, err := ada.RestoreSnapshot(ts.ctx, env.ID, last.ID, ""); err != nil || len(rr.Failures) != 0 {
+		t.Fatalf("restore after pruning: %+v, %v", rr, err)
 	}
 	if out := ts.sshRun(t, token, env.ID, "cat f.txt"); out != "two\n" {
 		t.Fatalf("restored f.txt = %q", out)
@@ -374,31 +378,29 @@ func TestPreStopSnapshot(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "", nil)
 	token, _ := ts.user("ada@example.com")
-	env := ts.create(token, map[string]any{"name": "idle", "auto_stop_minutes": 1})
-	ts.waitStatus(token, env.ID, "RUNNING")
+	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "idle", AutoStopMinutes: minutes(1)})
+	ts.waitStatus(token, env.ID, sdk.StatusRunning)
 	ts.sshRun(t, token, env.ID, "echo written-just-before > late.txt")
 
 	// Nobody touches it for longer than its auto-stop: the reaper stops it.
 	ts.clock.Advance(2 * time.Minute)
-	ts.waitStatus(token, env.ID, "STOPPED")
-	var list struct{ Snapshots []snapshotJSON }
-	if code := ts.call("GET", "/api/v1/environments/"+env.ID+"/snapshots", token, nil, &list); code != http.StatusOK {
-		t.Fatalf("list: %d", code)
+	ts.waitStatus(token, env.ID, sdk.StatusStopped)
+	ada := ts.client(token)
+	list, err := ada.Snapshots(ts.ctx, env.ID)
+	if err != nil {
+		t.Fatalf("list: %v", err)
 	}
-	if len(list.Snapshots) != 1 || list.Snapshots[0].Trigger != "PRE_SHUTDOWN" || list.Snapshots[0].Status != "COMPLETED" {
-		t.Fatalf("snapshots after the idle stop: %+v, want one COMPLETED PRE_SHUTDOWN", list.Snapshots)
+	if len(list) != 1 || list[0].Trigger != "PRE_SHUTDOWN" || list[0].Status != sdk.SnapshotCompleted {
+		t.Fatalf("snapshots after the idle stop: %+v, want one COMPLETED PRE_SHUTDOWN", list)
 	}
-	pre := list.Snapshots[0]
+	pre := list[0]
 
 	// Started again, the file lost, the pre-stop snapshot brings it back.
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/start", token, nil, nil); code != http.StatusOK {
-		t.Fatalf("start: %d", code)
-	}
-	ts.waitStatus(token, env.ID, "RUNNING")
+	ts.startEnv(token, env.ID)
+	ts.waitStatus(token, env.ID, sdk.StatusRunning)
 	ts.sshRun(t, token, env.ID, "rm late.txt")
-	var rr restoreJSON
-	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/snapshots/"+pre.ID+"/restore", token, nil, &rr); code != http.StatusOK || len(rr.Failures) != 0 {
-		t.Fatalf("restore: %d %+v", code, rr)
+	if rr, err := ada.RestoreSnapshot(ts.ctx, env.ID, pre.ID, ""); err != nil || len(rr.Failures) != 0 {
+		t.Fatalf("restore: %+v, %v", rr, err)
 	}
 	if out := ts.sshRun(t, token, env.ID, "cat late.txt"); out != "written-just-before\n" {
 		t.Fatalf("late.txt after restoring the pre-stop snapshot = %q", out)

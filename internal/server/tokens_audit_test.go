@@ -12,19 +12,14 @@ import (
 
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
 
-type tokenJSON struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	CreatedAt  time.Time  `json:"created_at"`
-	ExpiresAt  *time.Time `json:"expires_at"`
-	LastUsedAt *time.Time `json:"last_used_at"`
-}
-
+// createdToken is the answer to POST /api/v1/tokens: the secret, shown
+// this once, and the token's metadata.
 type createdToken struct {
-	Token    string    `json:"token"`
-	APIToken tokenJSON `json:"api_token"`
+	Token    string       `json:"token"`
+	APIToken sdk.APIToken `json:"api_token"`
 }
 
 // raw sends a request with an optional X-Request-Id and returns the status
@@ -64,23 +59,27 @@ func (ts *testServer) raw(method, path, token, requestID string, body any) (int,
 	return resp.StatusCode, data
 }
 
-func (ts *testServer) createToken(token string, body map[string]any) createdToken {
+// createToken makes an API token through the sdk (expiresInDays <= 0: the
+// server's default lifetime).
+func (ts *testServer) createToken(token, name string, expiresInDays int) createdToken {
 	ts.t.Helper()
-	var out createdToken
-	if code := ts.call("POST", "/api/v1/tokens", token, body, &out); code != http.StatusCreated {
-		ts.t.Fatalf("create token %v: %d", body, code)
+	secret, tok, err := ts.client(token).CreateToken(ts.ctx, name, expiresInDays)
+	if err != nil {
+		ts.t.Fatalf("create token %s (%d days): %v", name, expiresInDays, err)
 	}
-	return out
+	return createdToken{Token: secret, APIToken: *tok}
 }
 
-func (ts *testServer) listTokens(token string) ([]tokenJSON, string) {
+// listTokens lists the caller's tokens on the wire: tests look at the raw
+// body for secrets that must not be in it.
+func (ts *testServer) listTokens(token string) ([]sdk.APIToken, string) {
 	ts.t.Helper()
 	code, data := ts.raw("GET", "/api/v1/tokens", token, "", nil)
 	if code != http.StatusOK {
 		ts.t.Fatalf("list tokens: %d %s", code, data)
 	}
 	var out struct {
-		APITokens []tokenJSON `json:"api_tokens"`
+		APITokens []sdk.APIToken `json:"api_tokens"`
 	}
 	if err := json.Unmarshal(data, &out); err != nil {
 		ts.t.Fatal(err)
@@ -103,7 +102,7 @@ func TestAPITokens(t *testing.T) {
 			adaLogin, _ := ts.user("ada@example.com")
 			bobLogin, _ := ts.user("bob@example.com")
 
-			ci := ts.createToken(adaLogin, map[string]any{"name": "ci"})
+			ci := ts.createToken(adaLogin, "ci", 0)
 			if !strings.HasPrefix(ci.Token, "dev8_") || !strings.HasPrefix(ci.APIToken.ID, "tok_") || ci.APIToken.Name != "ci" {
 				t.Fatalf("created %+v", ci)
 			}
@@ -113,14 +112,13 @@ func TestAPITokens(t *testing.T) {
 			if ci.APIToken.LastUsedAt != nil {
 				t.Errorf("a new token has last_used_at %v", ci.APIToken.LastUsedAt)
 			}
-			var me struct{ User struct{ Email string } }
-			if code := ts.call("GET", "/api/v1/auth/me", ci.Token, nil, &me); code != http.StatusOK || me.User.Email != "ada@example.com" {
-				t.Fatalf("me with the new token: %d %+v", code, me)
+			if me, err := ts.client(ci.Token).Me(ts.ctx); err != nil || me.Email != "ada@example.com" {
+				t.Fatalf("me with the new token: %+v, %v", me, err)
 			}
 
 			// Listed newest first (a login is a session, not a token),
 			// metadata only: the secret is never shown again.
-			year := ts.createToken(adaLogin, map[string]any{"name": "yearly", "expires_in_days": 365})
+			year := ts.createToken(adaLogin, "yearly", 365)
 			if !near(*year.APIToken.ExpiresAt, ts.clock.Now().Add(365*24*time.Hour)) {
 				t.Errorf("365-day token expires %v", year.APIToken.ExpiresAt)
 			}
@@ -147,7 +145,7 @@ func TestAPITokens(t *testing.T) {
 				t.Fatalf("bob sees %+v", bobs)
 			}
 
-			// Validation and uniqueness.
+			// Validation and uniqueness: bad input, checked on the wire.
 			for _, tc := range []struct {
 				body map[string]any
 				code int
@@ -163,54 +161,56 @@ func TestAPITokens(t *testing.T) {
 				{map[string]any{"name": "neg", "expires_in_days": -1}, http.StatusBadRequest},
 				{map[string]any{"name": "x", "secret": "y"}, http.StatusBadRequest},
 			} {
-				var e errJSON
+				var e sdk.ErrorResponse
 				if code := ts.call("POST", "/api/v1/tokens", adaLogin, tc.body, &e); code != tc.code {
 					t.Errorf("create %v = %d %+v, want %d", tc.body, code, e, tc.code)
 				}
 			}
 			// Names are unique per user only.
-			ts.createToken(bobLogin, map[string]any{"name": "ci", "expires_in_days": 1})
-			ts.createToken(bobLogin, map[string]any{"name": "max", "expires_in_days": 365})
+			ts.createToken(bobLogin, "ci", 1)
+			ts.createToken(bobLogin, "max", 365)
 
 			// Another user's token is answered like a missing one.
-			var e errJSON
-			if code := ts.call("DELETE", "/api/v1/tokens/"+ci.APIToken.ID, bobLogin, nil, &e); code != http.StatusNotFound || e.Code != "NOT_FOUND" {
-				t.Fatalf("bob revoking ada's token = %d %+v, want 404", code, e)
+			ada, bob, ciClient := ts.client(adaLogin), ts.client(bobLogin), ts.client(ci.Token)
+			if err := bob.RevokeToken(ts.ctx, ci.APIToken.ID); !isAPIError(err, http.StatusNotFound, sdk.CodeNotFound) {
+				t.Fatalf("bob revoking ada's token = %v, want 404", err)
 			}
-			if code := ts.call("DELETE", "/api/v1/tokens/tok_missing", adaLogin, nil, nil); code != http.StatusNotFound {
-				t.Fatalf("revoking a missing token = %d, want 404", code)
+			if err := ada.RevokeToken(ts.ctx, "tok_missing"); !isAPIError(err, http.StatusNotFound, "") {
+				t.Fatalf("revoking a missing token = %v, want 404", err)
 			}
-			if code := ts.call("GET", "/api/v1/auth/me", ci.Token, nil, nil); code != http.StatusOK {
-				t.Fatalf("ci after bob's attempt = %d", code)
+			if _, err := ciClient.Me(ts.ctx); err != nil {
+				t.Fatalf("ci after bob's attempt = %v", err)
 			}
 
-			// Revoking with another token: it stops working at once.
+			// Revoking with another token: it stops working at once. The
+			// answer's body is checked on the wire.
 			var revoked struct{ Message, ID string }
 			if code := ts.call("DELETE", "/api/v1/tokens/"+ci.APIToken.ID, adaLogin, nil, &revoked); code != http.StatusOK || revoked.ID != ci.APIToken.ID || revoked.Message == "" {
 				t.Fatalf("revoke = %d %+v", code, revoked)
 			}
-			if code := ts.call("GET", "/api/v1/auth/me", ci.Token, nil, &e); code != http.StatusUnauthorized || e.Code != "UNAUTHORIZED" {
-				t.Fatalf("revoked token = %d %+v, want 401", code, e)
+			if _, err := ciClient.Me(ts.ctx); !isAPIError(err, http.StatusUnauthorized, sdk.CodeUnauthorized) {
+				t.Fatalf("revoked token = %v, want 401", err)
 			}
 			// Revoking the token in use: this request works, the next does not.
-			if code := ts.call("DELETE", "/api/v1/tokens/"+year.APIToken.ID, year.Token, nil, nil); code != http.StatusOK {
-				t.Fatalf("self-revoke = %d", code)
+			yearClient := ts.client(year.Token)
+			if err := yearClient.RevokeToken(ts.ctx, year.APIToken.ID); err != nil {
+				t.Fatalf("self-revoke = %v", err)
 			}
-			if code := ts.call("GET", "/api/v1/tokens", year.Token, nil, nil); code != http.StatusUnauthorized {
-				t.Fatalf("self-revoked token = %d, want 401", code)
+			if _, err := yearClient.Tokens(ts.ctx); !isAPIError(err, http.StatusUnauthorized, "") {
+				t.Fatalf("self-revoked token = %v, want 401", err)
 			}
 			// The login's session ends with logout.
 			if toks, _ = ts.listTokens(adaLogin); len(toks) != 0 {
 				t.Fatalf("ada's tokens after revokes = %+v", toks)
 			}
-			if code := ts.call("POST", "/api/v1/auth/logout", adaLogin, nil, nil); code != http.StatusOK {
-				t.Fatalf("logout = %d", code)
+			if err := ada.Logout(ts.ctx); err != nil {
+				t.Fatalf("logout = %v", err)
 			}
-			if code := ts.call("GET", "/api/v1/tokens", adaLogin, nil, nil); code != http.StatusUnauthorized {
-				t.Fatalf("logged-out session = %d, want 401", code)
+			if _, err := ada.Tokens(ts.ctx); !isAPIError(err, http.StatusUnauthorized, "") {
+				t.Fatalf("logged-out session = %v, want 401", err)
 			}
 
-			// Anonymous: 401 everywhere.
+			// Anonymous: 401 everywhere (a matrix of routes, on the wire).
 			for _, r := range []struct{ method, path string }{{"GET", "/api/v1/tokens"}, {"POST", "/api/v1/tokens"}, {"DELETE", "/api/v1/tokens/" + ci.APIToken.ID}} {
 				if code := ts.call(r.method, r.path, "", nil, nil); code != http.StatusUnauthorized {
 					t.Errorf("anonymous %s %s = %d, want 401", r.method, r.path, code)
@@ -227,23 +227,24 @@ func TestAPITokenLifetimes(t *testing.T) {
 		c.TokenMaxLifetime = 10 * 24 * time.Hour
 	})
 	login, _ := ts.user("ada@example.com")
-	def := ts.createToken(login, map[string]any{"name": "default"})
+	def := ts.createToken(login, "default", 0)
 	if !near(*def.APIToken.ExpiresAt, ts.clock.Now().Add(2*24*time.Hour)) {
 		t.Errorf("default lifetime: expires %v, want 2 days from now", def.APIToken.ExpiresAt)
 	}
-	week := ts.createToken(login, map[string]any{"name": "week", "expires_in_days": 7})
-	ts.createToken(login, map[string]any{"name": "max", "expires_in_days": 10})
-	var e errJSON
-	if code := ts.call("POST", "/api/v1/tokens", login, map[string]any{"name": "over", "expires_in_days": 11}, &e); code != http.StatusBadRequest || !strings.Contains(e.Details, "between 1 and 10") {
-		t.Fatalf("over the configured maximum = %d %+v, want 400", code, e)
+	week := ts.createToken(login, "week", 7)
+	ts.createToken(login, "max", 10)
+	_, _, err := ts.client(login).CreateToken(ts.ctx, "over", 11)
+	if !isAPIError(err, http.StatusBadRequest, "") || !strings.Contains(err.(*sdk.Error).Details, "between 1 and 10") {
+		t.Fatalf("over the configured maximum = %v, want 400", err)
 	}
 	// Expired tokens stop working.
 	ts.clock.Advance(3 * 24 * time.Hour)
-	if code := ts.call("GET", "/api/v1/auth/me", def.Token, nil, &e); code != http.StatusUnauthorized || e.Error != "Token expired" {
-		t.Fatalf("expired token = %d %+v", code, e)
+	_, err = ts.client(def.Token).Me(ts.ctx)
+	if !isAPIError(err, http.StatusUnauthorized, "") || err.(*sdk.Error).Message != "Token expired" {
+		t.Fatalf("expired token = %v", err)
 	}
-	if code := ts.call("GET", "/api/v1/auth/me", week.Token, nil, nil); code != http.StatusOK {
-		t.Fatalf("unexpired token = %d", code)
+	if _, err := ts.client(week.Token).Me(ts.ctx); err != nil {
+		t.Fatalf("unexpired token = %v", err)
 	}
 }
 
@@ -263,32 +264,15 @@ func TestTokenLifetimeConfigRejected(t *testing.T) {
 	}
 }
 
-type auditEventJSON struct {
-	ID          int64          `json:"id"`
-	CreatedAt   time.Time      `json:"created_at"`
-	ActorUserID *string        `json:"actor_user_id"`
-	ActorKind   string         `json:"actor_kind"`
-	Action      string         `json:"action"`
-	ObjectType  string         `json:"object_type"`
-	ObjectID    string         `json:"object_id"`
-	IP          string         `json:"ip"`
-	RequestID   string         `json:"request_id"`
-	Detail      map[string]any `json:"detail"`
-	Success     bool           `json:"success"`
-}
-
-type auditList struct {
-	Events []auditEventJSON `json:"events"`
-	Total  int              `json:"total"`
-}
-
-func (ts *testServer) audit(token string, q url.Values) (auditList, string) {
+// audit reads the audit log on the wire: tests look at the raw body for
+// secrets that must not be in it.
+func (ts *testServer) audit(token string, q url.Values) (sdk.AuditEventList, string) {
 	ts.t.Helper()
 	code, data := ts.raw("GET", "/api/v1/audit?"+q.Encode(), token, "", nil)
 	if code != http.StatusOK {
 		ts.t.Fatalf("GET /audit?%s = %d %s", q.Encode(), code, data)
 	}
-	var out auditList
+	var out sdk.AuditEventList
 	if err := json.Unmarshal(data, &out); err != nil {
 		ts.t.Fatal(err)
 	}
@@ -314,22 +298,22 @@ func TestAuditLog(t *testing.T) {
 
 			// An environment's whole life, each request with its own id.
 			var created struct {
-				Environment envJSON `json:"environment"`
+				Environment sdk.Environment `json:"environment"`
 			}
 			code, data := ts.raw("POST", "/api/v1/environments", memberToken, "req-create", map[string]any{"name": "audited"})
 			if code != http.StatusCreated || json.Unmarshal(data, &created) != nil {
 				t.Fatalf("create = %d %s", code, data)
 			}
 			env := created.Environment
-			ts.waitStatus(memberToken, env.ID, "RUNNING")
+			ts.waitStatus(memberToken, env.ID, sdk.StatusRunning)
 			if code, _ := ts.raw("POST", "/api/v1/environments/"+env.ID+"/stop", memberToken, "req-stop", nil); code != http.StatusOK {
 				t.Fatalf("stop = %d", code)
 			}
-			ts.waitStatus(memberToken, env.ID, "STOPPED")
+			ts.waitStatus(memberToken, env.ID, sdk.StatusStopped)
 			if code, _ := ts.raw("POST", "/api/v1/environments/"+env.ID+"/start", memberToken, "req-start", nil); code != http.StatusOK {
 				t.Fatalf("start = %d", code)
 			}
-			ts.waitStatus(memberToken, env.ID, "RUNNING")
+			ts.waitStatus(memberToken, env.ID, sdk.StatusRunning)
 			if code, _ := ts.raw("DELETE", "/api/v1/environments/"+env.ID, memberToken, "req-delete", nil); code != http.StatusOK {
 				t.Fatalf("delete = %d", code)
 			}
@@ -348,18 +332,17 @@ func TestAuditLog(t *testing.T) {
 			}
 
 			// An idle stop: the system acts.
-			idle := ts.create(memberToken, map[string]any{"name": "idle", "auto_stop_minutes": 1})
-			ts.waitStatus(memberToken, idle.ID, "RUNNING")
+			idle := ts.create(memberToken, sdk.CreateEnvironmentRequest{Name: "idle", AutoStopMinutes: minutes(1)})
+			ts.waitStatus(memberToken, idle.ID, sdk.StatusRunning)
 			ts.clock.Advance(70 * time.Second)
-			ts.waitStatus(memberToken, idle.ID, "STOPPED")
+			ts.waitStatus(memberToken, idle.ID, sdk.StatusStopped)
 
 			// Members may not read the log.
-			var e errJSON
-			if code := ts.call("GET", "/api/v1/audit", memberToken, nil, &e); code != http.StatusForbidden || e.Code != "FORBIDDEN" {
-				t.Fatalf("member GET /audit = %d %+v, want 403", code, e)
+			if _, err := ts.client(memberToken).AuditEvents(ts.ctx, sdk.AuditFilter{}); !isAPIError(err, http.StatusForbidden, sdk.CodeForbidden) {
+				t.Fatalf("member GET /audit = %v, want 403", err)
 			}
-			if code := ts.call("GET", "/api/v1/audit", "", nil, nil); code != http.StatusUnauthorized {
-				t.Fatalf("anonymous GET /audit = %d, want 401", code)
+			if _, err := ts.client("").AuditEvents(ts.ctx, sdk.AuditFilter{}); !isAPIError(err, http.StatusUnauthorized, "") {
+				t.Fatalf("anonymous GET /audit = %v, want 401", err)
 			}
 
 			all, raw := ts.audit(adminToken, url.Values{"limit": {"500"}})
@@ -374,7 +357,7 @@ func TestAuditLog(t *testing.T) {
 			if strings.Contains(raw, "wrong password 123") || strings.Contains(raw, tok.Token) || strings.Contains(raw, memberToken) {
 				t.Fatal("the audit log holds a password or a token secret")
 			}
-			find := func(action, objectID string) auditEventJSON {
+			find := func(action, objectID string) sdk.AuditEvent {
 				t.Helper()
 				for _, ev := range all.Events {
 					if ev.Action == action && ev.ObjectID == objectID {
@@ -382,9 +365,9 @@ func TestAuditLog(t *testing.T) {
 					}
 				}
 				t.Fatalf("no %s event for %q in %+v", action, objectID, all.Events)
-				return auditEventJSON{}
+				return sdk.AuditEvent{}
 			}
-			actor := func(ev auditEventJSON) string {
+			actor := func(ev sdk.AuditEvent) string {
 				if ev.ActorUserID == nil {
 					return "<nil>"
 				}
@@ -440,29 +423,34 @@ func TestAuditLog(t *testing.T) {
 			}
 
 			// Filters.
-			check := func(q url.Values, want func(auditEventJSON) bool, wantTotal int) {
+			admin := ts.client(adminToken)
+			check := func(f sdk.AuditFilter, want func(sdk.AuditEvent) bool, wantTotal int) {
 				t.Helper()
-				got, _ := ts.audit(adminToken, q)
+				got, err := admin.AuditEvents(ts.ctx, f)
+				if err != nil {
+					t.Fatalf("audit %+v: %v", f, err)
+				}
 				if wantTotal >= 0 && got.Total != wantTotal {
-					t.Errorf("?%s: total %d, want %d", q.Encode(), got.Total, wantTotal)
+					t.Errorf("%+v: total %d, want %d", f, got.Total, wantTotal)
 				}
 				for _, ev := range got.Events {
 					if !want(ev) {
-						t.Errorf("?%s: event %+v does not match", q.Encode(), ev)
+						t.Errorf("%+v: event %+v does not match", f, ev)
 					}
 				}
 			}
-			check(url.Values{"action": {"environment.stop"}}, func(ev auditEventJSON) bool { return ev.Action == "environment.stop" }, 1)
-			check(url.Values{"object_type": {"environment"}, "object_id": {env.ID}}, func(ev auditEventJSON) bool { return ev.ObjectID == env.ID }, 4)
-			check(url.Values{"actor": {memberID}}, func(ev auditEventJSON) bool { return actor(ev) == memberID }, -1)
-			check(url.Values{"object_type": {"token"}}, func(ev auditEventJSON) bool { return ev.ObjectType == "token" }, 2)
-			future := ts.clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)
-			check(url.Values{"since": {future}}, func(auditEventJSON) bool { return false }, 0)
-			check(url.Values{"until": {"2000-01-01T00:00:00Z"}}, func(auditEventJSON) bool { return false }, 0)
-			page, _ := ts.audit(adminToken, url.Values{"limit": {"2"}, "offset": {"1"}})
-			if len(page.Events) != 2 || page.Total != all.Total || page.Events[0].ID != all.Events[1].ID {
-				t.Errorf("limit 2 offset 1 = %+v", page)
+			check(sdk.AuditFilter{Action: "environment.stop"}, func(ev sdk.AuditEvent) bool { return ev.Action == "environment.stop" }, 1)
+			check(sdk.AuditFilter{ObjectType: "environment", ObjectID: env.ID}, func(ev sdk.AuditEvent) bool { return ev.ObjectID == env.ID }, 4)
+			check(sdk.AuditFilter{Actor: memberID}, func(ev sdk.AuditEvent) bool { return actor(ev) == memberID }, -1)
+			check(sdk.AuditFilter{ObjectType: "token"}, func(ev sdk.AuditEvent) bool { return ev.ObjectType == "token" }, 2)
+			check(sdk.AuditFilter{Since: ts.clock.Now().Add(time.Hour)}, func(sdk.AuditEvent) bool { return false }, 0)
+			check(sdk.AuditFilter{Until: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)}, func(sdk.AuditEvent) bool { return false }, 0)
+			page, err := admin.AuditEvents(ts.ctx, sdk.AuditFilter{Limit: 2, Offset: 1})
+			if err != nil || len(page.Events) != 2 || page.Total != all.Total || page.Events[0].ID != all.Events[1].ID {
+				t.Errorf("limit 2 offset 1 = %+v, %v", page, err)
 			}
+			// Bad filters are bad input: checked on the wire.
+			var e sdk.ErrorResponse
 			for _, q := range []string{"since=yesterday", "limit=0", "limit=501", "offset=-1"} {
 				if code := ts.call("GET", "/api/v1/audit?"+q, adminToken, nil, &e); code != http.StatusBadRequest {
 					t.Errorf("GET /audit?%s = %d, want 400", q, code)

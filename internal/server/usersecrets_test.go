@@ -22,6 +22,7 @@ import (
 
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
 
 // syncBuffer collects the server's log lines.
@@ -101,6 +102,8 @@ func testUserSecretsEndToEnd(t *testing.T, eng engine) {
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
 	token, _ := ts.user("ada@example.com") // the first user: an admin, so the audit log can be read
+	// Every answer body is kept and searched for the secrets below: the
+	// wire is what this test is about, so it talks raw HTTP.
 	var answers []string
 	call := func(method, path string, body, out any) int {
 		t.Helper()
@@ -138,8 +141,8 @@ func testUserSecretsEndToEnd(t *testing.T, eng engine) {
 		t.Fatalf("reserved name: %d", code)
 	}
 
-	env := ts.create(token, map[string]any{"name": "secrets"})
-	ts.waitStatus(token, env.ID, "RUNNING")
+	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "secrets"})
+	ts.waitStatus(token, env.ID, sdk.StatusRunning)
 
 	out := ts.sshRun(t, token, env.ID, `printf '%s|%s|%s|%s\n' "$E2E_SECRET" "$GITHUB_TOKEN" "$GIT_USER_NAME" "$GIT_USER_EMAIL"; `+
 		`git config --global user.name; git config --global user.email; `+
@@ -174,13 +177,11 @@ func testUserSecretsEndToEnd(t *testing.T, eng engine) {
 	call("GET", "/api/v1/ssh-keys", nil, nil)
 	call("GET", "/api/v1/environments/"+env.ID, nil, nil)
 	call("GET", "/api/v1/environments", nil, nil)
-	var audit struct {
-		Events []map[string]any `json:"events"`
-	}
+	var audit sdk.AuditEventList
 	call("GET", "/api/v1/audit?limit=500", nil, &audit)
 	delivered := false
 	for _, e := range audit.Events {
-		if e["action"] == "secrets.deliver" && e["object_id"] == env.ID {
+		if e.Action == "secrets.deliver" && e.ObjectID == env.ID {
 			delivered = true
 		}
 	}
@@ -207,7 +208,7 @@ func testUserSecretsEndToEnd(t *testing.T, eng engine) {
 	if code := call("POST", "/api/v1/environments/"+env.ID+"/stop", nil, nil); code != http.StatusOK {
 		t.Fatalf("stop: %d", code)
 	}
-	ts.waitStatus(token, env.ID, "STOPPED")
+	ts.waitStatus(token, env.ID, sdk.StatusStopped)
 
 	secrets := []string{secretValue, githubToken}
 	for _, a := range answers {
@@ -296,13 +297,13 @@ func TestSecretsRefreshOnReconnect(t *testing.T) {
 	token, _ := first.user("ada@example.com")
 	put := func(ts *testServer, value string) {
 		t.Helper()
-		if code := ts.call("PUT", "/api/v1/secrets/ROTATING", token, map[string]string{"value": value}, nil); code/100 != 2 {
-			t.Fatalf("put secret: %d", code)
+		if _, err := ts.client(token).SetSecret(ts.ctx, "ROTATING", value); err != nil {
+			t.Fatalf("put secret: %v", err)
 		}
 	}
 	put(first, "before-restart")
-	env := first.create(token, map[string]any{"name": "rotate"})
-	first.waitStatus(token, env.ID, "RUNNING")
+	env := first.create(token, sdk.CreateEnvironmentRequest{Name: "rotate"})
+	first.waitStatus(token, env.ID, sdk.StatusRunning)
 	if out := first.sshRun(t, token, env.ID, `echo "$ROTATING"`); out != "before-restart\n" {
 		t.Fatalf("at start: %q", out)
 	}

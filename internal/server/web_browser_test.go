@@ -19,6 +19,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"golang.org/x/crypto/ssh"
+
+	"dev8.dev/dev8/sdk"
 )
 
 // browserProblems collects what a page reports that a person would call a
@@ -316,16 +318,16 @@ func TestDashboard(t *testing.T) {
 	if err != nil || secret == "" {
 		t.Fatalf("the new token was not shown: %q %v", secret, err)
 	}
-	if code := ts.call("GET", "/api/v1/auth/me", secret, nil, nil); code != http.StatusOK {
-		t.Fatalf("the token the page showed: GET /auth/me = %d", code)
+	if _, err := ts.client(secret).Me(ts.ctx); err != nil {
+		t.Fatalf("the token the page showed: GET /auth/me = %v", err)
 	}
 	check("settings")
 	step("revoke the token",
 		chromedp.Click(chromedp.CSS(`#tokens button[aria-label="Revoke token ci"]`)),
 		waitFor(`!document.querySelector("#tokens").innerText.includes("ci")`),
 	)
-	if code := ts.call("GET", "/api/v1/auth/me", secret, nil, nil); code != http.StatusUnauthorized {
-		t.Fatalf("a revoked token: GET /auth/me = %d, want 401", code)
+	if _, err := ts.client(secret).Me(ts.ctx); !isAPIError(err, http.StatusUnauthorized, "") {
+		t.Fatalf("a revoked token: GET /auth/me = %v, want 401", err)
 	}
 	step("git and a secret",
 		chromedp.SendKeys(chromedp.CSS("#git-name"), "Ada Lovelace"),
@@ -348,26 +350,22 @@ func TestDashboard(t *testing.T) {
 		chromedp.Reload(),
 		waitFor(`document.querySelector("#default-auto-stop").value === "120"`),
 	)
-	var login struct{ Token string }
-	if code := ts.call("POST", "/api/v1/auth/login", "", map[string]string{"email": "ada@example.com", "password": "correct horse battery"}, &login); code != http.StatusOK {
-		t.Fatalf("login: %d", code)
+	loginToken, _, err := ts.client("").Login(ts.ctx, "ada@example.com", "correct horse battery")
+	if err != nil {
+		t.Fatalf("login: %v", err)
 	}
-	var created struct {
-		Environment struct {
-			ID              string `json:"id"`
-			AutoStopMinutes int    `json:"auto_stop_minutes"`
-		} `json:"environment"`
+	ada := ts.client(loginToken)
+	created, err := ada.CreateEnvironment(ts.ctx, sdk.CreateEnvironmentRequest{Name: "defaulted"})
+	if err != nil || created.AutoStopMinutes != 120 {
+		t.Fatalf("create without auto_stop_minutes: %+v, %v; want the user's default auto-stop 120", created, err)
 	}
-	if code := ts.call("POST", "/api/v1/environments", login.Token, map[string]any{"name": "defaulted"}, &created); code != http.StatusCreated || created.Environment.AutoStopMinutes != 120 {
-		t.Fatalf("create without auto_stop_minutes: %d, auto-stop %d, want the user's default 120", code, created.Environment.AutoStopMinutes)
-	}
-	if code := ts.call("DELETE", "/api/v1/environments/"+created.Environment.ID, login.Token, nil, nil); code != http.StatusOK {
-		t.Fatalf("delete: %d", code)
+	if _, err := ada.Delete(ts.ctx, created.ID); err != nil {
+		t.Fatalf("delete: %v", err)
 	}
 
 	// Another user's environment page is a 404, like the API's answer.
 	mallory, _ := ts.user("mallory@example.com")
-	theirs := ts.create(mallory, map[string]any{"name": "private"})
+	theirs := ts.create(mallory, sdk.CreateEnvironmentRequest{Name: "private"})
 	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(ts.url+"/environments/"+theirs.ID))
 	if err != nil {
 		t.Fatal(err)

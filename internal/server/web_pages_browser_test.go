@@ -17,6 +17,7 @@ import (
 	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/testutil/wait"
+	"dev8.dev/dev8/sdk"
 )
 
 // pageTest is TestDashboard's step and check, for the tests of the other
@@ -219,11 +220,8 @@ func TestDashboardProfileAndAdmin(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#name-form button[type=submit]`)),
 		waitFor(`document.querySelector(".topbar .avatar").textContent === "GH" && document.querySelector("#me-name").textContent === "Grace Hopper"`),
 	)
-	var me struct {
-		User struct{ Name string } `json:"user"`
-	}
-	if code := ts.call("GET", "/api/v1/auth/me", adminToken, nil, &me); code != http.StatusOK || me.User.Name != "Grace Hopper" {
-		t.Fatalf("after saving the name: GET /auth/me = %d %+v", code, me)
+	if me, err := ts.client(adminToken).Me(ts.ctx); err != nil || me.Name != "Grace Hopper" {
+		t.Fatalf("after saving the name: GET /auth/me = %+v, %v", me, err)
 	}
 	p.step("wrong current password",
 		chromedp.SendKeys(chromedp.CSS("#current-password"), "not my password"),
@@ -240,40 +238,43 @@ func TestDashboardProfileAndAdmin(t *testing.T) {
 		waitFor(`document.querySelector("#toast").textContent.startsWith("Password changed")`),
 		waitFor(`document.querySelector("#current-password").value === ""`),
 	)
-	if code := ts.call("GET", "/api/v1/auth/me", adminToken, nil, nil); code != http.StatusUnauthorized {
-		t.Errorf("the admin's other session after the password change: /auth/me = %d, want 401", code)
+	if _, err := ts.client(adminToken).Me(ts.ctx); !isAPIError(err, http.StatusUnauthorized, "") {
+		t.Errorf("the admin's other session after the password change: /auth/me = %v, want 401", err)
 	}
-	var login struct{ Token string }
-	if code := ts.call("POST", "/api/v1/auth/login", "", map[string]string{"email": "admin@example.com", "password": "a new password"}, &login); code != http.StatusOK {
-		t.Fatalf("login with the new password = %d", code)
+	adminToken, _, err := ts.client("").Login(ts.ctx, "admin@example.com", "a new password")
+	if err != nil {
+		t.Fatalf("login with the new password = %v", err)
 	}
-	adminToken = login.Token
+	admin := ts.client(adminToken)
 	p.step("profile, phone", chromedp.EmulateViewport(390, 844), chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`#sessions li`)))
 	p.check("profile-phone")
 	p.step("laptop again", chromedp.EmulateViewport(1280, 800))
 
 	// Usage charts, from samples reported with the environment's agent
 	// token as its supervisor would.
-	env := ts.create(adminToken, map[string]any{"name": "charts"})
-	ts.waitStatus(adminToken, env.ID, "RUNNING")
+	env := ts.create(adminToken, sdk.CreateEnvironmentRequest{Name: "charts"})
+	ts.waitStatus(adminToken, env.ID, sdk.StatusRunning)
 	now := time.Now().UTC()
 	var samples []map[string]any
 	for i := 10; i > 0; i-- {
 		samples = append(samples, map[string]any{"timestamp": now.Add(-time.Duration(i) * time.Minute).Format(time.RFC3339),
 			"cpu_usage_percent": float64(10 * i), "memory_usage_mb": 512 + 64*i, "disk_usage_mb": 2048, "network_in_mb": 1, "network_out_mb": 1})
 	}
+	// Reporting is the supervisor's wire, not the sdk's.
 	if code := ts.call("POST", "/api/v1/environments/"+env.ID+"/usage", ts.agentToken(env.ID), map[string]any{"samples": samples}, nil); code/100 != 2 {
 		t.Fatalf("report usage = %d", code)
 	}
 	// Samples are written in batches (about a second): wait until the API lists them.
 	// Polling the API: there is no event for a flushed batch.
 	wait.Succeeds(wait.Context(t, wait.Medium), t, fmt.Sprintf("the usage API to list the %d samples", len(samples)), func() error {
-		var out struct{ Usage []json.RawMessage }
-		ts.call("GET", "/api/v1/environments/"+env.ID+"/usage", adminToken, nil, &out)
-		if len(out.Usage) >= len(samples) {
+		usage, err := admin.Usage(ts.ctx, env.ID, time.Time{}, 0)
+		if err != nil {
+			return err
+		}
+		if len(usage) >= len(samples) {
 			return nil
 		}
-		return fmt.Errorf("it lists %d", len(out.Usage))
+		return fmt.Errorf("it lists %d", len(usage))
 	})
 	p.step("environment charts",
 		chromedp.Navigate(ts.url+"/environments/"+env.ID),
@@ -298,17 +299,8 @@ func TestDashboardProfileAndAdmin(t *testing.T) {
 		chromedp.Click(chromedp.CSS(ada+` button[data-action=promote]`)),
 		chromedp.WaitVisible(chromedp.CSS(ada+` button[data-action=demote]`)),
 	)
-	var adaUser struct {
-		User struct {
-			Role           string `json:"role"`
-			Suspended      bool   `json:"suspended"`
-			QuotaOverrides struct {
-				MaxEnvironments *int `json:"max_environments"`
-			} `json:"quota_overrides"`
-		} `json:"user"`
-	}
-	if ts.call("GET", "/api/v1/users/"+adaID, adminToken, nil, &adaUser); adaUser.User.Role != "admin" {
-		t.Fatalf("after promote: %+v", adaUser.User)
+	if u, _, err := admin.GetUser(ts.ctx, adaID); err != nil || u.Role != "admin" {
+		t.Fatalf("after promote: %+v, %v", u, err)
 	}
 	p.step("demote",
 		chromedp.Click(chromedp.CSS(ada+` button[data-action=demote]`)),
@@ -316,8 +308,8 @@ func TestDashboardProfileAndAdmin(t *testing.T) {
 		chromedp.Click(chromedp.CSS(ada+` button[data-action=suspend]`)),
 		chromedp.WaitVisible(chromedp.CSS(ada+` button[data-action=unsuspend]`)),
 	)
-	if code := ts.call("GET", "/api/v1/auth/me", adaToken, nil, nil); code != http.StatusUnauthorized {
-		t.Errorf("a suspended user's token: /auth/me = %d, want 401", code)
+	if _, err := ts.client(adaToken).Me(ts.ctx); !isAPIError(err, http.StatusUnauthorized, "") {
+		t.Errorf("a suspended user's token: /auth/me = %v, want 401", err)
 	}
 	p.step("unsuspend",
 		chromedp.Click(chromedp.CSS(ada+` button[data-action=unsuspend]`)),
@@ -333,12 +325,12 @@ func TestDashboardProfileAndAdmin(t *testing.T) {
 		chromedp.WaitNotVisible(chromedp.CSS(`#quota-dialog`)),
 		waitFor(fmt.Sprintf(`document.querySelector(%q).innerText.includes("20 envs")`, ada)),
 	)
-	if ts.call("GET", "/api/v1/users/"+adaID, adminToken, nil, &adaUser); adaUser.User.Role != "member" || adaUser.User.Suspended ||
-		adaUser.User.QuotaOverrides.MaxEnvironments == nil || *adaUser.User.QuotaOverrides.MaxEnvironments != 20 {
-		t.Fatalf("after demote, unsuspend and the quota: %+v", adaUser.User)
+	if u, _, err := admin.GetUser(ts.ctx, adaID); err != nil || u.Role != "member" || u.Suspended ||
+		u.QuotaOverrides.MaxEnvironments == nil || *u.QuotaOverrides.MaxEnvironments != 20 {
+		t.Fatalf("after demote, unsuspend and the quota: %+v, %v", u, err)
 	}
-	if code := ts.call("GET", "/api/v1/auth/me", adaToken, nil, nil); code != http.StatusOK {
-		t.Errorf("an unsuspended user's token: /auth/me = %d, want 200", code)
+	if _, err := ts.client(adaToken).Me(ts.ctx); err != nil {
+		t.Errorf("an unsuspended user's token: /auth/me = %v, want 200", err)
 	}
 	p.step("admin, phone", chromedp.EmulateViewport(390, 844), chromedp.WaitVisible(chromedp.CSS(ada)))
 	p.check("admin-users-phone")
@@ -405,8 +397,9 @@ func TestDashboardFirstPaint(t *testing.T) {
 	token, id := ts.user("many@example.com")
 	// The default quotas are 10 environments and 5 running: the admin
 	// raises them for this user.
-	if code := ts.call("PATCH", "/api/v1/users/"+id, adminToken, map[string]any{"quota": map[string]any{"max_environments": 100, "max_running_environments": 10}}, nil); code != http.StatusOK {
-		t.Fatalf("raise quota = %d", code)
+	quota := sdk.UserUpdate{Quota: map[string]any{"max_environments": 100, "max_running_environments": 10}}
+	if _, _, err := ts.client(adminToken).UpdateUser(ts.ctx, id, quota); err != nil {
+		t.Fatalf("raise quota = %v", err)
 	}
 	// Ten at a time, stopped once running, so no more than ten workspaces
 	// run at once on the test machine.
@@ -414,16 +407,14 @@ func TestDashboardFirstPaint(t *testing.T) {
 	for start := 0; start < total; start += batch {
 		var ids []string
 		for i := start; i < start+batch; i++ {
-			ids = append(ids, ts.create(token, map[string]any{"name": fmt.Sprintf("env-%03d", i), "instance_type": "lightweight"}).ID)
+			ids = append(ids, ts.create(token, sdk.CreateEnvironmentRequest{Name: fmt.Sprintf("env-%03d", i), InstanceType: "lightweight"}).ID)
 		}
 		for _, id := range ids {
-			ts.waitStatus(token, id, "RUNNING")
-			if code := ts.call("POST", "/api/v1/environments/"+id+"/stop", token, nil, nil); code/100 != 2 {
-				t.Fatalf("stop %s = %d", id, code)
-			}
+			ts.waitStatus(token, id, sdk.StatusRunning)
+			ts.stopEnv(token, id)
 		}
 		for _, id := range ids {
-			ts.waitStatus(token, id, "STOPPED")
+			ts.waitStatus(token, id, sdk.StatusStopped)
 		}
 	}
 
