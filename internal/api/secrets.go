@@ -5,19 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
-
-type secretJSON struct {
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
 
 type putSecretRequest struct {
 	Value *string `json:"value"`
@@ -94,7 +88,7 @@ func (a *API) putSecret(w http.ResponseWriter, r *http.Request) {
 	if created {
 		status = http.StatusCreated
 	}
-	httpapi.WriteJSON(w, status, map[string]any{"secret": secretJSON{Name: s.Name, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}})
+	httpapi.WriteJSON(w, status, map[string]any{"secret": sdk.Secret{Name: s.Name, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}})
 }
 
 func hasSecret(list []store.UserSecret, name string) bool {
@@ -118,9 +112,9 @@ func (a *API) listSecrets(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, fmt.Errorf("list secrets: %w", err))
 		return
 	}
-	out := make([]secretJSON, len(list))
+	out := make([]sdk.Secret, len(list))
 	for i, s := range list {
-		out[i] = secretJSON{Name: s.Name, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
+		out[i] = sdk.Secret{Name: s.Name, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"secrets": out})
 }

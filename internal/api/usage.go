@@ -15,6 +15,7 @@ import (
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/usage"
+	"dev8.dev/dev8/sdk"
 )
 
 // UsageService takes the samples supervisors report and lists stored ones;
@@ -40,14 +41,6 @@ const (
 	maxUsageLimit     = 10000
 	defaultUsageSince = 24 * time.Hour
 )
-
-// usageRowJSON is a stored sample (agentapi.UsageSample, what supervisors
-// report) with its price.
-type usageRowJSON struct {
-	agentapi.UsageSample
-	CostAmount    float64 `json:"cost_amount"`
-	BillingPeriod string  `json:"billing_period"`
-}
 
 // errUsageUnavailable answers when usage is not being taken: not wired, or
 // the server is shutting down. The supervisor keeps its samples and retries.
@@ -163,19 +156,19 @@ func (a *API) listUsage(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, fmt.Errorf("list usage: %w", err))
 		return
 	}
-	out := make([]usageRowJSON, len(rows))
+	// Rendered as the sdk's UsageSample: what the supervisor reported
+	// (agentapi.UsageSample), with its price.
+	out := make([]sdk.UsageSample, len(rows))
 	for i, u := range rows {
-		out[i] = usageRowJSON{
-			UsageSample: agentapi.UsageSample{
-				Timestamp:       u.Timestamp.UTC(),
-				CPUUsagePercent: u.CPUUsagePercent,
-				MemoryUsageMB:   u.MemoryUsageMB,
-				DiskUsageMB:     u.DiskUsageMB,
-				NetworkInMB:     u.NetworkInMB,
-				NetworkOutMB:    u.NetworkOutMB,
-			},
-			CostAmount:    lifecycle.RoundCost(u.CostAmount),
-			BillingPeriod: u.BillingPeriod,
+		out[i] = sdk.UsageSample{
+			Timestamp:       u.Timestamp.UTC(),
+			CPUUsagePercent: u.CPUUsagePercent,
+			MemoryUsageMB:   u.MemoryUsageMB,
+			DiskUsageMB:     u.DiskUsageMB,
+			NetworkInMB:     u.NetworkInMB,
+			NetworkOutMB:    u.NetworkOutMB,
+			CostAmount:      lifecycle.RoundCost(u.CostAmount),
+			BillingPeriod:   u.BillingPeriod,
 		}
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"usage": out})

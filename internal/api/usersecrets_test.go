@@ -230,7 +230,7 @@ func TestSecretsAPI(t *testing.T) {
 	const value = "npm_s3cr3t-value-ABC"
 
 	var put struct {
-		Secret secretJSON `json:"secret"`
+		Secret sdk.Secret `json:"secret"`
 	}
 	if code := f.call("PUT", "/api/v1/secrets/NPM_TOKEN", ada, map[string]string{"value": "first-" + value}, &put); code != http.StatusCreated || put.Secret.Name != "NPM_TOKEN" {
 		t.Fatalf("create: %d %+v", code, put)
