@@ -138,15 +138,11 @@ func (ts *testServer) user(email string) (token, id string) {
 	return token, u.ID
 }
 
-// apiError is err as the API's *sdk.Error, failing the test when err is not
-// one (nil included).
-func apiError(t *testing.T, err error) *sdk.Error {
-	t.Helper()
+// isAPIError reports whether err is the API's answer with status and,
+// unless code is empty, code.
+func isAPIError(err error, status int, code string) bool {
 	var e *sdk.Error
-	if !errors.As(err, &e) {
-		t.Fatalf("want an API error, got %v", err)
-	}
-	return e
+	return errors.As(err, &e) && e.Status == status && (code == "" || e.Code == code)
 }
 
 // minutes is n as the optional minutes of a request.
@@ -354,7 +350,7 @@ func TestEndToEnd(t *testing.T) {
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				t.Fatal(err)
 			}
-			if _, err := ada.GetEnvironment(ts.ctx, env.ID); apiError(t, err).Status != 404 || apiError(t, err).Code != sdk.CodeNotFound {
+			if _, err := ada.GetEnvironment(ts.ctx, env.ID); !isAPIError(err, http.StatusNotFound, sdk.CodeNotFound) {
 				t.Fatalf("get after delete = %v", err)
 			}
 			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {

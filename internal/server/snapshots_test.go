@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -54,13 +53,6 @@ func (ts *testServer) waitSnapshot(t *testing.T, token, envID, id string) sdk.Sn
 		return fmt.Errorf("still %s", got.Status)
 	})
 	return snap
-}
-
-// isAPIError reports whether err is the API's answer with status and,
-// unless code is empty, code.
-func isAPIError(err error, status int, code string) bool {
-	var e *sdk.Error
-	return errors.As(err, &e) && e.Status == status && (code == "" || e.Code == code)
 }
 
 func writeFiles(t *testing.T, dir string, files map[string]string) {
