@@ -260,3 +260,32 @@ func TestHelpHasExamples(t *testing.T) {
 		}
 	}
 }
+
+// dev8 templates lists the catalog, and a create naming a template that is
+// not in it says which ones are.
+func TestTemplates(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.login("ada@example.com")
+	out, _, err := h.run("", "templates")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"NAME", "PER HOUR", "nodejs", "python", "fullstack", "base", "CPU/"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dev8 templates does not show %q:\n%s", want, out)
+		}
+	}
+	out, _, err = h.run("", "templates", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tpls []sdk.Template
+	if err := json.Unmarshal([]byte(out), &tpls); err != nil || len(tpls) != 4 || tpls[0].Name == "" {
+		t.Fatalf("dev8 templates --json = %q (%v)", out, err)
+	}
+	_, _, err = h.run("", "create", "web", "--template", "cobol")
+	if err == nil || !strings.Contains(err.Error(), `unknown template "cobol"`) || !strings.Contains(err.Error(), "base, fullstack, nodejs, python") {
+		t.Fatalf("create --template cobol = %v, want the valid templates named", err)
+	}
+}

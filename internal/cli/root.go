@@ -25,7 +25,7 @@ func NewRoot() *cobra.Command {
 	}
 	root.AddCommand(newServerCommand(), newSupervisorCommand(), newVersionCommand())
 	root.AddCommand(newLoginCommand(), newLogoutCommand(), newListCommand(), newCreateCommand(), newStartCommand(), newStopCommand(), newRemoveCommand(), newSSHCommand(), newConfigSSHCommand(), newPortForwardCommand(), newTokensCommand(), newUsersCommand())
-	root.AddCommand(newSnapshotCommand(), newSnapshotsCommand(), newRestoreCommand())
+	root.AddCommand(newSnapshotCommand(), newSnapshotsCommand(), newRestoreCommand(), newTemplatesCommand())
 	return root
 }
 

@@ -60,7 +60,7 @@ func (m *Manager) resolve(ctx context.Context, p CreateParams) (store.Environmen
 	}
 	tpl, err := m.store.GetTemplate(ctx, templateName)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.Environment{}, &ValidationError{Field: "template_name", Message: fmt.Sprintf("unknown template %q (GET /api/v1/templates lists them)", templateName)}
+		return store.Environment{}, m.unknownTemplate(ctx, templateName)
 	} else if err != nil {
 		return store.Environment{}, fmt.Errorf("load template: %w", err)
 	}
@@ -158,6 +158,21 @@ func (m *Manager) resolve(ctx context.Context, p CreateParams) (store.Environmen
 
 // instanceTypeFor names the size: the type asked for when its sizes were
 // kept, the catalog type with the same CPU and memory, or "custom".
+// unknownTemplate is the answer to a template that is not in the catalog:
+// it names the ones that are, so the person can pick one.
+func (m *Manager) unknownTemplate(ctx context.Context, name string) error {
+	msg := fmt.Sprintf("unknown template %q", name)
+	if tpls, err := m.store.ListTemplates(ctx); err == nil && len(tpls) > 0 {
+		names := make([]string, len(tpls))
+		for i, t := range tpls {
+			names[i] = t.Name
+		}
+		slices.Sort(names)
+		msg += "; the templates are " + strings.Join(names, ", ")
+	}
+	return &ValidationError{Field: "template_name", Message: msg + " (dev8 templates, or GET /api/v1/templates, describes them)"}
+}
+
 func instanceTypeFor(asked string, cpu, mem int) string {
 	for _, it := range catalog.InstanceTypes {
 		if it.CPUCores == cpu && it.MemoryGB == mem && (asked == "" || asked == it.Name) {

@@ -501,6 +501,10 @@ func TestCreateValidation(t *testing.T) {
 			if !errors.As(err, &ve) || ve.Field != tt.field {
 				t.Fatalf("err = %v, want a ValidationError on %s", err, tt.field)
 			}
+			// An unknown template is answered with the ones there are.
+			if tt.field == "template_name" && !strings.Contains(ve.Message, "base, fullstack, nodejs, python") {
+				t.Errorf("unknown template: %q does not name the catalog's templates", ve.Message)
+			}
 		})
 	}
 	envs, total, err := h.db.ListEnvironments(h.ctx, store.EnvironmentFilter{})

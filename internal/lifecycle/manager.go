@@ -31,6 +31,7 @@ type Store interface {
 	TouchEnvironment(ctx context.Context, id string, at time.Time) error
 	ListIdleCandidates(ctx context.Context, cutoff time.Time) ([]store.Environment, error)
 	GetTemplate(ctx context.Context, name string) (store.Template, error)
+	ListTemplates(ctx context.Context) ([]store.Template, error)
 	GetInstanceType(ctx context.Context, name string) (store.InstanceType, error)
 	InsertActivity(ctx context.Context, a store.Activity) error
 }
