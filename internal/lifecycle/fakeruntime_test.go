@@ -59,6 +59,11 @@ func (r *memRuntime) hold(op, id string) (release func()) {
 	return sync.OnceFunc(func() { close(ch) })
 }
 
+// holdEvery is hold for every environment: for a test that must hold an
+// operation of an environment it has yet to create (the worker may reach it
+// before a hold by id could be set).
+func (r *memRuntime) holdEvery(op string) (release func()) { return r.hold(op, "*") }
+
 // holdEntered is hold, and also says when the call has reached the gate.
 func (r *memRuntime) holdEntered(op, id string) (entered <-chan struct{}, release func()) {
 	ch := make(chan struct{})
@@ -86,6 +91,9 @@ func (r *memRuntime) enter(ctx context.Context, op, id string) error {
 	r.mu.Lock()
 	r.calls = append(r.calls, op+":"+id)
 	gate := r.gates[op+":"+id]
+	if gate == nil {
+		gate = r.gates[op+":*"]
+	}
 	if ch := r.entered[op+":"+id]; ch != nil {
 		close(ch)
 		delete(r.entered, op+":"+id)

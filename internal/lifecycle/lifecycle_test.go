@@ -192,9 +192,9 @@ func TestLifecycleHappyPath(t *testing.T) {
 func TestActionsFromEachStatus(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
-	env := h.create("slow", nil)
-	release := h.rt.hold("start", env.ID)
+	release := h.rt.holdEvery("start")
 	defer release()
+	env := h.create("slow", nil)
 
 	// While CREATING: start is a no-op, stop is refused.
 	if got, err := h.m.Start(h.ctx, env.ID); err != nil || got.Status != store.StatusCreating {
@@ -242,8 +242,8 @@ func TestActionsFromEachStatus(t *testing.T) {
 func TestDeleteWhileCreating(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
+	release := h.rt.holdEvery("start")
 	env := h.create("doomed", nil)
-	release := h.rt.hold("start", env.ID)
 	if _, err := h.m.Delete(h.ctx, env.ID); err != nil {
 		t.Fatal(err)
 	}
