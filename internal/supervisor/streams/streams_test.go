@@ -276,13 +276,20 @@ func TestStreamsRefusals(t *testing.T) {
 	}
 }
 
-// echoServer accepts connections on loopback and echoes what they send.
+// startEchoServer accepts connections on loopback and echoes what they
+// send; it returns the address.
 func startEchoServer(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveEcho(t, ln)
+	return ln.Addr().String()
+}
+
+// serveEcho echoes what every connection to ln sends, until the test ends.
+func serveEcho(t *testing.T, ln net.Listener) {
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -296,7 +303,6 @@ func startEchoServer(t *testing.T) string {
 			}()
 		}
 	}()
-	return ln.Addr().String()
 }
 
 func TestStreamsTCPAndIDE(t *testing.T) {
@@ -451,19 +457,7 @@ func TestStreamsIDESocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
+	serveEcho(t, ln)
 	ts := newTestStreams(t, func(c *Config) { c.CodeServerAddr = "unix:" + sock })
 	c, err := ts.dial(tunnel.Header{Service: tunnel.ServiceIDE})
 	if err != nil {
