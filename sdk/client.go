@@ -241,10 +241,14 @@ const (
 	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
 	CodeConflict         = "CONFLICT"
 	CodeInvalidState     = "INVALID_STATE"
-	CodeTooLarge         = "PAYLOAD_TOO_LARGE"
-	CodeUnsupportedMedia = "UNSUPPORTED_MEDIA_TYPE"
-	CodeInternal         = "INTERNAL_ERROR"
-	CodeNotReady         = "NOT_READY"
+	// CodeRuntimeUnavailable: the runtime an action needs is not configured
+	// here, or cannot run the template asked for yet (details say what to
+	// run); nothing was changed.
+	CodeRuntimeUnavailable = "RUNTIME_UNAVAILABLE"
+	CodeTooLarge           = "PAYLOAD_TOO_LARGE"
+	CodeUnsupportedMedia   = "UNSUPPORTED_MEDIA_TYPE"
+	CodeInternal           = "INTERNAL_ERROR"
+	CodeNotReady           = "NOT_READY"
 	// CodeUnavailable: the workspace cannot be reached or refused a
 	// connection (SSH, port forwarding, terminal).
 	CodeUnavailable = "WORKSPACE_UNAVAILABLE"

@@ -119,7 +119,13 @@ type CreateEnvironmentRequest struct {
 	CPUCores  *int   `json:"cpu_cores,omitempty"`  // 1–16
 	MemoryGB  *int   `json:"memory_gb,omitempty"`  // 1–64
 	StorageGB *int   `json:"storage_gb,omitempty"` // 1–500
-	// CloudProvider, if set, must be the server's runtime.
+	// Runtime names the runtime to create it on (local, docker, ...: one
+	// of the server's, as GET /templates lists them per template); empty:
+	// the server's default, which is the first on which the template can
+	// run now unless the server names one.
+	Runtime string `json:"runtime,omitempty"`
+	// CloudProvider is the seed's name for Runtime (case does not matter);
+	// when both are sent they must agree.
 	CloudProvider        string            `json:"cloud_provider,omitempty"`
 	CloudRegion          string            `json:"cloud_region,omitempty"`
 	EnvironmentVariables map[string]string `json:"environment_variables,omitempty"`
@@ -184,6 +190,35 @@ type Template struct {
 	DefaultEnvVars       map[string]string `json:"default_env_vars"`
 	Extensions           []string          `json:"extensions"`
 	EstimatedCostPerHour float64           `json:"estimated_cost_per_hour"`
+	// State is whether a create from this template that names no runtime
+	// can go ahead now: TemplateReady, TemplatePreparing (an image being
+	// pulled: the create waits for it) or TemplateUnavailable, with
+	// StateReason saying why and what to run. Runtime is where such a
+	// create would run.
+	State       string `json:"state"`
+	StateReason string `json:"state_reason,omitempty"`
+	Runtime     string `json:"runtime"`
+	// Runtimes says the same for each runtime new environments may use, in
+	// the server's order of preference.
+	Runtimes []TemplateRuntime `json:"runtimes"`
+}
+
+// Template states.
+const (
+	TemplateReady       = "ready"
+	TemplatePreparing   = "preparing"
+	TemplateUnavailable = "unavailable"
+)
+
+// TemplateRuntime is whether a template can run on one runtime now.
+type TemplateRuntime struct {
+	Runtime string `json:"runtime"`
+	State   string `json:"state"`
+	Reason  string `json:"reason,omitempty"`
+	// HostTools is true where workspaces are processes of the server's
+	// machine (the local runtime): the template's image is not used, and
+	// its tools are whatever that machine has installed.
+	HostTools bool `json:"host_tools"`
 }
 
 // InstanceType is a catalog size.

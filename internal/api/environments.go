@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -165,8 +166,12 @@ func (a *API) createParams(r *http.Request, caller store.User, req sdk.CreateEnv
 		minutes := *owner.DefaultAutoStopMinutes
 		p.AutoStopMinutes = &minutes
 	}
-	if req.CloudProvider != "" && !strings.EqualFold(req.CloudProvider, a.lifecycle.RuntimeName()) {
-		return p, httpapi.Validation(fmt.Sprintf("cloud_provider: this server runs environments on %q", strings.ToUpper(a.lifecycle.RuntimeName())))
+	p.Runtime = strings.ToLower(req.Runtime)
+	if req.CloudProvider != "" {
+		if p.Runtime != "" && !strings.EqualFold(req.CloudProvider, p.Runtime) {
+			return p, httpapi.Validation("runtime and cloud_provider name different runtimes; send one")
+		}
+		p.Runtime = strings.ToLower(req.CloudProvider)
 	}
 	var err error
 	if p.CPUCores, err = explicitSize("cpu_cores", req.CPUCores); err != nil {
@@ -343,8 +348,26 @@ func (a *API) listTemplates(w http.ResponseWriter, r *http.Request) {
 			Extensions:           nonNil(t.Extensions),
 			EstimatedCostPerHour: a.lifecycle.Pricing().HourlyCost(t.DefaultCPU, t.DefaultMemory, t.DefaultStorage),
 		}
+		a.templateState(r.Context(), &out[i], t)
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"templates": out})
+}
+
+// templateState fills in where a template can run now: per offered
+// runtime, and for a create that names none.
+func (a *API) templateState(ctx context.Context, out *sdk.Template, t store.Template) {
+	statuses := a.lifecycle.TemplateStatus(ctx, t)
+	out.Runtimes = make([]sdk.TemplateRuntime, len(statuses))
+	for i, s := range statuses {
+		out.Runtimes[i] = sdk.TemplateRuntime{Runtime: s.Runtime, State: string(s.State), Reason: s.Reason, HostTools: s.HostTools}
+	}
+	out.Runtime = a.lifecycle.ChooseRuntime(statuses)
+	out.State = sdk.TemplateUnavailable
+	for _, s := range out.Runtimes {
+		if s.Runtime == out.Runtime {
+			out.State, out.StateReason = s.State, s.Reason
+		}
+	}
 }
 
 func nonNil[T any](s []T) []T {

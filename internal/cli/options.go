@@ -229,6 +229,18 @@ func listValue[T any](dst *T, want string, parse func(string) (T, error)) *setti
 	})
 }
 
+// parseRuntimes splits a comma-separated list of runtime names (the server
+// checks that it knows them).
+func parseRuntimes(s string) ([]string, error) {
+	var out []string
+	for _, name := range strings.Split(s, ",") {
+		if name = strings.ToLower(strings.TrimSpace(name)); name != "" {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
+
 // repeatedValue is a repeatable flag whose variable holds the same items
 // comma-separated; parse checks the whole list and turns it into a T. The
 // first use of the flag replaces what the variable gave.

@@ -47,8 +47,11 @@ func serverOptions(s *serverSettings) []serverOption {
 		{flag: "database-url", env: "DATABASE_URL", value: stringValue(&c.DatabaseURL, ""), defaultDoc: "SQLite in the data dir",
 			help: "PostgreSQL URL (`postgres://…`)"},
 		{flag: "runtime", env: "DEV8_RUNTIME", value: stringValue(&c.Runtime, "auto"),
-			help: "workspace runtime: `auto` (docker when a Docker engine answers, else local), `local` (processes of this user), or `docker` (one container and volume per workspace; needs a Docker engine and the workspace images)",
-			doc:  "the `workspace runtime:` line logged at start says which `auto` chose, and why"},
+			help: "the runtime new workspaces get when their create request names none: `local` (processes of this user), `docker` (one container and volume per workspace; needs a Docker engine and the workspace images), or `auto`: the first of --runtimes on which the template can run now (docker once `make images` has built its image, else local)",
+			doc:  "the `workspace runtime:` lines logged at start say which runtimes are offered, and why; workspaces always stay on the runtime they were created on"},
+		{flag: "runtimes", env: "DEV8_RUNTIMES", value: listValue(&c.Runtimes, "comma-separated runtime names", parseRuntimes), defaultDoc: "`--runtime` alone; with `auto`, docker (when an engine answers) and local",
+			help: "comma-separated runtimes new workspaces may use, in order of preference (`docker,local`); a create request or the dashboard chooses among them",
+			doc:  "runtimes that existing workspaces use are kept running whether listed or not, so changing this loses nothing"},
 		{flag: "template-image", env: "DEV8_TEMPLATE_IMAGES", value: newRepeatedValue(&c.TemplateImages, "template=image pairs", server.ParseTemplateImages), defaultDoc: "`dev8/<template>:latest`",
 			help: "`template=image`: the image the docker runtime runs for a template, e.g. `nodejs=registry.example/dev8/nodejs:1`; repeatable, comma-separated in the variable"},
 		{flag: "allowed-images", env: "DEV8_ALLOWED_IMAGES", value: listValue(&c.AllowedImages, "comma-separated image patterns", catalog.ParseAllowedImages), defaultDoc: "any image",
@@ -181,9 +184,10 @@ func newServerCommand() *cobra.Command {
 		Use:   "server",
 		Short: "Run the Dev8 control plane: REST API, reconciler and idle reaper",
 		Long: `dev8 server runs the control plane. With no configuration it keeps its
-data in ~/.dev8 (SQLite) and runs workspaces as Docker containers when a
-Docker engine answers, as local processes otherwise (a log line at start,
-"workspace runtime: …", says which, and why).
+data in ~/.dev8 (SQLite) and offers two runtimes when a Docker engine
+answers: Docker containers for the templates whose images are built (make
+images), local processes for the others; with no engine, local processes
+only. Log lines at start, "workspace runtime: …", say which, and why.
 
 Every flag has an environment variable; a .env file in the working directory
 is read at start. Flags win over the environment.`,

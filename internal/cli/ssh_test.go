@@ -31,7 +31,11 @@ import (
 
 func (h *harness) workspaceDir(id string) string {
 	h.t.Helper()
-	inst, err := h.srv.Runtime.Inspect(h.ctx, id)
+	env, err := h.srv.Store.GetEnvironment(h.ctx, id)
+	if err != nil {
+		h.t.Fatalf("get %s: %v", id, err)
+	}
+	inst, err := h.srv.Runtimes[env.Runtime].Inspect(h.ctx, id)
 	if err != nil {
 		h.t.Fatalf("inspect %s: %v", id, err)
 	}

@@ -26,23 +26,24 @@ import (
 // Error codes, stable for clients to branch on. The sdk defines them (one
 // definition, shared with every client); these are the same constants.
 const (
-	CodeInvalidJSON      = sdk.CodeInvalidJSON
-	CodeValidation       = sdk.CodeValidation
-	CodeUnauthorized     = sdk.CodeUnauthorized
-	CodeForbidden        = sdk.CodeForbidden
-	CodeNotFound         = sdk.CodeNotFound
-	CodeMethodNotAllowed = sdk.CodeMethodNotAllowed
-	CodeConflict         = sdk.CodeConflict
-	CodeInvalidState     = sdk.CodeInvalidState
-	CodeTooLarge         = sdk.CodeTooLarge
-	CodeUnsupportedMedia = sdk.CodeUnsupportedMedia
-	CodeInternal         = sdk.CodeInternal
-	CodeNotReady         = sdk.CodeNotReady
-	CodeUnavailable      = sdk.CodeUnavailable
-	CodeRateLimited      = sdk.CodeRateLimited
-	CodeQuotaExceeded    = sdk.CodeQuotaExceeded
-	CodeCSRFFailed       = sdk.CodeCSRFFailed
-	CodeOAuthFailed      = sdk.CodeOAuthFailed
+	CodeInvalidJSON        = sdk.CodeInvalidJSON
+	CodeValidation         = sdk.CodeValidation
+	CodeUnauthorized       = sdk.CodeUnauthorized
+	CodeForbidden          = sdk.CodeForbidden
+	CodeNotFound           = sdk.CodeNotFound
+	CodeMethodNotAllowed   = sdk.CodeMethodNotAllowed
+	CodeConflict           = sdk.CodeConflict
+	CodeInvalidState       = sdk.CodeInvalidState
+	CodeRuntimeUnavailable = sdk.CodeRuntimeUnavailable
+	CodeTooLarge           = sdk.CodeTooLarge
+	CodeUnsupportedMedia   = sdk.CodeUnsupportedMedia
+	CodeInternal           = sdk.CodeInternal
+	CodeNotReady           = sdk.CodeNotReady
+	CodeUnavailable        = sdk.CodeUnavailable
+	CodeRateLimited        = sdk.CodeRateLimited
+	CodeQuotaExceeded      = sdk.CodeQuotaExceeded
+	CodeCSRFFailed         = sdk.CodeCSRFFailed
+	CodeOAuthFailed        = sdk.CodeOAuthFailed
 )
 
 // Error is an error with its HTTP answer. Handlers return other errors too;
@@ -91,6 +92,8 @@ func ToError(err error) *Error {
 		valErr   *lifecycle.ValidationError
 		stateErr *lifecycle.StateError
 		nameErr  *lifecycle.NameTakenError
+		rtErr    *lifecycle.RuntimeUnavailableError
+		tplErr   *lifecycle.TemplateUnavailableError
 		quotaErr *store.QuotaExceededError
 		spentErr *quota.BudgetExceededError
 	)
@@ -101,6 +104,10 @@ func ToError(err error) *Error {
 		return Validation(valErr.Error())
 	case errors.As(err, &stateErr):
 		return &Error{Status: http.StatusConflict, Code: CodeInvalidState, Message: "Environment is not in a state that allows this", Details: stateErr.Error()}
+	case errors.As(err, &rtErr):
+		return &Error{Status: http.StatusConflict, Code: CodeRuntimeUnavailable, Message: "Runtime not available", Details: rtErr.Error()}
+	case errors.As(err, &tplErr):
+		return &Error{Status: http.StatusConflict, Code: CodeRuntimeUnavailable, Message: "Template not available on this runtime", Details: tplErr.Error()}
 	case errors.As(err, &quotaErr):
 		return Quota(fmt.Sprintf("the limit is %d %s and %d are in use; stop or delete one, or ask an admin to raise the limit", quotaErr.Max, quotaErr.Limit, quotaErr.InUse))
 	case errors.As(err, &spentErr):

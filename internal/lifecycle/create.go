@@ -69,7 +69,6 @@ func (m *Manager) resolve(ctx context.Context, p CreateParams) (store.Environmen
 		UserID:         p.UserID,
 		Name:           p.Name,
 		Status:         store.StatusCreating,
-		Runtime:        m.rt.Name(),
 		CloudRegion:    p.CloudRegion,
 		TemplateName:   tpl.Name,
 		BaseImage:      tpl.BaseImage,
@@ -84,8 +83,15 @@ func (m *Manager) resolve(ctx context.Context, p CreateParams) (store.Environmen
 		}
 		env.BaseImage = p.BaseImage
 	}
+	subject := "template " + tpl.Name
+	if p.BaseImage != "" {
+		subject = "image " + p.BaseImage
+	}
+	if env.Runtime, err = m.pickRuntime(ctx, p.Runtime, subject, env.BaseImage); err != nil {
+		return store.Environment{}, err
+	}
 	if env.CloudRegion == "" {
-		env.CloudRegion = m.rt.Name()
+		env.CloudRegion = env.Runtime
 	} else if len(env.CloudRegion) > 63 || !dnsLabel.MatchString(env.CloudRegion) {
 		return store.Environment{}, &ValidationError{Field: "cloud_region", Message: "must be a region name such as eastus (lower-case letters, digits, '-')"}
 	}

@@ -44,10 +44,22 @@ const (
 
 // Config configures a Manager. Zero durations take the defaults.
 type Config struct {
-	Store   Store
-	Runtime runtime.Runtime
-	Pricing Pricing
-	Logger  *slog.Logger
+	Store Store
+	// Runtimes are the engines environments run on, each under its Name();
+	// every environment is driven through the one it was created on
+	// (store.Environment.Runtime). Runtime alone is short for a list of one.
+	Runtimes []runtime.Runtime
+	Runtime  runtime.Runtime
+	// OfferedRuntimes names, in order of preference, the runtimes new
+	// environments may be created on (nil: all of Runtimes, in order).
+	// Others are driven for the environments they already have.
+	OfferedRuntimes []string
+	// DefaultRuntime is what a create that names no runtime gets; it must
+	// be offered. Empty: the first offered runtime on which the
+	// template can run now (see ChooseRuntime).
+	DefaultRuntime string
+	Pricing        Pricing
+	Logger         *slog.Logger
 
 	// Workers bounds how many runtime operations run at once (default 4).
 	Workers int
@@ -125,7 +137,8 @@ type URLs struct {
 type Manager struct {
 	cfg      Config
 	store    Store
-	rt       runtime.Runtime
+	runtimes map[string]runtime.Runtime // by name
+	offered  []string                   // Config.OfferedRuntimes, resolved
 	log      *slog.Logger
 	queue    *queue
 	attempts attemptCounter
@@ -198,23 +211,30 @@ func New(cfg Config) *Manager {
 	if cfg.PreStopTimeout <= 0 {
 		cfg.PreStopTimeout = DefaultPreStopTimeout
 	}
+	if len(cfg.Runtimes) == 0 && cfg.Runtime != nil {
+		cfg.Runtimes = []runtime.Runtime{cfg.Runtime}
+	}
 	m := &Manager{
 		cfg:      cfg,
 		store:    cfg.Store,
-		rt:       cfg.Runtime,
+		runtimes: make(map[string]runtime.Runtime, len(cfg.Runtimes)),
+		offered:  slices.Clone(cfg.OfferedRuntimes),
 		log:      cfg.Logger,
 		queue:    newQueue(),
 		attempts: attemptCounter{n: make(map[string]int)},
 		exits:    make(chan string, 64),
 	}
-	if n, ok := cfg.Runtime.(runtime.ExitNotifier); ok {
-		n.NotifyExits(m.exits)
+	for _, rt := range cfg.Runtimes {
+		m.runtimes[rt.Name()] = rt
+		if cfg.OfferedRuntimes == nil {
+			m.offered = append(m.offered, rt.Name())
+		}
+		if n, ok := rt.(runtime.ExitNotifier); ok {
+			n.NotifyExits(m.exits)
+		}
 	}
 	return m
 }
-
-// RuntimeName is the engine environments are created on.
-func (m *Manager) RuntimeName() string { return m.rt.Name() }
 
 // Pricing is the price table in force.
 func (m *Manager) Pricing() Pricing { return m.cfg.Pricing }
@@ -278,15 +298,17 @@ func (m *Manager) every(ctx context.Context, d time.Duration, fn func(context.Co
 // CreateParams is a create request after its JSON has been checked.
 // Zero values mean "not given".
 type CreateParams struct {
-	UserID               string
-	Name                 string
-	Template             string
-	InstanceType         string
-	BaseImage            string
-	CPUCores             int
-	MemoryGB             int
-	StorageGB            int
-	CloudRegion          string
+	UserID       string
+	Name         string
+	Template     string
+	InstanceType string
+	BaseImage    string
+	CPUCores     int
+	MemoryGB     int
+	StorageGB    int
+	CloudRegion  string
+	// Runtime names the runtime to create it on; empty: the default.
+	Runtime              string
 	EnvironmentVariables map[string]string
 	Ports                []store.Port
 	// AutoStopMinutes nil means the default (30); 0 means never.
@@ -418,6 +440,9 @@ func (m *Manager) request(ctx context.Context, id, action string, limits *store.
 		}
 	}
 	env, err := update(ctx, id, func(e *store.Environment) error {
+		if _, ok := m.runtimes[e.Runtime]; !ok {
+			return &RuntimeUnavailableError{Runtime: e.Runtime, Configured: m.RuntimeNames()}
+		}
 		var err error
 		changed, err = apply(e)
 		if changed && e.Status == store.StatusStarting {

@@ -57,7 +57,7 @@ func operationKind(status store.Status) string {
 
 // observeOperation reports an operation of kind that began at start and
 // ended with *errp.
-func (m *Manager) observeOperation(kind string, start time.Time, errp *error) {
+func (m *Manager) observeOperation(runtimeName, kind string, start time.Time, errp *error) {
 	outcome := "success"
 	switch err := *errp; {
 	case errors.Is(err, errStale), errors.Is(err, store.ErrNotFound):
@@ -65,5 +65,5 @@ func (m *Manager) observeOperation(kind string, start time.Time, errp *error) {
 	case err != nil:
 		outcome = "error"
 	}
-	m.cfg.Observer.OperationDone(m.rt.Name(), kind, outcome, time.Since(start))
+	m.cfg.Observer.OperationDone(runtimeName, kind, outcome, time.Since(start))
 }

@@ -85,15 +85,24 @@ func (m *Manager) reconcile(ctx context.Context, id string) (acted store.Status,
 }
 
 func (m *Manager) reconcileEnvironment(ctx context.Context, env store.Environment) (err error) {
+	rt, err := m.runtimeFor(env)
+	if err != nil {
+		return m.runtimeMissing(ctx, env)
+	}
+	if env.StatusReason == unconfiguredReason(env.Runtime) {
+		if env, err = m.setReason(ctx, env, ""); err != nil {
+			return err
+		}
+	}
 	if kind := operationKind(env.Status); kind != "" {
-		defer m.observeOperation(kind, time.Now(), &err)
+		defer m.observeOperation(rt.Name(), kind, time.Now(), &err)
 	}
 	switch env.Status {
 	case store.StatusCreating, store.StatusStarting:
-		return m.bringUp(ctx, env)
+		return m.bringUp(ctx, rt, env)
 	case store.StatusStopping:
 		m.beforeStop(ctx, env)
-		if err := m.rt.Stop(ctx, env.ID); err != nil {
+		if err := rt.Stop(ctx, env.ID); err != nil {
 			return fmt.Errorf("stop: %w", err)
 		}
 		env, err = m.transition(ctx, env.ID, env.Status, store.StatusStopped, func(e *store.Environment) {
@@ -106,7 +115,7 @@ func (m *Manager) reconcileEnvironment(ctx context.Context, env store.Environmen
 		}
 		return err
 	case store.StatusDeleting:
-		if err := m.rt.Delete(ctx, env.ID); err != nil {
+		if err := rt.Delete(ctx, env.ID); err != nil {
 			return fmt.Errorf("delete: %w", err)
 		}
 		env, err = m.store.UpdateEnvironment(ctx, env.ID, func(e *store.Environment) error {
@@ -125,13 +134,13 @@ func (m *Manager) reconcileEnvironment(ctx context.Context, env store.Environmen
 		}
 		return err
 	case store.StatusRunning:
-		return m.checkRunning(ctx, env)
+		return m.checkRunning(ctx, rt, env)
 	case store.StatusStopped:
 		// Compute must not run for a stopped environment, e.g. when the
 		// server crashed between stopping it and recording that.
-		inst, err := m.rt.Inspect(ctx, env.ID)
+		inst, err := rt.Inspect(ctx, env.ID)
 		if err == nil && inst.State == runtime.StateRunning {
-			return m.rt.Stop(ctx, env.ID)
+			return rt.Stop(ctx, env.ID)
 		}
 		if errors.Is(err, runtime.ErrNotFound) {
 			return nil
@@ -141,17 +150,48 @@ func (m *Manager) reconcileEnvironment(ctx context.Context, env store.Environmen
 	return nil // ERROR waits for the user
 }
 
+// runtimeMissing is the reconciler's answer to an environment whose runtime
+// this server is not configured for (the configuration changed): whatever
+// its status, it is left as it is — its compute may well be running on an
+// engine this server no longer drives — and its status reason says why.
+// Once the runtime is configured again, the next reconcile clears the
+// reason and goes on.
+func (m *Manager) runtimeMissing(ctx context.Context, env store.Environment) error {
+	reason := unconfiguredReason(env.Runtime)
+	if env.StatusReason == reason {
+		return nil
+	}
+	m.log.Warn("environment's runtime is not configured; leaving it as it is", "environment", env.ID, "runtime", env.Runtime, "status", env.Status)
+	_, err := m.setReason(ctx, env, reason)
+	return err
+}
+
+// setReason replaces env's status reason if its status is still the same.
+func (m *Manager) setReason(ctx context.Context, env store.Environment, reason string) (store.Environment, error) {
+	env, err := m.store.UpdateEnvironment(ctx, env.ID, func(e *store.Environment) error {
+		if e.Status != env.Status {
+			return errStale
+		}
+		e.StatusReason = reason
+		return nil
+	})
+	if err == nil {
+		m.events.publish(env)
+	}
+	return env, err
+}
+
 // bringUp creates (idempotently) and starts the instance, then records RUNNING.
-func (m *Manager) bringUp(ctx context.Context, env store.Environment) error {
+func (m *Manager) bringUp(ctx context.Context, rt runtime.Runtime, env store.Environment) error {
 	from := env.Status
-	created, err := m.rt.Create(ctx, m.specFor(env))
+	created, err := rt.Create(ctx, m.specFor(env))
 	if err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
 	if created.StorageCreated {
 		m.freshStorage.Store(env.ID, struct{}{})
 	}
-	inst, err := m.rt.Start(ctx, env.ID)
+	inst, err := rt.Start(ctx, env.ID)
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
@@ -180,8 +220,8 @@ func (m *Manager) bringUp(ctx context.Context, env store.Environment) error {
 // checkRunning notices compute that stopped on its own. Dev8 does not restart
 // it behind the user's back: the environment goes to ERROR with the reason,
 // and a start brings it back.
-func (m *Manager) checkRunning(ctx context.Context, env store.Environment) error {
-	inst, err := m.rt.Inspect(ctx, env.ID)
+func (m *Manager) checkRunning(ctx context.Context, rt runtime.Runtime, env store.Environment) error {
+	inst, err := rt.Inspect(ctx, env.ID)
 	var reason string
 	switch {
 	case errors.Is(err, runtime.ErrNotFound):
@@ -275,7 +315,7 @@ func (m *Manager) converge(ctx context.Context) error {
 	for _, env := range envs {
 		m.queue.add(env.ID)
 	}
-	m.log.Info("converged with runtime", "runtime", m.rt.Name(), "instances", instances, "environments", len(envs))
+	m.log.Info("converged with runtimes", "runtimes", m.RuntimeNames(), "instances", instances, "environments", len(envs))
 	return nil
 }
 
@@ -285,22 +325,27 @@ func (m *Manager) converge(ctx context.Context) error {
 // flight in the engine made after the new server had converged (a
 // container create that dockerd finished after its client was killed).
 func (m *Manager) removeOrphans(ctx context.Context) (int, error) {
-	instances, err := m.rt.List(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("list runtime instances: %w", err)
-	}
-	for _, inst := range instances {
-		_, err := m.store.GetEnvironment(ctx, inst.EnvironmentID)
-		if errors.Is(err, store.ErrNotFound) {
-			m.log.Info("removing orphaned workspace instance", "environment", inst.EnvironmentID, "ref", inst.Ref)
-			if err := m.rt.Delete(ctx, inst.EnvironmentID); err != nil {
-				return 0, fmt.Errorf("remove orphan %s: %w", inst.EnvironmentID, err)
+	total := 0
+	for _, name := range m.RuntimeNames() {
+		rt := m.runtimes[name]
+		instances, err := rt.List(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("list %s instances: %w", name, err)
+		}
+		total += len(instances)
+		for _, inst := range instances {
+			_, err := m.store.GetEnvironment(ctx, inst.EnvironmentID)
+			if errors.Is(err, store.ErrNotFound) {
+				m.log.Info("removing orphaned workspace instance", "runtime", name, "environment", inst.EnvironmentID, "ref", inst.Ref)
+				if err := rt.Delete(ctx, inst.EnvironmentID); err != nil {
+					return 0, fmt.Errorf("remove orphan %s from %s: %w", inst.EnvironmentID, name, err)
+				}
+			} else if err != nil {
+				return 0, err
 			}
-		} else if err != nil {
-			return 0, err
 		}
 	}
-	return len(instances), nil
+	return total, nil
 }
 
 // resync queues every environment whose compute should be running or is

@@ -146,3 +146,36 @@ func IsPermanent(err error) bool {
 	var p permanentError
 	return errors.As(err, &p)
 }
+
+// Readiness says whether a runtime can create instances of something (an
+// image) now.
+type Readiness string
+
+const (
+	// Ready: a create can go ahead (an image that is not present yet but
+	// can be pulled counts: the create pulls it).
+	Ready Readiness = "ready"
+	// Preparing: it is being made ready (an image being pulled); a create
+	// goes ahead and waits for it.
+	Preparing Readiness = "preparing"
+	// Unavailable: a create would fail; ImageStatus.Reason says what to do.
+	Unavailable Readiness = "unavailable"
+)
+
+// ImageStatus is whether a runtime can create instances from an image now,
+// and why not.
+type ImageStatus struct {
+	State  Readiness
+	Reason string
+}
+
+// ImageChecker is implemented by runtimes that run images (docker). The
+// lifecycle asks it before recording a create, so that a template whose
+// image cannot run is refused with what to do instead of failing later, and
+// so that a create that names no runtime goes where its template can run.
+// Runtimes without it run every template (local: with the host's tools).
+type ImageChecker interface {
+	// ImageStatus answers from what the engine has, without pulling or
+	// building anything. image is as Spec.Image gives it.
+	ImageStatus(ctx context.Context, image string) ImageStatus
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -27,61 +28,134 @@ import (
 	"dev8.dev/dev8/internal/supervisorbin"
 )
 
-// Runtime names Config.Runtime accepts.
+// Runtime names Config.Runtime and Config.Runtimes accept.
 const (
 	RuntimeLocal  = "local"
 	RuntimeDocker = "docker"
-	// RuntimeAuto picks docker when a Docker engine answers (and this
-	// binary can be a container's supervisor), local otherwise: the
-	// default of dev8 server.
+	// RuntimeAuto, as Config.Runtime (dev8 server's default), offers every
+	// runtime that works here — docker when a Docker engine answers and
+	// this binary can be a container's supervisor, and local — and gives
+	// each new environment the first of them on which its template can
+	// run now.
 	RuntimeAuto = "auto"
 )
+
+// knownRuntimes are the runtime names this build has.
+var knownRuntimes = []string{RuntimeLocal, RuntimeDocker}
 
 // enginePingTimeout bounds RuntimeAuto's question to the Docker engine, so a
 // machine without one (or with a dead socket) starts at once.
 const enginePingTimeout = 2 * time.Second
 
-// chooseRuntime resolves Config.Runtime to "local" or "docker" and says why.
-// Only RuntimeAuto looks around; an explicit name is taken as given (and
-// fails later, in newRuntime, if it cannot work). RuntimeAuto keeps the
-// runtime the installation's environments already run on (a server that ran
-// local workspaces does not switch to docker, and lose sight of them, because
-// an engine appeared); with none, it picks docker when an engine answers
-// and this binary can be the containers' supervisor. db may be nil.
-func chooseRuntime(ctx context.Context, cfg Config, db *store.DB) (name, why string, err error) {
-	switch cfg.Runtime {
-	case "", RuntimeLocal:
-		return RuntimeLocal, "configured (--runtime/DEV8_RUNTIME)", nil
-	case RuntimeDocker:
-		return RuntimeDocker, "configured (--runtime/DEV8_RUNTIME)", nil
-	case RuntimeAuto:
-	default:
-		return "", "", fmt.Errorf("unknown runtime %q (available: auto, local, docker)", cfg.Runtime)
+// runtimePlan is which runtimes a server builds and offers.
+type runtimePlan struct {
+	// Offered are the runtimes new environments may use, in order of
+	// preference.
+	Offered []string
+	// Default is what a create that names no runtime gets; empty: the
+	// first offered one on which its template can run now.
+	Default string
+	// Kept are runtimes that existing environments use and that are not
+	// offered: they are built too, when they can be, so those environments
+	// go on as before (nothing is lost when the configuration changes).
+	Kept []string
+	// Why says, per offered runtime, why it is there.
+	Why map[string]string
+}
+
+// planRuntimes decides which runtimes to offer from Config.Runtime and
+// Config.Runtimes, and which existing environments need besides. Only
+// RuntimeAuto with no Runtimes looks around; names given are taken as given
+// (and fail later, in newRuntime, if they cannot work). db may be nil.
+func planRuntimes(ctx context.Context, cfg Config, db *store.DB) (runtimePlan, error) {
+	plan := runtimePlan{Why: map[string]string{}}
+	def := cfg.Runtime
+	if def == "" {
+		def = RuntimeLocal
+	}
+	if def != RuntimeAuto && !slices.Contains(knownRuntimes, def) {
+		return plan, fmt.Errorf("unknown runtime %q (available: auto, %s)", def, strings.Join(knownRuntimes, ", "))
+	}
+	for _, name := range cfg.Runtimes {
+		if !slices.Contains(knownRuntimes, name) {
+			return plan, fmt.Errorf("--runtimes: unknown runtime %q (available: %s)", name, strings.Join(knownRuntimes, ", "))
+		}
+		if !slices.Contains(plan.Offered, name) {
+			plan.Offered = append(plan.Offered, name)
+			plan.Why[name] = "configured (--runtimes/DEV8_RUNTIMES)"
+		}
+	}
+	switch {
+	case def != RuntimeAuto:
+		plan.Default = def
+		if len(plan.Offered) == 0 {
+			plan.Offered = []string{def}
+			plan.Why[def] = "configured (--runtime/DEV8_RUNTIME)"
+		} else if !slices.Contains(plan.Offered, def) {
+			return plan, fmt.Errorf("--runtime %s is not one of --runtimes %s", def, strings.Join(plan.Offered, ","))
+		}
+	case len(plan.Offered) == 0:
+		host, err := pingEngine(ctx, cfg.DockerHost)
+		switch {
+		case err != nil:
+			plan.Why[RuntimeLocal] = fmt.Sprintf("no Docker engine answers (%v), so workspaces are processes of this machine; --runtime docker would need one", err)
+		case checkStatic(cfg.SupervisorBinary) != nil:
+			plan.Why[RuntimeLocal] = fmt.Sprintf("a Docker engine answers at %s, but %v", host, checkStatic(cfg.SupervisorBinary))
+		default:
+			plan.Offered = append(plan.Offered, RuntimeDocker)
+			plan.Why[RuntimeDocker] = fmt.Sprintf("a Docker engine answers at %s; a template goes there once its image is built (make images)", host)
+			plan.Why[RuntimeLocal] = "the templates whose images the Docker engine does not have run here, with this machine's tools (--runtime docker refuses them instead)"
+		}
+		plan.Offered = append(plan.Offered, RuntimeLocal)
 	}
 	if db != nil {
-		envs, _, err := db.ListEnvironments(ctx, store.EnvironmentFilter{})
+		used, err := db.EnvironmentRuntimes(ctx)
 		if err != nil {
-			return "", "", fmt.Errorf("choose runtime: %w", err)
+			return plan, fmt.Errorf("plan runtimes: %w", err)
 		}
-		count := map[string]int{}
-		for _, e := range envs {
-			count[e.Runtime]++
-		}
-		switch {
-		case count[RuntimeLocal] > 0 && count[RuntimeDocker] == 0:
-			return RuntimeLocal, fmt.Sprintf("this installation's %d environment(s) run on local (--runtime docker switches; they would then be lost sight of)", count[RuntimeLocal]), nil
-		case count[RuntimeDocker] > 0 && count[RuntimeLocal] == 0:
-			return RuntimeDocker, fmt.Sprintf("this installation's %d environment(s) run on docker", count[RuntimeDocker]), nil
+		for _, name := range used {
+			if !slices.Contains(plan.Offered, name) {
+				plan.Kept = append(plan.Kept, name)
+			}
 		}
 	}
-	host, err := pingEngine(ctx, cfg.DockerHost)
-	if err != nil {
-		return RuntimeLocal, fmt.Sprintf("no Docker engine answers (%v); --runtime docker would need one", err), nil
+	return plan, nil
+}
+
+// buildRuntimes builds the plan's runtimes. An offered runtime that cannot
+// be built fails the start; a kept one is logged and left out, and its
+// environments say that their runtime is not configured until it is.
+func buildRuntimes(ctx context.Context, cfg Config, plan runtimePlan, db *store.DB, imageRefs map[string]string, builtHere map[string]bool) ([]runtime.Runtime, error) {
+	var rts []runtime.Runtime
+	closeAll := func() {
+		for _, rt := range rts {
+			if c, ok := rt.(io.Closer); ok {
+				c.Close()
+			}
+		}
 	}
-	if err := checkStatic(cfg.SupervisorBinary); err != nil {
-		return RuntimeLocal, fmt.Sprintf("a Docker engine answers at %s, but %v", host, err), nil
+	for _, name := range plan.Offered {
+		rt, err := newRuntime(ctx, cfg, name, db, imageRefs, builtHere)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		rts = append(rts, rt)
 	}
-	return RuntimeDocker, fmt.Sprintf("a Docker engine answers at %s (--runtime local keeps workspaces as local processes)", host), nil
+	for _, name := range plan.Kept {
+		if !slices.Contains(knownRuntimes, name) {
+			cfg.Logger.Warn("environments run on a runtime this build does not have; they are left as they are", "runtime", name)
+			continue
+		}
+		rt, err := newRuntime(ctx, cfg, name, db, imageRefs, builtHere)
+		if err != nil {
+			cfg.Logger.Warn("environments run on a runtime that cannot be used now; they are left as they are until it can", "runtime", name, "err", err)
+			continue
+		}
+		cfg.Logger.Info("runtime kept for the environments that run on it (new environments do not get it)", "runtime", name)
+		rts = append(rts, rt)
+	}
+	return rts, nil
 }
 
 // useEmbeddedSupervisor points the runtimes at bin, the small supervisor dev8
@@ -206,12 +280,17 @@ func checkStatic(path string) error {
 // BaseImage, e.g. dev8/nodejs) to the reference the docker runtime runs for
 // it: Config.TemplateImages[template name] when set, else the name with
 // :latest. A TemplateImages key that names no template is an error.
-func templateImageRefs(ctx context.Context, db *store.DB, overrides map[string]string) (map[string]string, error) {
+//
+// builtHere holds the references of Dev8's own images under their default
+// names (dev8/…), which make images builds on the engine's machine: they
+// are never pulled, since a registry's image of that name is somebody
+// else's.
+func templateImageRefs(ctx context.Context, db *store.DB, overrides map[string]string) (refs map[string]string, builtHere map[string]bool, err error) {
 	templates, err := db.ListTemplates(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("load templates: %w", err)
+		return nil, nil, fmt.Errorf("load templates: %w", err)
 	}
-	refs := map[string]string{}
+	refs, builtHere = map[string]string{}, map[string]bool{}
 	known := map[string]bool{}
 	for _, t := range templates {
 		known[t.Name] = true
@@ -221,15 +300,18 @@ func templateImageRefs(ctx context.Context, db *store.DB, overrides map[string]s
 			if !hasTag(ref) {
 				ref += ":latest"
 			}
+			if strings.HasPrefix(ref, "dev8/") {
+				builtHere[ref] = true
+			}
 		}
 		refs[t.BaseImage] = ref
 	}
 	for name := range overrides {
 		if !known[name] {
-			return nil, fmt.Errorf("--template-image %s=…: there is no template %q", name, name)
+			return nil, nil, fmt.Errorf("--template-image %s=…: there is no template %q", name, name)
 		}
 	}
-	return refs, nil
+	return refs, builtHere, nil
 }
 
 // hasTag says whether an image reference names a tag or a digest (a ':'
@@ -264,7 +346,7 @@ func ParseTemplateImages(pairs []string) (map[string]string, error) {
 // optional port) and path, optional tag and digest.
 var imageRef = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*(:[0-9]+)?(/[a-z0-9][a-z0-9._-]*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`)
 
-func newRuntime(ctx context.Context, cfg Config, name string, db *store.DB, imageRefs map[string]string) (runtime.Runtime, error) {
+func newRuntime(ctx context.Context, cfg Config, name string, db *store.DB, imageRefs map[string]string, builtHere map[string]bool) (runtime.Runtime, error) {
 	switch name {
 	case RuntimeLocal:
 		return local.New(local.Config{
@@ -292,6 +374,7 @@ func newRuntime(ctx context.Context, cfg Config, name string, db *store.DB, imag
 			SupervisorBinary: cfg.SupervisorBinary,
 			ExtraEnv:         cfg.SupervisorEnv,
 			ImageRefs:        imageRefs,
+			BuiltHere:        builtHere,
 			Logger:           cfg.Logger,
 		})
 		if err != nil {
@@ -308,19 +391,25 @@ func newRuntime(ctx context.Context, cfg Config, name string, db *store.DB, imag
 		}
 		// Say now which templates cannot start yet, not at the first create.
 		for _, ref := range slices.Sorted(maps.Values(imageRefs)) {
-			if _, err := rt.Client().ImageInspect(pingCtx, ref); err != nil {
-				cfg.Logger.Warn("template image not present: creates from it will try to pull it (make images builds Dev8's images)", "image", ref, "err", err)
+			if st := rt.ImageStatus(pingCtx, ref); st.State == runtime.Unavailable {
+				cfg.Logger.Warn("template image not ready on the Docker engine", "image", ref, "why", st.Reason)
 			}
 		}
 		return rt, nil
 	}
-	return nil, fmt.Errorf("unknown runtime %q (available: auto, local, docker)", name)
+	return nil, fmt.Errorf("unknown runtime %q (available: %s)", name, strings.Join(knownRuntimes, ", "))
 }
 
-// logRuntime says which runtime runs the workspaces and why: the first thing
+// logRuntimes says which runtimes run workspaces and why: the first thing
 // dev8 server logs.
-func logRuntime(log *slog.Logger, name, why string) {
-	log.Info("workspace runtime: "+name, "runtime", name, "why", why)
+func logRuntimes(log *slog.Logger, plan runtimePlan) {
+	def := plan.Default
+	if def == "" {
+		def = "the first where the template can run"
+	}
+	for _, name := range plan.Offered {
+		log.Info("workspace runtime: "+name, "runtime", name, "default", def, "why", plan.Why[name])
+	}
 }
 
 // allowedImages is the API's allow-list: the operator's patterns plus the

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,30 +15,45 @@ import (
 	"dev8.dev/dev8/internal/store"
 )
 
-// TestChooseRuntime: "auto" picks docker only when an engine answers and the
-// supervisor binary can run in a container; explicit names are taken as
-// given; each choice comes with its reason.
-func TestChooseRuntime(t *testing.T) {
+// TestPlanRuntimes: "auto" offers docker only when an engine answers and the
+// supervisor binary can run in a container, local always; explicit names
+// are taken as given; each choice comes with its reason; runtimes that
+// existing environments use are kept whatever is configured.
+func TestPlanRuntimes(t *testing.T) {
 	ctx := context.Background()
 	for _, name := range []string{"", "local", "docker"} {
-		got, why, err := chooseRuntime(ctx, Config{Runtime: name}, nil)
+		plan, err := planRuntimes(ctx, Config{Runtime: name}, nil)
 		want := name
 		if want == "" {
 			want = "local"
 		}
-		if err != nil || got != want || !strings.Contains(why, "configured") {
-			t.Errorf("chooseRuntime(%q) = %q, %q, %v; want %q, configured", name, got, why, err, want)
+		if err != nil || !slices.Equal(plan.Offered, []string{want}) || plan.Default != want || !strings.Contains(plan.Why[want], "configured") {
+			t.Errorf("planRuntimes(%q) = %+v, %v; want %q, configured", name, plan, err, want)
 		}
 	}
-	if _, _, err := chooseRuntime(ctx, Config{Runtime: "kubernetes"}, nil); err == nil || !strings.Contains(err.Error(), "available: auto, local, docker") {
+	if _, err := planRuntimes(ctx, Config{Runtime: "kubernetes"}, nil); err == nil || !strings.Contains(err.Error(), "available: auto, local, docker") {
 		t.Errorf("unknown runtime: %v", err)
+	}
+	if _, err := planRuntimes(ctx, Config{Runtime: "auto", Runtimes: []string{"local", "azure"}}, nil); err == nil || !strings.Contains(err.Error(), `unknown runtime "azure"`) {
+		t.Errorf("unknown runtime in --runtimes: %v", err)
+	}
+	if _, err := planRuntimes(ctx, Config{Runtime: "docker", Runtimes: []string{"local"}}, nil); err == nil || !strings.Contains(err.Error(), "is not one of --runtimes") {
+		t.Errorf("default not offered: %v", err)
+	}
+	plan, err := planRuntimes(ctx, Config{Runtime: "docker", Runtimes: []string{"local", "docker", "local"}}, nil)
+	if err != nil || !slices.Equal(plan.Offered, []string{"local", "docker"}) || plan.Default != "docker" {
+		t.Errorf("--runtimes local,docker --runtime docker: %+v, %v", plan, err)
+	}
+	plan, err = planRuntimes(ctx, Config{Runtime: "auto", Runtimes: []string{"docker", "local"}}, nil)
+	if err != nil || !slices.Equal(plan.Offered, []string{"docker", "local"}) || plan.Default != "" {
+		t.Errorf("--runtimes docker,local --runtime auto: %+v, %v", plan, err)
 	}
 
 	t.Run("no engine", func(t *testing.T) {
 		t.Setenv("DOCKER_HOST", "unix://"+t.TempDir()+"/docker.sock")
-		got, why, err := chooseRuntime(ctx, Config{Runtime: "auto"}, nil)
-		if err != nil || got != "local" || !strings.Contains(why, "no Docker engine answers") {
-			t.Fatalf("= %q, %q, %v", got, why, err)
+		plan, err := planRuntimes(ctx, Config{Runtime: "auto"}, nil)
+		if err != nil || !slices.Equal(plan.Offered, []string{"local"}) || !strings.Contains(plan.Why["local"], "no Docker engine answers") {
+			t.Fatalf("= %+v, %v", plan, err)
 		}
 	})
 
@@ -60,12 +76,12 @@ func TestChooseRuntime(t *testing.T) {
 		}()
 		t.Setenv("DOCKER_HOST", "tcp://"+ln.Addr().String())
 		start := time.Now()
-		got, why, err := chooseRuntime(ctx, Config{Runtime: "auto"}, nil)
+		plan, err := planRuntimes(ctx, Config{Runtime: "auto"}, nil)
 		if took := time.Since(start); took > enginePingTimeout+2*time.Second {
 			t.Errorf("took %s", took)
 		}
-		if err != nil || got != "local" || !strings.Contains(why, "did not answer within") {
-			t.Fatalf("= %q, %q, %v", got, why, err)
+		if err != nil || !slices.Equal(plan.Offered, []string{"local"}) || !strings.Contains(plan.Why["local"], "did not answer within") {
+			t.Fatalf("= %+v, %v", plan, err)
 		}
 	})
 
@@ -89,16 +105,16 @@ func TestChooseRuntime(t *testing.T) {
 		if _, err := os.Stat("/bin/busybox"); err != nil {
 			t.Skipf("no /bin/busybox: %v", err)
 		}
-		got, why, err := chooseRuntime(ctx, Config{Runtime: "auto", SupervisorBinary: "/bin/busybox"}, nil)
-		if err != nil || got != "docker" || !strings.Contains(why, "Docker engine answers") {
-			t.Fatalf("static binary: %q, %q, %v", got, why, err)
+		plan, err := planRuntimes(ctx, Config{Runtime: "auto", SupervisorBinary: "/bin/busybox"}, nil)
+		if err != nil || !slices.Equal(plan.Offered, []string{"docker", "local"}) || plan.Default != "" || !strings.Contains(plan.Why["docker"], "Docker engine answers") {
+			t.Fatalf("static binary: %+v, %v", plan, err)
 		}
-		got, why, err = chooseRuntime(ctx, Config{Runtime: "auto", SupervisorBinary: "/bin/sh"}, nil)
-		if err != nil || got != "local" || !strings.Contains(why, "dynamically linked") {
-			t.Fatalf("dynamic binary: %q, %q, %v", got, why, err)
+		plan, err = planRuntimes(ctx, Config{Runtime: "auto", SupervisorBinary: "/bin/sh"}, nil)
+		if err != nil || !slices.Equal(plan.Offered, []string{"local"}) || !strings.Contains(plan.Why["local"], "dynamically linked") {
+			t.Fatalf("dynamic binary: %+v, %v", plan, err)
 		}
-		// An installation whose environments run on local stays local
-		// when an engine appears (and one on docker stays docker).
+		// An installation whose environments run on a runtime that is no
+		// longer configured keeps driving them there.
 		db, err := store.Open(ctx, "", filepath.Join(t.TempDir(), "dev8.db"))
 		if err != nil {
 			t.Fatal(err)
@@ -108,12 +124,12 @@ func TestChooseRuntime(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.CreateEnvironment(ctx, store.Environment{UserID: u.ID, Name: "old", Runtime: "local", Status: store.StatusStopped}); err != nil {
+		if _, err := db.CreateEnvironment(ctx, store.Environment{UserID: u.ID, Name: "old", Runtime: "docker", Status: store.StatusStopped}); err != nil {
 			t.Fatal(err)
 		}
-		got, why, err = chooseRuntime(ctx, Config{Runtime: "auto", SupervisorBinary: "/bin/busybox"}, db)
-		if err != nil || got != "local" || !strings.Contains(why, "1 environment(s) run on local") {
-			t.Fatalf("installation with a local environment: %q, %q, %v", got, why, err)
+		plan, err = planRuntimes(ctx, Config{Runtime: "local"}, db)
+		if err != nil || !slices.Equal(plan.Offered, []string{"local"}) || !slices.Equal(plan.Kept, []string{"docker"}) {
+			t.Fatalf("installation with a docker environment, --runtime local: %+v, %v", plan, err)
 		}
 		// Asked for explicitly, docker with a binary that cannot be a
 		// container's supervisor fails at start instead.

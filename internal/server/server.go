@@ -43,10 +43,17 @@ type Config struct {
 	DataDir string
 	// DatabaseURL selects PostgreSQL; empty means SQLite in DataDir.
 	DatabaseURL string
-	// Runtime names the engine: "local" (the default when empty), "docker",
-	// or "auto" (dev8 server's default): docker when a Docker engine answers
-	// and this binary can be its supervisor, local otherwise.
+	// Runtime is the runtime new environments get when their create
+	// request names none: "local" (the default when empty), "docker", or
+	// "auto" (dev8 server's default): the first of Runtimes on which the
+	// template can run now (see RuntimeAuto).
 	Runtime string
+	// Runtimes are the runtimes new environments may use, in order of
+	// preference. Empty: Runtime alone, or with Runtime "auto" every
+	// runtime that works here (docker when a Docker engine answers, then
+	// local). Runtimes that existing environments use are driven for them
+	// whether listed or not.
+	Runtimes []string
 	// DockerHost is the Docker engine's address (unix:///path or
 	// tcp://host:port); empty means DOCKER_HOST, else the local socket.
 	DockerHost string
@@ -138,8 +145,9 @@ type Server struct {
 	log     *slog.Logger
 	Store   *store.DB
 	Manager *lifecycle.Manager
-	Runtime runtime.Runtime
-	Tunnels *tunnel.Registry
+	// Runtimes are the runtimes the manager drives, by name.
+	Runtimes map[string]runtime.Runtime
+	Tunnels  *tunnel.Registry
 	// AgentTokens issues workspace supervisors' credentials.
 	AgentTokens *auth.AgentTokens
 	usage       *usage.Writer
@@ -203,18 +211,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	useEmbeddedSupervisor(&cfg, supervisorbin.Binary())
-	runtimeName, why, err := chooseRuntime(ctx, cfg, db)
+	plan, err := planRuntimes(ctx, cfg, db)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	logRuntime(cfg.Logger, runtimeName, why)
-	imageRefs, err := templateImageRefs(ctx, db, cfg.TemplateImages)
+	logRuntimes(cfg.Logger, plan)
+	imageRefs, builtHere, err := templateImageRefs(ctx, db, cfg.TemplateImages)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	rt, err := newRuntime(ctx, cfg, runtimeName, db, imageRefs)
+	runtimes, err := buildRuntimes(ctx, cfg, plan, db, imageRefs, builtHere)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -269,17 +277,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		PreStopTimeout: cfg.PreStopTimeout,
 		// A workspace whose storage was lost while stopped comes back
 		// from its latest snapshot.
-		AfterStart:     backups.AfterStart,
-		AgentToken:     agents.Issue,
-		Observer:       m,
-		Store:          timed,
-		Runtime:        rt,
-		Pricing:        cfg.Pricing,
-		Logger:         cfg.Logger,
-		ReaperInterval: cfg.ReaperInterval,
-		ResyncInterval: cfg.ResyncInterval,
-		Now:            cfg.Now,
-		Audit:          auditLog,
+		AfterStart:      backups.AfterStart,
+		AgentToken:      agents.Issue,
+		Observer:        m,
+		Store:           timed,
+		Runtimes:        runtimes,
+		OfferedRuntimes: plan.Offered,
+		DefaultRuntime:  plan.Default,
+		Pricing:         cfg.Pricing,
+		Logger:          cfg.Logger,
+		ReaperInterval:  cfg.ReaperInterval,
+		ResyncInterval:  cfg.ResyncInterval,
+		Now:             cfg.Now,
+		Audit:           auditLog,
 	})
 	backups.SetEnvironments(mgr)
 	usageWriter := usage.NewWriter(usage.Config{Store: timed, Logger: cfg.Logger, Retention: cfg.UsageRetention, Now: cfg.Now})
@@ -314,8 +324,29 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	m.WatchTunnels(tunnels)
 	m.WatchUsage(usageWriter)
 	m.WatchPools(db)
-	cfg.Logger.Info("dev8 server ready", "store", db.Engine(), "runtime", rt.Name(), "data_dir", cfg.DataDir, "code_server", cfg.CodeServer)
-	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtime: rt, Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn}, nil
+	cfg.Logger.Info("dev8 server ready", "store", db.Engine(), "runtimes", mgr.RuntimeNames(), "data_dir", cfg.DataDir, "code_server", cfg.CodeServer)
+	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtimes: byName(runtimes), Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn}, nil
+}
+
+// RemoveInstance removes env's compute and storage from its runtime at
+// once, past the lifecycle (which is not told): for test and benchmark
+// harnesses cleaning up what outlives a server by design (containers,
+// volumes). An environment whose runtime is not here is left alone.
+func (s *Server) RemoveInstance(ctx context.Context, env store.Environment) error {
+	rt, ok := s.Runtimes[env.Runtime]
+	if !ok {
+		return nil
+	}
+	return rt.Delete(ctx, env.ID)
+}
+
+// byName indexes runtimes by name.
+func byName(runtimes []runtime.Runtime) map[string]runtime.Runtime {
+	out := make(map[string]runtime.Runtime, len(runtimes))
+	for _, rt := range runtimes {
+		out[rt.Name()] = rt
+	}
+	return out
 }
 
 // quotasOrDefault is q, or quota.DefaultLimits when q is nil.
@@ -465,9 +496,11 @@ func urlsFor(scheme string, addr net.Addr, accessURL, agentURL string) lifecycle
 // Close releases the store. Call it after Serve returns.
 func (s *Server) Close() error {
 	s.closeAdmin()
-	if c, ok := s.Runtime.(io.Closer); ok {
-		// The docker runtime's engine client and event watcher.
-		_ = c.Close()
+	for _, rt := range s.Runtimes {
+		if c, ok := rt.(io.Closer); ok {
+			// The docker runtime's engine client and event watcher.
+			_ = c.Close()
+		}
 	}
 	return s.Store.Close()
 }

@@ -203,7 +203,11 @@ func (ts *testServer) startEnv(token, id string) *sdk.ActionResult {
 }
 
 func (ts *testServer) workspaceDir(id string) string {
-	inst, err := ts.srv.Runtime.Inspect(ts.ctx, id)
+	env, err := ts.srv.Store.GetEnvironment(ts.ctx, id)
+	if err != nil {
+		ts.t.Fatalf("get %s: %v", id, err)
+	}
+	inst, err := ts.srv.Runtimes[env.Runtime].Inspect(ts.ctx, id)
 	if err != nil {
 		ts.t.Fatalf("inspect %s: %v", id, err)
 	}

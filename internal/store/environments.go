@@ -170,6 +170,20 @@ func (db *DB) ListEnvironments(ctx context.Context, f EnvironmentFilter) ([]Envi
 	return out, total, nil
 }
 
+// EnvironmentRuntimes lists, sorted, the runtimes live environments run on.
+func (db *DB) EnvironmentRuntimes(ctx context.Context) ([]string, error) {
+	rows, err := db.query(ctx, db.reader, db.q(`SELECT DISTINCT runtime FROM environments WHERE deleted_at IS NULL ORDER BY runtime`))
+	out, err := collect(rows, err, func(s scanner) (string, error) {
+		var name string
+		err := s.Scan(&name)
+		return name, err
+	})
+	if err != nil {
+		return nil, wrapErr("list environment runtimes", err)
+	}
+	return out, nil
+}
+
 // UpdateEnvironment reads the live environment id, lets fn change it, and
 // writes it back, all in one transaction with the row locked, so concurrent
 // updates never lose each other's changes.

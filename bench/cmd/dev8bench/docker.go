@@ -94,7 +94,7 @@ func dockerBench(ctx context.Context, o options) error {
 		// Containers and volumes outlive a server by design: remove them.
 		envs, _, _ := srv.Store.ListEnvironments(context.Background(), store.EnvironmentFilter{})
 		for _, e := range envs {
-			_ = srv.Runtime.Delete(context.Background(), e.ID)
+			_ = srv.RemoveInstance(context.Background(), e)
 		}
 		stop()
 		<-done

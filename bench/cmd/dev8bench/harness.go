@@ -66,7 +66,7 @@ func startServer(ctx context.Context, o options, databaseURL string, mods ...fun
 		envs, _, _ := srv.Store.ListEnvironments(context.Background(), store.EnvironmentFilter{})
 		for _, e := range envs {
 			if e.Status != store.StatusStopped {
-				_ = srv.Runtime.Delete(context.Background(), e.ID)
+				_ = srv.RemoveInstance(context.Background(), e)
 			}
 		}
 		stop()

@@ -23,13 +23,7 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	if err := checkID(id); err != nil {
 		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("docker: create: %w", err))
 	}
-	img := spec.Image
-	if img == "" {
-		img = r.cfg.DefaultImage
-	}
-	if ref, ok := r.cfg.ImageRefs[img]; ok {
-		img = ref
-	}
+	img := r.imageRef(spec.Image)
 	if img == "" {
 		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("docker: create %s: no image in the spec and no default image", id))
 	}

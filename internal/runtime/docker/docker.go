@@ -157,6 +157,11 @@ type Config struct {
 	// ("registry.example/dev8/nodejs:1"): how an operator points templates
 	// at their own registry. Names not in it are run as given.
 	ImageRefs map[string]string
+	// BuiltHere holds the references that are built on this machine (make
+	// images: Dev8's own template images under their default names) and
+	// never pulled: a registry's image of the same name is somebody
+	// else's. Create refuses one that is missing, saying how to build it.
+	BuiltHere map[string]bool
 	// User, when set, runs the container's processes ("uid", "uid:gid" or
 	// a name the image knows) from the start, and WorkspaceUser is not
 	// used. Default "": the supervisor starts as root and becomes the

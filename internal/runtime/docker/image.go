@@ -25,6 +25,9 @@ func (r *Runtime) ensureImage(ctx context.Context, img string) (image.InspectRes
 	if !cerrdefs.IsNotFound(err) {
 		return info, fmt.Errorf("inspect image %q: %w", img, err)
 	}
+	if r.cfg.BuiltHere[img] {
+		return info, runtime.Permanent(errors.New(notBuiltReason(img)))
+	}
 	if r.cfg.NoPull {
 		return info, runtime.Permanent(fmt.Errorf("image %q is not present (pulling is disabled)", img))
 	}

@@ -92,6 +92,13 @@ func (c *pullCoordinator) pull(ctx context.Context, ref string) error {
 	}
 }
 
+// pulling says whether a pull of ref is running.
+func (c *pullCoordinator) pulling(ref string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.inflight[ref] != nil
+}
+
 // leave records that a caller stopped waiting for p, and cancels p when it
 // was the last one.
 func (c *pullCoordinator) leave(ref string, p *sharedPull) {

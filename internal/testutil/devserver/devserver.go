@@ -133,7 +133,7 @@ func Start(t testing.TB, opts Options) *Server {
 	t.Cleanup(func() {
 		envs, _, _ := srv.Store.ListEnvironments(context.Background(), store.EnvironmentFilter{})
 		for _, e := range envs {
-			_ = srv.Runtime.Delete(context.Background(), e.ID)
+			_ = srv.RemoveInstance(context.Background(), e)
 		}
 		s.Stop()
 	})

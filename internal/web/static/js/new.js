@@ -10,6 +10,59 @@ let template = "";
 // The catalog names its icons; these are the ones it uses.
 const icons = { nodejs: "⬢", python: "🐍", terminal: "›_", layers: "☰", go: "◆", rust: "⚙" };
 let instanceType = "";
+// Each template says where it can run now (GET /templates: runtime, state,
+// runtimes); "" in the select lets the server choose.
+let templatesByName = {};
+const runtimeSelect = $("#runtime");
+const runtimeHint = $("#runtime-hint");
+const runtimeLabels = { local: "this machine (local processes)", docker: "Docker (a container per workspace)" };
+
+function runtimeLabel(name) {
+  return runtimeLabels[name] || name;
+}
+
+// whereItRuns is a template card's line about where it would run.
+function whereItRuns(tp) {
+  if (tp.state === "unavailable") return `Not available yet: ${tp.state_reason || "no runtime can run it"}`;
+  const on = tp.runtimes?.find((r) => r.runtime === tp.runtime);
+  if (on?.host_tools) return "Runs on this machine, with its installed tools";
+  if (tp.state === "preparing") return `Preparing on ${tp.runtime}: ${tp.state_reason}`;
+  return `Runs on ${runtimeLabel(tp.runtime)}`;
+}
+
+// showRuntimes fills the runtime select for the chosen template: automatic
+// (the server's choice) first, then each runtime, unavailable ones disabled
+// with their reason.
+function showRuntimes() {
+  const tp = templatesByName[template];
+  if (!tp) return;
+  const keep = runtimeSelect.value;
+  const options = [el("option", { value: "", text: `Automatic: ${runtimeLabel(tp.runtime)}` })];
+  for (const r of tp.runtimes || []) {
+    const opt = el("option", { value: r.runtime, text: runtimeLabel(r.runtime) + (r.state === "unavailable" ? " (not available yet)" : "") });
+    if (r.state === "unavailable") opt.disabled = true;
+    options.push(opt);
+  }
+  runtimeSelect.replaceChildren(...options);
+  const still = (tp.runtimes || []).find((r) => r.runtime === keep && r.state !== "unavailable");
+  runtimeSelect.value = still ? keep : "";
+  runtimeSelect.closest(".field").hidden = (tp.runtimes || []).length < 2;
+  showRuntimeHint();
+}
+
+function showRuntimeHint() {
+  const tp = templatesByName[template];
+  if (!tp) return;
+  const chosen = runtimeSelect.value || tp.runtime;
+  const r = (tp.runtimes || []).find((x) => x.runtime === chosen);
+  const notes = [];
+  if (r?.host_tools) notes.push("Workspaces here are processes of the server's machine: the template's image is not used, and its tools are whatever that machine has installed.");
+  for (const x of tp.runtimes || []) {
+    if (x.state === "unavailable" && x.reason) notes.push(`${runtimeLabel(x.runtime)}: ${x.reason}`);
+  }
+  runtimeHint.textContent = notes.join(" ");
+}
+runtimeSelect.addEventListener("change", showRuntimeHint);
 
 // A radio group of cards; arrow keys move between them as in any radio group.
 function radioCards(container, items, selected, onSelect) {
@@ -51,8 +104,11 @@ async function loadChoices() {
         el("span", { class: "title" }, el("span", { "aria-hidden": "true", text: icons[tp.icon] || "▢" }), tp.display_name || tp.name),
         el("span", { class: "meta", text: tp.description }),
         el("span", { class: "tags" }, ...(tp.tags || []).map((tag) => el("span", { class: "tag", text: tag }))),
+        el("span", { class: tp.state === "unavailable" ? "meta runs unavailable" : "meta runs", text: whereItRuns(tp) }),
       ],
-    })), template, (v) => (template = v));
+    })), template, (v) => { template = v; showRuntimes(); });
+    templatesByName = Object.fromEntries(templates.map((tp) => [tp.name, tp]));
+    showRuntimes();
     const types = [...it.instance_types].sort((a, b) => a.estimated_cost_per_hour - b.estimated_cost_per_hour);
     instanceType = (types.find((x) => x.name === "balanced") || types[0])?.name || "";
     radioCards($("#instance-types"), types.map((x) => ({
@@ -148,6 +204,7 @@ form.addEventListener("submit", async (e) => {
   try {
     const body = { name: nameInput.value.trim(), template_name: template, instance_type: instanceType };
     if (autoStop.value !== "") body.auto_stop_minutes = Number(autoStop.value);
+    if (runtimeSelect.value) body.runtime = runtimeSelect.value;
     const vars = envVars();
     if (Object.keys(vars).length) body.environment_variables = vars;
     const res = await api("POST", "/environments", body);

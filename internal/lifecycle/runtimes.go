@@ -1,0 +1,155 @@
+package lifecycle
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"dev8.dev/dev8/internal/runtime"
+	"dev8.dev/dev8/internal/store"
+)
+
+// An installation runs environments on several runtimes at once (local
+// processes, Docker, ...). Each environment records the runtime it was created
+// on and is driven through that one for its whole life; new environments go
+// to the runtime their create request names, or the default.
+
+// RuntimeUnavailableError is an action on an environment whose runtime this
+// server does not drive (its configuration changed since the environment was
+// created), or a create that names a runtime new environments may not use.
+// The API answers it with 409.
+type RuntimeUnavailableError struct {
+	Runtime string
+	// Configured lists the runtimes that are (for a create: that new
+	// environments may use).
+	Configured []string
+	// Create is true for a create request, false for an action on an
+	// existing environment.
+	Create bool
+}
+
+func (e *RuntimeUnavailableError) Error() string {
+	if e.Create {
+		return fmt.Sprintf("runtime %q is not one new environments can use on this server (configured: %s)", e.Runtime, strings.Join(e.Configured, ", "))
+	}
+	return fmt.Sprintf("this environment runs on the %s runtime, which this server is not configured for (configured: %s); "+
+		"an admin adds it with dev8 server --runtimes, and nothing is lost meanwhile", e.Runtime, strings.Join(e.Configured, ", "))
+}
+
+// TemplateUnavailableError is a create from a template that cannot run on
+// the runtime asked for (its image is not built, say). Nothing was created.
+// The API answers it with 409.
+type TemplateUnavailableError struct {
+	// Subject is what was asked for: "template nodejs", or "image
+	// registry.example/team/image:1" for a create that names an image.
+	Subject string
+	Runtime string
+	Reason  string
+}
+
+func (e *TemplateUnavailableError) Error() string {
+	return fmt.Sprintf("%s cannot run on the %s runtime yet: %s", e.Subject, e.Runtime, e.Reason)
+}
+
+// unconfiguredReason is the status reason of an environment whose runtime
+// is not configured; it is cleared once the runtime is back.
+func unconfiguredReason(name string) string {
+	return fmt.Sprintf("its runtime (%s) is not configured on this server, so nothing is done to it until it is (dev8 server --runtimes)", name)
+}
+
+// runtimeFor is the runtime env runs on, or a RuntimeUnavailableError.
+func (m *Manager) runtimeFor(env store.Environment) (runtime.Runtime, error) {
+	if rt, ok := m.runtimes[env.Runtime]; ok {
+		return rt, nil
+	}
+	return nil, &RuntimeUnavailableError{Runtime: env.Runtime, Configured: m.RuntimeNames()}
+}
+
+// RuntimeNames lists the runtimes this manager drives, sorted.
+func (m *Manager) RuntimeNames() []string {
+	names := make([]string, 0, len(m.runtimes))
+	for name := range m.runtimes {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// OfferedRuntimes lists, in order of preference, the runtimes new
+// environments may be created on.
+func (m *Manager) OfferedRuntimes() []string { return slices.Clone(m.offered) }
+
+// DefaultRuntime is the runtime a create that names none gets; "" means the
+// first offered runtime on which its template can run now.
+func (m *Manager) DefaultRuntime() string { return m.cfg.DefaultRuntime }
+
+// RuntimeStatus is whether a template can run on one runtime now.
+type RuntimeStatus struct {
+	Runtime string
+	runtime.ImageStatus
+	// HostTools is true for a runtime that runs workspaces as processes of
+	// this machine (local): the template's image is not used, and its
+	// tools are whatever the host has.
+	HostTools bool
+}
+
+// TemplateStatus says, for each offered runtime in order of preference,
+// whether environments from tpl (with its image) can be created there now.
+func (m *Manager) TemplateStatus(ctx context.Context, tpl store.Template) []RuntimeStatus {
+	out := make([]RuntimeStatus, 0, len(m.offered))
+	for _, name := range m.offered {
+		out = append(out, m.imageStatus(ctx, name, tpl.BaseImage))
+	}
+	return out
+}
+
+// ChooseRuntime is the runtime a create that names none would use for an
+// image, given the statuses TemplateStatus returned for it: the default
+// runtime, or the first offered one that is not unavailable (the first
+// offered one when all are).
+func (m *Manager) ChooseRuntime(statuses []RuntimeStatus) string {
+	if m.cfg.DefaultRuntime != "" {
+		return m.cfg.DefaultRuntime
+	}
+	for _, s := range statuses {
+		if s.State != runtime.Unavailable {
+			return s.Runtime
+		}
+	}
+	if len(statuses) > 0 {
+		return statuses[0].Runtime
+	}
+	return ""
+}
+
+func (m *Manager) imageStatus(ctx context.Context, name, image string) RuntimeStatus {
+	rt := m.runtimes[name]
+	if c, ok := rt.(runtime.ImageChecker); ok {
+		return RuntimeStatus{Runtime: name, ImageStatus: c.ImageStatus(ctx, image)}
+	}
+	return RuntimeStatus{Runtime: name, ImageStatus: runtime.ImageStatus{State: runtime.Ready}, HostTools: name == "local"}
+}
+
+// pickRuntime decides where a new environment from image runs: the runtime
+// asked for (which must be offered), else the default, else the first
+// offered one where the image can run now. A runtime that cannot run the
+// image now is refused before anything is recorded.
+func (m *Manager) pickRuntime(ctx context.Context, asked, subject, image string) (string, error) {
+	if asked != "" {
+		asked = strings.ToLower(asked)
+		if !slices.Contains(m.offered, asked) {
+			return "", &RuntimeUnavailableError{Runtime: asked, Configured: m.OfferedRuntimes(), Create: true}
+		}
+	} else {
+		statuses := make([]RuntimeStatus, 0, len(m.offered))
+		for _, name := range m.offered {
+			statuses = append(statuses, m.imageStatus(ctx, name, image))
+		}
+		asked = m.ChooseRuntime(statuses)
+	}
+	if s := m.imageStatus(ctx, asked, image); s.State == runtime.Unavailable {
+		return "", &TemplateUnavailableError{Subject: subject, Runtime: asked, Reason: s.Reason}
+	}
+	return asked, nil
+}

@@ -1,0 +1,56 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+
+	cerrdefs "github.com/containerd/errdefs"
+
+	"dev8.dev/dev8/internal/runtime"
+)
+
+var _ runtime.ImageChecker = (*Runtime)(nil)
+
+// BuildImagesHint is what to run when an image built on this machine (one
+// of Config.BuiltHere) is missing.
+const BuildImagesHint = "make images (in Dev8's source tree; scripts/build-images.sh builds them with no registry)"
+
+// imageRef is the reference Create runs for a spec's image.
+func (r *Runtime) imageRef(img string) string {
+	if img == "" {
+		img = r.cfg.DefaultImage
+	}
+	if ref, ok := r.cfg.ImageRefs[img]; ok {
+		return ref
+	}
+	return img
+}
+
+// ImageStatus implements runtime.ImageChecker: an image on the engine is
+// ready; one being pulled is preparing; one built on this machine
+// (Config.BuiltHere) that is not there is unavailable, with the command
+// that builds it; any other is ready, since Create pulls it.
+func (r *Runtime) ImageStatus(ctx context.Context, image string) runtime.ImageStatus {
+	ref := r.imageRef(image)
+	if ref == "" {
+		return runtime.ImageStatus{State: runtime.Unavailable, Reason: "no image is configured for it"}
+	}
+	_, err := r.cli.ImageInspect(ctx, ref)
+	switch {
+	case err == nil:
+		return runtime.ImageStatus{State: runtime.Ready}
+	case !cerrdefs.IsNotFound(err):
+		return runtime.ImageStatus{State: runtime.Unavailable, Reason: fmt.Sprintf("the Docker engine did not answer about image %s: %v", ref, err)}
+	case r.pulls.pulling(ref):
+		return runtime.ImageStatus{State: runtime.Preparing, Reason: "pulling image " + ref}
+	case r.cfg.BuiltHere[ref]:
+		return runtime.ImageStatus{State: runtime.Unavailable, Reason: notBuiltReason(ref)}
+	case r.cfg.NoPull:
+		return runtime.ImageStatus{State: runtime.Unavailable, Reason: fmt.Sprintf("image %s is not on the Docker engine and pulling is disabled", ref)}
+	}
+	return runtime.ImageStatus{State: runtime.Ready, Reason: fmt.Sprintf("image %s is pulled at the first create", ref)}
+}
+
+func notBuiltReason(ref string) string {
+	return fmt.Sprintf("image %s has not been built on this Docker engine: run %s", ref, BuildImagesHint)
+}
