@@ -271,7 +271,7 @@ func TestTemplates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"NAME", "PER HOUR", "nodejs", "python", "fullstack", "base", "CPU/"} {
+	for _, want := range []string{"NAME", "RUNS ON", "local (host tools)", "PER HOUR", "nodejs", "python", "fullstack", "base", "CPU/"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dev8 templates does not show %q:\n%s", want, out)
 		}
