@@ -101,6 +101,13 @@ func planRuntimes(ctx context.Context, cfg Config, db *store.DB) (runtimePlan, e
 			plan.Why[RuntimeLocal] = fmt.Sprintf("no Docker engine answers (%v), so workspaces are processes of this machine; --runtime docker would need one", err)
 		case checkStatic(cfg.SupervisorBinary) != nil:
 			plan.Why[RuntimeLocal] = fmt.Sprintf("a Docker engine answers at %s, but %v", host, checkStatic(cfg.SupervisorBinary))
+		case geteuid() == 0:
+			// Local workspaces would be root on this machine: with an
+			// engine there, nobody gets that unless it is asked for.
+			plan.Offered = append(plan.Offered, RuntimeDocker)
+			plan.Why[RuntimeDocker] = fmt.Sprintf("a Docker engine answers at %s; a template can be created once its image is built (make images). "+
+				"Local workspaces are not offered, since this server runs as root and they would too (--runtimes docker,local offers them anyway)", host)
+			return plan, plan.keep(ctx, db)
 		default:
 			plan.Offered = append(plan.Offered, RuntimeDocker)
 			plan.Why[RuntimeDocker] = fmt.Sprintf("a Docker engine answers at %s; a template goes there once its image is built (make images)", host)
@@ -108,18 +115,28 @@ func planRuntimes(ctx context.Context, cfg Config, db *store.DB) (runtimePlan, e
 		}
 		plan.Offered = append(plan.Offered, RuntimeLocal)
 	}
-	if db != nil {
-		used, err := db.EnvironmentRuntimes(ctx)
-		if err != nil {
-			return plan, fmt.Errorf("plan runtimes: %w", err)
-		}
-		for _, name := range used {
-			if !slices.Contains(plan.Offered, name) {
-				plan.Kept = append(plan.Kept, name)
-			}
+	return plan, plan.keep(ctx, db)
+}
+
+// geteuid is os.Geteuid; tests replace it.
+var geteuid = os.Geteuid
+
+// keep adds to plan.Kept the runtimes existing environments use that are
+// not offered. db may be nil.
+func (plan *runtimePlan) keep(ctx context.Context, db *store.DB) error {
+	if db == nil {
+		return nil
+	}
+	used, err := db.EnvironmentRuntimes(ctx)
+	if err != nil {
+		return fmt.Errorf("plan runtimes: %w", err)
+	}
+	for _, name := range used {
+		if !slices.Contains(plan.Offered, name) {
+			plan.Kept = append(plan.Kept, name)
 		}
 	}
-	return plan, nil
+	return nil
 }
 
 // buildRuntimes builds the plan's runtimes. An offered runtime that cannot

@@ -105,9 +105,22 @@ func TestPlanRuntimes(t *testing.T) {
 		if _, err := os.Stat("/bin/busybox"); err != nil {
 			t.Skipf("no /bin/busybox: %v", err)
 		}
+		// Not root: local is offered after docker. Root: local workspaces
+		// would be root, so only docker is (this test is not parallel).
+		defer func(orig func() int) { geteuid = orig }(geteuid)
+		geteuid = func() int { return 1000 }
 		plan, err := planRuntimes(ctx, Config{Runtime: "auto", SupervisorBinary: "/bin/busybox"}, nil)
 		if err != nil || !slices.Equal(plan.Offered, []string{"docker", "local"}) || plan.Default != "" || !strings.Contains(plan.Why["docker"], "Docker engine answers") {
 			t.Fatalf("static binary: %+v, %v", plan, err)
+		}
+		geteuid = func() int { return 0 }
+		plan, err = planRuntimes(ctx, Config{Runtime: "auto", SupervisorBinary: "/bin/busybox"}, nil)
+		if err != nil || !slices.Equal(plan.Offered, []string{"docker"}) || !strings.Contains(plan.Why["docker"], "runs as root") {
+			t.Fatalf("static binary, as root: %+v, %v", plan, err)
+		}
+		plan, err = planRuntimes(ctx, Config{Runtime: "auto", Runtimes: []string{"docker", "local"}}, nil)
+		if err != nil || !slices.Equal(plan.Offered, []string{"docker", "local"}) {
+			t.Fatalf("as root, local asked for: %+v, %v", plan, err)
 		}
 		plan, err = planRuntimes(ctx, Config{Runtime: "auto", SupervisorBinary: "/bin/sh"}, nil)
 		if err != nil || !slices.Equal(plan.Offered, []string{"local"}) || !strings.Contains(plan.Why["local"], "dynamically linked") {
