@@ -156,6 +156,7 @@ The name is a DNS label: 1-63 lower-case letters, digits and '-'.`,
 	f.IntVar(&memory, "memory", 0, "memory in GB (1-64)")
 	f.IntVar(&storage, "storage", 0, "storage in GB (1-500)")
 	f.StringVar(&req.BaseImage, "image", "", "image overriding the template's")
+	f.StringVar(&req.Runtime, "runtime", "", "runtime to create it on (local, docker, ...: dev8 templates shows where each template can run; server default: the first where it can)")
 	f.StringVar(&autoStop, "auto-stop", "", "stop after this long idle: minutes or a duration such as 2h; 0 or never disables (server default: 30m)")
 	f.StringArrayVarP(&envVars, "env", "e", nil, "environment variable NAME=VALUE (repeatable)")
 	f.StringArrayVarP(&ports, "port", "p", nil, "port the workspace serves, PORT or PORT/PROTOCOL (repeatable)")
