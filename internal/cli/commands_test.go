@@ -288,4 +288,8 @@ func TestTemplates(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `unknown template "cobol"`) || !strings.Contains(err.Error(), "base, fullstack, nodejs, python") {
 		t.Fatalf("create --template cobol = %v, want the valid templates named", err)
 	}
+	_, _, err = h.run("", "create", "web", "--template", "nodejs", "--runtime", "docker")
+	if err == nil || !strings.Contains(err.Error(), `runtime "docker" is not one new environments can use on this server (configured: local)`) {
+		t.Fatalf("create --runtime docker on a local-only server = %v", err)
+	}
 }
