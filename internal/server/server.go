@@ -149,11 +149,14 @@ type Server struct {
 	tlsConfig   *tls.Config // nil: plain HTTP
 	metrics     *metrics.Metrics
 	adminLn     net.Listener // nil: no admin listener
+	// lock is held on the data directory until Close (see datadirlock.go).
+	lock *dataDirLock
 }
 
 // New opens the store (migrating it), seeds the catalog and builds the
-// runtime, manager and API. Serve starts them.
-func New(ctx context.Context, cfg Config) (*Server, error) {
+// runtime, manager and API. Serve starts them. A second server on the same
+// data directory is refused before it touches anything there.
+func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -165,6 +168,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("data dir is required")
 	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			lock.release()
+		}
+	}()
 	if err := checkTokenLifetimes(cfg.TokenDefaultLifetime, cfg.TokenMaxLifetime); err != nil {
 		return nil, err
 	}
@@ -315,7 +327,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	m.WatchUsage(usageWriter)
 	m.WatchPools(db)
 	cfg.Logger.Info("dev8 server ready", "store", db.Engine(), "runtime", rt.Name(), "data_dir", cfg.DataDir, "code_server", cfg.CodeServer)
-	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtime: rt, Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtime: rt, Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn, lock: lock}, nil
 }
 
 // quotasOrDefault is q, or quota.DefaultLimits when q is nil.
@@ -469,5 +481,7 @@ func (s *Server) Close() error {
 		// The docker runtime's engine client and event watcher.
 		_ = c.Close()
 	}
-	return s.Store.Close()
+	err := s.Store.Close()
+	s.lock.release()
+	return err
 }
