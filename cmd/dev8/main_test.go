@@ -251,6 +251,10 @@ func TestZeroConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -279,6 +283,11 @@ func TestZeroConfig(t *testing.T) {
 		t.Error("the server did not say which runtime it uses, and why, before it listened")
 	}
 	go func() { _, _ = io.Copy(io.Discard, stderr) }()
+	// Apart from the log, standard output says what to open.
+	ready, err := bufio.NewReader(stdout).ReadString('\n')
+	if want := "Dev8 is ready: open " + url + "\n"; ready != want {
+		t.Errorf("standard output %q (%v), want %q", ready, err, want)
+	}
 	var health map[string]string
 	if code := call(t, ctx, "GET", url+"/health", "", nil, &health); code != 200 || health["status"] != "healthy" {
 		t.Fatalf("/health = %d %v", code, health)

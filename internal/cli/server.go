@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -183,7 +185,9 @@ func newServerCommand() *cobra.Command {
 		Long: `dev8 server runs the control plane. With no configuration it keeps its
 data in ~/.dev8 (SQLite) and runs workspaces as Docker containers when a
 Docker engine answers, as local processes otherwise (a log line at start,
-"workspace runtime: …", says which, and why).
+"workspace runtime: …", says which, and why). Once it listens it prints
+the URL to open on standard output ("Dev8 is ready: open …"); the log goes
+to standard error.
 
 Every flag has an environment variable; a .env file in the working directory
 is read at start. Flags win over the environment.`,
@@ -207,14 +211,16 @@ is read at start. Flags win over the environment.`,
 			rl.LoginFailures, rl.LoginIPFailures = disabledIfZero(rl.LoginFailures), disabledIfZero(rl.LoginIPFailures)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runServer(ctx, s.addr, cfg)
+			return runServer(ctx, s.addr, cfg, cmd.OutOrStdout())
 		},
 	}
 	registerFlags(cmd.Flags(), opts)
 	return cmd
 }
 
-func runServer(ctx context.Context, addr string, cfg server.Config) error {
+// runServer serves until ctx is done. Once it listens it prints, on out,
+// the URL to open, apart from the log (on standard error, perhaps JSON).
+func runServer(ctx context.Context, addr string, cfg server.Config, out io.Writer) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -227,5 +233,17 @@ func runServer(ctx context.Context, addr string, cfg server.Config) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	// The socket accepts connections from here on; Serve answers them.
+	fmt.Fprintln(out, readyLine(srv.OpenURL(ln.Addr()), ln.Addr()))
 	return srv.Serve(ctx, ln)
+}
+
+// readyLine tells where to open Dev8, and where it listens when that is
+// not the same address.
+func readyLine(openURL string, addr net.Addr) string {
+	line := "Dev8 is ready: open " + openURL
+	if u, err := url.Parse(openURL); err != nil || u.Host != addr.String() {
+		line += " (listening on " + addr.String() + ")"
+	}
+	return line
 }

@@ -399,11 +399,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	scheme := "http"
-	if s.tlsConfig != nil {
-		scheme = "https"
-	}
-	urls := urlsFor(scheme, ln.Addr(), s.cfg.AccessURL, s.cfg.AgentURL)
+	urls := s.urls(ln.Addr())
 	s.Manager.SetURLs(urls)
 	s.api.SetPublicURL(urls.AccessURL)
 	g, gctx := errgroup.WithContext(ctx)
@@ -455,6 +451,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	})
 	return g.Wait()
 }
+
+// urls are the server's URLs when it listens on addr.
+func (s *Server) urls(addr net.Addr) lifecycle.URLs {
+	scheme := "http"
+	if s.tlsConfig != nil {
+		scheme = "https"
+	}
+	return urlsFor(scheme, addr, s.cfg.AccessURL, s.cfg.AgentURL)
+}
+
+// OpenURL is what people should open in a browser when the server listens
+// on addr: the access URL if one is configured, else the address itself
+// (on loopback when it listens on every interface).
+func (s *Server) OpenURL(addr net.Addr) string { return s.urls(addr).AccessURL }
 
 // urlsFor fills in the URLs not configured from the address the server
 // listens on: that address itself, or loopback when it listens on every
