@@ -85,3 +85,52 @@ func confirm(cmd *cobra.Command, question, skip string) error {
 	}
 	return nil
 }
+
+// forkSource resolves dev8 create's --from-snapshot (ref) and --from (the
+// source environment's name or id) into the snapshot the new environment
+// starts from. With --from, ref may be "latest" (its default), an id or the
+// start of one; without it, only an id, which may be of an environment
+// since deleted. The source environment is nil then.
+func forkSource(ctx context.Context, c *sdk.Client, from, ref string) (*sdk.Snapshot, *sdk.Environment, error) {
+	if from == "" {
+		switch {
+		case ref == latestSnapshot:
+			return nil, nil, errors.New("--from-snapshot latest needs --from <environment>: the one whose newest completed snapshot to start from")
+		case !strings.HasPrefix(ref, "snap_"):
+			return nil, nil, fmt.Errorf("--from-snapshot %q: give a snapshot id (snap_…), or name its environment with --from to use latest or the start of an id", ref)
+		}
+		// The server checks it is one of the caller's completed snapshots.
+		return &sdk.Snapshot{ID: ref}, nil, nil
+	}
+	if ref == "" {
+		ref = latestSnapshot
+	}
+	src, err := c.FindEnvironment(ctx, from)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--from %q: %w", from, err)
+	}
+	snap, err := resolveSnapshot(ctx, c, src, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	return snap, src, nil
+}
+
+// forkFrom fills in req's fork from --from and --from-snapshot, and says
+// which snapshot it starts from.
+func forkFrom(ctx context.Context, cmd *cobra.Command, c *sdk.Client, req *sdk.CreateEnvironmentRequest, from, ref string) error {
+	snap, src, err := forkSource(ctx, c, from, ref)
+	if err != nil {
+		return err
+	}
+	req.FromSnapshot = snap.ID
+	if src == nil {
+		fmt.Fprintf(cmd.OutOrStdout(), "Starting from snapshot %s.\n", snap.ID)
+		return nil
+	}
+	if req.TemplateName == "" && req.BaseImage == "" {
+		req.TemplateName = src.TemplateName
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "Starting from snapshot %s of %q.\n", describeSnapshot(snap), src.Name)
+	return nil
+}
