@@ -5,22 +5,42 @@ export PATH := /usr/local/go/bin:$(PATH)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X dev8.dev/dev8/internal/cli.Version=$(VERSION)
 
-.PHONY: run build assets test lint fmt clean bench images
+.PHONY: run build modules assets test lint fmt clean bench images
+
+# The packages make build compiles (and make assets runs).
+BUILD_PKGS := ./cmd/dev8 ./cmd/dev8-supervisor ./internal/web/build
 
 ## run: build dev8 and start the server with the embedded defaults (http://127.0.0.1:3000, data in ~/.dev8)
 run: build
 	./bin/dev8 server
 
 ## build: build the dev8 binary into bin/ (with the dashboard's browser assets, and the small workspace supervisor, cmd/dev8-supervisor, built first and embedded: see internal/supervisorbin)
-build: assets
+build: modules assets
 	CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o internal/supervisorbin/dev8-supervisor ./cmd/dev8-supervisor
 	CGO_ENABLED=0 go build -trimpath -tags dev8_embed_supervisor -ldflags '$(LDFLAGS)' -o bin/dev8 ./cmd/dev8
+
+## modules: download the Go modules the build needs, one line per module, on the first run only (silent when they are all in the module cache)
+modules:
+	@if ! GOPROXY=off go list -deps $(BUILD_PKGS) >/dev/null 2>&1; then \
+		echo "make: downloading Go modules (first run only)..."; \
+		start=$$(date +%s); \
+		go list -deps $(BUILD_PKGS) >/dev/null && \
+		echo "make: Go modules downloaded in $$(( $$(date +%s) - start ))s"; \
+	fi
 
 ## assets: install the dashboard's npm packages and bundle them (esbuild) into internal/web/static/dist, which the binary embeds
 assets: internal/web/static/dist/terminal.js
 
-internal/web/static/dist/terminal.js: internal/web/frontend/package-lock.json internal/web/frontend/*.js internal/web/build/main.go
-	npm ci --prefix internal/web/frontend --no-audit --no-fund --loglevel=error
+# npm shows its progress when it installs for the first time, and only
+# errors when it reinstalls after a change.
+internal/web/static/dist/terminal.js: internal/web/frontend/package-lock.json internal/web/frontend/*.js internal/web/build/main.go | modules
+	@if [ -d internal/web/frontend/node_modules ]; then \
+		echo "npm ci --prefix internal/web/frontend"; \
+		npm ci --prefix internal/web/frontend --no-audit --no-fund --loglevel=error; \
+	else \
+		echo "make: installing the dashboard's npm packages (first run only)..."; \
+		npm ci --prefix internal/web/frontend --no-audit --no-fund; \
+	fi
 	go run ./internal/web/build
 
 ## test: gofmt, go vet, and every test with -race against SQLite and a throwaway PostgreSQL

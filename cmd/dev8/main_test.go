@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -250,6 +251,10 @@ func TestZeroConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -278,6 +283,11 @@ func TestZeroConfig(t *testing.T) {
 		t.Error("the server did not say which runtime it uses, and why, before it listened")
 	}
 	go func() { _, _ = io.Copy(io.Discard, stderr) }()
+	// Apart from the log, standard output says what to open.
+	ready, err := bufio.NewReader(stdout).ReadString('\n')
+	if want := "Dev8 is ready: open " + url + "\n"; ready != want {
+		t.Errorf("standard output %q (%v), want %q", ready, err, want)
+	}
 	var health map[string]string
 	if code := call(t, ctx, "GET", url+"/health", "", nil, &health); code != 200 || health["status"] != "healthy" {
 		t.Fatalf("/health = %d %v", code, health)
@@ -317,5 +327,44 @@ func TestDotEnv(t *testing.T) {
 	go func() { _, _ = io.Copy(io.Discard, stderr) }()
 	if _, err := os.Stat(filepath.Join(dataDir, "dev8.db")); err != nil {
 		t.Fatalf(".env DEV8_DATA_DIR not used: %v", err)
+	}
+}
+
+// TestDataDirInUse: a second dev8 server on a data directory another one
+// serves exits at once, naming the directory and the other's pid, and the
+// first goes on; once the first is killed (its lock file left behind), a
+// new one starts there.
+func TestDataDirInUse(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dataDir := t.TempDir()
+	first := startServer(t, ctx, dataDir)
+
+	cmd := exec.CommandContext(ctx, dev8Binary, "server", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--runtime", "local", "--code-server", "off")
+	cmd.Dir = dataDir
+	out, err := cmd.CombinedOutput()
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 1 {
+		t.Fatalf("second server on %s: %v, want exit status 1\n%s", dataDir, err, out)
+	}
+	want := fmt.Sprintf("dev8: data directory %s is in use by another dev8 server (pid %d)", dataDir, first.Pid())
+	if !strings.Contains(string(out), want) {
+		t.Fatalf("second server said:\n%s\nwant %q", out, want)
+	}
+	if code := call(t, ctx, "GET", first.URL+"/ready", "", nil, nil); code != 200 {
+		t.Fatalf("first server's /ready after the refusal = %d", code)
+	}
+
+	first.Kill()
+	if _, err := os.Stat(filepath.Join(dataDir, "server.lock")); err != nil {
+		t.Fatalf("the killed server's lock file: %v", err)
+	}
+	next := startServer(t, ctx, dataDir)
+	if code := call(t, ctx, "GET", next.URL+"/ready", "", nil, nil); code != 200 {
+		t.Fatalf("/ready of the server after the killed one = %d", code)
+	}
+	if err := next.Terminate(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
 	}
 }

@@ -74,6 +74,7 @@ func newCreateCommand() *cobra.Command {
 		autoStop             string
 		envVars              []string
 		ports                []string
+		fromSnapshot, from   string
 	)
 	cmd := &cobra.Command{
 		Use:   "create <name>",
@@ -83,10 +84,20 @@ changes until it is RUNNING, then how to connect. If it ends in ERROR, dev8
 exits non-zero with the reason. Sizes come from, in order: --cpu/--memory/
 --storage, the instance type, the template's defaults.
 
-The name is a DNS label: 1-63 lower-case letters, digits and '-'.`,
+The name is a DNS label: 1-63 lower-case letters, digits and '-'.
+
+--from-snapshot forks: the new environment's workspace starts as a snapshot
+holds it. Give the snapshot's id, or name its environment with --from and
+give "latest" (the default: its newest completed snapshot) or the start of
+an id. With --from, the template is the source environment's unless
+--template or --image says otherwise. The files are restored once the new
+environment runs.`,
 		Example: `  dev8 create my-env
   dev8 create api --template nodejs --instance-type compute
-  dev8 create scratch --cpu 1 --memory 2 --auto-stop 2h --env DEBUG=1 --no-wait`,
+  dev8 create scratch --cpu 1 --memory 2 --auto-stop 2h --env DEBUG=1 --no-wait
+  dev8 create web-copy --from web
+  dev8 create web-copy --from web --from-snapshot snap_q2w3
+  dev8 create web-copy --from-snapshot snap_q2w3e4r5t6y7u8i9o0pa`,
 		Args: cobra.ExactArgs(1),
 		RunE: withFriendlyErrors(func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -129,6 +140,11 @@ The name is a DNS label: 1-63 lower-case letters, digits and '-'.`,
 			if err != nil {
 				return err
 			}
+			if fromSnapshot != "" || from != "" {
+				if err := forkFrom(ctx, cmd, c, &req, from, fromSnapshot); err != nil {
+					return err
+				}
+			}
 			env, err := c.CreateEnvironment(ctx, req)
 			if err != nil {
 				return fmt.Errorf("create %q: %w", req.Name, err)
@@ -144,6 +160,9 @@ The name is a DNS label: 1-63 lower-case letters, digits and '-'.`,
 				return err
 			}
 			connectHelp(out, running)
+			if req.FromSnapshot != "" {
+				fmt.Fprintf(out, "Its files from snapshot %s are being restored now; they appear within moments.\n", req.FromSnapshot)
+			}
 			return nil
 		}),
 	}
@@ -160,6 +179,8 @@ The name is a DNS label: 1-63 lower-case letters, digits and '-'.`,
 	f.StringVar(&autoStop, "auto-stop", "", "stop after this long idle: minutes or a duration such as 2h; 0 or never disables (server default: 30m)")
 	f.StringArrayVarP(&envVars, "env", "e", nil, "environment variable NAME=VALUE (repeatable)")
 	f.StringArrayVarP(&ports, "port", "p", nil, "port the workspace serves, PORT or PORT/PROTOCOL (repeatable)")
+	f.StringVar(&fromSnapshot, "from-snapshot", "", "start from this snapshot: an id (snap_…), or with --from latest or the start of an id")
+	f.StringVar(&from, "from", "", "the environment (name or id) whose snapshot to start from; alone, its latest")
 	return cmd
 }
 

@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -186,8 +188,10 @@ func newServerCommand() *cobra.Command {
 		Long: `dev8 server runs the control plane. With no configuration it keeps its
 data in ~/.dev8 (SQLite) and offers two runtimes when a Docker engine
 answers: Docker containers for the templates whose images are built (make
-images), local processes for the others; with no engine, local processes
-only. Log lines at start, "workspace runtime: …", say which, and why.
+images), local processes for the others (as root, only containers); with
+no engine, local processes only. Log lines at start, "workspace runtime:
+…", say which, and why. Once it listens it prints the URL to open on
+standard output ("Dev8 is ready: open …"); the log goes to standard error.
 
 Every flag has an environment variable; a .env file in the working directory
 is read at start. Flags win over the environment.`,
@@ -211,14 +215,16 @@ is read at start. Flags win over the environment.`,
 			rl.LoginFailures, rl.LoginIPFailures = disabledIfZero(rl.LoginFailures), disabledIfZero(rl.LoginIPFailures)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runServer(ctx, s.addr, cfg)
+			return runServer(ctx, s.addr, cfg, cmd.OutOrStdout())
 		},
 	}
 	registerFlags(cmd.Flags(), opts)
 	return cmd
 }
 
-func runServer(ctx context.Context, addr string, cfg server.Config) error {
+// runServer serves until ctx is done. Once it listens it prints, on out,
+// the URL to open, apart from the log (on standard error, perhaps JSON).
+func runServer(ctx context.Context, addr string, cfg server.Config, out io.Writer) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -231,5 +237,17 @@ func runServer(ctx context.Context, addr string, cfg server.Config) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	// The socket accepts connections from here on; Serve answers them.
+	fmt.Fprintln(out, readyLine(srv.OpenURL(ln.Addr()), ln.Addr()))
 	return srv.Serve(ctx, ln)
+}
+
+// readyLine tells where to open Dev8, and where it listens when that is
+// not the same address.
+func readyLine(openURL string, addr net.Addr) string {
+	line := "Dev8 is ready: open " + openURL
+	if u, err := url.Parse(openURL); err != nil || u.Host != addr.String() {
+		line += " (listening on " + addr.String() + ")"
+	}
+	return line
 }

@@ -150,6 +150,7 @@ func newRestoreCommand() *cobra.Command {
 	var (
 		flags clientFlags
 		path  string
+		yes   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "restore <name> <snapshot>",
@@ -159,9 +160,15 @@ file or directory of it) exactly what it was in the snapshot: files are
 replaced, and files the snapshot does not have are removed, except those the
 snapshot left out (node_modules, caches, build outputs). Every chunk is
 verified; a file that cannot be restored (a missing or corrupt chunk) is
-reported and the rest is restored, and the command then fails.`,
-		Example: `  dev8 restore my-env snap_q2w3e4r5t6y7u8i9o0pa
-  dev8 restore my-env snap_q2w3e4r5t6y7u8i9o0pa --path src/main.go`,
+reported and the rest is restored, and the command then fails.
+
+The snapshot is its id (snap_…), the start of one, or "latest" (the newest
+completed snapshot; dev8 snapshots lists them). It asks before replacing
+files, showing the environment and the snapshot with its time, unless --yes
+is given; without a terminal to ask on, it needs --yes.`,
+		Example: `  dev8 restore my-env latest
+  dev8 restore my-env snap_q2w3e4r5t6y7u8i9o0pa --yes
+  dev8 restore my-env snap_q2w3 --path src/main.go`,
 		Args: cobra.ExactArgs(2),
 		RunE: withFriendlyErrors(func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -169,16 +176,28 @@ reported and the rest is restored, and the command then fails.`,
 			if err != nil {
 				return err
 			}
-			res, err := c.RestoreSnapshot(ctx, env.ID, args[1], path)
+			snap, err := resolveSnapshot(ctx, c, env, args[1])
+			if err != nil {
+				return err
+			}
+			what := "the workspace"
+			if path != "" {
+				what = path
+			}
+			if !yes {
+				question := fmt.Sprintf("Restore %s of %q from snapshot %s?\nFiles there are replaced, and files the snapshot does not have are removed.", what, env.Name, describeSnapshot(snap))
+				if err := confirm(cmd, question, "--yes"); err != nil {
+					return fmt.Errorf("nothing restored: %w", err)
+				}
+			}
+			res, err := c.RestoreSnapshot(ctx, env.ID, snap.ID, path)
 			if err != nil {
 				return fmt.Errorf("restore %q: %w", env.Name, err)
 			}
-			out := cmd.OutOrStdout()
-			what := "the workspace"
 			if res.Path != "" {
 				what = res.Path
 			}
-			fmt.Fprintf(out, "Restored %s of %q from %s: %d files, %s; removed %d entries.\n", what, env.Name, args[1],
+			fmt.Fprintf(cmd.OutOrStdout(), "Restored %s of %q from %s: %d files, %s; removed %d entries.\n", what, env.Name, snap.ID,
 				res.Files, humanSize(res.Bytes), res.Removed)
 			for _, f := range res.Failures {
 				fmt.Fprintf(cmd.ErrOrStderr(), "not restored: %s: %s\n", f.Path, f.Error)
@@ -190,7 +209,9 @@ reported and the rest is restored, and the command then fails.`,
 		}),
 	}
 	flags.register(cmd)
-	cmd.Flags().StringVar(&path, "path", "", "restore only this file or directory (relative to the workspace)")
+	f := cmd.Flags()
+	f.StringVar(&path, "path", "", "restore only this file or directory (relative to the workspace)")
+	f.BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation (needed without a terminal)")
 	return cmd
 }
 

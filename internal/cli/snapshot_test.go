@@ -38,19 +38,19 @@ func TestSnapshotRestore(t *testing.T) {
 	}
 
 	ssh("echo v2 > src/a.txt && echo changed > b.txt && echo junk > c.txt")
-	if out, errOut, err := h.run("", "restore", "box", id, "--path", "src"); err != nil || !strings.Contains(out, "Restored src") {
+	if out, errOut, err := h.run("", "restore", "box", id, "--path", "src", "--yes"); err != nil || !strings.Contains(out, "Restored src") {
 		t.Fatalf("dev8 restore --path src: %v\n%s%s", err, out, errOut)
 	}
 	if got := ssh("cat src/a.txt b.txt"); got != "v1\nchanged\n" {
 		t.Fatalf("after restoring src: %q", got)
 	}
-	if out, errOut, err := h.run("", "restore", "box", id); err != nil || !strings.Contains(out, "removed 1 entries") {
+	if out, errOut, err := h.run("", "restore", "box", id, "--yes"); err != nil || !strings.Contains(out, "removed 1 entries") {
 		t.Fatalf("dev8 restore: %v\n%s%s", err, out, errOut)
 	}
 	if got := ssh("cat src/a.txt b.txt; ls"); got != "v1\nkeep\nb.txt\nsrc\n" {
 		t.Fatalf("after restoring everything: %q", got)
 	}
-	if _, _, err := h.run("", "restore", "box", "snap_nope"); err == nil || !strings.Contains(err.Error(), "not found") {
+	if _, _, err := h.run("", "restore", "box", "snap_nope", "--yes"); err == nil || !strings.Contains(err.Error(), `snapshot "snap_nope" of "box" not found`) {
 		t.Fatalf("dev8 restore of an unknown snapshot: %v", err)
 	}
 

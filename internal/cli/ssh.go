@@ -39,12 +39,16 @@ and exits with its exit status (128+N when it was killed by signal N).
 
 A terminal is allocated for the interactive shell when standard input is a
 terminal, and for a command only with -t. Flags go before the name;
-everything after the name is the remote command.
+everything after the name is the remote command. As with ssh(1), its
+arguments are joined with spaces and the workspace's shell runs the result,
+so dev8 ssh NAME CMD and ssh dev8.NAME CMD (after dev8 config-ssh) run the
+same thing: quote a command with ;, | or && as one argument.
 
 --stdio connects standard input and output to the workspace's SSH server
 instead, for OpenSSH's ProxyCommand (dev8 config-ssh writes that for you).`,
 		Example: `  dev8 ssh my-env
   dev8 ssh my-env -- ls -la
+  dev8 ssh my-env -- 'cd app && npm test'
   dev8 ssh -t my-env htop
   dev8 ssh -A my-env git pull
   ssh -o ProxyCommand='dev8 ssh --stdio my-env' dev8.my-env`,

@@ -51,14 +51,20 @@ func Recover(log *slog.Logger) func(http.Handler) http.Handler {
 	}
 }
 
-// LogRequests logs one line per request when it is done.
+// LogRequests logs one line per request when it is done: at INFO, except
+// the dashboard's static assets (every page load fetches a handful), which
+// are logged at DEBUG unless they fail with a server error.
 func LogRequests(log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 			next.ServeHTTP(ww, r)
-			log.InfoContext(r.Context(), "request",
+			level := slog.LevelInfo
+			if isAsset(r.URL.Path) && ww.Status() < http.StatusInternalServerError {
+				level = slog.LevelDebug
+			}
+			log.Log(r.Context(), level, "request",
 				"request_id", middleware.GetReqID(r.Context()),
 				"method", r.Method,
 				"path", r.URL.Path,
@@ -68,6 +74,12 @@ func LogRequests(log *slog.Logger) func(http.Handler) http.Handler {
 			)
 		})
 	}
+}
+
+// isAsset tells whether path is one of the dashboard's static files, or
+// the icon a browser asks for on its own.
+func isAsset(path string) bool {
+	return strings.HasPrefix(path, "/static/") || path == "/favicon.ico"
 }
 
 // RequestObserver records each request, for metrics (internal/metrics has

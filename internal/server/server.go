@@ -157,11 +157,14 @@ type Server struct {
 	tlsConfig   *tls.Config // nil: plain HTTP
 	metrics     *metrics.Metrics
 	adminLn     net.Listener // nil: no admin listener
+	// lock is held on the data directory until Close (see datadirlock.go).
+	lock *dataDirLock
 }
 
 // New opens the store (migrating it), seeds the catalog and builds the
-// runtime, manager and API. Serve starts them.
-func New(ctx context.Context, cfg Config) (*Server, error) {
+// runtime, manager and API. Serve starts them. A second server on the same
+// data directory is refused before it touches anything there.
+func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -173,6 +176,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("data dir is required")
 	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			lock.release()
+		}
+	}()
 	if err := checkTokenLifetimes(cfg.TokenDefaultLifetime, cfg.TokenMaxLifetime); err != nil {
 		return nil, err
 	}
@@ -325,7 +337,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	m.WatchUsage(usageWriter)
 	m.WatchPools(db)
 	cfg.Logger.Info("dev8 server ready", "store", db.Engine(), "runtimes", mgr.RuntimeNames(), "data_dir", cfg.DataDir, "code_server", cfg.CodeServer)
-	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtimes: byName(runtimes), Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtimes: byName(runtimes), Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn, lock: lock}, nil
 }
 
 // RemoveInstance removes env's compute and storage from its runtime at
@@ -418,11 +430,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	scheme := "http"
-	if s.tlsConfig != nil {
-		scheme = "https"
-	}
-	urls := urlsFor(scheme, ln.Addr(), s.cfg.AccessURL, s.cfg.AgentURL)
+	urls := s.urls(ln.Addr())
 	s.Manager.SetURLs(urls)
 	s.api.SetPublicURL(urls.AccessURL)
 	g, gctx := errgroup.WithContext(ctx)
@@ -475,6 +483,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return g.Wait()
 }
 
+// urls are the server's URLs when it listens on addr.
+func (s *Server) urls(addr net.Addr) lifecycle.URLs {
+	scheme := "http"
+	if s.tlsConfig != nil {
+		scheme = "https"
+	}
+	return urlsFor(scheme, addr, s.cfg.AccessURL, s.cfg.AgentURL)
+}
+
+// OpenURL is what people should open in a browser when the server listens
+// on addr: the access URL if one is configured, else the address itself
+// (on loopback when it listens on every interface).
+func (s *Server) OpenURL(addr net.Addr) string { return s.urls(addr).AccessURL }
+
 // urlsFor fills in the URLs not configured from the address the server
 // listens on: that address itself, or loopback when it listens on every
 // interface. (Workspaces on other hosts need DEV8_AGENT_URL.)
@@ -502,5 +524,7 @@ func (s *Server) Close() error {
 			_ = c.Close()
 		}
 	}
-	return s.Store.Close()
+	err := s.Store.Close()
+	s.lock.release()
+	return err
 }

@@ -101,6 +101,9 @@ func Start(t testing.TB, ctx context.Context, binary string, opts Options) *Proc
 	return p
 }
 
+// Pid is the server process's id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Logs is what the server has logged so far.
 func (p *Process) Logs() string {
 	p.mu.Lock()
