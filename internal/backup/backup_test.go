@@ -98,7 +98,11 @@ func (f *fakeStore) latest(envID string, ok func(store.Backup) bool) (store.Back
 	return store.Backup{}, store.ErrNotFound
 }
 
-func (f *fakeStore) LatestCompletedBackup(_ context.Context, envID string) (store.Backup, error) {
+func (f *fakeStore) LatestCompletedBackup(ctx context.Context, envID string) (store.Backup, error) {
+	// As a database does, a query under an ended context fails.
+	if err := ctx.Err(); err != nil {
+		return store.Backup{}, err
+	}
 	return f.latest(envID, func(b store.Backup) bool { return b.Status == store.BackupCompleted })
 }
 
@@ -251,5 +255,32 @@ func TestShutdownCancelsAndWaitsForJobs(t *testing.T) {
 	case id := <-tun.dialed:
 		t.Errorf("a job dialed %s after shutdown", id)
 	default:
+	}
+}
+
+// TestAfterStartOfANewEnvironmentAtShutdown: a new environment whose first
+// start completes as the server shuts down (the snapshot lookup under an
+// ended context) is not reported as one whose snapshots could not be looked
+// up: there are none, and nothing was lost.
+func TestAfterStartOfANewEnvironmentAtShutdown(t *testing.T) {
+	repo, err := snapshot.OpenDirStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &fakeStore{}
+	lc := &envs{waiting: make(chan string, 1)}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := New(Config{Store: st, Repo: repo, Tunnels: &hangingTunnels{dialed: make(chan string, 1)}, Audit: audit.New(st, log, nil), Logger: log})
+	svc.SetEnvironments(lc)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	svc.AfterStart(ctx, store.Environment{ID: "e1", UserID: "u1", Name: "new", Status: store.StatusRunning}, true)
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if len(lc.notes) != 0 {
+		t.Errorf("notes on a new environment: %q", lc.notes)
+	}
+	if e, ok := st.event("environment.restore_lost_volume"); ok {
+		t.Errorf("audit event for a new environment: %+v", e)
 	}
 }

@@ -104,6 +104,15 @@ func (s *Service) AfterStart(ctx context.Context, env store.Environment, freshSt
 		return
 	}
 	b, err := s.store.LatestCompletedBackup(ctx, env.ID)
+	if err != nil && ctx.Err() != nil {
+		// The server is shutting down (or the operation timed out) while
+		// it asked: ask once more past that, so a new environment — the
+		// usual fresh storage — is not reported as one whose snapshots
+		// could not be looked up.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteTimeout)
+		b, err = s.store.LatestCompletedBackup(lctx, env.ID)
+		cancel()
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		// A new environment, or one never snapshotted: nothing to bring
 		// back. One whose snapshots all failed lost its files for good,
