@@ -52,8 +52,9 @@ func Recover(log *slog.Logger) func(http.Handler) http.Handler {
 }
 
 // LogRequests logs one line per request when it is done: at INFO, except
-// the dashboard's static assets (every page load fetches a handful), which
-// are logged at DEBUG unless they fail with a server error.
+// static files — the dashboard's (every page load fetches a handful) and
+// those VS Code fetches through the IDE proxy (hundreds when it opens) —
+// which are logged at DEBUG unless they fail with a server error.
 func LogRequests(log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -61,7 +62,7 @@ func LogRequests(log *slog.Logger) func(http.Handler) http.Handler {
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 			next.ServeHTTP(ww, r)
 			level := slog.LevelInfo
-			if isAsset(r.URL.Path) && ww.Status() < http.StatusInternalServerError {
+			if isAsset(r) && ww.Status() < http.StatusInternalServerError {
 				level = slog.LevelDebug
 			}
 			log.Log(r.Context(), level, "request",
@@ -76,10 +77,19 @@ func LogRequests(log *slog.Logger) func(http.Handler) http.Handler {
 	}
 }
 
-// isAsset tells whether path is one of the dashboard's static files, or
-// the icon a browser asks for on its own.
-func isAsset(path string) bool {
-	return strings.HasPrefix(path, "/static/") || path == "/favicon.ico"
+// isAsset tells whether r asks for one of the dashboard's static files, the
+// icon a browser asks for on its own, or a file under a workspace's IDE
+// (/w/{id}/ide/…, not the IDE's page itself).
+func isAsset(r *http.Request) bool {
+	path := r.URL.Path
+	if strings.HasPrefix(path, "/static/") || path == "/favicon.ico" {
+		return true
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	_, rest, ok := strings.Cut(strings.TrimPrefix(path, "/w/"), "/ide/")
+	return strings.HasPrefix(path, "/w/") && ok && rest != ""
 }
 
 // RequestObserver records each request, for metrics (internal/metrics has

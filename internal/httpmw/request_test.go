@@ -28,7 +28,11 @@ func TestLogRequestsLevel(t *testing.T) {
 		{"/dashboard", http.StatusOK, slog.LevelInfo},
 		{"/api/v1/environments", http.StatusCreated, slog.LevelInfo},
 		{"/staticky", http.StatusNotFound, slog.LevelInfo},
-		{"/w/env_1/ide/static/app.js", http.StatusOK, slog.LevelInfo},
+		{"/w/env_1/ide/static/app.js", http.StatusOK, slog.LevelDebug},
+		{"/w/env_1/ide/stable-1/static/out/vs/workbench.js", http.StatusNotModified, slog.LevelDebug},
+		{"/w/env_1/ide/", http.StatusOK, slog.LevelInfo},
+		{"/w/env_1/ide/broken.js", http.StatusBadGateway, slog.LevelInfo},
+		{"/w/env_1/terminal", http.StatusOK, slog.LevelInfo},
 	} {
 		t.Run(c.path, func(t *testing.T) {
 			t.Parallel()
