@@ -241,9 +241,9 @@ const (
 	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
 	CodeConflict         = "CONFLICT"
 	CodeInvalidState     = "INVALID_STATE"
-	// CodeRuntimeUnavailable: the runtime an action needs is not configured
-	// here, or cannot run the template asked for yet (details say what to
-	// run); nothing was changed.
+	// CodeRuntimeUnavailable (409): the runtime an environment runs on is
+	// not configured here, or the one a create asks for cannot run its
+	// template yet (details say what to run); nothing was changed.
 	CodeRuntimeUnavailable = "RUNTIME_UNAVAILABLE"
 	CodeTooLarge           = "PAYLOAD_TOO_LARGE"
 	CodeUnsupportedMedia   = "UNSUPPORTED_MEDIA_TYPE"

@@ -104,6 +104,10 @@ func ToError(err error) *Error {
 		return Validation(valErr.Error())
 	case errors.As(err, &stateErr):
 		return &Error{Status: http.StatusConflict, Code: CodeInvalidState, Message: "Environment is not in a state that allows this", Details: stateErr.Error()}
+	case errors.As(err, &rtErr) && rtErr.Create:
+		// A runtime the server does not offer: the request, not the
+		// server's state, is what is wrong.
+		return Validation(rtErr.Error())
 	case errors.As(err, &rtErr):
 		return &Error{Status: http.StatusConflict, Code: CodeRuntimeUnavailable, Message: "Runtime not available", Details: rtErr.Error()}
 	case errors.As(err, &tplErr):

@@ -11,7 +11,7 @@ import (
 // TestTemplatesSayWhereTheyRun: GET /templates says, per template, where a
 // create that names no runtime goes and whether it can go ahead, and the
 // same per runtime (local: the host's tools); a create naming a runtime
-// this server does not offer is a 409 that creates nothing; the seed's
+// this server does not offer is a 400 that creates nothing; the seed's
 // cloud_provider names the runtime too.
 func TestTemplatesSayWhereTheyRun(t *testing.T) {
 	t.Parallel()
@@ -31,7 +31,7 @@ func TestTemplatesSayWhereTheyRun(t *testing.T) {
 	}
 
 	_, err = c.CreateEnvironment(ts.ctx, sdk.CreateEnvironmentRequest{Name: "boxed", Runtime: "docker"})
-	if !isAPIError(err, http.StatusConflict, sdk.CodeRuntimeUnavailable) || !strings.Contains(err.Error(), `runtime "docker" is not one new environments can use on this server (configured: local)`) {
+	if !isAPIError(err, http.StatusBadRequest, sdk.CodeValidation) || !strings.Contains(err.Error(), `runtime "docker" is not one new environments can use on this server (configured: local)`) {
 		t.Fatalf("create on docker: %v", err)
 	}
 	_, err = c.CreateEnvironment(ts.ctx, sdk.CreateEnvironmentRequest{Name: "boxed", Runtime: "local", CloudProvider: "DOCKER"})
