@@ -406,12 +406,15 @@ func newRuntime(ctx context.Context, cfg Config, name string, db *store.DB, imag
 		if err := rt.Ping(pingCtx); err != nil {
 			return nil, err
 		}
-		// Say now which templates cannot start yet, not at the first create.
-		for _, ref := range slices.Sorted(maps.Values(imageRefs)) {
+		// Say now which templates cannot start yet, not at the first create,
+		// and pull those that can be pulled before anybody waits for them.
+		refs := slices.Sorted(maps.Values(imageRefs))
+		for _, ref := range refs {
 			if st := rt.ImageStatus(pingCtx, ref); st.State == runtime.Unavailable {
 				cfg.Logger.Warn("template image not ready on the Docker engine", "image", ref, "why", st.Reason)
 			}
 		}
+		rt.Prefetch(pingCtx, refs)
 		return rt, nil
 	}
 	return nil, fmt.Errorf("unknown runtime %q (available: %s)", name, strings.Join(knownRuntimes, ", "))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/docker/docker/api/types/image"
 )
@@ -40,6 +41,7 @@ type pullCoordinator struct {
 
 	mu       sync.Mutex
 	inflight map[string]*sharedPull // by reference
+	failed   map[string]pullFailure // the last pull of a reference, if it failed
 	closed   bool
 }
 
@@ -59,7 +61,42 @@ func newPullCoordinator(engine imagePuller, log *slog.Logger) *pullCoordinator {
 		ctx:      ctx,
 		cancel:   cancel,
 		inflight: map[string]*sharedPull{},
+		failed:   map[string]pullFailure{},
 	}
+}
+
+// prefetch pulls ref in the background, as a caller of its own, so that a
+// Create arriving meanwhile joins the same pull; close ends it.
+func (c *pullCoordinator) prefetch(ref string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		if err := c.pull(c.ctx, ref); err != nil && c.ctx.Err() == nil {
+			c.log.Warn("pulling a template image in the background failed; a create from it tries again", "image", ref, "err", err)
+		}
+	}()
+}
+
+// pullFailure is how a pull ended badly, and when.
+type pullFailure struct {
+	err error
+	at  time.Time
+}
+
+// lastFailure is the error of the last pull of ref if it failed within
+// the last d (nil once one succeeds).
+func (c *pullCoordinator) lastFailure(ref string, d time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f, ok := c.failed[ref]; ok && time.Since(f.at) < d {
+		return f.err
+	}
+	return nil
 }
 
 // pull pulls ref, or waits for the pull of ref already running, and returns
@@ -125,6 +162,11 @@ func (c *pullCoordinator) run(ctx context.Context, ref string, p *sharedPull) {
 	c.mu.Lock()
 	if c.inflight[ref] == p {
 		delete(c.inflight, ref)
+	}
+	if err != nil && ctx.Err() == nil {
+		c.failed[ref] = pullFailure{err: err, at: time.Now()}
+	} else if err == nil {
+		delete(c.failed, ref)
 	}
 	c.mu.Unlock()
 	p.err = err

@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"fmt"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 
@@ -48,8 +49,37 @@ func (r *Runtime) ImageStatus(ctx context.Context, image string) runtime.ImageSt
 	case r.cfg.NoPull:
 		return runtime.ImageStatus{State: runtime.Unavailable, Reason: fmt.Sprintf("image %s is not on the Docker engine and pulling is disabled", ref)}
 	}
+	if perr := r.pulls.lastFailure(ref, failedPullMemory); perr != nil && pullFailurePermanent(ref, perr) {
+		return runtime.ImageStatus{State: runtime.Unavailable, Reason: fmt.Sprintf("image %s could not be pulled: %v", ref, perr)}
+	}
 	return runtime.ImageStatus{State: runtime.Ready, Reason: fmt.Sprintf("image %s is pulled at the first create", ref)}
 }
+
+// Prefetch starts pulling, in the background, the images among refs that
+// the engine does not have and that are not built here (Config.BuiltHere),
+// so that the first create from a template does not wait for its image:
+// ImageStatus says "preparing" meanwhile, and a create joins the pull. It
+// returns at once; Close ends the pulls.
+func (r *Runtime) Prefetch(ctx context.Context, refs []string) {
+	if r.cfg.NoPull {
+		return
+	}
+	for _, ref := range refs {
+		if r.cfg.BuiltHere[ref] {
+			continue
+		}
+		if _, err := r.cli.ImageInspect(ctx, ref); err == nil || !cerrdefs.IsNotFound(err) {
+			continue
+		}
+		r.log.Info("pulling a template image in the background", "image", ref)
+		r.pulls.prefetch(ref)
+	}
+}
+
+// failedPullMemory is how long an image whose pull failed for good counts
+// as unavailable: creates are refused meanwhile, and one after it tries
+// the registry again (the image may have been pushed since).
+const failedPullMemory = time.Minute
 
 func notBuiltReason(ref string) string {
 	return fmt.Sprintf("image %s has not been built on this Docker engine: run %s", ref, BuildImagesHint)

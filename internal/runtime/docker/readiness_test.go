@@ -70,3 +70,33 @@ func TestImageStatus(t *testing.T) {
 		t.Errorf("Create of a held, then missing, image: %v", err)
 	}
 }
+
+// TestPrefetch: template images that can be pulled are pulled in the
+// background at start — preparing while it runs — and one the registry does
+// not have is then unavailable with the registry's answer, so creates are
+// refused before anything is made; images built here are never asked for.
+func TestPrefetch(t *testing.T) {
+	t.Parallel()
+	needDocker(t)
+	ctx := wait.Context(t, 2*time.Minute)
+	reg := newFakeRegistry(t)
+	id := newID(t)
+	held := reg.ref("dev8-test/prefetch:held-" + id)
+	builtHere := reg.ref("dev8-test/prefetch-built-here:" + id)
+	rt := newRuntime(t, func(c *Config) { c.BuiltHere = map[string]bool{builtHere: true} })
+	t.Cleanup(func() { _ = rt.Close() })
+
+	rt.Prefetch(ctx, []string{testImage, held, builtHere})
+	waitPullWaiters(t, ctx, rt.pulls, held, 1)
+	if st := rt.ImageStatus(ctx, held); st.State != runtime.Preparing {
+		t.Errorf("ImageStatus while prefetched = %+v", st)
+	}
+	reg.releaseHeld()
+	wait.Eventually(ctx, t, "the prefetch to end", func() bool { return rt.ImageStatus(ctx, held).State != runtime.Preparing })
+	if st := rt.ImageStatus(ctx, held); st.State != runtime.Unavailable || !strings.Contains(st.Reason, "could not be pulled") || !strings.Contains(st.Reason, "manifest unknown") {
+		t.Errorf("ImageStatus after a prefetch the registry did not have = %+v", st)
+	}
+	if n := reg.manifestRequests("dev8-test/prefetch-built-here:" + id); n != 0 {
+		t.Errorf("an image built here was prefetched: %d manifest requests", n)
+	}
+}
