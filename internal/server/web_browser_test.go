@@ -209,10 +209,10 @@ func TestDashboard(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#create-submit")),
 		// RUNNING arrives over the event stream, and the progress view
 		// moves on to the environment page by itself.
-		waitFor(`location.pathname.startsWith("/environments/env_")`),
+		chromedp.WaitVisible(chromedp.CSS(`body[data-page=environment] #env-status[data-status=RUNNING]`)),
 	)
 	step("environment page",
-		chromedp.WaitVisible(chromedp.CSS(`#env-status[data-status=RUNNING]`)),
+		waitFor(`location.pathname.startsWith("/environments/env_")`),
 		chromedp.WaitVisible(chromedp.CSS(`#conn-vscode`)),
 	)
 	envID, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.dataset.environmentId`))

@@ -49,11 +49,13 @@ function render() {
     links.push(el("a", { class: "button primary", href: ideURL, target: "_blank", rel: "noopener", "data-open": "vscode" }, icon("code"), "Open VS Code"));
   }
   if (env.status !== "DELETING") {
-    links.push(el("a", { class: ideURL ? "button" : "button primary", href: `/environments/${env.id}/terminal`, "data-open": "terminal" }, icon("terminal"), "Open terminal"));
+    links.push(el("a", { class: !ideURL && env.status === "RUNNING" ? "button primary" : "button", href: `/environments/${env.id}/terminal`, "data-open": "terminal" }, icon("terminal"), "Open terminal"));
   }
+  // Without VS Code, Start is what a stopped workspace needs first.
+  const kind = { delete: "button danger", start: ideURL ? "button" : "button primary" };
   $("#env-actions").replaceChildren(...links,
     ...actions.map(([action, label]) =>
-      el("button", { type: "button", class: action === "delete" ? "button danger" : "button", "data-action": action, text: label })));
+      el("button", { type: "button", class: kind[action] || "button", "data-action": action, text: label })));
 }
 
 async function load() {
@@ -189,7 +191,7 @@ async function loadSnapshots() {
     const li = el("li", { "data-snapshot": b.id, "data-status": b.status },
       el("span", { class: "what" }, el("strong", { text: when }), el("small", { text: detail })));
     if (b.status === "COMPLETED") {
-      const fork = new URLSearchParams({ from_snapshot: b.id, from: env?.name || "", taken: when });
+      const fork = new URLSearchParams({ from_snapshot: b.id, from: env?.name || "", template: env?.template_name || "", taken: when });
       li.append(el("span", { class: "row-actions" },
         el("a", { class: "button small", href: `/new?${fork}`, "data-fork": b.id, "aria-label": `New workspace from the snapshot of ${when}`, text: "New workspace from this snapshot" }),
         el("button", { type: "button", class: "button small", text: "Restore", "aria-label": `Restore the snapshot of ${when}`,

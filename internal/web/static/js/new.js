@@ -43,7 +43,8 @@ async function loadChoices() {
   try {
     const [t, it] = await Promise.all([api("GET", "/templates"), api("GET", "/instance-types")]);
     const templates = [...t.templates].sort((a, b) => Number(b.is_popular) - Number(a.is_popular) || a.display_name.localeCompare(b.display_name));
-    template = templates[0]?.name || "";
+    // A fork starts on its source's template.
+    template = (templates.find((tp) => tp.name === fork.template) || templates[0])?.name || "";
     radioCards($("#templates"), templates.map((tp) => ({
       value: tp.name,
       body: [
@@ -134,7 +135,7 @@ function follow(env) {
       location.assign(`/environments/${e.id}`);
     } else if (failed) {
       title.textContent = `${e.name} could not be created`;
-      $("#progress-message").textContent = "What to do: fix what the reason above names, then start it again; or delete it and create it anew (another template or size, for example).";
+      $("#progress-message").textContent = "What to do: fix what the reason above names, then start it again; or delete it and create it anew (with another template or size, for example). The server's log has the details.";
     } else {
       title.replaceChildren("Creating ", el("span", { id: "progress-name", text: e.name }), "…");
     }
@@ -215,7 +216,7 @@ form.addEventListener("submit", async (e) => {
 // A fork: /new?from_snapshot=ID (the environment page's snapshot list
 // links here) starts the new workspace from that snapshot's files.
 const query = new URLSearchParams(location.search);
-const fork = { snapshot: query.get("from_snapshot") || "", from: query.get("from") || "", taken: query.get("taken") || "" };
+const fork = { snapshot: query.get("from_snapshot") || "", from: query.get("from") || "", taken: query.get("taken") || "", template: query.get("template") || "" };
 if (fork.snapshot) {
   const note = $("#fork-note");
   note.textContent = `Starting from the snapshot of ${fork.from || "an environment"}${fork.taken ? ` taken ${fork.taken}` : ""}: the new workspace's files are the snapshot's.`;
