@@ -205,9 +205,9 @@ func TestEnvironmentPageAndNavigation(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#snapshots li[data-snapshot=%q][data-status=COMPLETED] a[data-fork]`, snap.ID))),
 	)
 	for sel, want := range map[string]string{
-		"#conn-cli":    "dev8 ssh api",
-		"#conn-ssh":    "ssh dev8.api",
-		"#conn-remote": "dev8.api",
+		"#conn-cli":                   "dev8 ssh api",
+		"#conn-ssh":                   "ssh dev8.api",
+		"#conn-remote":                "dev8.api",
 		`#env-actions > :first-child`: "Open VS Code",
 		`#chart-disk figcaption span`: "Disk: files in /workspace",
 	} {
