@@ -205,18 +205,18 @@ func TestIDEPages(t *testing.T) {
 	p.step("404 signed in", chromedp.WaitVisible(chromedp.CSS(`.topbar #signout`)), chromedp.WaitVisible(chromedp.CSS(`main a[href="/dashboard"]`)))
 	p.check("ide-not-yours")
 
-	// Delete from the failed workspace's page.
-	p.step("delete",
+	// Start from the failed workspace's page: it waits for the workspace
+	// (STARTING, then RUNNING and code-server answering) and opens VS Code.
+	p.step("start the failed workspace",
 		chromedp.Navigate(ideURL),
-		chromedp.WaitVisible(chromedp.CSS(`#gate-delete`)),
-		chromedp.Click(chromedp.CSS(`#gate-delete`)),
-		chromedp.WaitVisible(chromedp.CSS("#confirm-delete")),
-		chromedp.Click(chromedp.CSS("#confirm-ok")),
-		chromedp.WaitVisible(chromedp.CSS(`body[data-page=dashboard] #env-rows, body[data-page=dashboard] #empty`)),
+		chromedp.WaitVisible(chromedp.CSS(`#ide-gate[data-status=ERROR] #gate-start`)),
+		waitFor(`document.readyState === "complete"`),
+		chromedp.Click(chromedp.CSS("#gate-start")),
+		chromedp.WaitVisible(chromedp.CSS(".monaco-workbench")),
 	)
-	if got, err := ts.client(token).GetEnvironment(ts.ctx, env.ID); err == nil && got.Status != sdk.StatusDeleting {
-		t.Errorf("after Delete on the IDE page: %s", got.Status)
-	} else if err != nil && !isAPIError(err, http.StatusNotFound, "") {
-		t.Errorf("after Delete on the IDE page: %v", err)
+	if got, err := ts.client(token).GetEnvironment(ts.ctx, env.ID); err != nil || got.Status != sdk.StatusRunning {
+		t.Fatalf("after Start on the failed workspace's IDE page: %+v, %v", got, err)
 	}
+	p.problems.take() // code-server's own console, and the refused health checks
+	p.step("leave the IDE again", chromedp.Navigate("about:blank"))
 }

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -105,7 +106,7 @@ func TestCreateProgressFailure(t *testing.T) {
 	// Every workspace fails to start: its supervisor cannot be found.
 	ts := startServer(t, "", func(c *server.Config) { c.SupervisorCommand = []string{"/nonexistent/dev8-supervisor"} })
 	ts.user("admin@example.com")
-	ts.user("ada@example.com")
+	token, _ := ts.user("ada@example.com")
 	p := newPageTest(t, 2*time.Minute)
 	p.step("laptop", chromedp.EmulateViewport(1280, 800))
 	p.signIn(ts.url, "ada@example.com", "correct horse")
@@ -162,6 +163,19 @@ func TestCreateProgressFailure(t *testing.T) {
 		waitFor(`document.querySelector("#gate-reason").textContent.includes("nonexistent")`),
 	)
 	p.checkAllowing("ide-failed", "status of 409")
+	p.step("delete from the IDE page",
+		waitFor(`document.readyState === "complete"`),
+		chromedp.Click(chromedp.CSS(`#gate-delete`)),
+		chromedp.WaitVisible(chromedp.CSS("#confirm-delete")),
+		chromedp.Click(chromedp.CSS("#confirm-ok")),
+		chromedp.WaitVisible(chromedp.CSS(`body[data-page=dashboard] #env-rows, body[data-page=dashboard] #empty`)),
+	)
+	if got, err := ts.client(token).GetEnvironment(ts.ctx, id); err == nil && got.Status != sdk.StatusDeleting {
+		t.Errorf("after Delete on the IDE page: %s", got.Status)
+	} else if err != nil && !isAPIError(err, http.StatusNotFound, "") {
+		t.Errorf("after Delete on the IDE page: %v", err)
+	}
+	p.problems.take() // the deleted environment's refusals as the page left
 
 	// Delete and start over: the form is back, filled.
 	p.step("back to the progress",
