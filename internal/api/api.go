@@ -231,7 +231,8 @@ func (a *API) Handler() http.Handler {
 		notFoundPage = a.authn.PageGuard(nil).OptionalUser(http.HandlerFunc(a.pages.NotFound))
 	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		if a.pages != nil && !strings.HasPrefix(r.URL.Path, "/api/") && !strings.HasPrefix(r.URL.Path, "/w/") {
+		// Under /w/ (code-server's paths) only a browser's navigation gets the page.
+		if a.pages != nil && !strings.HasPrefix(r.URL.Path, "/api/") && (!strings.HasPrefix(r.URL.Path, "/w/") || httpmw.WantsPage(r)) {
 			// A signed-in visitor keeps their navigation on the 404 page.
 			notFoundPage.ServeHTTP(w, r)
 			return

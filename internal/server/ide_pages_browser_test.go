@@ -107,6 +107,10 @@ func TestIDEPagesHTTP(t *testing.T) {
 	isPage("another user's", resp, body, http.StatusNotFound, `id="signout"`)
 	resp, body = ts.get("/w/env_nosuchenvironment/ide/", cookie)
 	isPage("missing", resp, body, http.StatusNotFound, "Not found")
+	resp, body = ts.get("/w/"+env.ID+"/no-such-thing", cookie)
+	isPage("no such route under /w/", resp, body, http.StatusNotFound, "Not found")
+	resp, body = ts.get("/w/"+env.ID+"/no-such-thing", http.Header{"Cookie": {"dev8_session=" + token}})
+	isJSONError("no such route under /w/, not a browser", resp, body, http.StatusNotFound)
 	// Any other missing page keeps a signed-in visitor's navigation too.
 	resp, body = ts.get("/no/such/page", cookie)
 	isPage("404 signed in", resp, body, http.StatusNotFound, `id="signout"`)

@@ -12,6 +12,8 @@ function render() {
   if (env.status !== snapshotsFor) {
     snapshotsFor = env.status;
     queueMicrotask(loadSnapshots);
+    // The usage's empty state depends on the status too.
+    if (usageStarted) queueMicrotask(loadUsage);
   }
   document.title = `${env.name} · Dev8`;
   $("#env-name").textContent = env.name;
