@@ -15,20 +15,19 @@ import (
 // it: for the local runtime that is the host's disk, and a docker volume's
 // statfs is the host's too. Walking costs one lstat per entry, so it is
 // bounded: at most diskMaxEntries entries per walk (past that the figure is
-// a lower bound), and a walk at most every diskMinInterval, spaced further
-// (diskSpacing times the last walk's duration) when walks are slow, which
-// keeps the walker's share of a core under 1%.
+// a lower bound), and after a walk the next waits diskSpacing times as long
+// as it took (samples in between report the last figure), which keeps the
+// walker's share of a core under 1% however large the workspace. A small
+// workspace is walked at every sample (every 30 s by default).
 const (
-	diskMaxEntries  = 1_000_000
-	diskMinInterval = time.Minute
-	diskSpacing     = 100
+	diskMaxEntries = 1_000_000
+	diskSpacing    = 100
 )
 
 // diskUsage remembers the last walk of a directory.
 type diskUsage struct {
 	dir        string
 	maxEntries int
-	minGap     time.Duration
 
 	next    time.Time // no walk before
 	bytes   int64
@@ -36,14 +35,15 @@ type diskUsage struct {
 }
 
 func newDiskUsage(dir string) *diskUsage {
-	return &diskUsage{dir: dir, maxEntries: diskMaxEntries, minGap: diskMinInterval}
+	return &diskUsage{dir: dir, maxEntries: diskMaxEntries}
 }
 
 // errTooMany ends a walk that reached maxEntries.
 var errTooMany = errors.New("too many entries")
 
 // usage returns the bytes the directory's files take, walking again when
-// the last walk is old enough. partial: the walk stopped at maxEntries.
+// the last walk is far enough behind now. partial: the walk stopped at
+// maxEntries.
 func (d *diskUsage) usage(ctx context.Context, now time.Time) (bytes int64, partial bool, err error) {
 	if now.Before(d.next) {
 		return d.bytes, d.partial, nil
@@ -95,6 +95,6 @@ func (d *diskUsage) usage(ctx context.Context, now time.Time) (bytes int64, part
 		return 0, false, err
 	}
 	d.bytes, d.partial = total, partial
-	d.next = now.Add(max(d.minGap, diskSpacing*time.Since(start)))
+	d.next = now.Add(diskSpacing * time.Since(start))
 	return total, partial, nil
 }
