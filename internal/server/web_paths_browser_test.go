@@ -278,4 +278,16 @@ func TestEnvironmentPageAndNavigation(t *testing.T) {
 		p.problems.take() // the 404 page's own status
 		checkNoOverflow(t, p, "phone"+strings.ReplaceAll(path, "/", "-"))
 	}
+	// Signed out, the few links stay in the header.
+	p.step("sign out on the phone",
+		chromedp.Click(chromedp.CSS(`#menu-toggle`)),
+		chromedp.WaitVisible(chromedp.CSS(`#signout`)),
+		chromedp.Click(chromedp.CSS(`#signout`)),
+		chromedp.WaitVisible(chromedp.CSS(`#signin-form`)),
+	)
+	for _, path := range []string{"/", "/signin", "/signup", "/docs", "/no-such-page"} {
+		p.step("signed out, phone "+path, chromedp.Navigate(ts.url+path), chromedp.WaitVisible(chromedp.CSS(`.topbar a[href="/docs"]`)), waitFor(`document.readyState === "complete"`))
+		p.problems.take()
+		checkNoOverflow(t, p, "phone-signed-out"+strings.ReplaceAll(path, "/", "-"))
+	}
 }
