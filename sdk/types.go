@@ -53,6 +53,8 @@ type Port struct {
 // Environment is a workspace as the API shows it (the server renders this
 // type). The API sends null for StatusReason, VSCodeURL and
 // SSHConnectionString when they have no value; they are empty strings here.
+// LastAccessedAt is null on the wire (zero here) for an environment that
+// has never run.
 type Environment struct {
 	ID                   string            `json:"id"`
 	UserID               string            `json:"user_id"`
@@ -82,15 +84,21 @@ type Environment struct {
 }
 
 // MarshalJSON writes StatusReason, VSCodeURL and SSHConnectionString as
-// null when they are empty, so clients can tell "not yet" from a value.
+// null when they are empty, and LastAccessedAt when it is zero, so clients
+// can tell "not yet" from a value.
 func (e Environment) MarshalJSON() ([]byte, error) {
 	type plain Environment // without this method
+	var lastAccessed *time.Time
+	if !e.LastAccessedAt.IsZero() {
+		lastAccessed = &e.LastAccessedAt
+	}
 	return json.Marshal(struct {
 		plain
-		StatusReason        *string `json:"status_reason"`
-		VSCodeURL           *string `json:"vs_code_url"`
-		SSHConnectionString *string `json:"ssh_connection_string"`
-	}{plain(e), nullIfEmpty(e.StatusReason), nullIfEmpty(e.VSCodeURL), nullIfEmpty(e.SSHConnectionString)})
+		StatusReason        *string    `json:"status_reason"`
+		VSCodeURL           *string    `json:"vs_code_url"`
+		SSHConnectionString *string    `json:"ssh_connection_string"`
+		LastAccessedAt      *time.Time `json:"last_accessed_at"`
+	}{plain(e), nullIfEmpty(e.StatusReason), nullIfEmpty(e.VSCodeURL), nullIfEmpty(e.SSHConnectionString), lastAccessed})
 }
 
 func nullIfEmpty(s string) *string {

@@ -14,8 +14,9 @@ type UsageSample struct {
 	CPUUsagePercent float64 `json:"cpu_usage_percent"`
 	// MemoryUsageMB is the memory in use now, in MiB.
 	MemoryUsageMB int64 `json:"memory_usage_mb"`
-	// DiskUsageMB is the used space of the filesystem holding the workspace
-	// directory, in MiB.
+	// DiskUsageMB is the space the workspace directory's files take (as du
+	// counts it, not the used space of the file system holding them), in
+	// MiB. Large workspaces are measured less often than every sample.
 	DiskUsageMB int64 `json:"disk_usage_mb"`
 	// NetworkInMB and NetworkOutMB are the MiB received and sent since the
 	// previous sample.

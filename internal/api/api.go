@@ -207,7 +207,11 @@ func New(cfg Config) *API {
 		a.auditLog = audit.New(cfg.Store, cfg.Logger, cfg.Now)
 	}
 	a.initAuth(cfg)
-	a.gateway = gateway.New(gateway.Config{Tunnels: cfg.Tunnels, Activity: cfg.Lifecycle, Logger: cfg.Logger, IDEActivityInterval: cfg.IDEActivityInterval})
+	gw := gateway.Config{Tunnels: cfg.Tunnels, Activity: cfg.Lifecycle, Logger: cfg.Logger, IDEActivityInterval: cfg.IDEActivityInterval}
+	if cfg.Pages != nil {
+		gw.IDEPage = cfg.Pages.IDEUnavailable
+	}
+	a.gateway = gateway.New(gw)
 	a.authn = httpmw.NewAuth(httpmw.AuthConfig{Store: cfg.Store, Agents: cfg.AgentTokens, Cookies: a.cookies,
 		Proxies: cfg.TrustedProxies, SessionTTL: cfg.TokenTTL, Logger: cfg.Logger, Now: cfg.Now})
 	return a
@@ -222,9 +226,15 @@ func (a *API) Handler() http.Handler {
 	// a flood is refused before it reaches the database or bcrypt.
 	r.Use(httpmw.ObserveRequests(a.requests), middleware.RequestID, httpmw.EchoRequestID, httpmw.Recover(a.log), httpmw.LogRequests(a.log),
 		httpmw.SecurityHeaders, httpmw.CORS(a.corsOrigins), a.throttles.ByAddress)
+	var notFoundPage http.Handler
+	if a.pages != nil {
+		notFoundPage = a.authn.PageGuard(nil).OptionalUser(http.HandlerFunc(a.pages.NotFound))
+	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		if a.pages != nil && !strings.HasPrefix(r.URL.Path, "/api/") && !strings.HasPrefix(r.URL.Path, "/w/") {
-			a.pages.NotFound(w, r)
+		// Under /w/ (code-server's paths) only a browser's navigation gets the page.
+		if a.pages != nil && !strings.HasPrefix(r.URL.Path, "/api/") && (!strings.HasPrefix(r.URL.Path, "/w/") || httpmw.WantsPage(r)) {
+			// A signed-in visitor keeps their navigation on the 404 page.
+			notFoundPage.ServeHTTP(w, r)
 			return
 		}
 		a.writeError(w, r, &httpapi.Error{Status: http.StatusNotFound, Code: httpapi.CodeNotFound, Message: "No such route", Details: r.Method + " " + r.URL.Path})
@@ -326,8 +336,19 @@ func (a *API) Handler() http.Handler {
 	})
 
 	// The IDE lives outside /api/v1: code-server owns every path below it.
+	// A browser navigating there without a session is sent to sign in and
+	// back, and gets the 404 page for an environment it may not see; API
+	// clients (and the IDE's own requests) get JSON.
 	r.Route("/w/{id}", func(r chi.Router) {
-		r.Use(a.authn.AuthenticateIDE, a.authn.RequireUser, a.authn.LoadEnvironment)
+		ide := func(next http.Handler) http.Handler {
+			return a.authn.AuthenticateIDE(a.authn.RequireUser(a.authn.LoadEnvironment(next)))
+		}
+		if a.pages != nil {
+			guard := a.authn.PageGuard(http.HandlerFunc(a.pages.NotFound))
+			r.Use(httpmw.PageOr(func(next http.Handler) http.Handler { return guard.RequireUser(guard.LoadEnvironment(next)) }, ide))
+		} else {
+			r.Use(ide)
+		}
 		r.Get("/ide", gateway.IDERedirect)
 		r.HandleFunc("/ide/*", a.gateway.IDE)
 		r.Get("/activity.js", a.gateway.ActivityScript)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/httpmw"
@@ -51,11 +52,22 @@ func (a *API) toEnvironmentJSON(e store.Environment) sdk.Environment {
 		SSHConnectionString:  e.SSHConnectionString,
 		EstimatedCostPerHour: e.EstimatedCostPerHour,
 		TotalCost:            lifecycle.RoundCost(lifecycle.TotalCost(e, a.now())),
-		LastAccessedAt:       e.LastAccessedAt,
+		LastAccessedAt:       lastActive(e),
 		StoppedAt:            e.StoppedAt,
 		CreatedAt:            e.CreatedAt,
 		UpdatedAt:            e.UpdatedAt,
 	}
+}
+
+// lastActive is when the environment was last used, or zero (null on the
+// wire) when it has never run: the store keeps its creation time there for
+// the idle reaper, which is not activity. Reaching RUNNING sets the SSH
+// connection string, and nothing clears it.
+func lastActive(e store.Environment) time.Time {
+	if e.SSHConnectionString == "" && e.Status != store.StatusRunning {
+		return time.Time{}
+	}
+	return e.LastAccessedAt
 }
 
 // fromPorts is a request's ports as the lifecycle takes them.

@@ -36,6 +36,9 @@ type Config struct {
 	// IDEActivityInterval is how often at most an IDE tab in use reports
 	// (default DefaultIDEActivityInterval).
 	IDEActivityInterval time.Duration
+	// IDEPage, if set, answers a browser navigating to an IDE that cannot
+	// be shown (httpmw.Pages.IDEUnavailable) instead of a JSON error.
+	IDEPage func(w http.ResponseWriter, r *http.Request, problem error)
 }
 
 // Gateway serves the workspace connections.
@@ -45,6 +48,7 @@ type Gateway struct {
 	log                 *slog.Logger
 	ideActivityInterval time.Duration
 	ide                 http.Handler
+	idePage             func(w http.ResponseWriter, r *http.Request, problem error)
 }
 
 // New returns the gateway for cfg.
@@ -60,6 +64,7 @@ func New(cfg Config) *Gateway {
 		activity:            cfg.Activity,
 		log:                 cfg.Logger,
 		ideActivityInterval: cfg.IDEActivityInterval,
+		idePage:             cfg.IDEPage,
 	}
 	g.ide = g.ideProxy()
 	return g

@@ -64,21 +64,34 @@ func (g *Gateway) ideProxy() http.Handler {
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			g.writeError(w, r, StreamError(err))
+			g.ideError(w, r, StreamError(err))
 		},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		env := httpmw.Environment(r)
 		if err := RequireRunning(env); err != nil {
-			g.writeError(w, r, err)
+			g.ideError(w, r, err)
 			return
 		}
 		if env.VSCodeURL == "" {
-			g.writeError(w, r, &httpapi.Error{Status: http.StatusNotFound, Code: httpapi.CodeNotFound, Message: "This workspace has no IDE", Details: "code-server is not installed where it runs"})
+			g.ideError(w, r, errNoIDE)
 			return
 		}
 		proxy.ServeHTTP(w, r)
 	})
+}
+
+var errNoIDE = &httpapi.Error{Status: http.StatusNotFound, Code: httpapi.CodeNotFound, Message: "This workspace has no IDE", Details: "code-server is not installed where it runs"}
+
+// ideError answers a request the IDE cannot serve: a browser navigating to
+// it gets the IDE page (which says why and offers what to do), anything
+// else the API's error.
+func (g *Gateway) ideError(w http.ResponseWriter, r *http.Request, err error) {
+	if g.idePage != nil && httpmw.WantsPage(r) {
+		g.idePage(w, r, err)
+		return
+	}
+	g.writeError(w, r, err)
 }
 
 // IDERedirect sends /w/{id}/ide to /w/{id}/ide/ so code-server's relative

@@ -72,6 +72,13 @@ func Environment(r *http.Request) store.Environment {
 	return env
 }
 
+// LoadedEnvironment is the environment LoadEnvironment loaded for r, if
+// the route has it.
+func LoadedEnvironment(r *http.Request) (store.Environment, bool) {
+	env, ok := r.Context().Value(environmentKey{}).(store.Environment)
+	return env, ok
+}
+
 // LoadEnvironment loads {id} for the caller. This is the one rule for who
 // reaches an environment: its owner, an admin, or its own supervisor.
 // Anything else is answered exactly like a missing environment, so ids

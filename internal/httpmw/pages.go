@@ -3,6 +3,7 @@ package httpmw
 import (
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 )
@@ -31,6 +32,49 @@ type Pages interface {
 	Routes(r chi.Router, guard PageGuard)
 	// NotFound renders the page for a path nothing serves.
 	NotFound(w http.ResponseWriter, r *http.Request)
+	// IDEUnavailable renders the page a browser gets instead of the IDE
+	// of the environment loaded for r (Environment(r)) when the IDE cannot
+	// be shown: the environment is not running (the page offers to start
+	// it and opens the IDE once it runs), has no IDE, or problem says why
+	// it did not answer.
+	IDEUnavailable(w http.ResponseWriter, r *http.Request, problem error)
+}
+
+// WantsPage reports whether r is a browser navigating to a page, which
+// should get HTML (a sign-in page, a 404 page) rather than the API's JSON
+// errors: a GET that accepts text/html, without an Authorization header
+// (API clients send one), not a websocket handshake, and not asking for
+// JSON first.
+func WantsPage(r *http.Request) bool {
+	if r.Method != http.MethodGet || r.Header.Get("Authorization") != "" || IsWebsocketHandshake(r) {
+		return false
+	}
+	for part := range strings.SplitSeq(r.Header.Get("Accept"), ",") {
+		mediaType, _, _ := strings.Cut(part, ";")
+		switch strings.ToLower(strings.TrimSpace(mediaType)) {
+		case "text/html", "application/xhtml+xml":
+			return true
+		case "application/json":
+			return false
+		}
+	}
+	return false
+}
+
+// PageOr runs a request a browser navigates to (WantsPage) through page's
+// middleware and any other through api's: the same route answers a person
+// with pages and a program with JSON.
+func PageOr(page, api func(http.Handler) http.Handler) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		p, a := page(next), api(next)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if WantsPage(r) {
+				p.ServeHTTP(w, r)
+				return
+			}
+			a.ServeHTTP(w, r)
+		})
+	}
 }
 
 // SignInPath is where pages send a visitor who is not signed in.

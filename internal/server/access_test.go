@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -365,7 +367,7 @@ func TestUsage(t *testing.T) {
 		return fmt.Errorf("only %d arrived", len(usage))
 	})
 	for i, r := range usage {
-		if r.MemoryUsageMB <= 0 || r.DiskUsageMB <= 0 || r.CPUUsagePercent < 0 || r.BillingPeriod == "" {
+		if r.MemoryUsageMB <= 0 || r.DiskUsageMB < 0 || r.CPUUsagePercent < 0 || r.BillingPeriod == "" {
 			t.Fatalf("implausible sample %+v", r)
 		}
 		if i > 0 && r.Timestamp.Before(usage[i-1].Timestamp) {
@@ -382,6 +384,27 @@ func TestUsage(t *testing.T) {
 			t.Fatalf("since= returned an older row %v", r.Timestamp)
 		}
 	}
+	// Disk is what the workspace's own files take, not the host's disk:
+	// 5 MiB written into it show up in a later sample.
+	before := usage[len(usage)-1]
+	if err := os.WriteFile(filepath.Join(ts.workspaceDir(env.ID), "five-mib"), make([]byte, 5<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wait.Succeeds(ts.ctx, t, "the 5 MiB written into the workspace in its disk figure", func() error {
+		rows, err := ada.Usage(ts.ctx, env.ID, before.Timestamp.Add(time.Millisecond), 0)
+		if err != nil {
+			t.Fatalf("GET usage = %v", err)
+		}
+		for _, r := range rows {
+			if r.DiskUsageMB >= before.DiskUsageMB+5 {
+				if r.DiskUsageMB > before.DiskUsageMB+6 {
+					t.Fatalf("disk went from %d MB to %d MB after writing 5 MiB", before.DiskUsageMB, r.DiskUsageMB)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("%d newer rows, none at %d MB or more", len(rows), before.DiskUsageMB+5)
+	})
 	if _, err := ts.client(otherToken).Usage(ts.ctx, env.ID, time.Time{}, 0); !isAPIError(err, http.StatusNotFound, "") {
 		t.Fatalf("another user's usage = %v, want 404", err)
 	}

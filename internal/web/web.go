@@ -72,7 +72,7 @@ func New(log *slog.Logger, openAPI []byte) (*Site, error) {
 	if err != nil {
 		return nil, err
 	}
-	funcs := template.FuncMap{"asset": s.asset}
+	funcs := template.FuncMap{"asset": s.asset, "statusLabel": statusLabel}
 	for _, name := range names {
 		page := strings.TrimSuffix(path.Base(name), ".html")
 		if page == "layout" {
@@ -170,6 +170,11 @@ type pageData struct {
 	// Doc is the docs page shown, DocTOC every one of them.
 	Doc    *docPage
 	DocTOC []*docPage
+	// Env is the environment the page is about (pages under
+	// /environments/{id} and the IDE page), loaded by the page's guard.
+	Env *store.Environment
+	// IDE says why the IDE page stands where the IDE would.
+	IDE *ideGate
 }
 
 // IsAdmin: the header links the admin pages.
@@ -210,6 +215,15 @@ func initials(name, email string) string {
 	return string(out)
 }
 
+// statusLabel is a status as the pages show it: RUNNING → Running.
+func statusLabel(status store.Status) string {
+	s := string(status)
+	if s == "" {
+		return ""
+	}
+	return s[:1] + strings.ToLower(s[1:])
+}
+
 // adminOnly answers the 404 page to anyone but an admin: a member is not
 // told the admin pages exist. (The API refuses them anyway.)
 func (s *Site) adminOnly(next http.Handler) http.Handler {
@@ -237,12 +251,25 @@ func (s *Site) newPageData(r *http.Request, name, title string) pageData {
 	if u, ok := auth.UserFrom(r.Context()); ok {
 		data.User = &u
 	}
+	if env, ok := httpmw.LoadedEnvironment(r); ok {
+		data.Env = &env
+		// The tab says which environment it is.
+		data.Title = env.Name + " · " + title
+		if name == "environment" {
+			data.Title = env.Name
+		}
+	}
 	return data
 }
 
-// NotFound renders the 404 page (httpmw.Pages).
+// NotFound renders the 404 page (httpmw.Pages). A signed-in visitor (whose
+// user the route's guard put in the context) keeps their navigation.
 func (s *Site) NotFound(w http.ResponseWriter, r *http.Request) {
-	s.render(w, r, http.StatusNotFound, "notfound", pageData{Title: "Not found", Page: "notfound", Year: time.Now().Year(), Script: "js/notfound.js"})
+	data := pageData{Title: "Not found", Page: "notfound", Year: time.Now().Year(), Script: "js/notfound.js"}
+	if u, ok := auth.UserFrom(r.Context()); ok {
+		data.User = &u
+	}
+	s.render(w, r, http.StatusNotFound, "notfound", data)
 }
 
 func (s *Site) render(w http.ResponseWriter, r *http.Request, status int, name string, data pageData) {

@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/shirou/gopsutil/v4/disk"
 	"github.com/shirou/gopsutil/v4/net"
 
 	"dev8.dev/dev8/internal/agentapi"
@@ -23,10 +22,10 @@ import (
 
 // Monitor scopes: what the CPU and memory figures of a Sample cover.
 //
-// The disk and network figures do not depend on the scope: disk is the used
-// space of the filesystem holding the workspace directory (for the local
-// runtime that filesystem is shared with the host, so the figure is the
-// host's), and network is the sum over every interface except loopback in the
+// The disk and network figures do not depend on the scope: disk is the space
+// the files under the workspace directory take (du-like, see du.go; not the
+// used space of the file system holding it, which is the host's for the
+// local runtime and for a docker volume), and network is the sum over every interface except loopback in the
 // supervisor's network namespace (a container's own interfaces; the whole
 // machine's for the local runtime, where it is machine-wide by necessity:
 // Linux keeps no per-process byte counters).
@@ -61,7 +60,7 @@ const userHZ = 100
 
 // Config configures New.
 type Config struct {
-	// WorkspaceDir names the filesystem whose usage is reported.
+	// WorkspaceDir is the directory whose files' disk use is reported.
 	WorkspaceDir string
 	// Scope is one of the MonitorScope constants; empty means auto.
 	Scope string
@@ -89,6 +88,7 @@ type Monitor struct {
 	procs  map[int]procStat // ScopeProcess: last tree
 	cgCPU  uint64           // ScopeCgroup: cpu.stat usage_usec
 	nics   map[string]nicCounters
+	disk   *diskUsage
 }
 
 type nicCounters struct{ rx, tx uint64 }
@@ -116,6 +116,7 @@ func New(cfg Config) (*Monitor, error) {
 	if m.dir == "" {
 		m.dir = "."
 	}
+	m.disk = newDiskUsage(m.dir)
 	if m.procRoot == "" {
 		m.procRoot = "/proc"
 	}
@@ -235,10 +236,10 @@ func (m *Monitor) Sample(ctx context.Context) (agentapi.UsageSample, error) {
 		s.MemoryUsageMB = int64(mem / mib)
 	}
 
-	if u, err := disk.UsageWithContext(ctx, m.dir); err != nil {
+	if used, _, err := m.disk.usage(ctx, now); err != nil {
 		errs = append(errs, fmt.Errorf("disk: %w", err))
 	} else {
-		s.DiskUsageMB = int64(u.Used / mib)
+		s.DiskUsageMB = used / mib
 	}
 
 	m.prevAt = now

@@ -27,7 +27,11 @@ func burn(d time.Duration) {
 func TestMonitorSampleOnThisMachine(t *testing.T) {
 	t.Parallel()
 	ctx := wait.Context(t, 30*time.Second)
-	m, err := New(Config{WorkspaceDir: t.TempDir()})
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "three-mib"), make([]byte, 3<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(Config{WorkspaceDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,8 +44,9 @@ func TestMonitorSampleOnThisMachine(t *testing.T) {
 		t.Fatalf("Sample: %v", err)
 	}
 	t.Logf("sample: %+v", s)
-	if s.MemoryUsageMB <= 0 || s.DiskUsageMB <= 0 {
-		t.Errorf("memory %d MB, disk %d MB: want both > 0", s.MemoryUsageMB, s.DiskUsageMB)
+	// The workspace's own files (3 MiB), not the host file system's use.
+	if s.MemoryUsageMB <= 0 || s.DiskUsageMB < 3 || s.DiskUsageMB > 4 {
+		t.Errorf("memory %d MB, disk %d MB: want memory > 0 and disk 3 MB", s.MemoryUsageMB, s.DiskUsageMB)
 	}
 	// 300 ms busy out of a little more wall time; -race and parallel tests
 	// share the CPUs, so only ask for a clear signal.

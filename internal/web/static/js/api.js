@@ -144,6 +144,16 @@ export async function act(env, action) {
   return api("POST", `/environments/${env.id}/${action}`);
 }
 
+// The header's menu button (narrow screens) shows and hides the navigation.
+const menu = $("#menu-toggle");
+if (menu) {
+  menu.addEventListener("click", () => {
+    const open = menu.getAttribute("aria-expanded") !== "true";
+    menu.setAttribute("aria-expanded", String(open));
+    menu.closest(".topbar").toggleAttribute("data-menu-open", open);
+  });
+}
+
 const signout = $("#signout");
 if (signout) {
   signout.addEventListener("click", async () => {

@@ -4,7 +4,9 @@ import { api, $, el, showError } from "./api.js";
 // here, if it is one of ours.
 export function nextPath() {
   const next = new URLSearchParams(location.search).get("next") || "";
-  return next.startsWith("/") && !next.startsWith("//") ? next : "/dashboard";
+  // A path on this server only: not //host, nor /\host (which browsers
+  // read as //host), nor anything with control characters.
+  return /^\/(?![\/\\])[^\\\x00-\x1f]*$/.test(next) ? next : "/dashboard";
 }
 
 export async function signIn(email, password) {

@@ -113,7 +113,7 @@ watchEnvironments({
   onDelete: (id) => { rows.delete(id); render(); },
   onState: (state) => {
     live.dataset.state = state;
-    live.textContent = state === "open" ? "● Live" : "○ Reconnecting…";
+    live.textContent = state === "open" ? "Live" : "Reconnecting…";
     // After a reconnect, changes while away are picked up by reloading.
     if (state === "open") load();
   },

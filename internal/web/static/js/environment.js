@@ -1,5 +1,6 @@
 import { api, act, ask, $, el, formatCost, formatTime, showError, statusBadge, timeAgo, toast, watchEnvironments } from "./api.js";
 import { lineChart } from "./charts.js";
+import { icon } from "./icons.js";
 
 const id = document.body.dataset.environmentId;
 let env;
@@ -11,25 +12,32 @@ function render() {
   if (env.status !== snapshotsFor) {
     snapshotsFor = env.status;
     queueMicrotask(loadSnapshots);
+    // The usage's empty state depends on the status too.
+    if (usageStarted) queueMicrotask(loadUsage);
   }
   document.title = `${env.name} · Dev8`;
   $("#env-name").textContent = env.name;
   $("#env-status").replaceWith(Object.assign(statusBadge(env.status), { id: "env-status" }));
   showError($("#env-reason"), env.status === "ERROR" && env.status_reason ? env.status_reason : "");
+  // VS Code is the way in: the IDE page (/w/{id}/ide/) starts a stopped
+  // workspace and opens the IDE once it runs.
+  const ideURL = env.vs_code_url || "";
   const vscode = $("#conn-vscode");
-  if (env.status === "RUNNING" && env.vs_code_url) {
-    vscode.replaceChildren(el("a", { href: env.vs_code_url, target: "_blank", rel: "noopener", text: "Open VS Code in the browser" }));
+  if (ideURL && env.status !== "DELETING") {
+    vscode.replaceChildren(el("a", { href: ideURL, target: "_blank", rel: "noopener", text: env.status === "RUNNING" ? "Open VS Code in the browser" : "Start and open VS Code in the browser" }));
     vscode.classList.remove("muted");
   } else {
-    vscode.textContent = env.vs_code_url ? "available while running" : "no IDE in this workspace";
+    vscode.textContent = env.status === "RUNNING" ? "no IDE in this workspace (code-server is not installed where it runs)" : "available once it runs";
     vscode.classList.add("muted");
   }
-  $("#conn-ssh").textContent = env.ssh_connection_string || `dev8 ssh ${env.name}`;
   $("#conn-cli").textContent = `dev8 ssh ${env.name}`;
+  $("#conn-ssh").textContent = `ssh dev8.${env.name}`;
+  $("#conn-remote").textContent = `dev8.${env.name}`;
   $("#d-template").textContent = env.template_name || "—";
   $("#d-size").textContent = `${env.cpu_cores} vCPU · ${env.memory_gb} GB memory · ${env.storage_gb} GB disk (${env.instance_type})`;
   $("#d-cost").textContent = `${formatCost(env.total_cost)} so far · ${formatCost(env.estimated_cost_per_hour)} per hour while running`;
   $("#d-autostop").textContent = env.auto_stop_minutes ? `after ${env.auto_stop_minutes} idle minutes` : "never";
+  // null: never started (timeAgo says "never").
   $("#d-last").textContent = timeAgo(env.last_accessed_at);
   $("#d-created").textContent = formatTime(env.created_at);
   $("#d-runtime").textContent = env.runtime || "—";
@@ -38,10 +46,18 @@ function render() {
   if (env.status === "RUNNING") actions.push(["stop", "Stop"]);
   if (env.status === "STOPPED" || env.status === "ERROR") actions.push(["start", "Start"]);
   if (env.status !== "DELETING") actions.push(["delete", "Delete"]);
-  $("#env-actions").replaceChildren(
-    ...(env.status === "RUNNING" ? [el("a", { class: "button primary", href: `/environments/${env.id}/terminal`, text: "Open terminal" })] : []),
+  const links = [];
+  if (ideURL && env.status !== "DELETING") {
+    links.push(el("a", { class: "button primary", href: ideURL, target: "_blank", rel: "noopener", "data-open": "vscode" }, icon("code"), "Open VS Code"));
+  }
+  if (env.status !== "DELETING") {
+    links.push(el("a", { class: !ideURL && env.status === "RUNNING" ? "button primary" : "button", href: `/environments/${env.id}/terminal`, "data-open": "terminal" }, icon("terminal"), "Open terminal"));
+  }
+  // Without VS Code, Start is what a stopped workspace needs first.
+  const kind = { delete: "button danger", start: ideURL ? "button" : "button primary" };
+  $("#env-actions").replaceChildren(...links,
     ...actions.map(([action, label]) =>
-      el("button", { type: "button", class: action === "delete" ? "button danger" : "button", "data-action": action, text: label })));
+      el("button", { type: "button", class: kind[action] || "button", "data-action": action, text: label })));
 }
 
 async function load() {
@@ -115,15 +131,26 @@ async function loadUsage() {
   const charts = [
     ["#chart-cpu", "cpu_usage_percent", Math.max(100, ...rows.map((r) => r.cpu_usage_percent)), (v) => `${v.toFixed(1)}%`, "CPU use in percent"],
     ["#chart-memory", "memory_usage_mb", Math.max(memMax, ...rows.map((r) => r.memory_usage_mb)), formatMB, `Memory use of ${formatMB(memMax)}`],
-    ["#chart-disk", "disk_usage_mb", Math.max(diskMax, ...rows.map((r) => r.disk_usage_mb)), formatMB, `Disk use of ${formatMB(diskMax)}`],
+    ["#chart-disk", "disk_usage_mb", Math.max(diskMax, ...rows.map((r) => r.disk_usage_mb)), formatMB, `Disk use of the files in /workspace, of ${formatMB(diskMax)}`],
   ];
+  // No samples: say why and what brings them, instead of three empty boxes.
+  const empty = $("#usage-empty");
+  $("#charts").hidden = !rows.length;
+  empty.hidden = rows.length > 0;
+  if (!rows.length) {
+    empty.textContent = env?.status === "RUNNING"
+      ? "No samples yet: a running workspace reports CPU, memory and the disk use of /workspace every 30 seconds; the first arrive within a minute."
+      : "No samples in the last 24 hours: the workspace reports CPU, memory and the disk use of /workspace every 30 seconds while it runs. Start it to see them.";
+    note.textContent = "";
+    return;
+  }
   for (const [sel, key, max, fmt, label] of charts) {
     const fig = $(sel);
     fig.querySelector("[data-now]").textContent = last ? fmt(last[key]) : "—";
     lineChart(fig, pts(key), { from: start, to, max, label: last ? `${label}, last 24 hours; now ${fmt(last[key])}` : `${label}: no samples` });
   }
   const since = new Date(start).toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" });
-  note.textContent = rows.length ? `${rows.length} samples since ${since} · latest ${timeAgo(last.timestamp)}` : "No samples yet: a running workspace reports every 30 seconds.";
+  note.textContent = `${rows.length} samples since ${since} · latest ${timeAgo(last.timestamp)}`;
 }
 // The charts' scales need the environment's size: they start once it is loaded.
 let usageStarted = false;
@@ -166,8 +193,11 @@ async function loadSnapshots() {
     const li = el("li", { "data-snapshot": b.id, "data-status": b.status },
       el("span", { class: "what" }, el("strong", { text: when }), el("small", { text: detail })));
     if (b.status === "COMPLETED") {
-      li.append(el("button", { type: "button", class: "button small", text: "Restore", "aria-label": `Restore the snapshot of ${when}`,
-        disabled: env?.status !== "RUNNING", onclick: () => restore(b, when) }));
+      const fork = new URLSearchParams({ from_snapshot: b.id, from: env?.name || "", template: env?.template_name || "", taken: when });
+      li.append(el("span", { class: "row-actions" },
+        el("a", { class: "button small", href: `/new?${fork}`, "data-fork": b.id, "aria-label": `New workspace from the snapshot of ${when}`, text: "New workspace from this snapshot" }),
+        el("button", { type: "button", class: "button small", text: "Restore", "aria-label": `Restore the snapshot of ${when}`,
+          disabled: env?.status !== "RUNNING", onclick: () => restore(b, when) })));
     }
     return li;
   }) : [el("li", { class: "empty-item", text: "No snapshots yet." })]));

@@ -1,4 +1,5 @@
 import { api, $, el, formatCost, nameProblem, showError, watchEnvironments } from "./api.js";
+import { icon } from "./icons.js";
 
 const form = $("#create-form");
 const nameInput = $("#env-name");
@@ -7,8 +8,6 @@ const autoStop = $("#auto-stop");
 const autoStopError = $("#auto-stop-error");
 const formError = $("#form-error");
 let template = "";
-// The catalog names its icons; these are the ones it uses.
-const icons = { nodejs: "⬢", python: "🐍", terminal: "›_", layers: "☰", go: "◆", rust: "⚙" };
 let instanceType = "";
 // Each template says where it can run now (GET /templates: runtime, state,
 // runtimes); "" in the select lets the server choose.
@@ -97,11 +96,12 @@ async function loadChoices() {
   try {
     const [t, it] = await Promise.all([api("GET", "/templates"), api("GET", "/instance-types")]);
     const templates = [...t.templates].sort((a, b) => Number(b.is_popular) - Number(a.is_popular) || a.display_name.localeCompare(b.display_name));
-    template = templates[0]?.name || "";
+    // A fork starts on its source's template.
+    template = (templates.find((tp) => tp.name === fork.template) || templates[0])?.name || "";
     radioCards($("#templates"), templates.map((tp) => ({
       value: tp.name,
       body: [
-        el("span", { class: "title" }, el("span", { "aria-hidden": "true", text: icons[tp.icon] || "▢" }), tp.display_name || tp.name),
+        el("span", { class: "title" }, icon(tp.icon), tp.display_name || tp.name),
         el("span", { class: "meta", text: tp.description }),
         el("span", { class: "tags" }, ...(tp.tags || []).map((tag) => el("span", { class: "tag", text: tag }))),
         el("span", { class: tp.state === "unavailable" ? "meta runs unavailable" : "meta runs", text: whereItRuns(tp) }),
@@ -165,24 +165,46 @@ function envVars() {
   return out;
 }
 
+// follow shows the new environment's progress: the steps as its status
+// moves, then the environment page once it runs, or the reason and what to
+// do when it failed.
+let followed, events;
 function follow(env) {
   form.hidden = true;
   $("#progress").hidden = false;
-  $("#progress-name").textContent = env.name;
+  followed = env;
   $("#progress-open").href = `/environments/${env.id}`;
   const order = ["CREATING", "STARTING", "RUNNING"];
   const show = (e) => {
+    followed = e;
     const at = order.indexOf(e.status);
     for (const li of document.querySelectorAll("#steps li")) {
       const i = order.indexOf(li.dataset.step);
-      li.dataset.state = e.status === "RUNNING" || i < at ? "done" : i === at ? "active" : "";
+      li.dataset.state = e.status === "RUNNING" || i < at ? "done" : i === at ? "active" : e.status === "ERROR" && i === 0 ? "failed" : "";
     }
-    if (e.status === "ERROR") showError($("#progress-error"), `Failed: ${e.status_reason || "unknown reason"}`);
-    $("#progress-done").hidden = !(e.status === "RUNNING" || e.status === "ERROR");
+    const failed = e.status === "ERROR";
+    $("#progress").dataset.outcome = failed ? "failed" : e.status === "RUNNING" ? "ready" : "working";
+    const title = $("#progress-title");
+    if (e.status === "RUNNING") {
+      title.textContent = `${e.name} is ready`;
+      $("#progress-message").textContent = "Opening the environment…";
+      location.assign(`/environments/${e.id}`);
+    } else if (failed) {
+      title.textContent = `${e.name} could not be created`;
+      $("#progress-message").textContent = "What to do: fix what the reason above names, then start it again; or delete it and create it anew (with another template or size, for example). The server's log has the details.";
+    } else {
+      title.replaceChildren("Creating ", el("span", { id: "progress-name", text: e.name }), "…");
+    }
+    showError($("#progress-error"), failed ? e.status_reason || "The server recorded no reason: see its log." : "");
+    $("#progress-retry").hidden = !failed;
+    $("#progress-retry").disabled = false;
+    $("#progress-delete").hidden = !failed;
   };
   show(env);
-  watchEnvironments({
+  events?.close();
+  events = watchEnvironments({
     onChange: (e) => { if (e.id === env.id) show(e); },
+    onDelete: (id) => { if (id === env.id) startOver(); },
     // The stream may open after a change: ask once it is open.
     onState: async (state) => {
       if (state !== "open") return;
@@ -190,6 +212,38 @@ function follow(env) {
     },
   });
 }
+
+// startOver shows the form again, filled as it was, for another try.
+function startOver() {
+  followed = null;
+  events?.close();
+  $("#progress").hidden = true;
+  form.hidden = false;
+  $("#create-submit").disabled = false;
+  nameInput.focus();
+}
+
+$("#progress-retry").addEventListener("click", async (e) => {
+  e.currentTarget.disabled = true;
+  try {
+    await api("POST", `/environments/${followed.id}/start`);
+  } catch (err) {
+    showError($("#progress-error"), err.text);
+    e.currentTarget.disabled = false;
+  }
+});
+
+$("#progress-delete").addEventListener("click", async () => {
+  try {
+    await api("DELETE", `/environments/${followed.id}`);
+  } catch (err) {
+    showError($("#progress-error"), err.text);
+    return;
+  }
+  $("#progress-title").textContent = `Deleting ${followed.name}…`;
+  $("#progress-delete").hidden = $("#progress-retry").hidden = true;
+  // The name is free once the deletion is through: the stream says when.
+});
 
 form.addEventListener("submit", async (e) => {
   e.preventDefault();
@@ -205,6 +259,7 @@ form.addEventListener("submit", async (e) => {
     const body = { name: nameInput.value.trim(), template_name: template, instance_type: instanceType };
     if (autoStop.value !== "") body.auto_stop_minutes = Number(autoStop.value);
     if (runtimeSelect.value) body.runtime = runtimeSelect.value;
+    if (fork.snapshot) body.from_snapshot = fork.snapshot;
     const vars = envVars();
     if (Object.keys(vars).length) body.environment_variables = vars;
     const res = await api("POST", "/environments", body);
@@ -214,6 +269,19 @@ form.addEventListener("submit", async (e) => {
     submit.disabled = false;
   }
 });
+
+// A fork: /new?from_snapshot=ID (the environment page's snapshot list
+// links here) starts the new workspace from that snapshot's files.
+const query = new URLSearchParams(location.search);
+const fork = { snapshot: query.get("from_snapshot") || "", from: query.get("from") || "", taken: query.get("taken") || "", template: query.get("template") || "" };
+if (fork.snapshot) {
+  const note = $("#fork-note");
+  note.textContent = `Starting from the snapshot of ${fork.from || "an environment"}${fork.taken ? ` taken ${fork.taken}` : ""}: the new workspace's files are the snapshot's.`;
+  note.hidden = false;
+  const suggested = `${fork.from}-fork`;
+  if (fork.from && !nameProblem(suggested)) nameInput.value = suggested;
+  document.querySelector("h1").textContent = "New environment from a snapshot";
+}
 
 loadChoices();
 // Say what "empty" means for this person.
