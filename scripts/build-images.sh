@@ -60,6 +60,7 @@ log() { echo "make images: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 case $bootstrap in auto | always | never) ;; *) die "DEBIAN_BOOTSTRAP is '$bootstrap': want auto, always or never" ;; esac
+case $extra_ca in auto | none | "") ;; *) [ -r "$extra_ca" ] || die "EXTRA_CA_FILE=$extra_ca cannot be read" ;; esac
 
 # A docker client that builds with BuildKit (the Dockerfiles use RUN --mount
 # for cache mounts and the CA secret). Docker 23+ clients need the buildx
@@ -116,6 +117,7 @@ bootstrap_debian() {
 	*) sources+=("deb $mirror $suite-updates main" "deb $security_mirror $suite-security main") ;;
 	esac
 	log "making a Debian $suite root file system from $mirror with mmdebstrap"
+	local start=$SECONDS
 	mmdebstrap --variant=minbase --quiet "$suite" "$tmp/rootfs.tar" "${sources[@]}" >&2 ||
 		die "mmdebstrap $suite from $mirror failed (see above): is the mirror reachable? Another one: DEBIAN_MIRROR=http://…/debian"
 	"$docker" import \
@@ -126,7 +128,7 @@ bootstrap_debian() {
 		"$tmp/rootfs.tar" "$cached_debian" >/dev/null || die "docker import of the $suite root file system failed"
 	rm -rf "$tmp"
 	trap - EXIT
-	log "imported $cached_debian ($("$docker" image inspect -f '{{.Size}}' "$cached_debian" | awk '{printf "%d MB", $1/1e6}'))"
+	log "imported $cached_debian in $((SECONDS - start)) s ($("$docker" image inspect -f '{{.Size}}' "$cached_debian" | awk '{printf "%d MB", $1/1e6}'))"
 }
 
 if [[ " $images " == *" base "* ]]; then
@@ -171,7 +173,6 @@ auto)
 		rm -rf "$probe"
 	fi
 	;;
-*) [ -r "$extra_ca" ] || die "EXTRA_CA_FILE=$extra_ca cannot be read" ;;
 esac
 
 parent() {
@@ -183,8 +184,10 @@ parent() {
 	esac
 }
 
+declare -A rebuilt=()
 for name in $images; do
 	ref=${prefix}${name}:${tag}
+	before=$("$docker" image inspect -f '{{.Id}}' "$ref" 2>/dev/null || true)
 	args=(--tag "$ref" --label "dev8.image=${name}" --progress "$progress")
 	if [ "$name" = base ]; then
 		args+=(--build-arg "DEBIAN_IMAGE=${debian}")
@@ -201,12 +204,37 @@ for name in $images; do
 	"$docker" build --network host "${args[@]}" "images/${name}" ||
 		die "building $ref failed (see above)$([ -n "$extra_ca" ] || echo "; if npm says SELF_SIGNED_CERT_IN_CHAIN, give the proxy's CA: EXTRA_CA_FILE=/etc/ssl/certs/ca-certificates.crt make images")"
 	log "built $ref in $(($(date +%s) - start)) s ($("$docker" image inspect -f '{{.Size}}' "$ref" | awk '{printf "%d MB", $1/1e6}'))"
+	[ "$("$docker" image inspect -f '{{.Id}}' "$ref")" = "$before" ] || rebuilt[$name]=1
 done
 
-# What the builds skipped (e.g. extensions with no marketplace): each image
-# keeps its notes and its parent's, so they are shown on every run, cached or
-# not, each line once.
+# Each image that changed, as its workspace user with no network:
+# code-server (at the path the dev8.code-server label gives the docker
+# runtime) must run and the user must not be root (a few seconds each, so
+# unchanged images are not checked again). What the builds skipped (e.g.
+# extensions with no marketplace) is shown on every run, cached or not, each
+# line once (an image keeps its parent's notes too).
+notes=()
 for name in $images; do
-	"$docker" run --rm --network none --entrypoint cat "${prefix}${name}:${tag}" /usr/local/share/dev8/build-notes.txt 2>/dev/null || true
-done | awk 'NF && !seen[$0]++' | while IFS= read -r line; do log "NOTE $line"; done
+	ref=${prefix}${name}:${tag}
+	if [ -z "${rebuilt[$name]:-}" ]; then
+		mapfile -t -O "${#notes[@]}" notes < <("$docker" run --rm --network none --entrypoint cat "$ref" /usr/local/share/dev8/build-notes.txt 2>/dev/null || true)
+		continue
+	fi
+	cs=$("$docker" image inspect -f '{{index .Config.Labels "dev8.code-server"}}' "$ref")
+	# shellcheck disable=SC2016 # expanded by the container's shell
+	out=$("$docker" run --rm --network none --entrypoint /bin/sh "$ref" -c '
+		echo "uid $(id -u)"
+		echo "code-server $("$0" --version 2>&1 | awk "/ with Code / {print \$1}")"
+		sed "s/^/note /" /usr/local/share/dev8/build-notes.txt 2>/dev/null || true' "${cs:-/nonexistent}") ||
+		die "$ref: cannot run a container of it"
+	uid=$(awk '$1 == "uid" {print $2}' <<<"$out")
+	csv=$(awk '$1 == "code-server" {print $2}' <<<"$out")
+	if [ -z "$uid" ] || [ "$uid" = 0 ]; then
+		die "$ref: its user is root (uid ${uid:-?}); workspaces run as dev8 (uid 1000)"
+	fi
+	[ -n "$csv" ] || die "$ref: code-server (${cs:-no dev8.code-server label}) does not run as uid $uid"
+	log "checked $ref: uid $uid, code-server $csv"
+	mapfile -t -O "${#notes[@]}" notes < <(sed -n 's/^note //p' <<<"$out")
+done
+printf '%s\n' "${notes[@]}" | awk 'NF && !seen[$0]++' | while IFS= read -r line; do log "NOTE $line"; done
 log "built $(for n in $images; do printf '%s ' "${prefix}${n}:${tag}"; done)"
