@@ -17,6 +17,17 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 
+echo "== shell scripts"
+# Syntax of every script (milliseconds); shellcheck, where installed, on the
+# image build scripts, which no test runs (make images is not part of the
+# tests).
+for f in $(git ls-files '*.sh' 2>/dev/null || find scripts images -name '*.sh'); do
+	bash -n "$f"
+done
+if command -v shellcheck >/dev/null; then
+	shellcheck scripts/build-images.sh images/base/install-extensions.sh
+fi
+
 echo "== go vet"
 go vet ./...
 

@@ -74,7 +74,7 @@ var Templates = []store.Template{
 	{
 		Name:           "python",
 		DisplayName:    "Python",
-		Description:    "Python 3.11 with pip, poetry, pytest, black and Jupyter.",
+		Description:    "Python 3.13 with pip, venv, poetry, pytest, black and Jupyter.",
 		BaseImage:      "dev8/python",
 		DefaultCPU:     2,
 		DefaultMemory:  4,
