@@ -57,7 +57,7 @@ var Templates = []store.Template{
 	{
 		Name:           "nodejs",
 		DisplayName:    "Node.js",
-		Description:    "Node.js 20 LTS with npm, pnpm and yarn, ESLint and Prettier.",
+		Description:    "Node.js 20 LTS with npm, pnpm and yarn.",
 		BaseImage:      "dev8/nodejs",
 		DefaultCPU:     2,
 		DefaultMemory:  4,

@@ -91,6 +91,13 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	}
 
 	cfg, host := r.containerConfig(spec, labels, hash, ctrUser, wsUser, codeServer)
+	if n := r.engineCPUs(ctx); n > 0 && host.NanoCPUs > int64(n)*1e9 {
+		// The engine refuses a CPU limit above its CPUs, and such a limit
+		// limits nothing: a size bigger than this machine (a template's
+		// default of 4 vCPU on a 2-core laptop) gets all of it.
+		r.log.Debug("CPU limit above the engine's CPUs; using all of them", "environment", id, "asked", spec.CPUCores, "cpus", n)
+		host.NanoCPUs = int64(n) * 1e9
+	}
 	resp, err := r.cli.ContainerCreate(ctx, cfg, host, nil, nil, name)
 	if err != nil {
 		if cerrdefs.IsConflict(err) {

@@ -356,3 +356,30 @@ func TestNewVolumeReportedAfterFailedCreate(t *testing.T) {
 		t.Fatalf("third Create = %+v, %v; want StorageCreated false", inst, err)
 	}
 }
+
+// TestSizeBiggerThanTheMachine: a size with more vCPUs than the engine has
+// (a template's default of 4 on a 2-core machine) is not refused by the
+// engine: the workspace gets every CPU there is, and starts.
+func TestSizeBiggerThanTheMachine(t *testing.T) {
+	t.Parallel()
+	needDocker(t)
+	ctx := wait.Context(t, 2*time.Minute)
+	info, err := cli.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := newRuntime(t, nil)
+	spec := testSpec()
+	spec.CPUCores = info.NCPU + 2
+	inst := create(t, ctx, rt, spec)
+	ci, err := cli.ContainerInspect(ctx, inst.Ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ci.HostConfig.NanoCPUs != int64(info.NCPU)*1e9 {
+		t.Fatalf("NanoCPUs = %d, want the engine's %d CPUs", ci.HostConfig.NanoCPUs, info.NCPU)
+	}
+	if _, err := rt.Start(ctx, inst.EnvironmentID); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+}

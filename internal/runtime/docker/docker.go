@@ -75,7 +75,8 @@
 // gets SIGTERM before it handles the signal exits with code 2, which would
 // read as a crash.
 //
-// Limits: Spec.CPUCores → NanoCPUs, Spec.MemoryGB → Memory (swap no more
+// Limits: Spec.CPUCores → NanoCPUs (at most the engine's CPUs: a bigger
+// size gets the whole machine), Spec.MemoryGB → Memory (swap no more
 // than memory), Config.PidsLimit → PidsLimit; never privileged,
 // no-new-privileges, restart policy "no" (the lifecycle decides whether a
 // workspace that stopped on its own comes back). Spec.StorageGB is not
@@ -216,6 +217,7 @@ type Runtime struct {
 	// must still report it as new (runtime.Instance.StorageCreated).
 	newVolume map[string]bool
 	notify    []chan<- string
+	cpus      int // the engine's, once asked: see engineCPUs
 	pulls     *pullCoordinator
 	// The event watcher NotifyExits starts and Close ends.
 	watchCancel context.CancelFunc

@@ -131,3 +131,22 @@ func exitReason(st *container.State, requested bool) string {
 		return "supervisor exited: exit code " + strconv.Itoa(st.ExitCode)
 	}
 }
+
+// engineCPUs is how many CPUs the engine has (asked once; 0 when it did not
+// say).
+func (r *Runtime) engineCPUs(ctx context.Context) int {
+	r.mu.Lock()
+	n := r.cpus
+	r.mu.Unlock()
+	if n > 0 {
+		return n
+	}
+	info, err := r.cli.Info(ctx)
+	if err != nil {
+		return 0
+	}
+	r.mu.Lock()
+	r.cpus = info.NCPU
+	r.mu.Unlock()
+	return info.NCPU
+}
