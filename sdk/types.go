@@ -81,11 +81,16 @@ type Environment struct {
 	StoppedAt            *time.Time        `json:"stopped_at"`
 	CreatedAt            time.Time         `json:"created_at"`
 	UpdatedAt            time.Time         `json:"updated_at"`
+	// RestoringSnapshot is the snapshot whose files are being restored
+	// into the workspace — a fork's, from its create until they are all
+	// there, or a lost volume's — and null on the wire otherwise: its
+	// files are not all there yet while it is set.
+	RestoringSnapshot string `json:"restoring_snapshot"`
 }
 
-// MarshalJSON writes StatusReason, VSCodeURL and SSHConnectionString as
-// null when they are empty, and LastAccessedAt when it is zero, so clients
-// can tell "not yet" from a value.
+// MarshalJSON writes StatusReason, VSCodeURL, SSHConnectionString and
+// RestoringSnapshot as null when they are empty, and LastAccessedAt when
+// it is zero, so clients can tell "not yet" from a value.
 func (e Environment) MarshalJSON() ([]byte, error) {
 	type plain Environment // without this method
 	var lastAccessed *time.Time
@@ -98,7 +103,8 @@ func (e Environment) MarshalJSON() ([]byte, error) {
 		VSCodeURL           *string    `json:"vs_code_url"`
 		SSHConnectionString *string    `json:"ssh_connection_string"`
 		LastAccessedAt      *time.Time `json:"last_accessed_at"`
-	}{plain(e), nullIfEmpty(e.StatusReason), nullIfEmpty(e.VSCodeURL), nullIfEmpty(e.SSHConnectionString), lastAccessed})
+		RestoringSnapshot   *string    `json:"restoring_snapshot"`
+	}{plain(e), nullIfEmpty(e.StatusReason), nullIfEmpty(e.VSCodeURL), nullIfEmpty(e.SSHConnectionString), lastAccessed, nullIfEmpty(e.RestoringSnapshot)})
 }
 
 func nullIfEmpty(s string) *string {

@@ -30,7 +30,9 @@ func (a *API) toEnvironmentJSON(e store.Environment) sdk.Environment {
 	if envVars == nil {
 		envVars = map[string]string{}
 	}
+	restoring, _ := a.backups.Restoring(e.ID)
 	return sdk.Environment{
+		RestoringSnapshot:    restoring,
 		ID:                   e.ID,
 		UserID:               e.UserID,
 		Name:                 e.Name,

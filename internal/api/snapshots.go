@@ -59,15 +59,15 @@ func (a *API) requireWorkspace(ctx context.Context, env store.Environment) error
 	return nil
 }
 
-// requireNotRestoring refuses snapshot work on an environment whose lost
-// storage is being restored (backup.Service.AfterStart).
+// requireNotRestoring refuses snapshot work on an environment whose
+// workspace is being restored (a lost volume's or a fork's files).
 func (a *API) requireNotRestoring(envID string) error {
 	backupID, ok := a.backups.Restoring(envID)
 	if !ok {
 		return nil
 	}
 	return &httpapi.Error{Status: http.StatusConflict, Code: httpapi.CodeInvalidState, Message: "The workspace is being restored",
-		Details: fmt.Sprintf("its storage was gone when it started; snapshot %s is being restored into it (the environment's status_reason tells when it is done)",
+		Details: fmt.Sprintf("snapshot %s is being restored into it (its restoring_snapshot is set until that is done)",
 			backupID)}
 }
 

@@ -34,17 +34,24 @@ func (s *Service) Restore(ctx context.Context, env store.Environment, b store.Ba
 // Fork restores b into the new environment env in the background once it
 // runs, and records the outcome in the audit log.
 func (s *Service) Fork(env store.Environment, b store.Backup) {
-	if !s.jobs.start(func(ctx context.Context) { s.restoreFork(ctx, env, b) }) {
+	// Registered now, not once the fork runs: from its create on, the API
+	// says it is being restored (restoring_snapshot), so a client can
+	// wait for its files, and snapshot work on it waits.
+	run := &restoreRun{backupID: b.ID, done: make(chan struct{})}
+	s.restoring.Store(env.ID, run)
+	if !s.jobs.start(func(ctx context.Context) { s.restoreFork(ctx, env, b, run) }) {
+		s.endRestore(env.ID, run)
 		s.auditSystem(context.Background(), "snapshot.fork", env.ID, false, map[string]any{"name": env.Name, "snapshot": b.ID,
 			"source_environment_id": b.EnvironmentID, "error": errShuttingDown.Error()})
 	}
 }
 
-func (s *Service) restoreFork(ctx context.Context, env store.Environment, b store.Backup) {
+func (s *Service) restoreFork(ctx context.Context, env store.Environment, b store.Backup, run *restoreRun) {
 	ctx, cancel := context.WithTimeout(ctx, restoreJobTimeout)
 	defer cancel()
 	log := s.log.With("environment", env.ID, "from_snapshot", b.ID)
 	detail := map[string]any{"name": env.Name, "snapshot": b.ID, "source_environment_id": b.EnvironmentID}
+	taken := b.CreatedAt.UTC().Format(time.RFC3339)
 	var res snapshot.JobResult
 	cur, err := s.envs.WaitFor(ctx, env.ID, func(e store.Environment) bool {
 		return e.Status != store.StatusCreating && e.Status != store.StatusStarting
@@ -52,7 +59,10 @@ func (s *Service) restoreFork(ctx context.Context, env store.Environment, b stor
 	if err == nil && cur.Status != store.StatusRunning {
 		err = fmt.Errorf("the environment is %s, not RUNNING", cur.Status)
 	}
-	if err == nil {
+	running := err == nil
+	if running {
+		s.noteRunning(ctx, env.ID, "restoring_fork", fmt.Sprintf(
+			"Restoring the files of snapshot %s (taken %s) into this new workspace; they appear as it goes.", b.ID, taken))
 		job := snapshot.Job{Op: snapshot.JobRestore, Snapshot: b.SnapshotID, Clean: true}
 		res, err = s.runJob(ctx, env.ID, job, snapshot.Access{ReadSnapshots: []string{b.SnapshotID}})
 		if err == nil && res.Error != "" {
@@ -62,9 +72,15 @@ func (s *Service) restoreFork(ctx context.Context, env store.Environment, b stor
 	if err != nil && cutShort(ctx) {
 		err = fmt.Errorf("the server shut down before the fork's files were restored: %w", err)
 	}
+	// The restore has ended before anybody is told: a client that sees the
+	// note sees restoring_snapshot gone too.
+	s.endRestore(env.ID, run)
+	var reason string
 	if err != nil {
 		log.Warn("fork: restore failed", "err", err)
 		detail["error"] = err.Error()
+		reason = fmt.Sprintf("Restoring the files of snapshot %s into this new workspace failed: %v. "+
+			"Delete it and fork again, or restore a snapshot into it by hand.", b.ID, err)
 	} else {
 		if res.Restore != nil {
 			detail["files"] = res.Restore.Files
@@ -72,8 +88,41 @@ func (s *Service) restoreFork(ctx context.Context, env store.Environment, b stor
 		}
 		detail["failed"] = len(res.Failures)
 		log.Info("fork: restored", "files", detail["files"], "failed", len(res.Failures))
+		reason = fmt.Sprintf("Its files were restored from snapshot %s taken %s.", b.ID, taken)
+		if n := len(res.Failures); n > 0 {
+			reason += fmt.Sprintf(" %d entries could not be restored (%s).", n, failedPaths(res.Failures))
+		}
+	}
+	if running {
+		s.noteRunning(ctx, env.ID, "restored_fork", reason)
 	}
 	s.auditSystem(ctx, "snapshot.fork", env.ID, err == nil && len(res.Failures) == 0, detail)
+}
+
+// noteRunning tells the owner of a RUNNING environment what happened to
+// it, as its status reason (lifecycle.NoteRunning), even past a cancelled
+// ctx; one stopped meanwhile is not told.
+func (s *Service) noteRunning(ctx context.Context, envID, kind, reason string) {
+	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteTimeout)
+	defer cancel()
+	if _, err := s.envs.NoteRunning(nctx, envID, kind, reason); err != nil && !errors.Is(err, lifecycle.ErrNotRunning) {
+		s.log.Error("record on the environment", "environment", envID, "kind", kind, "err", err)
+	}
+}
+
+// failedPaths names up to five entries a restore could not write.
+func failedPaths(failures []snapshot.JobFailure) string {
+	paths := make([]string, 0, min(len(failures), 5))
+	for _, f := range failures[:min(len(failures), 5)] {
+		paths = append(paths, f.Path)
+	}
+	return strings.Join(paths, ", ")
+}
+
+// endRestore records that the restore run of envID has ended.
+func (s *Service) endRestore(envID string, run *restoreRun) {
+	s.restoring.CompareAndDelete(envID, run)
+	close(run.done)
 }
 
 // Lost volumes: a workspace whose storage is gone when it starts (its
@@ -132,18 +181,14 @@ func (s *Service) AfterStart(ctx context.Context, env store.Environment, freshSt
 				"restore one by hand (POST /api/v1/environments/%s/snapshots/{snapshot}/restore)", err, env.ID))
 		return
 	}
-	run := &lostVolumeRestore{backupID: b.ID, done: make(chan struct{})}
+	run := &restoreRun{backupID: b.ID, done: make(chan struct{})}
 	if _, busy := s.restoring.LoadOrStore(env.ID, run); busy {
 		return
 	}
 	s.log.WarnContext(ctx, "workspace storage was lost; restoring the latest snapshot", "environment", env.ID, "snapshot", b.ID, "taken_at", b.CreatedAt)
-	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteTimeout)
-	defer cancel()
-	if _, err := s.envs.NoteRunning(nctx, env.ID, "restoring_lost_volume", fmt.Sprintf(
+	s.noteRunning(ctx, env.ID, "restoring_lost_volume", fmt.Sprintf(
 		"The workspace's storage was gone when it started; restoring snapshot %s taken %s into it (files appear as it goes).",
-		b.ID, b.CreatedAt.UTC().Format(time.RFC3339))); err != nil && !errors.Is(err, lifecycle.ErrNotRunning) {
-		s.log.Error("record restore start on the environment", "environment", env.ID, "err", err)
-	}
+		b.ID, b.CreatedAt.UTC().Format(time.RFC3339)))
 	if !s.jobs.start(func(ctx context.Context) { s.restoreLostVolume(ctx, env, b, run) }) {
 		// Shutting down: the restore is reported as not done, like one
 		// that shutdown cut short.
@@ -155,9 +200,8 @@ func (s *Service) AfterStart(ctx context.Context, env store.Environment, freshSt
 
 // restoreLostVolume restores b into env's new, empty workspace and says how
 // it went.
-func (s *Service) restoreLostVolume(ctx context.Context, env store.Environment, b store.Backup, run *lostVolumeRestore) {
-	defer close(run.done)
-	defer s.restoring.Delete(env.ID)
+func (s *Service) restoreLostVolume(ctx context.Context, env store.Environment, b store.Backup, run *restoreRun) {
+	defer s.endRestore(env.ID, run)
 	ctx, cancel := context.WithTimeout(ctx, restoreJobTimeout)
 	defer cancel()
 	log := s.log.With("environment", env.ID, "snapshot", b.ID)
@@ -198,11 +242,7 @@ func (s *Service) restoreLostVolume(ctx context.Context, env store.Environment, 
 		reason = fmt.Sprintf("The workspace's storage was gone when it started; its files were restored from snapshot %s taken %s. "+
 			"Changes made after that were lost.", b.ID, taken)
 		if n := len(res.Failures); n > 0 {
-			paths := make([]string, 0, min(n, 5))
-			for _, f := range res.Failures[:min(n, 5)] {
-				paths = append(paths, f.Path)
-			}
-			reason += fmt.Sprintf(" %d entries could not be restored (%s).", n, strings.Join(paths, ", "))
+			reason += fmt.Sprintf(" %d entries could not be restored (%s).", n, failedPaths(res.Failures))
 		}
 	}
 	s.reportLostVolume(ctx, env, err == nil && len(res.Failures) == 0, detail, reason)
@@ -213,29 +253,29 @@ func (s *Service) restoreLostVolume(ctx context.Context, env store.Environment, 
 // environment stopped meanwhile keeps the audit log's record only), then
 // records it in the audit log: once the audit event is there, all is told.
 func (s *Service) reportLostVolume(ctx context.Context, env store.Environment, success bool, detail map[string]any, reason string) {
-	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteTimeout)
-	defer cancel()
-	if _, err := s.envs.NoteRunning(nctx, env.ID, "restored_lost_volume", reason); err != nil && !errors.Is(err, lifecycle.ErrNotRunning) {
-		s.log.Error("record restore outcome on the environment", "environment", env.ID, "err", err)
-	}
+	s.noteRunning(ctx, env.ID, "restored_lost_volume", reason)
 	s.auditSystem(ctx, "environment.restore_lost_volume", env.ID, success, detail)
 }
 
-// lostVolumeRestore is a restore in progress (Service.restoring); done
-// closes when it has ended and been reported.
-type lostVolumeRestore struct {
+// restoreRun is a restore in progress (Service.restoring): a lost volume's
+// or a fork's; done closes when it has ended.
+type restoreRun struct {
 	backupID string
 	done     chan struct{}
 }
 
-// Restoring reports whether envID's lost storage is being restored, and
-// from which snapshot record: snapshot work on it waits until that ends.
+// Restoring reports whether envID's workspace is being restored (its lost
+// storage, or a fork's files), and from which snapshot record: snapshot work
+// on it waits until that ends. A nil Service restores nothing.
 func (s *Service) Restoring(envID string) (backupID string, ok bool) {
+	if s == nil {
+		return "", false
+	}
 	v, ok := s.restoring.Load(envID)
 	if !ok {
 		return "", false
 	}
-	return v.(*lostVolumeRestore).backupID, true
+	return v.(*restoreRun).backupID, true
 }
 
 // awaitRestore waits, until ctx ends, for a lost volume's restore of envID
@@ -246,7 +286,7 @@ func (s *Service) awaitRestore(ctx context.Context, envID string) bool {
 		return true
 	}
 	select {
-	case <-v.(*lostVolumeRestore).done:
+	case <-v.(*restoreRun).done:
 		return true
 	case <-ctx.Done():
 		return false

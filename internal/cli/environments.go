@@ -159,10 +159,12 @@ environment runs.`,
 			if err != nil {
 				return err
 			}
-			connectHelp(out, running)
-			if req.FromSnapshot != "" {
-				fmt.Fprintf(out, "Its files from snapshot %s are being restored now; they appear within moments.\n", req.FromSnapshot)
+			if running.RestoringSnapshot != "" {
+				if running, err = awaitRestore(ctx, out, c, *running); err != nil {
+					return err
+				}
 			}
+			connectHelp(out, running)
 			return nil
 		}),
 	}
@@ -182,6 +184,22 @@ environment runs.`,
 	f.StringVar(&fromSnapshot, "from-snapshot", "", "start from this snapshot: an id (snap_…), or with --from latest or the start of an id")
 	f.StringVar(&from, "from", "", "the environment (name or id) whose snapshot to start from; alone, its latest")
 	return cmd
+}
+
+// awaitRestore waits until the files of the snapshot being restored into
+// env (a fork's) are all there, and says how that went.
+func awaitRestore(ctx context.Context, out io.Writer, c *sdk.Client, env sdk.Environment) (*sdk.Environment, error) {
+	fmt.Fprintf(out, "Restoring its files from snapshot %s...\n", env.RestoringSnapshot)
+	done, err := c.Watch(ctx, env.ID, func(e sdk.Environment) bool {
+		return e.RestoringSnapshot == "" || e.Status != sdk.StatusRunning
+	})
+	if err != nil {
+		return nil, fmt.Errorf("waiting for the files of %q: %w", env.Name, err)
+	}
+	if done.StatusReason != "" {
+		fmt.Fprintln(out, done.StatusReason)
+	}
+	return done, nil
 }
 
 func parseAutoStop(s string) (int, error) {

@@ -278,8 +278,17 @@ func TestSnapshotFork(t *testing.T) {
 	}
 
 	fork := ts.create(token, sdk.CreateEnvironmentRequest{Name: "fork", FromSnapshot: snap.ID})
+	if fork.RestoringSnapshot != snap.ID {
+		t.Fatalf("the fork's create answered restoring_snapshot %q, want %s", fork.RestoringSnapshot, snap.ID)
+	}
 	ts.waitStatus(token, fork.ID, sdk.StatusRunning)
-	// The restore follows RUNNING; its end is recorded in the audit log.
+	// The restore follows RUNNING; the fork says so until it ends, and then
+	// says how it went.
+	done, err := ts.client(token).Watch(ts.ctx, fork.ID, func(e sdk.Environment) bool { return e.RestoringSnapshot == "" })
+	if err != nil || !strings.HasPrefix(done.StatusReason, "Its files were restored from snapshot "+snap.ID) {
+		t.Fatalf("the fork after its restore: %+v, %v", done, err)
+	}
+	// Its end is recorded in the audit log.
 	wait.Eventually(wait.Context(t, wait.Long), t, "a snapshot.fork audit event", func() bool {
 		events, _, err := ts.srv.Store.ListAuditEvents(ts.ctx, store.AuditFilter{Action: "snapshot.fork", ObjectID: fork.ID})
 		if err != nil {
