@@ -340,10 +340,14 @@ func TestNewVolumeReportedAfterFailedCreate(t *testing.T) {
 	spec := testSpec()
 	spec.EnvironmentID = newID(t)
 	cleanupObjects(t, spec.EnvironmentID)
-	bad := spec
-	bad.CPUCores = 100000 // the engine refuses the container, after the volume is made
-	if _, err := rt.Create(ctx, bad); err == nil {
-		t.Fatal("Create with 100000 CPUs succeeded")
+	// The engine refuses a container whose mount target is not an
+	// absolute path, after the volumes are made.
+	home := rt.cfg.HomeDir
+	rt.cfg.HomeDir = "not/absolute"
+	_, err := rt.Create(ctx, spec)
+	rt.cfg.HomeDir = home
+	if err == nil {
+		t.Fatal("Create with a relative mount target succeeded")
 	}
 	if _, err := cli.VolumeInspect(ctx, ObjectName(spec.EnvironmentID)); err != nil {
 		t.Fatalf("the failed Create made no volume (the test no longer tests anything): %v", err)
