@@ -249,6 +249,10 @@ const (
 	CodeUnsupportedMedia   = "UNSUPPORTED_MEDIA_TYPE"
 	CodeInternal           = "INTERNAL_ERROR"
 	CodeNotReady           = "NOT_READY"
+	// CodeMisdirected (421): the request named a host this server is not
+	// configured for (a DNS-rebinding page does); reach it at its access
+	// URL, an IP address or localhost.
+	CodeMisdirected = "MISDIRECTED_REQUEST"
 	// CodeUnavailable: the workspace cannot be reached or refused a
 	// connection (SSH, port forwarding, terminal).
 	CodeUnavailable = "WORKSPACE_UNAVAILABLE"

@@ -39,6 +39,7 @@ const (
 	CodeUnsupportedMedia   = sdk.CodeUnsupportedMedia
 	CodeInternal           = sdk.CodeInternal
 	CodeNotReady           = sdk.CodeNotReady
+	CodeMisdirected        = sdk.CodeMisdirected
 	CodeUnavailable        = sdk.CodeUnavailable
 	CodeRateLimited        = sdk.CodeRateLimited
 	CodeQuotaExceeded      = sdk.CodeQuotaExceeded

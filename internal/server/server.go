@@ -416,8 +416,10 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // shuts down gracefully: in-flight requests finish (bounded by
 // ShutdownTimeout), background loops stop, workspaces keep running.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	urls := s.urls(ln.Addr())
 	srv := &http.Server{
-		Handler: s.handler,
+		// Hosts are checked before anything else runs: see AllowHosts.
+		Handler: httpmw.AllowHosts(s.log, urls.AccessURL, urls.AgentURL)(s.handler),
 		// No ReadTimeout: it would also cut off websockets (tunnels,
 		// terminals, the IDE) a minute after they were opened.
 		ReadHeaderTimeout: 10 * time.Second,
@@ -430,7 +432,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	urls := s.urls(ln.Addr())
 	s.Manager.SetURLs(urls)
 	s.api.SetPublicURL(urls.AccessURL)
 	g, gctx := errgroup.WithContext(ctx)
