@@ -224,7 +224,7 @@ func (a *API) Handler() http.Handler {
 	// refusals carry them too (a browser hides a 429 without CORS headers
 	// from the page). The address throttle comes before authentication so
 	// a flood is refused before it reaches the database or bcrypt.
-	r.Use(httpmw.ObserveRequests(a.requests), middleware.RequestID, httpmw.EchoRequestID, httpmw.Recover(a.log), httpmw.LogRequests(a.log),
+	r.Use(httpmw.ObserveRequests(a.requests), httpmw.RequestID, httpmw.EchoRequestID, httpmw.Recover(a.log), httpmw.LogRequests(a.log),
 		httpmw.SecurityHeaders, httpmw.CORS(a.corsOrigins), a.throttles.ByAddress)
 	var notFoundPage http.Handler
 	if a.pages != nil {

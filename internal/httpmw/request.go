@@ -1,9 +1,12 @@
 package httpmw
 
 import (
+	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -22,9 +25,25 @@ func LimitBody(next http.Handler) http.Handler {
 	})
 }
 
-// EchoRequestID returns the request's id (the client's X-Request-Id, or one
-// made by middleware.RequestID) so a user's report can be matched with the
-// server's log.
+// RequestID gives every request an id, which handlers read with
+// middleware.GetReqID and EchoRequestID returns: the client's X-Request-Id
+// when it is a short token (at most 64 letters, digits and ._:-), since it
+// is echoed and logged; otherwise one made here.
+func RequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(middleware.RequestIDHeader)
+		if !clientRequestID.MatchString(id) {
+			id = "req-" + rand.Text()
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), middleware.RequestIDKey, id)))
+	})
+}
+
+// clientRequestID is an X-Request-Id kept as the client sent it.
+var clientRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+
+// EchoRequestID returns the request's id (see RequestID) so a user's report
+// can be matched with the server's log.
 func EchoRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(middleware.RequestIDHeader, middleware.GetReqID(r.Context()))

@@ -6,7 +6,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+
+	"github.com/go-chi/chi/v5/middleware"
 )
 
 // TestLogRequestsLevel: the dashboard's static assets and the favicon are
@@ -62,5 +65,38 @@ func TestLogRequestsLevel(t *testing.T) {
 				t.Fatalf("at INFO, logged %q", logged)
 			}
 		})
+	}
+}
+
+// TestRequestID: a client's X-Request-Id is kept when it is a short token,
+// and replaced when it is long or holds anything else (it is echoed and
+// logged); every request gets one.
+func TestRequestID(t *testing.T) {
+	t.Parallel()
+	h := RequestID(EchoRequestID(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+	for sent, keep := range map[string]bool{
+		"req-123":                         true,
+		"4f9c:1.a_b-C":                    true,
+		"":                                false,
+		strings.Repeat("a", 65):           false,
+		"evil\r\nSet-Cookie: x=1":         false,
+		"id with spaces":                  false,
+		"<script>alert(1)</script>":       false,
+		"\x1b[31mred\x1b[0m":              false,
+		strings.Repeat("0123456789", 7e3): false,
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		if sent != "" {
+			r.Header[middleware.RequestIDHeader] = []string{sent}
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		got := w.Header().Get(middleware.RequestIDHeader)
+		switch {
+		case keep && got != sent:
+			t.Errorf("%q: echoed %q, want it kept", sent, got)
+		case !keep && (got == sent || !strings.HasPrefix(got, "req-") || len(got) > 64):
+			t.Errorf("%q: echoed %q, want one made by the server", sent, got)
+		}
 	}
 }
