@@ -168,7 +168,7 @@ function envVars() {
 // follow shows the new environment's progress: the steps as its status
 // moves, then the environment page once it runs, or the reason and what to
 // do when it failed.
-let followed, events;
+let followed, events, poll;
 function follow(env) {
   form.hidden = true;
   $("#progress").hidden = false;
@@ -201,6 +201,18 @@ function follow(env) {
     $("#progress-delete").hidden = !failed;
   };
   show(env);
+  // The stream carries every change, but one missed (a reconnect, a proxy
+  // that buffers) must not leave the view at "Creating" for ever: while the
+  // outcome is pending, ask now and then as well.
+  clearInterval(poll);
+  poll = setInterval(async () => {
+    if (followed?.id !== env.id) {
+      clearInterval(poll);
+      return;
+    }
+    if (followed.status !== "CREATING" && followed.status !== "STARTING") return;
+    try { show((await api("GET", `/environments/${env.id}`)).environment); } catch { /* the next try, or the stream */ }
+  }, 2000);
   events?.close();
   events = watchEnvironments({
     onChange: (e) => { if (e.id === env.id) show(e); },
@@ -216,6 +228,7 @@ function follow(env) {
 // startOver shows the form again, filled as it was, for another try.
 function startOver() {
   followed = null;
+  clearInterval(poll);
   events?.close();
   $("#progress").hidden = true;
   form.hidden = false;
@@ -234,13 +247,16 @@ $("#progress-retry").addEventListener("click", async (e) => {
 });
 
 $("#progress-delete").addEventListener("click", async () => {
+  const env = followed;
   try {
-    await api("DELETE", `/environments/${followed.id}`);
+    await api("DELETE", `/environments/${env.id}`);
   } catch (err) {
     showError($("#progress-error"), err.text);
     return;
   }
-  $("#progress-title").textContent = `Deleting ${followed.name}…`;
+  // The stream may have told of the deletion already (startOver ran).
+  if (followed !== env) return;
+  $("#progress-title").textContent = `Deleting ${env.name}…`;
   $("#progress-delete").hidden = $("#progress-retry").hidden = true;
   // The name is free once the deletion is through: the stream says when.
 });
