@@ -440,8 +440,8 @@ func (m *Manager) request(ctx context.Context, id, action string, limits *store.
 		}
 	}
 	env, err := update(ctx, id, func(e *store.Environment) error {
-		if _, ok := m.runtimes[e.Runtime]; !ok {
-			return &RuntimeUnavailableError{Runtime: e.Runtime, Configured: m.RuntimeNames()}
+		if _, err := m.runtimeFor(*e); err != nil {
+			return err
 		}
 		var err error
 		changed, err = apply(e)

@@ -97,9 +97,14 @@ type RuntimeStatus struct {
 // TemplateStatus says, for each offered runtime in order of preference,
 // whether environments from tpl (with its image) can be created there now.
 func (m *Manager) TemplateStatus(ctx context.Context, tpl store.Template) []RuntimeStatus {
+	return m.imageStatuses(ctx, tpl.BaseImage)
+}
+
+// imageStatuses is imageStatus on each offered runtime, in order.
+func (m *Manager) imageStatuses(ctx context.Context, image string) []RuntimeStatus {
 	out := make([]RuntimeStatus, 0, len(m.offered))
 	for _, name := range m.offered {
-		out = append(out, m.imageStatus(ctx, name, tpl.BaseImage))
+		out = append(out, m.imageStatus(ctx, name, image))
 	}
 	return out
 }
@@ -133,23 +138,31 @@ func (m *Manager) imageStatus(ctx context.Context, name, image string) RuntimeSt
 
 // pickRuntime decides where a new environment from image runs: the runtime
 // asked for (which must be offered), else the default, else the first
-// offered one where the image can run now. A runtime that cannot run the
-// image now is refused before anything is recorded.
+// offered one where the image can run now; each runtime's engine is asked
+// once. A runtime that cannot run the image now is refused before anything
+// is recorded.
 func (m *Manager) pickRuntime(ctx context.Context, asked, subject, image string) (string, error) {
-	if asked != "" {
+	var status RuntimeStatus
+	switch {
+	case asked != "":
 		asked = strings.ToLower(asked)
 		if !slices.Contains(m.offered, asked) {
 			return "", &RuntimeUnavailableError{Runtime: asked, Configured: m.OfferedRuntimes(), Create: true}
 		}
-	} else {
-		statuses := make([]RuntimeStatus, 0, len(m.offered))
-		for _, name := range m.offered {
-			statuses = append(statuses, m.imageStatus(ctx, name, image))
+		status = m.imageStatus(ctx, asked, image)
+	case m.cfg.DefaultRuntime != "":
+		status = m.imageStatus(ctx, m.cfg.DefaultRuntime, image)
+	default:
+		statuses := m.imageStatuses(ctx, image)
+		chosen := m.ChooseRuntime(statuses)
+		for _, s := range statuses {
+			if s.Runtime == chosen {
+				status = s
+			}
 		}
-		asked = m.ChooseRuntime(statuses)
 	}
-	if s := m.imageStatus(ctx, asked, image); s.State == runtime.Unavailable {
-		return "", &TemplateUnavailableError{Subject: subject, Runtime: asked, Reason: s.Reason}
+	if status.State == runtime.Unavailable {
+		return "", &TemplateUnavailableError{Subject: subject, Runtime: status.Runtime, Reason: status.Reason}
 	}
-	return asked, nil
+	return status.Runtime, nil
 }

@@ -408,13 +408,7 @@ func newRuntime(ctx context.Context, cfg Config, name string, db *store.DB, imag
 		}
 		// Say now which templates cannot start yet, not at the first create,
 		// and pull those that can be pulled before anybody waits for them.
-		refs := slices.Sorted(maps.Values(imageRefs))
-		for _, ref := range refs {
-			if st := rt.ImageStatus(pingCtx, ref); st.State == runtime.Unavailable {
-				cfg.Logger.Warn("template image not ready on the Docker engine", "image", ref, "why", st.Reason)
-			}
-		}
-		rt.Prefetch(pingCtx, refs)
+		rt.Prefetch(pingCtx, slices.Sorted(maps.Values(imageRefs)))
 		return rt, nil
 	}
 	return nil, fmt.Errorf("unknown runtime %q (available: %s)", name, strings.Join(knownRuntimes, ", "))

@@ -55,24 +55,27 @@ func (r *Runtime) ImageStatus(ctx context.Context, image string) runtime.ImageSt
 	return runtime.ImageStatus{State: runtime.Ready, Reason: fmt.Sprintf("image %s is pulled at the first create", ref)}
 }
 
-// Prefetch starts pulling, in the background, the images among refs that
-// the engine does not have and that are not built here (Config.BuiltHere),
-// so that the first create from a template does not wait for its image:
-// ImageStatus says "preparing" meanwhile, and a create joins the pull. It
-// returns at once; Close ends the pulls.
+// Prefetch says, in the log, which of refs cannot run yet, and starts
+// pulling in the background those the engine does not have and that are not
+// built here (Config.BuiltHere), so that the first create from a template
+// does not wait for its image: ImageStatus says "preparing" meanwhile, and a
+// create joins the pull. The engine is asked once per image. It returns at
+// once; Close ends the pulls.
 func (r *Runtime) Prefetch(ctx context.Context, refs []string) {
-	if r.cfg.NoPull {
-		return
-	}
 	for _, ref := range refs {
-		if r.cfg.BuiltHere[ref] {
-			continue
+		_, err := r.cli.ImageInspect(ctx, ref)
+		switch {
+		case err == nil:
+		case !cerrdefs.IsNotFound(err):
+			r.log.Warn("template image not ready on the Docker engine", "image", ref, "why", fmt.Sprintf("the engine did not answer about it: %v", err))
+		case r.cfg.BuiltHere[ref]:
+			r.log.Warn("template image not ready on the Docker engine", "image", ref, "why", notBuiltReason(ref))
+		case r.cfg.NoPull:
+			r.log.Warn("template image not ready on the Docker engine", "image", ref, "why", "it is not on the engine and pulling is disabled")
+		default:
+			r.log.Info("pulling a template image in the background", "image", ref)
+			r.pulls.prefetch(ref)
 		}
-		if _, err := r.cli.ImageInspect(ctx, ref); err == nil || !cerrdefs.IsNotFound(err) {
-			continue
-		}
-		r.log.Info("pulling a template image in the background", "image", ref)
-		r.pulls.prefetch(ref)
 	}
 }
 
