@@ -39,6 +39,10 @@ const (
 	// EnvAgentToken the supervisor dials its tunnel there and reports usage
 	// and activity.
 	EnvAgentURL = "DEV8_AGENT_URL"
+	// EnvAgentSocket, if set, is the path (inside the workspace) of a unix
+	// socket where the server answers: the supervisor then dials it for
+	// EnvAgentURL's requests, whatever that URL's host.
+	EnvAgentSocket = "DEV8_AGENT_SOCKET"
 	// EnvAgentToken is the supervisor's credential (never passed on to user
 	// processes).
 	EnvAgentToken = "DEV8_AGENT_TOKEN"
@@ -85,6 +89,8 @@ type Launch struct {
 	KillAfter  time.Duration
 	AgentURL   string
 	AgentToken string
+	// AgentSocket is EnvAgentSocket; empty: dial AgentURL.
+	AgentSocket string
 	// CodeServer is the code-server executable, CodeServerAddr where it
 	// binds; empty CodeServer runs the workspace without an IDE.
 	CodeServer     string
@@ -128,6 +134,7 @@ func (l Launch) Environ() []string {
 	set(EnvStopTimeout, (l.KillAfter / 2).String())
 	set(EnvAgentURL, l.AgentURL)
 	set(EnvAgentToken, l.AgentToken)
+	set(EnvAgentSocket, l.AgentSocket)
 	if l.WorkspaceUser != "" {
 		set(EnvWorkspaceUser, l.WorkspaceUser)
 	}

@@ -126,10 +126,14 @@ type Auditor interface {
 }
 
 // URLs are where the server is reached: AccessURL by people (vs_code_url
-// is built on it), AgentURL by workspaces' supervisors.
+// is built on it), AgentURL by workspaces' supervisors, and AgentSocket
+// (a path on this host, if the server listens there) by the supervisors of
+// workspaces on this host that have no network path to the server: see
+// runtime.Spec.AgentSocket.
 type URLs struct {
-	AccessURL string
-	AgentURL  string
+	AccessURL   string
+	AgentURL    string
+	AgentSocket string
 }
 
 // Manager owns every environment state change. The API and the dashboard

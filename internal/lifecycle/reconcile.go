@@ -378,8 +378,10 @@ func (m *Manager) specFor(env store.Environment) runtime.Spec {
 	if m.cfg.AgentToken != nil {
 		token = m.cfg.AgentToken(env.ID)
 	}
+	urls := m.getURLs()
 	return runtime.Spec{
-		AgentURL:      m.getURLs().AgentURL,
+		AgentURL:      urls.AgentURL,
+		AgentSocket:   urls.AgentSocket,
 		AgentToken:    token,
 		EnvironmentID: env.ID,
 		UserID:        env.UserID,

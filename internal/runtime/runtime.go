@@ -41,6 +41,13 @@ type Spec struct {
 	// supervisor (and to nothing else in the workspace).
 	AgentURL   string
 	AgentToken string
+	// AgentSocket, if not empty, is the path on this host of a unix socket
+	// where the server answers the supervisor's routes (and only those):
+	// a runtime on this host whose workspaces leave the host's network
+	// (docker's bridge, local's sandbox) mounts the socket's directory into
+	// the workspace and has the supervisor dial it, so the workspace needs
+	// no network path to the server at all.
+	AgentSocket string
 }
 
 // Port is a port the workspace exposes.

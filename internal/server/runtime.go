@@ -139,6 +139,9 @@ func (plan *runtimePlan) keep(ctx context.Context, db *store.DB) error {
 	return nil
 }
 
+// DefaultDockerNetwork is the docker runtime's isolated network.
+const DefaultDockerNetwork = docker.IsolatedNetwork
+
 // buildRuntimes builds the plan's runtimes. An offered runtime that cannot
 // be built fails the start; a kept one is logged and left out, and its
 // environments say that their runtime is not configured until it is.
@@ -392,6 +395,7 @@ func newRuntime(ctx context.Context, cfg Config, name string, db *store.DB, imag
 			ExtraEnv:         cfg.SupervisorEnv,
 			ImageRefs:        imageRefs,
 			BuiltHere:        builtHere,
+			NetworkMode:      cfg.DockerNetwork,
 			Logger:           cfg.Logger,
 		})
 		if err != nil {

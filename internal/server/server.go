@@ -57,6 +57,9 @@ type Config struct {
 	// DockerHost is the Docker engine's address (unix:///path or
 	// tcp://host:port); empty means DOCKER_HOST, else the local socket.
 	DockerHost string
+	// DockerNetwork is the docker runtime's Config.NetworkMode (default
+	// DefaultDockerNetwork).
+	DockerNetwork string
 	// SupervisorBinary is the static binary the docker runtime copies into
 	// every container (default: the small supervisor this dev8 embeds,
 	// written to <DataDir>/bin, else this executable).
@@ -157,6 +160,7 @@ type Server struct {
 	tlsConfig   *tls.Config // nil: plain HTTP
 	metrics     *metrics.Metrics
 	adminLn     net.Listener // nil: no admin listener
+	agentLn     net.Listener // the agent socket: see agentsocket.go
 	// lock is held on the data directory until Close (see datadirlock.go).
 	lock *dataDirLock
 }
@@ -261,6 +265,18 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		db.Close()
 		return nil, err
 	}
+	var agentLn net.Listener
+	agentSocket, err := agentSocketPath(cfg.DataDir)
+	if err == nil {
+		agentLn, err = listenAgentSocket(agentSocket)
+	}
+	if err != nil {
+		if adminLn != nil {
+			adminLn.Close()
+		}
+		db.Close()
+		return nil, err
+	}
 	// The series are kept whether or not the admin listener serves them:
 	// one code path for tests and production, at ~2 µs a request.
 	m := metrics.New(cfg.Logger)
@@ -337,7 +353,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	m.WatchUsage(usageWriter)
 	m.WatchPools(db)
 	cfg.Logger.Info("dev8 server ready", "store", db.Engine(), "runtimes", mgr.RuntimeNames(), "data_dir", cfg.DataDir, "code_server", cfg.CodeServer)
-	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtimes: byName(runtimes), Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn, lock: lock}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtimes: byName(runtimes), Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn, agentLn: agentLn, lock: lock}, nil
 }
 
 // RemoveInstance removes env's compute and storage from its runtime at
@@ -417,6 +433,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // ShutdownTimeout), background loops stop, workspaces keep running.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	urls := s.urls(ln.Addr())
+	urls.AgentSocket = s.AgentSocket()
 	srv := &http.Server{
 		// Hosts are checked before anything else runs: see AllowHosts.
 		Handler: httpmw.AllowHosts(s.log, urls.AccessURL, urls.AgentURL)(s.handler),
@@ -447,6 +464,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// restores, the schedule) end with it: cancelled, recorded, waited for.
 	g.Go(func() error { return s.backups.Run(gctx) })
 	g.Go(func() error { return s.serveAdmin(gctx) })
+	g.Go(func() error { return s.serveAgentSocket(gctx) })
 	g.Go(func() error {
 		s.log.Info("listening", "addr", ln.Addr().String())
 		serve := srv.Serve
@@ -519,6 +537,8 @@ func urlsFor(scheme string, addr net.Addr, accessURL, agentURL string) lifecycle
 // Close releases the store. Call it after Serve returns.
 func (s *Server) Close() error {
 	s.closeAdmin()
+	// Serve closed it if it ran; this one removes the file otherwise.
+	_ = s.agentLn.Close()
 	for _, rt := range s.Runtimes {
 		if c, ok := rt.(io.Closer); ok {
 			// The docker runtime's engine client and event watcher.

@@ -102,6 +102,9 @@ type Config struct {
 	// code-server only).
 	AgentURL   string
 	AgentToken string
+	// AgentSocket, if set, is a unix socket where the server answers: all
+	// of AgentURL's requests go there (see agentapi.EnvAgentSocket).
+	AgentSocket string
 	// MetricsInterval and ActivityInterval pace the reports (default 30s).
 	MetricsInterval  time.Duration
 	ActivityInterval time.Duration
@@ -139,6 +142,7 @@ func ConfigFromEnv() (Config, error) {
 		CodeServerAddr: os.Getenv(agentapi.EnvCodeServerAddr),
 		AgentURL:       os.Getenv(agentapi.EnvAgentURL),
 		AgentToken:     os.Getenv(agentapi.EnvAgentToken),
+		AgentSocket:    os.Getenv(agentapi.EnvAgentSocket),
 	}
 	if cfg.EnvironmentID == "" {
 		return Config{}, fmt.Errorf("supervisor: %s is not set", agentapi.EnvEnvironmentID)
@@ -220,6 +224,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer strm.Close()
+	// One client for everything that reaches the server: over the agent
+	// socket when there is one.
+	agentClient := cfg.agentClient()
 	var reporter *report.Reporter
 	if cfg.AgentURL != "" {
 		reporter, err = report.New(report.Config{
@@ -235,6 +242,7 @@ func Run(ctx context.Context, cfg Config) error {
 			// Within the stop timeout, so the final report is not cut off.
 			FlushTimeout: cfg.StopTimeout / 2,
 			Activity:     act,
+			Client:       agentClient,
 			Logger:       cfg.Logger,
 		})
 		if err != nil {
@@ -250,6 +258,7 @@ func Run(ctx context.Context, cfg Config) error {
 			AgentToken:    cfg.AgentToken,
 			EnvironmentID: cfg.EnvironmentID,
 			HomeDir:       cfg.HomeDir,
+			HTTPClient:    agentClient,
 			Logger:        cfg.Logger,
 		})
 	}
@@ -309,6 +318,7 @@ func Run(ctx context.Context, cfg Config) error {
 				ServerURL:     cfg.AgentURL,
 				EnvironmentID: cfg.EnvironmentID,
 				Token:         cfg.AgentToken,
+				HTTPClient:    agentClient,
 				Handler:       strm,
 				Logger:        cfg.Logger.With("component", "tunnel"),
 				Connected:     connected,

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -48,6 +49,9 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 		return runtime.Instance{}, fmt.Errorf("docker: create %s: %w", id, err)
 	}
 
+	if err := r.ensureNetwork(ctx); err != nil {
+		return runtime.Instance{}, fmt.Errorf("docker: create %s: %w", id, err)
+	}
 	imgInfo, err := r.ensureImage(ctx, img)
 	if err != nil {
 		return runtime.Instance{}, fmt.Errorf("docker: create %s: %w", id, err)
@@ -140,7 +144,7 @@ func (r *Runtime) containerConfig(spec runtime.Spec, labels map[string]string, h
 	cfg := &container.Config{
 		Image:      spec.Image,
 		User:       ctrUser,
-		Env:        r.env(spec, wsUser, codeServer),
+		Env:        r.env(spec, useAgentSocket(spec, container.NetworkMode(r.cfg.NetworkMode)), wsUser, codeServer),
 		Entrypoint: []string{SupervisorPath, "supervisor"},
 		Cmd:        []string{},
 		WorkingDir: WorkspaceDir,
@@ -153,6 +157,11 @@ func (r *Runtime) containerConfig(spec runtime.Spec, labels map[string]string, h
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
 		Privileged:    false,
 		SecurityOpt:   []string{"no-new-privileges"},
+		// No capability beyond what the supervisor needs to become the
+		// workspace user (see capabilities): no NET_RAW to sniff or spoof,
+		// no MKNOD, no SYS_CHROOT, none at all after it dropped to the user.
+		CapDrop: []string{"ALL"},
+		CapAdd:  capabilities(ctrUser),
 		// The labels again: should a volume vanish between VolumeCreate and
 		// here (a concurrent delete), the engine makes it anew from these
 		// options, and it stays findable by label instead of anonymous.
@@ -164,7 +173,14 @@ func (r *Runtime) containerConfig(spec runtime.Spec, labels map[string]string, h
 		// Sockets of this start only (code-server's): not a host path.
 		Tmpfs: map[string]string{RunDir: "mode=1777,size=1m"},
 	}
-	if !host.NetworkMode.IsHost() {
+	switch {
+	case host.NetworkMode.IsHost():
+	case useAgentSocket(spec, host.NetworkMode):
+		// The agent socket's directory, read-only (connecting to a socket
+		// is not writing the file system): the only host path in a
+		// workspace, and what its supervisor reaches the server through.
+		host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeBind, Source: filepath.Dir(spec.AgentSocket), Target: AgentSocketDir, ReadOnly: true})
+	default:
 		// Lets AgentURL name the host as host.docker.internal (the
 		// bridge's gateway address) on engines from 20.10.
 		host.ExtraHosts = []string{"host.docker.internal:host-gateway"}
@@ -177,6 +193,27 @@ func (r *Runtime) containerConfig(spec runtime.Spec, labels map[string]string, h
 		host.MemorySwap = host.Memory // no swap beyond the limit
 	}
 	return cfg, host
+}
+
+// capabilities are the ones a container starting as ctrUser keeps: a
+// supervisor starting as root (to hand the volumes to the workspace user
+// and become them, see workspaceuser.BecomeWorkspaceUser) needs to change
+// owners, read what root owns and change its ids; its permitted set is
+// emptied when it becomes the user, and no-new-privileges keeps it so. A
+// container starting as somebody else needs none.
+func capabilities(ctrUser string) []string {
+	if !isRoot(ctrUser) {
+		return nil
+	}
+	return []string{"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"}
+}
+
+// useAgentSocket says whether the supervisor of a container on mode
+// reaches the server through the agent socket: when there is one and the
+// container has its own network (host networking reaches AgentURL as the
+// host does).
+func useAgentSocket(spec runtime.Spec, mode container.NetworkMode) bool {
+	return spec.AgentSocket != "" && !mode.IsHost()
 }
 
 // isRoot says whether an image's USER means root (or is unset).

@@ -37,8 +37,11 @@ func TestContainerConfig(t *testing.T) {
 	if h.Privileged || !slices.Contains(h.SecurityOpt, "no-new-privileges") {
 		t.Errorf("Privileged %v SecurityOpt %q; want false and no-new-privileges", h.Privileged, h.SecurityOpt)
 	}
-	if h.RestartPolicy.Name != container.RestartPolicyDisabled || h.NetworkMode != "host" {
-		t.Errorf("RestartPolicy %q NetworkMode %q; want no, host", h.RestartPolicy.Name, h.NetworkMode)
+	if h.RestartPolicy.Name != container.RestartPolicyDisabled || h.NetworkMode != IsolatedNetwork {
+		t.Errorf("RestartPolicy %q NetworkMode %q; want no, %s", h.RestartPolicy.Name, h.NetworkMode, IsolatedNetwork)
+	}
+	if !slices.Equal(h.CapDrop, []string{"ALL"}) || !slices.Equal(h.CapAdd, []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SETGID", "CAP_SETUID"}) {
+		t.Errorf("CapDrop %q CapAdd %q; want ALL and only what becoming the workspace user needs", h.CapDrop, h.CapAdd)
 	}
 	mounts := map[string]string{}
 	for _, m := range ci.Mounts {
@@ -114,7 +117,7 @@ func TestNonRootUser(t *testing.T) {
 // TestWorkspaceUser: with an image that has a dev8 user, the supervisor
 // starts as root, hands both volumes to uid 1000 (the image has no
 // /workspace and a root-owned home), and drops to it for good; an image
-// without that user runs its workspace as root.
+// without that user runs its workspace as uid 1000 too, never as root.
 func TestWorkspaceUser(t *testing.T) {
 	t.Parallel()
 	ctx := wait.Context(t, 2*time.Minute)
@@ -157,14 +160,21 @@ func TestWorkspaceUser(t *testing.T) {
 	}
 	waitLogs(t, ctx, inst.Ref, "handed_over=[]")
 
-	// No dev8 user in the image: root, as before.
+	// No dev8 user in the image: never root, but uid and gid 1000 all the
+	// same, with no capability left and the volumes theirs.
 	plain := create(t, ctx, rt, testSpec())
 	if plain, err = rt.Start(ctx, plain.EnvironmentID); err != nil {
 		t.Fatal(err)
 	}
-	waitLogs(t, ctx, plain.Ref, "supervisor started")
-	if status := execOut(t, ctx, plain.Ref, "/bin/busybox", "cat", "/proc/1/status"); !strings.Contains(status, "\nUid:\t0\t0\t0\t0\n") {
-		t.Errorf("image without a dev8 user: supervisor is not root:\n%s", status)
+	waitLogs(t, ctx, plain.Ref, "running as the workspace user")
+	status = execOut(t, ctx, plain.Ref, "/bin/busybox", "cat", "/proc/1/status")
+	for _, want := range []string{"\nUid:\t1000\t1000\t1000\t1000\n", "\nGid:\t1000\t1000\t1000\t1000\n", "\nCapEff:\t0000000000000000\n", "\nCapPrm:\t0000000000000000\n", "\nNoNewPrivs:\t1\n"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("image without a dev8 user: supervisor status lacks %q:\n%s", want, status)
+		}
+	}
+	if got := strings.TrimSpace(execOut(t, ctx, plain.Ref, "/bin/busybox", "stat", "-c", "%u:%g", "/workspace")); got != "1000:1000" {
+		t.Errorf("image without a dev8 user: /workspace is owned by %s, want 1000:1000", got)
 	}
 }
 

@@ -21,24 +21,24 @@
 // next start), so any image with a shell (or none: FROM scratch works) can
 // be a workspace.
 //
-// Networking: containers use the host's network namespace (NetworkMode
-// "host"). Spec.AgentURL is handed to the supervisor as given, and the
-// server's usual AgentURL is a loopback or host address: with host networking
-// it means the same inside the container as on the host, with no NAT, no
-// published ports and no iptables (these machines run dockerd
-// --iptables=false). The cost is that workspaces are not isolated from the
-// host's network or from each other at the network level (their processes
-// can connect to anything listening on the host, loopback included), and
-// anything a workspace binds, it binds on the host. The supervisor binds
-// nothing of its own here: its loopback status endpoint is disabled
-// (DEV8_SUPERVISOR_ADDR is set empty) and everything reaches the workspace
-// through the supervisor's tunnel, which it dials out. A bridge network needs
-// the server to listen on the bridge's gateway address and an AgentURL
-// to name it: with any other Config.NetworkMode ("bridge") containers get
-// host.docker.internal mapped to the host's gateway address, and the server
-// must listen there (not only on loopback) and give an AgentURL such as
-// http://host.docker.internal:PORT. Both ways were seen to work here (see
-// TestAgentReachable); this package does not rewrite URLs.
+// Networking: containers run on IsolatedNetwork (network.go), a bridge
+// of Dev8's own with traffic between its containers off, and the host's
+// firewall (firewall.go, nftables rules on the bridge) drops everything a
+// workspace sends to the host itself or to a port published on it: a
+// workspace reaches neither another workspace nor any service of the host
+// (the Dev8 server's listeners, PostgreSQL, the admin listener, SSH), while
+// its outbound connections go out as from any container. The supervisor
+// reaches the server through the agent socket (Spec.AgentSocket), whose
+// directory is bind-mounted read-only at AgentSocketDir, the only host path
+// in a container: it needs no network path to the server. It binds nothing
+// of its own (DEV8_SUPERVISOR_ADDR is set empty): everything reaches the
+// workspace through the tunnel it dials, so a forwarded port is the
+// container's own localhost. Config.NetworkMode "host" shares the host's
+// network instead (AgentURL as given; every workspace then reaches the
+// host's services and the others': one trusted user only); another
+// network's name uses that network with the agent socket, and without the
+// firewall rules. The engine must run on this host (the socket is a bind
+// mount; the rules are this host's).
 //
 // State: a running container is StateRunning; anything else is StateStopped.
 // ExitReason comes from the exit code and OOMKilled. The supervisor exits 0
@@ -59,10 +59,15 @@
 // Instance.IDEAddress is that socket ("unix:/run/dev8/code-server.sock").
 // Images without code-server have no IDE (IDEAddress empty).
 //
-// User: the container starts as root and the supervisor becomes the
-// workspace user (the image's USER, else dev8) before anything else, after
-// handing /workspace and the home to them: see Config.WorkspaceUser and
-// workspaceuser.BecomeWorkspaceUser (internal/supervisor/workspaceuser).
+// User: the container starts as root with only the capabilities becoming
+// another user takes (CHOWN, DAC_OVERRIDE, FOWNER, SETUID, SETGID; every
+// other one dropped, NET_RAW included), and the supervisor becomes the
+// workspace user (the image's USER, else dev8; an image that does not know
+// the name runs as uid 1000 all the same, never as root) before anything
+// else, after handing /workspace and the home to them; its capabilities
+// are gone then, and no-new-privileges keeps them gone: see
+// Config.WorkspaceUser and workspaceuser.BecomeWorkspaceUser
+// (internal/supervisor/workspaceuser).
 //
 // Engine restarts: with dockerd --live-restore the containers keep running
 // through a restart of the engine and nothing changes for the workspaces
@@ -90,7 +95,8 @@
 // lifecycle retries the Create.
 //
 // Files: docker.go (Config, New, Close), create.go (Create and the
-// container's configuration), env.go (the supervisor's environment),
+// container's configuration), network.go and firewall.go (the isolated
+// network and the host's rules), env.go (the supervisor's environment),
 // inject.go (copying the supervisor in), startstop.go (Start, Stop, Delete),
 // inspect.go (Inspect, List, exit reasons), events.go (NotifyExits),
 // image.go and pull.go (images, pull failures, the pull coordinator).
@@ -128,6 +134,10 @@ const LabelSpec = "dev8.spec"
 
 // LabelCodeServer on an image gives the path of its code-server executable.
 const LabelCodeServer = "dev8.code-server"
+
+// AgentSocketDir is where the agent socket's directory is mounted (see
+// runtime.Spec.AgentSocket).
+const AgentSocketDir = "/run/dev8-agent"
 
 // Where the supervisor runs code-server in a container: a unix socket on a
 // tmpfs (RunDir) the container gets at every start.
@@ -173,10 +183,14 @@ type Config struct {
 	// "dev8", uid 1000 in Dev8's images). The supervisor starts as root,
 	// hands /workspace and the home directory to that user when they are
 	// not theirs yet (a volume over a mount point the image lacks), then
-	// drops to the user for good: see workspaceuser.BecomeWorkspaceUser (internal/supervisor/workspaceuser). An
-	// image without that user (a bare busybox) runs its workspace as root.
+	// drops to the user for good: see workspaceuser.BecomeWorkspaceUser
+	// (internal/supervisor/workspaceuser). An image without that user (a
+	// bare busybox) runs its workspace as uid 1000, never as root.
 	WorkspaceUser string
-	// NetworkMode of every container. Default "host": see the package doc.
+	// NetworkMode of every container. Default IsolatedNetwork: see the
+	// package doc. "host" shares the host's network with every workspace:
+	// they then reach the host's services and each other (only for a
+	// single trusted user).
 	NetworkMode string
 	// PidsLimit caps processes per container. Default 4096.
 	PidsLimit int64
@@ -218,7 +232,9 @@ type Runtime struct {
 	newVolume map[string]bool
 	notify    []chan<- string
 	cpus      int // the engine's, once asked: see engineCPUs
-	pulls     *pullCoordinator
+	// networkReady: ensureNetwork succeeded once.
+	networkReady bool
+	pulls        *pullCoordinator
 	// The event watcher NotifyExits starts and Close ends.
 	watchCancel context.CancelFunc
 	watchDone   chan struct{}
@@ -246,7 +262,7 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, fmt.Errorf("docker: supervisor binary %s is not a regular file", cfg.SupervisorBinary)
 	}
 	if cfg.NetworkMode == "" {
-		cfg.NetworkMode = "host"
+		cfg.NetworkMode = IsolatedNetwork
 	}
 	if cfg.Installation == "" {
 		cfg.Installation = "default"
@@ -274,6 +290,9 @@ func New(cfg Config) (*Runtime, error) {
 		}
 	}
 	log := cfg.Logger.With("runtime", "docker")
+	if cfg.NetworkMode == "host" {
+		log.Warn("workspaces share the host's network: each reaches the host's services and the others' (only for a single trusted user; the default network isolates them)", "network", cfg.NetworkMode)
+	}
 	return &Runtime{
 		cfg:       cfg,
 		cli:       cli,

@@ -185,6 +185,17 @@ func expectObjects(t *testing.T, ctx context.Context, id string, wantContainers,
 // execOut runs argv in the container and returns its stdout.
 func execOut(t *testing.T, ctx context.Context, containerID string, argv ...string) string {
 	t.Helper()
+	stdout, stderr, code := execRun(t, ctx, containerID, argv...)
+	if code != 0 {
+		t.Fatalf("exec %q: exit code %d, stderr %q", argv, code, stderr)
+	}
+	return stdout
+}
+
+// execRun runs argv in the container (as its configured user) and returns
+// its output and exit code.
+func execRun(t *testing.T, ctx context.Context, containerID string, argv ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	ex, err := cli.ContainerExecCreate(ctx, containerID, container.ExecOptions{Cmd: argv, AttachStdout: true, AttachStderr: true})
 	if err != nil {
 		t.Fatalf("exec %q: %v", argv, err)
@@ -194,18 +205,15 @@ func execOut(t *testing.T, ctx context.Context, containerID string, argv ...stri
 		t.Fatalf("exec %q: %v", argv, err)
 	}
 	defer hr.Close()
-	var stdout, stderr bytes.Buffer
-	if _, err := stdcopy.StdCopy(&stdout, &stderr, hr.Reader); err != nil {
+	var out, errOut bytes.Buffer
+	if _, err := stdcopy.StdCopy(&out, &errOut, hr.Reader); err != nil {
 		t.Fatalf("exec %q: %v", argv, err)
 	}
 	ei, err := cli.ContainerExecInspect(ctx, ex.ID)
 	if err != nil {
 		t.Fatalf("exec %q: %v", argv, err)
 	}
-	if ei.ExitCode != 0 {
-		t.Fatalf("exec %q: exit code %d, stderr %q", argv, ei.ExitCode, stderr.String())
-	}
-	return stdout.String()
+	return out.String(), errOut.String(), ei.ExitCode
 }
 
 // waitLogs waits until the container's output contains want.

@@ -69,7 +69,10 @@ type Config struct {
 	// HomeDir is the workspace user's home: ~/.gitconfig and
 	// ~/.ssh/authorized_keys are there.
 	HomeDir string
-	Logger  *slog.Logger
+	// HTTPClient reaches the server (default: a plain client); its
+	// Timeout, if zero, becomes 30 s.
+	HTTPClient *http.Client
+	Logger     *slog.Logger
 }
 
 // Client fetches and applies the manifest.
@@ -96,12 +99,20 @@ type Client struct {
 
 // New returns a Client; Run fetches.
 func New(cfg Config) *Client {
+	hc := &http.Client{Timeout: 30 * time.Second}
+	if cfg.HTTPClient != nil {
+		c := *cfg.HTTPClient
+		if c.Timeout == 0 {
+			c.Timeout = 30 * time.Second
+		}
+		hc = &c
+	}
 	return &Client{
 		url:     strings.TrimSuffix(cfg.AgentURL, "/") + "/api/v1/environments/" + url.PathEscape(cfg.EnvironmentID) + "/manifest",
 		token:   cfg.AgentToken,
 		envID:   cfg.EnvironmentID,
 		home:    cfg.HomeDir,
-		client:  &http.Client{Timeout: 30 * time.Second},
+		client:  hc,
 		log:     cfg.Logger.With("component", "manifest"),
 		trigger: make(chan struct{}, 1),
 		ready:   make(chan struct{}),

@@ -17,6 +17,11 @@ import (
 	"dev8.dev/dev8/internal/supervisor/userenv"
 )
 
+// FallbackUID is the uid (and gid) a workspace runs as when its image does
+// not know the workspace user's name: the uid of the dev8 user in Dev8's
+// images.
+const FallbackUID = 1000
+
 // WorkspaceUser is who BecomeWorkspaceUser made this process.
 type WorkspaceUser struct {
 	Name     string
@@ -42,15 +47,30 @@ type WorkspaceUser struct {
 //     forwarded ports) are that user and root is never reachable again (the
 //     container also runs with no-new-privileges).
 //
-// It returns nil, nil when there is nothing to do: not root, variable unset,
-// or a name the image does not know (images without a dev8 user, such as a
-// bare busybox, keep running their workspace as root).
+// A name the image does not know (an image without a dev8 user, such as a
+// bare busybox) becomes FallbackUID:FallbackUID, the uid of Dev8's own
+// images' user, without a passwd entry: a workspace never runs as root
+// because its image lacks a user.
+//
+// It returns nil, nil when there is nothing to do: not root, variable
+// unset, or a user that is root itself (an operator's explicit choice).
 func BecomeWorkspaceUser() (*WorkspaceUser, error) {
 	want := os.Getenv(agentapi.EnvWorkspaceUser)
 	if want == "" || os.Geteuid() != 0 {
 		return nil, nil
 	}
 	u, groups, err := lookupUser("/etc/passwd", "/etc/group", want)
+	if err == nil && u == nil {
+		u, groups, err = lookupUser("/etc/passwd", "/etc/group", strconv.Itoa(FallbackUID))
+		if u != nil && u.Name == "" {
+			// No passwd entry: the name asked for is what USER says.
+			name, _, _ := strings.Cut(want, ":")
+			if _, nerr := strconv.Atoi(name); nerr != nil {
+				_ = os.Setenv("USER", name)
+				_ = os.Setenv("LOGNAME", name)
+			}
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("supervisor: workspace user %q: %w", want, err)
 	}
