@@ -245,10 +245,14 @@ const (
 	// not configured here, or the one a create asks for cannot run its
 	// template yet (details say what to run); nothing was changed.
 	CodeRuntimeUnavailable = "RUNTIME_UNAVAILABLE"
-	CodeTooLarge           = "PAYLOAD_TOO_LARGE"
-	CodeUnsupportedMedia   = "UNSUPPORTED_MEDIA_TYPE"
-	CodeInternal           = "INTERNAL_ERROR"
-	CodeNotReady           = "NOT_READY"
+	// CodeRuntimeAdminOnly (403): the runtime shares the server's host (no
+	// isolation), so only admins' workspaces may run on it; nothing was
+	// changed.
+	CodeRuntimeAdminOnly = "RUNTIME_ADMIN_ONLY"
+	CodeTooLarge         = "PAYLOAD_TOO_LARGE"
+	CodeUnsupportedMedia = "UNSUPPORTED_MEDIA_TYPE"
+	CodeInternal         = "INTERNAL_ERROR"
+	CodeNotReady         = "NOT_READY"
 	// CodeMisdirected (421): the request named a host this server is not
 	// configured for (a DNS-rebinding page does); reach it at its access
 	// URL, an IP address or localhost.

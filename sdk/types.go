@@ -233,6 +233,10 @@ type TemplateRuntime struct {
 	// machine (the local runtime): the template's image is not used, and
 	// its tools are whatever that machine has installed.
 	HostTools bool `json:"host_tools"`
+	// AdminOnly is true (and State unavailable) where workspaces would
+	// share the server's host without isolation and the caller is not an
+	// admin: only admins may run workspaces there.
+	AdminOnly bool `json:"admin_only,omitempty"`
 }
 
 // InstanceType is a catalog size.

@@ -333,6 +333,7 @@ func (a *API) reportActivity(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listTemplates(w http.ResponseWriter, r *http.Request) {
+	caller := mustUser(r.Context())
 	tpls, err := a.store.ListTemplates(r.Context())
 	if err != nil {
 		a.writeError(w, r, fmt.Errorf("list templates: %w", err))
@@ -362,18 +363,24 @@ func (a *API) listTemplates(w http.ResponseWriter, r *http.Request) {
 			Extensions:           nonNil(t.Extensions),
 			EstimatedCostPerHour: a.lifecycle.Pricing().HourlyCost(t.DefaultCPU, t.DefaultMemory, t.DefaultStorage),
 		}
-		a.templateState(r.Context(), &out[i], t)
+		if err := a.templateState(r.Context(), &out[i], t, caller.ID); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"templates": out})
 }
 
-// templateState fills in where a template can run now: per offered
+// templateState fills in where userID may run a template now: per offered
 // runtime, and for a create that names none.
-func (a *API) templateState(ctx context.Context, out *sdk.Template, t store.Template) {
-	statuses := a.lifecycle.TemplateStatus(ctx, t)
+func (a *API) templateState(ctx context.Context, out *sdk.Template, t store.Template, userID string) error {
+	statuses, err := a.lifecycle.TemplateStatus(ctx, t, userID)
+	if err != nil {
+		return err
+	}
 	out.Runtimes = make([]sdk.TemplateRuntime, len(statuses))
 	for i, s := range statuses {
-		out.Runtimes[i] = sdk.TemplateRuntime{Runtime: s.Runtime, State: string(s.State), Reason: s.Reason, HostTools: s.HostTools}
+		out.Runtimes[i] = sdk.TemplateRuntime{Runtime: s.Runtime, State: string(s.State), Reason: s.Reason, HostTools: s.HostTools, AdminOnly: s.AdminOnly}
 	}
 	out.Runtime = a.lifecycle.ChooseRuntime(statuses)
 	out.State = sdk.TemplateUnavailable
@@ -382,6 +389,7 @@ func (a *API) templateState(ctx context.Context, out *sdk.Template, t store.Temp
 			out.State, out.StateReason = s.State, s.Reason
 		}
 	}
+	return nil
 }
 
 func nonNil[T any](s []T) []T {

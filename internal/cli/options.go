@@ -79,7 +79,11 @@ func applyEnv(opts []serverOption, lookup func(string) (string, bool)) error {
 // is refused by pflag naming the flag and the value's error.
 func registerFlags(flags *pflag.FlagSet, opts []serverOption) {
 	for _, o := range opts {
-		flags.Var(o.value, o.flag, o.usage())
+		f := flags.VarPF(o.value, o.flag, "", o.usage())
+		if o.value.Type() == "bool" {
+			// --flag alone means true, as for pflag's own bools.
+			f.NoOptDefVal = "true"
+		}
 	}
 }
 
@@ -189,6 +193,18 @@ func addrValue(dst *string, def string, optional bool) *setting[string] {
 			return "", errors.New("want an address host:port, such as 127.0.0.1:3000 or :3000")
 		}
 		return s, nil
+	})
+}
+
+// boolValue takes true or false (1, t, yes... as strconv.ParseBool does);
+// the flag alone means true.
+func boolValue(dst *bool, def bool) *setting[bool] {
+	return newSetting(dst, def, "bool", strconv.FormatBool, func(s string) (bool, error) {
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
+		if err != nil {
+			return false, errors.New("want true or false")
+		}
+		return b, nil
 	})
 }
 

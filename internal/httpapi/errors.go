@@ -35,6 +35,7 @@ const (
 	CodeConflict           = sdk.CodeConflict
 	CodeInvalidState       = sdk.CodeInvalidState
 	CodeRuntimeUnavailable = sdk.CodeRuntimeUnavailable
+	CodeRuntimeAdminOnly   = sdk.CodeRuntimeAdminOnly
 	CodeTooLarge           = sdk.CodeTooLarge
 	CodeUnsupportedMedia   = sdk.CodeUnsupportedMedia
 	CodeInternal           = sdk.CodeInternal
@@ -95,6 +96,7 @@ func ToError(err error) *Error {
 		nameErr  *lifecycle.NameTakenError
 		rtErr    *lifecycle.RuntimeUnavailableError
 		tplErr   *lifecycle.TemplateUnavailableError
+		adminErr *lifecycle.AdminOnlyError
 		quotaErr *store.QuotaExceededError
 		spentErr *quota.BudgetExceededError
 	)
@@ -111,6 +113,8 @@ func ToError(err error) *Error {
 		return Validation(rtErr.Error())
 	case errors.As(err, &rtErr):
 		return &Error{Status: http.StatusConflict, Code: CodeRuntimeUnavailable, Message: "Runtime not available", Details: rtErr.Error()}
+	case errors.As(err, &adminErr):
+		return &Error{Status: http.StatusForbidden, Code: CodeRuntimeAdminOnly, Message: "Only admins may run workspaces on this runtime", Details: adminErr.Error()}
 	case errors.As(err, &tplErr):
 		return &Error{Status: http.StatusConflict, Code: CodeRuntimeUnavailable, Message: "Template not available on this runtime", Details: tplErr.Error()}
 	case errors.As(err, &quotaErr):

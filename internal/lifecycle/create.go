@@ -87,7 +87,7 @@ func (m *Manager) resolve(ctx context.Context, p CreateParams) (store.Environmen
 	if p.BaseImage != "" {
 		subject = "image " + p.BaseImage
 	}
-	if env.Runtime, err = m.pickRuntime(ctx, p.Runtime, subject, env.BaseImage); err != nil {
+	if env.Runtime, err = m.pickRuntime(ctx, p.UserID, p.Runtime, subject, env.BaseImage); err != nil {
 		return store.Environment{}, err
 	}
 	if env.CloudRegion == "" {

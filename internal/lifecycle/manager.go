@@ -58,8 +58,12 @@ type Config struct {
 	// be offered. Empty: the first offered runtime on which the
 	// template can run now (see ChooseRuntime).
 	DefaultRuntime string
-	Pricing        Pricing
-	Logger         *slog.Logger
+	// IsAdmin says whether a user is an admin: only admins' environments
+	// may run on a runtime that shares the server's host
+	// (runtime.HostSharer). Nil lets everyone's (tests of one user).
+	IsAdmin func(ctx context.Context, userID string) (bool, error)
+	Pricing Pricing
+	Logger  *slog.Logger
 
 	// Workers bounds how many runtime operations run at once (default 4).
 	Workers int
@@ -356,15 +360,18 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (store.Environment
 // owner's quota is checked first (Config.Quota); starting one that already
 // counts as running is never refused.
 func (m *Manager) Start(ctx context.Context, id string) (store.Environment, error) {
+	env, err := m.store.GetEnvironment(ctx, id)
+	if err != nil {
+		return store.Environment{}, err
+	}
+	if err := m.checkHostSharing(ctx, env); err != nil {
+		return store.Environment{}, err
+	}
 	var limits *store.EnvironmentLimits
 	if m.cfg.Quota != nil {
 		// Whose quota, and whether the start adds compute (which the budget
 		// is asked about); the running limit itself is checked again by the
 		// store, under the owner's lock, with the status as it is then.
-		env, err := m.store.GetEnvironment(ctx, id)
-		if err != nil {
-			return store.Environment{}, err
-		}
 		if limits, err = m.admit(ctx, env.UserID, !slices.Contains(store.ActiveStatuses, env.Status)); err != nil {
 			return store.Environment{}, err
 		}

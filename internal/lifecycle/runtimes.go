@@ -52,6 +52,58 @@ func (e *TemplateUnavailableError) Error() string {
 	return fmt.Sprintf("%s cannot run on the %s runtime yet: %s", e.Subject, e.Runtime, e.Reason)
 }
 
+// AdminOnlyError is a create or start, for a user who is not an admin, on a
+// runtime whose workspaces share the server's host (runtime.HostSharer).
+// Nothing was changed. The API answers it with 403.
+type AdminOnlyError struct {
+	Runtime string
+}
+
+func (e *AdminOnlyError) Error() string { return adminOnlyReason(e.Runtime) }
+
+func adminOnlyReason(name string) string {
+	return fmt.Sprintf("the %s runtime runs workspaces as processes of the server's own user, isolated from neither the server nor each other, so only admins may run workspaces on it; "+
+		"ask an admin for an isolated runtime (dev8 server --runtimes docker)", name)
+}
+
+// sharesHost says whether rt's workspaces share the server's host.
+func sharesHost(rt runtime.Runtime) bool {
+	h, ok := rt.(runtime.HostSharer)
+	return ok && h.SharesHost()
+}
+
+// mayShareHost says whether userID's workspaces may run on a runtime that
+// shares the server's host: whether they are an admin (Config.IsAdmin;
+// without it, everyone may).
+func (m *Manager) mayShareHost(ctx context.Context, userID string) (bool, error) {
+	if m.cfg.IsAdmin == nil {
+		return true, nil
+	}
+	ok, err := m.cfg.IsAdmin(ctx, userID)
+	if err != nil {
+		return false, fmt.Errorf("is %s an admin: %w", userID, err)
+	}
+	return ok, nil
+}
+
+// checkHostSharing refuses env's start when its runtime shares the host
+// and its owner is not an admin (an environment made before that rule, or
+// whose owner is no longer one).
+func (m *Manager) checkHostSharing(ctx context.Context, env store.Environment) error {
+	rt, ok := m.runtimes[env.Runtime]
+	if !ok || !sharesHost(rt) {
+		return nil
+	}
+	may, err := m.mayShareHost(ctx, env.UserID)
+	if err != nil {
+		return err
+	}
+	if !may {
+		return &AdminOnlyError{Runtime: env.Runtime}
+	}
+	return nil
+}
+
 // unconfiguredReason is the status reason of an environment whose runtime
 // is not configured; it is cleared once the runtime is back.
 func unconfiguredReason(name string) string {
@@ -92,27 +144,35 @@ type RuntimeStatus struct {
 	// this machine (local): the template's image is not used, and its
 	// tools are whatever the host has.
 	HostTools bool
+	// AdminOnly: the runtime shares the server's host and the user is not
+	// an admin (State is Unavailable).
+	AdminOnly bool
 }
 
 // TemplateStatus says, for each offered runtime in order of preference,
-// whether environments from tpl (with its image) can be created there now.
-func (m *Manager) TemplateStatus(ctx context.Context, tpl store.Template) []RuntimeStatus {
-	return m.imageStatuses(ctx, tpl.BaseImage)
+// whether userID may create environments from tpl (with its image) there
+// now.
+func (m *Manager) TemplateStatus(ctx context.Context, tpl store.Template, userID string) ([]RuntimeStatus, error) {
+	mayShare, err := m.mayShareHost(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	return m.imageStatuses(ctx, tpl.BaseImage, mayShare), nil
 }
 
 // imageStatuses is imageStatus on each offered runtime, in order.
-func (m *Manager) imageStatuses(ctx context.Context, image string) []RuntimeStatus {
+func (m *Manager) imageStatuses(ctx context.Context, image string, mayShareHost bool) []RuntimeStatus {
 	out := make([]RuntimeStatus, 0, len(m.offered))
 	for _, name := range m.offered {
-		out = append(out, m.imageStatus(ctx, name, image))
+		out = append(out, m.imageStatus(ctx, name, image, mayShareHost))
 	}
 	return out
 }
 
 // ChooseRuntime is the runtime a create that names none would use for an
 // image, given the statuses TemplateStatus returned for it: the default
-// runtime, or the first offered one that is not unavailable (the first
-// offered one when all are).
+// runtime, or the first offered one that is not unavailable (when all are:
+// the first the user may use, else the first).
 func (m *Manager) ChooseRuntime(statuses []RuntimeStatus) string {
 	if m.cfg.DefaultRuntime != "" {
 		return m.cfg.DefaultRuntime
@@ -122,14 +182,25 @@ func (m *Manager) ChooseRuntime(statuses []RuntimeStatus) string {
 			return s.Runtime
 		}
 	}
+	// None can: the first whose reason the user can act on (an image to
+	// build), rather than one they may never use.
+	for _, s := range statuses {
+		if !s.AdminOnly {
+			return s.Runtime
+		}
+	}
 	if len(statuses) > 0 {
 		return statuses[0].Runtime
 	}
 	return ""
 }
 
-func (m *Manager) imageStatus(ctx context.Context, name, image string) RuntimeStatus {
+func (m *Manager) imageStatus(ctx context.Context, name, image string, mayShareHost bool) RuntimeStatus {
 	rt := m.runtimes[name]
+	if !mayShareHost && sharesHost(rt) {
+		return RuntimeStatus{Runtime: name, ImageStatus: runtime.ImageStatus{State: runtime.Unavailable, Reason: adminOnlyReason(name)},
+			HostTools: name == "local", AdminOnly: true}
+	}
 	if c, ok := rt.(runtime.ImageChecker); ok {
 		return RuntimeStatus{Runtime: name, ImageStatus: c.ImageStatus(ctx, image)}
 	}
@@ -141,7 +212,11 @@ func (m *Manager) imageStatus(ctx context.Context, name, image string) RuntimeSt
 // offered one where the image can run now; each runtime's engine is asked
 // once. A runtime that cannot run the image now is refused before anything
 // is recorded.
-func (m *Manager) pickRuntime(ctx context.Context, asked, subject, image string) (string, error) {
+func (m *Manager) pickRuntime(ctx context.Context, userID, asked, subject, image string) (string, error) {
+	mayShare, err := m.mayShareHost(ctx, userID)
+	if err != nil {
+		return "", err
+	}
 	var status RuntimeStatus
 	switch {
 	case asked != "":
@@ -149,17 +224,20 @@ func (m *Manager) pickRuntime(ctx context.Context, asked, subject, image string)
 		if !slices.Contains(m.offered, asked) {
 			return "", &RuntimeUnavailableError{Runtime: asked, Configured: m.OfferedRuntimes(), Create: true}
 		}
-		status = m.imageStatus(ctx, asked, image)
+		status = m.imageStatus(ctx, asked, image, mayShare)
 	case m.cfg.DefaultRuntime != "":
-		status = m.imageStatus(ctx, m.cfg.DefaultRuntime, image)
+		status = m.imageStatus(ctx, m.cfg.DefaultRuntime, image, mayShare)
 	default:
-		statuses := m.imageStatuses(ctx, image)
+		statuses := m.imageStatuses(ctx, image, mayShare)
 		chosen := m.ChooseRuntime(statuses)
 		for _, s := range statuses {
 			if s.Runtime == chosen {
 				status = s
 			}
 		}
+	}
+	if status.AdminOnly {
+		return "", &AdminOnlyError{Runtime: status.Runtime}
 	}
 	if status.State == runtime.Unavailable {
 		return "", &TemplateUnavailableError{Subject: subject, Runtime: status.Runtime, Reason: status.Reason}

@@ -36,6 +36,11 @@ type hostRuntime struct{ *memRuntime }
 
 func (r hostRuntime) Name() string { return "local" }
 
+// sharingRuntime is hostRuntime saying its workspaces share the host.
+type sharingRuntime struct{ hostRuntime }
+
+func (sharingRuntime) SharesHost() bool { return true }
+
 // runManager runs a manager over db until the test ends or stop is called.
 func runManager(t *testing.T, ctx context.Context, cfg Config) (m *Manager, stop func()) {
 	t.Helper()
@@ -86,7 +91,10 @@ func TestCreateGoesWhereTheTemplateRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	statuses := m.TemplateStatus(ctx, tpl)
+	statuses, err := m.TemplateStatus(ctx, tpl, user.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(statuses) != 2 || statuses[0].Runtime != "docker" || statuses[0].State != runtime.Unavailable || statuses[0].Reason != unbuiltReason ||
 		statuses[1].Runtime != "local" || statuses[1].State != runtime.Ready || !statuses[1].HostTools {
 		t.Fatalf("TemplateStatus(nodejs) = %+v", statuses)
@@ -190,5 +198,92 @@ func TestEnvironmentOnARuntimeNotConfigured(t *testing.T) {
 	}
 	if inst, err := docker.Inspect(ctx, env.ID); err != nil || inst.State != runtime.StateStopped {
 		t.Fatalf("stopped on docker: %+v, %v", inst, err)
+	}
+}
+
+// TestHostSharingRuntimeIsForAdmins: on a runtime whose workspaces share the
+// server's host, a member can neither create (named, or by default) nor
+// start an environment, and is told why; a create that names no runtime
+// goes where they may; an admin may do all of it. Nothing is recorded for
+// a refused create, and a refused start changes nothing.
+func TestHostSharingRuntimeIsForAdmins(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	db, admin := seededStore(t, ctx) // the first user: an admin
+	member, err := db.CreateUser(ctx, store.User{Email: "grace@example.com", Name: "Grace"})
+	if err != nil || admin.Role != store.RoleAdmin || member.Role != store.RoleMember {
+		t.Fatalf("users: %s and %s, %v; want an admin and a member", admin.Role, member.Role, err)
+	}
+	docker, host := twoRuntimes()
+	local := sharingRuntime{host}
+	isAdmin := func(ctx context.Context, id string) (bool, error) {
+		u, err := db.GetUser(ctx, id)
+		return u.Role == store.RoleAdmin, err
+	}
+	m, _ := runManager(t, ctx, Config{Store: db, Runtimes: []runtime.Runtime{local, docker}, IsAdmin: isAdmin})
+
+	tpl, err := db.GetTemplate(ctx, "python")
+	if err != nil {
+		t.Fatal(err)
+	}
+	statuses, err := m.TemplateStatus(ctx, tpl, member.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(statuses) != 2 || statuses[0].Runtime != "local" || statuses[0].State != runtime.Unavailable || !statuses[0].AdminOnly ||
+		!strings.Contains(statuses[0].Reason, "only admins") || statuses[1].State != runtime.Ready {
+		t.Fatalf("TemplateStatus(python) for a member = %+v", statuses)
+	}
+	if got := m.ChooseRuntime(statuses); got != "docker" {
+		t.Fatalf("ChooseRuntime for a member = %q, want docker", got)
+	}
+	if statuses, err = m.TemplateStatus(ctx, tpl, admin.ID); err != nil || statuses[0].State != runtime.Ready || statuses[0].AdminOnly {
+		t.Fatalf("TemplateStatus(python) for an admin = %+v, %v", statuses, err)
+	}
+
+	var adminOnly *AdminOnlyError
+	if _, err := m.Create(ctx, CreateParams{UserID: member.ID, Name: "mine", Template: "python", Runtime: "local"}); !errors.As(err, &adminOnly) || adminOnly.Runtime != "local" {
+		t.Fatalf("member's create on local: %v, want AdminOnlyError", err)
+	}
+	// nodejs cannot run on docker: the member is told about docker, not
+	// given local.
+	var unavailable *TemplateUnavailableError
+	if _, err := m.Create(ctx, CreateParams{UserID: member.ID, Name: "web", Template: "nodejs"}); !errors.As(err, &unavailable) || unavailable.Runtime != "docker" {
+		t.Fatalf("member's create from nodejs: %v, want TemplateUnavailableError on docker", err)
+	}
+	if envs, _, err := db.ListEnvironments(ctx, store.EnvironmentFilter{UserID: member.ID}); err != nil || len(envs) != 0 {
+		t.Fatalf("refused creates recorded %d environments (%v)", len(envs), err)
+	}
+	onDocker, err := m.Create(ctx, CreateParams{UserID: member.ID, Name: "api", Template: "python"})
+	if err != nil || onDocker.Runtime != "docker" {
+		t.Fatalf("member's create with no runtime: %+v, %v; want it on docker", onDocker, err)
+	}
+	mine, err := m.Create(ctx, CreateParams{UserID: admin.ID, Name: "mine", Template: "python", Runtime: "local"})
+	if err != nil || mine.Runtime != "local" {
+		t.Fatalf("admin's create on local: %+v, %v", mine, err)
+	}
+	if _, err := m.WaitFor(ctx, mine.ID, func(e store.Environment) bool { return e.Status == store.StatusRunning }); err != nil {
+		t.Fatal(err)
+	}
+
+	// An environment on local whose owner is (now) a member: its start is
+	// refused and its status left as it was.
+	if _, err := m.Stop(ctx, mine.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.WaitFor(ctx, mine.ID, func(e store.Environment) bool { return e.Status == store.StatusStopped }); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.UpdateManagedUser(ctx, member.ID, func(u *store.ManagedUser) error { u.Role = store.RoleAdmin; return nil }); err != nil {
+		t.Fatal(err) // another admin, so Ada may stop being one
+	}
+	if _, _, err := db.UpdateManagedUser(ctx, admin.ID, func(u *store.ManagedUser) error { u.Role = store.RoleMember; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Start(ctx, mine.ID); !errors.As(err, &adminOnly) {
+		t.Fatalf("start on local by a former admin: %v, want AdminOnlyError", err)
+	}
+	if env, err := db.GetEnvironment(ctx, mine.ID); err != nil || env.Status != store.StatusStopped {
+		t.Fatalf("after the refused start: %s, %v; want STOPPED", env.Status, err)
 	}
 }

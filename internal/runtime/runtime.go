@@ -50,6 +50,14 @@ type Spec struct {
 	AgentSocket string
 }
 
+// HostSharer is implemented by a runtime whose workspaces share the
+// server's host: processes of the server's own user (local), isolated from
+// neither the server nor each other. Only admins may run workspaces on it
+// (see lifecycle.Config.IsAdmin).
+type HostSharer interface {
+	SharesHost() bool
+}
+
 // Port is a port the workspace exposes.
 type Port struct {
 	Port     int

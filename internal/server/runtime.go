@@ -420,13 +420,21 @@ func newRuntime(ctx context.Context, cfg Config, name string, db *store.DB, imag
 
 // logRuntimes says which runtimes run workspaces and why: the first thing
 // dev8 server logs.
-func logRuntimes(log *slog.Logger, plan runtimePlan) {
+func logRuntimes(log *slog.Logger, plan runtimePlan, localForMembers bool) {
 	def := plan.Default
 	if def == "" {
 		def = "the first where the template can run"
 	}
 	for _, name := range plan.Offered {
 		log.Info("workspace runtime: "+name, "runtime", name, "default", def, "why", plan.Why[name])
+		switch {
+		case name == "local" && localForMembers:
+			log.Warn("workspace runtime: local runs workspaces as this server's own user with no isolation, and --local-for-members lets every member run them: each member can read the data directory, the others' workspaces and secrets, and reach this server's listeners",
+				"runtime", name)
+		case name == "local":
+			log.Warn("workspace runtime: local runs workspaces as this server's own user with no isolation (they can read its data directory and reach its listeners): only admins may create or start workspaces on it; members need the docker runtime",
+				"runtime", name)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/sdk"
 )
 
@@ -44,5 +45,44 @@ func TestTemplatesSayWhereTheyRun(t *testing.T) {
 	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "web", CloudProvider: "LOCAL"})
 	if env.Runtime != "local" || env.CloudProvider != "LOCAL" {
 		t.Fatalf("create with cloud_provider LOCAL: runtime %q, cloud_provider %q", env.Runtime, env.CloudProvider)
+	}
+}
+
+// TestLocalRuntimeAdminOnly: the local runtime isolates nothing, so by
+// default only admins run workspaces on it. A member sees it unavailable,
+// with the reason, in GET /templates, and their create on it is a 403
+// RUNTIME_ADMIN_ONLY that creates nothing; the admin's goes ahead.
+func TestLocalRuntimeAdminOnly(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "", func(c *server.Config) { c.LocalForMembers = false })
+	adminToken, _ := ts.user("ada@example.com") // the first user: an admin
+	memberToken, _ := ts.user("grace@example.com")
+	member := ts.client(memberToken)
+
+	tpls, err := member.Templates(ts.ctx)
+	if err != nil || len(tpls) == 0 {
+		t.Fatalf("templates: %d, %v", len(tpls), err)
+	}
+	for _, tp := range tpls {
+		if tp.State != sdk.TemplateUnavailable || tp.Runtime != "local" || !strings.Contains(tp.StateReason, "only admins may run workspaces on it") {
+			t.Errorf("template %s for a member: state %q %q on %q", tp.Name, tp.State, tp.StateReason, tp.Runtime)
+		}
+	}
+	for _, req := range []sdk.CreateEnvironmentRequest{{Name: "mine"}, {Name: "mine", Runtime: "local"}} {
+		_, err = member.CreateEnvironment(ts.ctx, req)
+		if !isAPIError(err, http.StatusForbidden, sdk.CodeRuntimeAdminOnly) || !strings.Contains(err.Error(), "isolated from neither the server nor each other") {
+			t.Fatalf("member's create %+v: %v", req, err)
+		}
+	}
+	if list, err := member.ListEnvironments(ts.ctx, sdk.EnvironmentFilter{}); err != nil || list.Total != 0 {
+		t.Fatalf("refused creates left environments: %+v, %v", list, err)
+	}
+
+	admin := ts.client(adminToken)
+	if tpls, err = admin.Templates(ts.ctx); err != nil || tpls[0].State != sdk.TemplateReady {
+		t.Fatalf("templates for the admin: %+v, %v", tpls, err)
+	}
+	if env := ts.create(adminToken, sdk.CreateEnvironmentRequest{Name: "mine"}); env.Runtime != "local" {
+		t.Fatalf("admin's create: runtime %q", env.Runtime)
 	}
 }

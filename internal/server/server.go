@@ -57,6 +57,10 @@ type Config struct {
 	// DockerHost is the Docker engine's address (unix:///path or
 	// tcp://host:port); empty means DOCKER_HOST, else the local socket.
 	DockerHost string
+	// LocalForMembers lets members (not only admins) run workspaces on the
+	// local runtime, which isolates nothing: for one person, or a team that
+	// trusts each other with the server's user and data.
+	LocalForMembers bool
 	// DockerNetwork is the docker runtime's Config.NetworkMode (default
 	// DefaultDockerNetwork).
 	DockerNetwork string
@@ -232,7 +236,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		db.Close()
 		return nil, err
 	}
-	logRuntimes(cfg.Logger, plan)
+	logRuntimes(cfg.Logger, plan, cfg.LocalForMembers)
 	imageRefs, builtHere, err := templateImageRefs(ctx, db, cfg.TemplateImages)
 	if err != nil {
 		db.Close()
@@ -297,8 +301,19 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Now:      cfg.Now,
 		Schedule: cfg.Snapshots,
 	})
+	isAdmin := func(ctx context.Context, userID string) (bool, error) {
+		u, err := timed.GetUser(ctx, userID)
+		if err != nil {
+			return false, err
+		}
+		return u.Role == store.RoleAdmin, nil
+	}
+	if cfg.LocalForMembers {
+		isAdmin = nil
+	}
 	mgr := lifecycle.New(lifecycle.Config{
-		Quota: quotas,
+		IsAdmin: isAdmin,
+		Quota:   quotas,
 		// Every stop (a user's or the idle reaper's) first snapshots the
 		// workspace, so nothing written before it is lost.
 		BeforeStop:     backups.PreStopSnapshot,

@@ -2,7 +2,13 @@
 // supervisor` process (plus the code-server it manages) on the server's own
 // machine, with a directory per environment as storage. It needs nothing
 // installed besides code-server, and that only for the IDE. It isolates
-// nothing: workspaces run as the server's user.
+// nothing: workspaces run as the server's user, read what it reads (the
+// data directory, other workspaces) and reach what it reaches (its
+// listeners, the host's services). So it is a runtime for the admins of a
+// server (runtime.HostSharer: the lifecycle refuses anybody else's
+// workspaces on it); code-server listens on a unix socket in the
+// workspace's own 0700 directory, not on a port other users of the machine
+// could reach.
 //
 // Layout under Config.Dir, all 0700:
 //
@@ -151,6 +157,10 @@ func New(cfg Config) (*Runtime, error) {
 
 // Name implements runtime.Runtime.
 func (r *Runtime) Name() string { return "local" }
+
+// SharesHost implements runtime.HostSharer: workspaces are processes of the
+// server's own user, so only admins may run them (see the package doc).
+func (r *Runtime) SharesHost() bool { return true }
 
 // NotifyExits implements runtime.ExitNotifier. Sends never block: when ch is
 // full the id is dropped, and the lifecycle's resync notices the exit.

@@ -106,6 +106,10 @@ func Start(t testing.TB, opts Options) *Server {
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now:            clock.Now,
 		BcryptCost:     auth.MinBcryptCost,
+		// Tests of several users on one machine run their workspaces on
+		// the local runtime; the rule that only admins may is tested with
+		// it off (TestLocalRuntimeAdminOnly).
+		LocalForMembers: true,
 	}
 	if opts.Config != nil {
 		opts.Config(&cfg)

@@ -22,6 +22,8 @@ function runtimeLabel(name) {
 
 // whereItRuns is a template card's line about where it would run.
 function whereItRuns(tp) {
+  const chosen = tp.runtimes?.find((r) => r.runtime === tp.runtime);
+  if (tp.state === "unavailable" && chosen?.admin_only) return `Only admins may use ${runtimeLabel(tp.runtime)}: ${tp.state_reason}`;
   if (tp.state === "unavailable") return `Not available yet: ${tp.state_reason || "no runtime can run it"}`;
   const on = tp.runtimes?.find((r) => r.runtime === tp.runtime);
   if (on?.host_tools) return "Runs on this machine, with its installed tools";
@@ -38,7 +40,7 @@ function showRuntimes() {
   const keep = runtimeSelect.value;
   const options = [el("option", { value: "", text: `Automatic: ${runtimeLabel(tp.runtime)}` })];
   for (const r of tp.runtimes || []) {
-    const opt = el("option", { value: r.runtime, text: runtimeLabel(r.runtime) + (r.state === "unavailable" ? " (not available yet)" : "") });
+    const opt = el("option", { value: r.runtime, text: runtimeLabel(r.runtime) + (r.admin_only ? " (admins only)" : r.state === "unavailable" ? " (not available yet)" : "") });
     if (r.state === "unavailable") opt.disabled = true;
     options.push(opt);
   }
