@@ -2,21 +2,16 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
-	"syscall"
 	"time"
 
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/unixsock"
 )
 
 // The agent socket is how the supervisors of workspaces on this host reach
@@ -33,58 +28,25 @@ import (
 // itself would not).
 const agentSocketName = "agent.sock"
 
-// maxSocketPath leaves a margin below the 108 bytes of sun_path.
-const maxSocketPath = 100
-
 // agentSocketPath is where the socket of the server on dataDir lives:
-// <dataDir>/agent/agent.sock, or, when that path is too long for a unix
-// socket, a directory under the system's temporary directory named after
-// dataDir (so it is the same at every start of this server).
+// <dataDir>/agent/agent.sock, or a directory of its own under the system's
+// temporary directory when that is too long (see unixsock.Path).
 func agentSocketPath(dataDir string) (string, error) {
-	abs, err := filepath.Abs(dataDir)
+	p, err := unixsock.Path(filepath.Join(dataDir, "agent"), agentSocketName)
 	if err != nil {
 		return "", fmt.Errorf("agent socket: %w", err)
 	}
-	if p := filepath.Join(abs, "agent", agentSocketName); len(p) <= maxSocketPath {
-		return p, nil
-	}
-	sum := sha256.Sum256([]byte(abs))
-	return filepath.Join(os.TempDir(), "dev8-agent-"+hex.EncodeToString(sum[:8]), agentSocketName), nil
+	return p, nil
 }
 
-// listenAgentSocket makes the socket's directory (0755: a workspace user of
-// any uid must reach the socket through the mount) and listens on the
-// socket (0666, for the same reason: only the supervisor's routes answer
-// there, each with its token). A socket left by an earlier server on this
-// data directory is replaced: the data directory's lock says no other
-// server uses it.
+// listenAgentSocket listens on the socket, with its directory 0755 and
+// itself 0666: a workspace user of any uid must reach it through the
+// mount, and only the supervisor's routes answer there, each with its
+// token. A socket left by an earlier server on this data directory is
+// replaced: the data directory's lock says no other server uses it.
 func listenAgentSocket(path string) (net.Listener, error) {
-	dir := filepath.Dir(path)
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-		return nil, fmt.Errorf("agent socket: %w", err)
-	}
-	// Under a shared temporary directory somebody else may have made it
-	// first: it must be a directory of ours, not a link.
-	fi, err := os.Lstat(dir)
+	ln, err := unixsock.Listen(path, 0o755, 0o666)
 	if err != nil {
-		return nil, fmt.Errorf("agent socket: %w", err)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !fi.IsDir() || !ok || int(st.Uid) != os.Geteuid() {
-		return nil, fmt.Errorf("agent socket: %s is not a directory owned by this user", dir)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("agent socket: %w", err)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("agent socket: remove the last server's: %w", err)
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("agent socket: %w", err)
-	}
-	if err := os.Chmod(path, 0o666); err != nil {
-		ln.Close()
 		return nil, fmt.Errorf("agent socket: %w", err)
 	}
 	return ln, nil

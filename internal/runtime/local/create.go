@@ -123,6 +123,9 @@ func (r *Runtime) Delete(ctx context.Context, id string) error {
 	if err := removeAll(dir); err != nil {
 		return fmt.Errorf("local: delete %s: %w", id, err)
 	}
+	if err := removeIDESocketDir(dir); err != nil {
+		return fmt.Errorf("local: delete %s: %w", id, err)
+	}
 	r.log.Info("environment deleted", "environment", id)
 	return nil
 }

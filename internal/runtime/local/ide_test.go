@@ -34,12 +34,23 @@ func supervisorStatus(t *testing.T, ctx context.Context, addr string) (agentapi.
 	return st, err
 }
 
+// dialIDE connects to code-server's address: "unix:/path" or host:port.
+func dialIDE(ctx context.Context, addr string) (net.Conn, error) {
+	var d net.Dialer
+	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
+		return d.DialContext(ctx, "unix", p)
+	}
+	return d.DialContext(ctx, "tcp", addr)
+}
+
 func healthz(ctx context.Context, addr string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://code-server/healthz", nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dialIDE(ctx, addr) }}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
@@ -56,8 +67,14 @@ func healthz(ctx context.Context, addr string) error {
 // code-server went with it.
 func checkIDE(t *testing.T, ctx context.Context, rt *Runtime, inst runtime.Instance) {
 	t.Helper()
-	if inst.IDEAddress == "" || !strings.HasPrefix(inst.IDEAddress, "127.0.0.1:") {
-		t.Fatalf("IDEAddress %q, want a loopback address", inst.IDEAddress)
+	// A socket only the server's user reaches, never a port: code-server
+	// has no password.
+	sock, ok := strings.CutPrefix(inst.IDEAddress, "unix:")
+	if !ok {
+		t.Fatalf("IDEAddress %q, want a unix socket", inst.IDEAddress)
+	}
+	if fi, err := os.Stat(filepath.Dir(sock)); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("code-server's socket directory %s: %v, %v; want 0700", filepath.Dir(sock), fi.Mode(), err)
 	}
 	wait.Eventually(ctx, t, "code-server's /healthz", func() bool { return healthz(ctx, inst.IDEAddress) == nil })
 	addr := mustState(t, rt, inst.EnvironmentID).SupervisorAddr
@@ -74,7 +91,9 @@ func checkIDE(t *testing.T, ctx context.Context, rt *Runtime, inst runtime.Insta
 	if csProc.alive() {
 		t.Errorf("code-server (pid %d) survived Stop", csProc.pid)
 	}
-	if c, err := net.DialTimeout("tcp", inst.IDEAddress, time.Second); err == nil {
+	dctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if c, err := dialIDE(dctx, inst.IDEAddress); err == nil {
 		c.Close()
 		t.Errorf("something still listens on %s after Stop", inst.IDEAddress)
 	}

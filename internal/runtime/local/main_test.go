@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -44,7 +45,11 @@ var raceEnv string
 func TestMain(m *testing.M) {
 	if os.Getenv(envFakeCodeServer) == "1" {
 		if i := slices.Index(os.Args, "--bind-addr"); i > 0 && i+1 < len(os.Args) {
-			fakeCodeServer(os.Args[i+1])
+			fakeCodeServer("tcp", os.Args[i+1])
+			os.Exit(0)
+		}
+		if i := slices.Index(os.Args, "--socket"); i > 0 && i+1 < len(os.Args) {
+			fakeCodeServer("unix", os.Args[i+1])
 			os.Exit(0)
 		}
 	}
@@ -103,14 +108,18 @@ func leakedProcesses() []int {
 	}
 }
 
-func fakeCodeServer(addr string) {
+func fakeCodeServer(network, addr string) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"status":"alive","lastHeartbeat":0}`)
 	})
 	// Exits on SIGTERM by the default disposition, like code-server.
-	if err := http.ListenAndServe(addr, mux); err != nil {
+	ln, err := net.Listen(network, addr)
+	if err == nil {
+		err = http.Serve(ln, mux)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "fake code-server:", err)
 		os.Exit(1)
 	}

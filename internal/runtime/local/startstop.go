@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"dev8.dev/dev8/internal/runtime"
+	"dev8.dev/dev8/internal/unixsock"
 )
 
 // Start implements runtime.Runtime.
@@ -63,7 +64,7 @@ func (r *Runtime) start(ctx context.Context, id, dir string, st *state) (runtime
 	}
 	var csAddr string
 	if r.cfg.CodeServer != "" {
-		if csAddr, err = freeLoopbackAddr(); err != nil {
+		if csAddr, err = ideSocket(dir); err != nil {
 			return runtime.Instance{}, err
 		}
 	}
@@ -132,6 +133,35 @@ func (r *Runtime) start(ctx context.Context, id, dir string, st *state) (runtime
 	r.log.Info("environment started", "environment", id, "pid", pid, "supervisor", supAddr, "ide", csAddr)
 	return r.instance(id, st), nil
 }
+
+// ideSocket is where the workspace in dir runs code-server: a unix socket
+// in the workspace's own 0700 directory (or, when that path is too long
+// for a socket, in a 0700 directory of its own under the temporary
+// directory), never a port: code-server runs without a password, and any
+// user of this machine could connect to a port on loopback.
+func ideSocket(dir string) (string, error) {
+	p, err := unixsock.Path(dir, ideSocketName)
+	if err == nil {
+		err = unixsock.MakeDir(p, 0o700)
+	}
+	if err != nil {
+		return "", fmt.Errorf("code-server socket: %w", err)
+	}
+	return "unix:" + p, nil
+}
+
+// removeIDESocketDir removes the directory ideSocket made for dir outside
+// of it, if it did.
+func removeIDESocketDir(dir string) error {
+	p, err := unixsock.Path(dir, ideSocketName)
+	if err != nil || filepath.Dir(p) == filepath.Clean(dir) {
+		return nil
+	}
+	return os.RemoveAll(filepath.Dir(p))
+}
+
+// ideSocketName is code-server's socket's file name.
+const ideSocketName = "ide.sock"
 
 func freeLoopbackAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
