@@ -344,6 +344,13 @@ func startDockerServer(t *testing.T, dockerHost string) *devserver.Server {
 	return devserver.Start(t, devserver.Options{Config: func(c *server.Config) {
 		c.Runtime = "docker"
 		c.DockerHost = dockerHost
+		if dockerHost != "" {
+			// A second engine on this host would make its own dev8
+			// network over the same bridge interface (dev8br0) as the
+			// shared engine's, and take it over: its default bridge (a
+			// bridge of its own, see startPrivateEngine) is enough here.
+			c.DockerNetwork = "bridge"
+		}
 		c.SupervisorBinary = docker.TestDev8Binary()
 		c.SupervisorEnv = nil
 	}})

@@ -33,15 +33,21 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	spec.Image = img
 	hash := specHash(spec)
 	name := ObjectName(id)
+	networkID, err := r.ensureNetwork(ctx)
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("docker: create %s: %w", id, err)
+	}
 	ci, err := r.cli.ContainerInspect(ctx, name)
 	switch {
 	case err == nil:
-		if isRunning(ci) || ci.Config.Labels[LabelSpec] == hash {
+		if isRunning(ci) || (ci.Config.Labels[LabelSpec] == hash && onNetwork(ci, r.netName, networkID)) {
 			return r.instance(ci), nil
 		}
-		// Stopped with an older spec: the container's configuration is
-		// immutable, so make a new one over the same volume.
-		r.log.Info("spec changed, recreating container", "environment", id)
+		// Stopped with an older spec, or attached to a network that was
+		// removed since (it could not start): the container's
+		// configuration is immutable, so make a new one over the same
+		// volumes.
+		r.log.Info("spec or network changed, recreating container", "environment", id)
 		if err := r.cli.ContainerRemove(ctx, ci.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			return runtime.Instance{}, fmt.Errorf("docker: create %s: remove old container: %w", id, err)
 		}
@@ -49,9 +55,6 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 		return runtime.Instance{}, fmt.Errorf("docker: create %s: %w", id, err)
 	}
 
-	if err := r.ensureNetwork(ctx); err != nil {
-		return runtime.Instance{}, fmt.Errorf("docker: create %s: %w", id, err)
-	}
 	imgInfo, err := r.ensureImage(ctx, img)
 	if err != nil {
 		return runtime.Instance{}, fmt.Errorf("docker: create %s: %w", id, err)

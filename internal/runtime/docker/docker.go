@@ -232,9 +232,12 @@ type Runtime struct {
 	newVolume map[string]bool
 	notify    []chan<- string
 	cpus      int // the engine's, once asked: see engineCPUs
-	// networkReady: ensureNetwork succeeded once.
-	networkReady bool
-	pulls        *pullCoordinator
+	// netName and bridgeName are the isolated network's and its bridge's
+	// names (IsolatedNetwork and IsolatedBridge; tests use their own).
+	netName, bridgeName string
+	// firewallSet holds the bridges whose host rules ensureNetwork set.
+	firewallSet map[string]bool
+	pulls       *pullCoordinator
 	// The event watcher NotifyExits starts and Close ends.
 	watchCancel context.CancelFunc
 	watchDone   chan struct{}
@@ -294,13 +297,16 @@ func New(cfg Config) (*Runtime, error) {
 		log.Warn("workspaces share the host's network: each reaches the host's services and the others' (only for a single trusted user; the default network isolates them)", "network", cfg.NetworkMode)
 	}
 	return &Runtime{
-		cfg:       cfg,
-		cli:       cli,
-		log:       log,
-		binSize:   fi.Size(),
-		stopped:   map[string]bool{},
-		newVolume: map[string]bool{},
-		pulls:     newPullCoordinator(cli, log),
+		cfg:         cfg,
+		cli:         cli,
+		log:         log,
+		binSize:     fi.Size(),
+		stopped:     map[string]bool{},
+		newVolume:   map[string]bool{},
+		netName:     IsolatedNetwork,
+		bridgeName:  IsolatedBridge,
+		firewallSet: map[string]bool{},
+		pulls:       newPullCoordinator(cli, log),
 	}, nil
 }
 

@@ -11,7 +11,8 @@ import (
 
 // firewallTable is the nftables table of Dev8's host rules: its own, so
 // they neither depend on nor disturb Docker's (iptables) rules or the
-// administrator's, and setting them again replaces them whole.
+// administrator's. Each bridge has its chains there (input-<bridge>,
+// forward-<bridge>), which setting the rules again replaces whole.
 const firewallTable = "dev8"
 
 // ctStatusDNAT is IPS_DST_NAT of the conntrack status bits.
@@ -41,9 +42,9 @@ func blockFromBridge(bridge string) error {
 	}
 	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: firewallTable})
 	policy := nftables.ChainPolicyAccept
-	input := c.AddChain(&nftables.Chain{Name: "input", Table: t, Type: nftables.ChainTypeFilter,
+	input := c.AddChain(&nftables.Chain{Name: "input-" + bridge, Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &policy})
-	forward := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
+	forward := c.AddChain(&nftables.Chain{Name: "forward-" + bridge, Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &policy})
 	// The same batch empties them first: setting the rules twice (every
 	// start of a server) leaves one copy.

@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/network"
+	"github.com/google/nftables"
 
 	"dev8.dev/dev8/internal/testutil/wait"
 )
@@ -159,4 +161,73 @@ func httpGet(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 	return string(b)
+}
+
+// TestNetworkRemovedWhileStopped: the isolated network can be removed while
+// every workspace is stopped (docker network prune does it), after which
+// the engine refuses to start their containers; the next Create makes the
+// network anew and a new container over the same volumes, and the
+// workspace starts with its files.
+func TestNetworkRemovedWhileStopped(t *testing.T) {
+	t.Parallel()
+	ctx := wait.Context(t, 3*time.Minute)
+	suffix := strings.TrimPrefix(newID(t), "dtt-")[:8]
+	rt := newRuntime(t, nil)
+	// A network and bridge of this test's own: the shared one is in use.
+	rt.netName, rt.bridgeName, rt.cfg.NetworkMode = "dev8-test-"+suffix, "d8n"+suffix, "dev8-test-"+suffix
+	t.Cleanup(func() {
+		_ = cli.NetworkRemove(context.Background(), rt.netName)
+		removeFirewall(t, rt.bridgeName)
+	})
+	spec := testSpec()
+	inst := create(t, ctx, rt, spec)
+	if _, err := rt.Start(ctx, inst.EnvironmentID); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFile(ctx, rt, inst, "kept", []byte("yes")); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Stop(ctx, inst.EnvironmentID); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.NetworkRemove(ctx, rt.netName); err != nil {
+		t.Fatalf("remove the network while the workspace is stopped: %v", err)
+	}
+	spec.EnvironmentID = inst.EnvironmentID
+	again, err := rt.Create(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Ref == inst.Ref {
+		t.Errorf("the container attached to the removed network was kept (%s): it cannot start", again.Ref)
+	}
+	if again, err = rt.Start(ctx, inst.EnvironmentID); err != nil {
+		t.Fatalf("start after the network was removed: %v", err)
+	}
+	if got, err := readFile(ctx, rt, again, "kept"); err != nil || string(got) != "yes" {
+		t.Errorf("workspace file after the new container: %q, %v", got, err)
+	}
+	ci, err := cli.ContainerInspect(ctx, again.Ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ci.NetworkSettings.Networks[rt.netName] == nil {
+		t.Errorf("the new container is not on %s: %+v", rt.netName, ci.NetworkSettings.Networks)
+	}
+}
+
+// removeFirewall removes the host rules set for a test's own bridge.
+func removeFirewall(t *testing.T, bridge string) {
+	c, err := nftables.New()
+	if err != nil {
+		t.Errorf("nftables: %v", err)
+		return
+	}
+	tbl := &nftables.Table{Family: nftables.TableFamilyINet, Name: firewallTable}
+	for _, name := range []string{"input-" + bridge, "forward-" + bridge} {
+		c.DelChain(&nftables.Chain{Name: name, Table: tbl})
+	}
+	if err := c.Flush(); err != nil {
+		t.Errorf("remove the rules for %s: %v", bridge, err)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 
 	"dev8.dev/dev8/internal/runtime"
@@ -41,58 +42,73 @@ const (
 // the Runtimes of this process.
 var networkMu sync.Mutex
 
-// isolated says whether containers run on IsolatedNetwork.
-func (r *Runtime) isolated() bool { return r.cfg.NetworkMode == IsolatedNetwork }
+// isolated says whether containers run on the isolated network.
+func (r *Runtime) isolated() bool { return r.cfg.NetworkMode == r.netName }
 
-// ensureNetwork makes sure IsolatedNetwork exists, with inter-container
-// traffic off, and that the host's firewall keeps its containers away from
-// the host; once per Runtime when it succeeds. A network of that name that
-// lets containers talk to each other is refused: it is not ours to change.
-func (r *Runtime) ensureNetwork(ctx context.Context) error {
+// ensureNetwork makes sure the isolated network exists, with
+// inter-container traffic off, and returns its id; the first time it
+// succeeds it also sets the host's firewall rules for its bridge. It asks
+// the engine every time: the network may have been removed meanwhile
+// (docker network prune removes it while every workspace is stopped). A
+// network of that name that lets containers talk to each other is refused:
+// it is not ours to change. Not isolated: "", nil.
+func (r *Runtime) ensureNetwork(ctx context.Context) (string, error) {
 	if !r.isolated() {
-		return nil
-	}
-	r.mu.Lock()
-	ready := r.networkReady
-	r.mu.Unlock()
-	if ready {
-		return nil
+		return "", nil
 	}
 	networkMu.Lock()
 	defer networkMu.Unlock()
-	nw, err := r.cli.NetworkInspect(ctx, IsolatedNetwork, network.InspectOptions{})
+	nw, err := r.cli.NetworkInspect(ctx, r.netName, network.InspectOptions{})
 	if cerrdefs.IsNotFound(err) {
-		_, err = r.cli.NetworkCreate(ctx, IsolatedNetwork, network.CreateOptions{
+		_, err = r.cli.NetworkCreate(ctx, r.netName, network.CreateOptions{
 			Driver:  "bridge",
-			Options: map[string]string{optBridgeName: IsolatedBridge, optICC: "false"},
+			Options: map[string]string{optBridgeName: r.bridgeName, optICC: "false"},
 			Labels:  map[string]string{runtime.LabelManaged: "true"},
 		})
 		if err != nil && !cerrdefs.IsConflict(err) && !strings.Contains(err.Error(), "already") {
-			return fmt.Errorf("docker: create network %s: %w", IsolatedNetwork, err)
+			return "", fmt.Errorf("docker: create network %s: %w", r.netName, err)
 		}
-		nw, err = r.cli.NetworkInspect(ctx, IsolatedNetwork, network.InspectOptions{})
+		nw, err = r.cli.NetworkInspect(ctx, r.netName, network.InspectOptions{})
 	}
 	if err != nil {
-		return fmt.Errorf("docker: network %s: %w", IsolatedNetwork, err)
+		return "", fmt.Errorf("docker: network %s: %w", r.netName, err)
 	}
 	if nw.Driver != "bridge" || nw.Options[optICC] != "false" {
-		return runtime.Permanent(fmt.Errorf("docker: network %s exists but is not Dev8's (driver %q, %s=%q): workspaces on it could reach each other; remove it (docker network rm %s) and Dev8 makes its own",
-			IsolatedNetwork, nw.Driver, optICC, nw.Options[optICC], IsolatedNetwork))
+		return "", runtime.Permanent(fmt.Errorf("docker: network %s exists but is not Dev8's (driver %q, %s=%q): workspaces on it could reach each other; remove it (docker network rm %s) and Dev8 makes its own",
+			r.netName, nw.Driver, optICC, nw.Options[optICC], r.netName))
 	}
 	bridge := nw.Options[optBridgeName]
 	if bridge == "" {
-		bridge = IsolatedBridge
-	}
-	if err := r.firewall(bridge); err != nil {
-		// Loopback services stay out of reach without it (a bridge has its
-		// own loopback); the rest is said once, loudly.
-		r.log.Warn("cannot keep workspaces away from the host's network services: anything listening on a non-loopback address of this host is reachable from workspaces",
-			"bridge", bridge, "err", err)
+		bridge = r.bridgeName
 	}
 	r.mu.Lock()
-	r.networkReady = true
+	done := r.firewallSet[bridge]
 	r.mu.Unlock()
-	return nil
+	if !done {
+		if err := r.firewall(bridge); err != nil {
+			// Loopback services stay out of reach without it (a bridge has
+			// its own loopback); the rest is said once, loudly.
+			r.log.Warn("cannot keep workspaces away from the host's network services: anything listening on a non-loopback address of this host is reachable from workspaces",
+				"bridge", bridge, "err", err)
+		}
+		r.mu.Lock()
+		r.firewallSet[bridge] = true
+		r.mu.Unlock()
+	}
+	return nw.ID, nil
+}
+
+// onNetwork says whether container ci is attached to network id (always
+// true when id is empty: not isolated).
+func onNetwork(ci container.InspectResponse, name, id string) bool {
+	if id == "" {
+		return true
+	}
+	if ci.NetworkSettings == nil {
+		return false
+	}
+	ep := ci.NetworkSettings.Networks[name]
+	return ep != nil && ep.NetworkID == id
 }
 
 // errRemoteEngine: the firewall is set on this host, which is not the
