@@ -98,8 +98,8 @@ func (r *Runtime) ensureNetwork(ctx context.Context) (string, error) {
 	return nw.ID, nil
 }
 
-// onNetwork says whether container ci is attached to network id (always
-// true when id is empty: not isolated).
+// onNetwork says whether container ci is attached to network id, the one
+// named name (always true when id is empty: not isolated).
 func onNetwork(ci container.InspectResponse, name, id string) bool {
 	if id == "" {
 		return true
@@ -107,8 +107,10 @@ func onNetwork(ci container.InspectResponse, name, id string) bool {
 	if ci.NetworkSettings == nil {
 		return false
 	}
+	// A container never started has no network id yet: the engine
+	// resolves the name at its first start.
 	ep := ci.NetworkSettings.Networks[name]
-	return ep != nil && ep.NetworkID == id
+	return ep != nil && (ep.NetworkID == id || ep.NetworkID == "")
 }
 
 // errRemoteEngine: the firewall is set on this host, which is not the
