@@ -85,11 +85,18 @@ func blockFromBridge(bridge string) error {
 	if err := os.WriteFile(bridgeNFCallIPTables, []byte("1\n"), 0o644); err != nil {
 		return fmt.Errorf("let the firewall see traffic between workspaces (load the br_netfilter module): %w", err)
 	}
+	// Containers have IPv6 off unless their network enables it; when one
+	// does, the same holds for it.
+	_ = os.WriteFile(bridgeNFCallIP6Tables, []byte("1\n"), 0o644)
 	return nil
 }
 
-// bridgeNFCallIPTables turns br_netfilter on for IPv4.
-const bridgeNFCallIPTables = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+// bridgeNFCallIPTables and bridgeNFCallIP6Tables turn br_netfilter on for
+// IPv4 and IPv6.
+const (
+	bridgeNFCallIPTables  = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+	bridgeNFCallIP6Tables = "/proc/sys/net/bridge/bridge-nf-call-ip6tables"
+)
 
 // ifname is an interface name as nftables compares it: NUL-padded to
 // IFNAMSIZ.
