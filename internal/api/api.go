@@ -222,10 +222,12 @@ func (a *API) Handler() http.Handler {
 	r := chi.NewRouter()
 	// Security headers and CORS come before anything that can refuse, so
 	// refusals carry them too (a browser hides a 429 without CORS headers
-	// from the page). The address throttle comes before authentication so
-	// a flood is refused before it reaches the database or bcrypt.
+	// from the page). Cross-origin state changes and websockets are
+	// refused next, for every route at once, before anything runs. The
+	// address throttle comes before authentication so a flood is refused
+	// before it reaches the database or bcrypt.
 	r.Use(httpmw.ObserveRequests(a.requests), httpmw.RequestID, httpmw.EchoRequestID, httpmw.Recover(a.log), httpmw.LogRequests(a.log),
-		httpmw.SecurityHeaders, httpmw.CORS(a.corsOrigins), a.throttles.ByAddress)
+		httpmw.SecurityHeaders, httpmw.CORS(a.corsOrigins), a.authn.RefuseCrossOrigin, a.throttles.ByAddress)
 	var notFoundPage http.Handler
 	if a.pages != nil {
 		notFoundPage = a.authn.PageGuard(nil).OptionalUser(http.HandlerFunc(a.pages.NotFound))
