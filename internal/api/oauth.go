@@ -107,7 +107,7 @@ func (a *API) oauthStart(w http.ResponseWriter, r *http.Request) {
 		Provider: p.Name(),
 		State:    state,
 		Verifier: oauth2.GenerateVerifier(),
-		Next:     oauth.SafeNext(r.URL.Query().Get("next")),
+		Next:     httpmw.SafeNext(r.URL.Query().Get("next"), "/"),
 		Expires:  a.now().Add(oauthStateTTL).Unix(),
 	}
 	target, err := p.AuthCodeURL(r.Context(), a.redirectURL(r, p.Name()), st.State, st.Verifier)
