@@ -63,8 +63,8 @@ func (a *API) signup(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, httpapi.Validation(fmt.Sprintf("password: must be at least %d characters and at most %d bytes", auth.MinPasswordLength, auth.MaxPasswordLength)))
 		return
 	}
-	if utf8.RuneCountInString(req.Name) > maxNameLength {
-		a.writeError(w, r, httpapi.Validation(fmt.Sprintf("name: at most %d characters", maxNameLength)))
+	if err := checkLabel("name", req.Name, maxNameLength); err != nil {
+		a.writeError(w, r, err)
 		return
 	}
 	hash, err := a.passwords.Hash(req.Password)
