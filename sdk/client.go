@@ -263,6 +263,10 @@ const (
 	// CodeRateLimited: too many requests; the answer's Retry-After says
 	// when to try again.
 	CodeRateLimited = "RATE_LIMITED"
+	// CodeTooManyStreams (429): the caller, or the server, has as many
+	// streams open (terminals, SSH and port-forward connections, IDE
+	// websockets, event streams) as it may; one must close first.
+	CodeTooManyStreams = "TOO_MANY_STREAMS"
 	// CodeQuotaExceeded: the request would take its user past a quota
 	// (environments, running environments, monthly budget).
 	CodeQuotaExceeded = "QUOTA_EXCEEDED"

@@ -80,6 +80,9 @@ type Config struct {
 	BcryptCost int
 	// RateLimits configures throttling (zero fields: the defaults).
 	RateLimits httpmw.RateLimits
+	// Streams caps the event streams and websockets people hold open
+	// (zero fields: the defaults).
+	Streams httpmw.StreamLimits
 	// CORSOrigins may call the API from a browser on another origin
 	// (scheme://host[:port]); empty allows none.
 	CORSOrigins []string
@@ -134,6 +137,7 @@ type API struct {
 	tunnels              *tunnel.Registry
 	usage                UsageService
 	throttles            *httpmw.Throttles
+	streams              *httpmw.Streams
 	requests             httpmw.RequestObserver
 	userSecrets          UserSecretStore
 	secretBox            *secretbox.Box
@@ -191,6 +195,7 @@ func New(cfg Config) *API {
 		tunnels:              cfg.Tunnels,
 		usage:                cfg.Usage,
 		throttles:            httpmw.NewThrottles(cfg.RateLimits, cfg.TrustedProxies, cfg.Now, cfg.Logger),
+		streams:              httpmw.NewStreams(cfg.Streams, cfg.Logger),
 		proxies:              cfg.TrustedProxies,
 		corsOrigins:          cfg.CORSOrigins,
 		requests:             cfg.Requests,
@@ -222,10 +227,12 @@ func (a *API) Handler() http.Handler {
 	r := chi.NewRouter()
 	// Security headers and CORS come before anything that can refuse, so
 	// refusals carry them too (a browser hides a 429 without CORS headers
-	// from the page). The address throttle comes before authentication so
-	// a flood is refused before it reaches the database or bcrypt.
+	// from the page). Cross-origin state changes and websockets are
+	// refused next, for every route at once, before anything runs. The
+	// address throttle comes before authentication so a flood is refused
+	// before it reaches the database or bcrypt.
 	r.Use(httpmw.ObserveRequests(a.requests), httpmw.RequestID, httpmw.EchoRequestID, httpmw.Recover(a.log), httpmw.LogRequests(a.log),
-		httpmw.SecurityHeaders, httpmw.CORS(a.corsOrigins), a.throttles.ByAddress)
+		httpmw.SecurityHeaders, httpmw.CORS(a.corsOrigins), a.authn.RefuseCrossOrigin, a.throttles.ByAddress)
 	var notFoundPage http.Handler
 	if a.pages != nil {
 		notFoundPage = a.authn.PageGuard(nil).OptionalUser(http.HandlerFunc(a.pages.NotFound))
@@ -274,7 +281,9 @@ func (a *API) Handler() http.Handler {
 				r.Get("/templates", a.listTemplates)
 				r.Get("/instance-types", a.listInstanceTypes)
 				r.Get("/environments", a.listEnvironments)
-				r.Get("/environments/events", a.environmentEvents)
+				// Streams hold a slot (a cap per user and in all) and
+				// outlive the ordinary request time bounds.
+				r.With(a.streams.Hold, httpmw.LongLived).Get("/environments/events", a.environmentEvents)
 				r.Post("/environments", a.createEnvironment)
 				r.Get("/tokens", a.listTokens)
 				r.Post("/tokens", a.createToken)
@@ -282,7 +291,8 @@ func (a *API) Handler() http.Handler {
 					r.Delete("/", a.deleteToken)
 				})
 				r.With(a.authn.RequireAdmin).Get("/audit", a.listAudit)
-				r.With(a.authn.RequireAdmin).Post("/snapshots/verify", a.verifySnapshots)
+				// Reads the whole repository: as long as it is big.
+				r.With(a.authn.RequireAdmin, httpmw.LongLived).Post("/snapshots/verify", a.verifySnapshots)
 				r.Get("/ssh-keys", a.listSSHKeys)
 				r.Post("/ssh-keys", a.createSSHKey)
 				r.Route("/ssh-keys/{id}", func(r chi.Router) {
@@ -314,20 +324,22 @@ func (a *API) Handler() http.Handler {
 					r.Delete("/", a.deleteEnvironment)
 					r.Post("/start", a.startEnvironment)
 					r.Post("/stop", a.stopEnvironment)
-					r.Get("/ssh", a.gateway.SSH)
-					r.Get("/port-forward", a.gateway.PortForward)
-					r.Get("/pty", a.gateway.Terminal)
+					r.With(a.streams.Hold, httpmw.LongLived).Get("/ssh", a.gateway.SSH)
+					r.With(a.streams.Hold, httpmw.LongLived).Get("/port-forward", a.gateway.PortForward)
+					r.With(a.streams.Hold, httpmw.LongLived).Get("/pty", a.gateway.Terminal)
 					r.Get("/usage", a.listUsage)
 					r.Get("/snapshots", a.listSnapshots)
 					r.Post("/snapshots", a.createSnapshot)
 					r.Route("/snapshots/{sid}", func(r chi.Router) {
 						r.Get("/", a.getSnapshot)
-						r.Post("/restore", a.restoreSnapshot)
+						// Answers once the files are back: as long as they are big.
+						r.With(httpmw.LongLived).Post("/restore", a.restoreSnapshot)
 					})
 				})
 				r.Group(func(r chi.Router) {
 					r.Use(a.authn.RequireAgent)
-					r.Get("/tunnel", a.gateway.Tunnel)
+					// One per workspace, not counted among people's streams.
+					r.With(httpmw.LongLived).Get("/tunnel", a.gateway.Tunnel)
 					r.Get("/manifest", a.manifest)
 					r.Post("/usage", a.ingestUsage)
 				})
@@ -350,7 +362,9 @@ func (a *API) Handler() http.Handler {
 			r.Use(ide)
 		}
 		r.Get("/ide", gateway.IDERedirect)
-		r.HandleFunc("/ide/*", a.gateway.IDE)
+		// code-server's requests are proxied as long as they last; its
+		// websockets count among the user's streams.
+		r.With(httpmw.LongLived, a.streams.HoldUpgrades).HandleFunc("/ide/*", a.gateway.IDE)
 		r.Get("/activity.js", a.gateway.ActivityScript)
 		r.Post("/activity", a.gateway.IDEActivity)
 	})

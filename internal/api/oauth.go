@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -107,7 +106,7 @@ func (a *API) oauthStart(w http.ResponseWriter, r *http.Request) {
 		Provider: p.Name(),
 		State:    state,
 		Verifier: oauth2.GenerateVerifier(),
-		Next:     oauth.SafeNext(r.URL.Query().Get("next")),
+		Next:     httpmw.SafeNext(r.URL.Query().Get("next"), "/"),
 		Expires:  a.now().Add(oauthStateTTL).Unix(),
 	}
 	target, err := p.AuthCodeURL(r.Context(), a.redirectURL(r, p.Name()), st.State, st.Verifier)
@@ -252,7 +251,8 @@ func (a *API) oauthUser(r *http.Request, id oauth.Identity) (store.User, error) 
 	user, err = a.store.GetUserByEmail(ctx, id.Email)
 	created := false
 	if errors.Is(err, store.ErrNotFound) {
-		name := truncateUTF8(strings.TrimSpace(id.Name), maxNameLength)
+		// The provider's profile name is not refused, only cleaned.
+		name := cleanLabel(id.Name, maxNameLength)
 		user, err = a.store.CreateUser(ctx, store.User{Email: id.Email, Name: name})
 		created = err == nil
 		if errors.Is(err, store.ErrConflict) {

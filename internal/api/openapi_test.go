@@ -412,7 +412,7 @@ func TestOpenAPIBoundsMatchCode(t *testing.T) {
 	checkEnum("Error.code", prop(schema("Error"), "Error", "code").Enum, []string{
 		httpapi.CodeInvalidJSON, httpapi.CodeValidation, httpapi.CodeUnauthorized, httpapi.CodeForbidden, httpapi.CodeNotFound, httpapi.CodeMethodNotAllowed,
 		httpapi.CodeConflict, httpapi.CodeInvalidState, httpapi.CodeTooLarge, httpapi.CodeUnsupportedMedia, httpapi.CodeInternal, httpapi.CodeNotReady,
-		httpapi.CodeUnavailable, httpapi.CodeRateLimited, httpapi.CodeQuotaExceeded, httpapi.CodeCSRFFailed, httpapi.CodeOAuthFailed, httpapi.CodeRuntimeAdminOnly,
+		httpapi.CodeUnavailable, httpapi.CodeRateLimited, httpapi.CodeTooManyStreams, httpapi.CodeQuotaExceeded, httpapi.CodeCSRFFailed, httpapi.CodeOAuthFailed, httpapi.CodeRuntimeAdminOnly,
 	})
 	if !slices.Equal(schema("Error").Required, []string{"error", "details", "code"}) {
 		t.Errorf("Error.required = %v, want [error details code]", schema("Error").Required)

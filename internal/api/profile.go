@@ -54,8 +54,8 @@ func (a *API) patchMe(w http.ResponseWriter, r *http.Request) {
 	var name string
 	if req.Name != nil {
 		name = strings.TrimSpace(*req.Name)
-		if !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxNameLength || strings.ContainsFunc(name, isControl) {
-			a.writeError(w, r, httpapi.Validation(fmt.Sprintf("name: at most %d characters, no control characters", maxNameLength)))
+		if err := checkLabel("name", name, maxNameLength); err != nil {
+			a.writeError(w, r, err)
 			return
 		}
 	}
@@ -85,8 +85,6 @@ func (a *API) patchMe(w http.ResponseWriter, r *http.Request) {
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"user": toUserJSON(user)})
 }
-
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 type changePasswordRequest struct {
 	CurrentPassword string `json:"current_password"`

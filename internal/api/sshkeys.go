@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"golang.org/x/crypto/ssh"
@@ -81,20 +79,6 @@ func parsePublicKey(text string) (ssh.PublicKey, string, error) {
 	return pub, strings.TrimSpace(comment), nil
 }
 
-// validLabel checks a display name: at most max characters, no control
-// characters.
-func validLabel(field, v string, maxLen int) error {
-	switch {
-	case utf8.RuneCountInString(v) > maxLen:
-		return httpapi.Validation(fmt.Sprintf("%s: at most %d characters", field, maxLen))
-	case !utf8.ValidString(v):
-		return httpapi.Validation(field + ": must be UTF-8")
-	case strings.IndexFunc(v, unicode.IsControl) >= 0:
-		return httpapi.Validation(field + ": must not contain control characters")
-	}
-	return nil
-}
-
 func (a *API) createSSHKey(w http.ResponseWriter, r *http.Request) {
 	caller := mustUser(r.Context())
 	st, _, err := a.secretsReady()
@@ -119,12 +103,12 @@ func (a *API) createSSHKey(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		name = pub.Type()
 	}
-	if err := validLabel("name", name, maxSSHKeyNameLength); err != nil {
+	if err := checkLabel("name", name, maxSSHKeyNameLength); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
 	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
-	if comment != "" && validLabel("comment", comment, 256) == nil {
+	if comment != "" && checkLabel("comment", comment, 256) == nil {
 		line += " " + comment
 	}
 	k, err := st.CreateSSHKey(r.Context(), store.SSHKey{UserID: caller.ID, Name: name, PublicKey: line, Fingerprint: ssh.FingerprintSHA256(pub)})

@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
@@ -44,18 +42,13 @@ type createTokenRequest struct {
 
 // validateTokenName checks a (trimmed) token name.
 func validateTokenName(name string) error {
-	n := utf8.RuneCountInString(name)
 	switch {
-	case n == 0:
+	case name == "":
 		return httpapi.Validation("name: is required")
-	case n > maxTokenNameLength:
-		return httpapi.Validation(fmt.Sprintf("name: at most %d characters", maxTokenNameLength))
 	case name == loginTokenName:
 		return httpapi.Validation(`name: "login" is reserved for the tokens login issues; pick another name`)
-	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		return httpapi.Validation("name: must not contain control characters")
 	}
-	return nil
+	return checkLabel("name", name, maxTokenNameLength)
 }
 
 // createToken issues a named API token for the caller. The secret is in

@@ -43,6 +43,10 @@ func validateEmail(email string) error {
 	return nil
 }
 
+// signup and login, like every route that changes state, are refused to
+// another site's page before they run (httpmw.Auth.RefuseCrossOrigin): a
+// login from there would sign the visitor in as whoever that site likes
+// (login CSRF), a signup would make accounts in the visitor's name.
 func (a *API) signup(w http.ResponseWriter, r *http.Request) {
 	var req signupRequest
 	if err := httpapi.DecodeJSON(r, &req, false); err != nil {
@@ -59,8 +63,8 @@ func (a *API) signup(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, httpapi.Validation(fmt.Sprintf("password: must be at least %d characters and at most %d bytes", auth.MinPasswordLength, auth.MaxPasswordLength)))
 		return
 	}
-	if utf8.RuneCountInString(req.Name) > maxNameLength {
-		a.writeError(w, r, httpapi.Validation(fmt.Sprintf("name: at most %d characters", maxNameLength)))
+	if err := checkLabel("name", req.Name, maxNameLength); err != nil {
+		a.writeError(w, r, err)
 		return
 	}
 	hash, err := a.passwords.Hash(req.Password)
@@ -96,13 +100,6 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Email == "" || req.Password == "" {
 		a.writeError(w, r, httpapi.Validation("email and password are required"))
-		return
-	}
-	// A login from another site's page would sign the visitor in as
-	// whoever that site likes (login CSRF). Non-browser clients send no
-	// Origin or Sec-Fetch-Site and pass.
-	if err := a.cookies.CheckOrigin(r); err != nil {
-		a.writeError(w, r, err)
 		return
 	}
 	if retry, locked := a.throttles.LoginLocked(r, req.Email); locked {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"github.com/distribution/reference"
 )
 
 // ParseAllowedImages parses a comma-separated list of image patterns (see
@@ -45,4 +47,20 @@ func ImageAllowed(patterns []string, ref string) bool {
 		}
 	}
 	return false
+}
+
+// CheckImageRef checks that ref is an image reference by the distribution
+// grammar Docker and registries use (github.com/distribution/reference):
+// [registry[:port]/]path[:tag][@algorithm:digest], lower-case path, a
+// well-formed digest. It is the one check for every image a person names
+// (a create's base_image, --template-image): a URL, a bad digest or
+// anything else that is not a reference is refused before anything uses it.
+func CheckImageRef(ref string) error {
+	if strings.TrimSpace(ref) != ref || ref == "" {
+		return errors.New("an image reference has no spaces and is not empty")
+	}
+	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
+		return err
+	}
+	return nil
 }

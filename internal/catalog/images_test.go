@@ -29,3 +29,18 @@ func TestImageAllowed(t *testing.T) {
 		t.Errorf("empty list = %q, %v", p, err)
 	}
 }
+
+// CheckImageRef is the distribution grammar: a URL or a bad digest is not
+// a reference.
+func TestCheckImageRef(t *testing.T) {
+	t.Parallel()
+	for ref, ok := range map[string]bool{
+		"busybox": true, "dev8/nodejs:latest": true, "localhost:5000/x/y:z": true,
+		"img@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef": true,
+		"http://x/y": false, "img@sha256:abc": false, "": false, "IMG": false, "img ": false,
+	} {
+		if err := CheckImageRef(ref); (err == nil) != ok {
+			t.Errorf("CheckImageRef(%q) = %v, want ok=%v", ref, err, ok)
+		}
+	}
+}

@@ -69,6 +69,9 @@ func serverOptions(s *serverSettings) []serverOption {
 		{flag: "docker-network", env: "DEV8_DOCKER_NETWORK", value: stringValue(&c.DockerNetwork, server.DefaultDockerNetwork),
 			help: "network of the docker runtime's workspaces: `dev8`, a bridge Dev8 makes where workspaces reach neither each other nor the host's services, or another network's name; `host` shares the host's network with every workspace (one trusted user only)",
 			doc:  "see [Isolation](/docs/security#workspace-isolation)"},
+		{flag: "allowed-hosts", env: "DEV8_ALLOWED_HOSTS", value: listValue(&c.AllowedHosts, "comma-separated host names", httpmw.ParseAllowedHosts), defaultDoc: "none",
+			help: "comma-separated host names the server answers to besides IP addresses, `localhost` and the hosts of `--access-url` and `--agent-url` (a proxy reached under several names); requests for any other `Host` are refused (DNS rebinding)",
+			doc:  "names only, no wildcards; see [Security](/docs/security)"},
 		{flag: "code-server", env: "DEV8_CODE_SERVER", value: codeServerValue(&c.CodeServer), defaultDoc: "`code-server` on `PATH`",
 			help: "code-server executable for local workspaces, or `off`"},
 		{flag: "reaper-interval", env: "DEV8_REAPER_INTERVAL", value: durationValue(&c.ReaperInterval, lifecycle.DefaultReaperInterval),
@@ -119,6 +122,10 @@ func serverOptions(s *serverSettings) []serverOption {
 			help: "API requests per second per user or workspace agent; 0 disables"},
 		{flag: "rate-limit-user-burst", env: "DEV8_RATE_LIMIT_USER_BURST", value: intValue(&rl.PrincipalBurst, httpmw.DefaultPrincipalBurst, 0),
 			help: "requests a user or agent may make at once"},
+		{flag: "max-streams-per-user", env: "DEV8_MAX_STREAMS_PER_USER", value: intValue(&c.Streams.PerUser, httpmw.DefaultStreamsPerUser, 0),
+			help: "event streams and websockets (terminals, SSH, port-forward connections, IDE websockets) one user may hold open at once; more are 429 `TOO_MANY_STREAMS`; 0 disables"},
+		{flag: "max-streams", env: "DEV8_MAX_STREAMS", value: intValue(&c.Streams.Total, httpmw.DefaultStreamsTotal, 0),
+			help: "event streams and websockets all users together may hold open at once; 0 disables"},
 		{flag: "login-max-failures", env: "DEV8_LOGIN_MAX_FAILURES", value: intValue(&rl.LoginFailures, httpmw.DefaultLoginFailures, 0),
 			help: "failed logins per account before backoff (1 s doubling to 15 min); 0 disables"},
 		{flag: "login-max-failures-ip", env: "DEV8_LOGIN_MAX_FAILURES_IP", value: intValue(&rl.LoginIPFailures, httpmw.DefaultLoginIPFailures, 0),
@@ -219,6 +226,7 @@ is read at start. Flags win over the environment.`,
 			rl := &cfg.RateLimits
 			rl.PrincipalRate, rl.IPRate = disabledIfZero(rl.PrincipalRate), disabledIfZero(rl.IPRate)
 			rl.LoginFailures, rl.LoginIPFailures = disabledIfZero(rl.LoginFailures), disabledIfZero(rl.LoginIPFailures)
+			cfg.Streams.PerUser, cfg.Streams.Total = disabledIfZero(cfg.Streams.PerUser), disabledIfZero(cfg.Streams.Total)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return runServer(ctx, s.addr, cfg, cmd.OutOrStdout())

@@ -25,7 +25,7 @@ const AgentWait = 30 * time.Second
 // (GET /api/v1/environments/{id}/tunnel, for the environment's agent).
 func (g *Gateway) Tunnel(w http.ResponseWriter, r *http.Request) {
 	env := httpmw.Environment(r)
-	ws, err := websocket.Accept(w, r, nil)
+	ws, err := accept(w, r)
 	if err != nil {
 		return // Accept has answered the client
 	}
@@ -47,12 +47,28 @@ func RequireRunning(env store.Environment) error {
 	return nil
 }
 
+// accept upgrades r to a websocket. The Origin was checked before routing
+// (httpmw.Auth.RefuseCrossOrigin, the one rule, which also admits the
+// access URL's origin behind a proxy that rewrites Host), before anything
+// was opened for the request: checking it again here, after a stream was
+// opened, is what once let a refused handshake run its command.
+func accept(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
+	return websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+}
+
 // openStream opens a tunnel stream for h to the request's environment,
 // before any websocket upgrade: a refusal (nothing on that port, not
 // running) is then a plain HTTP error the client can show, not a websocket
-// that closes at once. On failure it has answered the request.
+// that closes at once. Everything that could refuse the upgrade is checked
+// first, so a request that will not become a websocket opens nothing (a
+// stream opens a shell, runs a terminal's command, connects to a port). On
+// failure it has answered the request.
 func (g *Gateway) openStream(w http.ResponseWriter, r *http.Request, h tunnel.Header) (net.Conn, bool) {
 	env := httpmw.Environment(r)
+	if err := httpmw.CheckWebsocketHandshake(r); err != nil {
+		g.writeError(w, r, err)
+		return nil, false
+	}
 	if err := RequireRunning(env); err != nil {
 		g.writeError(w, r, err)
 		return nil, false
@@ -73,7 +89,7 @@ func (g *Gateway) bridge(w http.ResponseWriter, r *http.Request, h tunnel.Header
 	if !ok {
 		return
 	}
-	ws, err := websocket.Accept(w, r, nil)
+	ws, err := accept(w, r)
 	if err != nil {
 		stream.Close()
 		return
@@ -137,7 +153,7 @@ func (g *Gateway) Terminal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer stream.Close()
-	ws, err := websocket.Accept(w, r, nil)
+	ws, err := accept(w, r)
 	if err != nil {
 		return
 	}

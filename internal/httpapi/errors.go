@@ -43,6 +43,7 @@ const (
 	CodeMisdirected        = sdk.CodeMisdirected
 	CodeUnavailable        = sdk.CodeUnavailable
 	CodeRateLimited        = sdk.CodeRateLimited
+	CodeTooManyStreams     = sdk.CodeTooManyStreams
 	CodeQuotaExceeded      = sdk.CodeQuotaExceeded
 	CodeCSRFFailed         = sdk.CodeCSRFFailed
 	CodeOAuthFailed        = sdk.CodeOAuthFailed

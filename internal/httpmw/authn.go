@@ -94,8 +94,9 @@ var (
 // also carry the session's CSRF token in X-CSRF-Token, and must not be a
 // cross-origin browser request (http.CrossOriginProtection: Sec-Fetch-Site,
 // else Origin against Host). Bearer requests need neither: a browser never
-// adds an Authorization header by itself. Websocket handshakes are GETs;
-// the websocket library refuses one whose Origin is not this server.
+// adds an Authorization header by itself. Websocket handshakes are GETs:
+// RefuseCrossOrigin, before routing, refuses one whose Origin is not this
+// server.
 func (a *Auth) Authenticate(next http.Handler) http.Handler {
 	return a.authenticate(next, csrfToken)
 }
@@ -108,18 +109,26 @@ func (a *Auth) AuthenticateIDE(next http.Handler) http.Handler {
 	return a.authenticate(next, csrfOrigin)
 }
 
-// IsWebsocketHandshake reports whether r asks to become a websocket.
+// IsWebsocketHandshake reports whether r asks to become a websocket: a GET
+// whose Connection and Upgrade headers (every line of them, as the
+// websocket library reads them) hold "upgrade" and "websocket".
 func IsWebsocketHandshake(r *http.Request) bool {
-	return r.Method == http.MethodGet &&
-		strings.EqualFold(r.Header.Get("Upgrade"), "websocket") &&
-		headerHasToken(r.Header.Get("Connection"), "upgrade")
+	return r.Method == http.MethodGet && isUpgrade(r) && headerHasToken(r.Header, "Upgrade", "websocket")
 }
 
-// headerHasToken reports whether a comma-separated header holds token.
-func headerHasToken(v, token string) bool {
-	for _, t := range strings.Split(v, ",") {
-		if strings.EqualFold(strings.TrimSpace(t), token) {
-			return true
+// isUpgrade reports whether r asks to switch protocols (Connection:
+// upgrade), to whatever protocol: a reverse proxy passes any such request
+// on.
+func isUpgrade(r *http.Request) bool { return headerHasToken(r.Header, "Connection", "upgrade") }
+
+// headerHasToken reports whether any line of the comma-separated header key
+// holds token.
+func headerHasToken(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
 		}
 	}
 	return false

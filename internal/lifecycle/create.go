@@ -25,7 +25,6 @@ var (
 	// dnsLabel is RFC 1123: what container, pod and host names accept.
 	dnsLabel  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	envName   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	imageRef  = regexp.MustCompile(`^[a-z0-9][a-z0-9._/:@-]{0,254}$`)
 	protocols = []string{"http", "https", "tcp", "udp"}
 )
 
@@ -78,8 +77,8 @@ func (m *Manager) resolve(ctx context.Context, p CreateParams) (store.Environmen
 		LastAccessedAt: m.now(),
 	}
 	if p.BaseImage != "" {
-		if !imageRef.MatchString(p.BaseImage) {
-			return store.Environment{}, &ValidationError{Field: "base_image", Message: "must be a template name or an image reference such as registry.example.com/team/image:tag"}
+		if err := catalog.CheckImageRef(p.BaseImage); err != nil {
+			return store.Environment{}, &ValidationError{Field: "base_image", Message: fmt.Sprintf("must be a template name or an image reference such as registry.example.com/team/image:tag (%v)", err)}
 		}
 		env.BaseImage = p.BaseImage
 	}

@@ -7,14 +7,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
-
-// MaxNextLength bounds the path a sign-in returns to.
-const MaxNextLength = 2048
 
 // State is what a sign-in carries from its start to the provider's
 // callback (in a cookie): the state parameter, the PKCE verifier and where
@@ -81,20 +76,4 @@ func NewStateParam() (string, error) {
 		return "", fmt.Errorf("generate state: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-// SafeNext returns next if it is a path on this server, else "/". Only an
-// absolute path without a host passes: not "//evil.example" or
-// "/\evil.example" (which browsers read as another host), not a URL.
-func SafeNext(next string) string {
-	if next == "" || len(next) > MaxNextLength || !strings.HasPrefix(next, "/") ||
-		strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
-		strings.ContainsAny(next, "\\\r\n\t") || !utf8.ValidString(next) {
-		return "/"
-	}
-	u, err := url.Parse(next)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") {
-		return "/"
-	}
-	return next
 }

@@ -16,7 +16,10 @@ import (
 // access URL's host are served.
 func TestDNSRebindingRefused(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, "", func(c *server.Config) { c.AccessURL = "https://dev8.example.com" })
+	ts := startServer(t, "", func(c *server.Config) {
+		c.AccessURL = "https://dev8.example.com"
+		c.AllowedHosts = []string{"proxy.example.net"} // --allowed-hosts
+	})
 	port := ts.url[strings.LastIndex(ts.url, ":")+1:]
 	send := func(host, method, path, body string) (int, sdk.ErrorResponse) {
 		t.Helper()
@@ -49,7 +52,7 @@ func TestDNSRebindingRefused(t *testing.T) {
 			t.Fatalf("GET / with Host %s: %d", host, code)
 		}
 	}
-	for _, host := range []string{"127.0.0.1:" + port, "localhost:" + port, "dev8.example.com"} {
+	for _, host := range []string{"127.0.0.1:" + port, "localhost:" + port, "dev8.example.com", "proxy.example.net", "PROXY.example.net:443"} {
 		if code, _ := send(host, http.MethodGet, "/health", ""); code != http.StatusOK {
 			t.Errorf("GET /health with Host %s: %d", host, code)
 		}

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/docker/docker/client"
 
+	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/internal/runtime"
 	"dev8.dev/dev8/internal/runtime/docker"
 	"dev8.dev/dev8/internal/runtime/local"
@@ -354,17 +354,13 @@ func ParseTemplateImages(pairs []string) (map[string]string, error) {
 		if !ok || name == "" || ref == "" {
 			return nil, fmt.Errorf("template image %q: want template=image, e.g. nodejs=registry.example/dev8/nodejs:1", p)
 		}
-		if !imageRef.MatchString(ref) {
-			return nil, fmt.Errorf("template image %q: %q is not an image reference", p, ref)
+		if err := catalog.CheckImageRef(ref); err != nil {
+			return nil, fmt.Errorf("template image %q: %q is not an image reference: %w", p, ref, err)
 		}
 		out[name] = ref
 	}
 	return out, nil
 }
-
-// imageRef is a loose image reference: lower-case registry (with an
-// optional port) and path, optional tag and digest.
-var imageRef = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*(:[0-9]+)?(/[a-z0-9][a-z0-9._-]*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`)
 
 func newRuntime(ctx context.Context, cfg Config, name string, db *store.DB, imageRefs map[string]string, builtHere map[string]bool) (runtime.Runtime, error) {
 	switch name {

@@ -83,6 +83,10 @@ type Config struct {
 	// AgentURL is where workspaces' supervisors reach this server; default
 	// the listen address on loopback.
 	AgentURL string
+	// AllowedHosts are more host names the server answers to, besides IP
+	// addresses, localhost and the access and agent URLs' hosts (see
+	// httpmw.AllowHosts): a proxy reached under several names.
+	AllowedHosts []string
 	// TemplateImages points templates at image references (template name →
 	// reference) for the docker runtime; a template not named runs its
 	// catalog image (dev8/<template>:latest).
@@ -125,6 +129,12 @@ type Config struct {
 	RateLimits     httpmw.RateLimits
 	CORSOrigins    []string
 	TrustedProxies []netip.Prefix
+	// Streams caps the event streams and websockets people hold open
+	// (zero fields: httpmw's defaults).
+	Streams httpmw.StreamLimits
+	// RequestTimeouts bound ordinary requests' reading and whole time
+	// (zero fields: httpmw's defaults); streams are exempt.
+	RequestTimeouts httpmw.RequestTimeouts
 	// OAuth enables sign-in with GitHub and Google (see OAuthConfig).
 	OAuth OAuthConfig
 	// SessionPruneInterval is how often expired sessions are deleted
@@ -356,6 +366,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 		Quotas:         quotas,
 		RateLimits:     cfg.RateLimits,
+		Streams:        cfg.Streams,
 		CORSOrigins:    cfg.CORSOrigins,
 		AllowedImages:  allowedImages(cfg.AllowedImages, imageRefs),
 		TrustedProxies: cfg.TrustedProxies,
@@ -451,9 +462,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	urls.AgentSocket = s.AgentSocket()
 	srv := &http.Server{
 		// Hosts are checked before anything else runs: see AllowHosts.
-		Handler: httpmw.AllowHosts(s.log, urls.AccessURL, urls.AgentURL)(s.handler),
-		// No ReadTimeout: it would also cut off websockets (tunnels,
-		// terminals, the IDE) a minute after they were opened.
+		Handler:           httpmw.AllowHosts(s.log, httpmw.Hosts{URLs: []string{urls.AccessURL, urls.AgentURL}, Names: s.cfg.AllowedHosts})(s.handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		// Headers are small (a bearer token, a cookie); 64 KiB leaves room
 		// for a proxy's additions while keeping a slow-loris client's
@@ -464,6 +473,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	// The body's arrival and the whole request are bounded (ReadTimeout,
+	// WriteTimeout); the routes that stream (websockets: tunnels,
+	// terminals, the IDE; event streams) lift the bounds for themselves
+	// once the caller is authenticated (httpmw.LongLived).
+	s.cfg.RequestTimeouts.Apply(srv)
 	s.Manager.SetURLs(urls)
 	s.api.SetPublicURL(urls.AccessURL)
 	g, gctx := errgroup.WithContext(ctx)

@@ -126,6 +126,14 @@ func (s *Site) Routes(r chi.Router, guard httpmw.PageGuard) {
 	r.Get("/", s.page("landing", "Cloud development environments"))
 	r.Get(httpmw.SignInPath, s.page("signin", "Sign in"))
 	r.Get("/signup", s.page("signup", "Create your account"))
+	// Forms with a password or a secret are method=post, so that a browser
+	// without JavaScript never puts it in a URL (history, logs, Referer).
+	// What such a browser posts is not read (every action is the API's,
+	// through the page's script): it is sent back to the page, which says
+	// that it needs JavaScript.
+	for _, path := range []string{httpmw.SignInPath, "/signup", "/profile", "/settings"} {
+		r.Post(path, backToPage)
+	}
 	r.Group(func(r chi.Router) {
 		if guard.OptionalUser != nil {
 			r.Use(guard.OptionalUser)
@@ -175,6 +183,10 @@ type pageData struct {
 	Env *store.Environment
 	// IDE says why the IDE page stands where the IDE would.
 	IDE *ideGate
+	// Next is where the sign-in and sign-up pages go once signed in:
+	// their ?next= if httpmw.SafeNext lets it through. The page's script
+	// uses it as given.
+	Next string
 }
 
 // IsAdmin: the header links the admin pages.
@@ -246,8 +258,19 @@ func (s *Site) page(name, title string) http.HandlerFunc {
 	}
 }
 
+// backToPage answers a page's form posted by a browser without
+// JavaScript: 303 to the page itself (its own path and query, so never
+// elsewhere), whose <noscript> says why nothing happened. The body is not
+// read.
+func backToPage(w http.ResponseWriter, r *http.Request) {
+	http.Redirect(w, r, r.URL.RequestURI(), http.StatusSeeOther)
+}
+
 func (s *Site) newPageData(r *http.Request, name, title string) pageData {
 	data := pageData{Title: title, Page: name, EnvironmentID: chi.URLParam(r, "id"), Year: time.Now().Year(), Script: "js/" + name + ".js"}
+	if name == "signin" || name == "signup" {
+		data.Next = httpmw.SafeNext(r.URL.Query().Get("next"), "/dashboard")
+	}
 	if u, ok := auth.UserFrom(r.Context()); ok {
 		data.User = &u
 	}

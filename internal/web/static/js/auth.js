@@ -1,12 +1,11 @@
 import { api, $, el, showError } from "./api.js";
 
-// nextPath is where to go after signing in: the page that sent the visitor
-// here, if it is one of ours.
+// nextPath is where to go after signing in: the server decides (the form's
+// data-next, its ?next= if that is a path on this server, else the
+// dashboard) and the page goes there as told, so there is one rule, the
+// server's (httpmw.SafeNext).
 export function nextPath() {
-  const next = new URLSearchParams(location.search).get("next") || "";
-  // A path on this server only: not //host, nor /\host (which browsers
-  // read as //host), nor anything with control characters.
-  return /^\/(?![\/\\])[^\\\x00-\x1f]*$/.test(next) ? next : "/dashboard";
+  return document.querySelector("form[data-next]")?.dataset.next || "/dashboard";
 }
 
 export async function signIn(email, password) {
