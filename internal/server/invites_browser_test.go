@@ -92,10 +92,11 @@ func TestInviteLink(t *testing.T) {
 	p.signOut()
 
 	// Ada follows her link.
-	p.step("follow the invite",
-		chromedp.Navigate(link),
-		chromedp.WaitVisible(chromedp.CSS("#invite-note")),
-	)
+	resp = p.navigate(link)
+	if resp.Status != http.StatusOK || resp.Headers["Referrer-Policy"] != "no-referrer" {
+		t.Errorf("the invite's page = %d, Referrer-Policy %v; want 200 and no-referrer (its URL holds the token)", resp.Status, resp.Headers["Referrer-Policy"])
+	}
+	p.step("follow the invite", chromedp.WaitVisible(chromedp.CSS("#invite-note")))
 	if email, ro := p.eval(`document.querySelector("#email").value`), p.eval(`String(document.querySelector("#email").readOnly)`); email != "ada@example.com" || ro != "true" {
 		t.Errorf("the invite's page: email %q, read-only %s; want ada@example.com, fixed", email, ro)
 	}

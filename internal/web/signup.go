@@ -83,8 +83,7 @@ func (s *Site) signupPage(w http.ResponseWriter, r *http.Request) {
 		}
 		data.Invite = &invitePage{Token: token, Email: inv.Email, Role: string(inv.Role), ExpiresAt: inv.ExpiresAt}
 		data.Title = "Accept your invite"
-		// The link's token must not travel further in a Referer.
-		w.Header().Set("Referrer-Policy", "no-referrer")
+		data.noReferrer = true // the link's token must not travel in a Referer
 		s.render(w, r, http.StatusOK, "signup", data)
 		return
 	}

@@ -187,6 +187,9 @@ type pageData struct {
 	Invite *invitePage
 	// Problem is what the problem page says.
 	Problem *problemPage
+	// noReferrer: the page's URL holds a secret (an invite's token), so
+	// its requests send no Referer at all.
+	noReferrer bool
 }
 
 // IsAdmin: the header links the admin pages.
@@ -305,7 +308,11 @@ func (s *Site) render(w http.ResponseWriter, r *http.Request, status int, name s
 	} else {
 		h.Set("Content-Security-Policy", contentSecurityPolicy)
 	}
-	h.Set("Referrer-Policy", "same-origin")
+	if data.noReferrer {
+		h.Set("Referrer-Policy", "no-referrer")
+	} else {
+		h.Set("Referrer-Policy", "same-origin")
+	}
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
