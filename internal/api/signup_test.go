@@ -436,3 +436,35 @@ func (f *oauthFixture) signInWith(browser *http.Client, provider string, q url.V
 	f.t.Cleanup(func() { resp.Body.Close() })
 	return resp
 }
+
+// TestOpenAPISignupBounds keeps the document's invite bounds and policy
+// names in step with the code.
+func TestOpenAPISignupBounds(t *testing.T) {
+	t.Parallel()
+	doc := loadOpenAPI(t)
+	req := doc.Components.Schemas["CreateInviteRequest"].Value
+	days := req.Properties["expires_in_days"].Value
+	if *days.Min != 1 || *days.Max != MaxInviteDays || days.Default != float64(DefaultInviteDays) {
+		t.Errorf("CreateInviteRequest.expires_in_days %v..%v default %v, want 1..%d default %d", *days.Min, *days.Max, days.Default, MaxInviteDays, DefaultInviteDays)
+	}
+	if got := fmt.Sprint(req.Properties["role"].Value.Enum); got != "[member admin]" {
+		t.Errorf("CreateInviteRequest.role enum %s", got)
+	}
+	var policies []any
+	for _, p := range signup.Policies {
+		policies = append(policies, string(p))
+	}
+	if got := doc.Components.Schemas["ProviderList"].Value.Properties["signup_policy"].Value.Enum; fmt.Sprint(got) != fmt.Sprint(policies) {
+		t.Errorf("ProviderList.signup_policy enum %v, want %v", got, policies)
+	}
+	var states []any
+	for _, s := range []store.InviteState{store.InvitePending, store.InviteUsed, store.InviteRevoked, store.InviteExpired} {
+		states = append(states, string(s))
+	}
+	if got := doc.Components.Schemas["Invite"].Value.Properties["state"].Value.Enum; fmt.Sprint(got) != fmt.Sprint(states) {
+		t.Errorf("Invite.state enum %v, want %v", got, states)
+	}
+	if _, ok := doc.Components.Schemas["SignupRequest"].Value.Properties["invite"]; !ok {
+		t.Error("SignupRequest has no invite")
+	}
+}
