@@ -277,6 +277,16 @@ const (
 	// CodeOAuthFailed: signing in with an OAuth provider did not work out
 	// (the provider refused the code, or gave no verified email).
 	CodeOAuthFailed = "OAUTH_FAILED"
+	// CodeSignupClosed (403): the server's signup policy is closed and the
+	// signup came without an invite; an admin's invite link is the way in.
+	CodeSignupClosed = "SIGNUP_CLOSED"
+	// CodeInviteRequired (403): the server signs people up by invitation
+	// (its policy is invite) and the signup came without an invite.
+	CodeInviteRequired = "INVITE_REQUIRED"
+	// CodeInviteInvalid (403): the signup's invite cannot be used: no such
+	// invite, used, revoked, expired, or for another email address
+	// (details say which).
+	CodeInviteInvalid = "INVITE_INVALID"
 )
 
 // IsCode reports whether err is (or wraps) an *Error with the given code.

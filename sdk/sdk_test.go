@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"dev8.dev/dev8/internal/server"
+	"dev8.dev/dev8/internal/signup"
 	"dev8.dev/dev8/internal/testutil/devserver"
 	"dev8.dev/dev8/sdk"
 )
@@ -29,20 +30,22 @@ type testServer struct {
 	ctx context.Context
 	srv *server.Server
 	url string
+	dev *devserver.Server
 }
 
 // startServer runs a real server (SQLite, local runtime) on a loopback port.
 func startServer(t *testing.T, mutate func(*server.Config)) *testServer {
 	t.Helper()
 	srv := devserver.Start(t, devserver.Options{Config: mutate})
-	return &testServer{ctx: srv.Ctx, srv: srv.Server, url: srv.URL}
+	return &testServer{ctx: srv.Ctx, srv: srv.Server, url: srv.URL, dev: srv}
 }
 
-// login signs a new user up and returns a client with their token.
+// login signs a new user up (the first by themself, the others with an
+// invite) and returns a client with their token.
 func (ts *testServer) login(t *testing.T, email string) *sdk.Client {
 	t.Helper()
 	anon := sdk.New(ts.url, "")
-	if _, err := anon.Signup(ts.ctx, email, "correct horse", "Ada"); err != nil {
+	if _, err := ts.dev.Signup(t, anon, email, "correct horse", "Ada"); err != nil {
 		t.Fatal(err)
 	}
 	token, _, err := anon.Login(ts.ctx, email, "correct horse")
@@ -63,7 +66,9 @@ func apiError(t *testing.T, err error) *sdk.Error {
 
 func TestErrors(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, nil)
+	// Open signup, so that signing up twice is the conflict it is about
+	// (under invite an uninvited second signup is INVITE_REQUIRED).
+	ts := startServer(t, func(c *server.Config) { c.Signup = signup.Open })
 	anon := sdk.New(ts.url, "")
 
 	_, _, err := anon.Login(ts.ctx, "nobody@example.com", "wrong password")

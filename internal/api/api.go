@@ -25,6 +25,7 @@ import (
 	"dev8.dev/dev8/internal/oauth"
 	"dev8.dev/dev8/internal/quota"
 	"dev8.dev/dev8/internal/secretbox"
+	"dev8.dev/dev8/internal/signup"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/tunnel"
 	"dev8.dev/dev8/sdk"
@@ -52,6 +53,7 @@ type Store interface {
 	AccountStore
 	UserAdminStore
 	ProfileStore
+	InviteStore
 }
 
 // Config configures the API.
@@ -119,6 +121,9 @@ type Config struct {
 	Backups *backup.Service
 	// Audit records what requests do (nil: a recorder over Store).
 	Audit *audit.Recorder
+	// Signup is the signup policy (nil: signup.DefaultPolicy over Store,
+	// with no allowed email domains).
+	Signup *signup.Gate
 }
 
 // API holds what the handlers share.
@@ -145,6 +150,7 @@ type API struct {
 	allowedImages        []string
 	backups              *backup.Service
 	auditLog             *audit.Recorder
+	gate                 *signup.Gate
 	pages                httpmw.Pages
 	// authn, proxies and corsOrigins are the middleware's (httpmw); the
 	// login and session handlers use them too. gateway serves the
@@ -207,6 +213,7 @@ func New(cfg Config) *API {
 		allowedImages:        cfg.AllowedImages,
 		backups:              cfg.Backups,
 		auditLog:             cfg.Audit,
+		gate:                 signupGate(cfg),
 	}
 	if a.auditLog == nil {
 		a.auditLog = audit.New(cfg.Store, cfg.Logger, cfg.Now)
@@ -312,6 +319,15 @@ func (a *API) Handler() http.Handler {
 				r.Route("/users/{id}", func(r chi.Router) {
 					r.Get("/", a.getUser)
 					r.With(a.authn.RequireAdmin).Patch("/", a.patchUser)
+				})
+				// Invites (invites.go): admins make, list and revoke them.
+				r.Group(func(r chi.Router) {
+					r.Use(a.authn.RequireAdmin)
+					r.Get("/invites", a.listInvites)
+					r.Post("/invites", a.createInvite)
+					r.Route("/invites/{id}", func(r chi.Router) {
+						r.Delete("/", a.revokeInvite)
+					})
 				})
 			})
 			r.Route("/environments/{id}", func(r chi.Router) {

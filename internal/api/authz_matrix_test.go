@@ -126,8 +126,13 @@ var authzMatrix = map[string]matrixRow{
 	"GET /api/v1/users":                          adminOnly,
 	// A member reads themself (owner is the user in the path); anyone
 	// else but an admin is told there is no such user.
-	"GET /api/v1/users/{id}":                     {refused, allowed, hidden, allowed, denied, denied},
-	"PATCH /api/v1/users/{id}":                   adminOnly,
+	"GET /api/v1/users/{id}":   {refused, allowed, hidden, allowed, denied, denied},
+	"PATCH /api/v1/users/{id}": adminOnly,
+	// Invites are the installation's: admins only, every admin any
+	// invite; a member is refused, not told whether one exists.
+	"GET /api/v1/invites":                        adminOnly,
+	"POST /api/v1/invites":                       adminOnly, // {} is a 201 for an admin: an invite for anyone
+	"DELETE /api/v1/invites/{id}":                adminOnly,
 	"POST /api/v1/environments/{id}/activity":    envForBoth,
 	"GET /api/v1/environments/{id}":              envForUser,
 	"DELETE /api/v1/environments/{id}":           envForUser,
@@ -164,6 +169,7 @@ type matrixWorld struct {
 	sshKeyID   string
 	secretName string
 	sessionID  string
+	inviteID   string
 }
 
 func newMatrixWorld(t *testing.T, f *hardenedFixture, adminUser store.User, n int) matrixWorld {
@@ -222,6 +228,11 @@ func newMatrixWorld(t *testing.T, f *hardenedFixture, adminUser store.User, n in
 		t.Fatal(err)
 	}
 	w.sessionID = sess.ID
+	inv, err := f.db.CreateInvite(ctx, store.Invite{Hash: sum[:], Role: store.RoleMember, CreatedBy: adminUser.ID, ExpiresAt: f.clock.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.inviteID = inv.ID
 	// DELETE /git/github-token acts on the caller's own token: every
 	// user has one to delete.
 	for _, u := range []store.User{w.owner, other, adminUser} {
@@ -255,6 +266,8 @@ func (w matrixWorld) path(t *testing.T, route string) string {
 			return w.secretName
 		case prefix == "/api/v1/auth/sessions/":
 			return w.sessionID
+		case prefix == "/api/v1/invites/":
+			return w.inviteID
 		case prefix == "/api/v1/auth/oauth/":
 			return "github"
 		}

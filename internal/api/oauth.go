@@ -14,7 +14,9 @@ import (
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/oauth"
+	"dev8.dev/dev8/internal/signup"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/sdk"
 )
 
 // AccountStore is the persistence of OAuth provider accounts.
@@ -35,23 +37,22 @@ const (
 	oauthStateTTL = 10 * time.Minute
 )
 
-// providerJSON is a configured provider, for the sign-in buttons.
-type providerJSON struct {
-	Name        string `json:"name"`
-	DisplayName string `json:"display_name"`
-	StartURL    string `json:"start_url"`
-}
-
 func oauthStartPath(provider string) string { return "/api/v1/auth/oauth/" + provider }
 
-// listProviders names the OAuth providers this server signs in with.
+// listProviders says how one signs in and up here: the OAuth providers,
+// and the signup policy, so that pages offer only what works.
 func (a *API) listProviders(w http.ResponseWriter, r *http.Request) {
-	out := make([]providerJSON, 0, len(a.oauthOrder))
+	out := sdk.SignupInfo{Providers: make([]sdk.AuthProvider, 0, len(a.oauthOrder)), Password: true, SignupPolicy: string(a.gate.Policy())}
 	for _, name := range a.oauthOrder {
 		p := a.oauth[name]
-		out = append(out, providerJSON{Name: name, DisplayName: p.DisplayName(), StartURL: oauthStartPath(name)})
+		out.Providers = append(out.Providers, sdk.AuthProvider{Name: name, DisplayName: p.DisplayName(), StartURL: oauthStartPath(name)})
 	}
-	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"providers": out, "password": true})
+	var err error
+	if out.SignupOpen, err = a.gate.SelfService(r.Context()); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
 // publicURL is where people reach this server: the configured access URL,
@@ -82,7 +83,7 @@ func (a *API) oauthProvider(w http.ResponseWriter, r *http.Request) (oauth.Provi
 	name := chi.URLParam(r, "provider")
 	p, ok := a.oauth[name]
 	if !ok {
-		a.writeError(w, r, &httpapi.Error{Status: http.StatusNotFound, Code: httpapi.CodeNotFound, Message: "Sign-in provider not configured",
+		a.oauthFail(w, r, &httpapi.Error{Status: http.StatusNotFound, Code: httpapi.CodeNotFound, Message: "Sign-in provider not configured",
 			Details: fmt.Sprintf("%q is not one of this server's providers (GET /api/v1/auth/providers lists them)", name)})
 		return nil, false
 	}
@@ -97,9 +98,18 @@ func (a *API) oauthStart(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// Someone signing up with an invite hears at once if it cannot be
+	// used, not after the provider's pages.
+	invite := r.URL.Query().Get("invite")
+	if invite != "" {
+		if err := a.inviteUsable(r.Context(), invite); err != nil {
+			a.oauthFail(w, r, err)
+			return
+		}
+	}
 	state, err := oauth.NewStateParam()
 	if err != nil {
-		a.writeError(w, r, err)
+		a.oauthFail(w, r, err)
 		return
 	}
 	st := oauth.State{
@@ -108,11 +118,12 @@ func (a *API) oauthStart(w http.ResponseWriter, r *http.Request) {
 		Verifier: oauth2.GenerateVerifier(),
 		Next:     httpmw.SafeNext(r.URL.Query().Get("next"), "/"),
 		Expires:  a.now().Add(oauthStateTTL).Unix(),
+		Invite:   invite,
 	}
 	target, err := p.AuthCodeURL(r.Context(), a.redirectURL(r, p.Name()), st.State, st.Verifier)
 	if err != nil {
 		a.log.WarnContext(r.Context(), "oauth provider unavailable", "provider", p.Name(), "err", err)
-		a.writeError(w, r, providerUnavailable(p))
+		a.oauthFail(w, r, providerUnavailable(p))
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
@@ -150,26 +161,26 @@ func (a *API) oauthCallback(w http.ResponseWriter, r *http.Request) {
 	c, err := r.Cookie(oauthStateCookie)
 	if err != nil || c.Value == "" {
 		a.auditAs(r, "", "auth.oauth_login", "user", "", false, map[string]any{"provider": p.Name(), "reason": "no state cookie"})
-		a.writeError(w, r, &httpapi.Error{Status: http.StatusBadRequest, Code: httpapi.CodeOAuthFailed, Message: "Sign-in state missing",
+		a.oauthFail(w, r, &httpapi.Error{Status: http.StatusBadRequest, Code: httpapi.CodeOAuthFailed, Message: "Sign-in state missing",
 			Details: "the sign-in expired or was started in another browser; start again"})
 		return
 	}
 	st, ok := a.oauthStates.Open(c.Value)
 	if !ok || st.Provider != p.Name() || q.Get("state") == "" || subtle.ConstantTimeCompare([]byte(st.State), []byte(q.Get("state"))) != 1 {
 		a.auditAs(r, "", "auth.oauth_login", "user", "", false, map[string]any{"provider": p.Name(), "reason": "state mismatch"})
-		a.writeError(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeOAuthFailed, Message: "Sign-in state does not match",
+		a.oauthFail(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeOAuthFailed, Message: "Sign-in state does not match",
 			Details: "this answer is not for the sign-in this browser started (or it expired); start again"})
 		return
 	}
 	if e := q.Get("error"); e != "" {
 		a.auditAs(r, "", "auth.oauth_login", "user", "", false, map[string]any{"provider": p.Name(), "reason": "provider error", "error": truncateUTF8(e, 64)})
-		a.writeError(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeOAuthFailed, Message: p.DisplayName() + " sign-in was not completed",
+		a.oauthFail(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeOAuthFailed, Message: p.DisplayName() + " sign-in was not completed",
 			Details: "the provider answered " + truncateUTF8(e, 64)})
 		return
 	}
 	code := q.Get("code")
 	if code == "" {
-		a.writeError(w, r, httpapi.Validation("code: is required"))
+		a.oauthFail(w, r, httpapi.Validation("code: is required"))
 		return
 	}
 	id, err := p.Identify(r.Context(), a.redirectURL(r, p.Name()), code, st.Verifier)
@@ -177,20 +188,23 @@ func (a *API) oauthCallback(w http.ResponseWriter, r *http.Request) {
 		// The error names no code or token (see package oauth).
 		a.log.InfoContext(r.Context(), "oauth sign-in failed", "provider", p.Name(), "err", err)
 		a.auditAs(r, "", "auth.oauth_login", "user", "", false, map[string]any{"provider": p.Name(), "reason": oauthReason(err)})
-		a.writeError(w, r, oauthError(p, err))
+		a.oauthFail(w, r, oauthError(p, err))
 		return
 	}
-	user, err := a.oauthUser(r, id)
+	user, err := a.oauthUser(r, id, st.Invite)
 	if errors.Is(err, httpmw.ErrSuspended) {
 		a.auditAs(r, user.ID, "auth.oauth_login", "user", user.ID, false, map[string]any{"provider": p.Name(), "reason": "suspended"})
 	}
+	if errors.Is(err, signup.ErrInviteRequired) || errors.Is(err, signup.ErrSignupClosed) {
+		a.auditAs(r, "", "auth.oauth_login", "user", "", false, map[string]any{"provider": p.Name(), "email": id.Email, "reason": "signup policy"})
+	}
 	if err != nil {
-		a.writeError(w, r, err)
+		a.oauthFail(w, r, err)
 		return
 	}
 	_, sess, err := a.startSession(w, r, user)
 	if err != nil {
-		a.writeError(w, r, err)
+		a.oauthFail(w, r, err)
 		return
 	}
 	a.log.InfoContext(r.Context(), "user logged in", "user", user.ID, "provider", p.Name(), "session", sess.ID)
@@ -224,10 +238,12 @@ func oauthError(p oauth.Provider, err error) *httpapi.Error {
 
 // oauthUser finds or makes the user for a verified identity: the user its
 // provider account is linked to; else the user with the same (verified)
-// email, now linked; else a new user without a password, linked. The first
-// user of an installation is its admin, however they sign up. A suspended
-// user is returned with httpmw.ErrSuspended, and nothing is linked to them.
-func (a *API) oauthUser(r *http.Request, id oauth.Identity) (store.User, error) {
+// email, now linked; else a new user without a password, linked, if the
+// signup policy allows it (with invite, an invite's token: see createUser).
+// The first user of an installation is its admin, however they sign up. A
+// suspended user is returned with httpmw.ErrSuspended, and nothing is
+// linked to them.
+func (a *API) oauthUser(r *http.Request, id oauth.Identity, invite string) (store.User, error) {
 	ctx := r.Context()
 	now := a.now()
 	acct, user, err := a.store.GetAccount(ctx, id.Provider, id.Subject)
@@ -253,7 +269,7 @@ func (a *API) oauthUser(r *http.Request, id oauth.Identity) (store.User, error) 
 	if errors.Is(err, store.ErrNotFound) {
 		// The provider's profile name is not refused, only cleaned.
 		name := cleanLabel(id.Name, maxNameLength)
-		user, err = a.store.CreateUser(ctx, store.User{Email: id.Email, Name: name})
+		user, err = a.createUser(r, store.User{Email: id.Email, Name: name}, invite, a.gate.DomainAllowed(id.Email))
 		created = err == nil
 		if errors.Is(err, store.ErrConflict) {
 			// Someone signed up with the address meanwhile.
@@ -281,6 +297,21 @@ func (a *API) oauthUser(r *http.Request, id oauth.Identity) (store.User, error) 
 	}
 	a.auditAs(r, user.ID, "auth.account_link", "account", acct.ID, true, map[string]any{"provider": id.Provider, "email": id.Email})
 	return user, nil
+}
+
+// oauthFail answers a sign-in that cannot go on: a browser (the sign-in
+// is a navigation) gets a page saying why, a program the API's JSON.
+func (a *API) oauthFail(w http.ResponseWriter, r *http.Request, err error) {
+	if a.pages == nil || !httpmw.WantsPage(r) {
+		a.writeError(w, r, err)
+		return
+	}
+	e := httpapi.ToError(err)
+	if e.Status >= 500 {
+		a.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	a.pages.Problem(w, r, e.Status, e.Message, e.Details)
 }
 
 func wrapIf(op string, err error) error {

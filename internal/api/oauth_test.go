@@ -240,6 +240,13 @@ type oauthFixture struct {
 
 func newOAuthFixture(t *testing.T) *oauthFixture {
 	t.Helper()
+	return newOAuthFixtureWith(t, nil)
+}
+
+// newOAuthFixtureWith is newOAuthFixture with mutate applied to the API's
+// configuration last.
+func newOAuthFixtureWith(t *testing.T, mutate func(*Config)) *oauthFixture {
+	t.Helper()
 	fake := newFakeProvider(t)
 	gh, err := oauth.NewGitHub(oauth.GitHubConfig{ClientID: fakeClientID, ClientSecret: fakeClientSecret, URL: fake.srv.URL, APIURL: fake.srv.URL + "/api"})
 	if err != nil {
@@ -252,6 +259,9 @@ func newOAuthFixture(t *testing.T) *oauthFixture {
 	f := newHardenedFixture(t, func(c *Config) {
 		c.OAuthProviders = []oauth.Provider{gh, google}
 		c.RateLimits = httpmw.RateLimits{IPRate: -1, PrincipalRate: -1}
+		if mutate != nil {
+			mutate(c)
+		}
 	})
 	srv := httptest.NewServer(f.handler)
 	t.Cleanup(srv.Close)
@@ -325,7 +335,7 @@ func TestOAuthSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var providers struct{ Providers []providerJSON }
+	var providers sdk.SignupInfo
 	json.NewDecoder(resp.Body).Decode(&providers)
 	resp.Body.Close()
 	if len(providers.Providers) != 2 || providers.Providers[0].Name != "github" || providers.Providers[1].Name != "google" ||

@@ -413,6 +413,7 @@ func TestOpenAPIBoundsMatchCode(t *testing.T) {
 		httpapi.CodeInvalidJSON, httpapi.CodeValidation, httpapi.CodeUnauthorized, httpapi.CodeForbidden, httpapi.CodeNotFound, httpapi.CodeMethodNotAllowed,
 		httpapi.CodeConflict, httpapi.CodeInvalidState, httpapi.CodeTooLarge, httpapi.CodeUnsupportedMedia, httpapi.CodeInternal, httpapi.CodeNotReady,
 		httpapi.CodeUnavailable, httpapi.CodeRateLimited, httpapi.CodeTooManyStreams, httpapi.CodeQuotaExceeded, httpapi.CodeCSRFFailed, httpapi.CodeOAuthFailed, httpapi.CodeRuntimeAdminOnly,
+		httpapi.CodeSignupClosed, httpapi.CodeInviteRequired, httpapi.CodeInviteInvalid,
 	})
 	if !slices.Equal(schema("Error").Required, []string{"error", "details", "code"}) {
 		t.Errorf("Error.required = %v, want [error details code]", schema("Error").Required)

@@ -30,6 +30,9 @@ type signupRequest struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
 	Name     string `json:"name"`
+	// Invite is an invite's token (the invite parameter of its link):
+	// how people sign up when the policy is invite or closed.
+	Invite string `json:"invite"`
 }
 
 func validateEmail(email string) error {
@@ -67,12 +70,17 @@ func (a *API) signup(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
+	// The signup policy (signup.go) answers before bcrypt runs.
+	if err := a.admitSignup(r, req.Email, req.Invite); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	hash, err := a.passwords.Hash(req.Password)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	user, err := a.store.CreateUser(r.Context(), store.User{Email: req.Email, Name: req.Name, PasswordHash: hash})
+	user, err := a.createUser(r, store.User{Email: req.Email, Name: req.Name, PasswordHash: hash}, req.Invite, false)
 	if errors.Is(err, store.ErrConflict) {
 		a.auditAs(r, "", "auth.signup", "user", "", false, map[string]any{"email": req.Email, "reason": "email already registered"})
 		a.writeError(w, r, &httpapi.Error{Status: http.StatusConflict, Code: httpapi.CodeConflict, Message: "Email already registered", Details: "log in instead, or use another address"})

@@ -30,6 +30,7 @@ func TestMain(m *testing.M) {
 // command line.
 type harness struct {
 	t         *testing.T
+	dev       *devserver.Server
 	ctx       context.Context
 	srv       *server.Server
 	url       string
@@ -43,18 +44,19 @@ func newHarness(t *testing.T, mutate func(*server.Config)) *harness {
 	t.Helper()
 	srv := devserver.Start(t, devserver.Options{Config: mutate})
 	h := &harness{
-		t: t, ctx: srv.Ctx, srv: srv.Server, url: srv.URL, dataDir: srv.DataDir,
+		t: t, dev: srv, ctx: srv.Ctx, srv: srv.Server, url: srv.URL, dataDir: srv.DataDir,
 		configDir: filepath.Join(t.TempDir(), "dev8"),
 	}
 	h.env = map[string]string{envConfigDir: h.configDir}
 	return h
 }
 
-// user signs up and logs in through the SDK, returning the token.
+// user signs up (the first user by themself, the others with an invite)
+// and logs in through the SDK, returning the token.
 func (h *harness) user(email string) string {
 	h.t.Helper()
 	c := sdk.New(h.url, "")
-	if _, err := c.Signup(h.ctx, email, "correct horse", "Test User"); err != nil {
+	if _, err := h.dev.Signup(h.t, c, email, "correct horse", "Test User"); err != nil {
 		h.t.Fatalf("signup %s: %v", email, err)
 	}
 	token, _, err := c.Login(h.ctx, email, "correct horse")

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"dev8.dev/dev8/internal/signup"
 )
 
 // parseServer builds dev8 server's options as newServerCommand does, with
@@ -49,6 +51,8 @@ func TestServerOptionsRefuseBadValues(t *testing.T) {
 		{"list (images)", "allowed-images", "DEV8_ALLOWED_IMAGES", "registry.example/[team", "want comma-separated image patterns"},
 		{"repeated list", "template-image", "DEV8_TEMPLATE_IMAGES", "nodejs", "want template=image pairs"},
 		{"choice", "log-format", "DEV8_LOG_FORMAT", "xml", "want text or json"},
+		{"signup policy", "signup", "DEV8_SIGNUP", "public", "want open, invite or closed"},
+		{"list (email domains)", "allowed-email-domains", "DEV8_ALLOWED_EMAIL_DOMAINS", "example.com,*.corp.example", "want comma-separated email domains"},
 		{"log level", "log-level", "DEV8_LOG_LEVEL", "loud", "want debug, info, warn or error"},
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
@@ -129,6 +133,21 @@ func TestServerOptionsSetTheConfig(t *testing.T) {
 	if want := map[string]string{"base": "r.example/base:2", "go": "r.example/go:2"}; !reflect.DeepEqual(s.cfg.TemplateImages, want) {
 		t.Errorf("template images %v, want the flags' %v only", s.cfg.TemplateImages, want)
 	}
+
+	// The signup policy: invite unless told; the variable, or the flag.
+	if s.cfg.Signup != signup.Invite || s.cfg.AllowedEmailDomains != nil {
+		t.Errorf("signup %q, domains %q; want invite and none by default", s.cfg.Signup, s.cfg.AllowedEmailDomains)
+	}
+	s, err = parseServer(t, map[string]string{"DEV8_SIGNUP": "Closed", "DEV8_ALLOWED_EMAIL_DOMAINS": "Example.com, dev.example.org"}, "--signup", "open")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"example.com", "dev.example.org"}; s.cfg.Signup != signup.Open || !reflect.DeepEqual(s.cfg.AllowedEmailDomains, want) {
+		t.Errorf("signup %q, domains %q; want open (the flag) and %q", s.cfg.Signup, s.cfg.AllowedEmailDomains, want)
+	}
+	if s, err = parseServer(t, map[string]string{"DEV8_SIGNUP": "Closed"}); err != nil || s.cfg.Signup != signup.Closed {
+		t.Errorf("DEV8_SIGNUP=Closed: %q, %v", s.cfg.Signup, err)
+	}
 }
 
 // The flags, their variables and their defaults are what users have in
@@ -158,6 +177,7 @@ func TestServerOptionNamesAndDefaults(t *testing.T) {
 		"rate-limit-ip-burst": {"DEV8_RATE_LIMIT_IP_BURST", "200"}, "login-max-failures": {"DEV8_LOGIN_MAX_FAILURES", "5"},
 		"login-max-failures-ip": {"DEV8_LOGIN_MAX_FAILURES_IP", "20"}, "quota-environments": {"DEV8_QUOTA_ENVIRONMENTS", "10"},
 		"quota-running": {"DEV8_QUOTA_RUNNING", "5"}, "quota-monthly-budget": {"DEV8_QUOTA_MONTHLY_BUDGET", "0"},
+		"signup": {"DEV8_SIGNUP", "invite"}, "allowed-email-domains": {"DEV8_ALLOWED_EMAIL_DOMAINS", ""},
 		// Defaults found on the host: only the names are pinned.
 		"data-dir": {"DEV8_DATA_DIR", "?"}, "code-server": {"DEV8_CODE_SERVER", "?"},
 	}

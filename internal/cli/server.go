@@ -21,6 +21,7 @@ import (
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/quota"
 	"dev8.dev/dev8/internal/server"
+	"dev8.dev/dev8/internal/signup"
 	"dev8.dev/dev8/internal/snapshot"
 )
 
@@ -111,6 +112,12 @@ func serverOptions(s *serverSettings) []serverOption {
 			help: "Google OAuth client secret; prefer the environment variable"},
 		{flag: "google-issuer", env: "DEV8_GOOGLE_ISSUER", value: urlValue(&c.OAuth.Google.Issuer), defaultDoc: "`https://accounts.google.com`",
 			help: "OpenID Connect issuer for Google sign-in"},
+		{flag: "signup", env: "DEV8_SIGNUP", value: newSetting(&c.Signup, signup.DefaultPolicy, "string", func(p signup.Policy) string { return string(p) }, signup.ParsePolicy),
+			help: "who may create an account: `invite` (the first user, who becomes the admin; then people an admin invites, and OAuth sign-ins from `--allowed-email-domains`), `closed` (the first user, then invites only) or `open` (anyone who reaches the server; a warning at start unless it listens on loopback only)",
+			doc:  "see [Signup policy](/docs/security#signup-policy)"},
+		{flag: "allowed-email-domains", env: "DEV8_ALLOWED_EMAIL_DOMAINS", value: listValue(&c.AllowedEmailDomains, "comma-separated email domains", signup.ParseDomains), defaultDoc: "none",
+			help: "comma-separated email domains (`example.com`) whose people may create an account under `--signup invite` by signing in with GitHub or Google, which vouch for the address; password sign-ups never count",
+			doc:  "a domain matches exactly: list subdomains on their own"},
 		{flag: "trusted-proxies", env: "DEV8_TRUSTED_PROXIES", value: listValue(&c.TrustedProxies, "comma-separated addresses or CIDRs", httpmw.ParseTrustedProxies),
 			help: "comma-separated addresses or CIDRs of reverse proxies whose `X-Forwarded-For` is believed for rate limiting",
 			doc:  "set it behind a proxy, or all clients share one rate-limit bucket"},

@@ -19,6 +19,7 @@ import (
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/quota"
+	"dev8.dev/dev8/internal/signup"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/sdk"
 )
@@ -47,6 +48,9 @@ const (
 	CodeQuotaExceeded      = sdk.CodeQuotaExceeded
 	CodeCSRFFailed         = sdk.CodeCSRFFailed
 	CodeOAuthFailed        = sdk.CodeOAuthFailed
+	CodeSignupClosed       = sdk.CodeSignupClosed
+	CodeInviteRequired     = sdk.CodeInviteRequired
+	CodeInviteInvalid      = sdk.CodeInviteInvalid
 )
 
 // Error is an error with its HTTP answer. Handlers return other errors too;
@@ -100,6 +104,7 @@ func ToError(err error) *Error {
 		adminErr *lifecycle.AdminOnlyError
 		quotaErr *store.QuotaExceededError
 		spentErr *quota.BudgetExceededError
+		invErr   *signup.InviteError
 	)
 	switch {
 	case errors.As(err, &apiErr):
@@ -123,6 +128,14 @@ func ToError(err error) *Error {
 	case errors.As(err, &spentErr):
 		return Quota(fmt.Sprintf("the monthly budget is $%.2f and $%.2f has been spent this month (UTC); it resets on the 1st, or ask an admin to raise it",
 			spentErr.BudgetUSD, math.Floor(spentErr.SpentUSD*100)/100))
+	case errors.Is(err, signup.ErrSignupClosed):
+		return &Error{Status: http.StatusForbidden, Code: CodeSignupClosed, Message: "Signup is closed",
+			Details: "accounts on this server are made by invitation: ask an admin for an invite link"}
+	case errors.Is(err, signup.ErrInviteRequired):
+		return &Error{Status: http.StatusForbidden, Code: CodeInviteRequired, Message: "An invite is required",
+			Details: "this server signs people up by invitation: ask an admin for an invite link"}
+	case errors.As(err, &invErr):
+		return &Error{Status: http.StatusForbidden, Code: CodeInviteInvalid, Message: "Invite cannot be used", Details: invErr.Error()}
 	case errors.As(err, &nameErr):
 		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "Name already in use", Details: nameErr.Error() + "; pick another name or delete that one"}
 	case errors.Is(err, store.ErrNotFound):

@@ -38,6 +38,10 @@ type Pages interface {
 	// it and opens the IDE once it runs), has no IDE, or problem says why
 	// it did not answer.
 	IDEUnavailable(w http.ResponseWriter, r *http.Request, problem error)
+	// Problem renders a page that says why what the browser navigated to
+	// cannot be done (a sign-in that failed, a link that no longer works),
+	// with status, instead of the API's JSON error.
+	Problem(w http.ResponseWriter, r *http.Request, status int, title, details string)
 }
 
 // WantsPage reports whether r is a browser navigating to a page, which

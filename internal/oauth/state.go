@@ -12,14 +12,15 @@ import (
 )
 
 // State is what a sign-in carries from its start to the provider's
-// callback (in a cookie): the state parameter, the PKCE verifier and where
-// to go afterwards.
+// callback (in a cookie): the state parameter, the PKCE verifier, where
+// to go afterwards and the invite, if the person signs up with one.
 type State struct {
 	Provider string `json:"p"`
 	State    string `json:"s"`
 	Verifier string `json:"v"`
 	Next     string `json:"n"`
 	Expires  int64  `json:"e"` // Unix seconds
+	Invite   string `json:"i,omitempty"`
 }
 
 // StateSigner seals a State so that a browser can carry it but not alter

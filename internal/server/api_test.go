@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"dev8.dev/dev8/internal/server"
+	"dev8.dev/dev8/internal/signup"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/sdk"
 )
@@ -93,7 +95,10 @@ func TestAuthorization(t *testing.T) {
 // requests, malformed JSON, content types): it stays raw HTTP.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, "", nil)
+	// Open signup: a signup with a registered email is a conflict there;
+	// under invite (the default) an uninvited visitor learns nothing of
+	// which emails are registered (TestSignupPolicy).
+	ts := startServer(t, "", func(c *server.Config) { c.Signup = signup.Open })
 	token, _ := ts.user("ada@example.com")
 	existing := ts.create(token, sdk.CreateEnvironmentRequest{Name: "taken"})
 	ts.waitStatus(token, existing.ID, sdk.StatusRunning)

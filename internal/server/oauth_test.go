@@ -55,3 +55,38 @@ func TestOAuthHalfConfiguredRefused(t *testing.T) {
 		t.Fatalf("server.New = %v, want an error about Google sign-in", err)
 	}
 }
+
+// TestOAuthFailuresArePages: a sign-in is a browser's navigation, so when
+// it cannot go on (an invite that cannot be used, a callback without the
+// sign-in's state) a browser gets a page saying why, and a program the
+// API's JSON.
+func TestOAuthFailuresArePages(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "", func(c *server.Config) {
+		c.OAuth.GitHub = oauth.GitHubConfig{ClientID: "cid", ClientSecret: "csecret", URL: "https://ghe.example.com"}
+	})
+	ts.user("admin@example.com")
+	used := ts.dev.Invite(t, "")
+	if _, err := ts.client("").SignupWithInvite(ts.ctx, "ada@example.com", "correct horse", "Ada", used); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path, says string
+		status     int
+	}{
+		{"/api/v1/auth/oauth/github?invite=" + url.QueryEscape(used), "used already", http.StatusForbidden},
+		{"/api/v1/auth/oauth/github?invite=dev8inv_mistyped", "no such invite", http.StatusForbidden},
+		{"/api/v1/auth/oauth/github/callback?code=c&state=s", "Sign-in state missing", http.StatusBadRequest},
+		{"/api/v1/auth/oauth/gitlab", "not one of this server", http.StatusNotFound},
+	} {
+		resp, body := ts.get(c.path, http.Header{"Accept": {browserAccept}})
+		if resp.StatusCode != c.status || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(body), c.says) ||
+			!strings.Contains(string(body), `id="problem-details"`) {
+			t.Errorf("browser GET %s = %d %s %q, want %d and a page saying %q", c.path, resp.StatusCode, resp.Header.Get("Content-Type"), body, c.status, c.says)
+		}
+		resp, body = ts.get(c.path, http.Header{"Accept": {"application/json"}})
+		if resp.StatusCode != c.status || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || !strings.Contains(string(body), `"code"`) {
+			t.Errorf("program GET %s = %d %s %q, want %d JSON", c.path, resp.StatusCode, resp.Header.Get("Content-Type"), body, c.status)
+		}
+	}
+}

@@ -29,6 +29,7 @@ import (
 	"dev8.dev/dev8/internal/quota"
 	"dev8.dev/dev8/internal/runtime"
 	"dev8.dev/dev8/internal/secretbox"
+	"dev8.dev/dev8/internal/signup"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/supervisorbin"
 	"dev8.dev/dev8/internal/tunnel"
@@ -137,6 +138,12 @@ type Config struct {
 	RequestTimeouts httpmw.RequestTimeouts
 	// OAuth enables sign-in with GitHub and Google (see OAuthConfig).
 	OAuth OAuthConfig
+	// Signup is who may create an account (default signup.DefaultPolicy,
+	// invite: the first user, then people an admin invited).
+	// AllowedEmailDomains may also sign up by themselves, under invite,
+	// with an OAuth provider that vouches for their address.
+	Signup              signup.Policy
+	AllowedEmailDomains []string
 	// SessionPruneInterval is how often expired sessions are deleted
 	// (default api.DefaultSessionPruneInterval).
 	SessionPruneInterval time.Duration
@@ -204,6 +211,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}()
 	if err := checkTokenLifetimes(cfg.TokenDefaultLifetime, cfg.TokenMaxLifetime); err != nil {
+		return nil, err
+	}
+	if err := checkSignup(cfg.Signup, cfg.AllowedEmailDomains); err != nil {
 		return nil, err
 	}
 	// The certificate is loaded before anything else so a typo in a path
@@ -346,7 +356,12 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	})
 	backups.SetEnvironments(mgr)
 	usageWriter := usage.NewWriter(usage.Config{Store: timed, Logger: cfg.Logger, Retention: cfg.UsageRetention, Now: cfg.Now})
+	// One signup policy for the API, which enforces it, and the pages,
+	// which offer only what it allows.
+	gate := signup.New(signup.Config{Policy: cfg.Signup, AllowedDomains: cfg.AllowedEmailDomains, Store: timed, Now: cfg.Now})
+	site.SetSignup(gate)
 	a := api.New(api.Config{
+		Signup:               gate,
 		Pages:                site,
 		Usage:                usageWriter,
 		Requests:             m,
@@ -378,7 +393,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	m.WatchTunnels(tunnels)
 	m.WatchUsage(usageWriter)
 	m.WatchPools(db)
-	cfg.Logger.Info("dev8 server ready", "store", db.Engine(), "runtimes", mgr.RuntimeNames(), "data_dir", cfg.DataDir, "code_server", cfg.CodeServer)
+	cfg.Logger.Info("dev8 server ready", "store", db.Engine(), "runtimes", mgr.RuntimeNames(), "data_dir", cfg.DataDir, "code_server", cfg.CodeServer,
+		"signup", gate.Policy(), "allowed_email_domains", cfg.AllowedEmailDomains)
 	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtimes: byName(runtimes), Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn, agentLn: agentLn, lock: lock}, nil
 }
 
@@ -480,6 +496,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.cfg.RequestTimeouts.Apply(srv)
 	s.Manager.SetURLs(urls)
 	s.api.SetPublicURL(urls.AccessURL)
+	warnOpenSignup(s.log, s.api.SignupGate().Policy(), ln.Addr())
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := s.Manager.Run(gctx); err != nil && gctx.Err() == nil {

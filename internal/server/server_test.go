@@ -37,6 +37,7 @@ type testServer struct {
 	clock   *devserver.Clock
 	// stop shuts the server down (gracefully: workspaces keep running).
 	stop func()
+	dev  *devserver.Server
 }
 
 type engine struct {
@@ -68,7 +69,7 @@ func startServerAt(t *testing.T, dataDir, addr string) *testServer {
 }
 
 func wrap(t *testing.T, s *devserver.Server) *testServer {
-	return &testServer{t: t, ctx: s.Ctx, srv: s.Server, url: s.URL, dataDir: s.DataDir, clock: s.Clock, stop: s.Stop}
+	return &testServer{t: t, ctx: s.Ctx, srv: s.Server, url: s.URL, dataDir: s.DataDir, clock: s.Clock, stop: s.Stop, dev: s}
 }
 
 // call sends a JSON request and decodes the JSON answer into out (if not
@@ -123,11 +124,13 @@ func (ts *testServer) client(token string) *sdk.Client {
 	return sdk.New(ts.url, token)
 }
 
-// user signs up and logs in, returning the token and user id.
+// user signs up and logs in, returning the token and user id. Under the
+// default signup policy the first user signs up by themself (and is the
+// admin); the others use an invite, as people do.
 func (ts *testServer) user(email string) (token, id string) {
 	ts.t.Helper()
 	anon := ts.client("")
-	u, err := anon.Signup(ts.ctx, email, "correct horse", "Test")
+	u, err := ts.dev.Signup(ts.t, anon, email, "correct horse", "Test")
 	if err != nil {
 		ts.t.Fatalf("signup %s: %v", email, err)
 	}

@@ -20,6 +20,8 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	"golang.org/x/crypto/ssh"
 
+	"dev8.dev/dev8/internal/server"
+	"dev8.dev/dev8/internal/signup"
 	"dev8.dev/dev8/sdk"
 )
 
@@ -119,7 +121,9 @@ func artifactsDir(t *testing.T) string {
 // errors and unlabelled fields, and screenshotted.
 func TestDashboard(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, "", nil)
+	// Open signup: Ada signs up on the sign-up page by herself (following
+	// an invite link is TestInviteLink).
+	ts := startServer(t, "", func(c *server.Config) { c.Signup = signup.Open })
 	// The first account is the admin, who may see every environment; Ada,
 	// who signs up in the browser, is a member.
 	ts.user("admin@example.com")

@@ -54,6 +54,9 @@ type Site struct {
 	// docs are the pages under /docs, rendered at start.
 	docs   map[string]*docPage
 	docTOC []*docPage
+	// signup is the server's signup policy (nil: open to anyone, as for a
+	// site without a server behind it).
+	signup SignupGate
 }
 
 // New parses the embedded templates. openAPI is the API's OpenAPI document,
@@ -125,7 +128,7 @@ func (s *Site) Routes(r chi.Router, guard httpmw.PageGuard) {
 	r.With(middleware.Compress(5, "text/javascript", "text/css", "image/svg+xml")).Get("/static/*", s.serveStatic)
 	r.Get("/", s.page("landing", "Cloud development environments"))
 	r.Get(httpmw.SignInPath, s.page("signin", "Sign in"))
-	r.Get("/signup", s.page("signup", "Create your account"))
+	r.Get("/signup", s.signupPage)
 	// Forms with a password or a secret are method=post, so that a browser
 	// without JavaScript never puts it in a URL (history, logs, Referer).
 	// What such a browser posts is not read (every action is the API's,
@@ -148,6 +151,7 @@ func (s *Site) Routes(r chi.Router, guard httpmw.PageGuard) {
 		r.Get("/settings", s.page("settings", "Settings"))
 		r.Get("/profile", s.page("profile", "Profile"))
 		r.With(s.adminOnly).Get("/admin", s.page("admin", "Users"))
+		r.With(s.adminOnly).Get("/admin/invites", s.page("invites", "Invites"))
 		r.With(s.adminOnly).Get("/admin/audit", s.page("audit", "Audit log"))
 		r.With(guard.LoadEnvironment).Get("/environments/{id}", s.page("environment", "Environment"))
 		r.With(guard.LoadEnvironment).Get("/environments/{id}/terminal", s.page("terminal", "Terminal"))
@@ -187,6 +191,17 @@ type pageData struct {
 	// their ?next= if httpmw.SafeNext lets it through. The page's script
 	// uses it as given.
 	Next string
+	// SignupOpen: a visitor may create an account without an invite, so
+	// the pages offer to (see signup.go); SignupPolicy is the policy.
+	SignupOpen   bool
+	SignupPolicy string
+	// Invite is the invite the sign-up page was opened with.
+	Invite *invitePage
+	// Problem is what the problem page says.
+	Problem *problemPage
+	// noReferrer: the page's URL holds a secret (an invite's token), so
+	// its requests send no Referer at all.
+	noReferrer bool
 }
 
 // IsAdmin: the header links the admin pages.
@@ -274,6 +289,7 @@ func (s *Site) newPageData(r *http.Request, name, title string) pageData {
 	if u, ok := auth.UserFrom(r.Context()); ok {
 		data.User = &u
 	}
+	s.addSignup(r, &data)
 	if env, ok := httpmw.LoadedEnvironment(r); ok {
 		data.Env = &env
 		// The tab says which environment it is.
@@ -292,6 +308,7 @@ func (s *Site) NotFound(w http.ResponseWriter, r *http.Request) {
 	if u, ok := auth.UserFrom(r.Context()); ok {
 		data.User = &u
 	}
+	s.addSignup(r, &data)
 	s.render(w, r, http.StatusNotFound, "notfound", data)
 }
 
@@ -314,7 +331,11 @@ func (s *Site) render(w http.ResponseWriter, r *http.Request, status int, name s
 	} else {
 		h.Set("Content-Security-Policy", contentSecurityPolicy)
 	}
-	h.Set("Referrer-Policy", "same-origin")
+	if data.noReferrer {
+		h.Set("Referrer-Policy", "no-referrer")
+	} else {
+		h.Set("Referrer-Policy", "same-origin")
+	}
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())

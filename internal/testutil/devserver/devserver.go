@@ -16,8 +16,10 @@ import (
 
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/server"
+	"dev8.dev/dev8/internal/signup"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/supervisor"
+	"dev8.dev/dev8/sdk"
 )
 
 // supervisorEnv marks a test binary started as a workspace's supervisor.
@@ -142,4 +144,37 @@ func Start(t testing.TB, opts Options) *Server {
 		s.Stop()
 	})
 	return s
+}
+
+// Invite makes an invite for email (empty: any address), as an admin
+// would, straight in the store, and returns its token.
+func (s *Server) Invite(t testing.TB, email string) string {
+	t.Helper()
+	token, hash, err := signup.NewInviteToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Store.CreateInvite(s.Ctx, store.Invite{Hash: hash, Email: email, Role: store.RoleMember, ExpiresAt: time.Now().Add(24 * time.Hour)}); err != nil {
+		t.Fatalf("invite %s: %v", email, err)
+	}
+	return token
+}
+
+// Signup signs email up through the API as a person would under the
+// default signup policy (invite): the first user by themself (becoming
+// the admin), everyone after with an invite made for them.
+func (s *Server) Signup(t testing.TB, c *sdk.Client, email, password, name string) (*sdk.User, error) {
+	t.Helper()
+	has, err := s.Store.HasUsers(s.Ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !has {
+		u, err := c.Signup(s.Ctx, email, password, name)
+		if !sdk.IsCode(err, sdk.CodeInviteRequired) {
+			return u, err
+		}
+		// Another signup was first a moment ago.
+	}
+	return c.SignupWithInvite(s.Ctx, email, password, name, s.Invite(t, email))
 }

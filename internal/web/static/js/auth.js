@@ -13,8 +13,9 @@ export async function signIn(email, password) {
   location.assign(nextPath());
 }
 
-// The sign-in buttons of the OAuth providers the server has configured.
-export async function showProviders() {
+// The sign-in buttons of the OAuth providers the server has configured;
+// params are added to each button's link (an invite, on the sign-up page).
+export async function showProviders(params = {}) {
   let data;
   try {
     data = await api("GET", "/auth/providers", undefined, { redirectOn401: false });
@@ -29,6 +30,7 @@ export async function showProviders() {
     if (!href) continue;
     const url = new URL(href, location.origin);
     url.searchParams.set("next", nextPath());
+    for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
     box.append(el("a", { class: "button", href: url.pathname + url.search, text: `Continue with ${p.display_name || p.name}` }));
   }
   box.hidden = false;
