@@ -118,9 +118,11 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, errNoPassword)
 		return
 	}
-	if retry, locked := a.throttles.LoginLocked(r, caller.Email); locked {
-		a.audit(r, "user.password_change", "user", caller.ID, false, map[string]any{"reason": "throttled"})
-		a.writeError(w, r, httpmw.LoginThrottled(retry))
+	if lock, locked := a.throttles.LoginLocked(r, caller.Email); locked {
+		if lock.New {
+			a.audit(r, "user.password_change", "user", caller.ID, false, throttledDetail(caller.Email, lock))
+		}
+		a.writeError(w, r, httpmw.LoginThrottled(lock.Retry))
 		return
 	}
 	if !a.passwords.Check(caller.PasswordHash, req.CurrentPassword) {
@@ -129,7 +131,7 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, errWrongPassword)
 		return
 	}
-	a.throttles.LoginSucceeded(caller.Email)
+	a.throttles.LoginSucceeded(r, caller.Email)
 	hash, err := a.passwords.Hash(req.NewPassword)
 	if err != nil {
 		a.writeError(w, r, err)

@@ -88,6 +88,9 @@ type Config struct {
 	// UsageRetention is how long resource samples are kept (default 30
 	// days).
 	UsageRetention time.Duration
+	// AuditRetention is how long audit events are kept (default
+	// audit.DefaultRetention, 90 days; negative: for ever).
+	AuditRetention time.Duration
 	ReaperInterval time.Duration
 	ResyncInterval time.Duration
 	Pricing        lifecycle.Pricing
@@ -151,6 +154,7 @@ type Server struct {
 	// AgentTokens issues workspace supervisors' credentials.
 	AgentTokens *auth.AgentTokens
 	usage       *usage.Writer
+	auditPruner *audit.Pruner
 	handler     http.Handler
 	api         *api.API
 	backups     *backup.Service
@@ -337,7 +341,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	m.WatchUsage(usageWriter)
 	m.WatchPools(db)
 	cfg.Logger.Info("dev8 server ready", "store", db.Engine(), "runtimes", mgr.RuntimeNames(), "data_dir", cfg.DataDir, "code_server", cfg.CodeServer)
-	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtimes: byName(runtimes), Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn, lock: lock}, nil
+	pruner := audit.NewPruner(audit.RetentionConfig{Store: timed, Retention: cfg.AuditRetention, Logger: cfg.Logger, Now: cfg.Now})
+	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtimes: byName(runtimes), Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, auditPruner: pruner, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn, lock: lock}, nil
 }
 
 // RemoveInstance removes env's compute and storage from its runtime at
@@ -442,6 +447,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return nil
 	})
 	g.Go(func() error { _ = s.usage.RunRetention(gctx); return nil })
+	g.Go(func() error { s.auditPruner.Run(gctx); return nil })
 	g.Go(func() error { s.api.RunSessionPruning(gctx, s.cfg.SessionPruneInterval); return nil })
 	// Snapshot jobs (manual ones after their 202, forks, lost-volume
 	// restores, the schedule) end with it: cancelled, recorded, waited for.
