@@ -78,6 +78,22 @@ func newHardenedFixture(t *testing.T, mutate func(*Config)) *hardenedFixture {
 	return &hardenedFixture{t: t, api: a, handler: a.Handler(), db: db, clock: clk, agents: agents}
 }
 
+// agentToken gives envID a run's agent token (as a start does) and
+// returns it.
+func (f *hardenedFixture) agentToken(envID string) string {
+	f.t.Helper()
+	env, err := f.db.UpdateEnvironment(f.t.Context(), envID, func(e *store.Environment) error {
+		if e.AgentTokenNonce == "" {
+			e.AgentTokenNonce = f.agents.NewNonce()
+		}
+		return nil
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return f.agents.Issue(env.ID, env.AgentTokenNonce)
+}
+
 // user creates an account and returns a login token for it.
 func (f *hardenedFixture) user(email, password string) (store.User, string) {
 	f.t.Helper()
@@ -338,7 +354,7 @@ func TestRateLimitByPrincipal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	agentToken := f.agents.Issue(env.ID)
+	agentToken := f.agentToken(env.ID)
 	// A second token of the same user shares the user's bucket.
 	secret, hash, _ := auth.NewToken()
 	if _, err := f.db.CreateAPIToken(t.Context(), store.APIToken{UserID: ada.ID, Name: "2nd", Hash: hash, ExpiresAt: f.clock.Now().Add(time.Hour)}); err != nil {
@@ -490,10 +506,12 @@ func TestLoginThrottling(t *testing.T) {
 	// address out of the account, not its owner (issue 15 finding 13).
 	t.Run("account from one address", func(t *testing.T) {
 		t.Parallel()
-		f := newHardenedFixture(t, nil)
+		// Fewer failures than the default: each one costs a bcrypt.
+		const maxFailures = 2
+		f := newHardenedFixture(t, func(c *Config) { c.RateLimits.LoginFailures = maxFailures })
 		f.user("ada@example.com", password)
 		const attacker, owner = "203.0.113.66:4444", "192.0.2.10:1"
-		for i := range httpmw.DefaultLoginFailures {
+		for i := range maxFailures {
 			if rec := login(f, "ada@example.com", "wrong password!", attacker); rec.Code != http.StatusUnauthorized {
 				t.Fatalf("failure %d: %d", i+1, rec.Code)
 			}
@@ -527,13 +545,16 @@ func TestLoginThrottling(t *testing.T) {
 	// so clients behind one proxy are told apart.
 	t.Run("account from one address behind a proxy", func(t *testing.T) {
 		t.Parallel()
-		f := newHardenedFixture(t, func(c *Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")} })
+		const maxFailures = 2
+		f := newHardenedFixture(t, func(c *Config) {
+			c.TrustedProxies, c.RateLimits.LoginFailures = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, maxFailures
+		})
 		f.user("ada@example.com", password)
 		viaProxy := func(pw, client string) *httptest.ResponseRecorder {
 			body, _ := json.Marshal(map[string]string{"email": "ada@example.com", "password": pw})
 			return f.do("POST", "/api/v1/auth/login", reqOpts{body: string(body), remote: "10.0.0.1:5555", headers: map[string]string{"X-Forwarded-For": client}})
 		}
-		for range httpmw.DefaultLoginFailures {
+		for range maxFailures {
 			viaProxy("wrong password!", "203.0.113.66")
 		}
 		want429(t, viaProxy(password, "203.0.113.66"), "1")
@@ -549,13 +570,13 @@ func TestLoginThrottling(t *testing.T) {
 	// which then holds for every address, the owner's too.
 	t.Run("account ceiling", func(t *testing.T) {
 		t.Parallel()
-		const ceiling = 12
+		const ceiling = 4
 		f := newHardenedFixture(t, func(c *Config) { c.RateLimits.LoginAccountFailures = ceiling })
 		f.user("ada@example.com", password)
 		for i := range ceiling {
-			// Three addresses, four failures each: none of them reaches
-			// the per-address limit.
-			if rec := login(f, "ada@example.com", "wrong password!", fmt.Sprintf("198.51.100.%d:1", i%3)); rec.Code != http.StatusUnauthorized {
+			// Two addresses, two failures each: neither reaches the
+			// per-address limit (5).
+			if rec := login(f, "ada@example.com", "wrong password!", fmt.Sprintf("198.51.100.%d:1", i%2)); rec.Code != http.StatusUnauthorized {
 				t.Fatalf("failure %d: %d", i+1, rec.Code)
 			}
 		}
@@ -590,7 +611,9 @@ func TestLoginThrottling(t *testing.T) {
 // 12); the wrong passwords themselves are each recorded, as before.
 func TestThrottledLoginsAuditOncePerLock(t *testing.T) {
 	t.Parallel()
-	f := newHardenedFixture(t, nil)
+	// Few failures before a lock: each one costs a bcrypt.
+	const maxFailures = 2
+	f := newHardenedFixture(t, func(c *Config) { c.RateLimits.LoginFailures = maxFailures })
 	const attacker = "203.0.113.66:4444"
 	login := func(email string) int {
 		body, _ := json.Marshal(map[string]string{"email": email, "password": "wrong password!"})
@@ -610,7 +633,7 @@ func TestThrottledLoginsAuditOncePerLock(t *testing.T) {
 		}
 		return out
 	}
-	for range httpmw.DefaultLoginFailures {
+	for range maxFailures {
 		login("ada@example.com")
 	}
 	for i := range 200 {
@@ -626,8 +649,8 @@ func TestThrottledLoginsAuditOncePerLock(t *testing.T) {
 		e.Detail["locked_for_seconds"] != float64(1) || fmt.Sprint(e.Detail["limits"]) != "[account from this address]" {
 		t.Fatalf("throttled row %+v", e)
 	}
-	if n := len(rows("bad credentials")); n != httpmw.DefaultLoginFailures {
-		t.Fatalf("%d bad-credentials rows, want one per wrong password (%d)", n, httpmw.DefaultLoginFailures)
+	if n := len(rows("bad credentials")); n != maxFailures {
+		t.Fatalf("%d bad-credentials rows, want one per wrong password (%d)", n, maxFailures)
 	}
 	// The next lock is recorded once more.
 	f.clock.Advance(time.Second)

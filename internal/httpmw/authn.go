@@ -178,10 +178,11 @@ func (a *Auth) authenticate(next http.Handler, mode csrfMode) http.Handler {
 	})
 }
 
-// authenticateAgent accepts a supervisor's token while its environment
-// exists: the token dies with it.
+// authenticateAgent accepts a supervisor's token while it is its
+// environment's current one: issued for this run, which every stop and
+// start ends, and the token dies with the environment.
 func (a *Auth) authenticateAgent(w http.ResponseWriter, r *http.Request, secret string, next http.Handler) {
-	envID, ok := a.agents.Verify(secret)
+	envID, ok := auth.AgentTokenEnvironment(secret)
 	var env store.Environment
 	if ok {
 		var err error
@@ -192,7 +193,7 @@ func (a *Auth) authenticateAgent(w http.ResponseWriter, r *http.Request, secret 
 			return
 		}
 	}
-	if !ok {
+	if !ok || !a.agents.Verify(secret, env) {
 		a.writeError(w, r, errInvalidToken)
 		return
 	}

@@ -243,13 +243,13 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		db.Close()
 		return nil, err
 	}
-	agentKey, err := db.InstallationSecret(ctx, "agent-token-key", auth.AgentKeySize)
+	agentKey, err := installationKey(ctx, db, box, cfg.Logger, "agent-token-key", auth.AgentKeySize)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	agents := auth.NewAgentTokens(agentKey)
-	sessionKey, err := db.InstallationSecret(ctx, "session-key", auth.SessionKeySize)
+	sessionKey, err := installationKey(ctx, db, box, cfg.Logger, "session-key", auth.SessionKeySize)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -293,8 +293,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		PreStopTimeout: cfg.PreStopTimeout,
 		// A workspace whose storage was lost while stopped comes back
 		// from its latest snapshot.
-		AfterStart:      backups.AfterStart,
-		AgentToken:      agents.Issue,
+		AfterStart: backups.AfterStart,
+		// Each start issues the supervisor a token of its own; whatever
+		// revokes it (a stop, a delete, the next start) drops its tunnel.
+		AgentTokens:     agents,
+		AgentRevoked:    tunnels.Disconnect,
 		Observer:        m,
 		Store:           timed,
 		Runtimes:        runtimes,
