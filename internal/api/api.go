@@ -22,6 +22,7 @@ import (
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
+	"dev8.dev/dev8/internal/liveconn"
 	"dev8.dev/dev8/internal/oauth"
 	"dev8.dev/dev8/internal/quota"
 	"dev8.dev/dev8/internal/secretbox"
@@ -116,6 +117,11 @@ type Config struct {
 	Backups *backup.Service
 	// Audit records what requests do (nil: a recorder over Store).
 	Audit *audit.Recorder
+	// Live holds the long-lived connections (terminals, SSH, port
+	// forwards, event streams, IDE websockets) by credential, so that
+	// logout, revocation, suspension and role changes end them (nil: a
+	// registry of the API's own, not swept).
+	Live *liveconn.Registry
 }
 
 // API holds what the handlers share.
@@ -141,6 +147,7 @@ type API struct {
 	allowedImages        []string
 	backups              *backup.Service
 	auditLog             *audit.Recorder
+	liveConns            *liveconn.Registry
 	pages                httpmw.Pages
 	// authn, proxies and corsOrigins are the middleware's (httpmw); the
 	// login and session handlers use them too. gateway serves the
@@ -202,6 +209,10 @@ func New(cfg Config) *API {
 		allowedImages:        cfg.AllowedImages,
 		backups:              cfg.Backups,
 		auditLog:             cfg.Audit,
+		liveConns:            cfg.Live,
+	}
+	if a.liveConns == nil {
+		a.liveConns = liveconn.New(cfg.Logger)
 	}
 	if a.auditLog == nil {
 		a.auditLog = audit.New(cfg.Store, cfg.Logger, cfg.Now)
@@ -212,7 +223,7 @@ func New(cfg Config) *API {
 		gw.IDEPage = cfg.Pages.IDEUnavailable
 	}
 	a.gateway = gateway.New(gw)
-	a.authn = httpmw.NewAuth(httpmw.AuthConfig{Store: cfg.Store, Agents: cfg.AgentTokens, Cookies: a.cookies,
+	a.authn = httpmw.NewAuth(httpmw.AuthConfig{Store: cfg.Store, Agents: cfg.AgentTokens, Live: a.liveConns, Cookies: a.cookies,
 		Proxies: cfg.TrustedProxies, SessionTTL: cfg.TokenTTL, Logger: cfg.Logger, Now: cfg.Now})
 	return a
 }
@@ -274,7 +285,7 @@ func (a *API) Handler() http.Handler {
 				r.Get("/templates", a.listTemplates)
 				r.Get("/instance-types", a.listInstanceTypes)
 				r.Get("/environments", a.listEnvironments)
-				r.Get("/environments/events", a.environmentEvents)
+				r.With(a.authn.TrackLive).Get("/environments/events", a.environmentEvents)
 				r.Post("/environments", a.createEnvironment)
 				r.Get("/tokens", a.listTokens)
 				r.Post("/tokens", a.createToken)
@@ -314,9 +325,11 @@ func (a *API) Handler() http.Handler {
 					r.Delete("/", a.deleteEnvironment)
 					r.Post("/start", a.startEnvironment)
 					r.Post("/stop", a.stopEnvironment)
-					r.Get("/ssh", a.gateway.SSH)
-					r.Get("/port-forward", a.gateway.PortForward)
-					r.Get("/pty", a.gateway.Terminal)
+					// Connections that outlive their request end when
+					// their credential is revoked (TrackLive).
+					r.With(a.authn.TrackLive).Get("/ssh", a.gateway.SSH)
+					r.With(a.authn.TrackLive).Get("/port-forward", a.gateway.PortForward)
+					r.With(a.authn.TrackLive).Get("/pty", a.gateway.Terminal)
 					r.Get("/usage", a.listUsage)
 					r.Get("/snapshots", a.listSnapshots)
 					r.Post("/snapshots", a.createSnapshot)
@@ -350,7 +363,7 @@ func (a *API) Handler() http.Handler {
 			r.Use(ide)
 		}
 		r.Get("/ide", gateway.IDERedirect)
-		r.HandleFunc("/ide/*", a.gateway.IDE)
+		r.With(a.authn.TrackLiveWebsockets).HandleFunc("/ide/*", a.gateway.IDE)
 		r.Get("/activity.js", a.gateway.ActivityScript)
 		r.Post("/activity", a.gateway.IDEActivity)
 	})

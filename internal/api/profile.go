@@ -12,6 +12,7 @@ import (
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
+	"dev8.dev/dev8/internal/liveconn"
 	"dev8.dev/dev8/internal/store"
 )
 
@@ -150,7 +151,12 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, fmt.Errorf("change password: %w", err))
 		return
 	}
-	a.log.InfoContext(r.Context(), "password changed", "user", caller.ID, "sessions_revoked", revoked)
+	// The other sessions' connections end with them; API tokens' stay, as
+	// the tokens do.
+	ended := a.liveConns.Revoke(func(h liveconn.Holder) bool {
+		return h.UserID == caller.ID && liveconn.IsSession(h.Credential) && h.Credential != liveconn.Session(keep)
+	})
+	a.log.InfoContext(r.Context(), "password changed", "user", caller.ID, "sessions_revoked", revoked, "connections_ended", ended)
 	a.audit(r, "user.password_change", "user", caller.ID, true, map[string]any{"sessions_revoked": revoked})
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"message": "Password changed", "sessions_revoked": revoked})
 }

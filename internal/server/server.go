@@ -25,6 +25,7 @@ import (
 	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
+	"dev8.dev/dev8/internal/liveconn"
 	"dev8.dev/dev8/internal/metrics"
 	"dev8.dev/dev8/internal/quota"
 	"dev8.dev/dev8/internal/runtime"
@@ -126,6 +127,12 @@ type Config struct {
 	// SessionPruneInterval is how often expired sessions are deleted
 	// (default api.DefaultSessionPruneInterval).
 	SessionPruneInterval time.Duration
+	// LiveCheckInterval is how often the credentials of open terminals,
+	// SSH sessions, port-forwards, event streams and IDE websockets are
+	// checked against the store (default liveconn.DefaultSweepInterval):
+	// what this server revokes ends them at once; this catches the rest
+	// (expiry, another replica's revocation).
+	LiveCheckInterval time.Duration
 	// Snapshots schedules workspace snapshots and pruning of the
 	// repository (zero values: the defaults).
 	Snapshots backup.Schedule
@@ -155,6 +162,7 @@ type Server struct {
 	AgentTokens *auth.AgentTokens
 	usage       *usage.Writer
 	auditPruner *audit.Pruner
+	live        *liveconn.Registry
 	handler     http.Handler
 	api         *api.API
 	backups     *backup.Service
@@ -312,6 +320,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	})
 	backups.SetEnvironments(mgr)
 	usageWriter := usage.NewWriter(usage.Config{Store: timed, Logger: cfg.Logger, Retention: cfg.UsageRetention, Now: cfg.Now})
+	live := liveconn.New(cfg.Logger)
 	a := api.New(api.Config{
 		Pages:                site,
 		Usage:                usageWriter,
@@ -329,6 +338,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		SecretBox:            box,
 		Backups:              backups,
 		Audit:                auditLog,
+		Live:                 live,
 
 		Quotas:         quotas,
 		RateLimits:     cfg.RateLimits,
@@ -345,7 +355,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	m.WatchPools(db)
 	cfg.Logger.Info("dev8 server ready", "store", db.Engine(), "runtimes", mgr.RuntimeNames(), "data_dir", cfg.DataDir, "code_server", cfg.CodeServer)
 	pruner := audit.NewPruner(audit.RetentionConfig{Store: timed, Retention: cfg.AuditRetention, Logger: cfg.Logger, Now: cfg.Now})
-	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtimes: byName(runtimes), Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, auditPruner: pruner, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn, lock: lock}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtimes: byName(runtimes), Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, auditPruner: pruner, live: live, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn, lock: lock}, nil
 }
 
 // RemoveInstance removes env's compute and storage from its runtime at
@@ -451,6 +461,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	})
 	g.Go(func() error { _ = s.usage.RunRetention(gctx); return nil })
 	g.Go(func() error { s.auditPruner.Run(gctx); return nil })
+	g.Go(func() error { s.live.Run(gctx, s.cfg.LiveCheckInterval); return nil })
 	g.Go(func() error { s.api.RunSessionPruning(gctx, s.cfg.SessionPruneInterval); return nil })
 	// Snapshot jobs (manual ones after their 202, forks, lost-volume
 	// restores, the schedule) end with it: cancelled, recorded, waited for.
