@@ -240,6 +240,14 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, fmt.Errorf("update user: %w", err))
 		return
 	}
+	// What a suspended user, or one whose role changed, holds open ends
+	// now: a terminal opened as an admin does not outlive the role, and
+	// the user's next connection is authorized afresh.
+	if before.Role != after.Role || (before.SuspendedAt == nil && after.SuspendedAt != nil) {
+		if n := a.liveConns.RevokeUser(id); n > 0 {
+			a.log.InfoContext(r.Context(), "ended the user's connections", "user", id, "connections", n)
+		}
+	}
 	if before.Role != after.Role {
 		a.log.InfoContext(r.Context(), "user role changed", "user", id, "from", before.Role, "to", after.Role)
 		a.audit(r, "user.role_change", "user", id, true, map[string]any{"from": string(before.Role), "to": string(after.Role)})

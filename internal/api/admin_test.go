@@ -45,7 +45,7 @@ func newLifecycleFixture(t *testing.T, mutate func(*Config)) *hardenedFixture {
 		if cfg.Quotas == nil {
 			cfg.Quotas = quota.New(db, quota.Limits{}, cfg.Now)
 		}
-		cfg.Lifecycle = lifecycle.New(lifecycle.Config{Store: db, Runtime: rt, Now: cfg.Now, AgentToken: cfg.AgentTokens.Issue, Quota: cfg.Quotas})
+		cfg.Lifecycle = lifecycle.New(lifecycle.Config{Store: db, Runtime: rt, Now: cfg.Now, AgentTokens: cfg.AgentTokens, Quota: cfg.Quotas})
 	})
 }
 

@@ -22,6 +22,7 @@ import (
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
+	"dev8.dev/dev8/internal/liveconn"
 	"dev8.dev/dev8/internal/oauth"
 	"dev8.dev/dev8/internal/quota"
 	"dev8.dev/dev8/internal/secretbox"
@@ -124,6 +125,11 @@ type Config struct {
 	// Signup is the signup policy (nil: signup.DefaultPolicy over Store,
 	// with no allowed email domains).
 	Signup *signup.Gate
+	// Live holds the long-lived connections (terminals, SSH, port
+	// forwards, event streams, IDE websockets) by credential, so that
+	// logout, revocation, suspension and role changes end them (nil: a
+	// registry of the API's own, not swept).
+	Live *liveconn.Registry
 }
 
 // API holds what the handlers share.
@@ -151,6 +157,7 @@ type API struct {
 	backups              *backup.Service
 	auditLog             *audit.Recorder
 	gate                 *signup.Gate
+	liveConns            *liveconn.Registry
 	pages                httpmw.Pages
 	// authn, proxies and corsOrigins are the middleware's (httpmw); the
 	// login and session handlers use them too. gateway serves the
@@ -214,6 +221,10 @@ func New(cfg Config) *API {
 		backups:              cfg.Backups,
 		auditLog:             cfg.Audit,
 		gate:                 signupGate(cfg),
+		liveConns:            cfg.Live,
+	}
+	if a.liveConns == nil {
+		a.liveConns = liveconn.New(cfg.Logger)
 	}
 	if a.auditLog == nil {
 		a.auditLog = audit.New(cfg.Store, cfg.Logger, cfg.Now)
@@ -224,7 +235,7 @@ func New(cfg Config) *API {
 		gw.IDEPage = cfg.Pages.IDEUnavailable
 	}
 	a.gateway = gateway.New(gw)
-	a.authn = httpmw.NewAuth(httpmw.AuthConfig{Store: cfg.Store, Agents: cfg.AgentTokens, Cookies: a.cookies,
+	a.authn = httpmw.NewAuth(httpmw.AuthConfig{Store: cfg.Store, Agents: cfg.AgentTokens, Live: a.liveConns, Cookies: a.cookies,
 		Proxies: cfg.TrustedProxies, SessionTTL: cfg.TokenTTL, Logger: cfg.Logger, Now: cfg.Now})
 	return a
 }
@@ -290,7 +301,7 @@ func (a *API) Handler() http.Handler {
 				r.Get("/environments", a.listEnvironments)
 				// Streams hold a slot (a cap per user and in all) and
 				// outlive the ordinary request time bounds.
-				r.With(a.streams.Hold, httpmw.LongLived).Get("/environments/events", a.environmentEvents)
+				r.With(a.streams.Hold, httpmw.LongLived, a.authn.TrackLive).Get("/environments/events", a.environmentEvents)
 				r.Post("/environments", a.createEnvironment)
 				r.Get("/tokens", a.listTokens)
 				r.Post("/tokens", a.createToken)
@@ -340,9 +351,12 @@ func (a *API) Handler() http.Handler {
 					r.Delete("/", a.deleteEnvironment)
 					r.Post("/start", a.startEnvironment)
 					r.Post("/stop", a.stopEnvironment)
-					r.With(a.streams.Hold, httpmw.LongLived).Get("/ssh", a.gateway.SSH)
-					r.With(a.streams.Hold, httpmw.LongLived).Get("/port-forward", a.gateway.PortForward)
-					r.With(a.streams.Hold, httpmw.LongLived).Get("/pty", a.gateway.Terminal)
+					// Streams hold a slot (a cap per user and in all), outlive the
+					// ordinary request time bounds, and end when their credential
+					// is revoked (TrackLive).
+					r.With(a.streams.Hold, httpmw.LongLived, a.authn.TrackLive).Get("/ssh", a.gateway.SSH)
+					r.With(a.streams.Hold, httpmw.LongLived, a.authn.TrackLive).Get("/port-forward", a.gateway.PortForward)
+					r.With(a.streams.Hold, httpmw.LongLived, a.authn.TrackLive).Get("/pty", a.gateway.Terminal)
 					r.Get("/usage", a.listUsage)
 					r.Get("/snapshots", a.listSnapshots)
 					r.Post("/snapshots", a.createSnapshot)
@@ -380,7 +394,7 @@ func (a *API) Handler() http.Handler {
 		r.Get("/ide", gateway.IDERedirect)
 		// code-server's requests are proxied as long as they last; its
 		// websockets count among the user's streams.
-		r.With(httpmw.LongLived, a.streams.HoldUpgrades).HandleFunc("/ide/*", a.gateway.IDE)
+		r.With(httpmw.LongLived, a.streams.HoldUpgrades, a.authn.TrackLiveWebsockets).HandleFunc("/ide/*", a.gateway.IDE)
 		r.Get("/activity.js", a.gateway.ActivityScript)
 		r.Post("/activity", a.gateway.IDEActivity)
 	})

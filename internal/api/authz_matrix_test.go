@@ -209,8 +209,8 @@ func newMatrixWorld(t *testing.T, f *hardenedFixture, adminUser store.User, n in
 	w.tokens[owner], _ = newToken(w.owner, "matrix")
 	w.tokens[member], _ = newToken(other, "matrix")
 	w.tokens[admin], _ = newToken(adminUser, fmt.Sprintf("matrix%d", n))
-	w.tokens[agentSelf] = f.agents.Issue(w.env.ID)
-	w.tokens[agentOther] = f.agents.Issue(otherEnv.ID)
+	w.tokens[agentSelf] = f.agentToken(w.env.ID)
+	w.tokens[agentOther] = f.agentToken(otherEnv.ID)
 	_, w.tokenID = newToken(w.owner, "victim")
 
 	key, err := f.db.CreateSSHKey(ctx, store.SSHKey{UserID: w.owner.ID, Name: "laptop",

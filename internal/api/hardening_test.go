@@ -78,6 +78,22 @@ func newHardenedFixture(t *testing.T, mutate func(*Config)) *hardenedFixture {
 	return &hardenedFixture{t: t, api: a, handler: a.Handler(), db: db, clock: clk, agents: agents}
 }
 
+// agentToken gives envID a run's agent token (as a start does) and
+// returns it.
+func (f *hardenedFixture) agentToken(envID string) string {
+	f.t.Helper()
+	env, err := f.db.UpdateEnvironment(f.t.Context(), envID, func(e *store.Environment) error {
+		if e.AgentTokenNonce == "" {
+			e.AgentTokenNonce = f.agents.NewNonce()
+		}
+		return nil
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return f.agents.Issue(env.ID, env.AgentTokenNonce)
+}
+
 // user creates an account and returns a login token for it.
 func (f *hardenedFixture) user(email, password string) (store.User, string) {
 	f.t.Helper()
@@ -338,7 +354,7 @@ func TestRateLimitByPrincipal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	agentToken := f.agents.Issue(env.ID)
+	agentToken := f.agentToken(env.ID)
 	// A second token of the same user shares the user's bucket.
 	secret, hash, _ := auth.NewToken()
 	if _, err := f.db.CreateAPIToken(t.Context(), store.APIToken{UserID: ada.ID, Name: "2nd", Hash: hash, ExpiresAt: f.clock.Now().Add(time.Hour)}); err != nil {
@@ -403,7 +419,9 @@ func TestLoginThrottling(t *testing.T) {
 
 	t.Run("account", func(t *testing.T) {
 		t.Parallel()
-		f := newHardenedFixture(t, nil)
+		// The ceiling per account (all addresses together) lowered to the
+		// per-address limit, so that five failures lock it.
+		f := newHardenedFixture(t, func(c *Config) { c.RateLimits.LoginAccountFailures = 5 })
 		f.user("ada@example.com", password)
 		var known, unknown []string
 		for _, c := range []struct {
@@ -468,7 +486,9 @@ func TestLoginThrottling(t *testing.T) {
 
 	t.Run("backoff is capped", func(t *testing.T) {
 		t.Parallel()
-		f := newHardenedFixture(t, func(c *Config) { c.RateLimits.LoginMaxDelay = 8 * time.Second })
+		f := newHardenedFixture(t, func(c *Config) {
+			c.RateLimits.LoginMaxDelay, c.RateLimits.LoginAccountFailures = 8*time.Second, 5
+		})
 		want := []string{"1", "2", "4", "8", "8", "8"}
 		for i := range 4 {
 			login(f, "x@example.com", "wrong password!", fmt.Sprintf("192.0.2.%d:1", i))
@@ -479,6 +499,91 @@ func TestLoginThrottling(t *testing.T) {
 			}
 			want429(t, login(f, "x@example.com", "wrong password!", "192.0.2.99:1"), retry)
 			f.clock.Advance(8 * time.Second)
+		}
+	})
+
+	// An attacker hammering an account from one address locks that
+	// address out of the account, not its owner (issue 15 finding 13).
+	t.Run("account from one address", func(t *testing.T) {
+		t.Parallel()
+		// Fewer failures than the default: each one costs a bcrypt.
+		const maxFailures = 2
+		f := newHardenedFixture(t, func(c *Config) { c.RateLimits.LoginFailures = maxFailures })
+		f.user("ada@example.com", password)
+		const attacker, owner = "203.0.113.66:4444", "192.0.2.10:1"
+		for i := range maxFailures {
+			if rec := login(f, "ada@example.com", "wrong password!", attacker); rec.Code != http.StatusUnauthorized {
+				t.Fatalf("failure %d: %d", i+1, rec.Code)
+			}
+		}
+		want429(t, login(f, "ada@example.com", password, attacker), "1")
+		// Hammering on while locked changes nothing for the owner.
+		for range 50 {
+			want429(t, login(f, "ada@example.com", "wrong password!", attacker), "1")
+		}
+		if rec := login(f, "ada@example.com", password, owner); rec.Code != http.StatusOK {
+			t.Fatalf("the owner from another address: %d %s", rec.Code, rec.Body.String())
+		}
+		// Nor does the attacker's next round, which doubles their lock.
+		f.clock.Advance(time.Second)
+		if rec := login(f, "ada@example.com", "wrong password!", attacker); rec.Code != http.StatusUnauthorized {
+			t.Fatalf("after the lock: %d", rec.Code)
+		}
+		want429(t, login(f, "ada@example.com", password, attacker), "2")
+		if rec := login(f, "ada@example.com", password, owner); rec.Code != http.StatusOK {
+			t.Fatalf("the owner after the second lock: %d", rec.Code)
+		}
+		// Another account from the attacker's address is not locked by
+		// this one (the address limit is higher).
+		f.user("bob@example.com", password)
+		if rec := login(f, "bob@example.com", password, attacker); rec.Code != http.StatusOK {
+			t.Fatalf("another account from the attacker's address: %d", rec.Code)
+		}
+	})
+
+	// Behind a trusted proxy the address is the one X-Forwarded-For names,
+	// so clients behind one proxy are told apart.
+	t.Run("account from one address behind a proxy", func(t *testing.T) {
+		t.Parallel()
+		const maxFailures = 2
+		f := newHardenedFixture(t, func(c *Config) {
+			c.TrustedProxies, c.RateLimits.LoginFailures = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, maxFailures
+		})
+		f.user("ada@example.com", password)
+		viaProxy := func(pw, client string) *httptest.ResponseRecorder {
+			body, _ := json.Marshal(map[string]string{"email": "ada@example.com", "password": pw})
+			return f.do("POST", "/api/v1/auth/login", reqOpts{body: string(body), remote: "10.0.0.1:5555", headers: map[string]string{"X-Forwarded-For": client}})
+		}
+		for range maxFailures {
+			viaProxy("wrong password!", "203.0.113.66")
+		}
+		want429(t, viaProxy(password, "203.0.113.66"), "1")
+		// A client cannot pick its own key: what it puts left of the
+		// proxy's entry is ignored.
+		want429(t, viaProxy(password, "192.0.2.10, 203.0.113.66"), "1")
+		if rec := viaProxy(password, "192.0.2.10"); rec.Code != http.StatusOK {
+			t.Fatalf("the owner behind the same proxy: %d", rec.Code)
+		}
+	})
+
+	// Guessing spread over many addresses meets the ceiling per account,
+	// which then holds for every address, the owner's too.
+	t.Run("account ceiling", func(t *testing.T) {
+		t.Parallel()
+		const ceiling = 4
+		f := newHardenedFixture(t, func(c *Config) { c.RateLimits.LoginAccountFailures = ceiling })
+		f.user("ada@example.com", password)
+		for i := range ceiling {
+			// Two addresses, two failures each: neither reaches the
+			// per-address limit (5).
+			if rec := login(f, "ada@example.com", "wrong password!", fmt.Sprintf("198.51.100.%d:1", i%2)); rec.Code != http.StatusUnauthorized {
+				t.Fatalf("failure %d: %d", i+1, rec.Code)
+			}
+		}
+		want429(t, login(f, "ada@example.com", password, "192.0.2.10:1"), "1")
+		f.clock.Advance(time.Second)
+		if rec := login(f, "ada@example.com", password, "192.0.2.10:1"); rec.Code != http.StatusOK {
+			t.Fatalf("after the ceiling's lock: %d", rec.Code)
 		}
 	})
 
@@ -499,6 +604,63 @@ func TestLoginThrottling(t *testing.T) {
 		}
 		want429(t, login(f2, "y@example.com", "wrong password!", "192.0.2.1:1"), "1")
 	})
+}
+
+// TestThrottledLoginsAuditOncePerLock: attempts refused by a login lock
+// leave one audit row per lock, however many there are (issue 15 finding
+// 12); the wrong passwords themselves are each recorded, as before.
+func TestThrottledLoginsAuditOncePerLock(t *testing.T) {
+	t.Parallel()
+	// Few failures before a lock: each one costs a bcrypt.
+	const maxFailures = 2
+	f := newHardenedFixture(t, func(c *Config) { c.RateLimits.LoginFailures = maxFailures })
+	const attacker = "203.0.113.66:4444"
+	login := func(email string) int {
+		body, _ := json.Marshal(map[string]string{"email": email, "password": "wrong password!"})
+		return f.do("POST", "/api/v1/auth/login", reqOpts{body: string(body), remote: attacker}).Code
+	}
+	rows := func(reason string) []store.AuditEvent {
+		t.Helper()
+		events, _, err := f.db.ListAuditEvents(t.Context(), store.AuditFilter{Action: "auth.login"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []store.AuditEvent
+		for _, e := range events {
+			if e.Detail["reason"] == reason {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	for range maxFailures {
+		login("ada@example.com")
+	}
+	for i := range 200 {
+		if c := login("ada@example.com"); c != http.StatusTooManyRequests {
+			t.Fatalf("refused attempt %d: %d, want 429", i+1, c)
+		}
+	}
+	throttled := rows("throttled")
+	if len(throttled) != 1 {
+		t.Fatalf("200 refused attempts during one lock: %d throttled rows, want 1", len(throttled))
+	}
+	if e := throttled[0]; e.Success || e.IP != "203.0.113.66" || e.Detail["email"] != "ada@example.com" ||
+		e.Detail["locked_for_seconds"] != float64(1) || fmt.Sprint(e.Detail["limits"]) != "[account from this address]" {
+		t.Fatalf("throttled row %+v", e)
+	}
+	if n := len(rows("bad credentials")); n != maxFailures {
+		t.Fatalf("%d bad-credentials rows, want one per wrong password (%d)", n, maxFailures)
+	}
+	// The next lock is recorded once more.
+	f.clock.Advance(time.Second)
+	login("ada@example.com")
+	for range 50 {
+		login("ada@example.com")
+	}
+	if n := len(rows("throttled")); n != 2 {
+		t.Fatalf("after a second lock: %d throttled rows, want 2", n)
+	}
 }
 
 // TestThrottleMemoryIsBounded hammers the real router from 100k distinct

@@ -12,6 +12,7 @@ import (
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
+	"dev8.dev/dev8/internal/liveconn"
 	"dev8.dev/dev8/internal/store"
 )
 
@@ -116,9 +117,11 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, errNoPassword)
 		return
 	}
-	if retry, locked := a.throttles.LoginLocked(r, caller.Email); locked {
-		a.audit(r, "user.password_change", "user", caller.ID, false, map[string]any{"reason": "throttled"})
-		a.writeError(w, r, httpmw.LoginThrottled(retry))
+	if lock, locked := a.throttles.LoginLocked(r, caller.Email); locked {
+		if lock.New {
+			a.audit(r, "user.password_change", "user", caller.ID, false, throttledDetail(caller.Email, lock))
+		}
+		a.writeError(w, r, httpmw.LoginThrottled(lock.Retry))
 		return
 	}
 	if !a.passwords.Check(caller.PasswordHash, req.CurrentPassword) {
@@ -127,7 +130,7 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, errWrongPassword)
 		return
 	}
-	a.throttles.LoginSucceeded(caller.Email)
+	a.throttles.LoginSucceeded(r, caller.Email)
 	hash, err := a.passwords.Hash(req.NewPassword)
 	if err != nil {
 		a.writeError(w, r, err)
@@ -146,7 +149,12 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, fmt.Errorf("change password: %w", err))
 		return
 	}
-	a.log.InfoContext(r.Context(), "password changed", "user", caller.ID, "sessions_revoked", revoked)
+	// The other sessions' connections end with them; API tokens' stay, as
+	// the tokens do.
+	ended := a.liveConns.Revoke(func(h liveconn.Holder) bool {
+		return h.UserID == caller.ID && liveconn.IsSession(h.Credential) && h.Credential != liveconn.Session(keep)
+	})
+	a.log.InfoContext(r.Context(), "password changed", "user", caller.ID, "sessions_revoked", revoked, "connections_ended", ended)
 	a.audit(r, "user.password_change", "user", caller.ID, true, map[string]any{"sessions_revoked": revoked})
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"message": "Password changed", "sessions_revoked": revoked})
 }

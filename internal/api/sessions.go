@@ -15,6 +15,7 @@ import (
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/httpmw"
+	"dev8.dev/dev8/internal/liveconn"
 	"dev8.dev/dev8/internal/oauth"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/sdk"
@@ -140,7 +141,8 @@ func (a *API) deleteSession(w http.ResponseWriter, r *http.Request) {
 	if cur, ok := auth.SessionFrom(r.Context()); ok && cur.ID == id && cur.Cookie {
 		a.cookies.Clear(w, r)
 	}
-	a.log.InfoContext(r.Context(), "session revoked", "user", caller.ID, "session", id)
+	ended := a.liveConns.RevokeCredential(liveconn.Session(id))
+	a.log.InfoContext(r.Context(), "session revoked", "user", caller.ID, "session", id, "connections_ended", ended)
 	a.audit(r, "session.revoke", "session", id, true, nil)
 	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"message": "Session revoked", "id": id})
 }
@@ -161,7 +163,9 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.cookies.Clear(w, r)
-	a.log.InfoContext(r.Context(), "user logged out", "user", caller.ID, "session", cur.ID)
+	// The session's terminals, SSH sessions and streams end with it.
+	ended := a.liveConns.RevokeCredential(liveconn.Session(cur.ID))
+	a.log.InfoContext(r.Context(), "user logged out", "user", caller.ID, "session", cur.ID, "connections_ended", ended)
 	a.audit(r, "auth.logout", "session", cur.ID, true, nil)
 	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"message": "Logged out"})
 }

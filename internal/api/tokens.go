@@ -11,6 +11,7 @@ import (
 
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/liveconn"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/sdk"
 )
@@ -131,7 +132,8 @@ func (a *API) deleteToken(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, fmt.Errorf("revoke token: %w", err))
 		return
 	}
-	a.log.InfoContext(r.Context(), "api token revoked", "user", caller.ID, "token", id)
+	ended := a.liveConns.RevokeCredential(liveconn.Token(id))
+	a.log.InfoContext(r.Context(), "api token revoked", "user", caller.ID, "token", id, "connections_ended", ended)
 	a.audit(r, "token.revoke", "token", id, true, nil)
 	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"message": "Token revoked", "id": id})
 }

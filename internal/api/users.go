@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/mail"
 	"strings"
@@ -110,10 +111,14 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, httpapi.Validation("email and password are required"))
 		return
 	}
-	if retry, locked := a.throttles.LoginLocked(r, req.Email); locked {
-		a.log.InfoContext(r.Context(), "login throttled", "remote", r.RemoteAddr)
-		a.auditAs(r, "", "auth.login", "user", "", false, map[string]any{"email": loginEmail(req.Email), "reason": "throttled"})
-		a.writeError(w, r, httpmw.LoginThrottled(retry))
+	if lock, locked := a.throttles.LoginLocked(r, req.Email); locked {
+		// One line and one audit row per lock, not per refused attempt:
+		// an attacker's flood must not grow the log without bound.
+		if lock.New {
+			a.log.InfoContext(r.Context(), "login throttled", "remote", r.RemoteAddr, "limits", lock.Limits, "retry_after", lock.Retry)
+			a.auditAs(r, "", "auth.login", "user", "", false, throttledDetail(loginEmail(req.Email), lock))
+		}
+		a.writeError(w, r, httpmw.LoginThrottled(lock.Retry))
 		return
 	}
 	user, err := a.store.GetUserByEmail(r.Context(), strings.ToLower(strings.TrimSpace(req.Email)))
@@ -132,7 +137,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, auth.ErrBadCredentials)
 		return
 	}
-	a.throttles.LoginSucceeded(req.Email)
+	a.throttles.LoginSucceeded(r, req.Email)
 	if user.SuspendedAt != nil {
 		// The password was right, so saying why is no leak.
 		a.auditAs(r, user.ID, "auth.login", "user", user.ID, false, map[string]any{"email": user.Email, "reason": "suspended"})
@@ -155,6 +160,14 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		"session_id": sess.ID,
 		"csrf_token": a.cookies.CSRFToken(sess.ID),
 	})
+}
+
+// throttledDetail is the audit detail of the first attempt a login lock
+// refused: the lock's length and the limits that hold it. Later attempts
+// during the same lock are refused without a row.
+func throttledDetail(email string, lock httpmw.LoginLockout) map[string]any {
+	return map[string]any{"email": email, "reason": "throttled", "limits": lock.Limits,
+		"locked_for_seconds": int(math.Ceil(lock.Retry.Seconds()))}
 }
 
 // loginEmail is the attempted email as the audit log keeps it: normalised

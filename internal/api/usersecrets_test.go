@@ -393,10 +393,10 @@ func TestManifestAPI(t *testing.T) {
 	// The owner's own token is not enough: only the supervisor.
 	f.wantError("GET", path, ada, nil, http.StatusForbidden, httpapi.CodeForbidden)
 	// Another environment's supervisor: 404.
-	f.wantError("GET", path, f.agents.Issue(bobEnv.ID), nil, http.StatusNotFound, httpapi.CodeNotFound)
+	f.wantError("GET", path, f.agentToken(bobEnv.ID), nil, http.StatusNotFound, httpapi.CodeNotFound)
 	f.noLeak(secret, token, "bob-only")
 
-	rec := f.do("GET", path, reqOpts{token: f.agents.Issue(env.ID)})
+	rec := f.do("GET", path, reqOpts{token: f.agentToken(env.ID)})
 	if rec.Code != http.StatusOK || rec.Header().Get("Cache-Control") != "no-store" {
 		t.Fatalf("manifest: %d %s", rec.Code, rec.Body.String())
 	}
@@ -428,7 +428,7 @@ func TestManifestAPI(t *testing.T) {
 	if _, _, err := f.db.PutUserSecret(ctx, bobUser.ID, "STOLEN", rows[0].Ciphertext); err != nil {
 		t.Fatal(err)
 	}
-	rec = f.do("GET", "/api/v1/environments/"+bobEnv.ID+"/manifest", reqOpts{token: f.agents.Issue(bobEnv.ID)})
+	rec = f.do("GET", "/api/v1/environments/"+bobEnv.ID+"/manifest", reqOpts{token: f.agentToken(bobEnv.ID)})
 	m = agentapi.Manifest{}
 	if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil || rec.Code != http.StatusOK {
 		t.Fatalf("bob's manifest: %d %v", rec.Code, err)
@@ -445,7 +445,7 @@ func TestManifestAPI(t *testing.T) {
 	if _, _, err := f.db.UpdateManagedUser(ctx, bobUser.ID, func(u *store.ManagedUser) error { u.SuspendedAt = &now; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	rec = f.do("GET", "/api/v1/environments/"+bobEnv.ID+"/manifest", reqOpts{token: f.agents.Issue(bobEnv.ID)})
+	rec = f.do("GET", "/api/v1/environments/"+bobEnv.ID+"/manifest", reqOpts{token: f.agentToken(bobEnv.ID)})
 	if rec.Code != http.StatusForbidden || strings.Contains(rec.Body.String(), "bob-only") {
 		t.Fatalf("suspended owner: %d %s", rec.Code, rec.Body.String())
 	}

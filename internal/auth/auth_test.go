@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"encoding/base64"
 	"strings"
 	"testing"
 
@@ -99,18 +100,56 @@ func TestCanAccess(t *testing.T) {
 func TestAgentTokens(t *testing.T) {
 	t.Parallel()
 	a := NewAgentTokens(bytes.Repeat([]byte{1}, AgentKeySize))
-	tok := a.Issue("env_abc")
-	if id, ok := a.Verify(tok); !ok || id != "env_abc" {
-		t.Fatalf("Verify(own token) = %q, %v", id, ok)
+	nonce := NewAgentNonce()
+	env := store.Environment{ID: "env_abc", AgentTokenNonce: nonce}
+	tok := a.Issue("env_abc", nonce)
+	if id, ok := AgentTokenEnvironment(tok); !ok || id != "env_abc" {
+		t.Fatalf("AgentTokenEnvironment(own token) = %q, %v", id, ok)
+	}
+	if !a.Verify(tok, env) {
+		t.Fatalf("Verify(own token) refused")
 	}
 	other := NewAgentTokens(bytes.Repeat([]byte{2}, AgentKeySize))
 	forged := strings.Replace(tok, "env_abc", "env_xyz", 1)
 	for _, bad := range []string{
 		"", "dev8a_", "dev8a_env_abc", "dev8a_env_abc.", "dev8a_.abc", forged,
-		other.Issue("env_abc"), tok + "x", "dev8_" + tok[len(AgentTokenPrefix):],
+		other.Issue("env_abc", nonce), tok + "x", "dev8_" + tok[len(AgentTokenPrefix):],
+		// The token of an earlier run (another nonce), and a nonce swapped
+		// into a genuine token.
+		a.Issue("env_abc", NewAgentNonce()), strings.Replace(tok, nonce, NewAgentNonce(), 1),
+		// The form tokens had before nonces, for an environment that is
+		// not marked as running since then.
+		"dev8a_env_abc." + tok[strings.LastIndexByte(tok, '.')+1:], a.legacyIssue("env_abc"),
 	} {
-		if id, ok := a.Verify(bad); ok {
-			t.Errorf("Verify(%q) accepted for %q", bad, id)
+		if a.Verify(bad, env) {
+			t.Errorf("Verify(%q) accepted", bad)
 		}
 	}
+	// Another environment, and one without a current run.
+	if a.Verify(tok, store.Environment{ID: "env_xyz", AgentTokenNonce: nonce}) {
+		t.Error("a token accepted for another environment with the same nonce")
+	}
+	if a.Verify(tok, store.Environment{ID: "env_abc"}) || a.Verify(a.Issue("env_abc", ""), store.Environment{ID: "env_abc"}) {
+		t.Error("a token accepted for an environment with no current run")
+	}
+	if NewAgentNonce() == nonce || strings.ContainsAny(nonce, ".") {
+		t.Errorf("nonces %q: not fresh, or contain a dot", nonce)
+	}
+
+	// A workspace running across the upgrade keeps its old token, and only
+	// that: no token of the new form is valid for it.
+	legacy := store.Environment{ID: "env_abc", AgentTokenNonce: store.LegacyAgentToken}
+	if !a.Verify(a.legacyIssue("env_abc"), legacy) {
+		t.Error("the legacy token of a legacy run refused")
+	}
+	for _, bad := range []string{other.legacyIssue("env_abc"), a.legacyIssue("env_xyz"), a.Issue("env_abc", store.LegacyAgentToken), tok} {
+		if a.Verify(bad, legacy) {
+			t.Errorf("Verify(%q) accepted for a legacy run", bad)
+		}
+	}
+}
+
+// legacyIssue is how tokens were made before nonces.
+func (a *AgentTokens) legacyIssue(environmentID string) string {
+	return AgentTokenPrefix + environmentID + "." + base64.RawURLEncoding.EncodeToString(a.legacyMAC(environmentID))
 }

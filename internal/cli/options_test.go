@@ -176,6 +176,7 @@ func TestServerOptionNamesAndDefaults(t *testing.T) {
 		"rate-limit-user-burst": {"DEV8_RATE_LIMIT_USER_BURST", "60"}, "rate-limit-ip": {"DEV8_RATE_LIMIT_IP", "50"},
 		"rate-limit-ip-burst": {"DEV8_RATE_LIMIT_IP_BURST", "200"}, "login-max-failures": {"DEV8_LOGIN_MAX_FAILURES", "5"},
 		"login-max-failures-ip": {"DEV8_LOGIN_MAX_FAILURES_IP", "20"}, "quota-environments": {"DEV8_QUOTA_ENVIRONMENTS", "10"},
+		"login-max-failures-account": {"DEV8_LOGIN_MAX_FAILURES_ACCOUNT", "100"}, "audit-retention": {"DEV8_AUDIT_RETENTION", "2160h"},
 		"quota-running": {"DEV8_QUOTA_RUNNING", "5"}, "quota-monthly-budget": {"DEV8_QUOTA_MONTHLY_BUDGET", "0"},
 		"signup": {"DEV8_SIGNUP", "invite"}, "allowed-email-domains": {"DEV8_ALLOWED_EMAIL_DOMAINS", ""},
 		// Defaults found on the host: only the names are pinned.

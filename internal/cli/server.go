@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"dev8.dev/dev8/internal/audit"
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/internal/httpmw"
@@ -87,6 +88,9 @@ func serverOptions(s *serverSettings) []serverOption {
 			help: "price per GB of storage per hour", doc: "$0.06/GB-month"},
 		{flag: "usage-retention", env: "DEV8_USAGE_RETENTION", value: durationValue(&c.UsageRetention, 30*24*time.Hour),
 			help: "how long resource usage samples are kept"},
+		{flag: "audit-retention", env: "DEV8_AUDIT_RETENTION", value: durationValue(&c.AuditRetention, audit.DefaultRetention),
+			help: "how long audit log events are kept; older ones are deleted hourly; 0 keeps them for ever",
+			doc:  "see [Audit log](/docs/security#audit-log)"},
 		{flag: "secret-key-file", env: "DEV8_SECRET_KEY_FILE", value: stringValue(&c.SecretKeyFile, ""), defaultDoc: "`<data-dir>/secret.key`",
 			help: "file holding the key that encrypts users' secrets, created 0600 on first start; ignored when `DEV8_SECRET_KEY` (64 hex digits or base64 of 32 bytes; no flag, so it never shows in ps) is set",
 			doc:  "refused if others may read it; see [Secrets](/docs/security#secrets-ssh-keys-and-git-identity)"},
@@ -134,9 +138,12 @@ func serverOptions(s *serverSettings) []serverOption {
 		{flag: "max-streams", env: "DEV8_MAX_STREAMS", value: intValue(&c.Streams.Total, httpmw.DefaultStreamsTotal, 0),
 			help: "event streams and websockets all users together may hold open at once; 0 disables"},
 		{flag: "login-max-failures", env: "DEV8_LOGIN_MAX_FAILURES", value: intValue(&rl.LoginFailures, httpmw.DefaultLoginFailures, 0),
-			help: "failed logins per account before backoff (1 s doubling to 15 min); 0 disables"},
+			help: "failed logins per account from one client address before that address is backed off from it (1 s doubling to 15 min); 0 disables",
+			doc:  "an attacker hammering an account from one address does not lock its owner out; see [Sign-in throttling](/docs/security#sign-in-throttling)"},
 		{flag: "login-max-failures-ip", env: "DEV8_LOGIN_MAX_FAILURES_IP", value: intValue(&rl.LoginIPFailures, httpmw.DefaultLoginIPFailures, 0),
-			help: "failed logins per client address before backoff; 0 disables"},
+			help: "failed logins per client address, whatever the account, before backoff; 0 disables"},
+		{flag: "login-max-failures-account", env: "DEV8_LOGIN_MAX_FAILURES_ACCOUNT", value: intValue(&rl.LoginAccountFailures, httpmw.DefaultLoginAccountFailures, 0),
+			help: "failed logins per account from all addresses together before backoff, for everyone: the ceiling against guessing from many addresses; 0 disables"},
 		{flag: "token-default-lifetime", env: "DEV8_TOKEN_DEFAULT_LIFETIME", value: durationValue(&c.TokenDefaultLifetime, auth.DefaultTokenLifetime),
 			help: "lifetime of an API token created without `expires_in_days`"},
 		{flag: "token-max-lifetime", env: "DEV8_TOKEN_MAX_LIFETIME", value: durationValue(&c.TokenMaxLifetime, auth.DefaultTokenMaxLifetime),
@@ -191,7 +198,7 @@ func codeServerValue(dst *string) *setting[string] {
 
 // disabledIfZero maps a flag's "0 turns it off" to httpmw.RateLimits' negative
 // (there, zero means the default).
-func disabledIfZero[T int | float64](v T) T {
+func disabledIfZero[T int | float64 | time.Duration](v T) T {
 	if v == 0 {
 		return -1
 	}
@@ -234,6 +241,8 @@ is read at start. Flags win over the environment.`,
 			rl.PrincipalRate, rl.IPRate = disabledIfZero(rl.PrincipalRate), disabledIfZero(rl.IPRate)
 			rl.LoginFailures, rl.LoginIPFailures = disabledIfZero(rl.LoginFailures), disabledIfZero(rl.LoginIPFailures)
 			cfg.Streams.PerUser, cfg.Streams.Total = disabledIfZero(cfg.Streams.PerUser), disabledIfZero(cfg.Streams.Total)
+			rl.LoginAccountFailures = disabledIfZero(rl.LoginAccountFailures)
+			cfg.AuditRetention = disabledIfZero(cfg.AuditRetention)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return runServer(ctx, s.addr, cfg, cmd.OutOrStdout())

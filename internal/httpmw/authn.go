@@ -18,6 +18,7 @@ import (
 
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/liveconn"
 	"dev8.dev/dev8/internal/store"
 )
 
@@ -40,6 +41,9 @@ type AuthConfig struct {
 	Store AuthStore
 	// Agents verifies workspace supervisors' tokens.
 	Agents *auth.AgentTokens
+	// Live registers long-lived connections (TrackLive) so that revoking
+	// their credential ends them; nil tracks nothing.
+	Live *liveconn.Registry
 	// Cookies are the session and CSRF cookies.
 	Cookies *Cookies
 	// Proxies tell the client's address (recorded when a session renews).
@@ -55,6 +59,7 @@ type AuthConfig struct {
 type Auth struct {
 	store      AuthStore
 	agents     *auth.AgentTokens
+	live       *liveconn.Registry
 	cookies    *Cookies
 	proxies    TrustedProxies
 	sessionTTL time.Duration
@@ -70,7 +75,7 @@ func NewAuth(cfg AuthConfig) *Auth {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Auth{store: cfg.Store, agents: cfg.Agents, cookies: cfg.Cookies, proxies: cfg.Proxies,
+	return &Auth{store: cfg.Store, agents: cfg.Agents, live: cfg.Live, cookies: cfg.Cookies, proxies: cfg.Proxies,
 		sessionTTL: cfg.SessionTTL, log: cfg.Logger, now: cfg.Now}
 }
 
@@ -183,14 +188,16 @@ func (a *Auth) authenticate(next http.Handler, mode csrfMode) http.Handler {
 				a.log.WarnContext(r.Context(), "record token use", "token", tok.ID, "err", err)
 			}
 		}
-		next.ServeHTTP(w, r.WithContext(auth.WithUser(r.Context(), user)))
+		ctx := withCredential(auth.WithUser(r.Context(), user), credential{name: liveconn.Token(tok.ID), id: tok.ID, hash: tok.Hash, user: user})
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
-// authenticateAgent accepts a supervisor's token while its environment
-// exists: the token dies with it.
+// authenticateAgent accepts a supervisor's token while it is its
+// environment's current one: issued for this run, which every stop and
+// start ends, and the token dies with the environment.
 func (a *Auth) authenticateAgent(w http.ResponseWriter, r *http.Request, secret string, next http.Handler) {
-	envID, ok := a.agents.Verify(secret)
+	envID, ok := auth.AgentTokenEnvironment(secret)
 	var env store.Environment
 	if ok {
 		var err error
@@ -201,7 +208,7 @@ func (a *Auth) authenticateAgent(w http.ResponseWriter, r *http.Request, secret 
 			return
 		}
 	}
-	if !ok {
+	if !ok || !a.agents.Verify(secret, env) {
 		a.writeError(w, r, errInvalidToken)
 		return
 	}

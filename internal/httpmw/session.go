@@ -10,6 +10,7 @@ import (
 
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/liveconn"
 	"dev8.dev/dev8/internal/store"
 )
 
@@ -220,5 +221,6 @@ func (a *Auth) authenticateSession(w http.ResponseWriter, r *http.Request, secre
 		}
 	}
 	ctx := auth.WithSession(auth.WithUser(r.Context(), user), auth.SessionInfo{ID: sess.ID, Cookie: viaCookie})
+	ctx = withCredential(ctx, credential{name: liveconn.Session(sess.ID), id: sess.ID, hash: sess.Hash, session: true, user: user})
 	next.ServeHTTP(w, r.WithContext(ctx))
 }

@@ -22,10 +22,18 @@ const (
 	DefaultIPRate         = 50
 	DefaultIPBurst        = 200
 	// DefaultLoginFailures is how many wrong passwords an account may see
-	// before it is locked out; DefaultLoginIPFailures the same per client
-	// address, higher because an address may be shared.
+	// from one client address before that address is locked out of it;
+	// DefaultLoginIPFailures the same per client address whatever the
+	// account, higher because an address may be shared. An attacker who
+	// hammers an account from one address locks only themself out: its
+	// owner signs in from their own address.
 	DefaultLoginFailures   = 5
 	DefaultLoginIPFailures = 20
+	// DefaultLoginAccountFailures is the ceiling per account from every
+	// address together, far above the per-address limit: it stops guessing
+	// spread over many addresses, at the price of locking the owner out
+	// too while it lasts.
+	DefaultLoginAccountFailures = 100
 	// DefaultLoginMaxDelay caps the doubling lockout (1 s, 2 s, 4 s …).
 	DefaultLoginMaxDelay = 15 * time.Minute
 )
@@ -41,11 +49,13 @@ type RateLimits struct {
 	// health probes.
 	IPRate  float64
 	IPBurst int
-	// LoginFailures and LoginIPFailures are the wrong passwords allowed per
-	// account and per address before login is refused with 429.
-	LoginFailures   int
-	LoginIPFailures int
-	LoginMaxDelay   time.Duration
+	// LoginFailures, LoginIPFailures and LoginAccountFailures are the
+	// wrong passwords allowed per account from one address, per address,
+	// and per account from all addresses, before login is refused with 429.
+	LoginFailures        int
+	LoginIPFailures      int
+	LoginAccountFailures int
+	LoginMaxDelay        time.Duration
 	// MaxKeys caps how many clients each throttle remembers (default
 	// ratelimit.DefaultMaxKeys).
 	MaxKeys int
@@ -55,8 +65,11 @@ type RateLimits struct {
 type Throttles struct {
 	principal *ratelimit.Limiter
 	ip        *ratelimit.Limiter
-	loginAcct *ratelimit.Backoff
+	// The login throttles: per account and address, per address, and the
+	// ceiling per account (see DefaultLoginFailures).
+	loginPair *ratelimit.Backoff
 	loginIP   *ratelimit.Backoff
+	loginAcct *ratelimit.Backoff
 	proxies   TrustedProxies
 	log       *slog.Logger
 }
@@ -86,12 +99,15 @@ func NewThrottles(rl RateLimits, proxies TrustedProxies, now func() time.Time, l
 	if maxDelay <= 0 {
 		maxDelay = DefaultLoginMaxDelay
 	}
-	if rl.LoginFailures >= 0 {
-		t.loginAcct = ratelimit.NewBackoff(ratelimit.BackoffConfig{MaxFailures: burst(rl.LoginFailures, DefaultLoginFailures), MaxDelay: maxDelay, MaxKeys: rl.MaxKeys, Now: now})
+	backoff := func(failures, def int) *ratelimit.Backoff {
+		if failures < 0 {
+			return nil
+		}
+		return ratelimit.NewBackoff(ratelimit.BackoffConfig{MaxFailures: burst(failures, def), MaxDelay: maxDelay, MaxKeys: rl.MaxKeys, Now: now})
 	}
-	if rl.LoginIPFailures >= 0 {
-		t.loginIP = ratelimit.NewBackoff(ratelimit.BackoffConfig{MaxFailures: burst(rl.LoginIPFailures, DefaultLoginIPFailures), MaxDelay: maxDelay, MaxKeys: rl.MaxKeys, Now: now})
-	}
+	t.loginPair = backoff(rl.LoginFailures, DefaultLoginFailures)
+	t.loginIP = backoff(rl.LoginIPFailures, DefaultLoginIPFailures)
+	t.loginAcct = backoff(rl.LoginAccountFailures, DefaultLoginAccountFailures)
 	return t
 }
 
@@ -146,49 +162,89 @@ func loginAccountKey(email string) string {
 	return "email:" + strings.ToLower(strings.TrimSpace(email))
 }
 
-// LoginLocked reports whether a login for email from r must be refused
-// now, and for how long.
-func (t *Throttles) LoginLocked(r *http.Request, email string) (time.Duration, bool) {
-	var retry time.Duration
-	if t.loginAcct != nil {
-		if locked, d := t.loginAcct.Locked(loginAccountKey(email)); locked {
-			retry = max(retry, d)
-		}
-	}
-	if t.loginIP != nil {
-		if locked, d := t.loginIP.Locked(t.proxies.ClientKey(r)); locked {
-			retry = max(retry, d)
-		}
-	}
-	return retry, retry > 0
+// loginPairKey is the key of email tried from r's address. NUL cannot be
+// in either part, so no two pairs share a key.
+func (t *Throttles) loginPairKey(r *http.Request, email string) string {
+	return loginAccountKey(email) + "\x00" + t.proxies.ClientKey(r)
 }
 
-// LoginFailed counts a wrong password (or unknown email: counted alike).
+// LoginLockout is why a login is refused now.
+type LoginLockout struct {
+	// Retry is how long until a login may be tried again.
+	Retry time.Duration
+	// New is set for the first attempt refused by a lock, once per lock
+	// of each limit: record that one, not every refused attempt, or a
+	// flood of them floods the audit log.
+	New bool
+	// Limits names the limits that refused it, for the record: "account
+	// from this address", "address", "account".
+	Limits []string
+}
+
+// LoginLocked reports whether a login for email from r must be refused
+// now, for how long, and whether this is the lock's first refusal. Call it
+// only when about to refuse on its answer: each call counts as a refusal.
+func (t *Throttles) LoginLocked(r *http.Request, email string) (LoginLockout, bool) {
+	var out LoginLockout
+	for _, l := range []struct {
+		b    *ratelimit.Backoff
+		key  string
+		name string
+	}{
+		{t.loginPair, t.loginPairKey(r, email), "account from this address"},
+		{t.loginIP, t.proxies.ClientKey(r), "address"},
+		{t.loginAcct, loginAccountKey(email), "account"},
+	} {
+		if l.b == nil {
+			continue
+		}
+		if retry, first := l.b.Refuse(l.key); retry > 0 {
+			out.Retry = max(out.Retry, retry)
+			out.New = out.New || first
+			out.Limits = append(out.Limits, l.name)
+		}
+	}
+	return out, out.Retry > 0
+}
+
+// LoginFailed counts a wrong password (or unknown email: counted alike)
+// against the account from this address, the address, and the account.
 func (t *Throttles) LoginFailed(r *http.Request, email string) {
-	if t.loginAcct != nil {
-		t.loginAcct.Fail(loginAccountKey(email))
+	if t.loginPair != nil {
+		t.loginPair.Fail(t.loginPairKey(r, email))
 	}
 	if t.loginIP != nil {
 		t.loginIP.Fail(t.proxies.ClientKey(r))
 	}
+	if t.loginAcct != nil {
+		t.loginAcct.Fail(loginAccountKey(email))
+	}
 }
 
-// LoginSucceeded forgets the account's failures. The address keeps its
-// count: otherwise a guesser could reset it with a login of their own.
-func (t *Throttles) LoginSucceeded(email string) {
+// LoginSucceeded forgets the account's failures, from this address and in
+// all. The address keeps its count: otherwise a guesser could reset it
+// with a login of their own.
+func (t *Throttles) LoginSucceeded(r *http.Request, email string) {
+	if t.loginPair != nil {
+		t.loginPair.Reset(t.loginPairKey(r, email))
+	}
 	if t.loginAcct != nil {
 		t.loginAcct.Reset(loginAccountKey(email))
 	}
 }
 
-// Remembered is how many clients the address limiter and the two login
-// throttles hold, which their MaxKeys bounds.
+// Remembered is how many clients the address limiter and the login
+// throttles hold, which their MaxKeys bounds: accounts (per address and in
+// all) and addresses.
 func (t *Throttles) Remembered() (addresses, loginAccounts, loginAddresses int) {
 	if t.ip != nil {
 		addresses = t.ip.Len()
 	}
+	if t.loginPair != nil {
+		loginAccounts = t.loginPair.Len()
+	}
 	if t.loginAcct != nil {
-		loginAccounts = t.loginAcct.Len()
+		loginAccounts = max(loginAccounts, t.loginAcct.Len())
 	}
 	if t.loginIP != nil {
 		loginAddresses = t.loginIP.Len()

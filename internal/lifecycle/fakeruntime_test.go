@@ -27,6 +27,9 @@ type memRuntime struct {
 	// files is each instance's workspace: kept across stop/start, removed
 	// with the instance.
 	files map[string]map[string][]byte
+	// specs is the spec each instance's compute runs with: recorded by
+	// Create while it is not running (the contract: for the next Start).
+	specs map[string]runtime.Spec
 }
 
 func newMemRuntime() *memRuntime {
@@ -36,6 +39,7 @@ func newMemRuntime() *memRuntime {
 		gates:     make(map[string]chan struct{}),
 		entered:   make(map[string]chan struct{}),
 		files:     make(map[string]map[string][]byte),
+		specs:     make(map[string]runtime.Spec),
 	}
 }
 
@@ -122,6 +126,9 @@ func (r *memRuntime) Create(ctx context.Context, spec runtime.Spec) (runtime.Ins
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if inst, ok := r.instances[spec.EnvironmentID]; ok {
+		if inst.State != runtime.StateRunning {
+			r.specs[spec.EnvironmentID] = spec
+		}
 		out := *inst
 		if r.files[spec.EnvironmentID] == nil && inst.State != runtime.StateRunning {
 			r.files[spec.EnvironmentID] = map[string][]byte{} // lost storage, made anew
@@ -131,6 +138,7 @@ func (r *memRuntime) Create(ctx context.Context, spec runtime.Spec) (runtime.Ins
 	}
 	inst := &runtime.Instance{EnvironmentID: spec.EnvironmentID, Ref: "mem-" + spec.EnvironmentID, State: runtime.StateStopped, WorkspaceDir: "/workspace"}
 	r.instances[spec.EnvironmentID] = inst
+	r.specs[spec.EnvironmentID] = spec
 	r.files[spec.EnvironmentID] = map[string][]byte{}
 	out := *inst
 	out.StorageCreated = true
@@ -190,6 +198,7 @@ func (r *memRuntime) Delete(ctx context.Context, id string) error {
 	defer r.mu.Unlock()
 	delete(r.instances, id)
 	delete(r.files, id)
+	delete(r.specs, id)
 	return nil
 }
 
@@ -251,4 +260,11 @@ func (r *memRuntime) readFile(id, name string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: no such file in %s", name, id)
 	}
 	return data, nil
+}
+
+// agentToken is the agent token id's compute was last given.
+func (r *memRuntime) agentToken(id string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.specs[id].AgentToken
 }

@@ -73,10 +73,16 @@ func seededStore(t *testing.T, ctx context.Context) (*store.DB, store.User) {
 // runtime. setup runs before the manager starts, to arrange a "crash" state.
 func newHarness(t *testing.T, setup func(h *harness)) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil, setup)
+}
+
+// newHarnessWith is newHarness with the manager's Config adjusted first.
+func newHarnessWith(t *testing.T, configure func(*Config), setup func(h *harness)) *harness {
+	t.Helper()
 	ctx := testContext(t)
 	db, user := seededStore(t, ctx)
 	h := &harness{t: t, ctx: ctx, db: db, rt: newMemRuntime(), clock: &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}, user: user}
-	h.m = New(Config{
+	cfg := Config{
 		Store:          db,
 		Runtime:        h.rt,
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -85,7 +91,11 @@ func newHarness(t *testing.T, setup func(h *harness)) *harness {
 		ReaperInterval: time.Hour, // tests call Reap themselves
 		ResyncInterval: time.Hour,
 		Now:            h.clock.Now,
-	})
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	h.m = New(cfg)
 	if setup != nil {
 		setup(h)
 	}

@@ -82,9 +82,14 @@ type Config struct {
 	RetryBase time.Duration
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
-	// AgentToken issues the credential a workspace's supervisor uses to
-	// reach the server (nil: supervisors get none and cannot connect).
-	AgentToken func(environmentID string) string
+	// AgentTokens issues the credential a workspace's supervisor uses to
+	// reach the server, one per start (see agenttoken.go); nil: supervisors
+	// get none and cannot connect.
+	AgentTokens AgentTokenIssuer
+	// AgentRevoked is called when an environment's agent token stops being
+	// valid (it stopped, is being deleted or started again, or its compute
+	// died), after the store says so: the server drops its supervisor's
+	// tunnel. Nil: nothing is called.
 	// Audit records what the manager does on its own (idle stops) in the
 	// audit log; nil records nothing. Best-effort: a failure is logged.
 	Audit Auditor
@@ -111,7 +116,8 @@ type Config struct {
 	// latest snapshot). It runs on the lifecycle's worker and must return
 	// promptly: long work belongs to a goroutine its owner waits for. Nil:
 	// nothing is called.
-	AfterStart func(ctx context.Context, env store.Environment, freshStorage bool)
+	AfterStart   func(ctx context.Context, env store.Environment, freshStorage bool)
+	AgentRevoked func(environmentID string)
 }
 
 // QuotaPolicy decides how much a user may have.
@@ -383,6 +389,9 @@ func (m *Manager) Start(ctx context.Context, id string) (store.Environment, erro
 		case store.StatusStopped, store.StatusError:
 			e.Status = store.StatusStarting
 			e.StatusReason = ""
+			// A start is a new run with a new agent token; the last
+			// run's dies now (a failed one's compute may still hold it).
+			e.AgentTokenNonce = ""
 			return true, nil
 		}
 		return false, &StateError{Action: "start", Status: e.Status}
@@ -414,6 +423,7 @@ func (m *Manager) Delete(ctx context.Context, id string) (store.Environment, err
 		}
 		e.Status = store.StatusDeleting
 		e.StatusReason = ""
+		e.AgentTokenNonce = ""
 		return true, nil
 	})
 }
@@ -443,7 +453,10 @@ func (m *Manager) admit(ctx context.Context, ownerID string, addsCompute bool) (
 // request applies a user's action to the stored status, within limits when
 // they are given, and queues the reconciler when it changed anything.
 func (m *Manager) request(ctx context.Context, id, action string, limits *store.EnvironmentLimits, apply func(*store.Environment) (bool, error)) (store.Environment, error) {
-	var changed bool
+	var (
+		changed  bool
+		hadToken bool
+	)
 	update := m.store.UpdateEnvironment
 	if limits != nil {
 		update = func(ctx context.Context, id string, fn func(*store.Environment) error) (store.Environment, error) {
@@ -455,6 +468,7 @@ func (m *Manager) request(ctx context.Context, id, action string, limits *store.
 			return err
 		}
 		var err error
+		hadToken = e.AgentTokenNonce != ""
 		changed, err = apply(e)
 		if changed && e.Status == store.StatusStarting {
 			// Starting counts as use; otherwise the reaper would stop at
@@ -467,6 +481,9 @@ func (m *Manager) request(ctx context.Context, id, action string, limits *store.
 		return store.Environment{}, err
 	}
 	if changed {
+		if hadToken && env.AgentTokenNonce == "" {
+			m.agentRevoked(id)
+		}
 		m.events.publish(env)
 		m.attempts.reset(id)
 		m.cfg.Observer.LifecycleRequested(action)

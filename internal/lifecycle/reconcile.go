@@ -109,8 +109,11 @@ func (m *Manager) reconcileEnvironment(ctx context.Context, env store.Environmen
 			now := m.now()
 			settleCost(e, now)
 			e.StoppedAt = &now
+			// The run is over: its agent token dies with it.
+			e.AgentTokenNonce = ""
 		})
 		if err == nil {
+			m.agentRevoked(env.ID)
 			m.record(ctx, env, "stopped", env.StatusReason)
 		}
 		return err
@@ -184,9 +187,13 @@ func (m *Manager) setReason(ctx context.Context, env store.Environment, reason s
 // bringUp creates (idempotently) and starts the instance, then records RUNNING.
 func (m *Manager) bringUp(ctx context.Context, rt runtime.Runtime, env store.Environment) error {
 	from := env.Status
-	created, err := rt.Create(ctx, m.specFor(env))
+	env, issued, err := m.ensureAgentToken(ctx, env)
 	if err != nil {
-		return fmt.Errorf("create: %w", err)
+		return err
+	}
+	created, err := m.createFor(ctx, rt, env, issued)
+	if err != nil {
+		return err
 	}
 	if created.StorageCreated {
 		m.freshStorage.Store(env.ID, struct{}{})
@@ -246,8 +253,11 @@ func (m *Manager) checkRunning(ctx context.Context, rt runtime.Runtime, env stor
 	env, err = m.transition(ctx, env.ID, store.StatusRunning, store.StatusError, func(e *store.Environment) {
 		settleCost(e, m.now())
 		e.StatusReason = reason
+		// The compute is gone: so is its run's agent token.
+		e.AgentTokenNonce = ""
 	})
 	if err == nil {
+		m.agentRevoked(env.ID)
 		m.log.Warn("environment compute stopped on its own", "environment", env.ID, "reason", reason)
 		m.record(ctx, env, "error", reason)
 	}
@@ -375,8 +385,8 @@ func (m *Manager) specFor(env store.Environment) runtime.Spec {
 		ports[i] = runtime.Port{Port: p.Port, Protocol: p.Protocol}
 	}
 	var token string
-	if m.cfg.AgentToken != nil {
-		token = m.cfg.AgentToken(env.ID)
+	if m.cfg.AgentTokens != nil && env.AgentTokenNonce != "" && env.AgentTokenNonce != store.LegacyAgentToken {
+		token = m.cfg.AgentTokens.Issue(env.ID, env.AgentTokenNonce)
 	}
 	urls := m.getURLs()
 	return runtime.Spec{

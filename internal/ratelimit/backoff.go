@@ -35,6 +35,9 @@ type failures struct {
 	count       int
 	last        time.Time
 	lockedUntil time.Time
+	// reported is the lockedUntil of the lock Refuse last reported as
+	// new: later refusals of the same lock are not new.
+	reported time.Time
 }
 
 // NewBackoff returns a Backoff.
@@ -71,6 +74,25 @@ func (b *Backoff) Locked(key string) (bool, time.Duration) {
 		return false, 0
 	}
 	return true, f.lockedUntil.Sub(now)
+}
+
+// Refuse is Locked for an attempt that is about to be refused when the key
+// is locked: it also says whether this is the first refusal of the key's
+// current lock, so that a caller keeps one record per lock rather than one
+// per refused attempt (a flood of them would otherwise be a flood of
+// records).
+func (b *Backoff) Refuse(key string) (retry time.Duration, first bool) {
+	now := b.cfg.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.prune(now)
+	f, ok := b.keys.get(key)
+	if !ok || !now.Before(f.lockedUntil) {
+		return 0, false
+	}
+	first = !f.reported.Equal(f.lockedUntil)
+	f.reported = f.lockedUntil
+	return f.lockedUntil.Sub(now), first
 }
 
 // Fail records a failure and returns how long key is now locked (0 while it

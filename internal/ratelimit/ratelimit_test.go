@@ -177,3 +177,43 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("caps exceeded: %d, %d", l.Len(), b.Len())
 	}
 }
+
+// TestBackoffRefuseReportsEachLockOnce: of all the attempts refused during
+// one lock, only the first is reported as new, so a caller writes one
+// record per lock however hard the key is hammered; the next lock is new
+// again.
+func TestBackoffRefuseReportsEachLockOnce(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	b := NewBackoff(BackoffConfig{MaxFailures: 2, BaseDelay: time.Second, Now: clk.Now})
+	if retry, first := b.Refuse("a"); retry != 0 || first {
+		t.Fatalf("unknown key: Refuse = %v, %v; want 0, false", retry, first)
+	}
+	b.Fail("a")
+	if retry, first := b.Refuse("a"); retry != 0 || first {
+		t.Fatalf("not locked yet: Refuse = %v, %v; want 0, false", retry, first)
+	}
+	for lock, want := range []time.Duration{time.Second, 2 * time.Second} {
+		b.Fail("a")
+		news := 0
+		for i := range 1000 {
+			retry, first := b.Refuse("a")
+			if retry != want {
+				t.Fatalf("lock %d, refusal %d: retry %v, want %v", lock+1, i+1, retry, want)
+			}
+			if first {
+				news++
+			}
+		}
+		if news != 1 {
+			t.Fatalf("lock %d: %d of 1000 refusals reported as new, want 1", lock+1, news)
+		}
+		if _, first := b.Refuse("b"); first {
+			t.Fatal("another key reported as locked")
+		}
+		clk.Advance(want)
+		if retry, first := b.Refuse("a"); retry != 0 || first {
+			t.Fatalf("after lock %d ended: Refuse = %v, %v; want 0, false", lock+1, retry, first)
+		}
+	}
+}

@@ -213,9 +213,15 @@ func TestWorkspaceAccess(t *testing.T) {
 	})
 }
 
-// agentToken is the token the server issued to env's supervisor.
+// agentToken is the token the server issued to env's supervisor for its
+// current run.
 func (ts *testServer) agentToken(envID string) string {
-	return ts.srv.AgentTokens.Issue(envID)
+	ts.t.Helper()
+	tok, err := ts.srv.AgentToken(ts.ctx, envID)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	return tok
 }
 
 // TestSupervisorReconnects: a server restart does not kill the workspace;
@@ -235,6 +241,9 @@ func TestSupervisorReconnects(t *testing.T) {
 	env := first.create(token, sdk.CreateEnvironmentRequest{Name: "survivor"})
 	first.waitStatus(token, env.ID, sdk.StatusRunning)
 	first.sshRun(t, token, env.ID, "echo one")
+	// The token of the workspace's run, issued at its start, outlives the
+	// server: the supervisor's redial uses it.
+	agentToken := first.agentToken(env.ID)
 	first.stop()
 
 	second := startServerAt(t, dataDir, addr)
@@ -245,6 +254,12 @@ func TestSupervisorReconnects(t *testing.T) {
 	}
 	if out := second.sshRun(t, token, env.ID, "echo two"); out != "two\n" {
 		t.Fatalf("after restart: %q", out)
+	}
+	if now := second.agentToken(env.ID); now != agentToken {
+		t.Fatal("the server restart changed the running workspace's agent token")
+	}
+	if code := second.call("POST", "/api/v1/environments/"+env.ID+"/activity", agentToken, nil, nil); code != http.StatusOK {
+		t.Fatalf("the run's agent token after the restart = %d, want 200", code)
 	}
 }
 

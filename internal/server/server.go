@@ -25,6 +25,7 @@ import (
 	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
+	"dev8.dev/dev8/internal/liveconn"
 	"dev8.dev/dev8/internal/metrics"
 	"dev8.dev/dev8/internal/quota"
 	"dev8.dev/dev8/internal/runtime"
@@ -100,6 +101,9 @@ type Config struct {
 	// UsageRetention is how long resource samples are kept (default 30
 	// days).
 	UsageRetention time.Duration
+	// AuditRetention is how long audit events are kept (default
+	// audit.DefaultRetention, 90 days; negative: for ever).
+	AuditRetention time.Duration
 	ReaperInterval time.Duration
 	ResyncInterval time.Duration
 	Pricing        lifecycle.Pricing
@@ -147,6 +151,12 @@ type Config struct {
 	// SessionPruneInterval is how often expired sessions are deleted
 	// (default api.DefaultSessionPruneInterval).
 	SessionPruneInterval time.Duration
+	// LiveCheckInterval is how often the credentials of open terminals,
+	// SSH sessions, port-forwards, event streams and IDE websockets are
+	// checked against the store (default liveconn.DefaultSweepInterval):
+	// what this server revokes ends them at once; this catches the rest
+	// (expiry, another replica's revocation).
+	LiveCheckInterval time.Duration
 	// Snapshots schedules workspace snapshots and pruning of the
 	// repository (zero values: the defaults).
 	Snapshots backup.Schedule
@@ -175,6 +185,8 @@ type Server struct {
 	// AgentTokens issues workspace supervisors' credentials.
 	AgentTokens *auth.AgentTokens
 	usage       *usage.Writer
+	auditPruner *audit.Pruner
+	live        *liveconn.Registry
 	handler     http.Handler
 	api         *api.API
 	backups     *backup.Service
@@ -267,13 +279,13 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		db.Close()
 		return nil, err
 	}
-	agentKey, err := db.InstallationSecret(ctx, "agent-token-key", auth.AgentKeySize)
+	agentKey, err := installationKey(ctx, db, box, cfg.Logger, "agent-token-key", auth.AgentKeySize)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	agents := auth.NewAgentTokens(agentKey)
-	sessionKey, err := db.InstallationSecret(ctx, "session-key", auth.SessionKeySize)
+	sessionKey, err := installationKey(ctx, db, box, cfg.Logger, "session-key", auth.SessionKeySize)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -340,8 +352,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		PreStopTimeout: cfg.PreStopTimeout,
 		// A workspace whose storage was lost while stopped comes back
 		// from its latest snapshot.
-		AfterStart:      backups.AfterStart,
-		AgentToken:      agents.Issue,
+		AfterStart: backups.AfterStart,
+		// Each start issues the supervisor a token of its own; whatever
+		// revokes it (a stop, a delete, the next start) drops its tunnel.
+		AgentTokens:     agents,
+		AgentRevoked:    tunnels.Disconnect,
 		Observer:        m,
 		Store:           timed,
 		Runtimes:        runtimes,
@@ -360,6 +375,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// which offer only what it allows.
 	gate := signup.New(signup.Config{Policy: cfg.Signup, AllowedDomains: cfg.AllowedEmailDomains, Store: timed, Now: cfg.Now})
 	site.SetSignup(gate)
+	live := liveconn.New(cfg.Logger)
 	a := api.New(api.Config{
 		Signup:               gate,
 		Pages:                site,
@@ -378,6 +394,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		SecretBox:            box,
 		Backups:              backups,
 		Audit:                auditLog,
+		Live:                 live,
 
 		Quotas:         quotas,
 		RateLimits:     cfg.RateLimits,
@@ -395,7 +412,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	m.WatchPools(db)
 	cfg.Logger.Info("dev8 server ready", "store", db.Engine(), "runtimes", mgr.RuntimeNames(), "data_dir", cfg.DataDir, "code_server", cfg.CodeServer,
 		"signup", gate.Policy(), "allowed_email_domains", cfg.AllowedEmailDomains)
-	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtimes: byName(runtimes), Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn, agentLn: agentLn, lock: lock}, nil
+	pruner := audit.NewPruner(audit.RetentionConfig{Store: timed, Retention: cfg.AuditRetention, Logger: cfg.Logger, Now: cfg.Now})
+	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtimes: byName(runtimes), Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, auditPruner: pruner, live: live, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn, agentLn: agentLn, lock: lock}, nil
 }
 
 // RemoveInstance removes env's compute and storage from its runtime at
@@ -505,6 +523,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return nil
 	})
 	g.Go(func() error { _ = s.usage.RunRetention(gctx); return nil })
+	g.Go(func() error { s.auditPruner.Run(gctx); return nil })
+	g.Go(func() error { s.live.Run(gctx, s.cfg.LiveCheckInterval); return nil })
 	g.Go(func() error { s.api.RunSessionPruning(gctx, s.cfg.SessionPruneInterval); return nil })
 	// Snapshot jobs (manual ones after their 202, forks, lost-volume
 	// restores, the schedule) end with it: cancelled, recorded, waited for.

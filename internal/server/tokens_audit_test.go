@@ -12,6 +12,8 @@ import (
 
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/testutil/devserver"
+	"dev8.dev/dev8/internal/testutil/wait"
 	"dev8.dev/dev8/sdk"
 )
 
@@ -457,5 +459,37 @@ func TestAuditLog(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAuditRetention: the server deletes audit events older than
+// --audit-retention on its own, from its start on, and keeps the rest
+// (issue 15 finding 12).
+func TestAuditRetention(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	first := startServerAt(t, dataDir, "127.0.0.1:0")
+	now := first.clock.Now()
+	for _, age := range []time.Duration{50 * time.Hour, 25 * time.Hour, time.Hour} {
+		if err := first.srv.Store.InsertAuditEvent(first.ctx, store.AuditEvent{CreatedAt: now.Add(-age), ActorKind: store.ActorSystem,
+			Action: "test.aged", Detail: map[string]any{"age": age.String()}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first.stop()
+
+	second := wrap(t, devserver.Start(t, devserver.Options{DataDir: dataDir, Config: func(c *server.Config) { c.AuditRetention = 24 * time.Hour }}))
+	ctx := wait.Context(t, wait.Medium)
+	var left []store.AuditEvent
+	wait.Eventually(ctx, t, "the events older than a day to be deleted", func() bool {
+		events, _, err := second.srv.Store.ListAuditEvents(ctx, store.AuditFilter{Action: "test.aged"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		left = events
+		return len(events) <= 1
+	})
+	if len(left) != 1 || left[0].Detail["age"] != "1h0m0s" {
+		t.Fatalf("kept %+v, want only the hour-old event", left)
 	}
 }

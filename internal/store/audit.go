@@ -18,7 +18,8 @@ const (
 // AuditEvent is one entry of the audit log: who (ActorUserID, ActorKind) did
 // what (Action) to which object, from where (IP, RequestID), and whether it
 // worked. The log is append-only: the store inserts and lists events and has
-// no way to change or remove one.
+// no way to change one; the only removal is of events older than the
+// retention (DeleteAuditEventsBefore).
 type AuditEvent struct {
 	ID          int64
 	CreatedAt   time.Time
@@ -135,4 +136,23 @@ func (db *DB) ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent,
 		return nil, 0, wrapErr("list audit events", err)
 	}
 	return out, total, nil
+}
+
+// DeleteAuditEventsBefore deletes up to limit events (the oldest first)
+// created before cutoff and reports how many went. The caller repeats it
+// until fewer than limit go: each call is one short statement, so pruning
+// a large backlog never holds SQLite's one write lock for long.
+func (db *DB) DeleteAuditEventsBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	if limit <= 0 {
+		return 0, errors.New("store: delete audit events: limit must be positive")
+	}
+	res, err := db.exec(ctx, db.writer, db.q(`
+		DELETE FROM audit_events WHERE id IN (
+			SELECT id FROM audit_events WHERE created_at < ? ORDER BY created_at, id LIMIT ?)`),
+		db.timeArg(cutoff), limit)
+	if err != nil {
+		return 0, wrapErr("delete audit events", err)
+	}
+	n, err := res.RowsAffected()
+	return n, wrapErr("delete audit events", err)
 }

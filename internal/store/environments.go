@@ -21,6 +21,7 @@ var environmentMutableColumns = []string{
 	"vscode_url", "ssh_connection_string",
 	"estimated_cost_per_hour", "total_cost", "running_since",
 	"last_accessed_at", "stopped_at", "deleted_at", "updated_at",
+	"agent_token_nonce",
 }
 
 var environmentColumns = "id, user_id, created_at, " + strings.Join(environmentMutableColumns, ", ")
@@ -42,6 +43,7 @@ func (db *DB) environmentMutableArgs(e *Environment) ([]any, error) {
 		e.VSCodeURL, e.SSHConnectionString,
 		e.EstimatedCostPerHour, e.TotalCost, db.nullTimeArg(e.RunningSince),
 		db.timeArg(e.LastAccessedAt), db.nullTimeArg(e.StoppedAt), db.nullTimeArg(e.DeletedAt), db.timeArg(e.UpdatedAt),
+		e.AgentTokenNonce,
 	}, nil
 }
 
@@ -56,6 +58,7 @@ func scanEnvironment(s scanner, extra ...any) (Environment, error) {
 		&e.VSCodeURL, &e.SSHConnectionString,
 		&e.EstimatedCostPerHour, &e.TotalCost, nullTimeCol{&e.RunningSince},
 		timeCol{&e.LastAccessedAt}, nullTimeCol{&e.StoppedAt}, nullTimeCol{&e.DeletedAt}, timeCol{&e.UpdatedAt},
+		&e.AgentTokenNonce,
 	}, extra...)
 	err := s.Scan(dest...)
 	return e, err

@@ -110,7 +110,20 @@ type Environment struct {
 	DeletedAt      *time.Time
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+
+	// AgentTokenNonce makes the agent token of the environment's current
+	// run (see auth.AgentTokens): a fresh one each start, "" while no
+	// token is valid (stopped, deleted). It is not a secret: a token also
+	// needs the installation's key, which is not in the store in the clear.
+	// LegacyAgentToken marks a run started before tokens had nonces.
+	AgentTokenNonce string
 }
+
+// LegacyAgentToken is the AgentTokenNonce of an environment whose compute
+// was (or may have been) running when the store was upgraded to per-start
+// agent tokens: its supervisor keeps the token it was given, of the old
+// form, until the environment's next stop or start.
+const LegacyAgentToken = "legacy"
 
 // EnvironmentFilter selects environments for List.
 type EnvironmentFilter struct {

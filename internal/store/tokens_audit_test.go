@@ -202,8 +202,9 @@ func TestAuditEvents(t *testing.T) {
 	})
 }
 
-// TestAuditLogIsAppendOnly: the store offers no way to change or remove an
-// audit event.
+// TestAuditLogIsAppendOnly: the store offers no way to change an audit
+// event or to remove a chosen one: events go only by age, when they are
+// older than the retention (DeleteAuditEventsBefore, issue 15 finding 12).
 func TestAuditLogIsAppendOnly(t *testing.T) {
 	t.Parallel()
 	typ := reflect.TypeFor[*store.DB]()
@@ -214,7 +215,49 @@ func TestAuditLogIsAppendOnly(t *testing.T) {
 			audit = append(audit, name)
 		}
 	}
-	if want := []string{"InsertAuditEvent", "ListAuditEvents"}; !reflect.DeepEqual(audit, want) {
+	if want := []string{"DeleteAuditEventsBefore", "InsertAuditEvent", "ListAuditEvents"}; !reflect.DeepEqual(audit, want) {
 		t.Fatalf("audit methods of *store.DB = %v, want only %v", audit, want)
 	}
+}
+
+// TestDeleteAuditEventsBefore: retention removes events older than the
+// cutoff only, at most limit per call, oldest first.
+func TestDeleteAuditEventsBefore(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, ctx context.Context, db *store.DB) {
+		base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+		for i := range 7 {
+			if err := db.InsertAuditEvent(ctx, store.AuditEvent{CreatedAt: base.Add(time.Duration(i) * time.Hour), ActorKind: store.ActorSystem, Action: "test.event", ObjectID: strings.Repeat("x", i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := db.DeleteAuditEventsBefore(ctx, base, 0); err == nil {
+			t.Fatal("a limit of 0 was accepted")
+		}
+		cutoff := base.Add(5 * time.Hour) // events 0..4 are older
+		n, err := db.DeleteAuditEventsBefore(ctx, cutoff, 3)
+		if err != nil || n != 3 {
+			t.Fatalf("first batch: %d, %v; want 3", n, err)
+		}
+		events, total, err := db.ListAuditEvents(ctx, store.AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total != 4 || len(events) != 4 || events[len(events)-1].ObjectID != "xxx" {
+			t.Fatalf("after the first batch: %d events, oldest %+v; want 4, the oldest three gone", total, events[len(events)-1])
+		}
+		if n, err := db.DeleteAuditEventsBefore(ctx, cutoff, 3); err != nil || n != 2 {
+			t.Fatalf("second batch: %d, %v; want the 2 left before the cutoff", n, err)
+		}
+		if n, err := db.DeleteAuditEventsBefore(ctx, cutoff, 3); err != nil || n != 0 {
+			t.Fatalf("third batch: %d, %v; want 0", n, err)
+		}
+		events, _, err = db.ListAuditEvents(ctx, store.AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(events) != 2 || !events[1].CreatedAt.Equal(cutoff) {
+			t.Fatalf("kept %d events (oldest %v), want 2 from the cutoff on", len(events), events[len(events)-1].CreatedAt)
+		}
+	})
 }

@@ -35,6 +35,7 @@ func storeBench(ctx context.Context, o options, engine, databaseURL string) erro
 	t0 := time.Now()
 	ids := make([]string, 0, o.envs)
 	running := make([]string, 0, o.running)
+	agentTok := make([]string, 0, o.running)
 	past := time.Now().Add(-10 * time.Minute)
 	for i := range o.envs {
 		e := store.Environment{
@@ -46,6 +47,8 @@ func storeBench(ctx context.Context, o options, engine, databaseURL string) erro
 			e.Status = store.StatusRunning
 			rs := past
 			e.RunningSince = &rs
+			// The run's agent token, as a start issues one.
+			e.AgentTokenNonce = srv.AgentTokens.NewNonce()
 		}
 		e, err := srv.Store.CreateEnvironment(ctx, e)
 		if err != nil {
@@ -54,6 +57,7 @@ func storeBench(ctx context.Context, o options, engine, databaseURL string) erro
 		ids = append(ids, e.ID)
 		if i < o.running {
 			running = append(running, e.ID)
+			agentTok = append(agentTok, srv.AgentTokens.Issue(e.ID, e.AgentTokenNonce))
 		}
 	}
 	fmt.Printf("   seeded %d environments in %s\n", o.envs, time.Since(t0).Round(time.Millisecond))
@@ -97,10 +101,6 @@ func storeBench(ctx context.Context, o options, engine, databaseURL string) erro
 	addFigure(Figure{Section: "3 reaper", Name: "idle reaper sweep", Engine: engine, Unit: "ms", Runs: sweeps, Target: "≤ 50 ms", Note: fmt.Sprintf("%d environments, %d RUNNING idle candidates, none due", o.envs, o.running)}, sweeps, 50, true)
 
 	// Activity reports from simulated supervisors.
-	agentTok := make([]string, len(running))
-	for i, id := range running {
-		agentTok[i] = srv.AgentTokens.Issue(id)
-	}
 	activity := func(i int) error {
 		k := i % len(running)
 		req, _ := http.NewRequestWithContext(ctx, "POST", url+"/api/v1/environments/"+running[k]+"/activity", strings.NewReader("{}"))

@@ -27,8 +27,17 @@ const supervisorEnv = "DEV8_TEST_SUPERVISOR"
 
 // RunSupervisorIfAsked must be the first thing a package's TestMain does
 // when its tests use Start: if this process was started as a workspace's
-// supervisor, it runs the supervisor and exits.
+// supervisor (or its stand-in code-server, FakeCodeServer), it runs as that
+// and exits.
 func RunSupervisorIfAsked() {
+	// First: the code-server a supervisor starts may inherit its marker.
+	if os.Getenv(fakeCodeServerEnv) == "1" {
+		if err := runFakeCodeServer(os.Args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv(supervisorEnv) != "1" {
 		return
 	}
