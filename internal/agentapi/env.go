@@ -43,6 +43,11 @@ const (
 	// socket where the server answers: the supervisor then dials it for
 	// EnvAgentURL's requests, whatever that URL's host.
 	EnvAgentSocket = "DEV8_AGENT_SOCKET"
+	// EnvAgentTokenFile, when EnvAgentToken is empty, names a file holding
+	// the credential: the supervisor reads it, and removes it, before it
+	// becomes the workspace user (a container's environment is fixed when
+	// it is made, while the credential is new at every start).
+	EnvAgentTokenFile = "DEV8_AGENT_TOKEN_FILE"
 	// EnvAgentToken is the supervisor's credential (never passed on to user
 	// processes).
 	EnvAgentToken = "DEV8_AGENT_TOKEN"
@@ -91,6 +96,8 @@ type Launch struct {
 	AgentToken string
 	// AgentSocket is EnvAgentSocket; empty: dial AgentURL.
 	AgentSocket string
+	// AgentTokenFile is EnvAgentTokenFile, for AgentToken empty.
+	AgentTokenFile string
 	// CodeServer is the code-server executable, CodeServerAddr where it
 	// binds; empty CodeServer runs the workspace without an IDE.
 	CodeServer     string
@@ -135,6 +142,7 @@ func (l Launch) Environ() []string {
 	set(EnvAgentURL, l.AgentURL)
 	set(EnvAgentToken, l.AgentToken)
 	set(EnvAgentSocket, l.AgentSocket)
+	set(EnvAgentTokenFile, l.AgentTokenFile)
 	if l.WorkspaceUser != "" {
 		set(EnvWorkspaceUser, l.WorkspaceUser)
 	}

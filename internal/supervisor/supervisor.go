@@ -181,6 +181,11 @@ func ConfigFromEnv() (Config, error) {
 func Main(ctx context.Context) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// The credential a file holds is read while the file is still
+	// readable (it is root's, in a container), and the file removed.
+	if err := loadAgentTokenFile(); err != nil {
+		return err
+	}
 	// Before anything else: from here on the supervisor is the workspace
 	// user (package workspaceuser).
 	wu, err := workspaceuser.BecomeWorkspaceUser()
@@ -194,6 +199,10 @@ func Main(ctx context.Context) error {
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("environment", cfg.EnvironmentID)
 	if wu != nil {
 		cfg.Logger.Info("running as the workspace user", "user", wu.Name, "uid", wu.UID, "gid", wu.GID, "handed_over", wu.Chowned)
+	}
+	if cfg.AgentURL != "" && cfg.AgentToken == "" {
+		cfg.Logger.Warn("no agent token (started without Dev8?): not connecting to the server; Dev8 gives one at the next start")
+		cfg.AgentURL = ""
 	}
 	return Run(ctx, cfg)
 }

@@ -40,7 +40,14 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	ci, err := r.cli.ContainerInspect(ctx, name)
 	switch {
 	case err == nil:
-		if isRunning(ci) || (ci.Config.Labels[LabelSpec] == hash && onNetwork(ci, r.netName, networkID)) {
+		if isRunning(ci) {
+			return r.instance(ci), nil
+		}
+		if ci.Config.Labels[LabelSpec] == hash && onNetwork(ci, r.netName, networkID) {
+			// This start's credential, for the container as it is.
+			if err := r.copyAgentToken(ctx, ci.ID, spec.AgentToken); err != nil {
+				return runtime.Instance{}, fmt.Errorf("docker: create %s: %w", id, err)
+			}
 			return r.instance(ci), nil
 		}
 		// Stopped with an older spec, or attached to a network that was
@@ -120,6 +127,9 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 		return runtime.Instance{}, fmt.Errorf("docker: create %s: container: %w", id, err)
 	}
 	if err := r.copySupervisor(ctx, resp.ID); err != nil {
+		return runtime.Instance{}, fmt.Errorf("docker: create %s: %w", id, err)
+	}
+	if err := r.copyAgentToken(ctx, resp.ID, spec.AgentToken); err != nil {
 		return runtime.Instance{}, fmt.Errorf("docker: create %s: %w", id, err)
 	}
 	ci, err = r.cli.ContainerInspect(ctx, resp.ID)
@@ -225,7 +235,12 @@ func isRoot(u string) bool {
 	return name == "" || name == "root" || name == "0"
 }
 
+// specHash is what makes a stopped container be made anew: everything in
+// the spec but the agent token, which is new at every start and reaches the
+// container as a file (copyAgentToken), so that what was installed in the
+// container outlives a stop.
 func specHash(spec runtime.Spec) string {
+	spec.AgentToken = ""
 	b, _ := json.Marshal(spec) // a struct of strings, ints and maps: cannot fail
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])

@@ -68,7 +68,9 @@ func TestContainerConfig(t *testing.T) {
 	env := ci.Config.Env
 	for _, kv := range []string{
 		"FOO=bar", "DEV8_ENVIRONMENT_ID=" + inst.EnvironmentID, "DEV8_WORKSPACE_DIR=/workspace",
-		"DEV8_SUPERVISOR_ADDR=", "DEV8_AGENT_URL=http://127.0.0.1:9", "DEV8_AGENT_TOKEN=test-token",
+		"DEV8_SUPERVISOR_ADDR=", "DEV8_AGENT_URL=http://127.0.0.1:9",
+		// The token is this start's: a file, not the container's environment.
+		"DEV8_AGENT_TOKEN=", "DEV8_AGENT_TOKEN_FILE=" + AgentTokenPath,
 	} {
 		if !slices.Contains(env, kv) {
 			t.Errorf("env lacks %s: %q", kv, env)

@@ -125,6 +125,9 @@ const (
 	DefaultHomeDir = "/home/dev8"
 	// SupervisorPath is where the supervisor binary is copied.
 	SupervisorPath = "/.dev8/bin/dev8"
+	// AgentTokenPath is where the agent token of the next start is copied
+	// (root's, 0400); the supervisor removes it once read.
+	AgentTokenPath = "/.dev8/agent-token"
 	// DefaultWorkspaceUser is the user Dev8's images define (uid 1000).
 	DefaultWorkspaceUser = "dev8"
 )

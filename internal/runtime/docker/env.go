@@ -26,9 +26,11 @@ func (r *Runtime) env(spec runtime.Spec, agentSocket bool, wsUser, codeServer st
 		WorkspaceDir:  WorkspaceDir,
 		KillAfter:     r.cfg.StopTimeout,
 		AgentURL:      spec.AgentURL,
-		AgentToken:    spec.AgentToken,
-		AgentSocket:   socket,
-		CodeServer:    codeServer,
+		// The token is this start's: a file (copyAgentToken), as the
+		// environment is fixed when the container is made.
+		AgentTokenFile: AgentTokenPath,
+		AgentSocket:    socket,
+		CodeServer:     codeServer,
 		// Only read when CodeServer is set.
 		CodeServerAddr: CodeServerSocket,
 		WorkspaceUser:  wsUser,

@@ -2,10 +2,12 @@ package docker
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,4 +65,56 @@ func (r *Runtime) ensureSupervisor(ctx context.Context, containerID string) erro
 		return nil
 	}
 	return r.copySupervisor(ctx, containerID)
+}
+
+// copyAgentToken puts token at AgentTokenPath in the (stopped) container,
+// readable by the user the container starts as only (root, unless
+// Config.User says otherwise): the supervisor reads and removes it before
+// it becomes the workspace user. An empty token copies nothing.
+func (r *Runtime) copyAgentToken(ctx context.Context, containerID, token string) error {
+	if token == "" {
+		return nil
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	now := time.Now()
+	for _, h := range []*tar.Header{
+		{Typeflag: tar.TypeDir, Name: ".dev8/", Mode: 0o755, ModTime: now},
+		tokenHeader(r.cfg.User, len(token), now),
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+	}
+	if _, err := tw.Write([]byte(token)); err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	if err := r.cli.CopyToContainer(ctx, containerID, "/", &buf, container.CopyToContainerOptions{}); err != nil {
+		return fmt.Errorf("copy agent token into container: %w", err)
+	}
+	return nil
+}
+
+// tokenHeader is the token file's tar header for a container that starts
+// as user ("" or root: root's, 0400; "uid[:gid]": theirs, 0400; a name
+// only the image knows: 0444, as nobody else runs in such a container).
+func tokenHeader(user string, size int, now time.Time) *tar.Header {
+	h := &tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(AgentTokenPath, "/"), Mode: 0o400, Size: int64(size), ModTime: now}
+	if isRoot(user) {
+		return h
+	}
+	u, g, hasGID := strings.Cut(user, ":")
+	uid, err := strconv.Atoi(u)
+	if err != nil {
+		h.Mode = 0o444
+		return h
+	}
+	h.Uid, h.Gid = uid, uid
+	if gid, err := strconv.Atoi(g); hasGID && err == nil {
+		h.Gid = gid
+	}
+	return h
 }
