@@ -80,6 +80,10 @@ func applyEnv(opts []serverOption, lookup func(string) (string, bool)) error {
 func registerFlags(flags *pflag.FlagSet, opts []serverOption) {
 	for _, o := range opts {
 		flags.Var(o.value, o.flag, o.usage())
+		if o.value.Type() == "bool" {
+			// --flag alone means true, as for any boolean flag.
+			flags.Lookup(o.flag).NoOptDefVal = "true"
+		}
 	}
 }
 
@@ -136,6 +140,19 @@ func floatValue(dst *float64, def float64) *setting[float64] {
 			return 0, errors.New("want a number of at least 0, such as 0.5")
 		}
 		return f, nil
+	})
+}
+
+// boolValue takes true or false (also 1, 0, yes, no, on, off).
+func boolValue(dst *bool, def bool) *setting[bool] {
+	return newSetting(dst, def, "bool", strconv.FormatBool, func(s string) (bool, error) {
+		switch strings.ToLower(strings.TrimSpace(s)) {
+		case "true", "1", "yes", "on":
+			return true, nil
+		case "false", "0", "no", "off":
+			return false, nil
+		}
+		return false, errors.New("want true or false")
 	})
 }
 

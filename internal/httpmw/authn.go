@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"dev8.dev/dev8/internal/appauth"
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/store"
@@ -33,6 +34,10 @@ type AuthStore interface {
 	TouchSession(ctx context.Context, id string, seen, expires time.Time, ip string) error
 	DeleteSession(ctx context.Context, userID, id string) error
 	GetEnvironment(ctx context.Context, id string) (store.Environment, error)
+	// GetSession and GetAPIToken look up the sign-in a workspace app's
+	// session came from (AppSession).
+	GetSession(ctx context.Context, id string) (store.Session, store.User, error)
+	GetAPIToken(ctx context.Context, id string) (store.APIToken, store.User, error)
 }
 
 // AuthConfig configures Auth.
@@ -49,6 +54,9 @@ type AuthConfig struct {
 	Logger     *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// AppSessions checks the sessions of workspace apps' own origins
+	// (AppSession); nil accepts none.
+	AppSessions *appauth.Sessions
 }
 
 // Auth authenticates requests and loads what they name.
@@ -60,6 +68,8 @@ type Auth struct {
 	sessionTTL time.Duration
 	log        *slog.Logger
 	now        func() time.Time
+	// appSessions: see AuthConfig.AppSessions.
+	appSessions *appauth.Sessions
 }
 
 // NewAuth returns the authentication middleware for cfg.
@@ -71,7 +81,7 @@ func NewAuth(cfg AuthConfig) *Auth {
 		cfg.Now = time.Now
 	}
 	return &Auth{store: cfg.Store, agents: cfg.Agents, cookies: cfg.Cookies, proxies: cfg.Proxies,
-		sessionTTL: cfg.SessionTTL, log: cfg.Logger, now: cfg.Now}
+		sessionTTL: cfg.SessionTTL, log: cfg.Logger, now: cfg.Now, appSessions: cfg.AppSessions}
 }
 
 func (a *Auth) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -174,7 +184,7 @@ func (a *Auth) authenticate(next http.Handler, mode csrfMode) http.Handler {
 				a.log.WarnContext(r.Context(), "record token use", "token", tok.ID, "err", err)
 			}
 		}
-		next.ServeHTTP(w, r.WithContext(auth.WithUser(r.Context(), user)))
+		next.ServeHTTP(w, r.WithContext(auth.WithAPIToken(auth.WithUser(r.Context(), user), tok.ID)))
 	})
 }
 

@@ -26,6 +26,13 @@ import (
 //
 // Anything else is a 421 saying how to configure the name.
 func AllowHosts(log *slog.Logger, urls ...string) func(http.Handler) http.Handler {
+	return AllowHostsOr(log, nil, urls...)
+}
+
+// AllowHostsOr is AllowHosts that also lets through a Host header extra
+// accepts (nil: none): the workspace apps' own host names under their
+// wildcard domain (see appurl), which are well-formed app labels only.
+func AllowHostsOr(log *slog.Logger, extra func(hostport string) bool, urls ...string) func(http.Handler) http.Handler {
 	var names []string
 	for _, u := range urls {
 		if p, err := url.Parse(u); err == nil && p.Hostname() != "" {
@@ -34,7 +41,7 @@ func AllowHosts(log *slog.Logger, urls ...string) func(http.Handler) http.Handle
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !HostAllowed(r.Host, names) {
+			if !HostAllowed(r.Host, names) && (extra == nil || !extra(r.Host)) {
 				httpapi.WriteError(log, w, r, &httpapi.Error{
 					Status:  http.StatusMisdirectedRequest,
 					Code:    httpapi.CodeMisdirected,

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"dev8.dev/dev8/internal/api"
+	"dev8.dev/dev8/internal/appurl"
 	"dev8.dev/dev8/internal/audit"
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/backup"
@@ -76,6 +77,16 @@ type Config struct {
 	// AgentURL is where workspaces' supervisors reach this server; default
 	// the listen address on loopback.
 	AgentURL string
+	// WildcardAccessURL is where workspace apps (the IDE, HTTP servers on
+	// workspaces' ports) are served, each on an origin of its own:
+	// [scheme://]*.domain[:port]. Empty: *.localhost when the access URL
+	// is on loopback, else a subdomain of the access URL's host (see
+	// appurl.Resolve).
+	WildcardAccessURL string
+	// UnsafePathBasedApps serves the IDE under /w/{id}/ide/ on the
+	// dashboard's own origin instead, where a workspace's page acts with
+	// its visitor's session: only for one trusted user.
+	UnsafePathBasedApps bool
 	// TemplateImages points templates at image references (template name →
 	// reference) for the docker runtime; a template not named runs its
 	// catalog image (dev8/<template>:latest).
@@ -197,6 +208,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	oauthProviders, err := cfg.OAuth.providers()
 	if err != nil {
 		return nil, err
+	}
+	if cfg.WildcardAccessURL != "" {
+		if _, err := appurl.ParseWildcard(cfg.WildcardAccessURL); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.SecretKeyFile == "" {
 		cfg.SecretKeyFile = filepath.Join(cfg.DataDir, "secret.key")
@@ -330,6 +346,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		TrustedProxies: cfg.TrustedProxies,
 		SessionKey:     sessionKey,
 		OAuthProviders: oauthProviders,
+
+		WildcardAccessURL: cfg.WildcardAccessURL,
+		PathBasedApps:     cfg.UnsafePathBasedApps,
 	})
 	m.WatchEnvironments(db)
 	m.WatchQueue(mgr)
@@ -417,9 +436,13 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // ShutdownTimeout), background loops stop, workspaces keep running.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	urls := s.urls(ln.Addr())
+	s.Manager.SetURLs(urls)
+	s.api.SetPublicURL(urls.AccessURL)
+	s.logApps()
 	srv := &http.Server{
-		// Hosts are checked before anything else runs: see AllowHosts.
-		Handler: httpmw.AllowHosts(s.log, urls.AccessURL, urls.AgentURL)(s.handler),
+		// Hosts are checked before anything else runs (see AllowHosts):
+		// the server's own, and its workspace apps' (see appurl).
+		Handler: httpmw.AllowHostsOr(s.log, s.api.IsAppHost, urls.AccessURL, urls.AgentURL)(s.handler),
 		// No ReadTimeout: it would also cut off websockets (tunnels,
 		// terminals, the IDE) a minute after they were opened.
 		ReadHeaderTimeout: 10 * time.Second,
@@ -432,8 +455,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	s.Manager.SetURLs(urls)
-	s.api.SetPublicURL(urls.AccessURL)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := s.Manager.Run(gctx); err != nil && gctx.Err() == nil {
@@ -482,6 +503,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return nil
 	})
 	return g.Wait()
+}
+
+// logApps says where workspace apps are served, and warns when the IDE is
+// on the dashboard's own origin or apps cannot be opened at all.
+func (s *Server) logApps() {
+	if s.api.PathBasedApps() {
+		s.log.Warn("--unsafe-path-based-apps: every workspace's IDE is served on the dashboard's own origin (/w/{id}/ide/), " +
+			"where the workspace's pages act with their visitor's Dev8 session: a member's IDE can act as whoever opens it. " +
+			"Use it only when you are the one user; admins' browsers are refused other people's IDEs")
+	}
+	d, err := s.api.AppDomain()
+	if err != nil {
+		s.log.Warn("workspace apps cannot be opened on origins of their own", "err", err)
+		return
+	}
+	s.log.Info("workspace apps are served on origins of their own", "url", d.Pattern())
 }
 
 // urls are the server's URLs when it listens on addr.

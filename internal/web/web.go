@@ -54,6 +54,9 @@ type Site struct {
 	// docs are the pages under /docs, rendered at start.
 	docs   map[string]*docPage
 	docTOC []*docPage
+	// appPage is the page Dev8 shows on a workspace app's own origin
+	// (apps.go); it has no layout of the dashboard's.
+	appPage *template.Template
 }
 
 // New parses the embedded templates. openAPI is the API's OpenAPI document,
@@ -96,6 +99,9 @@ func New(log *slog.Logger, openAPI []byte) (*Site, error) {
 	s.static = http.StripPrefix("/static/", http.FileServerFS(sub))
 	if s.docs, s.docTOC, err = loadDocs(openAPI); err != nil {
 		return nil, err
+	}
+	if s.appPage, err = parseAppPage(); err != nil {
+		return nil, fmt.Errorf("parse the app page: %w", err)
 	}
 	return s, nil
 }
@@ -175,6 +181,9 @@ type pageData struct {
 	Env *store.Environment
 	// IDE says why the IDE page stands where the IDE would.
 	IDE *ideGate
+	// AppNotice is what the page in place of a workspace app says
+	// (apps.go).
+	AppNotice *httpmw.AppNotice
 }
 
 // IsAdmin: the header links the admin pages.
