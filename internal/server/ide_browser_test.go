@@ -115,12 +115,12 @@ func TestIDEActivity(t *testing.T) {
 		header http.Header
 		want   int
 	}{
-		"no header":    {ownerCookie, http.Header{}, http.StatusForbidden},
-		"another site": {ownerCookie, http.Header{"X-Dev8-Activity": {"1"}, "Origin": {"https://evil.example"}}, http.StatusForbidden},
+		"no header":            {ownerCookie, http.Header{}, http.StatusForbidden},
+		"another site":         {ownerCookie, http.Header{"X-Dev8-Activity": {"1"}, "Origin": {"https://evil.example"}}, http.StatusForbidden},
 		"the dashboard's page": {ownerCookie, http.Header{"X-Dev8-Activity": {"1"}, "Origin": {ts.url}}, http.StatusForbidden},
 		// Another user's app session (for their own workspace's port) is
 		// not this IDE's; nor is any dashboard session.
-		"another user's app session":  {otherCookie, http.Header{"X-Dev8-Activity": {"1"}}, http.StatusUnauthorized},
+		"another user's app session":   {otherCookie, http.Header{"X-Dev8-Activity": {"1"}}, http.StatusUnauthorized},
 		"the owner's dashboard cookie": {"dev8_session=" + token, http.Header{"X-Dev8-Activity": {"1"}}, http.StatusUnauthorized},
 		"no credentials":               {"", http.Header{"X-Dev8-Activity": {"1"}}, http.StatusUnauthorized},
 		"the owner's fetch":            {ownerCookie, http.Header{"X-Dev8-Activity": {"1"}, "Origin": {ideOrigin}}, http.StatusNoContent},
