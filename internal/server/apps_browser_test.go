@@ -295,3 +295,73 @@ func TestAdminOpensMembersApp(t *testing.T) {
 	// refused rather than sent on.
 	isJSONError(t, "the admin's cookie, not a navigation", ts.fetch(ts.url+"/w/"+env.ID+"/ports/"+app+"/page", "Cookie", "dev8_session="+adminToken), 403)
 }
+
+// TestPlantedCookieInBrowser: with the apps' domain under the dashboard's
+// host (--wildcard-access-url *.dev8.localhost for a dashboard at
+// dev8.localhost, as *.dev8.example.com under dev8.example.com), an app's
+// page can set a session cookie for the dashboard's host. The dashboard
+// then takes neither session, clears the planted cookie, and the visitor's
+// own session works again: the app's owner never acts as the visitor.
+func TestPlantedCookieInBrowser(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	dashboard := "http://dev8.localhost:" + port
+	ts := wrap(t, devserver.Start(t, devserver.Options{Addr: "127.0.0.1:" + port, Config: func(c *server.Config) {
+		c.AccessURL = dashboard
+		c.WildcardAccessURL = "*.dev8.localhost"
+	}}))
+	ts.user("admin@example.com")
+	ts.user("ada@example.com")
+	otherToken, _ := ts.user("mallory@example.com")
+	env := ts.create(otherToken, sdk.CreateEnvironmentRequest{Name: "bait", AutoStopMinutes: minutes(60)})
+	env = ts.waitStatus(otherToken, env.ID, sdk.StatusRunning)
+	app := strconv.Itoa(ts.startTestApp(otherToken, env.ID))
+
+	// Mallory's page, on her app's origin, plants her own session for the
+	// dashboard's host (the victim's browser runs it: here, evaluated in
+	// that page).
+	p := newPageTest(t, 3*time.Minute)
+	p.signIn(dashboard, "ada@example.com", "correct horse")
+	ticket, err := ts.client(otherToken).OpenApp(ts.ctx, env.ID, app, "/page")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.step("mallory's page", chromedp.Navigate(ticket.URL), chromedp.WaitVisible(chromedp.CSS("#app")))
+	if at := p.eval(`location.hostname`); at != app+"--"+strings.Replace(env.ID, "_", "-", 1)+".dev8.localhost" {
+		t.Fatalf("the app is at %s", at)
+	}
+	p.eval(fmt.Sprintf(`document.cookie = "dev8_session=%s; Domain=dev8.localhost; Path=/api"; document.cookie`, otherToken))
+	if names := p.cookieNames(dashboard + "/api/v1/auth/me"); len(names) < 2 {
+		t.Fatalf("the planted cookie did not reach the dashboard's host (cookies: %v): the test proves nothing", names)
+	}
+
+	// Ada's dashboard: the request with both cookies is refused, the
+	// planted one cleared; then she is herself again.
+	p.step("the dashboard with the planted cookie", chromedp.Navigate(dashboard+"/api/v1/auth/me"))
+	if body := p.eval(`document.body.innerText`); !strings.Contains(body, "Conflicting sessions") {
+		t.Errorf("with the planted cookie: %s", body)
+	}
+	if names := p.cookieNames(dashboard + "/api/v1/auth/me"); countOf(names, "dev8_session") != 1 {
+		t.Errorf("the planted cookie was not cleared: %v", names)
+	}
+	p.step("the dashboard again", chromedp.Navigate(dashboard+"/api/v1/auth/me"))
+	if body := p.eval(`document.body.innerText`); !strings.Contains(body, "ada@example.com") {
+		t.Errorf("after the planted cookie was cleared: %s", body)
+	}
+	p.problems.take()
+}
+
+func countOf(list []string, s string) int {
+	n := 0
+	for _, v := range list {
+		if v == s {
+			n++
+		}
+	}
+	return n
+}
