@@ -39,7 +39,7 @@ var (
 	ErrCrossOrigin = &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeCSRFFailed, Message: "Cross-origin request refused",
 		Details: "a request authenticated by the session cookie must come from this server's own pages"}
 
-	errTwoSessions    = &httpapi.Error{Status: http.StatusUnauthorized, Code: httpapi.CodeUnauthorized, Message: "Conflicting sessions",
+	errTwoSessions = &httpapi.Error{Status: http.StatusUnauthorized, Code: httpapi.CodeUnauthorized, Message: "Conflicting sessions",
 		Details: "the browser sent two session cookies, one of them set by another site under this one (a workspace's page can do that); the other one has been cleared: reload, and sign in again if asked"}
 	errInvalidSession = &httpapi.Error{Status: http.StatusUnauthorized, Code: httpapi.CodeUnauthorized, Message: "Invalid session", Details: "log in again"}
 	errSessionExpired = &httpapi.Error{Status: http.StatusUnauthorized, Code: httpapi.CodeUnauthorized, Message: "Session expired", Details: "log in again"}

@@ -136,9 +136,11 @@ func TestAppOriginInBrowser(t *testing.T) {
 	ts, dashboard := startServerOnLocalhost(t)
 	ts.user("admin@example.com")
 	token, _ := ts.user("ada@example.com")
-	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "web", AutoStopMinutes: minutes(60)})
+	port := freePort(t)
+	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "web", AutoStopMinutes: minutes(60), Ports: []sdk.Port{{Port: port}}})
 	env = ts.waitStatus(token, env.ID, sdk.StatusRunning)
-	app := strconv.Itoa(ts.startTestApp(token, env.ID))
+	ts.startTestAppOn(token, env.ID, port)
+	app := strconv.Itoa(port)
 	origin := ts.appOrigin(env.ID, app)
 	appHost := strings.TrimPrefix(origin, "http://")
 
@@ -148,8 +150,15 @@ func TestAppOriginInBrowser(t *testing.T) {
 	if names := p.cookieNames(dashboard + "/"); !slices.Contains(names, "dev8_session") || !slices.Contains(names, "dev8_csrf") {
 		t.Fatalf("the dashboard's cookies: %v", names)
 	}
+	// The environment's page links the port it declares.
+	p.step("the environment's page", chromedp.Navigate(dashboard+"/environments/"+env.ID), chromedp.WaitVisible(chromedp.CSS("#conn-ports a")))
+	link := p.eval(`document.querySelector("#conn-ports a").getAttribute("href")`)
+	if link != "/w/"+env.ID+"/ports/"+app+"/" {
+		t.Errorf("the port's link: %q", link)
+	}
+	p.check("environment-ports")
 	p.step("open the app from the dashboard",
-		chromedp.Navigate(dashboard+"/w/"+env.ID+"/ports/"+app+"/page"),
+		chromedp.Navigate(dashboard+link+"page"),
 		chromedp.WaitVisible(chromedp.CSS("#app")),
 	)
 	if at := p.eval(`location.origin + location.pathname`); at != origin+"/page" {

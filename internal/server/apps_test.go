@@ -97,12 +97,25 @@ func (ts *testServer) appOrigin(id, app string) string {
 // the port's app origin. It returns the port.
 func (ts *testServer) startTestApp(token, id string) int {
 	ts.t.Helper()
+	port := freePort(ts.t)
+	ts.startTestAppOn(token, id, port)
+	return port
+}
+
+// freePort is a TCP port nothing listens on now.
+func freePort(t *testing.T) int {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		ts.t.Fatal(err)
+		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startTestAppOn is startTestApp on port.
+func (ts *testServer) startTestAppOn(token, id string, port int) {
+	ts.t.Helper()
 	pty, err := ts.client(token).DialPTY(ts.ctx, id, sdk.PTYOptions{Command: devserver.HTTPDCommand("127.0.0.1:" + strconv.Itoa(port))})
 	if err != nil {
 		ts.t.Fatalf("start the test app: %v", err)
@@ -116,7 +129,6 @@ func (ts *testServer) startTestApp(token, id string) int {
 		}
 		return nil
 	})
-	return port
 }
 
 // TestAppSignIn follows the way to a workspace app on its own origin: the
