@@ -253,6 +253,9 @@ func (d Domain) normalized() Domain {
 // IsZero reports whether d is no domain at all (apps cannot be served).
 func (d Domain) IsZero() bool { return d.suffix == "" }
 
+// Scheme is "http" or "https".
+func (d Domain) Scheme() string { return d.scheme }
+
 // Secure reports whether apps are reached over HTTPS (their cookies are
 // then Secure).
 func (d Domain) Secure() bool { return d.scheme == "https" }

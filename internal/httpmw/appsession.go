@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"dev8.dev/dev8/internal/appauth"
@@ -52,7 +54,9 @@ var errAppSignIn = &httpapi.Error{Status: http.StatusUnauthorized, Code: httpapi
 // agent's is not taken either. The cookie must be this app's and signed by
 // this server; the sign-in it was made with (a dashboard session or an API
 // token) must still be valid, its person not suspended and still allowed
-// the environment (its owner, or an admin). Then the user and the
+// the environment (its owner, or an admin); a browser's request that may
+// change state or opens a websocket must come from the app's own pages or
+// the same person's other apps (fromOwnPages). Then the user and the
 // environment are in the context (auth.UserFrom, Environment), and a
 // session in use has its cookie renewed now and then. A missing or dead
 // session is 401, an environment that is gone (or, with a session, not the
@@ -93,6 +97,13 @@ func (a *Auth) AppSession(next http.Handler) http.Handler {
 			a.writeError(w, r, fmt.Errorf("load environment: %w", err))
 			return
 		}
+		if ok, err := a.fromOwnPages(r, ar, user); err != nil {
+			a.writeError(w, r, err)
+			return
+		} else if !ok {
+			a.writeError(w, r, errAppCrossOrigin)
+			return
+		}
 		if a.appSessions.NeedsRenewal(issued) {
 			value, expires := a.appSessions.Issue(grant)
 			SetAppCookie(w, r, ar.Domain, value, expires)
@@ -101,6 +112,51 @@ func (a *Auth) AppSession(next http.Handler) http.Handler {
 		ctx = context.WithValue(ctx, appGrantKey{}, grant)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+var errAppCrossOrigin = &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeCSRFFailed, Message: "Cross-origin request refused",
+	Details: "a request that changes something in a workspace app, or opens a websocket to it, must come from that app's own pages or another app of the same person's workspaces"}
+
+// fromOwnPages reports whether a browser's request that may change state in
+// the app (any method but GET, HEAD and OPTIONS) or opens a websocket to it
+// comes from its own pages, or from another app of a workspace of the
+// same person (a front end on one port calling its API on another). Apps'
+// hosts under one registrable domain are all same-site, so a browser sends
+// an app's SameSite=Lax cookie with a POST or a websocket from another
+// workspace's page: without this, one member's page could act in another's
+// IDE with that person's session. Requests without Origin or Sec-Fetch-Site
+// are not a browser page's, and pass.
+func (a *Auth) fromOwnPages(r *http.Request, ar AppRequest, user store.User) (bool, error) {
+	if isSafeMethod(r.Method) && !IsWebsocketHandshake(r) {
+		return true, nil
+	}
+	site := r.Header.Get("Sec-Fetch-Site")
+	if site == "same-origin" || site == "none" {
+		return true, nil
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return site == "", nil
+	}
+	if self, ok := ar.Domain.Origin(ar.App); ok && strings.EqualFold(origin, self) {
+		return true, nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || !strings.EqualFold(u.Scheme, ar.Domain.Scheme()) {
+		return false, nil
+	}
+	other, ok := ar.Domain.Match(u.Host)
+	if !ok {
+		return false, nil
+	}
+	env, err := a.store.GetEnvironment(r.Context(), other.EnvironmentID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("load the environment of the request's origin: %w", err)
+	}
+	return env.UserID == user.ID, nil
 }
 
 // refuseAppSignIn answers a request to app's origin without a valid

@@ -227,6 +227,20 @@ func TestAppSignIn(t *testing.T) {
 		t.Errorf("the session, a minute on: %d", resp.StatusCode)
 	}
 
+	// Nothing listening on a port: a browser gets a page that tries again
+	// by itself; a program, the error.
+	quiet := ts.appOrigin(env.ID, "8999")
+	quietCookie := ts.appCookie(token, env.ID, "8999")
+	resp = ts.fetch(quiet+"/", "Cookie", quietCookie, "Accept", browserAccept)
+	isHTMLPage(t, "a port nothing listens on", resp, http.StatusBadGateway, "port 8999 is not answering yet")
+	if !strings.Contains(string(resp.body), `http-equiv="refresh"`) || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") {
+		t.Errorf("the page does not refresh itself, or has no policy: %s %s", resp.Header.Get("Content-Security-Policy"), resp.body)
+	}
+	isJSONError(t, "a port nothing listens on, not a browser", ts.fetch(quiet+"/", "Cookie", quietCookie), http.StatusBadGateway)
+	if css := ts.fetch(quiet + "/__dev8/static/app.css"); css.StatusCode != http.StatusOK || !strings.HasPrefix(css.Header.Get("Content-Type"), "text/css") {
+		t.Errorf("the pages' stylesheet on an app's origin: %d %s", css.StatusCode, css.Header.Get("Content-Type"))
+	}
+
 	// The ticket's path must be a path on the app.
 	for _, path := range []string{"//evil.example/", "/\\evil.example", "https://evil.example/", "evil"} {
 		if _, err := ts.client(token).OpenApp(ts.ctx, env.ID, app, path); !isAPIError(err, http.StatusBadRequest, "VALIDATION_ERROR") {
@@ -283,6 +297,42 @@ func TestAppSessionScope(t *testing.T) {
 	if want := ts.url + "/w/" + env.ID + "/ports/" + app + "/echo?a=1"; resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
 		t.Errorf("a browser without the app's session: %d %q, want 303 to %s", resp.StatusCode, resp.Header.Get("Location"), want)
 	}
+
+	// Apps' hosts are same-site with each other under a real domain, so a
+	// browser sends this app's cookie along with another page's POST or
+	// websocket: only the app's own pages, and the same person's other
+	// apps, may change things in it.
+	theirs := ts.create(otherToken, sdk.CreateEnvironmentRequest{Name: "theirs"})
+	post := func(headers ...string) int {
+		req, _ := http.NewRequestWithContext(ts.ctx, "POST", origin+"/echo", strings.NewReader("x"))
+		req.Header.Set("Cookie", cookie)
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		return ts.send(req).StatusCode
+	}
+	for _, c := range []struct {
+		name    string
+		headers []string
+		want    int
+	}{
+		{"its own page", []string{"Origin", origin, "Sec-Fetch-Site", "same-origin"}, http.StatusOK},
+		{"the same person's IDE", []string{"Origin", ts.appOrigin(env.ID, "ide"), "Sec-Fetch-Site", "same-site"}, http.StatusOK},
+		{"a program", nil, http.StatusOK},
+		{"another person's app", []string{"Origin", ts.appOrigin(theirs.ID, "8080"), "Sec-Fetch-Site", "same-site"}, http.StatusForbidden},
+		{"an app of no workspace", []string{"Origin", ts.appOrigin("env_aaaaaaaaaaaaaaaaaaaa", "8080")}, http.StatusForbidden},
+		{"the dashboard", []string{"Origin", ts.url, "Sec-Fetch-Site", "same-site"}, http.StatusForbidden},
+		{"another site", []string{"Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"}, http.StatusForbidden},
+		{"a sandboxed page", []string{"Origin", "null", "Sec-Fetch-Site", "cross-site"}, http.StatusForbidden},
+		{"a browser without Origin", []string{"Sec-Fetch-Site", "cross-site"}, http.StatusForbidden},
+	} {
+		if got := post(c.headers...); got != c.want {
+			t.Errorf("POST from %s: %d, want %d", c.name, got, c.want)
+		}
+	}
+	resp = ts.fetch(origin+"/ws", "Cookie", cookie, "Connection", "Upgrade", "Upgrade", "websocket", "Sec-WebSocket-Version", "13",
+		"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==", "Origin", ts.appOrigin(theirs.ID, "8080"))
+	isJSONError(t, "a websocket from another person's app", resp, http.StatusForbidden)
 
 	// Another person's workspace: 404 on the dashboard, whoever asks; no
 	// app session can be had for it.
