@@ -53,6 +53,10 @@ type Port struct {
 // Environment is a workspace as the API shows it (the server renders this
 // type). The API sends null for StatusReason, VSCodeURL and
 // SSHConnectionString when they have no value; they are empty strings here.
+// VSCodeURL (<access URL>/w/{id}/ide/?folder=…) is where a browser opens
+// the workspace's VS Code: it leads, with a one-time sign-in ticket, to the
+// IDE on an origin of its own (ide--env-<id>.<domain>), never the
+// dashboard's.
 // LastAccessedAt is null on the wire (zero here) for an environment that
 // has never run.
 type Environment struct {

@@ -41,6 +41,7 @@ type Store interface {
 	GetUserByEmail(ctx context.Context, email string) (store.User, error)
 	CreateAPIToken(ctx context.Context, t store.APIToken) (store.APIToken, error)
 	GetAPITokenByHash(ctx context.Context, hash []byte) (store.APIToken, store.User, error)
+	GetAPIToken(ctx context.Context, id string) (store.APIToken, store.User, error)
 	TouchAPIToken(ctx context.Context, id string, at time.Time) error
 	ListAPITokens(ctx context.Context, userID string) ([]store.APIToken, error)
 	DeleteAPIToken(ctx context.Context, userID, id string) error
@@ -130,12 +131,24 @@ type Config struct {
 	// logout, revocation, suspension and role changes end them (nil: a
 	// registry of the API's own, not swept).
 	Live *liveconn.Registry
+	// WildcardAccessURL is where workspace apps (the IDE, HTTP servers on
+	// workspaces' ports) are served, each on an origin of its own:
+	// [scheme://]*.domain[:port] (see appurl.Resolve); empty takes
+	// *.localhost for an access URL on loopback, else a subdomain of the
+	// access URL's host.
+	WildcardAccessURL string
+	// PathBasedApps serves the IDE under /w/{id}/ide/ on the dashboard's
+	// own origin instead, where a workspace's page acts with its visitor's
+	// dashboard session: only for a single trusted user.
+	PathBasedApps bool
 }
 
 // API holds what the handlers share.
 type API struct {
 	// authState: sessions, CSRF and OAuth sign-in (sessions.go).
 	authState
+	// apps: workspace apps on their own origins (apps.go).
+	apps appsState
 
 	store                Store
 	lifecycle            *lifecycle.Manager
@@ -230,18 +243,27 @@ func New(cfg Config) *API {
 		a.auditLog = audit.New(cfg.Store, cfg.Logger, cfg.Now)
 	}
 	a.initAuth(cfg)
-	gw := gateway.Config{Tunnels: cfg.Tunnels, Activity: cfg.Lifecycle, Logger: cfg.Logger, IDEActivityInterval: cfg.IDEActivityInterval}
+	gw := gateway.Config{Tunnels: cfg.Tunnels, Activity: cfg.Lifecycle, Logger: cfg.Logger, IDEActivityInterval: cfg.IDEActivityInterval,
+		Tickets: a.apps.tickets, AppSessions: a.apps.sessions, DashboardURL: a.publicURL}
 	if cfg.Pages != nil {
 		gw.IDEPage = cfg.Pages.IDEUnavailable
+		gw.AppPage = cfg.Pages.AppPage
 	}
 	a.gateway = gateway.New(gw)
 	a.authn = httpmw.NewAuth(httpmw.AuthConfig{Store: cfg.Store, Agents: cfg.AgentTokens, Live: a.liveConns, Cookies: a.cookies,
-		Proxies: cfg.TrustedProxies, SessionTTL: cfg.TokenTTL, Logger: cfg.Logger, Now: cfg.Now})
+		Proxies: cfg.TrustedProxies, SessionTTL: cfg.TokenTTL, Logger: cfg.Logger, Now: cfg.Now, AppSessions: a.apps.sessions})
 	return a
 }
 
-// Handler is the whole HTTP surface of the API.
+// Handler is the whole HTTP surface of the API: the dashboard's origin
+// (the API, the pages) and workspace apps' own origins (appsRouter), told
+// apart by the request's host.
 func (a *API) Handler() http.Handler {
+	return &hostRouter{Mux: a.dashboardRouter(), apps: a.appsRouter(), isApp: a.isAppHost}
+}
+
+// dashboardRouter serves the dashboard's origin: the API and the pages.
+func (a *API) dashboardRouter() *chi.Mux {
 	r := chi.NewRouter()
 	// Security headers and CORS come before anything that can refuse, so
 	// refusals carry them too (a browser hides a 429 without CORS headers
@@ -357,6 +379,8 @@ func (a *API) Handler() http.Handler {
 					r.With(a.streams.Hold, httpmw.LongLived, a.authn.TrackLive).Get("/ssh", a.gateway.SSH)
 					r.With(a.streams.Hold, httpmw.LongLived, a.authn.TrackLive).Get("/port-forward", a.gateway.PortForward)
 					r.With(a.streams.Hold, httpmw.LongLived, a.authn.TrackLive).Get("/pty", a.gateway.Terminal)
+					r.Get("/ide/health", a.gateway.IDEHealth)
+					r.Post("/app-tickets", a.createAppTicket)
 					r.Get("/usage", a.listUsage)
 					r.Get("/snapshots", a.listSnapshots)
 					r.Post("/snapshots", a.createSnapshot)
@@ -377,10 +401,14 @@ func (a *API) Handler() http.Handler {
 		})
 	})
 
-	// The IDE lives outside /api/v1: code-server owns every path below it.
-	// A browser navigating there without a session is sent to sign in and
-	// back, and gets the 404 page for an environment it may not see; API
-	// clients (and the IDE's own requests) get JSON.
+	// Workspace apps, opened from the dashboard's origin: /w/{id}/ide/…
+	// (the environment's vs_code_url) and /w/{id}/ports/{port}/… check who
+	// asks and send them to the app's own origin with a one-time ticket
+	// (apps.go). Only with --unsafe-path-based-apps is code-server served
+	// here instead, owning every path below /w/{id}/ide/. A browser
+	// navigating there without a session is sent to sign in and back, and
+	// gets the 404 page for an environment it may not see; API clients
+	// (and the path-based IDE's own requests) get JSON.
 	r.Route("/w/{id}", func(r chi.Router) {
 		ide := func(next http.Handler) http.Handler {
 			return a.authn.AuthenticateIDE(a.authn.RequireUser(a.authn.LoadEnvironment(next)))
@@ -392,11 +420,22 @@ func (a *API) Handler() http.Handler {
 			r.Use(ide)
 		}
 		r.Get("/ide", gateway.IDERedirect)
-		// code-server's requests are proxied as long as they last; its
-		// websockets count among the user's streams.
-		r.With(httpmw.LongLived, a.streams.HoldUpgrades, a.authn.TrackLiveWebsockets).HandleFunc("/ide/*", a.gateway.IDE)
-		r.Get("/activity.js", a.gateway.ActivityScript)
-		r.Post("/activity", a.gateway.IDEActivity)
+		r.Get("/ports/{port}", portRedirect)
+		r.Get("/ports/{port}/*", a.openPort)
+		r.Head("/ports/{port}/*", a.openPort)
+		if !a.apps.pathBased {
+			r.Get("/ide/*", a.openIDE)
+			r.Head("/ide/*", a.openIDE)
+			return
+		}
+		r.Group(func(r chi.Router) {
+			r.Use(a.pathAppsGuard)
+			// code-server's requests are proxied as long as they last; its
+			// websockets count among the user's streams.
+			r.With(httpmw.LongLived, a.streams.HoldUpgrades, a.authn.TrackLiveWebsockets).HandleFunc("/ide/*", a.gateway.IDE)
+			r.Get("/activity.js", a.gateway.ActivityScript)
+			r.Post("/activity", a.gateway.IDEActivity)
+		})
 	})
 
 	if a.pages != nil {

@@ -147,10 +147,16 @@ var authzMatrix = map[string]matrixRow{
 	"GET /api/v1/environments/{id}/tunnel":       envForAgent,
 	"GET /api/v1/environments/{id}/manifest":     envForAgent,
 	"POST /api/v1/environments/{id}/usage":       envForAgent,
+	"GET /api/v1/environments/{id}/ide/health":   envForUser,
+	"POST /api/v1/environments/{id}/app-tickets": envForUser,
 	"GET /w/{id}/ide":                            ideRoute,
 	"* /w/{id}/ide/{path}":                       ideRoute,
-	"GET /w/{id}/activity.js":                    ideRoute,
-	"POST /w/{id}/activity":                      ideRoute,
+	"GET /w/{id}/ports/{port}":                   ideRoute,
+	"* /w/{id}/ports/{port}/{path}":              ideRoute,
+	// Only with --unsafe-path-based-apps (the IDE on the dashboard's
+	// origin): the test walks the router in both configurations.
+	"GET /w/{id}/activity.js": ideRoute,
+	"POST /w/{id}/activity":   ideRoute,
 
 	// Snapshots: {sid} is filled with the environment's id, so there is
 	// no such snapshot, but authorization answers first.
@@ -256,6 +262,8 @@ func (w matrixWorld) path(t *testing.T, route string) string {
 			return w.env.ID
 		case p == "{path}":
 			return "index.html"
+		case p == "{port}":
+			return "3000"
 		case prefix == "/api/v1/tokens/":
 			return w.tokenID
 		case prefix == "/api/v1/users/":
@@ -345,8 +353,31 @@ func TestAuthorizationMatrix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	seen := map[string]bool{}
+	// Workspace apps on their own origins (the default), and the IDE on the
+	// dashboard's origin (--unsafe-path-based-apps), which routes /w/{id}/
+	// differently; the second run asks only those routes.
+	for _, mode := range []struct {
+		name      string
+		pathBased bool
+	}{{"apps on their own origins", false}, {"path-based apps", true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			authorizationMatrix(t, box, gh, mode.pathBased, seen)
+		})
+	}
+	for key := range authzMatrix {
+		if !seen[key] {
+			t.Errorf("authzMatrix has %q, which the router does not serve", key)
+		}
+	}
+}
+
+// authorizationMatrix asks every route of one configuration of the router
+// as every caller; seen collects the matrix keys it served.
+func authorizationMatrix(t *testing.T, box *secretbox.Box, gh oauth.Provider, pathBased bool, seen map[string]bool) {
 	f := newLifecycleFixture(t, func(cfg *Config) {
 		cfg.SecretBox = box
+		cfg.PathBasedApps = pathBased
 		cfg.OAuthProviders = []oauth.Provider{gh}
 		cfg.Quotas = quota.New(cfg.Store, quota.Limits{}, cfg.Now) // unlimited: quotas are not what this test is about
 	})
@@ -361,8 +392,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}
 	type served struct{ method, route, key string }
 	var all []served
-	seen := map[string]bool{}
 	err = chi.Walk(routes, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		if pathBased && !strings.HasPrefix(route, "/w/") {
+			return nil // asked in the other configuration
+		}
 		if path, ok := catchAllRoutes[chiParamRegexp.ReplaceAllString(route, "{$1}")]; ok {
 			all = append(all, served{method, path, "* " + path})
 			seen["* "+path] = true
@@ -386,12 +419,6 @@ func TestAuthorizationMatrix(t *testing.T) {
 	if len(missing) > 0 {
 		t.Errorf("routes without an entry in authzMatrix (decide who may call them):\n\t%s", strings.Join(missing, "\n\t"))
 	}
-	for key := range authzMatrix {
-		if !seen[key] {
-			t.Errorf("authzMatrix has %q, which the router does not serve", key)
-		}
-	}
-
 	n := 0
 	for _, s := range all {
 		row, ok := authzMatrix[s.key]

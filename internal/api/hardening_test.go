@@ -193,6 +193,9 @@ func TestSecurityHeaders(t *testing.T) {
 		{"over TLS", "/api/v1/openapi.json", true, 200, true},
 		{"IDE", "/w/some-id/ide/", false, 401, false},
 		{"IDE over TLS", "/w/some-id/ide/", true, 401, false},
+		// A workspace app's own origin: its pages set their own policies.
+		{"app origin", "http://ide--env-abcdefghijklmnopqrst.localhost/", false, 404, false},
+		{"app origin over TLS", "https://ide--env-abcdefghijklmnopqrst.localhost/", true, 404, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

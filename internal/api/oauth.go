@@ -69,10 +69,12 @@ func (a *API) publicURL(r *http.Request) string {
 }
 
 // SetPublicURL tells the API where people reach it (the server's access
-// URL): OAuth redirect URLs are built on it, and browser requests from its
-// origin count as same-origin.
+// URL): OAuth redirect URLs are built on it, browser requests from its
+// origin count as same-origin, and workspace apps' origins are named under
+// it (or under --wildcard-access-url).
 func (a *API) SetPublicURL(u string) {
 	a.cookies.SetPublicURL(u)
+	a.setAppDomain(u)
 }
 
 func (a *API) redirectURL(r *http.Request, provider string) string {

@@ -46,6 +46,21 @@ func routerForOpenAPI(t *testing.T) http.Handler {
 	return New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).Handler()
 }
 
+// pathAppsRouterForOpenAPI is routerForOpenAPI with the IDE served on the
+// dashboard's origin (--unsafe-path-based-apps), which routes the IDE's
+// every method and its activity reports under /w/{id}/: the document
+// describes both configurations.
+func pathAppsRouterForOpenAPI(t *testing.T) http.Handler {
+	t.Helper()
+	return New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), PathBasedApps: true}).Handler()
+}
+
+// notRouted reports whether rec is the router's own refusal of a path or a
+// method it does not serve.
+func notRouted(rec *httptest.ResponseRecorder, body sdk.ErrorResponse) bool {
+	return body.Code == httpapi.CodeNotFound && body.Error == "No such route" || rec.Code == http.StatusMethodNotAllowed
+}
+
 var chiParamRegexp = regexp.MustCompile(`\{([^{}:]+):[^{}]*\}`)
 
 // normaliseRoute turns a chi route as Walk reports it into a document path:
@@ -65,7 +80,8 @@ func normaliseRoute(route string) string {
 // the URL is a path parameter. A catch-all registered with Handle serves
 // every method chi knows, and chi.Walk reports it once per method.
 var catchAllRoutes = map[string]string{
-	"/w/{id}/ide/*": "/w/{id}/ide/{path}", // the IDE proxy (ideProxy)
+	"/w/{id}/ide/*":          "/w/{id}/ide/{path}",          // the way to the IDE (openIDE), or the path-based IDE (gateway.IDE)
+	"/w/{id}/ports/{port}/*": "/w/{id}/ports/{port}/{path}", // the way to a port's app (openPort)
 }
 
 // undescribableMethods are methods chi serves for which an OpenAPI 3.0 path
@@ -123,25 +139,28 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	t.Parallel()
 	doc := loadOpenAPI(t)
 
-	routes, ok := routerForOpenAPI(t).(chi.Routes)
-	if !ok {
-		t.Fatal("Handler() does not return a chi.Routes; cannot walk it")
-	}
 	served := map[string]bool{}
 	catchAllsSeen := map[string]bool{}
-	err := chi.Walk(routes, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
-		if path, ok := catchAllRoutes[chiParamRegexp.ReplaceAllString(route, "{$1}")]; ok {
-			catchAllsSeen[path] = true
-			if !slices.Contains(undescribableMethods, method) {
-				served[method+" "+path] = true
-			}
-			return nil
+	// Served in either configuration of workspace apps.
+	for _, h := range []http.Handler{routerForOpenAPI(t), pathAppsRouterForOpenAPI(t)} {
+		routes, ok := h.(chi.Routes)
+		if !ok {
+			t.Fatal("Handler() does not return a chi.Routes; cannot walk it")
 		}
-		served[method+" "+normaliseRoute(route)] = true
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("walk routes: %v", err)
+		err := chi.Walk(routes, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+			if path, ok := catchAllRoutes[chiParamRegexp.ReplaceAllString(route, "{$1}")]; ok {
+				catchAllsSeen[path] = true
+				if !slices.Contains(undescribableMethods, method) {
+					served[method+" "+path] = true
+				}
+				return nil
+			}
+			served[method+" "+normaliseRoute(route)] = true
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("walk routes: %v", err)
+		}
 	}
 	if len(served) == 0 {
 		t.Fatal("the router serves no routes")
@@ -185,7 +204,7 @@ func examplePath(path string) string {
 func TestOpenAPISecurityMatchesRouter(t *testing.T) {
 	t.Parallel()
 	doc := loadOpenAPI(t)
-	h := routerForOpenAPI(t)
+	h, pathApps := routerForOpenAPI(t), pathAppsRouterForOpenAPI(t)
 
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
@@ -206,14 +225,22 @@ func TestOpenAPISecurityMatchesRouter(t *testing.T) {
 			url := examplePath(path)
 			// Public handlers run for real with a nil store: signup and login
 			// must answer 400 before they touch it, others may panic (500).
+			router := h
 			req := httptest.NewRequest(method, url, strings.NewReader(""))
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
+			router.ServeHTTP(rec, req)
 			var body sdk.ErrorResponse
 			_ = json.Unmarshal(rec.Body.Bytes(), &body)
+			if notRouted(rec, body) {
+				// Routed only when the IDE is served on the dashboard's
+				// origin (the IDE's other methods, its activity reports).
+				router, rec, body = pathApps, httptest.NewRecorder(), sdk.ErrorResponse{}
+				router.ServeHTTP(rec, httptest.NewRequest(method, url, strings.NewReader("")))
+				_ = json.Unmarshal(rec.Body.Bytes(), &body)
+			}
 			gotAuth := rec.Code == http.StatusUnauthorized && body.Code == httpapi.CodeUnauthorized
 			switch {
-			case body.Code == httpapi.CodeNotFound && body.Error == "No such route", rec.Code == http.StatusMethodNotAllowed:
+			case notRouted(rec, body):
 				t.Errorf("%s %s (as %s): the router answers %d %s: the path is not routed", method, path, url, rec.Code, body.Code)
 			case wantAuth && !gotAuth:
 				t.Errorf("%s %s: documented as needing bearerAuth, but without a token it answers %d %s", method, path, rec.Code, body.Code)
@@ -225,7 +252,7 @@ func TestOpenAPISecurityMatchesRouter(t *testing.T) {
 			}
 			if wantAuth && strings.HasSuffix(path, "}") {
 				slash := httptest.NewRecorder()
-				h.ServeHTTP(slash, httptest.NewRequest(method, url+"/", nil))
+				router.ServeHTTP(slash, httptest.NewRequest(method, url+"/", nil))
 				if slash.Code != http.StatusUnauthorized {
 					t.Errorf("%s %s/: chi's sub-router root should serve the trailing-slash form too, got %d", method, url, slash.Code)
 				}

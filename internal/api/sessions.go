@@ -25,6 +25,7 @@ import (
 type SessionStore interface {
 	CreateSession(ctx context.Context, s store.Session) (store.Session, error)
 	GetSessionByHash(ctx context.Context, hash []byte) (store.Session, store.User, error)
+	GetSession(ctx context.Context, id string) (store.Session, store.User, error)
 	TouchSession(ctx context.Context, id string, seen, expires time.Time, ip string) error
 	ListSessions(ctx context.Context, userID string, now time.Time) ([]store.Session, error)
 	DeleteSession(ctx context.Context, userID, id string) error
@@ -56,6 +57,7 @@ func (a *API) initAuth(cfg Config) {
 		rand.Read(key)
 	}
 	a.cookies = httpmw.NewCookies(key, cfg.CORSOrigins)
+	a.initApps(cfg, key)
 	a.oauthStates = oauth.NewStateSigner(auth.DeriveKey(key, "oauth-state"), a.now)
 	a.oauth = map[string]oauth.Provider{}
 	for _, p := range cfg.OAuthProviders {

@@ -399,3 +399,47 @@ func TestIDERoutesCheckOriginOnly(t *testing.T) {
 	// lookup, which finds nothing).
 	wantError(t, f.do("POST", "/w/env_missing/activity", reqOpts{headers: withHeaders(ck, "Sec-Fetch-Site", "same-origin")}), http.StatusNotFound, httpapi.CodeNotFound)
 }
+
+// TestPlantedSessionCookie: a page on a subdomain of the dashboard's host
+// (a workspace app's origin under it) can set a session cookie for the
+// parent domain, so that the dashboard would take its owner's session for
+// the visitor's. A request with two session cookies uses neither, and the
+// planted one is cleared (it has a Domain attribute; the dashboard's own
+// host-only cookie stays).
+func TestPlantedSessionCookie(t *testing.T) {
+	t.Parallel()
+	f := newHardenedFixture(t, nil)
+	f.user("ada@example.com", "correct horse")
+	f.user("mallory@example.com", "correct horse")
+	ada, _ := f.login("ada@example.com", "correct horse", false)
+	mallory, _ := f.login("mallory@example.com", "correct horse", false)
+
+	const me = "http://dev8.example.com/api/v1/auth/me"
+	rec := f.do("GET", me, reqOpts{headers: map[string]string{"Cookie": httpmw.SessionCookie + "=" + mallory.Token + "; " + httpmw.SessionCookie + "=" + ada.Token}})
+	wantError(t, rec, http.StatusUnauthorized, httpapi.CodeUnauthorized)
+	if e := decodeError(t, rec); e.Error != "Conflicting sessions" {
+		t.Errorf("error %+v", e)
+	}
+	cleared := map[string]bool{}
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == httpmw.SessionCookie {
+			if c.Domain == "" {
+				t.Errorf("the dashboard's own cookie was cleared: %+v", c)
+			}
+			if c.MaxAge >= 0 || c.Value != "" {
+				t.Errorf("not a clearing cookie: %+v", c)
+			}
+			cleared[c.Domain+c.Path] = true
+		}
+	}
+	for _, want := range []string{"dev8.example.com/", "example.com/", "dev8.example.com/api", "dev8.example.com/api/", "example.com/api/v1", "dev8.example.com/api/v1/auth/", "dev8.example.com/api/v1/auth/me"} {
+		if !cleared[want] {
+			t.Errorf("no clearing cookie for Domain and Path %s (cleared: %v)", want, cleared)
+		}
+	}
+	// One cookie, the visitor's own: as ever.
+	rec = f.do("GET", me, reqOpts{headers: cookieHeader(ada.Token)})
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "ada@example.com") {
+		t.Errorf("ada's own cookie: %d %s", rec.Code, rec.Body.String())
+	}
+}

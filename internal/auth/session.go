@@ -84,3 +84,18 @@ func SessionFrom(ctx context.Context) (SessionInfo, bool) {
 	s, ok := ctx.Value(sessionKey{}).(SessionInfo)
 	return s, ok
 }
+
+type apiTokenKey struct{}
+
+// WithAPIToken returns ctx carrying the id of the API token the request
+// authenticated with.
+func WithAPIToken(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, apiTokenKey{}, id)
+}
+
+// APITokenFrom returns the id of the API token the request authenticated
+// with, if it did with one.
+func APITokenFrom(ctx context.Context) (string, bool) {
+	id, ok := ctx.Value(apiTokenKey{}).(string)
+	return id, ok
+}

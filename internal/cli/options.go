@@ -143,6 +143,19 @@ func floatValue(dst *float64, def float64) *setting[float64] {
 	})
 }
 
+// boolValue takes true or false (also 1, 0, yes, no, on, off).
+func boolValue(dst *bool, def bool) *setting[bool] {
+	return newSetting(dst, def, "bool", strconv.FormatBool, func(s string) (bool, error) {
+		switch strings.ToLower(strings.TrimSpace(s)) {
+		case "true", "1", "yes", "on":
+			return true, nil
+		case "false", "0", "no", "off":
+			return false, nil
+		}
+		return false, errors.New("want true or false")
+	})
+}
+
 // durationValue takes a Go duration, not negative.
 func durationValue(dst *time.Duration, def time.Duration) *setting[time.Duration] {
 	return newSetting(dst, def, "duration", shortDuration, func(s string) (time.Duration, error) {
@@ -193,18 +206,6 @@ func addrValue(dst *string, def string, optional bool) *setting[string] {
 			return "", errors.New("want an address host:port, such as 127.0.0.1:3000 or :3000")
 		}
 		return s, nil
-	})
-}
-
-// boolValue takes true or false (1, t, yes... as strconv.ParseBool does);
-// the flag alone means true.
-func boolValue(dst *bool, def bool) *setting[bool] {
-	return newSetting(dst, def, "bool", strconv.FormatBool, func(s string) (bool, error) {
-		b, err := strconv.ParseBool(strings.TrimSpace(s))
-		if err != nil {
-			return false, errors.New("want true or false")
-		}
-		return b, nil
 	})
 }
 

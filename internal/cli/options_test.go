@@ -54,10 +54,18 @@ func TestServerOptionsRefuseBadValues(t *testing.T) {
 		{"signup policy", "signup", "DEV8_SIGNUP", "public", "want open, invite or closed"},
 		{"list (email domains)", "allowed-email-domains", "DEV8_ALLOWED_EMAIL_DOMAINS", "example.com,*.corp.example", "want comma-separated email domains"},
 		{"log level", "log-level", "DEV8_LOG_LEVEL", "loud", "want debug, info, warn or error"},
+		{"bool", "unsafe-path-based-apps", "DEV8_UNSAFE_PATH_BASED_APPS", "maybe", "want true or false"},
+		{"wildcard URL", "wildcard-access-url", "DEV8_WILDCARD_ACCESS_URL", "dev8.example.com", "must start with *."},
+		{"wildcard URL (IP)", "wildcard-access-url", "DEV8_WILDCARD_ACCESS_URL", "*.10.0.0.1", "must be a DNS name"},
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
 			t.Parallel()
-			_, err := parseServer(t, nil, "--"+tc.flag, tc.bad)
+			args := []string{"--" + tc.flag, tc.bad}
+			if tc.kind == "bool" {
+				// A boolean flag alone is true: its value follows "=".
+				args = []string{"--" + tc.flag + "=" + tc.bad}
+			}
+			_, err := parseServer(t, nil, args...)
 			if err == nil || !strings.Contains(err.Error(), "--"+tc.flag) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("--%s %q: error %v, want one naming the flag and saying %q", tc.flag, tc.bad, err, tc.want)
 			}
@@ -126,6 +134,16 @@ func TestServerOptionsSetTheConfig(t *testing.T) {
 	if want := map[string]string{"nodejs": "r.example/node:1", "go": "r.example/go:1"}; !reflect.DeepEqual(c.TemplateImages, want) {
 		t.Errorf("template images %v, want %v", c.TemplateImages, want)
 	}
+	// A boolean flag alone is true; its variable takes true or false.
+	if s, err := parseServer(t, nil, "--unsafe-path-based-apps"); err != nil || !s.cfg.UnsafePathBasedApps {
+		t.Errorf("--unsafe-path-based-apps alone: %v, %v", s.cfg.UnsafePathBasedApps, err)
+	}
+	if s, err := parseServer(t, map[string]string{"DEV8_UNSAFE_PATH_BASED_APPS": "true"}, "--unsafe-path-based-apps=false"); err != nil || s.cfg.UnsafePathBasedApps {
+		t.Errorf("the flag's false over the variable's true: %v, %v", s.cfg.UnsafePathBasedApps, err)
+	}
+	if s, err := parseServer(t, map[string]string{"DEV8_WILDCARD_ACCESS_URL": "https://*.apps.example.com"}); err != nil || s.cfg.WildcardAccessURL != "https://*.apps.example.com" {
+		t.Errorf("DEV8_WILDCARD_ACCESS_URL: %q, %v", s.cfg.WildcardAccessURL, err)
+	}
 	s, err = parseServer(t, env, "--template-image", "base=r.example/base:2", "--template-image", "go=r.example/go:2")
 	if err != nil {
 		t.Fatal(err)
@@ -179,6 +197,7 @@ func TestServerOptionNamesAndDefaults(t *testing.T) {
 		"login-max-failures-account": {"DEV8_LOGIN_MAX_FAILURES_ACCOUNT", "100"}, "audit-retention": {"DEV8_AUDIT_RETENTION", "2160h"},
 		"quota-running": {"DEV8_QUOTA_RUNNING", "5"}, "quota-monthly-budget": {"DEV8_QUOTA_MONTHLY_BUDGET", "0"},
 		"signup": {"DEV8_SIGNUP", "invite"}, "allowed-email-domains": {"DEV8_ALLOWED_EMAIL_DOMAINS", ""},
+		"wildcard-access-url": {"DEV8_WILDCARD_ACCESS_URL", ""}, "unsafe-path-based-apps": {"DEV8_UNSAFE_PATH_BASED_APPS", "false"},
 		// Defaults found on the host: only the names are pinned.
 		"data-dir": {"DEV8_DATA_DIR", "?"}, "code-server": {"DEV8_CODE_SERVER", "?"},
 	}

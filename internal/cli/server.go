@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"dev8.dev/dev8/internal/appurl"
 	"dev8.dev/dev8/internal/audit"
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/catalog"
@@ -74,6 +75,12 @@ func serverOptions(s *serverSettings) []serverOption {
 		{flag: "allowed-hosts", env: "DEV8_ALLOWED_HOSTS", value: listValue(&c.AllowedHosts, "comma-separated host names", httpmw.ParseAllowedHosts), defaultDoc: "none",
 			help: "comma-separated host names the server answers to besides IP addresses, `localhost` and the hosts of `--access-url` and `--agent-url` (a proxy reached under several names); requests for any other `Host` are refused (DNS rebinding)",
 			doc:  "names only, no wildcards; see [Security](/docs/security)"},
+		{flag: "wildcard-access-url", env: "DEV8_WILDCARD_ACCESS_URL", value: wildcardValue(&c.WildcardAccessURL), defaultDoc: "`*.localhost` on the access URL's port when it is on loopback, else `*.<access URL's host>`",
+			help: "where workspace apps (each workspace's VS Code, and HTTP servers on its ports) are served, each on a host name of its own under this wildcard, `[https://]*.domain[:port]`, never on the dashboard's origin; the domain needs a wildcard DNS record pointing here and, over HTTPS, a wildcard certificate",
+			doc:  "see [The IDE's own origin](/docs/security#the-ides-own-origin)"},
+		{flag: "unsafe-path-based-apps", env: "DEV8_UNSAFE_PATH_BASED_APPS", value: boolValue(&c.UnsafePathBasedApps, false),
+			help: "serve each workspace's VS Code under `/w/{id}/ide/` on the dashboard's own origin instead: UNSAFE with more than one user, since a workspace's pages then run with the visitor's Dev8 session and a member's IDE can act as whoever opens it (admins' browsers are refused other people's IDEs in this mode); a warning is logged at start",
+			doc:  "for a single user whose proxy cannot serve a wildcard domain"},
 		{flag: "code-server", env: "DEV8_CODE_SERVER", value: codeServerValue(&c.CodeServer), defaultDoc: "`code-server` on `PATH`",
 			help: "code-server executable for local workspaces, or `off`"},
 		{flag: "reaper-interval", env: "DEV8_REAPER_INTERVAL", value: durationValue(&c.ReaperInterval, lifecycle.DefaultReaperInterval),
@@ -191,6 +198,20 @@ func codeServerValue(dst *string) *setting[string] {
 	return newSetting(dst, def, "string", identity, func(s string) (string, error) {
 		if s == "off" {
 			return "", nil
+		}
+		return s, nil
+	})
+}
+
+// wildcardValue takes --wildcard-access-url: [http(s)://]*.domain[:port],
+// or nothing (the default).
+func wildcardValue(dst *string) *setting[string] {
+	return newSetting(dst, "", "url", identity, func(s string) (string, error) {
+		if s == "" {
+			return "", nil
+		}
+		if _, err := appurl.ParseWildcard(s); err != nil {
+			return "", err
 		}
 		return s, nil
 	})

@@ -1,10 +1,13 @@
 // Package gateway is the part of the server that carries traffic to and
-// from workspaces: the tunnel endpoint supervisors dial in to, the IDE
-// reverse proxy under /w/{id}/ide/ with its activity reports, and the SSH,
-// terminal and port-forward websocket bridges. Every connection runs
-// through the tunnel registry of the server a workspace's supervisor is
-// connected to, which is why it is apart from the API: with several
-// replicas, this is what has to be routed to the right one.
+// from workspaces: the tunnel endpoint supervisors dial in to, workspace
+// apps (the IDE, HTTP servers on workspaces' ports) served on their own
+// origins with the sign-in to them (apps.go), the IDE's activity reports,
+// the path-based IDE under /w/{id}/ide/ that only --unsafe-path-based-apps
+// turns on, and the SSH, terminal and port-forward websocket bridges.
+// Every connection runs through the tunnel registry of the server a
+// workspace's supervisor is connected to, which is why it is apart from the
+// API: with several replicas, this is what has to be routed to the right
+// one.
 //
 // The handlers expect the routes' middleware (httpmw) to have
 // authenticated the caller and loaded {id} (httpmw.Environment).
@@ -16,7 +19,9 @@ import (
 	"net/http"
 	"time"
 
+	"dev8.dev/dev8/internal/appauth"
 	"dev8.dev/dev8/internal/httpapi"
+	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/tunnel"
 )
 
@@ -39,6 +44,16 @@ type Config struct {
 	// IDEPage, if set, answers a browser navigating to an IDE that cannot
 	// be shown (httpmw.Pages.IDEUnavailable) instead of a JSON error.
 	IDEPage func(w http.ResponseWriter, r *http.Request, problem error)
+	// AppPage, if set, renders Dev8's pages on workspace apps' own origins
+	// (httpmw.Pages.AppPage): a browser there gets them instead of JSON.
+	AppPage func(w http.ResponseWriter, r *http.Request, status int, p httpmw.AppPage)
+	// Tickets and AppSessions sign browsers in to apps' origins (see
+	// appauth): a redeemed ticket becomes a session cookie.
+	Tickets     *appauth.Tickets
+	AppSessions *appauth.Sessions
+	// DashboardURL is where people reach the dashboard (the access URL),
+	// for links and redirects from apps' origins back to it.
+	DashboardURL func(r *http.Request) string
 }
 
 // Gateway serves the workspace connections.
@@ -47,8 +62,13 @@ type Gateway struct {
 	activity            ActivityRecorder
 	log                 *slog.Logger
 	ideActivityInterval time.Duration
-	ide                 http.Handler
+	transport           *http.Transport
+	proxy               http.Handler
 	idePage             func(w http.ResponseWriter, r *http.Request, problem error)
+	appPage             func(w http.ResponseWriter, r *http.Request, status int, p httpmw.AppPage)
+	tickets             *appauth.Tickets
+	appSessions         *appauth.Sessions
+	dashboardURL        func(r *http.Request) string
 }
 
 // New returns the gateway for cfg.
@@ -65,8 +85,16 @@ func New(cfg Config) *Gateway {
 		log:                 cfg.Logger,
 		ideActivityInterval: cfg.IDEActivityInterval,
 		idePage:             cfg.IDEPage,
+		appPage:             cfg.AppPage,
+		tickets:             cfg.Tickets,
+		appSessions:         cfg.AppSessions,
+		dashboardURL:        cfg.DashboardURL,
 	}
-	g.ide = g.ideProxy()
+	if g.dashboardURL == nil {
+		g.dashboardURL = func(*http.Request) string { return "" }
+	}
+	g.transport = g.newTransport()
+	g.proxy = g.newProxy()
 	return g
 }
 

@@ -13,11 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/tunnel"
-	"github.com/go-chi/chi/v5"
 )
 
 // touches records IDE activity instead of the lifecycle manager.
@@ -129,7 +130,7 @@ func TestInjectActivityScript(t *testing.T) {
 		return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {contentType}}, Body: io.NopCloser(strings.NewReader(body)), Request: req}
 	}
 	resp := respond("text/html; charset=utf-8", "<html><head><title>x</title></head><body></body></html>")
-	if err := g.injectActivityScript(resp, "env_a"); err != nil {
+	if err := g.injectActivityScript(resp, "env_a", ideActivityScriptPath("env_a")); err != nil {
 		t.Fatal(err)
 	}
 	page, _ := io.ReadAll(resp.Body)
@@ -140,11 +141,19 @@ func TestInjectActivityScript(t *testing.T) {
 	if rec.count() != 1 {
 		t.Fatalf("opening the workbench touched %d times, want 1", rec.count())
 	}
-	resp = respond("application/json", `{"head":"</head>"}`)
-	if err := g.injectActivityScript(resp, "env_a"); err != nil {
+	// On the IDE's own origin the script is at /__dev8/activity.js.
+	resp = respond("text/html; charset=utf-8", "<html><head></head></html>")
+	if err := g.injectActivityScript(resp, "env_a", appActivityScriptPath); err != nil {
 		t.Fatal(err)
 	}
-	if body, _ := io.ReadAll(resp.Body); string(body) != `{"head":"</head>"}` || rec.count() != 1 {
+	if page, _ := io.ReadAll(resp.Body); !strings.Contains(string(page), `<script src="/__dev8/activity.js" data-every="90000" defer></script></head>`) || rec.count() != 2 {
+		t.Fatalf("page on the IDE's origin %q (touched %d times)", page, rec.count())
+	}
+	resp = respond("application/json", `{"head":"</head>"}`)
+	if err := g.injectActivityScript(resp, "env_a", ideActivityScriptPath("env_a")); err != nil {
+		t.Fatal(err)
+	}
+	if body, _ := io.ReadAll(resp.Body); string(body) != `{"head":"</head>"}` || rec.count() != 2 {
 		t.Fatalf("a non-HTML answer was changed (%q) or counted (%d)", body, rec.count())
 	}
 }

@@ -40,16 +40,23 @@ const ActivityHeader = "X-Dev8-Activity"
 // one passes through untouched. code-server's is about 3 KiB.
 const maxWorkbenchBytes = 1 << 20
 
+// ideActivityScriptPath is where the path-based IDE's page loads the
+// activity script; appActivityScriptPath where an IDE on its own origin
+// does. The script reports to "activity" beside itself.
 func ideActivityScriptPath(envID string) string { return "/w/" + envID + "/activity.js" }
 
-// ActivityScript serves ideactivity.js (GET /w/{id}/activity.js).
+const appActivityScriptPath = httpmw.AppReservedPrefix + "activity.js"
+
+// ActivityScript serves ideactivity.js (GET /w/{id}/activity.js, or
+// /__dev8/activity.js on the IDE's own origin).
 func (g *Gateway) ActivityScript(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 	w.Header().Set("Cache-Control", "private, max-age=3600")
 	http.ServeContent(w, r, "activity.js", time.Time{}, bytes.NewReader(ideActivityScript))
 }
 
-// IDEActivity takes a report from ideactivity.js (POST /w/{id}/activity).
+// IDEActivity takes a report from ideactivity.js (POST /w/{id}/activity,
+// or /__dev8/activity on the IDE's own origin).
 func (g *Gateway) IDEActivity(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get(ActivityHeader) == "" || !sameOrigin(r) {
 		g.writeError(w, r, &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeForbidden, Message: "Not allowed", Details: "activity reports come from the IDE page of this server"})
@@ -86,9 +93,10 @@ func isWorkbenchPage(out *http.Request) bool {
 	return out.Method == http.MethodGet && out.URL.Path == "/" && !httpmw.IsWebsocketHandshake(out)
 }
 
-// injectActivityScript adds ideactivity.js to code-server's workbench page.
-// code-server's CSP allows scripts from 'self', which this server is.
-func (g *Gateway) injectActivityScript(resp *http.Response, envID string) error {
+// injectActivityScript adds ideactivity.js (at src) to code-server's
+// workbench page. code-server's CSP allows scripts from 'self', which this
+// server is on the IDE's origin.
+func (g *Gateway) injectActivityScript(resp *http.Response, envID, src string) error {
 	if resp.StatusCode != http.StatusOK ||
 		!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
 		resp.Header.Get("Content-Encoding") != "" {
@@ -111,7 +119,7 @@ func (g *Gateway) injectActivityScript(resp *http.Response, envID string) error 
 	body.Close()
 	if i := bytes.LastIndex(page, []byte("</head>")); i >= 0 {
 		tag := fmt.Sprintf(`<script src="%s" data-every="%d" defer></script>`,
-			html.EscapeString(ideActivityScriptPath(envID)), g.ideActivityInterval.Milliseconds())
+			html.EscapeString(src), g.ideActivityInterval.Milliseconds())
 		page = append(page[:i:i], append([]byte(tag), page[i:]...)...)
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(page))

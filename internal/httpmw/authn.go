@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"dev8.dev/dev8/internal/appauth"
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/liveconn"
@@ -34,6 +35,10 @@ type AuthStore interface {
 	TouchSession(ctx context.Context, id string, seen, expires time.Time, ip string) error
 	DeleteSession(ctx context.Context, userID, id string) error
 	GetEnvironment(ctx context.Context, id string) (store.Environment, error)
+	// GetSession and GetAPIToken look up the sign-in a workspace app's
+	// session came from (AppSession).
+	GetSession(ctx context.Context, id string) (store.Session, store.User, error)
+	GetAPIToken(ctx context.Context, id string) (store.APIToken, store.User, error)
 }
 
 // AuthConfig configures Auth.
@@ -53,6 +58,9 @@ type AuthConfig struct {
 	Logger     *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// AppSessions checks the sessions of workspace apps' own origins
+	// (AppSession); nil accepts none.
+	AppSessions *appauth.Sessions
 }
 
 // Auth authenticates requests and loads what they name.
@@ -65,6 +73,8 @@ type Auth struct {
 	sessionTTL time.Duration
 	log        *slog.Logger
 	now        func() time.Time
+	// appSessions: see AuthConfig.AppSessions.
+	appSessions *appauth.Sessions
 }
 
 // NewAuth returns the authentication middleware for cfg.
@@ -76,7 +86,7 @@ func NewAuth(cfg AuthConfig) *Auth {
 		cfg.Now = time.Now
 	}
 	return &Auth{store: cfg.Store, agents: cfg.Agents, live: cfg.Live, cookies: cfg.Cookies, proxies: cfg.Proxies,
-		sessionTTL: cfg.SessionTTL, log: cfg.Logger, now: cfg.Now}
+		sessionTTL: cfg.SessionTTL, log: cfg.Logger, now: cfg.Now, appSessions: cfg.AppSessions}
 }
 
 func (a *Auth) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -144,6 +154,15 @@ func (a *Auth) authenticate(next http.Handler, mode csrfMode) http.Handler {
 		secret, ok := auth.BearerToken(r.Header.Get("Authorization"))
 		viaCookie := false
 		if !ok {
+			if planted := r.CookiesNamed(SessionCookie); len(planted) > 1 {
+				// Two session cookies: one was planted by a page on a
+				// subdomain (a workspace app's origin under the
+				// dashboard's host may set a cookie for its parent).
+				// Which is whose cannot be told, so neither is used.
+				a.cookies.ClearPlanted(w, r)
+				a.writeError(w, r, errTwoSessions)
+				return
+			}
 			if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
 				secret, ok, viaCookie = c.Value, true, true
 			}
@@ -188,7 +207,7 @@ func (a *Auth) authenticate(next http.Handler, mode csrfMode) http.Handler {
 				a.log.WarnContext(r.Context(), "record token use", "token", tok.ID, "err", err)
 			}
 		}
-		ctx := withCredential(auth.WithUser(r.Context(), user), credential{name: liveconn.Token(tok.ID), id: tok.ID, hash: tok.Hash, user: user})
+		ctx := withCredential(auth.WithAPIToken(auth.WithUser(r.Context(), user), tok.ID), credential{name: liveconn.Token(tok.ID), id: tok.ID, hash: tok.Hash, user: user})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

@@ -40,6 +40,23 @@ func SecurityHeaders(next http.Handler) http.Handler {
 	})
 }
 
+// AppSecurityHeaders is SecurityHeaders for workspace apps' own origins:
+// their pages are the workspace's (code-server's, or a server on one of its
+// ports), which set their own policies, so only what never breaks a page is
+// added (no sniffing, the referrer's origin only, HSTS over TLS). The
+// proxy adds frame-ancestors 'self' to what it passes on.
+func AppSecurityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
+		if r.TLS != nil {
+			h.Set("Strict-Transport-Security", hstsMaxAge)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // NormalizeOrigin checks that o is an origin (scheme://host[:port], nothing
 // more) and returns it in the form browsers send in Origin.
 func NormalizeOrigin(o string) (string, error) {

@@ -23,6 +23,10 @@ type Hosts struct {
 	// Names are more host names (--allowed-hosts): a proxy in front that
 	// is reached under several names. ParseAllowedHosts checks them.
 	Names []string
+	// Extra, if set, lets through a Host header it accepts: the workspace
+	// apps' own host names under their wildcard domain (see appurl), which
+	// are well-formed app labels only.
+	Extra func(hostport string) bool
 }
 
 // names is every configured host name, normalized.
@@ -48,14 +52,15 @@ func (h Hosts) names() []string {
 //     name);
 //   - localhost or a name under .localhost, which browsers resolve to
 //     loopback themselves;
-//   - the host of one of hosts.URLs, or one of hosts.Names.
+//   - the host of one of hosts.URLs, or one of hosts.Names;
+//   - one hosts.Extra accepts.
 //
 // Anything else is a 421 saying how to configure the name.
 func AllowHosts(log *slog.Logger, hosts Hosts) func(http.Handler) http.Handler {
-	names := hosts.names()
+	names, extra := hosts.names(), hosts.Extra
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !HostAllowed(r.Host, names) {
+			if !HostAllowed(r.Host, names) && (extra == nil || !extra(r.Host)) {
 				httpapi.WriteError(log, w, r, &httpapi.Error{
 					Status:  http.StatusMisdirectedRequest,
 					Code:    httpapi.CodeMisdirected,

@@ -4,8 +4,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
+
+	"dev8.dev/dev8/internal/appurl"
+	"dev8.dev/dev8/internal/store"
 )
 
 // PageGuard is what the web dashboard's routes use to authenticate, with
@@ -42,7 +46,56 @@ type Pages interface {
 	// cannot be done (a sign-in that failed, a link that no longer works),
 	// with status, instead of the API's JSON error.
 	Problem(w http.ResponseWriter, r *http.Request, status int, title, details string)
+	// AppNotice renders the dashboard's page in place of opening a
+	// workspace app (the environment loaded for r's): the warning an admin
+	// gets before opening someone else's, with a button that opens it, or
+	// why it cannot be opened from here (n.Blocked).
+	AppNotice(w http.ResponseWriter, r *http.Request, status int, n AppNotice)
+	// AppPage renders a page on a workspace app's own origin, where there
+	// is no dashboard session and no dashboard script: no such app, a
+	// sign-in link that expired, an app that does not answer.
+	AppPage(w http.ResponseWriter, r *http.Request, status int, p AppPage)
+	// AppAsset serves, on an app's origin, the files AppPage's pages load
+	// (at AppAssetPath(name)).
+	AppAsset(w http.ResponseWriter, r *http.Request)
 }
+
+// AppNotice is what AppNotice says.
+type AppNotice struct {
+	App appurl.App
+	// Owner is whose workspace it is.
+	Owner store.User
+	// Path is where on the app's origin it opens (path and query), and
+	// Origin that origin.
+	Path, Origin string
+	// Blocked says why the app cannot be opened from here; empty, the page
+	// offers to open it.
+	Blocked string
+}
+
+// AppPage is a page on an app's own origin.
+type AppPage struct {
+	Title, Message string
+	// Dashboard is the dashboard's URL (the server's access URL): the
+	// page's links are absolute.
+	Dashboard string
+	// Links lead on: back to the dashboard, try again. The first is the
+	// primary one.
+	Links []PageLink
+	// Refresh, if not zero, reloads the page after that long.
+	Refresh time.Duration
+}
+
+// PageLink is a link a page offers.
+type PageLink struct{ Text, URL string }
+
+// AppReservedPrefix starts the paths an app's origin keeps for Dev8 (its
+// sign-in, its activity reports, its pages' files); everything else is the
+// workspace's.
+const AppReservedPrefix = "/__dev8/"
+
+// AppAssetPath is where an app's origin serves Dev8's file name.
+func AppAssetPath(name string) string { return AppReservedPrefix + "static/" + name }
 
 // WantsPage reports whether r is a browser navigating to a page, which
 // should get HTML (a sign-in page, a 404 page) rather than the API's JSON

@@ -75,23 +75,41 @@ func Recover(log *slog.Logger) func(http.Handler) http.Handler {
 // those VS Code fetches through the IDE proxy (hundreds when it opens) —
 // which are logged at DEBUG unless they fail with a server error.
 func LogRequests(log *slog.Logger) func(http.Handler) http.Handler {
+	return logRequests(log, isAsset, false)
+}
+
+// LogAppRequests is LogRequests for workspace apps' own origins: the line
+// names the host (the path alone does not say which workspace), and every
+// GET or HEAD but an app's root page is one of the files its page loads.
+// Query strings are never logged (a sign-in ticket travels in one).
+func LogAppRequests(log *slog.Logger) func(http.Handler) http.Handler {
+	return logRequests(log, func(r *http.Request) bool {
+		return (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path != "/" && !IsWebsocketHandshake(r)
+	}, true)
+}
+
+func logRequests(log *slog.Logger, asset func(*http.Request) bool, withHost bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 			next.ServeHTTP(ww, r)
 			level := slog.LevelInfo
-			if isAsset(r) && ww.Status() < http.StatusInternalServerError {
+			if asset(r) && ww.Status() < http.StatusInternalServerError {
 				level = slog.LevelDebug
 			}
-			log.Log(r.Context(), level, "request",
+			attrs := []any{
 				"request_id", middleware.GetReqID(r.Context()),
 				"method", r.Method,
 				"path", r.URL.Path,
 				"status", ww.Status(),
 				"bytes", ww.BytesWritten(),
 				"duration", time.Since(start),
-			)
+			}
+			if withHost {
+				attrs = append(attrs, "host", r.Host)
+			}
+			log.Log(r.Context(), level, "request", attrs...)
 		})
 	}
 }

@@ -68,6 +68,43 @@ func TestLogRequestsLevel(t *testing.T) {
 	}
 }
 
+// TestLogAppRequests: on a workspace app's origin the line names the host,
+// never the query (a sign-in ticket travels in one); the files the app's
+// page loads are at DEBUG, its page, its posts and its failures at INFO.
+func TestLogAppRequests(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		method, target string
+		status         int
+		want           slog.Level
+	}{
+		{http.MethodGet, "/", http.StatusOK, slog.LevelInfo},
+		{http.MethodGet, "/?folder=/workspace", http.StatusOK, slog.LevelInfo},
+		{http.MethodGet, "/static/out/vs/workbench.js", http.StatusOK, slog.LevelDebug},
+		{http.MethodGet, "/__dev8/auth?ticket=dev8t_secret", http.StatusSeeOther, slog.LevelDebug},
+		{http.MethodPost, "/__dev8/activity", http.StatusNoContent, slog.LevelInfo},
+		{http.MethodGet, "/broken.js", http.StatusBadGateway, slog.LevelInfo},
+	} {
+		var buf bytes.Buffer
+		log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		r := httptest.NewRequest(c.method, "http://ide--env-a.localhost:3000"+c.target, nil)
+		LogAppRequests(log)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(c.status)
+		})).ServeHTTP(httptest.NewRecorder(), r)
+		var line struct {
+			Level      slog.Level
+			Path, Host string
+			Status     int
+		}
+		if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+			t.Fatalf("%s: log %q: %v", c.target, buf.Bytes(), err)
+		}
+		if line.Level != c.want || line.Host != "ide--env-a.localhost:3000" || line.Status != c.status || strings.Contains(buf.String(), "secret") || strings.Contains(line.Path, "?") {
+			t.Errorf("%s %s: logged %s, want level %s with the host and no query", c.method, c.target, buf.Bytes(), c.want)
+		}
+	}
+}
+
 // TestRequestID: a client's X-Request-Id is kept when it is a short token,
 // and replaced when it is long or holds anything else (it is echoed and
 // logged); every request gets one.

@@ -3,6 +3,7 @@ package httpmw
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -39,6 +40,8 @@ var (
 	ErrCrossOrigin = &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeCSRFFailed, Message: "Cross-origin request refused",
 		Details: "a request authenticated by the session cookie must come from this server's own pages"}
 
+	errTwoSessions = &httpapi.Error{Status: http.StatusUnauthorized, Code: httpapi.CodeUnauthorized, Message: "Conflicting sessions",
+		Details: "the browser sent two session cookies, one of them set by another site under this one (a workspace's page can do that); the other one has been cleared: reload, and sign in again if asked"}
 	errInvalidSession = &httpapi.Error{Status: http.StatusUnauthorized, Code: httpapi.CodeUnauthorized, Message: "Invalid session", Details: "log in again"}
 	errSessionExpired = &httpapi.Error{Status: http.StatusUnauthorized, Code: httpapi.CodeUnauthorized, Message: "Session expired", Details: "log in again"}
 	errCSRFToken      = &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeCSRFFailed, Message: "CSRF check failed",
@@ -148,6 +151,42 @@ func (c *Cookies) Clear(w http.ResponseWriter, r *http.Request) {
 			Secure:   c.Secure(r),
 			SameSite: http.SameSiteLaxMode,
 		})
+	}
+}
+
+// ClearPlanted tells the browser to forget session and CSRF cookies that
+// a page on a subdomain set for this host or a parent domain of it
+// ("cookie tossing"): a workspace app's origin under the dashboard's host
+// can do that, to have the dashboard take its owner's session for the
+// visitor's. Such a cookie was sent with r, so its Domain is this host or a
+// parent of it, and its Path a prefix of r's path: each combination is
+// cleared. The dashboard's own cookies are host-only, which a Domain
+// attribute does not name, and stay.
+func (c *Cookies) ClearPlanted(w http.ResponseWriter, r *http.Request) {
+	host := strings.TrimSuffix(strings.ToLower(hostOnly(r.Host)), ".")
+	if net.ParseIP(host) != nil {
+		return // no cookie names an IP address's parent
+	}
+	var domains []string
+	for d := host; strings.Contains(d, "."); d = d[strings.Index(d, ".")+1:] {
+		domains = append(domains, d)
+	}
+	// "/a/b" is matched by cookies of Path /, /a, /a/, /a/b.
+	paths := []string{"/"}
+	for i := 1; i < len(r.URL.Path); i++ {
+		if r.URL.Path[i] == '/' {
+			paths = append(paths, r.URL.Path[:i], r.URL.Path[:i+1])
+		}
+	}
+	if p := r.URL.Path; p != "/" && !strings.HasSuffix(p, "/") {
+		paths = append(paths, p)
+	}
+	for _, name := range []string{SessionCookie, CSRFCookie} {
+		for _, d := range domains {
+			for _, p := range paths {
+				http.SetCookie(w, &http.Cookie{Name: name, Value: "", Domain: d, Path: p, MaxAge: -1, Secure: c.Secure(r)})
+			}
+		}
 	}
 }
 

@@ -25,6 +25,7 @@ type Store struct {
 	insertActivity, insertResourceUsage, listResourceUsage                 storeTimer
 	deleteResourceUsageBefore, insertAuditEvent, listAuditEvents           storeTimer
 	getSessionByHash, getAPITokenByHash, touchAPIToken, getUser            storeTimer
+	getSession, getAPIToken                                                storeTimer
 }
 
 // InstrumentStore wraps db so its calls are timed.
@@ -50,6 +51,8 @@ func (m *Metrics) InstrumentStore(db *store.DB) *Store {
 		getAPITokenByHash:         t("GetAPITokenByHash"),
 		touchAPIToken:             t("TouchAPIToken"),
 		getUser:                   t("GetUser"),
+		getSession:                t("GetSession"),
+		getAPIToken:               t("GetAPIToken"),
 	}
 }
 
@@ -164,6 +167,20 @@ func (s *Store) GetSessionByHash(ctx context.Context, hash []byte) (store.Sessio
 func (s *Store) GetAPITokenByHash(ctx context.Context, hash []byte) (store.APIToken, store.User, error) {
 	defer s.getAPITokenByHash.since(time.Now())
 	return s.DB.GetAPITokenByHash(ctx, hash)
+}
+
+// GetSession is store.DB.GetSession, timed: every request to a workspace
+// app's own origin checks the sign-in its session came from.
+func (s *Store) GetSession(ctx context.Context, id string) (store.Session, store.User, error) {
+	defer s.getSession.since(time.Now())
+	return s.DB.GetSession(ctx, id)
+}
+
+// GetAPIToken is store.DB.GetAPIToken, timed (as GetSession, for app
+// sessions made with an API token).
+func (s *Store) GetAPIToken(ctx context.Context, id string) (store.APIToken, store.User, error) {
+	defer s.getAPIToken.since(time.Now())
+	return s.DB.GetAPIToken(ctx, id)
 }
 
 // TouchAPIToken is store.DB.TouchAPIToken, timed.

@@ -57,6 +57,17 @@ func TestDNSRebindingRefused(t *testing.T) {
 			t.Errorf("GET /health with Host %s: %d", host, code)
 		}
 	}
+	// Workspace apps' names under the access URL's host pass, well-formed
+	// labels only: an app of no workspace is the apps' 404, anything else
+	// under that host is refused like any other name.
+	if code, _ := send("ide--env-aaaaaaaaaaaaaaaaaaaa.dev8.example.com", http.MethodGet, "/", ""); code != http.StatusNotFound {
+		t.Errorf("an app's name of no workspace: %d, want 404", code)
+	}
+	for _, host := range []string{"evil.dev8.example.com", "ide--nope.dev8.example.com", "ide--env-aaaa.evil.example"} {
+		if code, _ := send(host, http.MethodGet, "/", ""); code != http.StatusMisdirectedRequest {
+			t.Errorf("GET / with Host %s: %d, want 421", host, code)
+		}
+	}
 	// Nothing the refused signups carried was done: the first account made
 	// now is the admin.
 	token, _ := ts.user("ada@example.com")

@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"dev8.dev/dev8/internal/server"
+	"dev8.dev/dev8/internal/testutil/loopback"
 	"dev8.dev/dev8/internal/testutil/wait"
 	"dev8.dev/dev8/sdk"
 )
@@ -89,12 +90,20 @@ func TestIDEActivity(t *testing.T) {
 	env = ts.waitStatus(token, env.ID, sdk.StatusRunning)
 	checkIDE(t, ts, env, token, otherToken)
 
-	// The report endpoint takes only the IDE page's own reports.
-	report := func(token string, header http.Header) int {
-		req, _ := http.NewRequestWithContext(ts.ctx, "POST", ts.url+"/w/"+env.ID+"/activity", nil)
+	// The report endpoint, on the IDE's own origin, takes only the IDE
+	// page's own reports, with the IDE's own session.
+	ideOrigin := ideOriginOf(t, ts, env.ID)
+	ownerCookie := ts.appCookie(token, env.ID, "ide")
+	otherEnv := ts.create(otherToken, sdk.CreateEnvironmentRequest{Name: "theirs", AutoStopMinutes: minutes(60)})
+	ts.waitStatus(otherToken, otherEnv.ID, sdk.StatusRunning)
+	otherCookie := ts.appCookie(otherToken, otherEnv.ID, "3000")
+	report := func(cookie string, header http.Header) int {
+		req, _ := http.NewRequestWithContext(ts.ctx, "POST", ideOrigin+"/__dev8/activity", nil)
 		req.Header = header
-		req.Header.Set("Cookie", "dev8_session="+token)
-		resp, err := http.DefaultClient.Do(req)
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		resp, err := loopback.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,17 +111,21 @@ func TestIDEActivity(t *testing.T) {
 		return resp.StatusCode
 	}
 	for name, c := range map[string]struct {
-		token  string
+		cookie string
 		header http.Header
 		want   int
 	}{
-		"no header":         {token, http.Header{}, http.StatusForbidden},
-		"another site":      {token, http.Header{"X-Dev8-Activity": {"1"}, "Origin": {"https://evil.example"}}, http.StatusForbidden},
-		"another user":      {otherToken, http.Header{"X-Dev8-Activity": {"1"}}, http.StatusNotFound},
-		"no credentials":    {"", http.Header{"X-Dev8-Activity": {"1"}}, http.StatusUnauthorized},
-		"the owner's fetch": {token, http.Header{"X-Dev8-Activity": {"1"}, "Origin": {ts.url}}, http.StatusNoContent},
+		"no header":            {ownerCookie, http.Header{}, http.StatusForbidden},
+		"another site":         {ownerCookie, http.Header{"X-Dev8-Activity": {"1"}, "Origin": {"https://evil.example"}}, http.StatusForbidden},
+		"the dashboard's page": {ownerCookie, http.Header{"X-Dev8-Activity": {"1"}, "Origin": {ts.url}}, http.StatusForbidden},
+		// Another user's app session (for their own workspace's port) is
+		// not this IDE's; nor is any dashboard session.
+		"another user's app session":   {otherCookie, http.Header{"X-Dev8-Activity": {"1"}}, http.StatusUnauthorized},
+		"the owner's dashboard cookie": {"dev8_session=" + token, http.Header{"X-Dev8-Activity": {"1"}}, http.StatusUnauthorized},
+		"no credentials":               {"", http.Header{"X-Dev8-Activity": {"1"}}, http.StatusUnauthorized},
+		"the owner's fetch":            {ownerCookie, http.Header{"X-Dev8-Activity": {"1"}, "Origin": {ideOrigin}}, http.StatusNoContent},
 	} {
-		if got := report(c.token, c.header); got != c.want {
+		if got := report(c.cookie, c.header); got != c.want {
 			t.Errorf("%s: POST activity = %d, want %d", name, got, c.want)
 		}
 	}
@@ -181,7 +194,7 @@ func TestIDEActivity(t *testing.T) {
 	var csp []string
 	req, _ := http.NewRequestWithContext(ts.ctx, "GET", env.VSCodeURL, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := loopback.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -162,11 +162,14 @@ func TestIDEPages(t *testing.T) {
 
 	p.step("start, then VS Code",
 		chromedp.Click(chromedp.CSS("#gate-start")),
-		// code-server's workbench, through the proxy, at the same address.
+		// code-server's workbench, through the proxy, on the IDE's own
+		// origin, at the path and query the link named.
 		chromedp.WaitVisible(chromedp.CSS(".monaco-workbench")),
 	)
-	if path := p.eval(`location.pathname + location.search`); path != idePath {
-		t.Errorf("the IDE opened at %s, want %s", path, idePath)
+	ideOrigin := ideOriginOf(t, ts, env.ID)
+	wantAt := ideOrigin + "/" + strings.TrimPrefix(idePath, "/w/"+env.ID+"/ide/")
+	if at := p.eval(`location.origin + location.pathname + location.search`); at != wantAt {
+		t.Errorf("the IDE opened at %s, want %s", at, wantAt)
 	}
 	if got, err := ts.client(token).GetEnvironment(ts.ctx, env.ID); err != nil || got.Status != sdk.StatusRunning {
 		t.Fatalf("after Start on the IDE page: %+v, %v", got, err)

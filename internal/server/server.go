@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"dev8.dev/dev8/internal/api"
+	"dev8.dev/dev8/internal/appurl"
 	"dev8.dev/dev8/internal/audit"
 	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/backup"
@@ -89,6 +90,16 @@ type Config struct {
 	// addresses, localhost and the access and agent URLs' hosts (see
 	// httpmw.AllowHosts): a proxy reached under several names.
 	AllowedHosts []string
+	// WildcardAccessURL is where workspace apps (the IDE, HTTP servers on
+	// workspaces' ports) are served, each on an origin of its own:
+	// [scheme://]*.domain[:port]. Empty: *.localhost when the access URL
+	// is on loopback, else a subdomain of the access URL's host (see
+	// appurl.Resolve).
+	WildcardAccessURL string
+	// UnsafePathBasedApps serves the IDE under /w/{id}/ide/ on the
+	// dashboard's own origin instead, where a workspace's page acts with
+	// its visitor's session: only for one trusted user.
+	UnsafePathBasedApps bool
 	// TemplateImages points templates at image references (template name →
 	// reference) for the docker runtime; a template not named runs its
 	// catalog image (dev8/<template>:latest).
@@ -237,6 +248,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	oauthProviders, err := cfg.OAuth.providers()
 	if err != nil {
 		return nil, err
+	}
+	if cfg.WildcardAccessURL != "" {
+		if _, err := appurl.ParseWildcard(cfg.WildcardAccessURL); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.SecretKeyFile == "" {
 		cfg.SecretKeyFile = filepath.Join(cfg.DataDir, "secret.key")
@@ -404,6 +420,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		TrustedProxies: cfg.TrustedProxies,
 		SessionKey:     sessionKey,
 		OAuthProviders: oauthProviders,
+
+		WildcardAccessURL: cfg.WildcardAccessURL,
+		PathBasedApps:     cfg.UnsafePathBasedApps,
 	})
 	m.WatchEnvironments(db)
 	m.WatchQueue(mgr)
@@ -494,9 +513,14 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	urls := s.urls(ln.Addr())
 	urls.AgentSocket = s.AgentSocket()
+	s.Manager.SetURLs(urls)
+	s.api.SetPublicURL(urls.AccessURL)
+	s.logApps()
+	warnOpenSignup(s.log, s.api.SignupGate().Policy(), ln.Addr())
 	srv := &http.Server{
-		// Hosts are checked before anything else runs: see AllowHosts.
-		Handler:           httpmw.AllowHosts(s.log, httpmw.Hosts{URLs: []string{urls.AccessURL, urls.AgentURL}, Names: s.cfg.AllowedHosts})(s.handler),
+		// Hosts are checked before anything else runs (see AllowHosts):
+		// the server's own, and its workspace apps' (see appurl).
+		Handler:           httpmw.AllowHosts(s.log, httpmw.Hosts{URLs: []string{urls.AccessURL, urls.AgentURL}, Names: s.cfg.AllowedHosts, Extra: s.api.IsAppHost})(s.handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		// Headers are small (a bearer token, a cookie); 64 KiB leaves room
 		// for a proxy's additions while keeping a slow-loris client's
@@ -512,9 +536,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// terminals, the IDE; event streams) lift the bounds for themselves
 	// once the caller is authenticated (httpmw.LongLived).
 	s.cfg.RequestTimeouts.Apply(srv)
-	s.Manager.SetURLs(urls)
-	s.api.SetPublicURL(urls.AccessURL)
-	warnOpenSignup(s.log, s.api.SignupGate().Policy(), ln.Addr())
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := s.Manager.Run(gctx); err != nil && gctx.Err() == nil {
@@ -566,6 +587,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return nil
 	})
 	return g.Wait()
+}
+
+// logApps says where workspace apps are served, and warns when the IDE is
+// on the dashboard's own origin or apps cannot be opened at all.
+func (s *Server) logApps() {
+	if s.api.PathBasedApps() {
+		s.log.Warn("--unsafe-path-based-apps: every workspace's IDE is served on the dashboard's own origin (/w/{id}/ide/), " +
+			"where the workspace's pages act with their visitor's Dev8 session: a member's IDE can act as whoever opens it. " +
+			"Use it only when you are the one user; admins' browsers are refused other people's IDEs")
+	}
+	d, err := s.api.AppDomain()
+	if err != nil {
+		s.log.Warn("workspace apps cannot be opened on origins of their own", "err", err)
+		return
+	}
+	s.log.Info("workspace apps are served on origins of their own", "url", d.Pattern())
 }
 
 // urls are the server's URLs when it listens on addr.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/testutil/devserver"
+	"dev8.dev/dev8/internal/testutil/loopback"
 	"dev8.dev/dev8/internal/testutil/pgtest"
 	"dev8.dev/dev8/internal/testutil/wait"
 	"dev8.dev/dev8/sdk"
@@ -217,55 +219,76 @@ func (ts *testServer) workspaceDir(id string) string {
 	return inst.WorkspaceDir
 }
 
-// checkIDE waits until code-server answers through the server's IDE proxy
-// at the environment's vs_code_url, and checks that only its owner gets
-// through. code-server takes about a second to boot after the environment
-// is RUNNING; only asking can tell when it is up.
+// checkIDE waits until code-server answers at the environment's
+// vs_code_url, which leads (a ticket, then a cookie) to the IDE on its own
+// origin, and checks that only its owner gets through. code-server takes
+// about a second to boot after the environment is RUNNING; only asking can
+// tell when it is up.
 func checkIDE(t *testing.T, ts *testServer, env sdk.Environment, ownerToken, otherToken string) {
 	t.Helper()
 	wantPrefix := ts.url + "/w/" + env.ID + "/ide/?folder="
 	if !strings.HasPrefix(env.VSCodeURL, wantPrefix) {
 		t.Fatalf("vs_code_url = %v, want %s…", env.VSCodeURL, wantPrefix)
 	}
-	get := func(rawURL, token string) (int, []byte) {
+	// Like a browser: a jar for the IDE's own cookie, and *.localhost on
+	// loopback.
+	client := loopback.Client()
+	get := func(rawURL, token string) (int, []byte, *url.URL) {
 		req, _ := http.NewRequestWithContext(ts.ctx, "GET", rawURL, nil)
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, body
+		return resp.StatusCode, body, resp.Request.URL
 	}
+	ideOrigin := ideOriginOf(t, ts, env.ID)
 	healthz := ts.url + "/w/" + env.ID + "/ide/healthz"
 	wait.Succeeds(ts.ctx, t, "code-server to answer through the proxy", func() error {
-		code, body := get(healthz, ownerToken)
+		code, body, at := get(healthz, ownerToken)
 		var health struct{ Status string }
 		if code == 200 && json.Unmarshal(body, &health) == nil && health.Status != "" {
+			if at.Scheme+"://"+at.Host != ideOrigin || at.Path != "/healthz" {
+				t.Fatalf("code-server answered at %s, want %s/healthz", at, ideOrigin)
+			}
 			return nil
 		}
 		return fmt.Errorf("%d %s", code, body)
 	})
-	if code, body := get(env.VSCodeURL, ownerToken); code != 200 || !bytes.Contains(body, []byte("workbench")) {
-		t.Fatalf("GET vs_code_url as owner = %d, want code-server's workbench page", code)
+	if code, body, at := get(env.VSCodeURL, ownerToken); code != 200 || !bytes.Contains(body, []byte("workbench")) || at.Host != strings.TrimPrefix(ideOrigin, "http://") {
+		t.Fatalf("GET vs_code_url as owner = %d at %s, want code-server's workbench page on %s", code, at, ideOrigin)
 	}
 	// The workbench talks to its server over a websocket; the upgrade must
-	// pass through the proxy (and the tunnel) to code-server.
-	wsURL := strings.Replace(ts.url, "http", "ws", 1) + "/w/" + env.ID + "/ide/?reconnectionToken=dev8-test&reconnection=false&skipWebSocketFrames=false"
-	ws, resp, err := websocket.Dial(ts.ctx, wsURL, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + ownerToken}}})
+	// pass through the proxy (and the tunnel) to code-server, on the IDE's
+	// origin with its own session cookie.
+	wsURL := strings.Replace(ideOrigin, "http", "ws", 1) + "/?reconnectionToken=dev8-test&reconnection=false&skipWebSocketFrames=false"
+	ws, resp, err := websocket.Dial(ts.ctx, wsURL, &websocket.DialOptions{HTTPClient: client, HTTPHeader: http.Header{"Origin": {ideOrigin}}})
 	if err != nil {
 		t.Fatalf("workbench websocket through the proxy: %v (%v)", err, resp)
 	}
 	ws.CloseNow()
-	if code, _ := get(env.VSCodeURL, ""); code != http.StatusUnauthorized {
+	if code, _, _ := get(env.VSCodeURL, ""); code != http.StatusUnauthorized {
 		t.Fatalf("GET vs_code_url without credentials = %d, want 401", code)
 	}
-	if code, _ := get(env.VSCodeURL, otherToken); code != http.StatusNotFound {
+	if code, _, _ := get(env.VSCodeURL, otherToken); code != http.StatusNotFound {
 		t.Fatalf("GET vs_code_url as another user = %d, want 404", code)
 	}
+}
+
+// ideOriginOf is the origin the server serves environment id's IDE on:
+// *.localhost on the server's port, since test servers' access URL is on
+// loopback.
+func ideOriginOf(t *testing.T, ts *testServer, id string) string {
+	t.Helper()
+	u, err := url.Parse(ts.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "http://ide--" + strings.Replace(id, "_", "-", 1) + ".localhost:" + u.Port()
 }
 
 func TestEndToEnd(t *testing.T) {

@@ -73,6 +73,22 @@ func (db *DB) GetSessionByHash(ctx context.Context, hash []byte) (Session, User,
 	return s, u, nil
 }
 
+// GetSession returns the session id and its user, or ErrNotFound. Like
+// GetSessionByHash it does not check expiry. (Workspace apps' sessions
+// name the dashboard session they came from and end with it.)
+func (db *DB) GetSession(ctx context.Context, id string) (Session, User, error) {
+	var s Session
+	row := db.queryRow(ctx, db.reader, db.q(`
+		SELECT `+userColumnsOf("u")+`, `+sessionColumns+`
+		FROM sessions s JOIN users u ON u.id = s.user_id
+		WHERE s.id = ?`), id)
+	u, err := scanUser(row, sessionDest(&s)...)
+	if err != nil {
+		return Session{}, User{}, lookupErr("get session", err)
+	}
+	return s, u, nil
+}
+
 // TouchSession records a use of session id at seen, from ip, and moves its
 // expiry to expires. ErrNotFound if there is no such session.
 func (db *DB) TouchSession(ctx context.Context, id string, seen, expires time.Time, ip string) error {

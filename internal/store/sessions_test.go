@@ -52,6 +52,14 @@ func TestSessions(t *testing.T) {
 		if _, _, err := db.GetSessionByHash(ctx, hash("nope")); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("unknown hash: err = %v, want ErrNotFound", err)
 		}
+		// By id: the same session and user (workspace apps' sessions check
+		// the dashboard session they came from this way).
+		if got, u, err := db.GetSession(ctx, s1.ID); err != nil || u.ID != ada.ID || !reflect.DeepEqual(got, s1) {
+			t.Errorf("GetSession = %+v, %s, %v; want %+v, %s", got, u.ID, err, s1, ada.ID)
+		}
+		if _, _, err := db.GetSession(ctx, "ses_missing"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("unknown id: err = %v, want ErrNotFound", err)
+		}
 
 		// Touch slides the expiry and records where from.
 		seen, exp := t0.Add(2*time.Hour).Truncate(time.Microsecond), t0.Add(2*time.Hour+30*24*time.Hour).Truncate(time.Microsecond)
@@ -87,6 +95,9 @@ func TestSessions(t *testing.T) {
 		}
 		if _, _, err := db.GetSessionByHash(ctx, hash("s2")); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("deleted session still found: %v", err)
+		}
+		if _, _, err := db.GetSession(ctx, s2.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("deleted session still found by id: %v", err)
 		}
 
 		// Pruning removes exactly the expired ones.

@@ -48,6 +48,23 @@ func (db *DB) GetAPITokenByHash(ctx context.Context, hash []byte) (APIToken, Use
 	return t, u, nil
 }
 
+// GetAPIToken returns the token id and its user, or ErrNotFound. Like
+// GetAPITokenByHash it does not check expiry.
+func (db *DB) GetAPIToken(ctx context.Context, id string) (APIToken, User, error) {
+	var t APIToken
+	row := db.queryRow(ctx, db.reader, db.q(`
+		SELECT `+userColumnsOf("u")+`,
+			t.id, t.user_id, t.name, t.hash, t.created_at, t.expires_at, t.last_used_at
+		FROM api_tokens t JOIN users u ON u.id = t.user_id
+		WHERE t.id = ?`), id)
+	u, err := scanUser(row, &t.ID, &t.UserID, &t.Name, &t.Hash,
+		timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, nullTimeCol{&t.LastUsedAt})
+	if err != nil {
+		return APIToken{}, User{}, lookupErr("get api token", err)
+	}
+	return t, u, nil
+}
+
 // TouchAPIToken records that the token was used at at. ErrNotFound if there
 // is no such token.
 func (db *DB) TouchAPIToken(ctx context.Context, id string, at time.Time) error {

@@ -104,6 +104,12 @@ func TestAPITokens(t *testing.T) {
 			t.Errorf("user = %+v, want %+v", gotUser, u)
 		}
 
+		if byID, byIDUser, err := db.GetAPIToken(ctx, tok.ID); err != nil || !reflect.DeepEqual(byID, tok) || !reflect.DeepEqual(byIDUser, u) {
+			t.Errorf("GetAPIToken = %+v, %+v, %v; want %+v, %+v", byID, byIDUser, err, tok, u)
+		}
+		if _, _, err := db.GetAPIToken(ctx, "tok_missing"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("unknown id: err = %v, want ErrNotFound", err)
+		}
 		other := sha256.Sum256([]byte("other"))
 		if _, _, err := db.GetAPITokenByHash(ctx, other[:]); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("unknown hash error %v, want ErrNotFound", err)

@@ -57,6 +57,9 @@ type Site struct {
 	// signup is the server's signup policy (nil: open to anyone, as for a
 	// site without a server behind it).
 	signup SignupGate
+	// appPage is the page Dev8 shows on a workspace app's own origin
+	// (apps.go); it has no layout of the dashboard's.
+	appPage *template.Template
 }
 
 // New parses the embedded templates. openAPI is the API's OpenAPI document,
@@ -99,6 +102,9 @@ func New(log *slog.Logger, openAPI []byte) (*Site, error) {
 	s.static = http.StripPrefix("/static/", http.FileServerFS(sub))
 	if s.docs, s.docTOC, err = loadDocs(openAPI); err != nil {
 		return nil, err
+	}
+	if s.appPage, err = parseAppPage(); err != nil {
+		return nil, fmt.Errorf("parse the app page: %w", err)
 	}
 	return s, nil
 }
@@ -202,6 +208,9 @@ type pageData struct {
 	// noReferrer: the page's URL holds a secret (an invite's token), so
 	// its requests send no Referer at all.
 	noReferrer bool
+	// AppNotice is what the page in place of a workspace app says
+	// (apps.go).
+	AppNotice *httpmw.AppNotice
 }
 
 // IsAdmin: the header links the admin pages.

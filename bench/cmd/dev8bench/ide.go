@@ -16,6 +16,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"dev8.dev/dev8/internal/server"
+	"dev8.dev/dev8/internal/testutil/loopback"
 	"dev8.dev/dev8/sdk"
 )
 
@@ -116,7 +117,10 @@ func ideRuns(ctx context.Context, o options, url, email string, req sdk.CreateEn
 		return nil, nil, err
 	}
 	c := sdk.New(url, token)
-	hc := &http.Client{Timeout: 10 * time.Second}
+	// As a browser: a jar for the IDE origin's own session cookie, and
+	// *.localhost (the IDE's origin) on loopback.
+	hc := loopback.Client()
+	hc.Timeout = 10 * time.Second
 	for i := range o.runs {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		r := req
@@ -144,7 +148,9 @@ func ideRuns(ctx context.Context, o options, url, email string, req sdk.CreateEn
 
 // ideReady returns once GET vs_code_url answers 200 with the workbench
 // page, and when it first saw the environment with its vs_code_url (set
-// when it turns RUNNING).
+// when it turns RUNNING). vs_code_url leads to the IDE's own origin with a
+// one-time ticket; once a GET has landed there (its session cookie in hc's
+// jar), the next ones ask that address, as a browser reloading would.
 func ideReady(ctx context.Context, c *sdk.Client, hc *http.Client, token, id string) (time.Time, error) {
 	var last error
 	var up time.Time
@@ -164,9 +170,13 @@ func ideReady(ctx context.Context, c *sdk.Client, hc *http.Client, token, id str
 			}
 		}
 		if vsURL != "" {
-			last = getWorkbench(ctx, hc, token, vsURL)
+			var at string
+			at, last = getWorkbench(ctx, hc, token, vsURL)
 			if last == nil {
 				return up, nil
+			}
+			if at != "" && !strings.HasPrefix(at, c.BaseURL()) {
+				vsURL = at
 			}
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -174,20 +184,22 @@ func ideReady(ctx context.Context, c *sdk.Client, hc *http.Client, token, id str
 	return up, fmt.Errorf("%w (last: %v)", ctx.Err(), last)
 }
 
-func getWorkbench(ctx context.Context, hc *http.Client, token, url string) error {
+// getWorkbench GETs url (following redirects) and says where it landed.
+func getWorkbench(ctx context.Context, hc *http.Client, token, url string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if err != nil {
-		return err
+		return "", err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	at := resp.Request.URL.String()
 	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("workbench")) {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
+		return at, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
-	return nil
+	return at, nil
 }

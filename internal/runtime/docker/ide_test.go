@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/testutil/loopback"
 	"dev8.dev/dev8/internal/testutil/wait"
 	"dev8.dev/dev8/sdk"
 )
@@ -55,10 +57,14 @@ func TestIDEInContainer(t *testing.T) {
 		}
 		envs = append(envs, env)
 	}
+	// As a browser: the IDE is on an origin of its own
+	// (ide--env-….localhost), which the links reach with a one-time ticket
+	// that leaves a cookie for it in the jar.
+	client := loopback.Client()
 	get := func(url string) (int, []byte) {
 		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 		req.Header.Set("Authorization", "Bearer "+c.Token())
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,8 +91,10 @@ func TestIDEInContainer(t *testing.T) {
 		if code, body := get(got.VSCodeURL); code != 200 || !bytes.Contains(body, []byte("workbench")) {
 			t.Fatalf("%s: GET vs_code_url = %d, want code-server's workbench page", env.Name, code)
 		}
-		wsURL := strings.Replace(srv.URL, "http", "ws", 1) + "/w/" + env.ID + "/ide/?reconnectionToken=dev8-test&reconnection=false&skipWebSocketFrames=false"
-		ws, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + c.Token()}}})
+		u, _ := url.Parse(srv.URL)
+		ideOrigin := "http://ide--" + strings.Replace(env.ID, "_", "-", 1) + ".localhost:" + u.Port()
+		wsURL := strings.Replace(ideOrigin, "http", "ws", 1) + "/?reconnectionToken=dev8-test&reconnection=false&skipWebSocketFrames=false"
+		ws, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPClient: client, HTTPHeader: http.Header{"Origin": {ideOrigin}}})
 		if err != nil {
 			t.Fatalf("%s: workbench websocket through the proxy: %v (%v)", env.Name, err, resp)
 		}

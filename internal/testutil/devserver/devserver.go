@@ -5,11 +5,14 @@ package devserver
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +28,44 @@ import (
 // supervisorEnv marks a test binary started as a workspace's supervisor.
 const supervisorEnv = "DEV8_TEST_SUPERVISOR"
 
+// httpdEnv makes a test binary an HTTP server on that address (see
+// HTTPDCommand).
+const httpdEnv = "DEV8_TEST_HTTPD"
+
+// HTTPDCommand is a shell command that runs, in a workspace, a small HTTP
+// server on addr (host:port in the workspace) made of the test binary
+// itself: a workspace's app for tests of apps' own origins, started inside
+// the workspace (through a terminal) as a person's would be. The package's
+// TestMain must call RunSupervisorIfAsked.
+//
+// It answers GET /page with an HTML page, and any other request with
+// AppRequest as JSON: what reached the app. /set-cookie?name=…&value=…
+// also sets that cookie.
+func HTTPDCommand(addr string) string {
+	return httpdEnv + "=" + addr + " exec '" + strings.ReplaceAll(os.Args[0], "'", `'\''`) + "'"
+}
+
+// AppRequest is what the test app saw of a request.
+type AppRequest struct {
+	Method, Path, Host, Cookie, Authorization, ForwardedHost string
+}
+
+func appHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/page" {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			fmt.Fprint(w, "<!doctype html><title>workspace app</title><h1 id=app>a workspace's app</h1>")
+			return
+		}
+		if r.URL.Path == "/set-cookie" {
+			http.SetCookie(w, &http.Cookie{Name: r.URL.Query().Get("name"), Value: r.URL.Query().Get("value"), Path: "/"})
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(AppRequest{Method: r.Method, Path: r.URL.RequestURI(), Host: r.Host, Cookie: r.Header.Get("Cookie"),
+			Authorization: r.Header.Get("Authorization"), ForwardedHost: r.Header.Get("X-Forwarded-Host")})
+	})
+}
+
 // RunSupervisorIfAsked must be the first thing a package's TestMain does
 // when its tests use Start: if this process was started as a workspace's
 // supervisor (or its stand-in code-server, FakeCodeServer), it runs as that
@@ -34,6 +75,14 @@ func RunSupervisorIfAsked() {
 	if os.Getenv(fakeCodeServerEnv) == "1" {
 		if err := runFakeCodeServer(os.Args[1:]); err != nil {
 			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if addr := os.Getenv(httpdEnv); addr != "" {
+		// Started in a workspace by HTTPDCommand.
+		if err := http.ListenAndServe(addr, appHandler()); err != nil {
+			fmt.Fprintln(os.Stderr, "test app:", err)
 			os.Exit(1)
 		}
 		os.Exit(0)

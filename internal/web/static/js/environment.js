@@ -30,6 +30,10 @@ function render() {
     vscode.textContent = env.status === "RUNNING" ? "no IDE in this workspace (code-server is not installed where it runs)" : "available once it runs";
     vscode.classList.add("muted");
   }
+  // Web servers in the workspace open on origins of their own, by way of
+  // /w/{id}/ports/{port}/ (which signs the browser in to that one port).
+  $("#conn-ports").replaceChildren(...(env.ports || []).filter((p) => (p.protocol || "tcp").toLowerCase() !== "udp")
+    .flatMap((p) => [el("a", { href: portURL(p.port), target: "_blank", rel: "noopener", text: `port ${p.port}` }), " "]));
   $("#conn-cli").textContent = `dev8 ssh ${env.name}`;
   $("#conn-ssh").textContent = `ssh dev8.${env.name}`;
   $("#conn-remote").textContent = `dev8.${env.name}`;
@@ -59,6 +63,16 @@ function render() {
     ...actions.map(([action, label]) =>
       el("button", { type: "button", class: kind[action] || "button", "data-action": action, text: label })));
 }
+
+function portURL(port) {
+  return `/w/${id}/ports/${port}/`;
+}
+
+$("#open-port").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const port = $("#open-port-number").valueAsNumber;
+  if (Number.isInteger(port) && port >= 1 && port <= 65535) window.open(portURL(port), "_blank", "noopener");
+});
 
 async function load() {
   try {

@@ -1,7 +1,8 @@
-// The page a browser gets at /w/{id}/ide/ when the IDE cannot be shown
+// The page a browser gets at /w/{id}/ide/ when the IDE cannot be opened
 // (web/ide.go renders it first): it follows the environment's status,
 // offers Start (and Delete for a failure) through the API, and opens the
-// IDE as soon as the workspace runs and code-server answers.
+// IDE (this same address, which then leads to the IDE's own origin) as
+// soon as the workspace runs and code-server answers.
 import { api, act, ask, $, showError, statusBadge, toast, watchEnvironments } from "./api.js";
 
 const id = document.body.dataset.environmentId;
@@ -48,8 +49,10 @@ function render(e, reason) {
 // environment's own IDE link (which opens /workspace).
 const target = () => (location.search || !env.vs_code_url ? location.href : env.vs_code_url);
 
-// openIDE asks code-server's health check through the proxy until it
-// answers, then goes there. A failed check waits a little longer each time.
+// openIDE asks the server whether code-server answers (its health check,
+// through the tunnel: the IDE itself is on an origin of its own, which this
+// page may not call) until it does, then goes there. A failed check waits a
+// little longer each time.
 let opening = false;
 async function openIDE() {
   if (opening) return;
@@ -58,11 +61,9 @@ async function openIDE() {
   for (let delay = 250, tries = 0; tries < 40; tries++, delay = Math.min(delay * 2, 3000)) {
     if (env.status !== "RUNNING") { opening = false; return; }
     try {
-      const resp = await fetch(`/w/${id}/ide/healthz`, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-      if (resp.ok) {
-        location.replace(target());
-        return;
-      }
+      await api("GET", `/environments/${id}/ide/health`);
+      location.replace(target());
+      return;
     } catch { /* not yet */ }
     await new Promise((resolve) => setTimeout(resolve, delay));
   }
