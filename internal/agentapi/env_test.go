@@ -21,6 +21,8 @@ func TestLaunchEnviron(t *testing.T) {
 		KillAfter:      10 * time.Second,
 		AgentURL:       "http://127.0.0.1:9",
 		AgentToken:     "tok",
+		AgentSocket:    "/run/dev8-agent/agent.sock",
+		AgentTokenFile: "/.dev8/agent-token",
 		CodeServer:     "/opt/cs",
 		CodeServerAddr: "unix:/run/cs.sock",
 		WorkspaceUser:  "dev8",
@@ -29,6 +31,7 @@ func TestLaunchEnviron(t *testing.T) {
 		"PATH=/bin", "LANG=C.UTF-8", "EXTRA=1", "FOO=bar", "HOME=/home/dev8",
 		"DEV8_ENVIRONMENT_ID=env_1", "DEV8_WORKSPACE_DIR=/workspace", "DEV8_SUPERVISOR_ADDR=",
 		"DEV8_STOP_TIMEOUT=5s", "DEV8_AGENT_URL=http://127.0.0.1:9", "DEV8_AGENT_TOKEN=tok",
+		"DEV8_AGENT_SOCKET=/run/dev8-agent/agent.sock", "DEV8_AGENT_TOKEN_FILE=/.dev8/agent-token",
 		"DEV8_WORKSPACE_USER=dev8", "DEV8_CODE_SERVER=/opt/cs", "DEV8_CODE_SERVER_ADDR=unix:/run/cs.sock",
 	}
 	if !slices.Equal(got, want) {
@@ -41,13 +44,13 @@ func TestLaunchEnviron(t *testing.T) {
 func TestLaunchEnvironEmpty(t *testing.T) {
 	t.Parallel()
 	got := Launch{
-		Inherit:       []string{"DEV8_AGENT_URL=http://inherited", "DEV8_CODE_SERVER=/inherited"},
+		Inherit:       []string{"DEV8_AGENT_URL=http://inherited", "DEV8_CODE_SERVER=/inherited", "DEV8_AGENT_SOCKET=/inherited.sock"},
 		EnvironmentID: "env_1", SupervisorAddr: "127.0.0.1:1234",
 	}.Environ()
 	want := []string{
-		"DEV8_AGENT_URL=", "DEV8_CODE_SERVER=", "HOME=", "DEV8_ENVIRONMENT_ID=env_1",
+		"DEV8_AGENT_URL=", "DEV8_CODE_SERVER=", "DEV8_AGENT_SOCKET=", "HOME=", "DEV8_ENVIRONMENT_ID=env_1",
 		"DEV8_WORKSPACE_DIR=", "DEV8_SUPERVISOR_ADDR=127.0.0.1:1234", "DEV8_STOP_TIMEOUT=0s",
-		"DEV8_AGENT_TOKEN=",
+		"DEV8_AGENT_TOKEN=", "DEV8_AGENT_TOKEN_FILE=",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("Environ()\n got %q\nwant %q", got, want)
