@@ -13,6 +13,7 @@ import (
 
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/httpmw"
+	"dev8.dev/dev8/internal/signup"
 	"dev8.dev/dev8/internal/store"
 )
 
@@ -88,8 +89,12 @@ func wantCrossOrigin(t *testing.T, rec *httptest.ResponseRecorder, what string) 
 // the server's own pages and the CORS origins are served.
 func TestSignupRefusesCrossOriginBrowsers(t *testing.T) {
 	t.Parallel()
-	f := newHardenedFixture(t, func(c *Config) { c.CORSOrigins = []string{"https://app.example.com"} })
-	signup := func(email string, h map[string]string) *httptest.ResponseRecorder {
+	f := newHardenedFixture(t, func(c *Config) {
+		c.CORSOrigins = []string{"https://app.example.com"}
+		// Anyone may sign up: what is refused is the other site's page.
+		c.Signup = signup.New(signup.Config{Policy: signup.Open, Store: c.Store, Now: c.Now})
+	})
+	signupAs := func(email string, h map[string]string) *httptest.ResponseRecorder {
 		return f.do("POST", "/api/v1/auth/signup", reqOpts{body: `{"email":"` + email + `","password":"correct horse","name":"Eve"}`, headers: h})
 	}
 	for i, h := range []map[string]string{
@@ -99,7 +104,7 @@ func TestSignupRefusesCrossOriginBrowsers(t *testing.T) {
 		{"Origin": "null"},
 	} {
 		email := fmt.Sprintf("eve%d@example.com", i)
-		wantError(t, signup(email, h), http.StatusForbidden, httpapi.CodeCSRFFailed)
+		wantError(t, signupAs(email, h), http.StatusForbidden, httpapi.CodeCSRFFailed)
 		if _, err := f.db.GetUserByEmail(context.Background(), email); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("a refused signup (%v) made an account: %v", h, err)
 		}
@@ -110,7 +115,7 @@ func TestSignupRefusesCrossOriginBrowsers(t *testing.T) {
 		{"Origin": "http://example.com"},                                      // the request's own Host (httptest's)
 		{"Sec-Fetch-Site": "cross-site", "Origin": "https://app.example.com"}, // an allowed CORS origin
 	} {
-		if rec := signup(fmt.Sprintf("ada%d@example.com", i), h); rec.Code != http.StatusCreated {
+		if rec := signupAs(fmt.Sprintf("ada%d@example.com", i), h); rec.Code != http.StatusCreated {
 			t.Errorf("signup with %v = %d %s", h, rec.Code, rec.Body.String())
 		}
 	}
