@@ -1,8 +1,10 @@
 // Package httpmw is the middleware every Dev8 route runs behind: who the
 // caller is (bearer tokens, the session cookie with its CSRF checks,
 // workspace agents' tokens), what they may reach (RequireUser,
-// RequireAgent, RequireAdmin, LoadEnvironment), throttles, CORS, security
-// headers, request logs and ids, panic recovery, body limits, and the guard
+// RequireAgent, RequireAdmin, LoadEnvironment), the one cross-origin rule
+// (RefuseCrossOrigin), throttles, caps on open streams, the request time
+// bounds, allowed hosts, CORS, security headers, request logs and ids, panic
+// recovery, body limits, the safe sign-in redirect (SafeNext), and the guard
 // the web dashboard's pages use. The API, the gateway and the pages share
 // it, so one rule decides who reaches what.
 package httpmw
