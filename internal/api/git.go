@@ -40,7 +40,7 @@ func validateGitRequest(req *putGitRequest) error {
 	}
 	if req.Name != nil {
 		*req.Name = strings.TrimSpace(*req.Name)
-		if err := checkLabel("name", *req.Name, maxGitNameLength); err != nil {
+		if err := httpapi.CheckLabel("name", *req.Name, maxGitNameLength); err != nil {
 			return err
 		}
 		if strings.ContainsAny(*req.Name, "<>") {

@@ -270,7 +270,7 @@ func (a *API) oauthUser(r *http.Request, id oauth.Identity, invite string) (stor
 	created := false
 	if errors.Is(err, store.ErrNotFound) {
 		// The provider's profile name is not refused, only cleaned.
-		name := cleanLabel(id.Name, maxNameLength)
+		name := httpapi.CleanLabel(id.Name, maxNameLength)
 		user, err = a.createUser(r, store.User{Email: id.Email, Name: name}, invite, a.gate.DomainAllowed(id.Email))
 		created = err == nil
 		if errors.Is(err, store.ErrConflict) {

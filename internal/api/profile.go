@@ -55,7 +55,7 @@ func (a *API) patchMe(w http.ResponseWriter, r *http.Request) {
 	var name string
 	if req.Name != nil {
 		name = strings.TrimSpace(*req.Name)
-		if err := checkLabel("name", name, maxNameLength); err != nil {
+		if err := httpapi.CheckLabel("name", name, maxNameLength); err != nil {
 			a.writeError(w, r, err)
 			return
 		}

@@ -103,12 +103,12 @@ func (a *API) createSSHKey(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		name = pub.Type()
 	}
-	if err := checkLabel("name", name, maxSSHKeyNameLength); err != nil {
+	if err := httpapi.CheckLabel("name", name, maxSSHKeyNameLength); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
 	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
-	if comment != "" && checkLabel("comment", comment, 256) == nil {
+	if comment != "" && httpapi.CheckLabel("comment", comment, 256) == nil {
 		line += " " + comment
 	}
 	k, err := st.CreateSSHKey(r.Context(), store.SSHKey{UserID: caller.ID, Name: name, PublicKey: line, Fingerprint: ssh.FingerprintSHA256(pub)})

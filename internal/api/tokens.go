@@ -49,7 +49,7 @@ func validateTokenName(name string) error {
 	case name == loginTokenName:
 		return httpapi.Validation(`name: "login" is reserved for the tokens login issues; pick another name`)
 	}
-	return checkLabel("name", name, maxTokenNameLength)
+	return httpapi.CheckLabel("name", name, maxTokenNameLength)
 }
 
 // createToken issues a named API token for the caller. The secret is in

@@ -67,7 +67,7 @@ func (a *API) signup(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, httpapi.Validation(fmt.Sprintf("password: must be at least %d characters and at most %d bytes", auth.MinPasswordLength, auth.MaxPasswordLength)))
 		return
 	}
-	if err := checkLabel("name", req.Name, maxNameLength); err != nil {
+	if err := httpapi.CheckLabel("name", req.Name, maxNameLength); err != nil {
 		a.writeError(w, r, err)
 		return
 	}

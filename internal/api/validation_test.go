@@ -46,7 +46,7 @@ func TestBaseImageIsAReference(t *testing.T) {
 }
 
 // TestNamesWithControlCharacters: every name a person gives something
-// passes one rule (checkLabel): control characters, line separators and
+// passes one rule (httpapi.CheckLabel): control characters, line separators and
 // direction overrides are 400 VALIDATION_ERROR naming the field, and
 // nothing is stored.
 func TestNamesWithControlCharacters(t *testing.T) {
@@ -92,24 +92,6 @@ func TestNamesWithControlCharacters(t *testing.T) {
 		body, _ := json.Marshal(map[string]any{"name": good + string(rune('a'+i))})
 		if rec := f.do("POST", "/api/v1/tokens", reqOpts{token: token, body: string(body)}); rec.Code != http.StatusCreated {
 			t.Errorf("token name %q: %d %s", good, rec.Code, rec.Body)
-		}
-	}
-}
-
-func TestCleanLabel(t *testing.T) {
-	t.Parallel()
-	for in, want := range map[string]string{
-		"  Ada\nLovelace\x1b[0m ": "AdaLovelace[0m",
-		"\u202eevil\u202c":        "evil",
-		"Zoë":                     "Zoë",
-		strings.Repeat("é", 150):  strings.Repeat("é", 100),
-		"bad\xffutf8":             "badutf8",
-	} {
-		if got := cleanLabel(in, 100); got != want {
-			t.Errorf("cleanLabel(%q) = %q, want %q", in, got, want)
-		}
-		if err := checkLabel("name", cleanLabel(in, 100), 100); err != nil {
-			t.Errorf("cleanLabel(%q) does not pass checkLabel: %v", in, err)
 		}
 	}
 }

@@ -136,6 +136,11 @@ func (g *Gateway) Terminal(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, httpapi.Validation("reconnect: required, an id of at most 128 characters (a UUID) naming the terminal"))
 		return
 	}
+	// The id is logged by the supervisor: the rule for names applies.
+	if err := httpapi.CheckLabel("reconnect", h.Reconnect, 128); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
 	for _, p := range []struct {
 		name string
 		dst  *uint16

@@ -164,3 +164,35 @@ func chiContext(r *http.Request, id string) *http.Request {
 	rctx.URLParams.Add("id", id)
 	return r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, rctx))
 }
+
+// TestTerminalRefusesBeforeOpening: a terminal request with a bad id, or
+// that is not a websocket handshake, is refused before any stream is
+// opened (the gateway here has no tunnels: reaching Dial would panic).
+func TestTerminalRefusesBeforeOpening(t *testing.T) {
+	t.Parallel()
+	g, _ := newTestGateway(t)
+	env := store.Environment{ID: "env_a", Status: store.StatusRunning}
+	for name, c := range map[string]struct {
+		query     string
+		handshake bool
+		want      int
+	}{
+		"control character in the id":  {"reconnect=a%0Ab", true, http.StatusBadRequest},
+		"direction override in the id": {"reconnect=a%E2%80%AEb", true, http.StatusBadRequest},
+		"not a websocket":              {"reconnect=ok&command=touch+x", false, http.StatusUpgradeRequired},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/api/v1/environments/env_a/pty?"+c.query, nil)
+		if c.handshake {
+			r.Header.Set("Connection", "Upgrade")
+			r.Header.Set("Upgrade", "websocket")
+			r.Header.Set("Sec-WebSocket-Version", "13")
+			r.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		}
+		r = r.WithContext(httpmw.WithEnvironment(r.Context(), env))
+		w := httptest.NewRecorder()
+		g.Terminal(w, r)
+		if w.Code != c.want {
+			t.Errorf("%s: %d %s, want %d", name, w.Code, w.Body, c.want)
+		}
+	}
+}

@@ -1,38 +1,36 @@
-package api
+package httpapi
 
 import (
 	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
-
-	"dev8.dev/dev8/internal/httpapi"
 )
 
 // Names people give things — their own name, API tokens, SSH keys, their
-// git identity — are shown back in pages, CLI tables, logs and the audit
-// log. checkLabel is the one rule they pass: valid UTF-8, at most so many
+// git identity, a terminal's id — are shown back in pages, CLI tables, logs
+// and the audit log. CheckLabel is the one rule they pass: valid UTF-8, at most so many
 // characters, and nothing that is not text: control characters (a newline
 // forges a log line, an escape sequence rewrites a terminal), line and
 // paragraph separators, and the bidirectional controls that make text read
 // otherwise than it is ("Trojan source"). Names that are identifiers
 // (environments, secrets) have stricter patterns of their own.
-func checkLabel(field, v string, maxRunes int) error {
+func CheckLabel(field, v string, maxRunes int) error {
 	switch {
 	case !utf8.ValidString(v):
-		return httpapi.Validation(field + ": must be UTF-8")
+		return Validation(field + ": must be UTF-8")
 	case utf8.RuneCountInString(v) > maxRunes:
-		return httpapi.Validation(fmt.Sprintf("%s: at most %d characters", field, maxRunes))
+		return Validation(fmt.Sprintf("%s: at most %d characters", field, maxRunes))
 	case strings.ContainsFunc(v, notText):
-		return httpapi.Validation(field + ": must not contain control characters (such as newlines, tabs, escapes or direction overrides)")
+		return Validation(field + ": must not contain control characters (such as newlines, tabs, escapes or direction overrides)")
 	}
 	return nil
 }
 
-// cleanLabel is v made to pass checkLabel, for names that come from
+// CleanLabel is v made to pass CheckLabel, for names that come from
 // elsewhere (an OAuth provider's profile) and must not be refused: what is
 // not text goes, and the rest is cut to maxRunes.
-func cleanLabel(v string, maxRunes int) string {
+func CleanLabel(v string, maxRunes int) string {
 	v = strings.ToValidUTF8(v, "")
 	v = strings.TrimSpace(strings.Map(func(r rune) rune {
 		if notText(r) {
