@@ -10,6 +10,9 @@ import (
 
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+
+	"dev8.dev/dev8/internal/server"
+	"dev8.dev/dev8/internal/signup"
 )
 
 // hostileNext are ?next= values (as sent, percent-encoded) that would take
@@ -25,7 +28,8 @@ var hostileNext = []string{
 // ?next=, else the dashboard; a hostile next never leaves the site.
 func TestSignInNextStaysOnSite(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, "", nil)
+	// The sign-up page shows its form to anyone under the open policy.
+	ts := startServer(t, "", func(c *server.Config) { c.Signup = signup.Open })
 	ts.user("admin@example.com")
 	ts.user("ada@example.com")
 	p := newPageTest(t, 2*time.Minute)
@@ -79,7 +83,8 @@ func TestSignInNextStaysOnSite(t *testing.T) {
 // back to the page, which says that it needs JavaScript.
 func TestSignInWithoutJavaScript(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, "", nil)
+	// The sign-up page shows its form to anyone under the open policy.
+	ts := startServer(t, "", func(c *server.Config) { c.Signup = signup.Open })
 	ts.user("admin@example.com")
 	p := newPageTest(t, time.Minute)
 	if _, err := chromedp.Call(p.tab, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
