@@ -76,8 +76,9 @@ func (a *API) appsRouter() http.Handler {
 		r.Get(httpmw.AppReservedPrefix+"activity.js", a.gateway.AppActivityScript)
 		r.Post(httpmw.AppReservedPrefix+"activity", a.gateway.AppActivity)
 		// The app's requests are proxied as long as they last; its
-		// websockets count among the person's streams.
-		r.With(httpmw.LongLived, a.streams.HoldUpgrades).HandleFunc("/*", a.serveApp)
+		// websockets count among the person's streams, and all of them
+		// end with the sign-in they were opened through (TrackLiveApp).
+		r.With(httpmw.LongLived, a.authn.TrackLiveApp, a.streams.HoldUpgrades).HandleFunc("/*", a.serveApp)
 	})
 	return r
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"dev8.dev/dev8/internal/appauth"
+	"dev8.dev/dev8/internal/auth"
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/liveconn"
 	"dev8.dev/dev8/internal/store"
@@ -70,6 +72,62 @@ func (a *Auth) TrackLiveWebsockets(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// TrackLiveApp is TrackLive on a workspace app's own origin (the IDE, a
+// port's web server), whose requests authenticate with an app session
+// (AppSession): a connection is held by the sign-in that session was made
+// with (a dashboard session or an API token) and its user, so logging that
+// out, revoking it, suspending the user or changing their role ends the
+// app's websockets and streams with the rest. Every proxied request is
+// registered, as any may stream; a websocket handshake is also checked
+// against the store at once, the others at the sweeps.
+func (a *Auth) TrackLiveApp(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g, ok := AppGrant(r)
+		user, isUser := auth.UserFrom(r.Context())
+		if !ok || !isUser || a.live == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		name := liveconn.Token(g.Parent.ID)
+		if g.Parent.Kind == appauth.ParentSession {
+			name = liveconn.Session(g.Parent.ID)
+		}
+		h := liveconn.Holder{UserID: g.UserID, Credential: name, Check: a.checkAppGrant(g, user.Role)}
+		if !IsWebsocketHandshake(r) {
+			ctx, done := a.live.Register(r.Context(), h)
+			defer done()
+			next.ServeHTTP(w, r.WithContext(ctx))
+			return
+		}
+		ctx, done, err := a.live.Track(r.Context(), h)
+		defer done()
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// checkAppGrant is checkCredential for an app session's grant: its sign-in
+// still valid, its user not suspended and with the role it had.
+func (a *Auth) checkAppGrant(g appauth.Grant, role store.Role) func(context.Context) error {
+	return func(ctx context.Context) error {
+		user, err := a.appSignIn(ctx, g)
+		switch {
+		case errors.Is(err, errSignInGone):
+			return errCredentialGone
+		case err != nil:
+			return fmt.Errorf("%w: %w", liveconn.ErrUnavailable, err)
+		case user.SuspendedAt != nil:
+			return ErrSuspended
+		case user.Role != role:
+			return errRoleChanged
+		}
+		return nil
+	}
 }
 
 // checkCredential is the check a live connection's credential must pass

@@ -86,23 +86,13 @@ func New(log *slog.Logger) *Registry {
 	return &Registry{log: log, conns: map[uint64]*entry{}}
 }
 
-// Track registers a connection held with h's credential. The connection
-// must run under the returned context, which ends (cause ErrRevoked) when
-// the credential is revoked, and call done when it ends. If h's check
-// fails now, the context has ended already and the error says why.
+// Track registers a connection held with h's credential and checks the
+// credential at once. The connection must run under the returned context,
+// which ends (cause ErrRevoked) when the credential is revoked, and call
+// done when it ends. If h's check fails now, the context has ended already
+// and the error says why.
 func (r *Registry) Track(ctx context.Context, h Holder) (_ context.Context, done func(), err error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	r.mu.Lock()
-	r.next++
-	id := r.next
-	r.conns[id] = &entry{holder: h, cancel: cancel}
-	r.mu.Unlock()
-	done = func() {
-		r.mu.Lock()
-		delete(r.conns, id)
-		r.mu.Unlock()
-		cancel(context.Canceled)
-	}
+	ctx, cancel, done := r.register(ctx, h)
 	// Checked after registering: a revocation before this check is seen
 	// by it, one after it finds the connection registered.
 	if h.Check != nil {
@@ -112,6 +102,30 @@ func (r *Registry) Track(ctx context.Context, h Holder) (_ context.Context, done
 		}
 	}
 	return ctx, done, nil
+}
+
+// Register is Track without the check at once, for a request whose
+// credential was checked a moment before and which is seldom long-lived (a
+// workspace app's proxied request): a revocation between that check and
+// the registration is caught by the next sweep.
+func (r *Registry) Register(ctx context.Context, h Holder) (_ context.Context, done func()) {
+	ctx, _, done = r.register(ctx, h)
+	return ctx, done
+}
+
+func (r *Registry) register(ctx context.Context, h Holder) (context.Context, context.CancelCauseFunc, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	r.mu.Lock()
+	r.next++
+	id := r.next
+	r.conns[id] = &entry{holder: h, cancel: cancel}
+	r.mu.Unlock()
+	return ctx, cancel, func() {
+		r.mu.Lock()
+		delete(r.conns, id)
+		r.mu.Unlock()
+		cancel(context.Canceled)
+	}
 }
 
 // Revoke ends every connection whose holder match accepts and says how

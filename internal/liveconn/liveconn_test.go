@@ -147,3 +147,39 @@ func TestRunSweepsUntilCancelled(t *testing.T) {
 		t.Fatal("Run did not return after its context ended")
 	}
 }
+
+// TestRegisterChecksAtSweeps: Register does not run the check at once (its
+// request was just checked), but the connection is revoked with the rest
+// and its check runs at the next sweep.
+func TestRegisterChecksAtSweeps(t *testing.T) {
+	t.Parallel()
+	r := New(nil)
+	var calls int
+	var mu sync.Mutex
+	gone := func(context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		return errors.New("signed out")
+	}
+	ctx, done := r.Register(t.Context(), Holder{UserID: "ada", Credential: Session("s1"), Check: gone})
+	t.Cleanup(done)
+	mu.Lock()
+	if calls != 0 || revoked(ctx) {
+		t.Fatalf("after Register: %d checks, revoked %v; want none", calls, revoked(ctx))
+	}
+	mu.Unlock()
+	r.Sweep(t.Context())
+	if !revoked(ctx) {
+		t.Fatal("a sweep whose check fails left the registered connection open")
+	}
+	other, done2 := r.Register(t.Context(), Holder{UserID: "ada", Credential: Session("s2")})
+	t.Cleanup(done2)
+	if n := r.RevokeCredential(Session("s2")); n != 1 || !revoked(other) {
+		t.Fatalf("RevokeCredential ended %d, revoked %v", n, revoked(other))
+	}
+	done2()
+	if r.Len() != 0 {
+		t.Fatalf("Len = %d after both ended, want 0", r.Len())
+	}
+}

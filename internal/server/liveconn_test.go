@@ -19,6 +19,7 @@ import (
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/testutil/devserver"
+	"dev8.dev/dev8/internal/testutil/loopback"
 	"dev8.dev/dev8/internal/testutil/wait"
 	"dev8.dev/dev8/sdk"
 )
@@ -83,10 +84,16 @@ func (ts *testServer) openLive(t *testing.T, name, token, envID string, echoPort
 	}
 	watch("port-forward", echoThenDrain(t, name+": port-forward", websocket.NetConn(ts.ctx, fwd, websocket.MessageBinary)))
 
-	ide, _, err := ts.dialWS(t, token, "/w/"+envID+"/ide/live")
+	// The IDE on its own origin, through an app session made from token
+	// (a ticket redeemed as a browser would).
+	ide, _, err := websocket.Dial(ts.ctx, strings.Replace(ts.appOrigin(envID, "ide"), "http", "ws", 1)+"/live", &websocket.DialOptions{
+		HTTPClient: &http.Client{Transport: loopback.Transport()},
+		HTTPHeader: http.Header{"Cookie": {ts.appCookie(token, envID, "ide")}},
+	})
 	if err != nil {
 		t.Fatalf("%s: IDE websocket: %v", name, err)
 	}
+	t.Cleanup(func() { ide.CloseNow() })
 	watch("ide", echoThenDrain(t, name+": IDE websocket", websocket.NetConn(ts.ctx, ide, websocket.MessageText)))
 
 	req, err := http.NewRequestWithContext(ts.ctx, "GET", ts.url+"/api/v1/environments/events", nil)
