@@ -57,7 +57,7 @@ type Tunnels interface {
 // an environment's owner what a restore did.
 type Environments interface {
 	WaitFor(ctx context.Context, id string, cond func(store.Environment) bool) (store.Environment, error)
-	NoteRunning(ctx context.Context, id, kind, reason string) (store.Environment, error)
+	NoteRunning(ctx context.Context, id, kind, reason string, settled func()) (store.Environment, error)
 }
 
 // Auditor records in the audit log (audit.Recorder implements it).

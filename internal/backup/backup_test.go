@@ -160,10 +160,13 @@ func (e *envs) WaitFor(ctx context.Context, id string, _ func(store.Environment)
 	return store.Environment{}, ctx.Err()
 }
 
-func (e *envs) NoteRunning(_ context.Context, id, kind, reason string) (store.Environment, error) {
+func (e *envs) NoteRunning(_ context.Context, id, kind, reason string, settled func()) (store.Environment, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.notes = append(e.notes, id+" "+kind+": "+reason)
+	if settled != nil {
+		settled()
+	}
 	return store.Environment{}, nil
 }
 

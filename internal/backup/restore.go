@@ -62,7 +62,7 @@ func (s *Service) restoreFork(ctx context.Context, env store.Environment, b stor
 	running := err == nil
 	if running {
 		s.noteRunning(ctx, env.ID, "restoring_fork", fmt.Sprintf(
-			"Restoring the files of snapshot %s (taken %s) into this new workspace; they appear as it goes.", b.ID, taken))
+			"Restoring the files of snapshot %s (taken %s) into this new workspace; they appear as it goes.", b.ID, taken), nil)
 		job := snapshot.Job{Op: snapshot.JobRestore, Snapshot: b.SnapshotID, Clean: true}
 		res, err = s.runJob(ctx, env.ID, job, snapshot.Access{ReadSnapshots: []string{b.SnapshotID}})
 		if err == nil && res.Error != "" {
@@ -72,9 +72,6 @@ func (s *Service) restoreFork(ctx context.Context, env store.Environment, b stor
 	if err != nil && cutShort(ctx) {
 		err = fmt.Errorf("the server shut down before the fork's files were restored: %w", err)
 	}
-	// The restore has ended before anybody is told: a client that sees the
-	// note sees restoring_snapshot gone too.
-	s.endRestore(env.ID, run)
 	var reason string
 	if err != nil {
 		log.Warn("fork: restore failed", "err", err)
@@ -93,19 +90,25 @@ func (s *Service) restoreFork(ctx context.Context, env store.Environment, b stor
 			reason += fmt.Sprintf(" %d entries could not be restored (%s).", n, failedPaths(res.Failures))
 		}
 	}
+	// The restore ends once the note is stored and before anybody is told
+	// (settled): a client that sees restoring_snapshot gone sees the note
+	// saying how it went, and one that saw it set hears of its end.
+	end := func() { s.endRestore(env.ID, run) }
 	if running {
-		s.noteRunning(ctx, env.ID, "restored_fork", reason)
+		s.noteRunning(ctx, env.ID, "restored_fork", reason, end)
+	} else {
+		end()
 	}
 	s.auditSystem(ctx, "snapshot.fork", env.ID, err == nil && len(res.Failures) == 0, detail)
 }
 
 // noteRunning tells the owner of a RUNNING environment what happened to
-// it, as its status reason (lifecycle.NoteRunning), even past a cancelled
-// ctx; one stopped meanwhile is not told.
-func (s *Service) noteRunning(ctx context.Context, envID, kind, reason string) {
+// it, as its status reason (lifecycle.NoteRunning, which runs settled in
+// every case), even past a cancelled ctx; one stopped meanwhile is not told.
+func (s *Service) noteRunning(ctx context.Context, envID, kind, reason string, settled func()) {
 	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteTimeout)
 	defer cancel()
-	if _, err := s.envs.NoteRunning(nctx, envID, kind, reason); err != nil && !errors.Is(err, lifecycle.ErrNotRunning) {
+	if _, err := s.envs.NoteRunning(nctx, envID, kind, reason, settled); err != nil && !errors.Is(err, lifecycle.ErrNotRunning) {
 		s.log.Error("record on the environment", "environment", envID, "kind", kind, "err", err)
 	}
 }
@@ -168,7 +171,7 @@ func (s *Service) AfterStart(ctx context.Context, env store.Environment, freshSt
 		// and its owner is told.
 		if all, lerr := s.store.ListBackups(ctx, env.ID); lerr == nil && len(all) > 0 {
 			s.log.WarnContext(ctx, "workspace storage was lost and no snapshot of it completed", "environment", env.ID)
-			s.reportLostVolume(ctx, env, false, map[string]any{"name": env.Name, "error": "no completed snapshot", "snapshots": len(all)},
+			s.reportLostVolume(ctx, env, nil, false, map[string]any{"name": env.Name, "error": "no completed snapshot", "snapshots": len(all)},
 				fmt.Sprintf("The workspace's storage was gone when it started, and none of its %d snapshots completed: it starts empty.", len(all)))
 		}
 		return
@@ -176,7 +179,7 @@ func (s *Service) AfterStart(ctx context.Context, env store.Environment, freshSt
 	if err != nil {
 		s.log.ErrorContext(ctx, "workspace storage was made anew, but its snapshots cannot be looked up; its files are not restored",
 			"environment", env.ID, "err", err)
-		s.reportLostVolume(ctx, env, false, map[string]any{"name": env.Name, "error": err.Error()},
+		s.reportLostVolume(ctx, env, nil, false, map[string]any{"name": env.Name, "error": err.Error()},
 			fmt.Sprintf("The workspace's storage was gone when it started, and its snapshots could not be looked up (%v): "+
 				"restore one by hand (POST /api/v1/environments/%s/snapshots/{snapshot}/restore)", err, env.ID))
 		return
@@ -188,7 +191,7 @@ func (s *Service) AfterStart(ctx context.Context, env store.Environment, freshSt
 	s.log.WarnContext(ctx, "workspace storage was lost; restoring the latest snapshot", "environment", env.ID, "snapshot", b.ID, "taken_at", b.CreatedAt)
 	s.noteRunning(ctx, env.ID, "restoring_lost_volume", fmt.Sprintf(
 		"The workspace's storage was gone when it started; restoring snapshot %s taken %s into it (files appear as it goes).",
-		b.ID, b.CreatedAt.UTC().Format(time.RFC3339)))
+		b.ID, b.CreatedAt.UTC().Format(time.RFC3339)), nil)
 	if !s.jobs.start(func(ctx context.Context) { s.restoreLostVolume(ctx, env, b, run) }) {
 		// Shutting down: the restore is reported as not done, like one
 		// that shutdown cut short.
@@ -201,7 +204,6 @@ func (s *Service) AfterStart(ctx context.Context, env store.Environment, freshSt
 // restoreLostVolume restores b into env's new, empty workspace and says how
 // it went.
 func (s *Service) restoreLostVolume(ctx context.Context, env store.Environment, b store.Backup, run *restoreRun) {
-	defer s.endRestore(env.ID, run)
 	ctx, cancel := context.WithTimeout(ctx, restoreJobTimeout)
 	defer cancel()
 	log := s.log.With("environment", env.ID, "snapshot", b.ID)
@@ -245,15 +247,16 @@ func (s *Service) restoreLostVolume(ctx context.Context, env store.Environment, 
 			reason += fmt.Sprintf(" %d entries could not be restored (%s).", n, failedPaths(res.Failures))
 		}
 	}
-	s.reportLostVolume(ctx, env, err == nil && len(res.Failures) == 0, detail, reason)
+	s.reportLostVolume(ctx, env, func() { s.endRestore(env.ID, run) }, err == nil && len(res.Failures) == 0, detail, reason)
 }
 
 // reportLostVolume tells the owner how a lost volume's restore went, as
 // the status reason of the (RUNNING) environment (lifecycle.NoteRunning; an
 // environment stopped meanwhile keeps the audit log's record only), then
 // records it in the audit log: once the audit event is there, all is told.
-func (s *Service) reportLostVolume(ctx context.Context, env store.Environment, success bool, detail map[string]any, reason string) {
-	s.noteRunning(ctx, env.ID, "restored_lost_volume", reason)
+// settled (the restore's end) runs with the note, as a fork's does.
+func (s *Service) reportLostVolume(ctx context.Context, env store.Environment, settled func(), success bool, detail map[string]any, reason string) {
+	s.noteRunning(ctx, env.ID, "restored_lost_volume", reason, settled)
 	s.auditSystem(ctx, "environment.restore_lost_volume", env.ID, success, detail)
 }
 

@@ -159,7 +159,10 @@ environment runs.`,
 			if err != nil {
 				return err
 			}
-			if running.RestoringSnapshot != "" {
+			// A fork's restore may be under way or over by now (RUNNING
+			// was seen late); either way it is waited for and its outcome
+			// said.
+			if running.RestoringSnapshot != "" || req.FromSnapshot != "" {
 				if running, err = awaitRestore(ctx, out, c, *running); err != nil {
 					return err
 				}
@@ -187,9 +190,12 @@ environment runs.`,
 }
 
 // awaitRestore waits until the files of the snapshot being restored into
-// env (a fork's) are all there, and says how that went.
+// env (a fork's) are all there, and says how that went (the status reason
+// the restore's end leaves, lifecycle.Manager.NoteRunning).
 func awaitRestore(ctx context.Context, out io.Writer, c *sdk.Client, env sdk.Environment) (*sdk.Environment, error) {
-	fmt.Fprintf(out, "Restoring its files from snapshot %s...\n", env.RestoringSnapshot)
+	if env.RestoringSnapshot != "" {
+		fmt.Fprintf(out, "Restoring its files from snapshot %s...\n", env.RestoringSnapshot)
+	}
 	done, err := c.Watch(ctx, env.ID, func(e sdk.Environment) bool {
 		return e.RestoringSnapshot == "" || e.Status != sdk.StatusRunning
 	})

@@ -73,12 +73,12 @@ func TestAfterStartReportsFreshStorage(t *testing.T) {
 	next("start after the storage was lost", true)
 
 	// What the server did is shown on the environment until its next change.
-	got, err := h.m.NoteRunning(h.ctx, env.ID, "restored", "restored from snapshot s1")
+	got, err := h.m.NoteRunning(h.ctx, env.ID, "restored", "restored from snapshot s1", nil)
 	if err != nil || got.StatusReason != "restored from snapshot s1" {
 		t.Fatalf("NoteRunning = %+v, %v", got, err)
 	}
 	stop(env.ID)
-	if _, err := h.m.NoteRunning(h.ctx, env.ID, "restored", "late"); !errors.Is(err, ErrNotRunning) {
+	if _, err := h.m.NoteRunning(h.ctx, env.ID, "restored", "late", nil); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("NoteRunning of a stopped environment: %v, want ErrNotRunning", err)
 	}
 	select {

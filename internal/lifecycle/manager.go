@@ -499,7 +499,12 @@ func (m *Manager) request(ctx context.Context, id, action string, limits *store.
 // change, and kind/reason go to its history. It returns ErrNotRunning, and
 // changes nothing, if the environment is no longer RUNNING. The next status
 // change replaces the reason.
-func (m *Manager) NoteRunning(ctx context.Context, id, kind, reason string) (store.Environment, error) {
+//
+// settled, if not nil, runs in every case once the reason is stored and
+// before the change is published: what it ends (a restore the API shows as
+// in progress) is over by the time a watcher hears of the new reason, and a
+// watcher that saw it still going sees the reason that tells how it went.
+func (m *Manager) NoteRunning(ctx context.Context, id, kind, reason string, settled func()) (store.Environment, error) {
 	env, err := m.store.UpdateEnvironment(ctx, id, func(e *store.Environment) error {
 		if e.Status != store.StatusRunning {
 			return ErrNotRunning
@@ -507,6 +512,9 @@ func (m *Manager) NoteRunning(ctx context.Context, id, kind, reason string) (sto
 		e.StatusReason = reason
 		return nil
 	})
+	if settled != nil {
+		settled()
+	}
 	if err != nil {
 		return store.Environment{}, err
 	}
