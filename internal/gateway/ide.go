@@ -135,7 +135,8 @@ func (g *Gateway) IDEHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 // strippedCookies are Dev8's own cookies, which no workspace ever gets.
-var strippedCookies = []string{httpmw.SessionCookie, httpmw.CSRFCookie, appauth.CookieName, retryCookie}
+var strippedCookies = []string{httpmw.SessionCookie, httpmw.CSRFCookie, httpmw.SecurePrefix + httpmw.SessionCookie,
+	httpmw.SecurePrefix + httpmw.CSRFCookie, appauth.CookieName, retryCookie}
 
 // newProxy is the reverse proxy to workspaces' apps through the tunnel:
 // code-server (the IDE), or an HTTP server on one of a workspace's ports.

@@ -156,7 +156,8 @@ func (a *Auth) authenticate(next http.Handler, mode csrfMode) http.Handler {
 		secret, ok := auth.BearerToken(r.Header.Get("Authorization"))
 		viaCookie := false
 		if !ok {
-			if planted := r.CookiesNamed(SessionCookie); len(planted) > 1 {
+			name := a.cookies.SessionCookieName(r)
+			if planted := r.CookiesNamed(name); len(planted) > 1 {
 				// Two session cookies: one was planted by a page on a
 				// subdomain (a workspace app's origin under the
 				// dashboard's host may set a cookie for its parent).
@@ -165,7 +166,7 @@ func (a *Auth) authenticate(next http.Handler, mode csrfMode) http.Handler {
 				a.writeError(w, r, errTwoSessions)
 				return
 			}
-			if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+			if c, err := r.Cookie(name); err == nil && c.Value != "" {
 				secret, ok, viaCookie = c.Value, true, true
 			}
 		}

@@ -152,7 +152,7 @@ func (a *Auth) PageGuard(notFound http.Handler) PageGuard {
 		OptionalUser: func(next http.Handler) http.Handler {
 			auth := a.Authenticate(a.RequireUser(passed(next)))
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if _, err := r.Cookie(SessionCookie); err != nil {
+				if _, err := r.Cookie(a.cookies.SessionCookieName(r)); err != nil {
 					next.ServeHTTP(w, r) // no session: nothing to look up
 					return
 				}

@@ -24,6 +24,9 @@ const (
 	// read it (it is not HttpOnly); the token is also in the login answer
 	// and in GET /auth/me. It is worth nothing without the session cookie.
 	CSRFCookie = "dev8_csrf"
+	// SecurePrefix names both cookies when they are Secure (see
+	// Cookies.SessionCookieName): "__Host-dev8_session", "__Host-dev8_csrf".
+	SecurePrefix = "__Host-"
 	// CSRFHeader is where a browser sends the CSRF token.
 	CSRFHeader = "X-CSRF-Token"
 	// sessionRenewEvery is how stale a session's last extension may grow
@@ -107,6 +110,30 @@ func (c *Cookies) Secure(r *http.Request) bool {
 	return r.TLS != nil || strings.HasPrefix(strings.ToLower(c.PublicURL()), "https://")
 }
 
+// SessionCookieName is the session cookie's name for r: over HTTPS (when
+// Secure) "__Host-dev8_session", a name browsers take only from this very
+// host, Secure, with Path=/ and no Domain, so no page on a subdomain (a
+// workspace app's origin) can set one for the dashboard ("cookie
+// tossing"), not even for a visitor who is signed out; a cookie of the
+// plain name is then ignored. Plain HTTP has no such name (browsers refuse
+// Secure cookies there): "dev8_session", and two of them are refused
+// (Auth.Authenticate).
+func (c *Cookies) SessionCookieName(r *http.Request) string {
+	if c.Secure(r) {
+		return SecurePrefix + SessionCookie
+	}
+	return SessionCookie
+}
+
+// CSRFCookieName is the CSRF cookie's name for r, prefixed as the session
+// cookie's is.
+func (c *Cookies) CSRFCookieName(r *http.Request) string {
+	if c.Secure(r) {
+		return SecurePrefix + CSRFCookie
+	}
+	return CSRFCookie
+}
+
 // Set sets the session cookie (HttpOnly: no script reads it) and the CSRF
 // cookie (readable by the page, so it can send the token). Both are
 // SameSite=Lax, so a cross-site form post does not carry them, and Secure
@@ -114,7 +141,7 @@ func (c *Cookies) Secure(r *http.Request) bool {
 func (c *Cookies) Set(w http.ResponseWriter, r *http.Request, secret string, sess store.Session) {
 	c.setSession(w, r, secret, sess.ExpiresAt)
 	http.SetCookie(w, &http.Cookie{
-		Name:     CSRFCookie,
+		Name:     c.CSRFCookieName(r),
 		Value:    c.csrf.Token(sess.ID),
 		Path:     "/",
 		Expires:  sess.ExpiresAt,
@@ -126,7 +153,7 @@ func (c *Cookies) Set(w http.ResponseWriter, r *http.Request, secret string, ses
 // setSession sets (or, on renewal, extends) the session cookie.
 func (c *Cookies) setSession(w http.ResponseWriter, r *http.Request, secret string, expires time.Time) {
 	http.SetCookie(w, &http.Cookie{
-		Name:     SessionCookie,
+		Name:     c.SessionCookieName(r),
 		Value:    secret,
 		Path:     "/",
 		Expires:  expires,
@@ -141,7 +168,7 @@ func (c *Cookies) Clear(w http.ResponseWriter, r *http.Request) {
 	for _, ck := range []struct {
 		name     string
 		httpOnly bool
-	}{{SessionCookie, true}, {CSRFCookie, false}} {
+	}{{c.SessionCookieName(r), true}, {c.CSRFCookieName(r), false}} {
 		http.SetCookie(w, &http.Cookie{
 			Name:     ck.name,
 			Value:    "",

@@ -132,14 +132,35 @@ func TestTLS(t *testing.T) {
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("login: %d", resp.StatusCode)
 			}
-			var session *http.Cookie
+			// Over TLS both cookies carry the __Host- prefix, which no
+			// subdomain (a workspace app's origin) can set: a cookie of
+			// the plain name is then someone else's and is ignored.
+			sessionName, csrfName := httpmw.SessionCookie, httpmw.CSRFCookie
+			if tc.tls {
+				sessionName, csrfName = httpmw.SecurePrefix+sessionName, httpmw.SecurePrefix+csrfName
+			}
+			var session, csrf *http.Cookie
 			for _, c := range resp.Cookies() {
-				if c.Name == httpmw.SessionCookie {
+				switch c.Name {
+				case sessionName:
 					session = c
+				case csrfName:
+					csrf = c
 				}
 			}
-			if session == nil || session.Secure != tc.tls || !session.HttpOnly {
-				t.Fatalf("session cookie %+v: want HttpOnly, Secure = %v", session, tc.tls)
+			if session == nil || session.Secure != tc.tls || !session.HttpOnly || session.Path != "/" || session.Domain != "" {
+				t.Fatalf("session cookie %+v (all: %v): want %s, HttpOnly, Path=/, no Domain, Secure = %v", session, resp.Cookies(), sessionName, tc.tls)
+			}
+			if csrf == nil || csrf.Secure != tc.tls || csrf.Path != "/" || csrf.Domain != "" {
+				t.Fatalf("CSRF cookie %+v (all: %v): want %s, Path=/, no Domain, Secure = %v", csrf, resp.Cookies(), csrfName, tc.tls)
+			}
+			if resp := do("GET", base+"/api/v1/auth/me", "", http.Header{"Cookie": {sessionName + "=" + session.Value}}); resp.StatusCode != http.StatusOK {
+				t.Fatalf("auth/me with the %s cookie: %d", sessionName, resp.StatusCode)
+			}
+			if tc.tls {
+				if resp := do("GET", base+"/api/v1/auth/me", "", http.Header{"Cookie": {httpmw.SessionCookie + "=" + session.Value}}); resp.StatusCode != http.StatusUnauthorized {
+					t.Fatalf("over TLS, auth/me with a plain %s cookie: %d, want 401 (it is ignored)", httpmw.SessionCookie, resp.StatusCode)
+				}
 			}
 
 			// Huge headers are refused before they reach a handler.

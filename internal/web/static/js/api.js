@@ -28,7 +28,8 @@ function cookie(name) {
 export async function api(method, path, body, { redirectOn401 = true } = {}) {
   const headers = { Accept: "application/json" };
   if (method !== "GET" && method !== "HEAD") {
-    headers["X-CSRF-Token"] = cookie("dev8_csrf");
+    // Over HTTPS the server names it __Host-dev8_csrf (no subdomain can set it).
+    headers["X-CSRF-Token"] = cookie("__Host-dev8_csrf") || cookie("dev8_csrf");
   }
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let resp;
