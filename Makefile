@@ -5,7 +5,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X dev8.dev/dev8/internal/cli.Version=$(VERSION)
 
-.PHONY: run build modules assets test lint fmt clean bench images
+.PHONY: run build modules assets test lint fmt clean bench images supervisor-image
 
 # The packages make build compiles (and make assets runs).
 BUILD_PKGS := ./cmd/dev8 ./cmd/dev8-supervisor ./internal/web/build
@@ -61,6 +61,14 @@ bench: build
 ## images: build the workspace images (images/: dev8/base, nodejs, python, fullstack; Debian 13) with Docker + BuildKit and no container registry needed: Debian's image is pulled when it can be, else made from the Debian mirror with mmdebstrap (cached as dev8/debian:trixie); the tools come from Debian's packages and the npm registry (IMAGE_PREFIX, IMAGE_TAG, IMAGES, DEBIAN_IMAGE, EXTRA_CA_FILE … at the top of scripts/build-images.sh; ~11 min from scratch on 2 busy cores, ~15 s when nothing changed: docs/benchmarks.md; not part of make test)
 images:
 	scripts/build-images.sh
+
+## supervisor-image: build the image the kubernetes runtime copies the workspace supervisor from (SUPERVISOR_IMAGE, default dev8/supervisor:<version>: FROM scratch with the static /dev8-supervisor), with Docker; push it where your cluster pulls from and pass it as --kubernetes-supervisor-image
+SUPERVISOR_IMAGE ?= dev8/supervisor:$(VERSION)
+supervisor-image:
+	@ctx=$$(mktemp -d) && trap 'rm -rf "$$ctx"' EXIT && \
+	CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$$ctx/dev8-supervisor" ./cmd/dev8-supervisor && \
+	printf 'FROM scratch\nCOPY dev8-supervisor /dev8-supervisor\nUSER 1000:1000\n' > "$$ctx/Dockerfile" && \
+	docker build -q -t $(SUPERVISOR_IMAGE) "$$ctx" && echo "built $(SUPERVISOR_IMAGE)"
 
 ## lint: gofmt and go vet only
 lint:

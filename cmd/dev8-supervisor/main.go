@@ -13,8 +13,10 @@
 //
 // It takes the same command line as `dev8 supervisor`, so the runtimes
 // start either with the same argv ([binary, "supervisor"]): the word
-// "supervisor" (optional here), then nothing but -h/--help. Everything else
-// comes from the DEV8_* environment variables internal/supervisor documents.
+// "supervisor" (optional here), then nothing but -h/--help, or `install
+// PATH`, which copies the binary to PATH (supervisor.InstallSelf).
+// Everything else comes from the DEV8_* environment variables
+// internal/supervisor documents.
 package main
 
 import (
@@ -31,6 +33,8 @@ configures it through DEV8_* environment variables; people do not run it by hand
 
 Usage:
   %s supervisor
+  %[1]s install PATH   copy this executable to PATH (a Kubernetes
+                       workspace's init container does)
 `
 
 func main() {
@@ -45,6 +49,17 @@ func run(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 	}
 	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
 		fmt.Fprintf(stdout, usage, argv[0])
+		return 0
+	}
+	if len(args) > 0 && args[0] == "install" {
+		if len(args) != 2 {
+			fmt.Fprintf(stderr, "dev8 supervisor install: want one PATH\n\n"+usage, argv[0])
+			return 1
+		}
+		if err := supervisor.InstallSelf(args[1]); err != nil {
+			fmt.Fprintln(stderr, "dev8 supervisor:", err)
+			return 1
+		}
 		return 0
 	}
 	if len(args) > 0 {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -24,6 +26,9 @@ func TestArguments(t *testing.T) {
 		{args: []string{"supervisor", "extra"}, code: 1, stderr: `unexpected arguments ["extra"]`},
 		{args: []string{"server"}, code: 1, stderr: `unexpected arguments ["server"]`},
 		{args: []string{"supervisor", "--help", "x"}, code: 1, stderr: "unexpected arguments"},
+		{args: []string{"install"}, code: 1, stderr: "want one PATH"},
+		{args: []string{"supervisor", "install", "a", "b"}, code: 1, stderr: "want one PATH"},
+		{args: []string{"install", "/nonexistent-dir/dev8"}, code: 1, stderr: "install:"},
 		// Without DEV8_ENVIRONMENT_ID supervisor.Main runs and refuses,
 		// which shows these reach it.
 		{args: []string{"supervisor"}, code: 1, stderr: "DEV8_ENVIRONMENT_ID is not set"},
@@ -34,5 +39,40 @@ func TestArguments(t *testing.T) {
 		if code != tc.code || !strings.Contains(stdout.String(), tc.stdout) || !strings.Contains(stderr.String(), tc.stderr) {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit %d, stdout ~%q, stderr ~%q", tc.args, code, stdout.String(), stderr.String(), tc.code, tc.stdout, tc.stderr)
 		}
+	}
+}
+
+// TestInstall: install copies this executable, whole and executable, over
+// whatever is at the path.
+func TestInstall(t *testing.T) {
+	dst := filepath.Join(t.TempDir(), "dev8")
+	if err := os.WriteFile(dst, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"dev8-supervisor", "supervisor", "install", dst}, &stdout, &stderr); code != 0 {
+		t.Fatalf("install: exit %d: %s", code, stderr.String())
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("installed %d bytes mode %v; want %d bytes mode 0755", len(got), fi.Mode().Perm(), len(want))
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(dst)); len(entries) != 1 {
+		t.Fatalf("left behind: %v", entries)
 	}
 }

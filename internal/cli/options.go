@@ -246,6 +246,33 @@ func listValue[T any](dst *T, want string, parse func(string) (T, error)) *setti
 	})
 }
 
+// parseList splits a comma-separated list, dropping empty items.
+func parseList(s string) ([]string, error) {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// parseLabels parses comma-separated key=value pairs.
+func parseLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(p, "=")
+		if k = strings.TrimSpace(k); !ok || k == "" {
+			return nil, fmt.Errorf("%q is not key=value", p)
+		}
+		out[k] = strings.TrimSpace(v)
+	}
+	return out, nil
+}
+
 // parseRuntimes splits a comma-separated list of runtime names (the server
 // checks that it knows them).
 func parseRuntimes(s string) ([]string, error) {

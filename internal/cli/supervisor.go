@@ -10,7 +10,7 @@ import (
 // dev8 embeds no small supervisor (internal/supervisorbin). cmd/dev8-supervisor
 // takes the same command line; keep the two in step.
 func newSupervisorCommand() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "supervisor",
 		Short: "Run inside a workspace: tunnel, SSH, terminals, code-server, metrics (started by the runtime)",
 		Long: `dev8 supervisor runs inside every workspace. The runtime starts it and
@@ -20,4 +20,13 @@ configures it through DEV8_* environment variables; people do not run it by hand
 			return supervisor.Main(cmd.Context())
 		},
 	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "install PATH",
+		Short: "Copy this executable to PATH (a Kubernetes workspace's init container does)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return supervisor.InstallSelf(args[0])
+		},
+	})
+	return cmd
 }

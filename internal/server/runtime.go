@@ -30,8 +30,9 @@ import (
 
 // Runtime names Config.Runtime and Config.Runtimes accept.
 const (
-	RuntimeLocal  = "local"
-	RuntimeDocker = "docker"
+	RuntimeLocal      = "local"
+	RuntimeDocker     = "docker"
+	RuntimeKubernetes = "kubernetes"
 	// RuntimeAuto, as Config.Runtime (dev8 server's default), offers every
 	// runtime that works here — docker when a Docker engine answers and
 	// this binary can be a container's supervisor, and local — and gives
@@ -41,7 +42,7 @@ const (
 )
 
 // knownRuntimes are the runtime names this build has.
-var knownRuntimes = []string{RuntimeLocal, RuntimeDocker}
+var knownRuntimes = []string{RuntimeLocal, RuntimeDocker, RuntimeKubernetes}
 
 // enginePingTimeout bounds RuntimeAuto's question to the Docker engine, so a
 // machine without one (or with a dead socket) starts at once.
@@ -410,6 +411,8 @@ func newRuntime(ctx context.Context, cfg Config, name string, db *store.DB, imag
 		// and pull those that can be pulled before anybody waits for them.
 		rt.Prefetch(pingCtx, slices.Sorted(maps.Values(imageRefs)))
 		return rt, nil
+	case RuntimeKubernetes:
+		return newKubernetesRuntime(ctx, cfg, db, imageRefs)
 	}
 	return nil, fmt.Errorf("unknown runtime %q (available: %s)", name, strings.Join(knownRuntimes, ", "))
 }

@@ -67,6 +67,8 @@ type Config struct {
 	// DockerNetwork is the docker runtime's Config.NetworkMode (default
 	// DefaultDockerNetwork).
 	DockerNetwork string
+	// Kubernetes configures the kubernetes runtime.
+	Kubernetes KubernetesConfig
 	// SupervisorBinary is the static binary the docker runtime copies into
 	// every container (default: the small supervisor this dev8 embeds,
 	// written to <DataDir>/bin, else this executable).

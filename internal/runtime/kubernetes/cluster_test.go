@@ -1,0 +1,187 @@
+package kubernetes
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"dev8.dev/dev8/internal/runtime"
+)
+
+// testID is a fresh environment id of these tests.
+func testID(t *testing.T) string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return "ktt-" + hex.EncodeToString(b[:])
+}
+
+// created creates an environment on rt and deletes it when the test ends.
+func created(t *testing.T, rt *Runtime, edit ...func(*runtime.Spec)) runtime.Spec {
+	t.Helper()
+	spec := runtime.Spec{EnvironmentID: testID(t), UserID: "usr_test", Name: "k", MemoryGB: 1, StorageGB: 1,
+		Env: map[string]string{"TEAM_SECRET": "hunter2"}}
+	for _, e := range edit {
+		e(&spec)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := rt.Delete(ctx, spec.EnvironmentID); err != nil {
+			t.Errorf("cleanup: delete %s: %v", spec.EnvironmentID, err)
+		}
+	})
+	if _, err := rt.Create(t.Context(), spec); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	return spec
+}
+
+// TestWorkspacePod: a started workspace is a pod running as uid 1000 with
+// no capabilities, its variables from the Secret, its volume writable;
+// stop removes the pod and keeps the claim; delete removes everything.
+func TestWorkspacePod(t *testing.T) {
+	needCluster(t)
+	t.Parallel()
+	rt := newTestRuntime(t)
+	ctx := t.Context()
+	spec := created(t, rt)
+	id, name := spec.EnvironmentID, ObjectName(spec.EnvironmentID)
+	inst, err := rt.Start(ctx, id)
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if inst.State != runtime.StateRunning || inst.StartedAt.IsZero() {
+		t.Fatalf("started: %+v", inst)
+	}
+	out, err := kubectl(ctx, nil, "exec", "-n", testNamespace, name, "-c", containerWorkspace, "--", "sh", "-c",
+		`id -u; id -g; grep CapEff /proc/self/status; echo "$TEAM_SECRET"; touch /workspace/w ~/h && echo writable; ls /.dev8/agent`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Fields(string(out))
+	if len(got) < 7 || got[0] != "1000" || got[1] != "1000" || got[3] != "0000000000000000" || got[4] != "hunter2" || got[5] != "writable" || got[6] != secretToken {
+		t.Fatalf("inside the pod: %q", out)
+	}
+	if err := rt.Stop(ctx, id); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if _, err := cli.CoreV1().Pods(testNamespace).Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the pod after stop: %v", err)
+	}
+	if _, err := cli.CoreV1().PersistentVolumeClaims(testNamespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
+		t.Fatalf("the claim after stop: %v", err)
+	}
+	if inst, err := rt.Inspect(ctx, id); err != nil || inst.State != runtime.StateStopped || inst.ExitReason != "" {
+		t.Fatalf("inspect after stop: %+v, %v", inst, err)
+	}
+	if err := rt.Delete(ctx, id); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, err := rt.Inspect(ctx, id); !errorsIsNotFound(err) {
+		t.Fatalf("inspect after delete: %v", err)
+	}
+	for what, get := range map[string]func() error{
+		"secret": func() error { _, err := cli.CoreV1().Secrets(testNamespace).Get(ctx, name, metav1.GetOptions{}); return err },
+		"pod":    func() error { _, err := cli.CoreV1().Pods(testNamespace).Get(ctx, name, metav1.GetOptions{}); return err },
+	} {
+		if err := get(); !apierrors.IsNotFound(err) {
+			t.Errorf("the %s after delete: %v", what, err)
+		}
+	}
+	// The claim goes once the volume's protection lets it.
+	if pvc, err := cli.CoreV1().PersistentVolumeClaims(testNamespace).Get(ctx, name, metav1.GetOptions{}); err == nil && pvc.DeletionTimestamp == nil {
+		t.Errorf("the claim after delete is not being deleted: %+v", pvc.ObjectMeta)
+	}
+}
+
+func errorsIsNotFound(err error) bool {
+	return err != nil && strings.Contains(err.Error(), runtime.ErrNotFound.Error())
+}
+
+// TestPodGoneBehindDevsBack: a pod deleted with kubectl, or whose
+// supervisor dies, is an exit: NotifyExits says so at once and Inspect
+// gives the reason.
+func TestPodGoneBehindDevsBack(t *testing.T) {
+	needCluster(t)
+	t.Parallel()
+	rt := newTestRuntime(t)
+	exits := make(chan string, 8)
+	rt.NotifyExits(exits)
+	ctx := t.Context()
+	spec := created(t, rt)
+	id, name := spec.EnvironmentID, ObjectName(spec.EnvironmentID)
+	awaitExit := func(what string) {
+		t.Helper()
+		for {
+			select {
+			case got := <-exits:
+				if got == id {
+					return
+				}
+			case <-time.After(time.Minute):
+				t.Fatalf("%s: no exit notification", what)
+			}
+		}
+	}
+
+	if _, err := rt.Start(ctx, id); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if _, err := kubectl(ctx, nil, "delete", "pod", "-n", testNamespace, name, "--wait=false"); err != nil {
+		t.Fatal(err)
+	}
+	awaitExit("kubectl delete pod")
+	// The reason outlives this Runtime: a new one (a restarted server)
+	// reads it off the Secret.
+	if inst, err := newTestRuntime(t).Inspect(ctx, id); err != nil || inst.State != runtime.StateStopped || !strings.Contains(inst.ExitReason, "deleted by something other than Dev8") {
+		t.Fatalf("after kubectl delete: %+v, %v", inst, err)
+	}
+
+	if _, err := rt.Start(ctx, id); err != nil {
+		t.Fatalf("start again: %v", err)
+	}
+	// The deleted pod may have been told of twice (ended, then gone).
+	for len(exits) > 0 {
+		<-exits
+	}
+	// PID 1 is the supervisor: crashing it (SIGABRT, which Go answers by
+	// exiting 2; a SIGKILL from inside its own PID namespace is ignored)
+	// ends the workspace.
+	if _, err := kubectl(ctx, nil, "exec", "-n", testNamespace, name, "-c", containerWorkspace, "--", "sh", "-c", "kill -ABRT 1"); err != nil {
+		t.Fatal(err)
+	}
+	awaitExit("supervisor crashed")
+	inst, err := rt.Inspect(ctx, id)
+	if err != nil || inst.State != runtime.StateStopped || !strings.Contains(inst.ExitReason, "exited with code 2") {
+		t.Fatalf("after the supervisor was killed: %+v, %v", inst, err)
+	}
+	// Start brings it back over the same volume.
+	if inst, err := rt.Start(ctx, id); err != nil || inst.State != runtime.StateRunning {
+		t.Fatalf("start after the crash: %+v, %v", inst, err)
+	}
+}
+
+// TestStartFailures: an image the node does not have (pull policy Never)
+// fails the start with the image named, permanently, and leaves no pod.
+func TestStartFailures(t *testing.T) {
+	needCluster(t)
+	t.Parallel()
+	rt := newTestRuntime(t)
+	ctx := t.Context()
+	spec := created(t, rt, func(s *runtime.Spec) { s.Image = "dev8-test/not-there:1" })
+	_, err := rt.Start(ctx, spec.EnvironmentID)
+	if err == nil || !runtime.IsPermanent(err) || !strings.Contains(err.Error(), "dev8-test/not-there:1") {
+		t.Fatalf("start with a missing image: %v (permanent %v)", err, runtime.IsPermanent(err))
+	}
+	if _, err := cli.CoreV1().Pods(testNamespace).Get(ctx, ObjectName(spec.EnvironmentID), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("a failed start left its pod: %v", err)
+	}
+}

@@ -1,0 +1,69 @@
+package kubernetes
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"dev8.dev/dev8/internal/runtime"
+	"dev8.dev/dev8/internal/runtime/runtimetest"
+)
+
+// testInstallation labels what these tests make.
+const testInstallation = "dev8-runtime-tests"
+
+// newTestRuntime is a Runtime on the test cluster's namespace; it is
+// closed when t ends.
+func newTestRuntime(t *testing.T, edit ...func(*Config)) *Runtime {
+	t.Helper()
+	cfg := Config{
+		Client:          cli,
+		Namespace:       testNamespace,
+		SupervisorImage: supervisorImage,
+		DefaultImage:    testImage,
+		ImagePullPolicy: "Never",
+		CodeServer:      "none",
+		Installation:    testInstallation,
+		StopTimeout:     4 * time.Second,
+		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	rt, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close() })
+	return rt
+}
+
+// TestContract runs the runtime contract on the real cluster.
+func TestContract(t *testing.T) {
+	needCluster(t)
+	runtimetest.RunWithOptions(t, func(t *testing.T) runtime.Runtime { return newTestRuntime(t) }, runtimetest.Options{
+		Timeout: 3 * time.Minute,
+		Spec: func() runtime.Spec {
+			// The node has 2 CPUs: sizes small enough for the suite's
+			// environments to run side by side.
+			return runtime.Spec{Name: "contract", Template: "base", CPUCores: 0, MemoryGB: 1, StorageGB: 1}
+		},
+		WriteFile: func(ctx context.Context, rt runtime.Runtime, inst runtime.Instance, name string, data []byte) error {
+			_, err := kubectl(ctx, data, "exec", "-i", "-n", testNamespace, ObjectName(inst.EnvironmentID), "-c", containerWorkspace,
+				"--", "sh", "-c", fmt.Sprintf("cat > %s/%s", WorkspaceDir, name))
+			return err
+		},
+		ReadFile: func(ctx context.Context, rt runtime.Runtime, inst runtime.Instance, name string) ([]byte, error) {
+			return kubectl(ctx, nil, "exec", "-n", testNamespace, ObjectName(inst.EnvironmentID), "-c", containerWorkspace,
+				"--", "sh", "-c", fmt.Sprintf("cat %s/%s", WorkspaceDir, name))
+		},
+		LoseStorage: func(ctx context.Context, rt runtime.Runtime, inst runtime.Instance) error {
+			return cli.CoreV1().PersistentVolumeClaims(testNamespace).Delete(ctx, ObjectName(inst.EnvironmentID), metav1.DeleteOptions{})
+		},
+	})
+}

@@ -1,0 +1,220 @@
+package kubernetes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"dev8.dev/dev8/internal/runtime"
+)
+
+// Inspect implements runtime.Runtime.
+func (r *Runtime) Inspect(ctx context.Context, environmentID string) (runtime.Instance, error) {
+	if err := checkID(environmentID); err != nil {
+		return runtime.Instance{}, fmt.Errorf("kubernetes: inspect: %w: %w", runtime.ErrNotFound, err)
+	}
+	sec, err := r.secret(ctx, environmentID)
+	if errors.Is(err, errNoInstance) {
+		return runtime.Instance{}, fmt.Errorf("kubernetes: inspect %s: %w", environmentID, runtime.ErrNotFound)
+	}
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("kubernetes: inspect %s: %w", environmentID, err)
+	}
+	pod, _ := r.livePod(ctx, environmentID)
+	return r.instance(sec, pod), nil
+}
+
+// List implements runtime.Runtime.
+func (r *Runtime) List(ctx context.Context) ([]runtime.Instance, error) {
+	opts := metav1.ListOptions{LabelSelector: r.selector()}
+	secs, err := r.cli.CoreV1().Secrets(r.cfg.Namespace).List(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: list: secrets: %w", classify(err))
+	}
+	pods, err := r.cli.CoreV1().Pods(r.cfg.Namespace).List(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: list: pods: %w", classify(err))
+	}
+	byName := map[string]*corev1.Pod{}
+	for i := range pods.Items {
+		byName[pods.Items[i].Name] = &pods.Items[i]
+	}
+	out := make([]runtime.Instance, 0, len(secs.Items))
+	for i := range secs.Items {
+		sec := &secs.Items[i]
+		id := sec.Labels[runtime.LabelEnvironment]
+		if id == "" || sec.Name != ObjectName(id) {
+			continue
+		}
+		pod := byName[sec.Name]
+		if pod != nil && !r.ours(pod.Labels, id) {
+			pod = nil
+		}
+		out = append(out, r.instance(sec, pod))
+	}
+	return out, nil
+}
+
+// instance is the runtime's view of an environment from its Secret and its
+// pod (nil: none).
+func (r *Runtime) instance(sec *corev1.Secret, pod *corev1.Pod) runtime.Instance {
+	id := sec.Labels[runtime.LabelEnvironment]
+	inst := runtime.Instance{
+		EnvironmentID: id,
+		Ref:           r.cfg.Namespace + "/" + sec.Name,
+		State:         runtime.StateStopped,
+		WorkspaceDir:  WorkspaceDir,
+	}
+	if r.cfg.CodeServer != "" {
+		inst.IDEAddress = CodeServerSocket
+	}
+	wanted := sec.Annotations[AnnotationRunning] == "true" && !r.stoppedHere(id)
+	switch {
+	case pod != nil && running(pod):
+		inst.State = runtime.StateRunning
+		if st := containerStatus(pod, containerWorkspace); st != nil && st.State.Running != nil {
+			inst.StartedAt = st.State.Running.StartedAt.Time
+		}
+	case pod != nil && pod.DeletionTimestamp != nil && wanted:
+		// Whatever it ended with, the deletion is why.
+		inst.ExitReason = "its pod is being deleted by something other than Dev8 (kubectl delete, a node drain)"
+	case pod != nil && ended(pod):
+		inst.ExitReason = exitReason(pod)
+	case pod == nil && wanted:
+		inst.ExitReason = "its pod was deleted by something other than Dev8 (kubectl delete, a node drain, the node lost)"
+	}
+	return inst
+}
+
+func (r *Runtime) stoppedHere(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stopped[id]
+}
+
+// running: the pod runs and its workspace container is up (not being
+// deleted).
+func running(p *corev1.Pod) bool {
+	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning {
+		return false
+	}
+	st := containerStatus(p, containerWorkspace)
+	return st != nil && st.State.Running != nil
+}
+
+func containerStatus(p *corev1.Pod, name string) *corev1.ContainerStatus {
+	for _, list := range [][]corev1.ContainerStatus{p.Status.ContainerStatuses, p.Status.InitContainerStatuses} {
+		for i := range list {
+			if list[i].Name == name {
+				return &list[i]
+			}
+		}
+	}
+	return nil
+}
+
+// Waiting reasons of a container that will not start by waiting longer.
+var imageFailures = map[string]bool{
+	"ErrImagePull": true, "ImagePullBackOff": true, "InvalidImageName": true, "ErrImageNeverPull": true,
+}
+
+var configFailures = map[string]bool{
+	"CreateContainerConfigError": true, "CreateContainerError": true, "RunContainerError": true,
+}
+
+// startFailure is why a starting pod will not run (nil: it may yet): it
+// ended, or a container cannot be made. Failures of the workspace's image
+// that no retry mends (a name that is not an image, an image the node may
+// not pull) are permanent.
+func startFailure(p *corev1.Pod, image string) error {
+	if ended(p) {
+		return fmt.Errorf("the workspace ended as it started: %s", exitReason(p))
+	}
+	for _, st := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+		w := st.State.Waiting
+		if w == nil {
+			continue
+		}
+		what := "the workspace image " + image
+		if st.Name == containerSupervisor {
+			what = "the supervisor image " + st.Image
+		}
+		switch {
+		case imageFailures[w.Reason]:
+			err := fmt.Errorf("%s cannot be pulled (%s): %s", what, w.Reason, w.Message)
+			if w.Reason != "ImagePullBackOff" && w.Reason != "ErrImagePull" || notFound(w.Message) {
+				return runtime.Permanent(err)
+			}
+			return err
+		case configFailures[w.Reason]:
+			return runtime.Permanent(fmt.Errorf("the container of %s cannot be created (%s): %s", what, w.Reason, w.Message))
+		}
+	}
+	return nil
+}
+
+// notFound: a registry's answer that the image is not there (or not for
+// this node), which no retry changes.
+func notFound(msg string) bool {
+	m := strings.ToLower(msg)
+	for _, s := range []string{"not found", "manifest unknown", "name unknown", "repository does not exist", "unauthorized", "denied"} {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// unschedulable is the scheduler's reason when no node can take the pod.
+func unschedulable(p *corev1.Pod) (string, bool) {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+			return c.Message, true
+		}
+	}
+	return "", false
+}
+
+// exitReason says why an ended pod ended, in words for the environment's
+// status reason.
+func exitReason(p *corev1.Pod) string {
+	if p.Status.Reason == "Evicted" {
+		return "evicted by Kubernetes: " + strings.TrimSpace(p.Status.Message)
+	}
+	for _, name := range []string{containerSupervisor, containerWorkspace} {
+		st := containerStatus(p, name)
+		if st == nil || st.State.Terminated == nil {
+			continue
+		}
+		t := st.State.Terminated
+		if name == containerSupervisor {
+			if t.ExitCode == 0 {
+				continue
+			}
+			return fmt.Sprintf("the supervisor could not be installed from %s: exit code %d (%s) %s", st.Image, t.ExitCode, t.Reason, strings.TrimSpace(t.Message))
+		}
+		switch {
+		case t.Reason == "OOMKilled":
+			return "out of memory: the workspace used more memory than its size allows (OOMKilled)"
+		case t.ExitCode == 0:
+			return "the workspace's supervisor exited"
+		default:
+			reason := fmt.Sprintf("the workspace's supervisor exited with code %d", t.ExitCode)
+			if t.Reason != "" && t.Reason != "Error" {
+				reason += " (" + t.Reason + ")"
+			}
+			if msg := strings.TrimSpace(t.Message); msg != "" {
+				reason += ": " + msg
+			}
+			return reason
+		}
+	}
+	if p.Status.Message != "" {
+		return strings.TrimSpace(p.Status.Reason + " " + p.Status.Message)
+	}
+	return "the pod ended (" + string(p.Status.Phase) + ")"
+}

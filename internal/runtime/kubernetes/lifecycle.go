@@ -1,0 +1,375 @@
+package kubernetes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	"dev8.dev/dev8/internal/runtime"
+)
+
+// AnnotationRunning on an instance's Secret says Dev8 wants its pod to run
+// (set by Start, removed by Stop): a pod missing while it is set was
+// deleted behind Dev8's back, which survives a restart of the server.
+const AnnotationRunning = "dev8.dev/running"
+
+// Create implements runtime.Runtime.
+func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instance, error) {
+	id := spec.EnvironmentID
+	if err := checkID(id); err != nil {
+		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("kubernetes: create: %w", err))
+	}
+	spec.Image = r.imageRef(spec.Image)
+	if r.cfg.AgentURL != "" {
+		spec.AgentURL = r.cfg.AgentURL
+	}
+	if spec.Image == "" {
+		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("kubernetes: create %s: no image in the spec and no default image", id))
+	}
+	if _, err := r.resources(spec); err != nil {
+		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("kubernetes: create %s: %w", id, err))
+	}
+	if err := r.ensureNetworkPolicy(ctx); err != nil {
+		return runtime.Instance{}, fmt.Errorf("kubernetes: create %s: %w", id, err)
+	}
+	want, err := r.instanceSecret(spec)
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("kubernetes: create %s: %w", id, err)
+	}
+	secrets := r.cli.CoreV1().Secrets(r.cfg.Namespace)
+	name := ObjectName(id)
+	sec, err := secrets.Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		sec, err = secrets.Create(ctx, want, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			return runtime.Instance{}, fmt.Errorf("kubernetes: create %s: created meanwhile by another call: %w", id, err)
+		}
+		if err != nil {
+			return runtime.Instance{}, fmt.Errorf("kubernetes: create %s: secret: %w", id, classify(err))
+		}
+	case err != nil:
+		return runtime.Instance{}, fmt.Errorf("kubernetes: create %s: secret: %w", id, classify(err))
+	case !r.ours(sec.Labels, id):
+		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("kubernetes: create %s: a secret named %s exists that this Dev8 did not make", id, name))
+	default:
+		if pod, ok := r.livePod(ctx, id); ok && running(pod) {
+			// Running: nothing to record until the next start.
+			return r.instance(sec, pod), nil
+		}
+		// The spec of the next start (the server's URL and this start's
+		// token may be new); the annotation stays as it was.
+		sec.Data = want.Data
+		if sec, err = secrets.Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+			return runtime.Instance{}, fmt.Errorf("kubernetes: create %s: update secret: %w", id, classify(err))
+		}
+	}
+
+	// The volume claim is looked for first: when it is not there (a first
+	// Create, one removed while the workspace was stopped, a new cluster)
+	// the workspace starts empty, and the caller is told so.
+	claims := r.cli.CoreV1().PersistentVolumeClaims(r.cfg.Namespace)
+	pvc, err := claims.Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err) || (err == nil && pvc.DeletionTimestamp != nil):
+		if err == nil {
+			// Being deleted (by hand): wait for it to go, then make it anew.
+			if err := r.awaitClaimGone(ctx, name, pvc.UID); err != nil {
+				return runtime.Instance{}, fmt.Errorf("kubernetes: create %s: %w", id, err)
+			}
+		}
+		r.mu.Lock()
+		r.newClaim[id] = true
+		r.mu.Unlock()
+		if _, err := claims.Create(ctx, r.claim(spec, sec), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return runtime.Instance{}, fmt.Errorf("kubernetes: create %s: volume claim: %w", id, classify(err))
+		}
+	case err != nil:
+		return runtime.Instance{}, fmt.Errorf("kubernetes: create %s: volume claim: %w", id, classify(err))
+	case !r.ours(pvc.Labels, id):
+		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("kubernetes: create %s: a volume claim named %s exists that this Dev8 did not make", id, name))
+	}
+	pod, _ := r.livePod(ctx, id)
+	inst := r.instance(sec, pod)
+	r.mu.Lock()
+	inst.StorageCreated = r.newClaim[id]
+	delete(r.newClaim, id)
+	r.mu.Unlock()
+	return inst, nil
+}
+
+// awaitClaimGone waits for a claim being deleted to be gone.
+func (r *Runtime) awaitClaimGone(ctx context.Context, name string, uid types.UID) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		pvc, err := r.cli.CoreV1().PersistentVolumeClaims(r.cfg.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) || (err == nil && pvc.UID != uid) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("volume claim %s being deleted: %w", name, err)
+		}
+		// A claim has no informer here; its deletion waits on the pod
+		// using it, which is gone already, so it takes a moment.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("volume claim %s is still being deleted: %w", name, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// Start implements runtime.Runtime.
+func (r *Runtime) Start(ctx context.Context, environmentID string) (runtime.Instance, error) {
+	id := environmentID
+	if err := checkID(id); err != nil {
+		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("kubernetes: start: %w", err))
+	}
+	sec, err := r.secret(ctx, id)
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("kubernetes: start %s: %w", id, err)
+	}
+	spec, err := specOf(sec)
+	if err != nil {
+		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("kubernetes: start %s: %w", id, err))
+	}
+	if pod, ok := r.livePod(ctx, id); ok {
+		if running(pod) {
+			return r.instance(sec, pod), nil
+		}
+		if ended(pod) || pod.DeletionTimestamp != nil {
+			// The last run's pod (exited, evicted) or one going: a start
+			// makes a new one.
+			if err := r.deletePod(ctx, id, 0); err != nil {
+				return runtime.Instance{}, fmt.Errorf("kubernetes: start %s: %w", id, err)
+			}
+		}
+	}
+	r.mu.Lock()
+	delete(r.stopped, id)
+	r.mu.Unlock()
+	if sec, err = r.setRunning(ctx, sec, true); err != nil {
+		return runtime.Instance{}, fmt.Errorf("kubernetes: start %s: %w", id, err)
+	}
+	want, err := r.pod(spec, sec)
+	if err != nil {
+		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("kubernetes: start %s: %w", id, err))
+	}
+	if _, err := r.cli.CoreV1().Pods(r.cfg.Namespace).Create(ctx, want, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return runtime.Instance{}, fmt.Errorf("kubernetes: start %s: pod: %w", id, classify(err))
+	}
+	pod, err := r.awaitRunning(ctx, id, spec.Image)
+	if err != nil {
+		// No compute left half-started: the next Start begins afresh.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		if derr := r.deletePod(dctx, id, 0); derr != nil {
+			r.log.Warn("remove the pod of a failed start", "environment", id, "err", derr)
+		}
+		cancel()
+		return runtime.Instance{}, fmt.Errorf("kubernetes: start %s: %w", id, err)
+	}
+	return r.instance(sec, pod), nil
+}
+
+// awaitRunning waits for the environment's pod to run, or to fail in a way
+// waiting does not mend (see startFailure).
+func (r *Runtime) awaitRunning(ctx context.Context, id, image string) (*corev1.Pod, error) {
+	var pod *corev1.Pod
+	var unschedulableSince time.Time
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	err := r.pods.waitFor(wctx, ObjectName(id), func(p *corev1.Pod) (bool, error) {
+		if p == nil || !r.ours(p.Labels, id) {
+			return false, nil // not seen yet
+		}
+		pod = p
+		if running(p) {
+			return true, nil
+		}
+		if err := startFailure(p, image); err != nil {
+			return true, err
+		}
+		if msg, ok := unschedulable(p); ok {
+			if unschedulableSince.IsZero() {
+				unschedulableSince = time.Now()
+				t := time.AfterFunc(r.cfg.ScheduleTimeout, func() {
+					cancel(runtime.Permanent(fmt.Errorf("no node can run it within %s: %s", r.cfg.ScheduleTimeout, msg)))
+				})
+				context.AfterFunc(wctx, func() { t.Stop() })
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return pod, nil
+}
+
+// Stop implements runtime.Runtime.
+func (r *Runtime) Stop(ctx context.Context, environmentID string) error {
+	id := environmentID
+	if err := checkID(id); err != nil {
+		return runtime.Permanent(fmt.Errorf("kubernetes: stop: %w", err))
+	}
+	r.mu.Lock()
+	r.stopped[id] = true
+	r.mu.Unlock()
+	if sec, err := r.secret(ctx, id); err == nil {
+		if _, err := r.setRunning(ctx, sec, false); err != nil {
+			return fmt.Errorf("kubernetes: stop %s: %w", id, err)
+		}
+	} else if !errors.Is(err, errNoInstance) {
+		return fmt.Errorf("kubernetes: stop %s: %w", id, err)
+	}
+	if err := r.deletePod(ctx, id, int64(r.cfg.StopTimeout.Seconds())); err != nil {
+		return fmt.Errorf("kubernetes: stop %s: %w", id, err)
+	}
+	return nil
+}
+
+// Delete implements runtime.Runtime.
+func (r *Runtime) Delete(ctx context.Context, environmentID string) error {
+	id := environmentID
+	if err := checkID(id); err != nil {
+		return runtime.Permanent(fmt.Errorf("kubernetes: delete: %w", err))
+	}
+	r.mu.Lock()
+	r.stopped[id] = true
+	delete(r.newClaim, id)
+	r.mu.Unlock()
+	// The pod first (quickly: the workspace is going), so the volume is
+	// free to go at once; the Secret last, as it is what says an instance
+	// exists: a Delete cut short is found and finished by the next.
+	if err := r.deletePod(ctx, id, 1); err != nil {
+		return fmt.Errorf("kubernetes: delete %s: %w", id, err)
+	}
+	name := ObjectName(id)
+	background := metav1.DeletePropagationBackground
+	claims := r.cli.CoreV1().PersistentVolumeClaims(r.cfg.Namespace)
+	if pvc, err := claims.Get(ctx, name, metav1.GetOptions{}); err == nil && r.ours(pvc.Labels, id) {
+		err := claims.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pvc.UID}})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("kubernetes: delete %s: volume claim: %w", id, classify(err))
+		}
+	} else if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("kubernetes: delete %s: volume claim: %w", id, classify(err))
+	}
+	secrets := r.cli.CoreV1().Secrets(r.cfg.Namespace)
+	if sec, err := secrets.Get(ctx, name, metav1.GetOptions{}); err == nil && r.ours(sec.Labels, id) {
+		err := secrets.Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &background, Preconditions: &metav1.Preconditions{UID: &sec.UID}})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("kubernetes: delete %s: secret: %w", id, classify(err))
+		}
+	} else if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("kubernetes: delete %s: secret: %w", id, classify(err))
+	}
+	return nil
+}
+
+// deletePod deletes the environment's pod, if it has one of ours, with
+// grace seconds to stop, and waits until it is gone.
+func (r *Runtime) deletePod(ctx context.Context, id string, grace int64) error {
+	pods := r.cli.CoreV1().Pods(r.cfg.Namespace)
+	name := ObjectName(id)
+	p, err := pods.Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("pod: %w", classify(err))
+	}
+	if !r.ours(p.Labels, id) {
+		return nil
+	}
+	uid := p.UID
+	if p.DeletionTimestamp == nil {
+		err = pods.Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To(grace), Preconditions: &metav1.Preconditions{UID: &uid}})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("delete pod: %w", classify(err))
+		}
+	}
+	// Gone when the informer no longer has it; confirmed by the API (the
+	// informer may not have seen a pod created a moment ago).
+	wctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+time.Minute)
+	defer cancel()
+	for {
+		err := r.pods.waitFor(wctx, name, func(p *corev1.Pod) (bool, error) { return p == nil || p.UID != uid, nil })
+		if err != nil {
+			return fmt.Errorf("pod %s did not go away: %w", name, err)
+		}
+		p, err := pods.Get(wctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) || (err == nil && p.UID != uid) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("pod: %w", classify(err))
+		}
+		// The API still has it: the informer was behind; wait for news.
+		select {
+		case <-r.pods.signal():
+		case <-wctx.Done():
+			return fmt.Errorf("pod %s did not go away: %w", name, wctx.Err())
+		}
+	}
+}
+
+// errNoInstance: the environment has no Secret of ours.
+var errNoInstance = errors.New("no such instance")
+
+// secret is the environment's Secret, or errNoInstance.
+func (r *Runtime) secret(ctx context.Context, id string) (*corev1.Secret, error) {
+	sec, err := r.cli.CoreV1().Secrets(r.cfg.Namespace).Get(ctx, ObjectName(id), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || (err == nil && !r.ours(sec.Labels, id)) {
+		return nil, errNoInstance
+	}
+	if err != nil {
+		return nil, fmt.Errorf("secret: %w", classify(err))
+	}
+	return sec, nil
+}
+
+// setRunning records whether Dev8 wants the pod to run (AnnotationRunning).
+func (r *Runtime) setRunning(ctx context.Context, sec *corev1.Secret, on bool) (*corev1.Secret, error) {
+	if (sec.Annotations[AnnotationRunning] == "true") == on {
+		return sec, nil
+	}
+	var patch string
+	if on {
+		patch = `{"metadata":{"annotations":{"` + AnnotationRunning + `":"true"}}}`
+	} else {
+		patch = `{"metadata":{"annotations":{"` + AnnotationRunning + `":null}}}`
+	}
+	out, err := r.cli.CoreV1().Secrets(r.cfg.Namespace).Patch(ctx, sec.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("secret: %w", classify(err))
+	}
+	return out, nil
+}
+
+// livePod is the environment's pod as the API has it now, if there is one
+// of ours.
+func (r *Runtime) livePod(ctx context.Context, id string) (*corev1.Pod, bool) {
+	p, err := r.cli.CoreV1().Pods(r.cfg.Namespace).Get(ctx, ObjectName(id), metav1.GetOptions{})
+	if err != nil || !r.ours(p.Labels, id) {
+		return nil, false
+	}
+	return p, true
+}
+
+// classify marks the API's answers that retrying will not change
+// (invalid, forbidden) as permanent.
+func classify(err error) error {
+	if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsBadRequest(err) {
+		return runtime.Permanent(err)
+	}
+	return err
+}

@@ -1,0 +1,280 @@
+package kubernetes
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"regexp"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"dev8.dev/dev8/internal/agentapi"
+	"dev8.dev/dev8/internal/runtime"
+)
+
+// Keys of an instance's Secret.
+const (
+	// secretSpec holds the runtime.Spec (without its token) as JSON.
+	secretSpec = "spec.json"
+	// secretToken holds this start's agent token.
+	secretToken = "agent-token"
+	// secretEnvPrefix prefixes the workspace's own environment variables
+	// (Spec.Env, Config.ExtraEnv): kept in the Secret, so the pod's spec
+	// shows their names only.
+	secretEnvPrefix = "env."
+)
+
+// Names of the pod's containers and volumes.
+const (
+	containerWorkspace  = "workspace"
+	containerSupervisor = "dev8-supervisor"
+	volumeStorage       = "storage"
+	volumeSupervisor    = "dev8-bin"
+	volumeAgent         = "dev8-agent"
+	volumeRun           = "dev8-run"
+)
+
+// SupervisorInstall is the init container's command: the supervisor image's
+// binary copies itself where the workspace container runs it.
+var SupervisorInstall = []string{"/dev8-supervisor", "install", SupervisorPath}
+
+// secretKey is the grammar of a Secret's keys.
+var secretKey = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
+
+// instanceSecret is the Secret recording spec (see the package doc).
+func (r *Runtime) instanceSecret(spec runtime.Spec) (*corev1.Secret, error) {
+	token := spec.AgentToken
+	spec.AgentToken = ""
+	js, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	data := map[string][]byte{secretSpec: js, secretToken: []byte(token)}
+	for _, kv := range r.launch(spec).Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if plainEnv(k) {
+			continue
+		}
+		if !secretKey.MatchString(secretEnvPrefix + k) {
+			r.log.Warn("environment variable left out: Kubernetes cannot carry its name", "environment", spec.EnvironmentID, "name", k)
+			continue
+		}
+		data[secretEnvPrefix+k] = []byte(v)
+	}
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      ObjectName(spec.EnvironmentID),
+			Namespace: r.cfg.Namespace,
+			Labels:    r.labels(spec.EnvironmentID, spec.UserID),
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: data,
+	}, nil
+}
+
+// specOf reads the Spec a Secret records, with its token.
+func specOf(s *corev1.Secret) (runtime.Spec, error) {
+	var spec runtime.Spec
+	if err := json.Unmarshal(s.Data[secretSpec], &spec); err != nil {
+		return runtime.Spec{}, fmt.Errorf("secret %s: %s: %w", s.Name, secretSpec, err)
+	}
+	spec.AgentToken = string(s.Data[secretToken])
+	return spec, nil
+}
+
+// plainEnv: the supervisor's own variables, which hold nothing secret (the
+// token is a file), go in the pod's spec as they are.
+func plainEnv(k string) bool { return k == "HOME" || strings.HasPrefix(k, "DEV8_") }
+
+// launch is what the supervisor is told (agentapi.Launch).
+func (r *Runtime) launch(spec runtime.Spec) agentapi.Launch {
+	return agentapi.Launch{
+		Extra:          r.cfg.ExtraEnv,
+		Env:            spec.Env,
+		Home:           r.cfg.HomeDir,
+		EnvironmentID:  spec.EnvironmentID,
+		WorkspaceDir:   WorkspaceDir,
+		KillAfter:      r.cfg.StopTimeout,
+		AgentURL:       spec.AgentURL,
+		AgentTokenFile: AgentTokenDir + "/" + secretToken,
+		CodeServer:     r.cfg.CodeServer,
+		CodeServerAddr: CodeServerSocket,
+	}
+}
+
+// claim is the PersistentVolumeClaim of spec's storage, owned by owner.
+func (r *Runtime) claim(spec runtime.Spec, owner *corev1.Secret) *corev1.PersistentVolumeClaim {
+	gb := max(spec.StorageGB, 1)
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: r.ownedMeta(spec, owner),
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{
+				corev1.ResourceStorage: *resource.NewQuantity(int64(gb)<<30, resource.BinarySI),
+			}},
+		},
+	}
+	if r.cfg.StorageClass != "" {
+		pvc.Spec.StorageClassName = ptr.To(r.cfg.StorageClass)
+	}
+	return pvc
+}
+
+// ownedMeta names an object of spec's environment, owned by its Secret.
+func (r *Runtime) ownedMeta(spec runtime.Spec, owner *corev1.Secret) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name:      ObjectName(spec.EnvironmentID),
+		Namespace: r.cfg.Namespace,
+		Labels:    r.labels(spec.EnvironmentID, spec.UserID),
+		OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: "v1", Kind: "Secret", Name: owner.Name, UID: owner.UID,
+		}},
+	}
+}
+
+// pod is the workspace's Pod for spec, as recorded in owner.
+func (r *Runtime) pod(spec runtime.Spec, owner *corev1.Secret) (*corev1.Pod, error) {
+	image := r.imageRef(spec.Image)
+	res, err := r.resources(spec)
+	if err != nil {
+		return nil, err
+	}
+	uid := r.cfg.WorkspaceUID
+	restricted := &corev1.SecurityContext{
+		RunAsNonRoot:             ptr.To(true),
+		RunAsUser:                ptr.To(uid),
+		RunAsGroup:               ptr.To(uid),
+		AllowPrivilegeEscalation: ptr.To(false),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+	var env []corev1.EnvVar
+	for _, kv := range r.launch(spec).Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		switch {
+		case plainEnv(k):
+			env = append(env, corev1.EnvVar{Name: k, Value: v})
+		case secretKey.MatchString(secretEnvPrefix + k):
+			env = append(env, corev1.EnvVar{Name: k, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: owner.Name}, Key: secretEnvPrefix + k,
+			}}})
+		}
+	}
+	p := &corev1.Pod{
+		ObjectMeta: r.ownedMeta(spec, owner),
+		Spec: corev1.PodSpec{
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			AutomountServiceAccountToken:  ptr.To(false),
+			EnableServiceLinks:            ptr.To(false),
+			TerminationGracePeriodSeconds: ptr.To(int64(math.Ceil(r.cfg.StopTimeout.Seconds()))),
+			SecurityContext: &corev1.PodSecurityContext{
+				RunAsNonRoot:        ptr.To(true),
+				RunAsUser:           ptr.To(uid),
+				RunAsGroup:          ptr.To(uid),
+				FSGroup:             ptr.To(uid),
+				FSGroupChangePolicy: ptr.To(corev1.FSGroupChangeOnRootMismatch),
+				SeccompProfile:      &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			},
+			NodeSelector: r.cfg.NodeSelector,
+			Tolerations:  r.cfg.Tolerations,
+			Volumes: []corev1.Volume{
+				{Name: volumeStorage, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: ObjectName(spec.EnvironmentID)}}},
+				{Name: volumeSupervisor, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+				{Name: volumeAgent, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+					SecretName: owner.Name, DefaultMode: ptr.To(int32(0o400)),
+					Items: []corev1.KeyToPath{{Key: secretToken, Path: secretToken}},
+				}}},
+				{Name: volumeRun, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+					Medium: corev1.StorageMediumMemory, SizeLimit: resource.NewQuantity(16<<20, resource.BinarySI),
+				}}},
+			},
+			InitContainers: []corev1.Container{{
+				Name:            containerSupervisor,
+				Image:           r.cfg.SupervisorImage,
+				ImagePullPolicy: r.cfg.ImagePullPolicy,
+				Command:         SupervisorInstall,
+				SecurityContext: restricted,
+				VolumeMounts:    []corev1.VolumeMount{{Name: volumeSupervisor, MountPath: SupervisorDir}},
+				Resources: corev1.ResourceRequirements{
+					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+					Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
+				},
+			}},
+			Containers: []corev1.Container{{
+				Name:            containerWorkspace,
+				Image:           image,
+				ImagePullPolicy: r.cfg.ImagePullPolicy,
+				Command:         []string{SupervisorPath, "supervisor"},
+				WorkingDir:      WorkspaceDir,
+				Env:             env,
+				Resources:       res,
+				SecurityContext: restricted,
+				VolumeMounts: []corev1.VolumeMount{
+					{Name: volumeStorage, MountPath: WorkspaceDir, SubPath: "workspace"},
+					{Name: volumeStorage, MountPath: r.cfg.HomeDir, SubPath: "home"},
+					{Name: volumeSupervisor, MountPath: SupervisorDir, ReadOnly: true},
+					{Name: volumeAgent, MountPath: AgentTokenDir, ReadOnly: true},
+					{Name: volumeRun, MountPath: RunDir},
+				},
+			}},
+		},
+	}
+	if r.cfg.RuntimeClass != "" {
+		p.Spec.RuntimeClassName = ptr.To(r.cfg.RuntimeClass)
+	}
+	for _, s := range r.cfg.ImagePullSecrets {
+		p.Spec.ImagePullSecrets = append(p.Spec.ImagePullSecrets, corev1.LocalObjectReference{Name: s})
+	}
+	return p, nil
+}
+
+// imageRef is the reference to run for a template's image.
+func (r *Runtime) imageRef(image string) string {
+	if image == "" {
+		image = r.cfg.DefaultImage
+	}
+	if ref, ok := r.cfg.ImageRefs[image]; ok {
+		return ref
+	}
+	return image
+}
+
+// resources are the workspace container's requests and limits: its size's
+// CPUs and memory, and Config.Resources. Requests equal limits, so a
+// workspace gets what its size says (the pod is Guaranteed unless extended
+// resources say otherwise) and the scheduler puts it where that fits.
+func (r *Runtime) resources(spec runtime.Spec) (corev1.ResourceRequirements, error) {
+	l := corev1.ResourceList{}
+	if spec.CPUCores > 0 {
+		l[corev1.ResourceCPU] = *resource.NewQuantity(int64(spec.CPUCores), resource.DecimalSI)
+	}
+	if spec.MemoryGB > 0 {
+		l[corev1.ResourceMemory] = *resource.NewQuantity(int64(spec.MemoryGB)<<30, resource.BinarySI)
+	}
+	for name, v := range r.cfg.Resources {
+		q, err := resource.ParseQuantity(v)
+		if err != nil {
+			return corev1.ResourceRequirements{}, fmt.Errorf("resource %s: %w", name, err)
+		}
+		l[corev1.ResourceName(name)] = q
+	}
+	return corev1.ResourceRequirements{Requests: l.DeepCopy(), Limits: l}, nil
+}
+
+// checkResources validates Config.Resources: names are qualified names
+// ("nvidia.com/gpu"), values quantities.
+func checkResources(res map[string]string) error {
+	for name, v := range res {
+		if name == "" || strings.ContainsAny(name, " \t\n") {
+			return fmt.Errorf("resource name %q", name)
+		}
+		if _, err := resource.ParseQuantity(v); err != nil {
+			return fmt.Errorf("resource %s=%q: %w", name, v, err)
+		}
+	}
+	return nil
+}
