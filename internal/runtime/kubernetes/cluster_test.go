@@ -89,8 +89,14 @@ func TestWorkspacePod(t *testing.T) {
 		t.Fatalf("inspect after delete: %v", err)
 	}
 	for what, get := range map[string]func() error{
-		"secret": func() error { _, err := cli.CoreV1().Secrets(testNamespace).Get(ctx, name, metav1.GetOptions{}); return err },
-		"pod":    func() error { _, err := cli.CoreV1().Pods(testNamespace).Get(ctx, name, metav1.GetOptions{}); return err },
+		"secret": func() error {
+			_, err := cli.CoreV1().Secrets(testNamespace).Get(ctx, name, metav1.GetOptions{})
+			return err
+		},
+		"pod": func() error {
+			_, err := cli.CoreV1().Pods(testNamespace).Get(ctx, name, metav1.GetOptions{})
+			return err
+		},
 	} {
 		if err := get(); !apierrors.IsNotFound(err) {
 			t.Errorf("the %s after delete: %v", what, err)
