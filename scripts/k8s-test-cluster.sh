@@ -200,7 +200,8 @@ network() {
 start() {
 	local name=$1
 	shift
-	in_ns "$@" >"$run/$name.log" 2>&1 &
+	# Not through in_ns: $! must be the component's pid (nsenter execs it).
+	nsenter --net="/run/netns/$netns" -- "$@" >"$run/$name.log" 2>&1 &
 	echo $! >"$run/$name.pid"
 }
 
@@ -366,15 +367,49 @@ kill_pids() {
 
 down() {
 	[ "$(id -u)" = 0 ] || die "needs root"
-	# Pods' containers are containerd-shim children, not the kubelet's:
-	# stop them through containerd while it still runs.
-	if [ -S "$run/containerd.sock" ] && ctr -a "$run/containerd.sock" version >/dev/null 2>&1; then
-		local c
-		for c in $(ctr -a "$run/containerd.sock" -n k8s.io tasks ls -q 2>/dev/null); do
-			ctr -a "$run/containerd.sock" -n k8s.io tasks kill -s SIGKILL "$c" >/dev/null 2>&1 || true
-		done
-	fi
+	# The components first, so that nothing restarts a pod; then the pods'
+	# containers, which are runc's under containerd's shims, each pod with a
+	# network namespace of its own: kill the containers whose bundle is
+	# under this cluster's containerd state (another cluster's containerd
+	# may share runc's root), then remove their namespaces.
 	kill_pids
+	local runc_root=/run/containerd/runc/k8s.io ids=() nets=() id pid
+	if [ -d "$runc_root" ]; then
+		while read -r id pid _ bundle _; do
+			case "$bundle" in "$run/containerd/"*) ;; *) continue ;; esac
+			ids+=("$id")
+			if [ "$pid" -gt 0 ] 2>/dev/null; then
+				nets+=("$(stat -L -c %i "/proc/$pid/ns/net" 2>/dev/null || true)")
+			fi
+		done < <(runc --root "$runc_root" list 2>/dev/null | tail -n +2)
+		for id in "${ids[@]}"; do runc --root "$runc_root" kill "$id" KILL 2>/dev/null || true; done
+	fi
+	for id in "${ids[@]}"; do runc --root "$runc_root" delete -f "$id" >/dev/null 2>&1 || true; done
+	local ns
+	for ns in /run/netns/cni-*; do
+		[ -e "$ns" ] || continue
+		local ino
+		ino=$(stat -L -c %i "$ns" 2>/dev/null || true)
+		for n in "${nets[@]}"; do
+			if [ -n "$ino" ] && [ "$ino" = "$n" ]; then ip netns del "$(basename "$ns")" 2>/dev/null || true; fi
+		done
+	done
+	rm -rf /var/lib/cni/networks/dev8k8s
+	# Whatever else runs in the namespace is the cluster's too (a shim, a
+	# component whose pid file was lost): every process there goes.
+	if [ -e "/run/netns/$netns" ]; then
+		local pids
+		pids=$(ip netns pids "$netns" 2>/dev/null || true)
+		if [ -n "$pids" ]; then
+			kill $pids 2>/dev/null || true
+			for _ in $(seq 1 40); do
+				[ -z "$(ip netns pids "$netns" 2>/dev/null)" ] && break
+				sleep 0.25
+			done
+			pids=$(ip netns pids "$netns" 2>/dev/null || true)
+			[ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
+		fi
+	fi
 	pkill -f "containerd-shim-runc-v2 -namespace k8s.io -id .* -address $run/containerd.sock" 2>/dev/null || true
 	# Whatever the kubelet and containerd mounted under the state.
 	grep -o " $state/[^ ]*\| $run/[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
