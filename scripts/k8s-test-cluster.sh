@@ -16,9 +16,10 @@
 # kubelet, kube-scheduler, kube-controller-manager, kube-proxy and kubectl are
 # built from the Go module proxy's Kubernetes source (a cold build is ~15
 # minutes on 2 cores; the binaries are cached by version under
-# ~/.cache/dev8), etcd, containerd, runc and the CNI plugins come from
-# Debian, and images (the pause image included) come from the local Docker
-# engine. Every component runs inside a network namespace of its own
+# ~/.cache/dev8), and so is kube-router, whose network policy controller
+# enforces NetworkPolicies (the bridge plugin does not); etcd, containerd,
+# runc, ipset and the CNI plugins come from Debian, and images (the pause
+# image included) come from the local Docker engine. Every component runs inside a network namespace of its own
 # (dev8k8s), whose node address 10.200.0.1 is joined to this host's
 # 10.200.0.2 by a veth pair: the host reaches the API server and pods, and
 # pods reach a server listening on 10.200.0.2, but the namespace has no
@@ -44,6 +45,10 @@ api_service_ip=10.96.0.1
 node_name=dev8-node
 pause_image=dev8.local/pause:1
 components=(kube-apiserver kubelet kube-scheduler kube-controller-manager kube-proxy kubectl)
+# kube-router's network policy controller enforces NetworkPolicies (the
+# bridge CNI plugin does not), as Calico or Cilium would on a real cluster.
+kube_router_version=v2.1.0
+kube_router="$HOME/.cache/dev8/kube-router-$kube_router_version/kube-router"
 
 log() { echo "k8s-test-cluster: $*" >&2; }
 die() {
@@ -120,11 +125,24 @@ EOF
 	log "built: $(cd "$bin" && ls | tr '\n' ' ')"
 }
 
+# build_kube_router builds kube-router into the cache, once per version.
+build_kube_router() {
+	[ -x "$kube_router" ] && return 0
+	log "building kube-router $kube_router_version (its network policy controller)"
+	local src
+	src="$(dirname "$kube_router")/src"
+	mkdir -p "$src"
+	printf 'module dev8.dev/kube-router-build\n\ngo 1.24.0\n' >"$src/go.mod"
+	(cd "$src" && GOFLAGS=-mod=mod go get "github.com/cloudnativelabs/kube-router/v2@$kube_router_version" &&
+		GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$kube_router.tmp" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router)
+	mv "$kube_router.tmp" "$kube_router"
+}
+
 # packages installs what Debian provides: etcd, the CNI plugins, conntrack
 # (kube-proxy), and containerd and runc with Docker's engine.
 packages() {
 	local need=() p
-	for p in etcd-server containernetworking-plugins conntrack iptables containerd runc; do
+	for p in etcd-server containernetworking-plugins conntrack iptables ipset containerd runc; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 	done
 	if [ ${#need[@]} -gt 0 ]; then
@@ -243,6 +261,7 @@ up() {
 	fi
 	packages
 	build
+	build_kube_router
 	docker info >/dev/null 2>&1 || scripts/dockerd.sh
 	mkdir -p "$state" "$run" "$state/cni"
 	pki
@@ -347,6 +366,12 @@ EOF
 	kubectl_ wait --for=condition=Ready "node/$node_name" --timeout=90s >/dev/null ||
 		die "node $node_name is not Ready (logs in $run)"
 	await "the default service account" 60 kubectl_ get serviceaccount default -n default
+	# Once the node is there (it looks itself up by name).
+	start kube-router "$kube_router" --kubeconfig="$kc" --hostname-override="$node_name" \
+		--run-firewall=true --run-router=false --run-service-proxy=false --enable-cni=false \
+		--enable-pod-egress=false --health-port=0 --service-cluster-ip-range="$service_cidr"
+	sleep 1
+	kill -0 "$(cat "$run/kube-router.pid")" 2>/dev/null || die "kube-router did not start: $(tail -n 3 "$run/kube-router.log")"
 	log "up: $(kubectl_ get node "$node_name" --no-headers | tr -s ' ')"
 	env_lines
 }
@@ -354,7 +379,7 @@ EOF
 # kill_pids stops the components in reverse order of their start.
 kill_pids() {
 	local name pid
-	for name in kube-proxy kubelet k8sprovisioner kube-scheduler kube-controller-manager containerd kube-apiserver etcd; do
+	for name in kube-router kube-proxy kubelet k8sprovisioner kube-scheduler kube-controller-manager containerd kube-apiserver etcd; do
 		[ -f "$run/$name.pid" ] || continue
 		pid=$(cat "$run/$name.pid")
 		if kill "$pid" 2>/dev/null; then
@@ -448,6 +473,7 @@ status)
 build)
 	packages
 	build
+	build_kube_router
 	;;
 load-image) load_image "$@" ;;
 exec)

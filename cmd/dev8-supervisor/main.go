@@ -14,7 +14,8 @@
 // It takes the same command line as `dev8 supervisor`, so the runtimes
 // start either with the same argv ([binary, "supervisor"]): the word
 // "supervisor" (optional here), then nothing but -h/--help, or `install
-// PATH`, which copies the binary to PATH (supervisor.InstallSelf).
+// PATH`, which copies the binary to PATH (supervisor.InstallSelf), or
+// `seed-home SRC DST` (supervisor.SeedHome).
 // Everything else comes from the DEV8_* environment variables
 // internal/supervisor documents.
 package main
@@ -35,6 +36,9 @@ Usage:
   %s supervisor
   %[1]s install PATH   copy this executable to PATH (a Kubernetes
                        workspace's init container does)
+  %[1]s seed-home SRC DST
+                       copy the image's home SRC into DST, the home's volume,
+                       if that is empty (another init container does)
 `
 
 func main() {
@@ -57,6 +61,17 @@ func run(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		if err := supervisor.InstallSelf(args[1]); err != nil {
+			fmt.Fprintln(stderr, "dev8 supervisor:", err)
+			return 1
+		}
+		return 0
+	}
+	if len(args) > 0 && args[0] == "seed-home" {
+		if len(args) != 3 {
+			fmt.Fprintf(stderr, "dev8 supervisor seed-home: want SRC and DST\n\n"+usage, argv[0])
+			return 1
+		}
+		if err := supervisor.SeedHome(args[1], args[2], stderr); err != nil {
 			fmt.Fprintln(stderr, "dev8 supervisor:", err)
 			return 1
 		}

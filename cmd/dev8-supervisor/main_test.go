@@ -29,6 +29,8 @@ func TestArguments(t *testing.T) {
 		{args: []string{"install"}, code: 1, stderr: "want one PATH"},
 		{args: []string{"supervisor", "install", "a", "b"}, code: 1, stderr: "want one PATH"},
 		{args: []string{"install", "/nonexistent-dir/dev8"}, code: 1, stderr: "install:"},
+		{args: []string{"seed-home", "/a"}, code: 1, stderr: "want SRC and DST"},
+		{args: []string{"seed-home", "/nonexistent-a", "/nonexistent-b"}, code: 1, stderr: "seed home:"},
 		// Without DEV8_ENVIRONMENT_ID supervisor.Main runs and refuses,
 		// which shows these reach it.
 		{args: []string{"supervisor"}, code: 1, stderr: "DEV8_ENVIRONMENT_ID is not set"},

@@ -85,15 +85,21 @@ func TestLoginStartsSession(t *testing.T) {
 		if !login.ExpiresAt.Equal(now.Add(30 * 24 * time.Hour)) {
 			t.Errorf("expires_at = %v, want 30 days from %v", login.ExpiresAt, now)
 		}
-		sc := cookies[httpmw.SessionCookie]
-		if sc == nil || sc.Value != login.Token || !sc.HttpOnly || sc.SameSite != http.SameSiteLaxMode || sc.Path != "/" || sc.Secure != tls {
-			t.Fatalf("tls=%v: session cookie %+v", tls, sc)
+		// Over TLS the cookies are __Host- ones, which no subdomain can
+		// set.
+		sessionName, csrfName := httpmw.SessionCookie, httpmw.CSRFCookie
+		if tls {
+			sessionName, csrfName = httpmw.SecurePrefix+sessionName, httpmw.SecurePrefix+csrfName
+		}
+		sc := cookies[sessionName]
+		if sc == nil || sc.Value != login.Token || !sc.HttpOnly || sc.SameSite != http.SameSiteLaxMode || sc.Path != "/" || sc.Secure != tls || sc.Domain != "" {
+			t.Fatalf("tls=%v: session cookie %+v (all: %v)", tls, sc, cookies)
 		}
 		if !sc.Expires.Equal(login.ExpiresAt.Truncate(time.Second)) {
 			t.Errorf("cookie expires %v, session %v", sc.Expires, login.ExpiresAt)
 		}
-		cc := cookies[httpmw.CSRFCookie]
-		if cc == nil || cc.Value != login.CSRFToken || cc.HttpOnly || cc.SameSite != http.SameSiteLaxMode || cc.Path != "/" || cc.Secure != tls {
+		cc := cookies[csrfName]
+		if cc == nil || cc.Value != login.CSRFToken || cc.HttpOnly || cc.SameSite != http.SameSiteLaxMode || cc.Path != "/" || cc.Secure != tls || cc.Domain != "" {
 			t.Fatalf("tls=%v: CSRF cookie %+v", tls, cc)
 		}
 		// A session, not an API token; the secret is stored hashed.
@@ -372,17 +378,24 @@ func TestLoginRefusesCrossOriginBrowsers(t *testing.T) {
 }
 
 // Behind a proxy that terminates TLS the request is plain HTTP, but the
-// access URL says people use HTTPS: the cookies are Secure all the same.
+// access URL says people use HTTPS: the cookies are Secure (and __Host-)
+// all the same, and a cookie of the plain name is someone else's.
 func TestSessionCookiesSecureBehindTLSProxy(t *testing.T) {
 	t.Parallel()
 	f := newHardenedFixture(t, nil)
 	f.api.SetPublicURL("https://dev8.example.com/")
 	f.user("ada@example.com", "correct horse")
-	_, cookies := f.login("ada@example.com", "correct horse", false)
-	for _, name := range []string{httpmw.SessionCookie, httpmw.CSRFCookie} {
+	login, cookies := f.login("ada@example.com", "correct horse", false)
+	for _, name := range []string{httpmw.SecurePrefix + httpmw.SessionCookie, httpmw.SecurePrefix + httpmw.CSRFCookie} {
 		if c := cookies[name]; c == nil || !c.Secure {
-			t.Errorf("%s = %+v, want Secure", name, c)
+			t.Errorf("%s = %+v, want Secure (all: %v)", name, c, cookies)
 		}
+	}
+	if rec := f.do("GET", "/api/v1/auth/me", reqOpts{headers: map[string]string{"Cookie": httpmw.SecurePrefix + httpmw.SessionCookie + "=" + login.Token}}); rec.Code != http.StatusOK {
+		t.Errorf("auth/me with the __Host- cookie: %d %s", rec.Code, rec.Body.String())
+	}
+	if rec := f.do("GET", "/api/v1/auth/me", reqOpts{headers: map[string]string{"Cookie": httpmw.SessionCookie + "=" + login.Token}}); rec.Code != http.StatusUnauthorized {
+		t.Errorf("auth/me with a plain-named cookie behind TLS: %d, want 401", rec.Code)
 	}
 }
 

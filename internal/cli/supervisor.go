@@ -28,5 +28,13 @@ configures it through DEV8_* environment variables; people do not run it by hand
 			return supervisor.InstallSelf(args[0])
 		},
 	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "seed-home SRC DST",
+		Short: "Copy the image's home SRC into the home's volume DST if that is empty (a Kubernetes workspace's init container does)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return supervisor.SeedHome(args[0], args[1], cmd.ErrOrStderr())
+		},
+	})
 	return cmd
 }

@@ -21,7 +21,7 @@ import (
 // existing environments use are kept whatever is configured.
 func TestPlanRuntimes(t *testing.T) {
 	ctx := context.Background()
-	for _, name := range []string{"", "local", "docker"} {
+	for _, name := range []string{"", "local", "docker", "kubernetes"} {
 		plan, err := planRuntimes(ctx, Config{Runtime: name}, nil)
 		want := name
 		if want == "" {
@@ -31,7 +31,7 @@ func TestPlanRuntimes(t *testing.T) {
 			t.Errorf("planRuntimes(%q) = %+v, %v; want %q, configured", name, plan, err, want)
 		}
 	}
-	if _, err := planRuntimes(ctx, Config{Runtime: "kubernetes"}, nil); err == nil || !strings.Contains(err.Error(), "available: auto, local, docker") {
+	if _, err := planRuntimes(ctx, Config{Runtime: "azure"}, nil); err == nil || !strings.Contains(err.Error(), "available: auto, local, docker, kubernetes") {
 		t.Errorf("unknown runtime: %v", err)
 	}
 	if _, err := planRuntimes(ctx, Config{Runtime: "auto", Runtimes: []string{"local", "azure"}}, nil); err == nil || !strings.Contains(err.Error(), `unknown runtime "azure"`) {

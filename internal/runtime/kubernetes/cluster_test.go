@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -62,13 +65,26 @@ func TestWorkspacePod(t *testing.T) {
 		t.Fatalf("started: %+v", inst)
 	}
 	out, err := kubectl(ctx, nil, "exec", "-n", testNamespace, name, "-c", containerWorkspace, "--", "sh", "-c",
-		`id -u; id -g; grep CapEff /proc/self/status; echo "$TEAM_SECRET"; touch /workspace/w ~/h && echo writable; ls /.dev8/agent`)
+		`id -u; id -g; grep CapEff /proc/self/status; echo "$TEAM_SECRET"; touch /workspace/w ~/h && echo writable; ls /.dev8/agent; cat ~/seeded-by-image`)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The home volume starts with the image's home; the files written
+	// stay through a restart, and the home is not seeded over them.
 	got := strings.Fields(string(out))
-	if len(got) < 7 || got[0] != "1000" || got[1] != "1000" || got[3] != "0000000000000000" || got[4] != "hunter2" || got[5] != "writable" || got[6] != secretToken {
+	if len(got) < 10 || got[0] != "1000" || got[1] != "1000" || got[3] != "0000000000000000" || got[4] != "hunter2" || got[5] != "writable" || got[6] != secretToken ||
+		strings.Join(got[7:10], " ") != "from the image" {
 		t.Fatalf("inside the pod: %q", out)
+	}
+	if err := rt.Stop(ctx, id); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if _, err := rt.Start(ctx, id); err != nil {
+		t.Fatalf("start again: %v", err)
+	}
+	if out, err := kubectl(ctx, nil, "exec", "-n", testNamespace, name, "-c", containerWorkspace, "--", "sh", "-c", `ls -a ~ /workspace | tr '\n' ' '`); err != nil ||
+		!strings.Contains(string(out), " h ") || !strings.Contains(string(out), " w") || !strings.Contains(string(out), "seeded-by-image") {
+		t.Fatalf("after a restart: %q, %v", out, err)
 	}
 	if err := rt.Stop(ctx, id); err != nil {
 		t.Fatalf("stop: %v", err)
@@ -189,5 +205,59 @@ func TestStartFailures(t *testing.T) {
 	}
 	if _, err := cli.CoreV1().Pods(testNamespace).Get(ctx, ObjectName(spec.EnvironmentID), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("a failed start left its pod: %v", err)
+	}
+}
+
+// TestWorkspacesIsolated: the NetworkPolicy keeps one workspace from
+// another (a web server in B answers B itself, not A), while a workspace
+// still reaches the Dev8 server's address (ServerEgress: a listener of
+// this test on the host's side of the cluster's network).
+func TestWorkspacesIsolated(t *testing.T) {
+	needCluster(t)
+	t.Parallel()
+	ln, err := net.Listen("tcp", hostIP+":0")
+	if err != nil {
+		t.Fatalf("listen on the cluster's host address: %v", err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "dev8 server") })}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	// An installation of its own: the NetworkPolicy is one per
+	// installation, and the other tests' runtimes would put theirs
+	// (without ServerEgress) in its place.
+	rt := newTestRuntime(t, func(c *Config) {
+		c.ServerEgress = []string{hostIP}
+		c.Installation = "dev8-isolation-test"
+	})
+	ctx := t.Context()
+	a, b := created(t, rt), created(t, rt)
+	for _, s := range []runtime.Spec{a, b} {
+		if _, err := rt.Start(ctx, s.EnvironmentID); err != nil {
+			t.Fatalf("start: %v", err)
+		}
+	}
+	exec := func(spec runtime.Spec, script string) (string, error) {
+		out, err := kubectl(ctx, nil, "exec", "-n", testNamespace, ObjectName(spec.EnvironmentID), "-c", containerWorkspace, "--", "sh", "-c", script)
+		return strings.TrimSpace(string(out)), err
+	}
+	if _, err := exec(b, "echo from-b > /workspace/index.html && httpd -p 8080 -h /workspace"); err != nil {
+		t.Fatal(err)
+	}
+	pod, err := cli.CoreV1().Pods(testNamespace).Get(ctx, ObjectName(b.EnvironmentID), metav1.GetOptions{})
+	if err != nil || pod.Status.PodIP == "" {
+		t.Fatalf("B's address: %v %v", pod, err)
+	}
+	// busybox's nc (its wget crashes as a user /etc/passwd does not name).
+	get := func(spec runtime.Spec, addr string) (string, error) {
+		return exec(spec, fmt.Sprintf(`printf 'GET /index.html HTTP/1.0\r\n\r\n' | nc -w 5 %s`, addr))
+	}
+	if out, err := get(b, "127.0.0.1 8080"); err != nil || !strings.HasSuffix(out, "from-b") {
+		t.Fatalf("B's web server from B: %q, %v", out, err)
+	}
+	if out, err := get(a, fmt.Sprintf("%s %d", hostIP, ln.Addr().(*net.TCPAddr).Port)); err != nil || !strings.HasSuffix(out, "dev8 server") {
+		t.Fatalf("the server's address from A: %q, %v", out, err)
+	}
+	if out, _ := get(a, pod.Status.PodIP+" 8080"); strings.Contains(out, "from-b") {
+		t.Fatalf("A reached B's web server at %s: %q", pod.Status.PodIP, out)
 	}
 }

@@ -185,17 +185,19 @@ func exitReason(p *corev1.Pod) string {
 	if p.Status.Reason == "Evicted" {
 		return "evicted by Kubernetes: " + strings.TrimSpace(p.Status.Message)
 	}
-	for _, name := range []string{containerSupervisor, containerWorkspace} {
+	for _, name := range []string{containerSupervisor, containerHome, containerWorkspace} {
 		st := containerStatus(p, name)
 		if st == nil || st.State.Terminated == nil {
 			continue
 		}
 		t := st.State.Terminated
-		if name == containerSupervisor {
-			if t.ExitCode == 0 {
-				continue
-			}
+		switch {
+		case name == containerSupervisor && t.ExitCode != 0:
 			return fmt.Sprintf("the supervisor could not be installed from %s: exit code %d (%s) %s", st.Image, t.ExitCode, t.Reason, strings.TrimSpace(t.Message))
+		case name == containerHome && t.ExitCode != 0:
+			return fmt.Sprintf("the image's home could not be copied into the home volume (image %s): exit code %d (%s) %s", st.Image, t.ExitCode, t.Reason, strings.TrimSpace(t.Message))
+		case name != containerWorkspace:
+			continue
 		}
 		switch {
 		case t.Reason == "OOMKilled":

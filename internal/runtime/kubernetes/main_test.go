@@ -44,6 +44,9 @@ var (
 	testNamespace string
 	kubeconfig    string
 	kubectlBin    string
+	// hostIP is this host's address on the cluster's network, which pods
+	// reach.
+	hostIP string
 	repoRoot      string
 )
 
@@ -72,7 +75,7 @@ func testMain(m *testing.M) int {
 }
 
 func setup(tmp string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
@@ -93,7 +96,7 @@ func setup(tmp string) error {
 			env[k] = v
 		}
 	}
-	kubeconfig, kubectlBin = env["KUBECONFIG"], env["DEV8_K8S_KUBECTL"]
+	kubeconfig, kubectlBin, hostIP = env["KUBECONFIG"], env["DEV8_K8S_KUBECTL"], env["DEV8_K8S_HOST_IP"]
 	rc, err := RESTConfig(kubeconfig, "")
 	if err != nil {
 		return err
@@ -160,11 +163,15 @@ func buildImages(ctx context.Context, tmp string) error {
 			"COPY busybox /bin/busybox",
 			"COPY busybox /bin/sh",
 			"COPY tmp /tmp",
+			"COPY --chown=1000:1000 home /home/dev8",
 			"ENV PATH=/bin",
 			"",
 		}, "\n"))},
 		{name: "busybox", mode: 0o755, data: bb},
 		{name: "tmp/", mode: 0o1777, dir: true},
+		{name: "home/", mode: 0o755, dir: true},
+		// Shows that a new home volume starts with the image's home.
+		{name: "home/seeded-by-image", mode: 0o644, data: []byte("from the image\n")},
 	})
 }
 

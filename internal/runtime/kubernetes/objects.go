@@ -32,6 +32,7 @@ const (
 const (
 	containerWorkspace  = "workspace"
 	containerSupervisor = "dev8-supervisor"
+	containerHome       = "dev8-home"
 	volumeStorage       = "storage"
 	volumeSupervisor    = "dev8-bin"
 	volumeAgent         = "dev8-agent"
@@ -41,6 +42,10 @@ const (
 // SupervisorInstall is the init container's command: the supervisor image's
 // binary copies itself where the workspace container runs it.
 var SupervisorInstall = []string{"/dev8-supervisor", "install", SupervisorPath}
+
+// HomeVolumeDir is where the home's volume is mounted in the dev8-home init
+// container, which copies the image's home into it when it is empty.
+const HomeVolumeDir = "/.dev8/home"
 
 // secretKey is the grammar of a Secret's keys.
 var secretKey = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
@@ -198,21 +203,36 @@ func (r *Runtime) pod(spec runtime.Spec, owner *corev1.Secret) (*corev1.Pod, err
 				ImagePullPolicy: r.cfg.ImagePullPolicy,
 				Command:         SupervisorInstall,
 				SecurityContext: restricted,
-				VolumeMounts:    []corev1.VolumeMount{{Name: volumeSupervisor, MountPath: SupervisorDir}},
-				Resources: corev1.ResourceRequirements{
-					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
-					Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
+				// A failure's last output becomes its reason's message.
+				TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+				VolumeMounts:             []corev1.VolumeMount{{Name: volumeSupervisor, MountPath: SupervisorDir}},
+				Resources:                initResources,
+			}, {
+				// The image's home into a new home volume (as Docker
+				// fills a new volume from the image): run from the
+				// workspace image, by the supervisor just copied.
+				Name:                     containerHome,
+				Image:                    image,
+				ImagePullPolicy:          r.cfg.ImagePullPolicy,
+				Command:                  []string{SupervisorPath, "seed-home", r.cfg.HomeDir, HomeVolumeDir},
+				SecurityContext:          restricted,
+				TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+				VolumeMounts: []corev1.VolumeMount{
+					{Name: volumeSupervisor, MountPath: SupervisorDir, ReadOnly: true},
+					{Name: volumeStorage, MountPath: HomeVolumeDir, SubPath: "home"},
 				},
+				Resources: initResources,
 			}},
 			Containers: []corev1.Container{{
-				Name:            containerWorkspace,
-				Image:           image,
-				ImagePullPolicy: r.cfg.ImagePullPolicy,
-				Command:         []string{SupervisorPath, "supervisor"},
-				WorkingDir:      WorkspaceDir,
-				Env:             env,
-				Resources:       res,
-				SecurityContext: restricted,
+				Name:                     containerWorkspace,
+				Image:                    image,
+				ImagePullPolicy:          r.cfg.ImagePullPolicy,
+				Command:                  []string{SupervisorPath, "supervisor"},
+				WorkingDir:               WorkspaceDir,
+				Env:                      env,
+				Resources:                res,
+				SecurityContext:          restricted,
+				TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 				VolumeMounts: []corev1.VolumeMount{
 					{Name: volumeStorage, MountPath: WorkspaceDir, SubPath: "workspace"},
 					{Name: volumeStorage, MountPath: r.cfg.HomeDir, SubPath: "home"},
@@ -230,6 +250,12 @@ func (r *Runtime) pod(spec runtime.Spec, owner *corev1.Secret) (*corev1.Pod, err
 		p.Spec.ImagePullSecrets = append(p.Spec.ImagePullSecrets, corev1.LocalObjectReference{Name: s})
 	}
 	return p, nil
+}
+
+// initResources bound the init containers (they copy files).
+var initResources = corev1.ResourceRequirements{
+	Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+	Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
 }
 
 // imageRef is the reference to run for a template's image.

@@ -70,7 +70,8 @@ func TestPodIsRestricted(t *testing.T) {
 	if ps.NodeSelector["pool"] != "gpu" || len(ps.Tolerations) != 1 || *ps.RuntimeClassName != "gvisor" || ps.ImagePullSecrets[0].Name != "regcred" {
 		t.Errorf("placement: %v %v %v %v", ps.NodeSelector, ps.Tolerations, ps.RuntimeClassName, ps.ImagePullSecrets)
 	}
-	if len(ps.InitContainers) != 1 || ps.InitContainers[0].Image != "dev8/supervisor:1" || strings.Join(ps.InitContainers[0].Command, " ") != strings.Join(SupervisorInstall, " ") {
+	if len(ps.InitContainers) != 2 || ps.InitContainers[0].Image != "dev8/supervisor:1" || strings.Join(ps.InitContainers[0].Command, " ") != strings.Join(SupervisorInstall, " ") ||
+		ps.InitContainers[1].Image != "dev8/nodejs" || strings.Join(ps.InitContainers[1].Command, " ") != SupervisorPath+" seed-home /home/dev8 "+HomeVolumeDir {
 		t.Errorf("init containers: %+v", ps.InitContainers)
 	}
 	for _, c := range append(append([]corev1.Container{}, ps.InitContainers...), ps.Containers...) {
