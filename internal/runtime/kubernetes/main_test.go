@@ -46,8 +46,8 @@ var (
 	kubectlBin    string
 	// hostIP is this host's address on the cluster's network, which pods
 	// reach.
-	hostIP string
-	repoRoot      string
+	hostIP   string
+	repoRoot string
 )
 
 func TestMain(m *testing.M) {
