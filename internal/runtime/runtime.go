@@ -141,6 +141,19 @@ type ExitNotifier interface {
 	NotifyExits(ch chan<- string)
 }
 
+// ImageRef is the reference a runtime runs for a spec's image: def when
+// the spec names none, then what refs maps it to (an operator's
+// --template-image pointing a template at their registry), else as given.
+func ImageRef(image, def string, refs map[string]string) string {
+	if image == "" {
+		image = def
+	}
+	if ref, ok := refs[image]; ok {
+		return ref
+	}
+	return image
+}
+
 // permanentError marks an error that retrying will not fix.
 type permanentError struct{ err error }
 

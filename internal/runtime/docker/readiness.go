@@ -18,13 +18,7 @@ const BuildImagesHint = "make images (in Dev8's source tree; scripts/build-image
 
 // imageRef is the reference Create runs for a spec's image.
 func (r *Runtime) imageRef(img string) string {
-	if img == "" {
-		img = r.cfg.DefaultImage
-	}
-	if ref, ok := r.cfg.ImageRefs[img]; ok {
-		return ref
-	}
-	return img
+	return runtime.ImageRef(img, r.cfg.DefaultImage, r.cfg.ImageRefs)
 }
 
 // ImageStatus implements runtime.ImageChecker: an image on the engine is

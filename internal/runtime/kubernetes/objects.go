@@ -260,13 +260,7 @@ var initResources = corev1.ResourceRequirements{
 
 // imageRef is the reference to run for a template's image.
 func (r *Runtime) imageRef(image string) string {
-	if image == "" {
-		image = r.cfg.DefaultImage
-	}
-	if ref, ok := r.cfg.ImageRefs[image]; ok {
-		return ref
-	}
-	return image
+	return runtime.ImageRef(image, r.cfg.DefaultImage, r.cfg.ImageRefs)
 }
 
 // resources are the workspace container's requests and limits: its size's
