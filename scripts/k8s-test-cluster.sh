@@ -347,6 +347,13 @@ clusterDomain: cluster.local
 resolvConf: /etc/resolv.conf
 podCIDR: $pod_cidr
 serializeImagePulls: false
+# Images come from Docker by hand (load-image), not from a registry, so the
+# kubelet must never remove one (its image GC took the pause image on a
+# disk 85% full), nor evict pods for a host disk it does not own.
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard:
+  memory.available: "100Mi"
 EOF
 	start kubelet "$bin/kubelet" --config="$state/kubelet.yaml" --kubeconfig="$kc" \
 		--node-ip="$node_ip" --hostname-override="$node_name" --root-dir="$state/kubelet"

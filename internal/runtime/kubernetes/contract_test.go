@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"os"
@@ -53,9 +54,11 @@ func TestContract(t *testing.T) {
 			// environments to run side by side.
 			return runtime.Spec{Name: "contract", Template: "base", CPUCores: 0, MemoryGB: 1, StorageGB: 1}
 		},
+		// The data goes in the command line, not kubectl's stdin: a
+		// file written through `kubectl exec -i` was once found empty.
 		WriteFile: func(ctx context.Context, rt runtime.Runtime, inst runtime.Instance, name string, data []byte) error {
-			_, err := kubectl(ctx, data, "exec", "-i", "-n", testNamespace, ObjectName(inst.EnvironmentID), "-c", containerWorkspace,
-				"--", "sh", "-c", fmt.Sprintf("cat > %s/%s", WorkspaceDir, name))
+			_, err := kubectl(ctx, nil, "exec", "-n", testNamespace, ObjectName(inst.EnvironmentID), "-c", containerWorkspace,
+				"--", "sh", "-c", fmt.Sprintf("echo %s | base64 -d > %s/%s", base64.StdEncoding.EncodeToString(data), WorkspaceDir, name))
 			return err
 		},
 		ReadFile: func(ctx context.Context, rt runtime.Runtime, inst runtime.Instance, name string) ([]byte, error) {
