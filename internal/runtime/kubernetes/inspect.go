@@ -24,7 +24,10 @@ func (r *Runtime) Inspect(ctx context.Context, environmentID string) (runtime.In
 	if err != nil {
 		return runtime.Instance{}, fmt.Errorf("kubernetes: inspect %s: %w", environmentID, err)
 	}
-	pod, _ := r.livePod(ctx, environmentID)
+	pod, err := r.livePod(ctx, environmentID)
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("kubernetes: inspect %s: %w", environmentID, err)
+	}
 	return r.instance(sec, pod), nil
 }
 

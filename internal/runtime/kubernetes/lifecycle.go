@@ -60,7 +60,11 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	case !r.ours(sec.Labels, id):
 		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("kubernetes: create %s: a secret named %s exists that this Dev8 did not make", id, name))
 	default:
-		if pod, ok := r.livePod(ctx, id); ok && running(pod) {
+		pod, err := r.livePod(ctx, id)
+		if err != nil {
+			return runtime.Instance{}, fmt.Errorf("kubernetes: create %s: %w", id, err)
+		}
+		if pod != nil && running(pod) {
 			// Running: nothing to record until the next start.
 			return r.instance(sec, pod), nil
 		}
@@ -96,7 +100,10 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	case !r.ours(pvc.Labels, id):
 		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("kubernetes: create %s: a volume claim named %s exists that this Dev8 did not make", id, name))
 	}
-	pod, _ := r.livePod(ctx, id)
+	pod, err := r.livePod(ctx, id)
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("kubernetes: create %s: %w", id, err)
+	}
 	inst := r.instance(sec, pod)
 	r.mu.Lock()
 	inst.StorageCreated = r.newClaim[id]
@@ -141,7 +148,11 @@ func (r *Runtime) Start(ctx context.Context, environmentID string) (runtime.Inst
 	if err != nil {
 		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("kubernetes: start %s: %w", id, err))
 	}
-	if pod, ok := r.livePod(ctx, id); ok {
+	pod, err := r.livePod(ctx, id)
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("kubernetes: start %s: %w", id, err)
+	}
+	if pod != nil {
 		if running(pod) {
 			return r.instance(sec, pod), nil
 		}
@@ -166,7 +177,7 @@ func (r *Runtime) Start(ctx context.Context, environmentID string) (runtime.Inst
 	if _, err := r.cli.CoreV1().Pods(r.cfg.Namespace).Create(ctx, want, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return runtime.Instance{}, fmt.Errorf("kubernetes: start %s: pod: %w", id, classify(err))
 	}
-	pod, err := r.awaitRunning(ctx, id, spec.Image)
+	pod, err = r.awaitRunning(ctx, id, spec.Image)
 	if err != nil {
 		// No compute left half-started: the next Start begins afresh.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -355,14 +366,18 @@ func (r *Runtime) setRunning(ctx context.Context, sec *corev1.Secret, on bool) (
 	return out, nil
 }
 
-// livePod is the environment's pod as the API has it now, if there is one
-// of ours.
-func (r *Runtime) livePod(ctx context.Context, id string) (*corev1.Pod, bool) {
+// livePod is the environment's pod as the API has it now: nil when there
+// is none of ours, an error when the API could not tell (which must not
+// read as "the pod is gone").
+func (r *Runtime) livePod(ctx context.Context, id string) (*corev1.Pod, error) {
 	p, err := r.cli.CoreV1().Pods(r.cfg.Namespace).Get(ctx, ObjectName(id), metav1.GetOptions{})
-	if err != nil || !r.ours(p.Labels, id) {
-		return nil, false
+	if apierrors.IsNotFound(err) || (err == nil && !r.ours(p.Labels, id)) {
+		return nil, nil
 	}
-	return p, true
+	if err != nil {
+		return nil, fmt.Errorf("pod: %w", classify(err))
+	}
+	return p, nil
 }
 
 // classify marks the API's answers that retrying will not change
