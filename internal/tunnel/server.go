@@ -42,7 +42,15 @@ type Registry struct {
 	// changed is closed (and replaced) whenever a session for the
 	// environment arrives, waking Dials that wait for it.
 	changed map[string]chan struct{}
+	// closed: the server is shutting down; a supervisor that reconnects
+	// meanwhile (the listener still accepts until the HTTP server's
+	// shutdown) is turned away, or its tunnel would outlive the server
+	// and the supervisor would never redial the next one.
+	closed bool
 }
+
+// errClosed answers a tunnel that arrives after Close.
+var errClosed = errors.New("tunnel: the server is shutting down")
 
 // NewRegistry returns an empty Registry.
 func NewRegistry(log *slog.Logger) *Registry {
@@ -59,8 +67,13 @@ func (r *Registry) Serve(ctx context.Context, environmentID string, conn net.Con
 		conn.Close()
 		return fmt.Errorf("tunnel: start session: %w", err)
 	}
-	r.obs.TunnelConnected() // before a Dial can see the session
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		sess.Close()
+		return errClosed
+	}
+	r.obs.TunnelConnected() // before a Dial can see the session
 	old := r.sessions[environmentID]
 	r.sessions[environmentID] = sess
 	if ch := r.changed[environmentID]; ch != nil {
@@ -111,6 +124,7 @@ func (r *Registry) Disconnect(environmentID string) {
 // reconnect to the next server; their workspaces keep running.
 func (r *Registry) Close() {
 	r.mu.Lock()
+	r.closed = true
 	sessions := r.sessions
 	r.sessions = map[string]*yamux.Session{}
 	r.mu.Unlock()

@@ -214,3 +214,30 @@ func TestAwaitWaitsForAgent(t *testing.T) {
 		t.Fatal("Await returned before the agent was connected")
 	}
 }
+
+// TestClosedRegistryTurnsTunnelsAway: once the server shuts down, a
+// supervisor that redials it before its listener closes is not taken in
+// (its tunnel would outlive the server, and it would never redial the next
+// one): it keeps trying, and nothing is registered.
+func TestClosedRegistryTurnsTunnelsAway(t *testing.T) {
+	t.Parallel()
+	reg := NewRegistry(slog.New(slog.DiscardHandler))
+	srv := testServer(t, reg, "tok")
+	up := startAgent(t, t.Context(), srv.URL, "tok")
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-up:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the agent did not connect", what)
+		}
+	}
+	wait("first connection")
+	reg.Close()
+	// It redials at once and is turned away, again and again.
+	wait("redial after Close")
+	wait("redial after being turned away")
+	if reg.Connected("env_a") {
+		t.Fatal("a tunnel that arrived after Close is registered")
+	}
+}
