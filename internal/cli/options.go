@@ -276,13 +276,7 @@ func parseLabels(s string) (map[string]string, error) {
 // parseRuntimes splits a comma-separated list of runtime names (the server
 // checks that it knows them).
 func parseRuntimes(s string) ([]string, error) {
-	var out []string
-	for _, name := range strings.Split(s, ",") {
-		if name = strings.ToLower(strings.TrimSpace(name)); name != "" {
-			out = append(out, name)
-		}
-	}
-	return out, nil
+	return parseList(strings.ToLower(s))
 }
 
 // repeatedValue is a repeatable flag whose variable holds the same items
@@ -316,12 +310,7 @@ func (r *repeatedValue[T]) Set(s string) error {
 }
 
 func (r *repeatedValue[T]) setEnv(s string) error {
-	var items []string
-	for _, v := range strings.Split(s, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			items = append(items, v)
-		}
-	}
+	items, _ := parseList(s)
 	return r.use(items)
 }
 

@@ -45,6 +45,10 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	}
 	secrets := r.cli.CoreV1().Secrets(r.cfg.Namespace)
 	name := ObjectName(id)
+	// The pod, once looked up (Create before every start finds the Secret,
+	// and needs the pod's state once).
+	var pod *corev1.Pod
+	podKnown := false
 	sec, err := secrets.Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
@@ -60,10 +64,10 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	case !r.ours(sec.Labels, id):
 		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("kubernetes: create %s: a secret named %s exists that this Dev8 did not make", id, name))
 	default:
-		pod, err := r.livePod(ctx, id)
-		if err != nil {
+		if pod, err = r.livePod(ctx, id); err != nil {
 			return runtime.Instance{}, fmt.Errorf("kubernetes: create %s: %w", id, err)
 		}
+		podKnown = true
 		if pod != nil && running(pod) {
 			// Running: nothing to record until the next start.
 			return r.instance(sec, pod), nil
@@ -100,9 +104,10 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	case !r.ours(pvc.Labels, id):
 		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("kubernetes: create %s: a volume claim named %s exists that this Dev8 did not make", id, name))
 	}
-	pod, err := r.livePod(ctx, id)
-	if err != nil {
-		return runtime.Instance{}, fmt.Errorf("kubernetes: create %s: %w", id, err)
+	if !podKnown {
+		if pod, err = r.livePod(ctx, id); err != nil {
+			return runtime.Instance{}, fmt.Errorf("kubernetes: create %s: %w", id, err)
+		}
 	}
 	inst := r.instance(sec, pod)
 	r.mu.Lock()
