@@ -19,6 +19,8 @@ func TestDNSRebindingRefused(t *testing.T) {
 	ts := startServer(t, "", func(c *server.Config) {
 		c.AccessURL = "https://dev8.example.com"
 		c.AllowedHosts = []string{"proxy.example.net"} // --allowed-hosts
+		// Kubernetes workspaces' supervisors dial an in-cluster name.
+		c.Kubernetes.AgentURL = "http://dev8.dev8.svc.cluster.local:3000"
 	})
 	port := ts.url[strings.LastIndex(ts.url, ":")+1:]
 	send := func(host, method, path, body string) (int, sdk.ErrorResponse) {
@@ -52,7 +54,7 @@ func TestDNSRebindingRefused(t *testing.T) {
 			t.Fatalf("GET / with Host %s: %d", host, code)
 		}
 	}
-	for _, host := range []string{"127.0.0.1:" + port, "localhost:" + port, "dev8.example.com", "proxy.example.net", "PROXY.example.net:443"} {
+	for _, host := range []string{"127.0.0.1:" + port, "localhost:" + port, "dev8.example.com", "proxy.example.net", "PROXY.example.net:443", "dev8.dev8.svc.cluster.local:3000"} {
 		if code, _ := send(host, http.MethodGet, "/health", ""); code != http.StatusOK {
 			t.Errorf("GET /health with Host %s: %d", host, code)
 		}

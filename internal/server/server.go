@@ -522,7 +522,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		// Hosts are checked before anything else runs (see AllowHosts):
 		// the server's own, and its workspace apps' (see appurl).
-		Handler:           httpmw.AllowHosts(s.log, httpmw.Hosts{URLs: []string{urls.AccessURL, urls.AgentURL}, Names: s.cfg.AllowedHosts, Extra: s.api.IsAppHost})(s.handler),
+		// The kubernetes runtime's pods may reach it under a name of its
+		// own (an in-cluster service's).
+		Handler:           httpmw.AllowHosts(s.log, httpmw.Hosts{URLs: []string{urls.AccessURL, urls.AgentURL, s.cfg.Kubernetes.AgentURL}, Names: s.cfg.AllowedHosts, Extra: s.api.IsAppHost})(s.handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		// Headers are small (a bearer token, a cookie); 64 KiB leaves room
 		// for a proxy's additions while keeping a slow-loris client's
