@@ -66,6 +66,7 @@ func newKubernetesRuntime(ctx context.Context, cfg Config, db *store.DB, imageRe
 		Resources:        k.Resources,
 		ServerEgress:     k.ServerEgress,
 		ServerPodLabels:  k.ServerPodLabels,
+		ServerNamespace:  kubernetes.InClusterNamespace(),
 		ExtraEnv:         cfg.SupervisorEnv,
 		Installation:     hex.EncodeToString(installation),
 		Logger:           cfg.Logger,

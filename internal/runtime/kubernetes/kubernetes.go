@@ -60,7 +60,6 @@
 package kubernetes
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,7 +69,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -158,6 +156,10 @@ type Config struct {
 	// inside. Both open the NetworkPolicy's egress rule to them.
 	ServerEgress    []string
 	ServerPodLabels map[string]string
+	// ServerNamespace, if set, is the namespace of the pods
+	// ServerPodLabels select (InClusterNamespace when the server runs in
+	// the cluster); empty, pods of any namespace with those labels.
+	ServerNamespace string
 	// DenyEgress are the ranges workspaces may not reach. Default
 	// DefaultDenyEgress.
 	DenyEgress []string
@@ -286,14 +288,6 @@ func RESTConfig(kubeconfig, context string) (*rest.Config, error) {
 		return nil, fmt.Errorf("kubernetes: cluster configuration: %w", err)
 	}
 	return rc, nil
-}
-
-// Ping reports whether the cluster answers and the namespace is there.
-func (r *Runtime) Ping(ctx context.Context) error {
-	if _, err := r.cli.CoreV1().Namespaces().Get(ctx, r.cfg.Namespace, metav1.GetOptions{}); err != nil {
-		return fmt.Errorf("kubernetes: namespace %s: %w", r.cfg.Namespace, err)
-	}
-	return nil
 }
 
 // PullPolicy is s as an image pull policy; empty is the default.

@@ -54,8 +54,14 @@ func (r *Runtime) networkPolicy() (*networkingv1.NetworkPolicy, error) {
 		server = append(server, networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: p.Masked().String()}})
 	}
 	if len(r.cfg.ServerPodLabels) > 0 {
+		namespaces := &metav1.LabelSelector{}
+		if r.cfg.ServerNamespace != "" {
+			// Another namespace's pods with the same labels are not
+			// the server.
+			namespaces.MatchLabels = map[string]string{corev1.LabelMetadataName: r.cfg.ServerNamespace}
+		}
 		server = append(server, networkingv1.NetworkPolicyPeer{
-			NamespaceSelector: &metav1.LabelSelector{},
+			NamespaceSelector: namespaces,
 			PodSelector:       &metav1.LabelSelector{MatchLabels: r.cfg.ServerPodLabels},
 		})
 	}

@@ -2,13 +2,18 @@ package kubernetes
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"dev8.dev/dev8/internal/runtime"
 )
@@ -156,6 +161,7 @@ func TestNetworkPolicy(t *testing.T) {
 	rt := fakeRuntime(t, func(c *Config) {
 		c.ServerEgress = []string{"10.200.0.2", "10.96.0.0/16"}
 		c.ServerPodLabels = map[string]string{"app.kubernetes.io/name": "dev8"}
+		c.ServerNamespace = "dev8"
 	})
 	if err := rt.ensureNetworkPolicy(t.Context()); err != nil {
 		t.Fatal(err)
@@ -178,6 +184,9 @@ func TestNetworkPolicy(t *testing.T) {
 	server := s.Egress[1].To
 	if server[0].IPBlock.CIDR != "10.200.0.2/32" || server[1].IPBlock.CIDR != "10.96.0.0/16" || server[2].PodSelector.MatchLabels["app.kubernetes.io/name"] != "dev8" {
 		t.Errorf("server rule: %+v", server)
+	}
+	if ns := server[2].NamespaceSelector; ns == nil || len(ns.MatchLabels) != 1 || ns.MatchLabels[corev1.LabelMetadataName] != "dev8" {
+		t.Errorf("the server's pods are looked for in other namespaces than its own: %+v", ns)
 	}
 	if len(s.Egress[2].Ports) != 2 || s.Egress[2].Ports[0].Port.IntValue() != 53 {
 		t.Errorf("DNS rule: %+v", s.Egress[2])
@@ -247,5 +256,77 @@ func TestPodReasons(t *testing.T) {
 	}}}}
 	if msg, ok := unschedulable(pending); !ok || !strings.Contains(msg, "Insufficient nvidia.com/gpu") {
 		t.Errorf("unschedulable = %q, %v", msg, ok)
+	}
+}
+
+// TestPingNamesMissingRights: a server whose account lacks rights in the
+// namespace is told which, at start.
+func TestPingNamesMissingRights(t *testing.T) {
+	t.Parallel()
+	cli := fake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ws"}})
+	cli.PrependReactor("create", "selfsubjectaccessreviews", func(a k8stesting.Action) (bool, k8sruntime.Object, error) {
+		r := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview)
+		attr := r.Spec.ResourceAttributes
+		// The account may do anything there but delete pods and update
+		// secrets, and nothing elsewhere.
+		r.Status.Allowed = attr.Namespace == "ws" && !(attr.Resource == "pods" && attr.Verb == "delete") && !(attr.Resource == "secrets" && attr.Verb == "update")
+		return true, r, nil
+	})
+	rt, err := New(Config{Client: cli, Namespace: "ws", SupervisorImage: "s", Installation: "inst"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close() })
+	err = rt.Ping(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "may not delete pods, update secrets in namespace ws") || !strings.Contains(err.Error(), "rbac.yaml") {
+		t.Fatalf("Ping: %v", err)
+	}
+	other, err := New(Config{Client: cli, Namespace: "elsewhere", SupervisorImage: "s", Installation: "inst"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	if err := other.Ping(t.Context()); err == nil || !strings.Contains(err.Error(), "delete pods") || !strings.Contains(err.Error(), "get pods") {
+		t.Fatalf("Ping of a namespace with no rights: %v", err)
+	}
+}
+
+// TestPingNamespace: a namespace that is not there is a clear error at
+// start; an account that may not read namespaces (a Role confined to
+// its namespace cannot grant that) passes once its NetworkPolicy is in
+// place.
+func TestPingNamespace(t *testing.T) {
+	t.Parallel()
+	allowAll := func(a k8stesting.Action) (bool, k8sruntime.Object, error) {
+		r := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview)
+		r.Status.Allowed = true
+		return true, r, nil
+	}
+	cli := fake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ws"}})
+	cli.PrependReactor("create", "selfsubjectaccessreviews", allowAll)
+	missing, err := New(Config{Client: cli, Namespace: "nope", SupervisorImage: "s", Installation: "inst"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { missing.Close() })
+	if err := missing.Ping(t.Context()); err == nil || !strings.Contains(err.Error(), "namespace nope does not exist") {
+		t.Fatalf("Ping of a missing namespace: %v", err)
+	}
+
+	confined := fake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ws"}})
+	confined.PrependReactor("create", "selfsubjectaccessreviews", allowAll)
+	confined.PrependReactor("get", "namespaces", func(k8stesting.Action) (bool, k8sruntime.Object, error) {
+		return true, nil, apierrors.NewForbidden(corev1.Resource("namespaces"), "ws", errors.New("cluster-scoped"))
+	})
+	rt, err := New(Config{Client: confined, Namespace: "ws", SupervisorImage: "s", Installation: "inst"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close() })
+	if err := rt.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping with a Role confined to the namespace: %v", err)
+	}
+	if _, err := confined.NetworkingV1().NetworkPolicies("ws").Get(t.Context(), rt.NetworkPolicyName(), metav1.GetOptions{}); err != nil {
+		t.Fatalf("the NetworkPolicy after Ping: %v", err)
 	}
 }
