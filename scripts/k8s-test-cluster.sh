@@ -259,6 +259,12 @@ up() {
 		log "already up"
 		return 0
 	fi
+	if [ -d "$run" ] || [ -e "/run/netns/$netns" ]; then
+		# Part of it runs (a component died): start again from nothing.
+		status || true
+		log "not whole: taking down what is left first"
+		down
+	fi
 	packages
 	build
 	build_kube_router
@@ -341,6 +347,12 @@ cgroupDriver: cgroupfs
 failCgroupV1: false
 cgroupsPerQOS: false
 enforceNodeAllocatable: []
+# Without pod cgroups, v1.34's kubelet dereferences a nil pod cgroup config
+# when it checks a container for an in-place resize, and dies (seen when a
+# pod's container ended right after it started; kubernetes/kubernetes#137999):
+# nothing here resizes pods in place.
+featureGates:
+  InPlacePodVerticalScaling: false
 failSwapOn: false
 containerRuntimeEndpoint: unix://$run/containerd.sock
 clusterDomain: cluster.local
@@ -460,8 +472,18 @@ env_lines() {
 	echo "DEV8_K8S_KUBECTL=$bin/kubectl"
 }
 
+# status succeeds when every component runs and the API server is ready;
+# it names a component that died.
 status() {
 	[ -f "$state/admin.kubeconfig" ] && [ -x "$bin/kubectl" ] || return 1
+	local f
+	for f in "$run"/*.pid; do
+		[ -e "$f" ] || return 1
+		if ! kill -0 "$(cat "$f")" 2>/dev/null; then
+			log "$(basename "$f" .pid) is not running (its log: ${f%.pid}.log)"
+			return 1
+		fi
+	done
 	kubectl_ --request-timeout=5s get --raw /readyz >/dev/null 2>&1
 }
 
