@@ -5,7 +5,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X dev8.dev/dev8/internal/cli.Version=$(VERSION)
 
-.PHONY: run build modules assets test lint fmt clean bench images supervisor-image
+.PHONY: run build modules assets test lint fmt clean bench images supervisor-image server-image
 
 # The packages make build compiles (and make assets runs).
 BUILD_PKGS := ./cmd/dev8 ./cmd/dev8-supervisor ./internal/web/build
@@ -69,6 +69,14 @@ supervisor-image:
 	CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$$ctx/dev8-supervisor" ./cmd/dev8-supervisor && \
 	printf 'FROM scratch\nCOPY dev8-supervisor /dev8-supervisor\nUSER 1000:1000\n' > "$$ctx/Dockerfile" && \
 	docker build -q -t $(SUPERVISOR_IMAGE) "$$ctx" && echo "built $(SUPERVISOR_IMAGE)"
+
+## server-image: build the image of the server for Kubernetes (SERVER_IMAGE, default dev8/dev8:<version>: deploy/Dockerfile, FROM scratch with /dev8, /dev8-supervisor, which workspaces copy, and the host's CA certificates; uid 65532), with Docker; deploy/kubernetes runs it
+SERVER_IMAGE ?= dev8/dev8:$(VERSION)
+server-image: build
+	@ctx=$$(mktemp -d) && trap 'rm -rf "$$ctx"' EXIT && \
+	cp bin/dev8 internal/supervisorbin/dev8-supervisor "$$ctx/" && \
+	cp /etc/ssl/certs/ca-certificates.crt deploy/Dockerfile "$$ctx/" && \
+	docker build -q -t $(SERVER_IMAGE) "$$ctx" && echo "built $(SERVER_IMAGE)"
 
 ## lint: gofmt and go vet only
 lint:

@@ -3,8 +3,11 @@ package server
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
+
+	k8s "k8s.io/client-go/kubernetes"
 
 	"dev8.dev/dev8/internal/runtime/kubernetes"
 	"dev8.dev/dev8/internal/store"
@@ -51,12 +54,17 @@ func newKubernetesRuntime(ctx context.Context, cfg Config, db *store.DB, imageRe
 	if err != nil {
 		return nil, err
 	}
+	cli, supervisorImage, err := kubernetesClient(ctx, k)
+	if err != nil {
+		return nil, err
+	}
 	rt, err := kubernetes.New(kubernetes.Config{
+		Client:           cli,
 		Kubeconfig:       k.Kubeconfig,
 		Context:          k.Context,
 		Namespace:        k.Namespace,
 		StorageClass:     k.StorageClass,
-		SupervisorImage:  k.SupervisorImage,
+		SupervisorImage:  supervisorImage,
 		AgentURL:         k.AgentURL,
 		ImageRefs:        imageRefs,
 		ImagePullPolicy:  kubernetes.PullPolicy(k.ImagePullPolicy),
@@ -81,4 +89,32 @@ func newKubernetesRuntime(ctx context.Context, cfg Config, db *store.DB, imageRe
 		return nil, fmt.Errorf("kubernetes runtime: %w", err)
 	}
 	return rt, nil
+}
+
+// kubernetesClient is the runtime's cluster client, and the image its
+// supervisor is copied from: --kubernetes-supervisor-image, else, when the
+// server runs in the cluster it manages, its own image (so supervisor and
+// server are always one version).
+func kubernetesClient(ctx context.Context, k KubernetesConfig) (k8s.Interface, string, error) {
+	rc, err := kubernetes.RESTConfig(k.Kubeconfig, k.Context)
+	if err != nil {
+		return nil, "", err
+	}
+	cli, err := k8s.NewForConfig(rc)
+	if err != nil {
+		return nil, "", fmt.Errorf("kubernetes: client: %w", err)
+	}
+	if k.SupervisorImage != "" {
+		return cli, k.SupervisorImage, nil
+	}
+	if k.Kubeconfig != "" || k.Context != "" || kubernetes.InClusterNamespace() == "" {
+		return nil, "", errors.New("kubernetes: no supervisor image (--kubernetes-supervisor-image); a server running in the cluster it manages uses its own image")
+	}
+	readCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	img, err := kubernetes.OwnImage(readCtx, cli, "dev8")
+	if err != nil {
+		return nil, "", fmt.Errorf("kubernetes: no --kubernetes-supervisor-image, and the server's own image is unknown (its account needs get on pods in its namespace: deploy/kubernetes/rbac.yaml): %w", err)
+	}
+	return cli, img, nil
 }

@@ -2,13 +2,16 @@ package kubernetes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 )
 
 // Right is one thing the runtime does in its namespace: a verb on a
@@ -87,4 +90,39 @@ func InClusterNamespace() string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// OwnImage is the image of the container named container (or of the only
+// container) of the pod this process runs in, which it reads from the API
+// server: a server deployed in the cluster copies its workspaces'
+// supervisor out of its own image, so the two are always the same
+// version. It needs the right to get pods in its own namespace.
+func OwnImage(ctx context.Context, cli kubernetes.Interface, container string) (string, error) {
+	ns := InClusterNamespace()
+	if ns == "" {
+		return "", errors.New("not running in a Kubernetes pod")
+	}
+	// A pod's host name is its name unless its spec sets another.
+	name, err := os.Hostname()
+	if err != nil {
+		return "", err
+	}
+	pod, err := cli.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("read this server's own pod %s/%s: %w", ns, name, err)
+	}
+	return containerImage(pod, container)
+}
+
+func containerImage(pod *corev1.Pod, container string) (string, error) {
+	cs := pod.Spec.Containers
+	if len(cs) == 1 {
+		return cs[0].Image, nil
+	}
+	for _, c := range cs {
+		if c.Name == container {
+			return c.Image, nil
+		}
+	}
+	return "", fmt.Errorf("pod %s has %d containers and none is named %q", pod.Name, len(cs), container)
 }

@@ -330,3 +330,20 @@ func TestPingNamespace(t *testing.T) {
 		t.Fatalf("the NetworkPolicy after Ping: %v", err)
 	}
 }
+
+// TestContainerImage: the server's own image is its container's, by name
+// when its pod has several (a sidecar).
+func TestContainerImage(t *testing.T) {
+	t.Parallel()
+	one := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "server", Image: "reg/dev8:1"}}}}
+	if img, err := containerImage(one, "dev8"); err != nil || img != "reg/dev8:1" {
+		t.Errorf("one container: %q %v", img, err)
+	}
+	two := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "proxy", Image: "envoy"}, {Name: "dev8", Image: "reg/dev8:2"}}}}
+	if img, err := containerImage(two, "dev8"); err != nil || img != "reg/dev8:2" {
+		t.Errorf("two containers: %q %v", img, err)
+	}
+	if _, err := containerImage(two, "other"); err == nil {
+		t.Error("no container of that name: no error")
+	}
+}
