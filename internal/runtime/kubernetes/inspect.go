@@ -85,7 +85,7 @@ func (r *Runtime) instance(sec *corev1.Secret, pod *corev1.Pod) runtime.Instance
 	case pod != nil && pod.DeletionTimestamp != nil && wanted:
 		// Whatever it ended with, the deletion is why.
 		inst.ExitReason = "its pod is being deleted by something other than Dev8 (kubectl delete, a node drain)"
-	case pod != nil && ended(pod):
+	case pod != nil && (ended(pod) || exited(pod)):
 		inst.ExitReason = exitReason(pod)
 	case pod == nil && wanted:
 		inst.ExitReason = "its pod was deleted by something other than Dev8 (kubectl delete, a node drain, the node lost)"
@@ -107,6 +107,15 @@ func running(p *corev1.Pod) bool {
 	}
 	st := containerStatus(p, containerWorkspace)
 	return st != nil && st.State.Running != nil
+}
+
+// exited: the workspace container has terminated, though the pod's phase
+// may not say so yet. The kubelet records the container's end first and
+// the pod's phase (Failed) in a later status update: a look between the
+// two must still find why it ended, not a pod that merely "stopped".
+func exited(p *corev1.Pod) bool {
+	st := containerStatus(p, containerWorkspace)
+	return st != nil && st.State.Terminated != nil
 }
 
 func containerStatus(p *corev1.Pod, name string) *corev1.ContainerStatus {

@@ -161,7 +161,7 @@ func (r *Runtime) Start(ctx context.Context, environmentID string) (runtime.Inst
 		if running(pod) {
 			return r.instance(sec, pod), nil
 		}
-		if ended(pod) || pod.DeletionTimestamp != nil {
+		if ended(pod) || exited(pod) || pod.DeletionTimestamp != nil {
 			// The last run's pod (exited, evicted) or one going: a start
 			// makes a new one.
 			if err := r.deletePod(ctx, id, 0); err != nil {

@@ -251,6 +251,16 @@ func TestPodReasons(t *testing.T) {
 	if err := startFailure(waiting(containerWorkspace, "ContainerCreating", ""), "x"); err != nil {
 		t.Errorf("a container being created: %v", err)
 	}
+	// The kubelet records the container's end before the pod's phase: an
+	// Inspect between the two tells why it ended all the same.
+	rt := fakeRuntime(t)
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: ObjectName("e1"), Labels: rt.labels("e1", "u1"),
+		Annotations: map[string]string{AnnotationRunning: "true"}}}
+	exitedRunning := terminated(containerWorkspace, 2, "Error")
+	exitedRunning.Status.Phase = corev1.PodRunning
+	if inst := rt.instance(sec, exitedRunning); inst.State != runtime.StateStopped || !strings.Contains(inst.ExitReason, "exited with code 2") {
+		t.Errorf("a pod whose workspace exited, phase still Running: %+v", inst)
+	}
 	pending := &corev1.Pod{Status: corev1.PodStatus{Conditions: []corev1.PodCondition{{
 		Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable, Message: "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.",
 	}}}}
