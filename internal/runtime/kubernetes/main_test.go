@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -109,7 +108,8 @@ func testImages(ctx context.Context, tmp string) ([]k8stest.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	bb, err := os.ReadFile("/bin/busybox")
+	// Shows that a new home volume starts with the image's home.
+	ws, err := k8stest.WorkspaceImage(testImage, k8stest.File{Name: "home/seeded-by-image", Mode: 0o644, Data: []byte("from the image\n")})
 	if err != nil {
 		return nil, err
 	}
@@ -118,22 +118,7 @@ func testImages(ctx context.Context, tmp string) ([]k8stest.Image, error) {
 			{Name: "Dockerfile", Mode: 0o644, Data: []byte("FROM scratch\nCOPY dev8-supervisor /dev8-supervisor\n")},
 			{Name: "dev8-supervisor", Mode: 0o755, Data: supBin},
 		}},
-		{Tag: testImage, Files: []k8stest.File{
-			{Name: "Dockerfile", Mode: 0o644, Data: []byte(strings.Join([]string{
-				"FROM scratch",
-				"COPY busybox /bin/busybox",
-				"COPY busybox /bin/sh",
-				"COPY tmp /tmp",
-				"COPY --chown=1000:1000 home /home/dev8",
-				"ENV PATH=/bin",
-				"",
-			}, "\n"))},
-			{Name: "busybox", Mode: 0o755, Data: bb},
-			{Name: "tmp/", Mode: 0o1777, Dir: true},
-			{Name: "home/", Mode: 0o755, Dir: true},
-			// Shows that a new home volume starts with the image's home.
-			{Name: "home/seeded-by-image", Mode: 0o644, Data: []byte("from the image\n")},
-		}},
+		ws,
 	}, nil
 }
 

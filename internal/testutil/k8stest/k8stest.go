@@ -256,3 +256,29 @@ func (c *Cluster) Run(ctx context.Context, stdin []byte, args ...string) ([]byte
 	}
 	return out, nil
 }
+
+// WorkspaceImage is the smallest image a Dev8 workspace runs in: busybox
+// (busybox-static's /bin/busybox, which scripts/dockerd.sh installs) as
+// /bin/sh, a /tmp, and a home for uid 1000 holding extra files (named
+// under "home/").
+func WorkspaceImage(tag string, extra ...File) (Image, error) {
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		return Image{}, fmt.Errorf("busybox-static is needed for the test image (run scripts/dockerd.sh): %w", err)
+	}
+	files := []File{
+		{Name: "Dockerfile", Mode: 0o644, Data: []byte(strings.Join([]string{
+			"FROM scratch",
+			"COPY busybox /bin/busybox",
+			"COPY busybox /bin/sh",
+			"COPY tmp /tmp",
+			"COPY --chown=1000:1000 home /home/dev8",
+			"ENV PATH=/bin",
+			"",
+		}, "\n"))},
+		{Name: "busybox", Mode: 0o755, Data: bb},
+		{Name: "tmp/", Mode: 0o1777, Dir: true},
+		{Name: "home/", Mode: 0o755, Dir: true},
+	}
+	return Image{Tag: tag, Files: append(files, extra...)}, nil
+}
