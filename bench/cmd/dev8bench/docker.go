@@ -39,8 +39,8 @@ func init() {
 // dockerBench: create → SSH-ready and resume → SSH-ready on the docker
 // runtime with a present image (SQLite).
 func dockerBench(ctx context.Context, o options) error {
-	if !dockerFigures {
-		results.Skipped = append(results.Skipped, "docker lifecycle figures: -docker=false")
+	if reason, off := sectionOff("docker", dockerFigures); off {
+		results.Skipped = append(results.Skipped, "docker lifecycle figures: "+reason)
 		return nil
 	}
 	dc, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
@@ -120,14 +120,25 @@ func dockerBench(ctx context.Context, o options) error {
 
 // buildBenchImage builds benchImage: FROM scratch, busybox as /bin/sh.
 func buildBenchImage(ctx context.Context, dc *client.Client, busybox []byte) error {
+	return buildImage(ctx, dc, benchImage, []buildFile{
+		{"Dockerfile", 0o644, []byte("FROM scratch\nCOPY busybox /bin/busybox\nCOPY busybox /bin/sh\nENV PATH=/bin\n")},
+		{"busybox", 0o755, busybox},
+	})
+}
+
+// buildFile is a file of a build context.
+type buildFile struct {
+	name string
+	mode int64
+	data []byte
+}
+
+// buildImage builds tag from a context of files (a Dockerfile among them),
+// labelled dev8.bench.
+func buildImage(ctx context.Context, dc *client.Client, tag string, files []buildFile) error {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	dockerfile := "FROM scratch\nCOPY busybox /bin/busybox\nCOPY busybox /bin/sh\nENV PATH=/bin\n"
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"busybox", 0o755, busybox}} {
+	for _, f := range files {
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: time.Unix(0, 0)}); err != nil {
 			return err
 		}
@@ -138,9 +149,9 @@ func buildBenchImage(ctx context.Context, dc *client.Client, busybox []byte) err
 	if err := tw.Close(); err != nil {
 		return err
 	}
-	resp, err := dc.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{benchImage}, Remove: true, ForceRemove: true, Labels: map[string]string{"dev8.bench": "true"}})
+	resp, err := dc.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true, Labels: map[string]string{"dev8.bench": "true"}})
 	if err != nil {
-		return fmt.Errorf("build %s: %w", benchImage, err)
+		return fmt.Errorf("build %s: %w", tag, err)
 	}
 	defer resp.Body.Close()
 	dec := json.NewDecoder(resp.Body)
@@ -151,11 +162,11 @@ func buildBenchImage(ctx context.Context, dc *client.Client, busybox []byte) err
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			return fmt.Errorf("build %s: %w", benchImage, err)
+			return fmt.Errorf("build %s: %w", tag, err)
 		}
 		log.WriteString(m.Stream)
 		if m.Error != "" {
-			return fmt.Errorf("build %s: %s\n%s", benchImage, m.Error, log.String())
+			return fmt.Errorf("build %s: %s\n%s", tag, m.Error, log.String())
 		}
 	}
 	return nil

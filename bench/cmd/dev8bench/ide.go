@@ -37,8 +37,8 @@ func init() {
 // ideBench: create → IDE-ready on the local runtime, then on docker with the
 // code-server test image.
 func ideBench(ctx context.Context, o options) error {
-	if !ideFigures {
-		results.Skipped = append(results.Skipped, "create → IDE-ready: -ide=false")
+	if reason, off := sectionOff("ide", ideFigures); off {
+		results.Skipped = append(results.Skipped, "create → IDE-ready: "+reason)
 		return nil
 	}
 	if codeServer == "" {

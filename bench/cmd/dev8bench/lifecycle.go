@@ -53,51 +53,80 @@ func lifecycleBench(ctx context.Context, o options) error {
 // later figures. label prefixes the errors ("docker ", say).
 func createResumeRuns(ctx context.Context, c *sdk.Client, runs int, timeout time.Duration, label string, keepFirst bool, req func(i int) sdk.CreateEnvironmentRequest) (create, resume []float64, keep string, err error) {
 	for i := range runs {
-		rctx, cancel := context.WithTimeout(ctx, timeout)
-		t0 := time.Now()
-		env, err := c.CreateEnvironment(rctx, req(i))
-		if err == nil {
-			err = sshReady(rctx, c, env.ID)
-		}
-		d := time.Since(t0)
+		r, err := createResumeOnce(ctx, c, timeout, label, req(i))
 		if err != nil {
-			cancel()
-			return nil, nil, "", fmt.Errorf("%screate → ssh-ready: %w", label, err)
-		}
-		create = append(create, d.Seconds())
-		fmt.Printf("   create → ssh-ready run %d: %s\n", i+1, d.Round(time.Millisecond))
-
-		if _, err := c.Stop(rctx, env.ID); err != nil {
-			cancel()
 			return nil, nil, "", err
 		}
-		if _, err := c.WaitForStatus(rctx, env.ID, sdk.StatusStopped, nil); err != nil {
-			cancel()
-			return nil, nil, "", err
-		}
-		t0 = time.Now()
-		_, err = c.Start(rctx, env.ID)
-		if err == nil {
-			err = sshReady(rctx, c, env.ID)
-		}
-		d = time.Since(t0)
-		cancel()
-		if err != nil {
-			return nil, nil, "", fmt.Errorf("%sresume → ssh-ready: %w", label, err)
-		}
-		resume = append(resume, d.Seconds())
-		fmt.Printf("   resume → ssh-ready run %d: %s\n", i+1, d.Round(time.Millisecond))
+		create = append(create, r.created.Sub(r.create).Seconds())
+		resume = append(resume, r.resumed.Sub(r.resume).Seconds())
+		fmt.Printf("   create → ssh-ready run %d: %s\n", i+1, r.created.Sub(r.create).Round(time.Millisecond))
+		fmt.Printf("   resume → ssh-ready run %d: %s\n", i+1, r.resumed.Sub(r.resume).Round(time.Millisecond))
 		if i == 0 && keepFirst {
-			keep = env.ID
+			keep = r.id
 			continue
 		}
-		dctx, dcancel := context.WithTimeout(ctx, 30*time.Second)
-		if _, err := c.Delete(dctx, env.ID); err == nil {
-			_ = c.WaitForDeleted(dctx, env.ID, nil)
-		}
-		dcancel()
+		deleteEnvironment(ctx, c, r.id, 30*time.Second)
 	}
 	return create, resume, keep, nil
+}
+
+// lifecycleRun is when one createResumeOnce began and ended each part.
+type lifecycleRun struct {
+	id string
+	// create: POST /environments sent; created: the first SSH exec
+	// through the tunnel succeeded. resume, resumed: the same for
+	// POST /start after the environment was STOPPED.
+	create, created, resume, resumed time.Time
+}
+
+// createResumeOnce creates an environment, waits until an SSH exec runs in
+// it, stops it, waits for STOPPED, starts it and waits for SSH again,
+// within timeout. The environment is left running.
+func createResumeOnce(ctx context.Context, c *sdk.Client, timeout time.Duration, label string, req sdk.CreateEnvironmentRequest) (lifecycleRun, error) {
+	var r lifecycleRun
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	r.create = time.Now()
+	env, err := c.CreateEnvironment(rctx, req)
+	if err == nil {
+		r.id = env.ID
+		err = sshReady(rctx, c, env.ID)
+	}
+	r.created = time.Now()
+	if err != nil {
+		return r, fmt.Errorf("%screate → ssh-ready: %w", label, err)
+	}
+	if _, err := c.Stop(rctx, env.ID); err != nil {
+		return r, err
+	}
+	if _, err := c.WaitForStatus(rctx, env.ID, sdk.StatusStopped, nil); err != nil {
+		return r, err
+	}
+	r.resume = time.Now()
+	_, err = c.Start(rctx, env.ID)
+	if err == nil {
+		err = sshReady(rctx, c, env.ID)
+	}
+	r.resumed = time.Now()
+	if err != nil {
+		return r, fmt.Errorf("%sresume → ssh-ready: %w", label, err)
+	}
+	return r, nil
+}
+
+// deleteEnvironment deletes an environment and waits, at most timeout, for
+// it to be gone; failures are only printed (the runtime's cleanup at the
+// end removes what is left).
+func deleteEnvironment(ctx context.Context, c *sdk.Client, id string, timeout time.Duration) {
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, err := c.Delete(dctx, id)
+	if err == nil {
+		err = c.WaitForDeleted(dctx, id, nil)
+	}
+	if err != nil {
+		fmt.Printf("   delete %s: %v\n", id, err)
+	}
 }
 
 // supervisorCommand is the servers' Config.SupervisorCommand: nil (the

@@ -17,6 +17,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -57,7 +59,18 @@ func main() {
 	flag.BoolVar(&o.lifecycle, "lifecycle", true, "measure create/resume → SSH-ready and the idle supervisor (false: only the store-backed figures)")
 	flag.BoolVar(&o.storeFigs, "store", true, "measure the store-backed figures: API latency, reaper sweep, activity ingestion (false: skip them)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (server and load generator together) to this file")
+	flag.StringVar(&only, "only", "", "comma-separated sections to run, the others skipped: "+strings.Join(sections, ", ")+" (local: create/resume on the local runtime, the idle supervisor, tunnel and PTY figures); empty: all")
 	flag.Parse()
+	if only != "" {
+		onlySet = map[string]bool{}
+		for _, s := range strings.Split(only, ",") {
+			s = strings.TrimSpace(s)
+			if !slices.Contains(sections, s) {
+				fatal(fmt.Errorf("-only: no section %q (sections: %s)", s, strings.Join(sections, ", ")))
+			}
+			onlySet[s] = true
+		}
+	}
 
 	dev8, err := filepath.Abs(o.dev8)
 	if err == nil {
@@ -105,7 +118,9 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	if o.lifecycle {
-		if err := lifecycleBench(ctx, o); err != nil {
+		if reason, off := sectionOff("local", true); off {
+			results.Skipped = append(results.Skipped, "local lifecycle, supervisor, tunnel and PTY figures: "+reason)
+		} else if err := lifecycleBench(ctx, o); err != nil {
 			fatal(fmt.Errorf("lifecycle: %w", err))
 		}
 		if err := dockerBench(ctx, o); err != nil {
@@ -114,16 +129,19 @@ func main() {
 		if err := ideBench(ctx, o); err != nil {
 			fatal(fmt.Errorf("create → IDE-ready: %w", err))
 		}
+		if err := kubernetesBench(ctx, o); err != nil {
+			fatal(fmt.Errorf("kubernetes lifecycle: %w", err))
+		}
 	} else {
-		results.Skipped = append(results.Skipped, "lifecycle, IDE, supervisor, tunnel and PTY figures: -lifecycle=false")
+		results.Skipped = append(results.Skipped, "lifecycle (local, docker, kubernetes), IDE, supervisor, tunnel and PTY figures: -lifecycle=false")
 	}
 	if err := snapshotBench(ctx); err != nil {
 		fatal(fmt.Errorf("snapshots: %w", err))
 	}
-	if o.storeFigs {
-		storeBenches(ctx, o)
+	if reason, off := sectionOff("store", o.storeFigs); off {
+		results.Skipped = append(results.Skipped, "API, reaper and activity figures: "+reason)
 	} else {
-		results.Skipped = append(results.Skipped, "API, reaper and activity figures: -store=false")
+		storeBenches(ctx, o)
 	}
 	results.Skipped = append(results.Skipped,
 		"docker runtime figures other than create/resume → SSH-ready and create → IDE-ready, create latency under load, tunnel figures on docker: not measured yet")
@@ -133,6 +151,26 @@ func main() {
 		fatal(err)
 	}
 	fmt.Printf("\nJSON written to %s\n", o.out)
+}
+
+// sections are what -only chooses from.
+var sections = []string{"local", "docker", "ide", "kubernetes", "snapshots", "store"}
+
+var (
+	only    string
+	onlySet map[string]bool // nil: every section
+)
+
+// sectionOff says why the section name does not run: its own flag (-name,
+// whose value on is) is false, or -only leaves it out.
+func sectionOff(name string, on bool) (string, bool) {
+	if !on {
+		return "-" + name + "=false", true
+	}
+	if onlySet != nil && !onlySet[name] {
+		return "-only " + only, true
+	}
+	return "", false
 }
 
 // storeBenches runs storeBench on SQLite, then on PostgreSQL when there

@@ -33,8 +33,8 @@ func init() {
 // 64 KiB of the large one, and a restore into an empty directory. MB/s is
 // over the whole tree, as in the package's Go benchmarks.
 func snapshotBench(ctx context.Context) error {
-	if !snapshotFigures {
-		results.Skipped = append(results.Skipped, "snapshots: -snapshots=false")
+	if reason, off := sectionOff("snapshots", snapshotFigures); off {
+		results.Skipped = append(results.Skipped, "snapshots: "+reason)
 		return nil
 	}
 	fmt.Printf("== snapshots (%d MiB file + %d small files)\n", snapLarge>>20, snapFiles)

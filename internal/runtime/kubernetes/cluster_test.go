@@ -86,6 +86,8 @@ func TestWorkspacePod(t *testing.T) {
 		!strings.Contains(string(out), " h ") || !strings.Contains(string(out), " w") || !strings.Contains(string(out), "seeded-by-image") {
 		t.Fatalf("after a restart: %q, %v", out, err)
 	}
+	// The home was seeded on this claim: the restart's pod does not seed it.
+	checkSeeding(t, name, false)
 	if err := rt.Stop(ctx, id); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
@@ -259,5 +261,79 @@ func TestWorkspacesIsolated(t *testing.T) {
 	}
 	if out, _ := get(a, pod.Status.PodIP+" 8080"); strings.Contains(out, "from-b") {
 		t.Fatalf("A reached B's web server at %s: %q", pod.Status.PodIP, out)
+	}
+}
+
+// TestNewClaimIsSeededAgain: a claim removed while the workspace was
+// stopped comes back new at the next Create, and the next start seeds its
+// home from the image again (the Secret's record names the old claim).
+func TestNewClaimIsSeededAgain(t *testing.T) {
+	needCluster(t)
+	t.Parallel()
+	rt := newTestRuntime(t)
+	ctx := t.Context()
+	spec := created(t, rt)
+	id, name := spec.EnvironmentID, ObjectName(spec.EnvironmentID)
+	if _, err := rt.Start(ctx, id); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	checkSeeding(t, name, true)
+	if err := rt.Stop(ctx, id); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	claims := cli.CoreV1().PersistentVolumeClaims(testNamespace)
+	old, err := claims.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := claims.Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.awaitClaimGone(ctx, name, old.UID); err != nil {
+		t.Fatal(err)
+	}
+	if inst, err := rt.Create(ctx, spec); err != nil || !inst.StorageCreated {
+		t.Fatalf("create after the claim went: %+v, %v", inst, err)
+	}
+	if _, err := rt.Start(ctx, id); err != nil {
+		t.Fatalf("start on the new claim: %v", err)
+	}
+	checkSeeding(t, name, true)
+	if out, err := kubectl(ctx, nil, "exec", "-n", testNamespace, name, "-c", containerWorkspace, "--", "sh", "-c", "cat /home/dev8/seeded-by-image"); err != nil || string(out) != "from the image\n" {
+		t.Fatalf("the new home: %q, %v", out, err)
+	}
+}
+
+// checkSeeding checks whether the running pod name seeds the home (its
+// dev8-home init container), and that the Secret records its claim as
+// seeded either way.
+func checkSeeding(t *testing.T, name string, seeds bool) {
+	t.Helper()
+	ctx := t.Context()
+	pod, err := cli.CoreV1().Pods(testNamespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inits []string
+	for _, c := range pod.Spec.InitContainers {
+		inits = append(inits, c.Name)
+	}
+	want := []string{containerSupervisor}
+	if seeds {
+		want = append(want, containerHome)
+	}
+	if strings.Join(inits, " ") != strings.Join(want, " ") {
+		t.Errorf("init containers %v, want %v", inits, want)
+	}
+	sec, err := cli.CoreV1().Secrets(testNamespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pvc, err := cli.CoreV1().PersistentVolumeClaims(testNamespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sec.Annotations[AnnotationHomeSeeded]; got != string(pvc.UID) {
+		t.Errorf("%s = %q, want the claim's UID %s", AnnotationHomeSeeded, got, pvc.UID)
 	}
 }

@@ -20,6 +20,14 @@ import (
 // deleted behind Dev8's back, which survives a restart of the server.
 const AnnotationRunning = "dev8.dev/running"
 
+// AnnotationHomeSeeded on an instance's Secret is the UID of the volume
+// claim whose home a pod of the instance seeded from the image (a pod ran,
+// so its dev8-home init container finished). Later starts on that claim
+// leave the seeding out: every init container costs a container start and
+// the kubelet noticing its exit (its relist, once a second), ~1–2 s of
+// each start. A new claim has a new UID, and is seeded again.
+const AnnotationHomeSeeded = "dev8.dev/home-seeded"
+
 // Create implements runtime.Runtime.
 func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instance, error) {
 	id := spec.EnvironmentID
@@ -175,7 +183,12 @@ func (r *Runtime) Start(ctx context.Context, environmentID string) (runtime.Inst
 	if sec, err = r.setRunning(ctx, sec, true); err != nil {
 		return runtime.Instance{}, fmt.Errorf("kubernetes: start %s: %w", id, err)
 	}
-	want, err := r.pod(spec, sec)
+	claim, err := r.claimUID(ctx, id)
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("kubernetes: start %s: %w", id, err)
+	}
+	seed := claim == "" || sec.Annotations[AnnotationHomeSeeded] != string(claim)
+	want, err := r.pod(spec, sec, seed)
 	if err != nil {
 		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("kubernetes: start %s: %w", id, err))
 	}
@@ -192,7 +205,29 @@ func (r *Runtime) Start(ctx context.Context, environmentID string) (runtime.Inst
 		cancel()
 		return runtime.Instance{}, fmt.Errorf("kubernetes: start %s: %w", id, err)
 	}
+	if seed && claim != "" {
+		// Not recording it only costs the next start the seeding again.
+		patch := `{"metadata":{"annotations":{"` + AnnotationHomeSeeded + `":"` + string(claim) + `"}}}`
+		if out, err := r.cli.CoreV1().Secrets(r.cfg.Namespace).Patch(ctx, sec.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			r.log.Warn("record the seeded home", "environment", id, "err", err)
+		} else {
+			sec = out
+		}
+	}
 	return r.instance(sec, pod), nil
+}
+
+// claimUID is the UID of the environment's volume claim, "" when it has
+// none of ours.
+func (r *Runtime) claimUID(ctx context.Context, id string) (types.UID, error) {
+	pvc, err := r.cli.CoreV1().PersistentVolumeClaims(r.cfg.Namespace).Get(ctx, ObjectName(id), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || (err == nil && (!r.ours(pvc.Labels, id) || pvc.DeletionTimestamp != nil)) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("volume claim: %w", classify(err))
+	}
+	return pvc.UID, nil
 }
 
 // awaitRunning waits for the environment's pod to run, or to fail in a way

@@ -141,8 +141,9 @@ func (r *Runtime) ownedMeta(spec runtime.Spec, owner *corev1.Secret) metav1.Obje
 	}
 }
 
-// pod is the workspace's Pod for spec, as recorded in owner.
-func (r *Runtime) pod(spec runtime.Spec, owner *corev1.Secret) (*corev1.Pod, error) {
+// pod is the workspace's Pod for spec, as recorded in owner; seedHome adds
+// the init container that fills a new home volume from the image.
+func (r *Runtime) pod(spec runtime.Spec, owner *corev1.Secret, seedHome bool) (*corev1.Pod, error) {
 	image := r.imageRef(spec.Image)
 	res, err := r.resources(spec)
 	if err != nil {
@@ -207,21 +208,6 @@ func (r *Runtime) pod(spec runtime.Spec, owner *corev1.Secret) (*corev1.Pod, err
 				TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 				VolumeMounts:             []corev1.VolumeMount{{Name: volumeSupervisor, MountPath: SupervisorDir}},
 				Resources:                initResources,
-			}, {
-				// The image's home into a new home volume (as Docker
-				// fills a new volume from the image): run from the
-				// workspace image, by the supervisor just copied.
-				Name:                     containerHome,
-				Image:                    image,
-				ImagePullPolicy:          r.cfg.ImagePullPolicy,
-				Command:                  []string{SupervisorPath, "seed-home", r.cfg.HomeDir, HomeVolumeDir},
-				SecurityContext:          restricted,
-				TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
-				VolumeMounts: []corev1.VolumeMount{
-					{Name: volumeSupervisor, MountPath: SupervisorDir, ReadOnly: true},
-					{Name: volumeStorage, MountPath: HomeVolumeDir, SubPath: "home"},
-				},
-				Resources: initResources,
 			}},
 			Containers: []corev1.Container{{
 				Name:                     containerWorkspace,
@@ -242,6 +228,24 @@ func (r *Runtime) pod(spec runtime.Spec, owner *corev1.Secret) (*corev1.Pod, err
 				},
 			}},
 		},
+	}
+	if seedHome {
+		p.Spec.InitContainers = append(p.Spec.InitContainers, corev1.Container{
+			// The image's home into a new home volume (as Docker
+			// fills a new volume from the image): run from the
+			// workspace image, by the supervisor just copied.
+			Name:                     containerHome,
+			Image:                    image,
+			ImagePullPolicy:          r.cfg.ImagePullPolicy,
+			Command:                  []string{SupervisorPath, "seed-home", r.cfg.HomeDir, HomeVolumeDir},
+			SecurityContext:          restricted,
+			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+			VolumeMounts: []corev1.VolumeMount{
+				{Name: volumeSupervisor, MountPath: SupervisorDir, ReadOnly: true},
+				{Name: volumeStorage, MountPath: HomeVolumeDir, SubPath: "home"},
+			},
+			Resources: initResources,
+		})
 	}
 	if r.cfg.RuntimeClass != "" {
 		p.Spec.RuntimeClassName = ptr.To(r.cfg.RuntimeClass)

@@ -54,7 +54,7 @@ func TestPodIsRestricted(t *testing.T) {
 		t.Fatal(err)
 	}
 	sec.UID = "secret-uid"
-	p, err := rt.pod(spec, sec)
+	p, err := rt.pod(spec, sec, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,6 +78,14 @@ func TestPodIsRestricted(t *testing.T) {
 	if len(ps.InitContainers) != 2 || ps.InitContainers[0].Image != "dev8/supervisor:1" || strings.Join(ps.InitContainers[0].Command, " ") != strings.Join(SupervisorInstall, " ") ||
 		ps.InitContainers[1].Image != "dev8/nodejs" || strings.Join(ps.InitContainers[1].Command, " ") != SupervisorPath+" seed-home /home/dev8 "+HomeVolumeDir {
 		t.Errorf("init containers: %+v", ps.InitContainers)
+	}
+	// A start on a home seeded before copies the supervisor only.
+	again, err := rt.pod(spec, sec, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ic := again.Spec.InitContainers; len(ic) != 1 || ic[0].Name != containerSupervisor {
+		t.Errorf("init containers of a start on a seeded home: %+v", ic)
 	}
 	for _, c := range append(append([]corev1.Container{}, ps.InitContainers...), ps.Containers...) {
 		sc := c.SecurityContext
