@@ -243,6 +243,7 @@ configMapGenerator:
       - DEV8_TEMPLATE_IMAGES=base=` + workspaceImage + `
       - DEV8_KUBERNETES_IMAGE_PULL_POLICY=Never
       - DEV8_CODE_SERVER=off
+      - DEV8_KUBERNETES_CPU_REQUEST_RATIO=0.1
 patches:
   - path: service.yaml
 `,

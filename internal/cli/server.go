@@ -99,6 +99,8 @@ func serverOptions(s *serverSettings) []serverOption {
 			help: "pull policy of Kubernetes workspaces' images: `Always`, `IfNotPresent` or `Never`"},
 		{flag: "kubernetes-resources", env: "DEV8_KUBERNETES_RESOURCES", value: listValue(&c.Kubernetes.Resources, "comma-separated name=quantity pairs", parseLabels), defaultDoc: "none",
 			help: "extended resources every Kubernetes workspace asks for besides its size, `nvidia.com/gpu=1` for GPU workspaces (with `--kubernetes-node-selector` for the GPU nodes)"},
+		{flag: "kubernetes-cpu-request-ratio", env: "DEV8_KUBERNETES_CPU_REQUEST_RATIO", value: floatValue(&c.Kubernetes.CPURequestRatio, 1),
+			help: "share of its size's CPUs a Kubernetes workspace requests, its limit staying the size: `0.25` lets four mostly idle workspaces share what one would hold; `1` guarantees every workspace its CPUs (from 0.01 to 1; memory is always requested whole)"},
 		{flag: "allowed-hosts", env: "DEV8_ALLOWED_HOSTS", value: listValue(&c.AllowedHosts, "comma-separated host names", httpmw.ParseAllowedHosts), defaultDoc: "none",
 			help: "comma-separated host names the server answers to besides IP addresses, `localhost` and the hosts of `--access-url` and `--agent-url` (a proxy reached under several names); requests for any other `Host` are refused (DNS rebinding)",
 			doc:  "names only, no wildcards; see [Security](/docs/security)"},

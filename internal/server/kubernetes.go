@@ -46,6 +46,8 @@ type KubernetesConfig struct {
 	// Resources are extended resources every workspace asks for
 	// ("nvidia.com/gpu": "1").
 	Resources map[string]string
+	// CPURequestRatio is the share of their CPUs workspaces request.
+	CPURequestRatio float64
 }
 
 func newKubernetesRuntime(ctx context.Context, cfg Config, db *store.DB, imageRefs map[string]string) (*kubernetes.Runtime, error) {
@@ -72,6 +74,7 @@ func newKubernetesRuntime(ctx context.Context, cfg Config, db *store.DB, imageRe
 		NodeSelector:     k.NodeSelector,
 		RuntimeClass:     k.RuntimeClass,
 		Resources:        k.Resources,
+		CPURequestRatio:  k.CPURequestRatio,
 		ServerEgress:     k.ServerEgress,
 		ServerPodLabels:  k.ServerPodLabels,
 		ServerNamespace:  kubernetes.InClusterNamespace(),

@@ -67,6 +67,9 @@ func startServer(t *testing.T, ctx context.Context, c *k8stest.Cluster, ns, data
 			"--kubernetes-supervisor-image", kubernetes.TestSupervisorImage,
 			"--kubernetes-image-pull-policy", "Never",
 			"--kubernetes-server-egress", c.HostIP,
+			// The node has 2 CPUs, which whole-CPU requests would
+			// hand to the tests' workspaces one or two at a time.
+			"--kubernetes-cpu-request-ratio", "0.1",
 		},
 		Dir: dataDir,
 	})

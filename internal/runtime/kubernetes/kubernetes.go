@@ -63,6 +63,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"regexp"
 	"strings"
 	"sync"
@@ -141,6 +142,12 @@ type Config struct {
 	// Resources are extended resources every workspace asks for, as
 	// requests and limits ("nvidia.com/gpu": "1").
 	Resources map[string]string
+	// CPURequestRatio is the share of its size's CPUs a workspace
+	// requests, its limit staying the size: 0.25 lets the scheduler pack
+	// four mostly idle workspaces where one fits with a guarantee. 0 means
+	// 1 (requests equal limits). Memory is always requested whole: a node
+	// out of memory kills.
+	CPURequestRatio float64
 	// CodeServer is code-server's path in the workspace images. Default
 	// DefaultCodeServer; "none": workspaces have no IDE.
 	CodeServer string
@@ -253,6 +260,12 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if err := checkResources(cfg.Resources); err != nil {
 		return nil, fmt.Errorf("kubernetes: %w", err)
+	}
+	switch r := cfg.CPURequestRatio; {
+	case r == 0:
+		cfg.CPURequestRatio = 1
+	case r < 0.01 || r > 1 || math.IsNaN(r):
+		return nil, fmt.Errorf("kubernetes: CPU request ratio %v: want a share from 0.01 to 1", r)
 	}
 	cli := cfg.Client
 	if cli == nil {

@@ -149,6 +149,7 @@ func (r *Runtime) pod(spec runtime.Spec, owner *corev1.Secret, seedHome bool) (*
 	if err != nil {
 		return nil, err
 	}
+	r.shareCPU(res)
 	uid := r.cfg.WorkspaceUID
 	restricted := &corev1.SecurityContext{
 		RunAsNonRoot:             ptr.To(true),
@@ -301,4 +302,15 @@ func checkResources(res map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// shareCPU lowers the CPU request of res to Config.CPURequestRatio of its
+// limit (at least one millicore).
+func (r *Runtime) shareCPU(res corev1.ResourceRequirements) {
+	limit, ok := res.Limits[corev1.ResourceCPU]
+	if !ok || r.cfg.CPURequestRatio >= 1 {
+		return
+	}
+	milli := int64(math.Ceil(float64(limit.MilliValue()) * r.cfg.CPURequestRatio))
+	res.Requests[corev1.ResourceCPU] = *resource.NewMilliQuantity(max(milli, 1), resource.DecimalSI)
 }

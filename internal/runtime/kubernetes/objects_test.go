@@ -365,3 +365,39 @@ func TestContainerImage(t *testing.T) {
 		t.Error("no container of that name: no error")
 	}
 }
+
+// TestCPURequestRatio: a workspace may request a share of its CPUs while
+// its limit stays its size; memory is requested whole.
+func TestCPURequestRatio(t *testing.T) {
+	t.Parallel()
+	spec := runtime.Spec{EnvironmentID: "env_abc123", UserID: "usr_1", CPUCores: 2, MemoryGB: 4, StorageGB: 10}
+	for _, c := range []struct {
+		ratio float64
+		want  string
+	}{{0, "2"}, {1, "2"}, {0.25, "500m"}, {0.01, "20m"}} {
+		rt := fakeRuntime(t, func(cfg *Config) { cfg.CPURequestRatio = c.ratio })
+		pod, err := rt.pod(spec, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "dev8-env_abc123"}}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ws corev1.Container
+		for _, ct := range pod.Spec.Containers {
+			if ct.Name == containerWorkspace {
+				ws = ct
+			}
+		}
+		req, lim := ws.Resources.Requests[corev1.ResourceCPU], ws.Resources.Limits[corev1.ResourceCPU]
+		if req.Cmp(resource.MustParse(c.want)) != 0 || lim.Cmp(resource.MustParse("2")) != 0 {
+			t.Errorf("ratio %v: CPU request %s limit %s, want %s and 2", c.ratio, req.String(), lim.String(), c.want)
+		}
+		mreq, mlim := ws.Resources.Requests[corev1.ResourceMemory], ws.Resources.Limits[corev1.ResourceMemory]
+		if mreq.Cmp(mlim) != 0 || mlim.Cmp(resource.MustParse("4Gi")) != 0 {
+			t.Errorf("ratio %v: memory request %s limit %s", c.ratio, mreq.String(), mlim.String())
+		}
+	}
+	for _, bad := range []float64{-1, 0.001, 1.5} {
+		if _, err := New(Config{Client: fake.NewClientset(), SupervisorImage: "s", CPURequestRatio: bad}); err == nil {
+			t.Errorf("ratio %v: no error", bad)
+		}
+	}
+}
