@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"dev8.dev/dev8/internal/runtime/kubernetes"
 	"dev8.dev/dev8/internal/store"
 )
@@ -35,7 +37,11 @@ type KubernetesConfig struct {
 	// cluster, for the same rule.
 	ServerPodLabels map[string]string
 	NodeSelector    map[string]string
-	RuntimeClass    string
+	// Tolerations let every workspace onto tainted nodes (a GPU pool
+	// tainted nvidia.com/gpu:NoSchedule); placement.ParseTolerations
+	// reads them in kubectl's taint syntax.
+	Tolerations  []corev1.Toleration
+	RuntimeClass string
 	// ImagePullSecrets name Secrets of Namespace.
 	ImagePullSecrets []string
 	// ImagePullPolicy: Always, IfNotPresent (default) or Never.
@@ -62,6 +68,7 @@ func newKubernetesRuntime(ctx context.Context, cfg Config, db *store.DB, imageRe
 		ImagePullPolicy:  kubernetes.PullPolicy(k.ImagePullPolicy),
 		ImagePullSecrets: k.ImagePullSecrets,
 		NodeSelector:     k.NodeSelector,
+		Tolerations:      k.Tolerations,
 		RuntimeClass:     k.RuntimeClass,
 		Resources:        k.Resources,
 		ServerEgress:     k.ServerEgress,
