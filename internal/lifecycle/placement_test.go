@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"context"
 	"errors"
 	"maps"
 	"strings"
@@ -109,5 +110,41 @@ func TestGPUInstanceTypeGoesWhereItCanBePlaced(t *testing.T) {
 	var ve *ValidationError
 	if _, err := m.Create(ctx, CreateParams{UserID: user.ID, Name: "again", Template: "base", InstanceType: "gpu"}); !errors.As(err, &ve) || ve.Field != "instance_type" {
 		t.Errorf("create from a retired type: %v", err)
+	}
+}
+
+// waitingRuntime reports what its starts wait on, as the kubernetes
+// runtime does while no node can take a pod.
+type waitingRuntime struct{ clusterRuntime }
+
+const waitingFor = "waiting for a node that can run it: no node has a free nvidia.com/gpu"
+
+func (r waitingRuntime) Start(ctx context.Context, id string) (runtime.Instance, error) {
+	runtime.Report(ctx, waitingFor)
+	return r.memRuntime.Start(ctx, id)
+}
+
+// TestStartShowsWhatItWaitsOn: what a start reports waiting on is the
+// environment's status reason while it waits, and is gone once it runs.
+func TestStartShowsWhatItWaitsOn(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	db, user := seededStore(t, ctx)
+	rt := waitingRuntime{clusterRuntime{newMemRuntime()}}
+	release := rt.holdEvery("start")
+	defer release()
+	m, _ := runManager(t, ctx, Config{Store: db, Runtimes: []runtime.Runtime{rt}})
+	env, err := m.Create(ctx, CreateParams{UserID: user.ID, Name: "cuda", Template: "base"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.WaitFor(ctx, env.ID, func(e store.Environment) bool { return e.StatusReason == waitingFor })
+	if err != nil || got.Status != store.StatusCreating {
+		t.Fatalf("while the start waits: %s %q, %v", got.Status, got.StatusReason, err)
+	}
+	release()
+	got, err = m.WaitFor(ctx, env.ID, func(e store.Environment) bool { return e.Status == store.StatusRunning })
+	if err != nil || got.StatusReason != "" {
+		t.Fatalf("running: %q, %v", got.StatusReason, err)
 	}
 }
