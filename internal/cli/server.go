@@ -21,8 +21,8 @@ import (
 	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
-	"dev8.dev/dev8/internal/placement"
 	"dev8.dev/dev8/internal/quota"
+	"dev8.dev/dev8/internal/runtime/kubernetes"
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/signup"
 	"dev8.dev/dev8/internal/snapshot"
@@ -92,7 +92,7 @@ func serverOptions(s *serverSettings) []serverOption {
 			help: "labels of this server's own pods when it runs in the cluster (`app.kubernetes.io/name=dev8`), which workspaces' NetworkPolicy lets them reach"},
 		{flag: "kubernetes-node-selector", env: "DEV8_KUBERNETES_NODE_SELECTOR", value: listValue(&c.Kubernetes.NodeSelector, "comma-separated key=value node labels", parseNodeSelector), defaultDoc: "none",
 			help: "node labels every Kubernetes workspace is placed by (`pool=workspaces`); an instance type's own node selector is added to them, winning for a label both name"},
-		{flag: "kubernetes-tolerations", env: "DEV8_KUBERNETES_TOLERATIONS", value: listValue(&c.Kubernetes.Tolerations, "comma-separated tolerations key=value:Effect, key:Effect or key", placement.ParseTolerations), defaultDoc: "none",
+		{flag: "kubernetes-tolerations", env: "DEV8_KUBERNETES_TOLERATIONS", value: listValue(&c.Kubernetes.Tolerations, "comma-separated tolerations key=value:Effect, key:Effect or key", kubernetes.ParseTolerations), defaultDoc: "none",
 			help: "comma-separated taints every Kubernetes workspace tolerates, in kubectl taint's syntax: `key=value:Effect`, `key:Effect` (any value) or `key` (any value and effect), Effect one of NoSchedule, PreferNoSchedule, NoExecute; `nvidia.com/gpu:NoSchedule` lets workspaces onto GPU nodes tainted that way",
 			doc:  "see [Kubernetes](/docs/runtimes#kubernetes)"},
 		{flag: "kubernetes-runtime-class", env: "DEV8_KUBERNETES_RUNTIME_CLASS", value: stringValue(&c.Kubernetes.RuntimeClass, ""), defaultDoc: "the cluster's default",

@@ -12,9 +12,17 @@ import (
 	"slices"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Kubernetes' names (k8s.io/api/core/v1's, not imported: it would bring
+// net/http into the lifecycle, which uses this package).
+const (
+	// nativePrefix is the domain of Kubernetes' own resources.
+	nativePrefix = "kubernetes.io/"
+	// quotaPrefix prefixes a resource's name in a ResourceQuota.
+	quotaPrefix = "requests."
 )
 
 // Bounds on what one instance type (or the server's configuration) may
@@ -54,14 +62,14 @@ func CheckResourceName(name string) error {
 	switch {
 	case !strings.Contains(name, "/"):
 		return fmt.Errorf("resource %q: an extended resource's name has a domain, such as nvidia.com/gpu (CPU and memory come from the size)", name)
-	case strings.Contains(name, corev1.ResourceDefaultNamespacePrefix):
+	case strings.Contains(name, nativePrefix):
 		return fmt.Errorf("resource %q: names in the kubernetes.io domain are Kubernetes' own resources, not extended ones", name)
-	case strings.HasPrefix(name, corev1.DefaultResourceRequestsPrefix):
-		return fmt.Errorf("resource %q: must not start with %q", name, corev1.DefaultResourceRequestsPrefix)
+	case strings.HasPrefix(name, quotaPrefix):
+		return fmt.Errorf("resource %q: must not start with %q", name, quotaPrefix)
 	}
 	// As Kubernetes checks it: the name must stay a qualified name with
 	// the quota prefix in front.
-	if errs := validation.IsQualifiedName(corev1.DefaultResourceRequestsPrefix + name); len(errs) > 0 {
+	if errs := validation.IsQualifiedName(quotaPrefix + name); len(errs) > 0 {
 		return fmt.Errorf("resource %q is not a valid resource name: %s", name, strings.Join(errs, "; "))
 	}
 	return nil
