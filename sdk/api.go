@@ -61,15 +61,47 @@ func (c *Client) Templates(ctx context.Context) ([]Template, error) {
 	return out.Templates, nil
 }
 
-// InstanceTypes lists the catalog's sizes.
+// InstanceTypes lists the catalog's sizes new environments may use.
 func (c *Client) InstanceTypes(ctx context.Context) ([]InstanceType, error) {
+	return c.listInstanceTypes(ctx, nil)
+}
+
+// AllInstanceTypes lists every instance type, retired ones too (admins).
+func (c *Client) AllInstanceTypes(ctx context.Context) ([]InstanceType, error) {
+	return c.listInstanceTypes(ctx, url.Values{"all": {"true"}})
+}
+
+func (c *Client) listInstanceTypes(ctx context.Context, q url.Values) ([]InstanceType, error) {
 	var out struct {
 		InstanceTypes []InstanceType `json:"instance_types"`
 	}
-	if err := c.do(ctx, "GET", "/instance-types", nil, nil, &out); err != nil {
+	if err := c.do(ctx, "GET", "/instance-types", q, nil, &out); err != nil {
 		return nil, err
 	}
 	return out.InstanceTypes, nil
+}
+
+// CreateInstanceType adds an instance type (admins).
+func (c *Client) CreateInstanceType(ctx context.Context, req CreateInstanceTypeRequest) (*InstanceType, error) {
+	var out struct {
+		InstanceType InstanceType `json:"instance_type"`
+	}
+	if err := c.do(ctx, "POST", "/instance-types", nil, req, &out); err != nil {
+		return nil, err
+	}
+	return &out.InstanceType, nil
+}
+
+// UpdateInstanceType edits, retires (IsActive false) or brings back an
+// instance type (admins).
+func (c *Client) UpdateInstanceType(ctx context.Context, name string, req UpdateInstanceTypeRequest) (*InstanceType, error) {
+	var out struct {
+		InstanceType InstanceType `json:"instance_type"`
+	}
+	if err := c.do(ctx, "PATCH", "/instance-types/"+url.PathEscape(name), nil, req, &out); err != nil {
+		return nil, err
+	}
+	return &out.InstanceType, nil
 }
 
 // ListEnvironments returns one page of the caller's environments (or, for

@@ -60,20 +60,25 @@ type Port struct {
 // LastAccessedAt is null on the wire (zero here) for an environment that
 // has never run.
 type Environment struct {
-	ID                   string            `json:"id"`
-	UserID               string            `json:"user_id"`
-	Name                 string            `json:"name"`
-	Status               Status            `json:"status"`
-	StatusReason         string            `json:"status_reason"`
-	CloudProvider        string            `json:"cloud_provider"`
-	Runtime              string            `json:"runtime"`
-	CloudRegion          string            `json:"cloud_region"`
-	TemplateName         string            `json:"template_name"`
-	BaseImage            string            `json:"base_image"`
-	InstanceType         string            `json:"instance_type"`
-	CPUCores             int               `json:"cpu_cores"`
-	MemoryGB             int               `json:"memory_gb"`
-	StorageGB            int               `json:"storage_gb"`
+	ID            string `json:"id"`
+	UserID        string `json:"user_id"`
+	Name          string `json:"name"`
+	Status        Status `json:"status"`
+	StatusReason  string `json:"status_reason"`
+	CloudProvider string `json:"cloud_provider"`
+	Runtime       string `json:"runtime"`
+	CloudRegion   string `json:"cloud_region"`
+	TemplateName  string `json:"template_name"`
+	BaseImage     string `json:"base_image"`
+	InstanceType  string `json:"instance_type"`
+	CPUCores      int    `json:"cpu_cores"`
+	MemoryGB      int    `json:"memory_gb"`
+	StorageGB     int    `json:"storage_gb"`
+	// Resources and NodeSelector are the extended resources (GPUs) and
+	// node labels the environment was made with, from its instance type
+	// at the time; never null.
+	Resources            map[string]string `json:"resources"`
+	NodeSelector         map[string]string `json:"node_selector"`
 	EnvironmentVariables map[string]string `json:"environment_variables"`
 	Ports                []Port            `json:"ports"`
 	AutoStopMinutes      int               `json:"auto_stop_minutes"`
@@ -252,4 +257,43 @@ type InstanceType struct {
 	MemoryGB             int     `json:"memory_gb"`
 	StorageGB            int     `json:"storage_gb"`
 	EstimatedCostPerHour float64 `json:"estimated_cost_per_hour"`
+	// Resources are extended resources a workspace of this type gets
+	// ({"nvidia.com/gpu": "1"}) and NodeSelector the node labels it runs
+	// on; only runtimes that schedule on a cluster's nodes (kubernetes)
+	// can create such a workspace. Never null.
+	Resources    map[string]string `json:"resources"`
+	NodeSelector map[string]string `json:"node_selector"`
+	// IsActive is false for a retired type: no new environment may use
+	// it (only admins listing with all=true see it).
+	IsActive bool `json:"is_active"`
+}
+
+// CreateInstanceTypeRequest is POST /instance-types (admins). Sizes are
+// required and bounded as in a create request.
+type CreateInstanceTypeRequest struct {
+	Name         string            `json:"name"`
+	DisplayName  string            `json:"display_name,omitempty"`
+	Description  string            `json:"description,omitempty"`
+	CPUCores     int               `json:"cpu_cores"`
+	MemoryGB     int               `json:"memory_gb"`
+	StorageGB    int               `json:"storage_gb"`
+	SortOrder    int               `json:"sort_order,omitempty"`
+	Resources    map[string]string `json:"resources,omitempty"`
+	NodeSelector map[string]string `json:"node_selector,omitempty"`
+}
+
+// UpdateInstanceTypeRequest is PATCH /instance-types/{name} (admins):
+// fields left nil are kept; Resources and NodeSelector, when sent,
+// replace the type's whole map ({} clears it). Environments made from the
+// type keep what they were made with.
+type UpdateInstanceTypeRequest struct {
+	DisplayName  *string            `json:"display_name,omitempty"`
+	Description  *string            `json:"description,omitempty"`
+	CPUCores     *int               `json:"cpu_cores,omitempty"`
+	MemoryGB     *int               `json:"memory_gb,omitempty"`
+	StorageGB    *int               `json:"storage_gb,omitempty"`
+	SortOrder    *int               `json:"sort_order,omitempty"`
+	Resources    *map[string]string `json:"resources,omitempty"`
+	NodeSelector *map[string]string `json:"node_selector,omitempty"`
+	IsActive     *bool              `json:"is_active,omitempty"`
 }

@@ -50,7 +50,7 @@ type Store interface {
 	GetEnvironment(ctx context.Context, id string) (store.Environment, error)
 	ListEnvironments(ctx context.Context, f store.EnvironmentFilter) ([]store.Environment, int, error)
 	ListTemplates(ctx context.Context) ([]store.Template, error)
-	ListInstanceTypes(ctx context.Context) ([]store.InstanceType, error)
+	InstanceTypeStore
 	SessionStore
 	AccountStore
 	UserAdminStore
@@ -319,7 +319,13 @@ func (a *API) dashboardRouter() *chi.Mux {
 					r.Delete("/", a.deleteSession)
 				})
 				r.Get("/templates", a.listTemplates)
+				// Instance types (instancetypes.go): everyone lists the
+				// active ones; admins add, edit and retire them.
 				r.Get("/instance-types", a.listInstanceTypes)
+				r.With(a.authn.RequireAdmin).Post("/instance-types", a.createInstanceType)
+				r.Route("/instance-types/{name}", func(r chi.Router) {
+					r.With(a.authn.RequireAdmin).Patch("/", a.patchInstanceType)
+				})
 				r.Get("/environments", a.listEnvironments)
 				// Streams hold a slot (a cap per user and in all) and
 				// outlive the ordinary request time bounds.

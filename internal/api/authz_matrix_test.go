@@ -105,7 +105,9 @@ var authzMatrix = map[string]matrixRow{
 	"GET /api/v1/auth/sessions":                  anyUser,
 	"DELETE /api/v1/auth/sessions/{id}":          ownObject,
 	"GET /api/v1/templates":                      anyUser,
-	"GET /api/v1/instance-types":                 anyUser,
+	"GET /api/v1/instance-types":                 anyUser,   // all=true is for admins (TestAdminManagesInstanceTypes)
+	"POST /api/v1/instance-types":                adminOnly, // {} is a 400 for an admin
+	"PATCH /api/v1/instance-types/{name}":        adminOnly, // {} is a 400 for an admin
 	"GET /api/v1/environments":                   anyUser,
 	"GET /api/v1/environments/events":            anyUser, // a stream: only its status is read
 	"POST /api/v1/environments":                  anyUser,
@@ -276,6 +278,8 @@ func (w matrixWorld) path(t *testing.T, route string) string {
 			return w.sessionID
 		case prefix == "/api/v1/invites/":
 			return w.inviteID
+		case prefix == "/api/v1/instance-types/":
+			return "balanced"
 		case prefix == "/api/v1/auth/oauth/":
 			return "github"
 		}

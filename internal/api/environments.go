@@ -47,6 +47,8 @@ func (a *API) toEnvironmentJSON(e store.Environment) sdk.Environment {
 		CPUCores:             e.CPUCores,
 		MemoryGB:             e.MemoryGB,
 		StorageGB:            e.StorageGB,
+		Resources:            nonNilMap(e.Resources),
+		NodeSelector:         nonNilMap(e.NodeSelector),
 		EnvironmentVariables: envVars,
 		Ports:                toPorts(e.Ports),
 		AutoStopMinutes:      e.AutoStopMinutes,
@@ -397,25 +399,4 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
-}
-
-func (a *API) listInstanceTypes(w http.ResponseWriter, r *http.Request) {
-	its, err := a.store.ListInstanceTypes(r.Context())
-	if err != nil {
-		a.writeError(w, r, fmt.Errorf("list instance types: %w", err))
-		return
-	}
-	out := make([]sdk.InstanceType, len(its))
-	for i, it := range its {
-		out[i] = sdk.InstanceType{
-			Name:                 it.Name,
-			DisplayName:          it.DisplayName,
-			Description:          it.Description,
-			CPUCores:             it.CPUCores,
-			MemoryGB:             it.MemoryGB,
-			StorageGB:            it.StorageGB,
-			EstimatedCostPerHour: a.lifecycle.Pricing().HourlyCost(it.CPUCores, it.MemoryGB, it.StorageGB),
-		}
-	}
-	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"instance_types": out})
 }

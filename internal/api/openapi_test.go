@@ -439,7 +439,7 @@ func TestOpenAPIBoundsMatchCode(t *testing.T) {
 	checkEnum("Error.code", prop(schema("Error"), "Error", "code").Enum, []string{
 		httpapi.CodeInvalidJSON, httpapi.CodeValidation, httpapi.CodeUnauthorized, httpapi.CodeForbidden, httpapi.CodeNotFound, httpapi.CodeMethodNotAllowed,
 		httpapi.CodeConflict, httpapi.CodeInvalidState, httpapi.CodeTooLarge, httpapi.CodeUnsupportedMedia, httpapi.CodeInternal, httpapi.CodeNotReady,
-		httpapi.CodeUnavailable, httpapi.CodeRateLimited, httpapi.CodeTooManyStreams, httpapi.CodeQuotaExceeded, httpapi.CodeCSRFFailed, httpapi.CodeOAuthFailed, httpapi.CodeRuntimeAdminOnly,
+		httpapi.CodeUnavailable, httpapi.CodeRateLimited, httpapi.CodeTooManyStreams, httpapi.CodeQuotaExceeded, httpapi.CodeCSRFFailed, httpapi.CodeOAuthFailed, httpapi.CodeRuntimeAdminOnly, httpapi.CodeRuntimeUnavailable,
 		httpapi.CodeSignupClosed, httpapi.CodeInviteRequired, httpapi.CodeInviteInvalid,
 	})
 	if !slices.Equal(schema("Error").Required, []string{"error", "details", "code"}) {
@@ -461,7 +461,8 @@ func TestOpenAPIBoundsMatchCode(t *testing.T) {
 	// one, as the renderer fills it (lists and maps never null), shows
 	// which fields are null on the wire.
 	fields := map[string]bool{} // JSON name → nullable
-	empty, err := json.Marshal(sdk.Environment{EnvironmentVariables: map[string]string{}, Ports: []sdk.Port{}})
+	empty, err := json.Marshal(sdk.Environment{EnvironmentVariables: map[string]string{}, Ports: []sdk.Port{},
+		Resources: map[string]string{}, NodeSelector: map[string]string{}})
 	if err != nil {
 		t.Fatal(err)
 	}

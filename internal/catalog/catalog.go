@@ -23,10 +23,10 @@ const (
 
 // InstanceTypes are the seed's sizes.
 var InstanceTypes = []store.InstanceType{
-	{Name: "lightweight", DisplayName: "Lightweight", Description: "Editing, scripting and small services", CPUCores: 1, MemoryGB: 2, StorageGB: 20, SortOrder: 1},
-	{Name: "balanced", DisplayName: "Balanced", Description: "Everyday development: the default", CPUCores: 2, MemoryGB: 4, StorageGB: 20, SortOrder: 2},
-	{Name: "compute", DisplayName: "Compute", Description: "Builds, compilers and test suites", CPUCores: 4, MemoryGB: 8, StorageGB: 40, SortOrder: 3},
-	{Name: "memory", DisplayName: "Memory", Description: "Databases, data work and large language servers", CPUCores: 2, MemoryGB: 8, StorageGB: 40, SortOrder: 4},
+	{Name: "lightweight", DisplayName: "Lightweight", Description: "Editing, scripting and small services", CPUCores: 1, MemoryGB: 2, StorageGB: 20, SortOrder: 1, IsActive: true},
+	{Name: "balanced", DisplayName: "Balanced", Description: "Everyday development: the default", CPUCores: 2, MemoryGB: 4, StorageGB: 20, SortOrder: 2, IsActive: true},
+	{Name: "compute", DisplayName: "Compute", Description: "Builds, compilers and test suites", CPUCores: 4, MemoryGB: 8, StorageGB: 40, SortOrder: 3, IsActive: true},
+	{Name: "memory", DisplayName: "Memory", Description: "Databases, data work and large language servers", CPUCores: 2, MemoryGB: 8, StorageGB: 40, SortOrder: 4, IsActive: true},
 }
 
 // DefaultInstanceType is used when a request names neither an instance type

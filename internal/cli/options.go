@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"dev8.dev/dev8/internal/placement"
 )
 
 // serverOption is one setting of dev8 server, declared once: its flag, its
@@ -271,6 +273,26 @@ func parseLabels(s string) (map[string]string, error) {
 		out[k] = strings.TrimSpace(v)
 	}
 	return out, nil
+}
+
+// parseResources parses comma-separated name=quantity extended resources
+// and checks them as Kubernetes would (internal/placement).
+func parseResources(s string) (map[string]string, error) {
+	res, err := parseLabels(s)
+	if err != nil {
+		return nil, err
+	}
+	return res, placement.CheckResources(res)
+}
+
+// parseNodeSelector parses comma-separated key=value node labels and
+// checks them as Kubernetes would.
+func parseNodeSelector(s string) (map[string]string, error) {
+	sel, err := parseLabels(s)
+	if err != nil {
+		return nil, err
+	}
+	return sel, placement.CheckNodeSelector(sel)
 }
 
 // parseRuntimes splits a comma-separated list of runtime names (the server

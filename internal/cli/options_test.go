@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
 
 	"dev8.dev/dev8/internal/signup"
 )
@@ -57,6 +58,11 @@ func TestServerOptionsRefuseBadValues(t *testing.T) {
 		{"bool", "unsafe-path-based-apps", "DEV8_UNSAFE_PATH_BASED_APPS", "maybe", "want true or false"},
 		{"wildcard URL", "wildcard-access-url", "DEV8_WILDCARD_ACCESS_URL", "dev8.example.com", "must start with *."},
 		{"wildcard URL (IP)", "wildcard-access-url", "DEV8_WILDCARD_ACCESS_URL", "*.10.0.0.1", "must be a DNS name"},
+		{"tolerations", "kubernetes-tolerations", "DEV8_KUBERNETES_TOLERATIONS", "nvidia.com/gpu:NoScheduled", "not NoSchedule, PreferNoSchedule or NoExecute"},
+		{"tolerations (key)", "kubernetes-tolerations", "DEV8_KUBERNETES_TOLERATIONS", "bad key:NoSchedule", "not a taint key"},
+		{"extended resources", "kubernetes-resources", "DEV8_KUBERNETES_RESOURCES", "gpu=1", "has a domain"},
+		{"extended resources (quantity)", "kubernetes-resources", "DEV8_KUBERNETES_RESOURCES", "nvidia.com/gpu=0.5", "whole number"},
+		{"node selector", "kubernetes-node-selector", "DEV8_KUBERNETES_NODE_SELECTOR", "pool=gpu nodes", "not a label value"},
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
 			t.Parallel()
@@ -198,6 +204,8 @@ func TestServerOptionNamesAndDefaults(t *testing.T) {
 		"quota-running": {"DEV8_QUOTA_RUNNING", "5"}, "quota-monthly-budget": {"DEV8_QUOTA_MONTHLY_BUDGET", "0"},
 		"signup": {"DEV8_SIGNUP", "invite"}, "allowed-email-domains": {"DEV8_ALLOWED_EMAIL_DOMAINS", ""},
 		"wildcard-access-url": {"DEV8_WILDCARD_ACCESS_URL", ""}, "unsafe-path-based-apps": {"DEV8_UNSAFE_PATH_BASED_APPS", "false"},
+		"kubernetes-tolerations": {"DEV8_KUBERNETES_TOLERATIONS", ""}, "kubernetes-resources": {"DEV8_KUBERNETES_RESOURCES", ""},
+		"kubernetes-node-selector": {"DEV8_KUBERNETES_NODE_SELECTOR", ""},
 		// Defaults found on the host: only the names are pinned.
 		"data-dir": {"DEV8_DATA_DIR", "?"}, "code-server": {"DEV8_CODE_SERVER", "?"},
 	}
@@ -224,5 +232,28 @@ func TestServerOptionNamesAndDefaults(t *testing.T) {
 	}
 	for flag := range want {
 		t.Errorf("dev8 server has no --%s any more", flag)
+	}
+}
+
+// TestKubernetesTolerationsFlag: --kubernetes-tolerations (and its
+// variable) reads kubectl taint syntax into the runtime's tolerations.
+func TestKubernetesTolerationsFlag(t *testing.T) {
+	t.Parallel()
+	want := []corev1.Toleration{
+		{Key: "nvidia.com/gpu", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+		{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "gpu", Effect: corev1.TaintEffectNoExecute},
+		{Key: "spot", Operator: corev1.TolerationOpExists},
+	}
+	const v = "nvidia.com/gpu:NoSchedule,dedicated=gpu:NoExecute,spot"
+	s, err := parseServer(t, nil, "--kubernetes-tolerations", v)
+	if err != nil || !reflect.DeepEqual(s.cfg.Kubernetes.Tolerations, want) {
+		t.Errorf("flag: %+v, %v", s.cfg.Kubernetes.Tolerations, err)
+	}
+	s, err = parseServer(t, map[string]string{"DEV8_KUBERNETES_TOLERATIONS": v})
+	if err != nil || !reflect.DeepEqual(s.cfg.Kubernetes.Tolerations, want) {
+		t.Errorf("variable: %+v, %v", s.cfg.Kubernetes.Tolerations, err)
+	}
+	if s, err := parseServer(t, nil); err != nil || s.cfg.Kubernetes.Tolerations != nil {
+		t.Errorf("default: %+v, %v", s.cfg.Kubernetes.Tolerations, err)
 	}
 }

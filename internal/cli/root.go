@@ -24,7 +24,7 @@ func NewRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServerCommand(), newSupervisorCommand(), newVersionCommand())
-	root.AddCommand(newLoginCommand(), newLogoutCommand(), newListCommand(), newCreateCommand(), newStartCommand(), newStopCommand(), newRemoveCommand(), newSSHCommand(), newConfigSSHCommand(), newPortForwardCommand(), newTokensCommand(), newUsersCommand(), newInvitesCommand())
+	root.AddCommand(newLoginCommand(), newLogoutCommand(), newListCommand(), newCreateCommand(), newStartCommand(), newStopCommand(), newRemoveCommand(), newSSHCommand(), newConfigSSHCommand(), newPortForwardCommand(), newTokensCommand(), newUsersCommand(), newInvitesCommand(), newInstanceTypesCommand())
 	root.AddCommand(newSnapshotCommand(), newSnapshotsCommand(), newRestoreCommand(), newTemplatesCommand())
 	return root
 }

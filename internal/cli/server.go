@@ -22,6 +22,7 @@ import (
 	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/quota"
+	"dev8.dev/dev8/internal/runtime/kubernetes"
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/signup"
 	"dev8.dev/dev8/internal/snapshot"
@@ -89,16 +90,20 @@ func serverOptions(s *serverSettings) []serverOption {
 			help: "comma-separated addresses or CIDRs where Kubernetes workspaces reach this server, which their NetworkPolicy lets them reach although they are in a private range"},
 		{flag: "kubernetes-server-pod-labels", env: "DEV8_KUBERNETES_SERVER_POD_LABELS", value: listValue(&c.Kubernetes.ServerPodLabels, "comma-separated key=value labels", parseLabels), defaultDoc: "none",
 			help: "labels of this server's own pods when it runs in the cluster (`app.kubernetes.io/name=dev8`), which workspaces' NetworkPolicy lets them reach"},
-		{flag: "kubernetes-node-selector", env: "DEV8_KUBERNETES_NODE_SELECTOR", value: listValue(&c.Kubernetes.NodeSelector, "comma-separated key=value labels", parseLabels), defaultDoc: "none",
-			help: "node labels Kubernetes workspaces are placed by (`pool=workspaces`)"},
+		{flag: "kubernetes-node-selector", env: "DEV8_KUBERNETES_NODE_SELECTOR", value: listValue(&c.Kubernetes.NodeSelector, "comma-separated key=value node labels", parseNodeSelector), defaultDoc: "none",
+			help: "node labels every Kubernetes workspace is placed by (`pool=workspaces`); an instance type's own node selector is added to them, winning for a label both name"},
+		{flag: "kubernetes-tolerations", env: "DEV8_KUBERNETES_TOLERATIONS", value: listValue(&c.Kubernetes.Tolerations, "comma-separated tolerations key=value:Effect, key:Effect or key", kubernetes.ParseTolerations), defaultDoc: "none",
+			help: "comma-separated taints every Kubernetes workspace tolerates, in kubectl taint's syntax: `key=value:Effect`, `key:Effect` (any value) or `key` (any value and effect), Effect one of NoSchedule, PreferNoSchedule, NoExecute; `nvidia.com/gpu:NoSchedule` lets workspaces onto GPU nodes tainted that way",
+			doc:  "see [Kubernetes](/docs/runtimes#kubernetes)"},
 		{flag: "kubernetes-runtime-class", env: "DEV8_KUBERNETES_RUNTIME_CLASS", value: stringValue(&c.Kubernetes.RuntimeClass, ""), defaultDoc: "the cluster's default",
 			help: "RuntimeClass of Kubernetes workspaces (`gvisor`, `kata`) for a stronger sandbox"},
 		{flag: "kubernetes-image-pull-secrets", env: "DEV8_KUBERNETES_IMAGE_PULL_SECRETS", value: listValue(&c.Kubernetes.ImagePullSecrets, "comma-separated Secret names", parseList), defaultDoc: "none",
 			help: "comma-separated Secrets of the namespace for pulling workspace images from private registries"},
 		{flag: "kubernetes-image-pull-policy", env: "DEV8_KUBERNETES_IMAGE_PULL_POLICY", value: stringValue(&c.Kubernetes.ImagePullPolicy, "IfNotPresent"),
 			help: "pull policy of Kubernetes workspaces' images: `Always`, `IfNotPresent` or `Never`"},
-		{flag: "kubernetes-resources", env: "DEV8_KUBERNETES_RESOURCES", value: listValue(&c.Kubernetes.Resources, "comma-separated name=quantity pairs", parseLabels), defaultDoc: "none",
-			help: "extended resources every Kubernetes workspace asks for besides its size, `nvidia.com/gpu=1` for GPU workspaces (with `--kubernetes-node-selector` for the GPU nodes)"},
+		{flag: "kubernetes-resources", env: "DEV8_KUBERNETES_RESOURCES", value: listValue(&c.Kubernetes.Resources, "comma-separated name=quantity extended resources", parseResources), defaultDoc: "none",
+			help: "extended resources every Kubernetes workspace asks for besides its size, `nvidia.com/gpu=1` to make every workspace a GPU workspace; an instance type's own resources are added to them, winning for a name both give (GPUs for some workspaces only: an instance type with resources)",
+			doc:  "see [Kubernetes](/docs/runtimes#kubernetes)"},
 		{flag: "kubernetes-cpu-request-ratio", env: "DEV8_KUBERNETES_CPU_REQUEST_RATIO", value: floatValue(&c.Kubernetes.CPURequestRatio, 1),
 			help: "share of its size's CPUs a Kubernetes workspace requests, its limit staying the size: `0.25` lets four mostly idle workspaces share what one would hold; `1` guarantees every workspace its CPUs (from 0.01 to 1; memory is always requested whole)"},
 		{flag: "allowed-hosts", env: "DEV8_ALLOWED_HOSTS", value: listValue(&c.AllowedHosts, "comma-separated host names", httpmw.ParseAllowedHosts), defaultDoc: "none",

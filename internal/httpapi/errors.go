@@ -102,6 +102,7 @@ func ToError(err error) *Error {
 		rtErr    *lifecycle.RuntimeUnavailableError
 		tplErr   *lifecycle.TemplateUnavailableError
 		adminErr *lifecycle.AdminOnlyError
+		placeErr *lifecycle.PlacementUnsupportedError
 		quotaErr *store.QuotaExceededError
 		spentErr *quota.BudgetExceededError
 		invErr   *signup.InviteError
@@ -121,6 +122,8 @@ func ToError(err error) *Error {
 		return &Error{Status: http.StatusConflict, Code: CodeRuntimeUnavailable, Message: "Runtime not available", Details: rtErr.Error()}
 	case errors.As(err, &adminErr):
 		return &Error{Status: http.StatusForbidden, Code: CodeRuntimeAdminOnly, Message: "Only admins may run workspaces on this runtime", Details: adminErr.Error()}
+	case errors.As(err, &placeErr):
+		return &Error{Status: http.StatusConflict, Code: CodeRuntimeUnavailable, Message: "Instance type not available on this runtime", Details: placeErr.Error()}
 	case errors.As(err, &tplErr):
 		return &Error{Status: http.StatusConflict, Code: CodeRuntimeUnavailable, Message: "Template not available on this runtime", Details: tplErr.Error()}
 	case errors.As(err, &quotaErr):

@@ -86,7 +86,26 @@ func (m *Manager) resolve(ctx context.Context, p CreateParams) (store.Environmen
 	if p.BaseImage != "" {
 		subject = "image " + p.BaseImage
 	}
-	if env.Runtime, err = m.pickRuntime(ctx, p.UserID, p.Runtime, subject, env.BaseImage); err != nil {
+	// The instance type before the runtime: where it must be placed on
+	// nodes (GPUs) decides which runtimes can take it.
+	var it *store.InstanceType
+	var place *PlacementUnsupportedError
+	if p.InstanceType != "" {
+		t, err := m.store.GetInstanceType(ctx, p.InstanceType)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && !t.IsActive) {
+			return store.Environment{}, &ValidationError{Field: "instance_type", Message: fmt.Sprintf("unknown instance type %q (GET /api/v1/instance-types lists them)", p.InstanceType)}
+		} else if err != nil {
+			return store.Environment{}, fmt.Errorf("load instance type: %w", err)
+		}
+		it = &t
+		// The environment keeps its own copy, as of its sizes: editing
+		// the type later changes no workspace made from it.
+		env.Resources, env.NodeSelector = maps.Clone(t.Resources), maps.Clone(t.NodeSelector)
+		if len(t.Resources)+len(t.NodeSelector) > 0 {
+			place = &PlacementUnsupportedError{InstanceType: t.Name, Resources: t.Resources, NodeSelector: t.NodeSelector}
+		}
+	}
+	if env.Runtime, err = m.pickRuntime(ctx, p.UserID, p.Runtime, subject, env.BaseImage, place); err != nil {
 		return store.Environment{}, err
 	}
 	if env.CloudRegion == "" {
@@ -95,13 +114,7 @@ func (m *Manager) resolve(ctx context.Context, p CreateParams) (store.Environmen
 		return store.Environment{}, &ValidationError{Field: "cloud_region", Message: "must be a region name such as eastus (lower-case letters, digits, '-')"}
 	}
 
-	if p.InstanceType != "" {
-		it, err := m.store.GetInstanceType(ctx, p.InstanceType)
-		if errors.Is(err, store.ErrNotFound) {
-			return store.Environment{}, &ValidationError{Field: "instance_type", Message: fmt.Sprintf("unknown instance type %q (GET /api/v1/instance-types lists them)", p.InstanceType)}
-		} else if err != nil {
-			return store.Environment{}, fmt.Errorf("load instance type: %w", err)
-		}
+	if it != nil {
 		env.CPUCores, env.MemoryGB, env.StorageGB = it.CPUCores, it.MemoryGB, it.StorageGB
 	}
 	if p.CPUCores != 0 {
@@ -122,7 +135,7 @@ func (m *Manager) resolve(ctx context.Context, p CreateParams) (store.Environmen
 	if err := checkRange("storage_gb", env.StorageGB, catalog.MinStorageGB, catalog.MaxStorageGB); err != nil {
 		return store.Environment{}, err
 	}
-	env.InstanceType = instanceTypeFor(p.InstanceType, env.CPUCores, env.MemoryGB)
+	env.InstanceType = instanceTypeFor(it, env.CPUCores, env.MemoryGB)
 
 	env.EnvironmentVariables = maps.Clone(tpl.DefaultEnvVars)
 	if env.EnvironmentVariables == nil {
@@ -178,13 +191,20 @@ func (m *Manager) unknownTemplate(ctx context.Context, name string) error {
 	return &ValidationError{Field: "template_name", Message: msg + " (dev8 templates, or GET /api/v1/templates, describes them)"}
 }
 
-func instanceTypeFor(asked string, cpu, mem int) string {
+func instanceTypeFor(asked *store.InstanceType, cpu, mem int) string {
+	if asked != nil {
+		// A type's placement (GPUs) makes it itself whatever the sizes.
+		if (asked.CPUCores == cpu && asked.MemoryGB == mem) || len(asked.Resources)+len(asked.NodeSelector) > 0 {
+			return asked.Name
+		}
+		return catalog.CustomInstanceType
+	}
 	for _, it := range catalog.InstanceTypes {
-		if it.CPUCores == cpu && it.MemoryGB == mem && (asked == "" || asked == it.Name) {
+		if it.CPUCores == cpu && it.MemoryGB == mem {
 			return it.Name
 		}
 	}
-	return "custom"
+	return catalog.CustomInstanceType
 }
 
 func checkRange(field string, v, lo, hi int) error {

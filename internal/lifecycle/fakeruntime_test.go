@@ -268,3 +268,17 @@ func (r *memRuntime) agentToken(id string) string {
 	defer r.mu.Unlock()
 	return r.specs[id].AgentToken
 }
+
+// specOf is the spec id's compute was last given.
+func (r *memRuntime) specOf(id string) runtime.Spec {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.specs[id]
+}
+
+// callLog is every call made so far, as "op:id".
+func (r *memRuntime) callLog() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.calls...)
+}

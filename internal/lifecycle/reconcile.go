@@ -198,7 +198,14 @@ func (m *Manager) bringUp(ctx context.Context, rt runtime.Runtime, env store.Env
 	if created.StorageCreated {
 		m.freshStorage.Store(env.ID, struct{}{})
 	}
-	inst, err := rt.Start(ctx, env.ID)
+	// What the start waits on (no node free for it yet) is the status
+	// reason meanwhile: the user sees why it takes long.
+	startCtx := runtime.WithReporter(ctx, func(status string) {
+		if _, err := m.setReason(ctx, env, status); err != nil && !errors.Is(err, errStale) {
+			m.log.Warn("record what a start waits on", "environment", env.ID, "err", err)
+		}
+	})
+	inst, err := rt.Start(startCtx, env.ID)
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
@@ -403,6 +410,8 @@ func (m *Manager) specFor(env store.Environment) runtime.Spec {
 		StorageGB:     env.StorageGB,
 		Env:           env.EnvironmentVariables,
 		Ports:         ports,
+		Resources:     env.Resources,
+		NodeSelector:  env.NodeSelector,
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"dev8.dev/dev8/internal/placement"
 	"dev8.dev/dev8/internal/runtime"
 	"dev8.dev/dev8/internal/store"
 )
@@ -50,6 +51,47 @@ type TemplateUnavailableError struct {
 
 func (e *TemplateUnavailableError) Error() string {
 	return fmt.Sprintf("%s cannot run on the %s runtime yet: %s", e.Subject, e.Runtime, e.Reason)
+}
+
+// PlacementUnsupportedError is a create from an instance type that asks for
+// extended resources (GPUs) or node labels on a runtime that cannot give
+// them (not a runtime.NodePlacer: docker, local). Nothing was created. The
+// API answers it with 409.
+type PlacementUnsupportedError struct {
+	InstanceType string
+	Runtime      string
+	Resources    map[string]string
+	NodeSelector map[string]string
+	// Capable lists the offered runtimes that can (may be empty).
+	Capable []string
+}
+
+func (e *PlacementUnsupportedError) Error() string {
+	var wants []string
+	if len(e.Resources) > 0 {
+		wants = append(wants, "the extended resources "+placement.Describe(e.Resources))
+	}
+	if len(e.NodeSelector) > 0 {
+		wants = append(wants, "nodes labelled "+placement.Describe(e.NodeSelector))
+	}
+	msg := fmt.Sprintf("instance type %s asks for %s, which the %s runtime cannot give (it schedules on no cluster's nodes); ",
+		e.InstanceType, strings.Join(wants, " and "), e.Runtime)
+	if len(e.Capable) == 0 {
+		return msg + "none of this server's runtimes can: an admin adds one with dev8 server --runtimes kubernetes, or pick another instance type"
+	}
+	return msg + "create it on " + strings.Join(e.Capable, " or ") + " (runtime), or pick another instance type"
+}
+
+// nodePlacers lists the offered runtimes that honour extended resources
+// and node selectors, in order of preference.
+func (m *Manager) nodePlacers() []string {
+	var out []string
+	for _, name := range m.offered {
+		if runtime.PlacesOnNodes(m.runtimes[name]) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // AdminOnlyError is a create or start, for a user who is not an admin, on a
@@ -209,10 +251,11 @@ func (m *Manager) imageStatus(ctx context.Context, name, image string, mayShareH
 
 // pickRuntime decides where a new environment from image runs: the runtime
 // asked for (which must be offered), else the default, else the first
-// offered one where the image can run now; each runtime's engine is asked
-// once. A runtime that cannot run the image now is refused before anything
-// is recorded.
-func (m *Manager) pickRuntime(ctx context.Context, userID, asked, subject, image string) (string, error) {
+// offered one where the image can run now (and, when it must be placed on
+// nodes, that can place it); each runtime's engine is asked once. A runtime
+// that cannot run the image now, or cannot place it, is refused before
+// anything is recorded.
+func (m *Manager) pickRuntime(ctx context.Context, userID, asked, subject, image string, place *PlacementUnsupportedError) (string, error) {
 	mayShare, err := m.mayShareHost(ctx, userID)
 	if err != nil {
 		return "", err
@@ -229,6 +272,14 @@ func (m *Manager) pickRuntime(ctx context.Context, userID, asked, subject, image
 		status = m.imageStatus(ctx, m.cfg.DefaultRuntime, image, mayShare)
 	default:
 		statuses := m.imageStatuses(ctx, image, mayShare)
+		if place != nil {
+			// Only where it can be placed, if anywhere can: else the
+			// refusal below names the runtime it would have gone to.
+			placers := slices.DeleteFunc(slices.Clone(statuses), func(s RuntimeStatus) bool { return !runtime.PlacesOnNodes(m.runtimes[s.Runtime]) })
+			if len(placers) > 0 {
+				statuses = placers
+			}
+		}
 		chosen := m.ChooseRuntime(statuses)
 		for _, s := range statuses {
 			if s.Runtime == chosen {
@@ -238,6 +289,11 @@ func (m *Manager) pickRuntime(ctx context.Context, userID, asked, subject, image
 	}
 	if status.AdminOnly {
 		return "", &AdminOnlyError{Runtime: status.Runtime}
+	}
+	if place != nil && !runtime.PlacesOnNodes(m.runtimes[status.Runtime]) {
+		e := *place
+		e.Runtime, e.Capable = status.Runtime, m.nodePlacers()
+		return "", &e
 	}
 	if status.State == runtime.Unavailable {
 		return "", &TemplateUnavailableError{Subject: subject, Runtime: status.Runtime, Reason: status.Reason}

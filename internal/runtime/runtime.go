@@ -36,6 +36,14 @@ type Spec struct {
 	StorageGB     int
 	Env           map[string]string
 	Ports         []Port
+	// Resources are extended resources the workspace asks for
+	// ({"nvidia.com/gpu": "1"}) and NodeSelector the node labels it must
+	// run on ({"pool": "gpu"}), from its instance type (checked by
+	// internal/placement). Only a NodePlacer honours them: the lifecycle
+	// refuses, before recording anything, a create that would give them
+	// to another runtime.
+	Resources    map[string]string `json:",omitempty"`
+	NodeSelector map[string]string `json:",omitempty"`
 	// AgentURL is the server's URL as the workspace reaches it, and
 	// AgentToken the supervisor's credential; the runtime hands both to the
 	// supervisor (and to nothing else in the workspace).
@@ -56,6 +64,22 @@ type Spec struct {
 // (see lifecycle.Config.IsAdmin).
 type HostSharer interface {
 	SharesHost() bool
+}
+
+// NodePlacer is implemented by runtimes that schedule workspaces on a
+// cluster's nodes (kubernetes) and so can give a workspace the extended
+// resources (GPUs) and node labels its Spec asks for. Runtimes without it
+// (docker, local: one host, no scheduler) cannot, and are never given a
+// spec that asks.
+type NodePlacer interface {
+	PlacesOnNodes() bool
+}
+
+// PlacesOnNodes reports whether rt honours Spec.Resources and
+// Spec.NodeSelector.
+func PlacesOnNodes(rt Runtime) bool {
+	p, ok := rt.(NodePlacer)
+	return ok && p.PlacesOnNodes()
 }
 
 // Port is a port the workspace exposes.
@@ -206,4 +230,23 @@ type ImageChecker interface {
 	// ImageStatus answers from what the engine has, without pulling or
 	// building anything. image is as Spec.Image gives it.
 	ImageStatus(ctx context.Context, image string) ImageStatus
+}
+
+type reporterKey struct{}
+
+// WithReporter returns ctx carrying report, which a runtime calls through
+// Report while an operation waits on something the user should know of
+// (no node can take the workspace yet, and why). The lifecycle shows it
+// as the environment's status reason until the operation ends. report
+// must not block for long; it may be called several times.
+func WithReporter(ctx context.Context, report func(status string)) context.Context {
+	return context.WithValue(ctx, reporterKey{}, report)
+}
+
+// Report tells the caller of the operation ctx belongs to what it is
+// waiting on (see WithReporter); without a reporter it does nothing.
+func Report(ctx context.Context, status string) {
+	if f, ok := ctx.Value(reporterKey{}).(func(string)); ok {
+		f(status)
+	}
 }

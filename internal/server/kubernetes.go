@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	k8s "k8s.io/client-go/kubernetes"
 
 	"dev8.dev/dev8/internal/runtime/kubernetes"
@@ -38,7 +39,11 @@ type KubernetesConfig struct {
 	// cluster, for the same rule.
 	ServerPodLabels map[string]string
 	NodeSelector    map[string]string
-	RuntimeClass    string
+	// Tolerations let every workspace onto tainted nodes (a GPU pool
+	// tainted nvidia.com/gpu:NoSchedule); placement.ParseTolerations
+	// reads them in kubectl's taint syntax.
+	Tolerations  []corev1.Toleration
+	RuntimeClass string
 	// ImagePullSecrets name Secrets of Namespace.
 	ImagePullSecrets []string
 	// ImagePullPolicy: Always, IfNotPresent (default) or Never.
@@ -72,6 +77,7 @@ func newKubernetesRuntime(ctx context.Context, cfg Config, db *store.DB, imageRe
 		ImagePullPolicy:  kubernetes.PullPolicy(k.ImagePullPolicy),
 		ImagePullSecrets: k.ImagePullSecrets,
 		NodeSelector:     k.NodeSelector,
+		Tolerations:      k.Tolerations,
 		RuntimeClass:     k.RuntimeClass,
 		Resources:        k.Resources,
 		CPURequestRatio:  k.CPURequestRatio,

@@ -21,7 +21,7 @@ var environmentMutableColumns = []string{
 	"vscode_url", "ssh_connection_string",
 	"estimated_cost_per_hour", "total_cost", "running_since",
 	"last_accessed_at", "stopped_at", "deleted_at", "updated_at",
-	"agent_token_nonce",
+	"agent_token_nonce", "resources", "node_selector",
 }
 
 var environmentColumns = "id, user_id, created_at, " + strings.Join(environmentMutableColumns, ", ")
@@ -35,6 +35,14 @@ func (db *DB) environmentMutableArgs(e *Environment) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	resources, err := jsonArg(e.Resources)
+	if err != nil {
+		return nil, err
+	}
+	nodeSelector, err := jsonArg(e.NodeSelector)
+	if err != nil {
+		return nil, err
+	}
 	return []any{
 		e.Name, string(e.Status), e.StatusReason,
 		e.Runtime, e.CloudRegion, e.RuntimeRef,
@@ -43,7 +51,7 @@ func (db *DB) environmentMutableArgs(e *Environment) ([]any, error) {
 		e.VSCodeURL, e.SSHConnectionString,
 		e.EstimatedCostPerHour, e.TotalCost, db.nullTimeArg(e.RunningSince),
 		db.timeArg(e.LastAccessedAt), db.nullTimeArg(e.StoppedAt), db.nullTimeArg(e.DeletedAt), db.timeArg(e.UpdatedAt),
-		e.AgentTokenNonce,
+		e.AgentTokenNonce, resources, nodeSelector,
 	}, nil
 }
 
@@ -58,7 +66,7 @@ func scanEnvironment(s scanner, extra ...any) (Environment, error) {
 		&e.VSCodeURL, &e.SSHConnectionString,
 		&e.EstimatedCostPerHour, &e.TotalCost, nullTimeCol{&e.RunningSince},
 		timeCol{&e.LastAccessedAt}, nullTimeCol{&e.StoppedAt}, nullTimeCol{&e.DeletedAt}, timeCol{&e.UpdatedAt},
-		&e.AgentTokenNonce,
+		&e.AgentTokenNonce, jsonCol{&e.Resources}, jsonCol{&e.NodeSelector},
 	}, extra...)
 	err := s.Scan(dest...)
 	return e, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,6 +95,56 @@ func TestMigrationMarksLegacyAgentTokens(t *testing.T) {
 			var gone string
 			if err := db.writer.QueryRowContext(ctx, `SELECT agent_token_nonce FROM environments WHERE id = 'env_gone'`).Scan(&gone); err != nil || gone != "" {
 				t.Errorf("deleted environment: nonce %q (%v), want none", gone, err)
+			}
+		})
+	}
+}
+
+// TestMigrationKeepsInstanceTypesActive: instance types and environments
+// made before placement existed come through the upgrade active, without
+// extended resources or node selectors.
+func TestMigrationKeepsInstanceTypesActive(t *testing.T) {
+	t.Parallel()
+	for _, engine := range []string{engineSQLite, enginePostgres} {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			defer cancel()
+			var (
+				db  *DB
+				err error
+			)
+			if engine == enginePostgres {
+				db, err = openPostgres(ctx, pgtest.NewDatabase(t))
+			} else {
+				db, err = openSQLite(ctx, filepath.Join(t.TempDir(), "dev8.db"))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			migrateTo(t, ctx, db, 13)
+			at := db.timeArg(time.Now())
+			for _, q := range []string{
+				`INSERT INTO instance_types (name, cpu_cores, memory_gb, storage_gb) VALUES ('old', 2, 4, 20)`,
+				`INSERT INTO users (id, email, created_at, updated_at) VALUES ('usr_1', 'ada@example.com', ?, ?)`,
+				`INSERT INTO environments (id, user_id, name, status, instance_type, last_accessed_at, created_at, updated_at) VALUES ('env_1', 'usr_1', 'one', 'STOPPED', 'old', ?, ?, ?)`,
+			} {
+				args := []any{at, at, at}[:strings.Count(q, "?")]
+				if _, err := db.writer.ExecContext(ctx, db.q(q), args...); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := db.migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			it, err := db.GetInstanceType(ctx, "old")
+			if err != nil || !it.IsActive || it.Resources != nil || it.NodeSelector != nil || it.CPUCores != 2 {
+				t.Errorf("instance type after the upgrade: %+v, %v", it, err)
+			}
+			env, err := db.GetEnvironment(ctx, "env_1")
+			if err != nil || env.Resources != nil || env.NodeSelector != nil || env.InstanceType != "old" {
+				t.Errorf("environment after the upgrade: %+v, %v", env, err)
 			}
 		})
 	}

@@ -91,6 +91,12 @@ type Environment struct {
 	CPUCores     int
 	MemoryGB     int
 	StorageGB    int
+	// Resources and NodeSelector are the instance type's placement, copied
+	// at create like its sizes (InstanceType): extended resources the
+	// workspace asks for ({"nvidia.com/gpu": "1"}) and node labels it
+	// runs on. nil: none.
+	Resources    map[string]string
+	NodeSelector map[string]string
 
 	EnvironmentVariables map[string]string
 	Ports                []Port
@@ -164,6 +170,15 @@ type InstanceType struct {
 	MemoryGB    int
 	StorageGB   int // default storage for this type
 	SortOrder   int
+	// Resources are extended resources a workspace of this type asks for
+	// ({"nvidia.com/gpu": "1"}) and NodeSelector the node labels it runs
+	// on ({"pool": "gpu"}); only runtimes that schedule on a cluster's
+	// nodes honour them. nil: none.
+	Resources    map[string]string
+	NodeSelector map[string]string
+	// IsActive: offered for new environments. A retired type stays for
+	// the environments made from it (they keep a copy of what it was).
+	IsActive bool
 }
 
 // ResourceUsage is one sample of a workspace's resource use (the seed's

@@ -2,6 +2,10 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"maps"
 )
 
 const templateColumns = `id, name, display_name, description, base_image,
@@ -65,34 +69,118 @@ func (db *DB) GetTemplate(ctx context.Context, name string) (Template, error) {
 	return t, nil
 }
 
-const instanceTypeColumns = `name, display_name, description, cpu_cores, memory_gb, storage_gb, sort_order`
+const instanceTypeColumns = `name, display_name, description, cpu_cores, memory_gb, storage_gb, sort_order,
+	resources, node_selector, is_active`
 
 func scanInstanceType(s scanner) (InstanceType, error) {
 	var it InstanceType
-	err := s.Scan(&it.Name, &it.DisplayName, &it.Description, &it.CPUCores, &it.MemoryGB, &it.StorageGB, &it.SortOrder)
+	err := s.Scan(&it.Name, &it.DisplayName, &it.Description, &it.CPUCores, &it.MemoryGB, &it.StorageGB, &it.SortOrder,
+		jsonCol{&it.Resources}, jsonCol{&it.NodeSelector}, &it.IsActive)
 	return it, err
+}
+
+// instanceTypeArgs are it's values in instanceTypeColumns' order.
+func instanceTypeArgs(it InstanceType) ([]any, error) {
+	res, err := jsonArg(it.Resources)
+	if err != nil {
+		return nil, err
+	}
+	sel, err := jsonArg(it.NodeSelector)
+	if err != nil {
+		return nil, err
+	}
+	return []any{it.Name, it.DisplayName, it.Description, it.CPUCores, it.MemoryGB, it.StorageGB, it.SortOrder,
+		res, sel, it.IsActive}, nil
 }
 
 // EnsureInstanceType inserts it unless one with its name already exists,
 // which is left as it is (see EnsureTemplate).
 func (db *DB) EnsureInstanceType(ctx context.Context, it InstanceType) error {
-	_, err := db.exec(ctx, db.writer, db.q(`
-		INSERT INTO instance_types (`+instanceTypeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (name) DO NOTHING`),
-		it.Name, it.DisplayName, it.Description, it.CPUCores, it.MemoryGB, it.StorageGB, it.SortOrder)
+	args, err := instanceTypeArgs(it)
+	if err != nil {
+		return wrapErr("ensure instance type", err)
+	}
+	_, err = db.exec(ctx, db.writer, db.q(`
+		INSERT INTO instance_types (`+instanceTypeColumns+`) VALUES (`+placeholders(len(args))+`)
+		ON CONFLICT (name) DO NOTHING`), args...)
 	return wrapErr("ensure instance type", err)
 }
 
-// ListInstanceTypes returns every instance type by SortOrder (then name).
-func (db *DB) ListInstanceTypes(ctx context.Context) ([]InstanceType, error) {
+// CreateInstanceType stores a new instance type; one with the same name
+// (active or not) is ErrConflict.
+func (db *DB) CreateInstanceType(ctx context.Context, it InstanceType) error {
+	args, err := instanceTypeArgs(it)
+	if err != nil {
+		return wrapErr("create instance type", err)
+	}
+	_, err = db.exec(ctx, db.writer, db.q(`
+		INSERT INTO instance_types (`+instanceTypeColumns+`) VALUES (`+placeholders(len(args))+`)`), args...)
+	return wrapErr("create instance type", err)
+}
+
+// UpdateInstanceType changes the instance type name by fn, in one
+// transaction, and returns it as it was and as it is now. fn's error is
+// returned as it is, and nothing is changed. fn may not rename it.
+// Environments made from the type keep what they copied of it.
+func (db *DB) UpdateInstanceType(ctx context.Context, name string, fn func(*InstanceType) error) (before, after InstanceType, err error) {
+	var fnErr error
+	err = db.writeTx(ctx, func(tx *sql.Tx) error {
+		it, err := scanInstanceType(tx.QueryRowContext(ctx, db.q(
+			`SELECT `+instanceTypeColumns+` FROM instance_types WHERE name = ?`), name))
+		if err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return ErrNotFound
+			}
+			return err
+		}
+		before = it
+		next := it
+		next.Resources, next.NodeSelector = maps.Clone(it.Resources), maps.Clone(it.NodeSelector)
+		if err := fn(&next); err != nil {
+			fnErr = err
+			return err
+		}
+		if next.Name != name {
+			return fmt.Errorf("instance type %s cannot be renamed", name)
+		}
+		args, err := instanceTypeArgs(next)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, db.q(`
+			UPDATE instance_types SET display_name = ?, description = ?, cpu_cores = ?, memory_gb = ?, storage_gb = ?,
+				sort_order = ?, resources = ?, node_selector = ?, is_active = ?
+			WHERE name = ?`), append(args[1:], name)...)
+		if err != nil {
+			return err
+		}
+		after = next
+		return nil
+	})
+	if fnErr != nil {
+		return InstanceType{}, InstanceType{}, fnErr
+	}
+	if err != nil {
+		return InstanceType{}, InstanceType{}, wrapErr("update instance type "+name, err)
+	}
+	return before, after, nil
+}
+
+// ListInstanceTypes returns the active instance types (with all, the
+// retired ones too) by SortOrder, then name.
+func (db *DB) ListInstanceTypes(ctx context.Context, all bool) ([]InstanceType, error) {
+	where := ` WHERE is_active`
+	if all {
+		where = ``
+	}
 	rows, err := db.query(ctx, db.reader,
-		`SELECT `+instanceTypeColumns+` FROM instance_types ORDER BY sort_order, name`)
+		`SELECT `+instanceTypeColumns+` FROM instance_types`+where+` ORDER BY sort_order, name`)
 	out, err := collect(rows, err, scanInstanceType)
 	return out, wrapErr("list instance types", err)
 }
 
-// GetInstanceType returns the instance type with the given name, or
-// ErrNotFound.
+// GetInstanceType returns the instance type with the given name, active or
+// retired (IsActive says), or ErrNotFound.
 func (db *DB) GetInstanceType(ctx context.Context, name string) (InstanceType, error) {
 	it, err := scanInstanceType(db.queryRow(ctx, db.reader, db.q(
 		`SELECT `+instanceTypeColumns+` FROM instance_types WHERE name = ?`), name))

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"dev8.dev/dev8/internal/placement"
 	"dev8.dev/dev8/internal/runtime"
 )
 
@@ -189,6 +191,36 @@ func unschedulable(p *corev1.Pod) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// insufficient finds the resources the scheduler found no node with
+// enough of ("1 Insufficient nvidia.com/gpu", "2 Insufficient memory").
+var insufficient = regexp.MustCompile(`Insufficient ([A-Za-z0-9./_-]+)`)
+
+// schedulingProblem says in words why no node can take p, from the
+// scheduler's message: the resources no node has free (a GPU workspace on
+// a cluster whose GPUs are taken or absent), labels no node has, taints it
+// does not tolerate; the scheduler's own words follow.
+func schedulingProblem(p *corev1.Pod, msg string) string {
+	var why []string
+	seen := map[string]bool{}
+	for _, m := range insufficient.FindAllStringSubmatch(msg, -1) {
+		if name := strings.TrimSuffix(m[1], "."); !seen[name] {
+			seen[name] = true
+			why = append(why, "no node has a free "+name)
+		}
+	}
+	if strings.Contains(msg, "node affinity/selector") && len(p.Spec.NodeSelector) > 0 {
+		why = append(why, "no node has the labels "+placement.Describe(p.Spec.NodeSelector))
+	}
+	if strings.Contains(msg, "untolerated taint") {
+		why = append(why, "nodes have taints the workspace does not tolerate (--kubernetes-tolerations)")
+	}
+	msg = strings.TrimSpace(msg)
+	if len(why) == 0 {
+		return msg
+	}
+	return strings.Join(why, "; ") + " (" + msg + ")"
 }
 
 // exitReason says why an ended pod ended, in words for the environment's

@@ -74,6 +74,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"dev8.dev/dev8/internal/placement"
 	"dev8.dev/dev8/internal/runtime"
 )
 
@@ -135,12 +136,15 @@ type Config struct {
 	// ImagePullSecrets names Secrets in Namespace for private registries.
 	ImagePullSecrets []string
 	// NodeSelector, Tolerations and RuntimeClass place every workspace
-	// (a GPU node pool, gVisor or Kata as the runtime class).
+	// (a GPU node pool, gVisor or Kata as the runtime class); a spec's
+	// own NodeSelector (its instance type's) is added, winning for a
+	// label both name.
 	NodeSelector map[string]string
 	Tolerations  []corev1.Toleration
 	RuntimeClass string
 	// Resources are extended resources every workspace asks for, as
-	// requests and limits ("nvidia.com/gpu": "1").
+	// requests and limits ("nvidia.com/gpu": "1"); a spec's own Resources
+	// (its instance type's) are added, winning for a name both have.
 	Resources map[string]string
 	// CPURequestRatio is the share of its size's CPUs a workspace
 	// requests, its limit staying the size: 0.25 lets the scheduler pack
@@ -214,7 +218,12 @@ type Runtime struct {
 var (
 	_ runtime.Runtime      = (*Runtime)(nil)
 	_ runtime.ExitNotifier = (*Runtime)(nil)
+	_ runtime.NodePlacer   = (*Runtime)(nil)
 )
+
+// PlacesOnNodes implements runtime.NodePlacer: the scheduler gives a
+// workspace the extended resources and node labels its spec asks for.
+func (r *Runtime) PlacesOnNodes() bool { return true }
 
 // New returns a Runtime and starts its pod informer; Close stops it. It
 // does not wait for the cluster: see Ping.
@@ -258,8 +267,11 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if err := checkResources(cfg.Resources); err != nil {
-		return nil, fmt.Errorf("kubernetes: %w", err)
+	if err := placement.CheckResources(cfg.Resources); err != nil {
+		return nil, fmt.Errorf("kubernetes: --kubernetes-resources: %w", err)
+	}
+	if err := placement.CheckNodeSelector(cfg.NodeSelector); err != nil {
+		return nil, fmt.Errorf("kubernetes: --kubernetes-node-selector: %w", err)
 	}
 	switch r := cfg.CPURequestRatio; {
 	case r == 0:

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
+	"dev8.dev/dev8/internal/placement"
 	"dev8.dev/dev8/internal/runtime"
 )
 
@@ -42,6 +43,9 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("kubernetes: create %s: no image in the spec and no default image", id))
 	}
 	if _, err := r.resources(spec); err != nil {
+		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("kubernetes: create %s: %w", id, err))
+	}
+	if err := placement.CheckNodeSelector(spec.NodeSelector); err != nil {
 		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("kubernetes: create %s: %w", id, err))
 	}
 	if err := r.ensureNetworkPolicy(ctx); err != nil {
@@ -231,10 +235,15 @@ func (r *Runtime) claimUID(ctx context.Context, id string) (types.UID, error) {
 }
 
 // awaitRunning waits for the environment's pod to run, or to fail in a way
-// waiting does not mend (see startFailure).
+// waiting does not mend (see startFailure). A pod no node can take yet
+// (no free GPU, no node with its labels) is waited for up to
+// Config.ScheduleTimeout, since nodes may come (an autoscaler, a GPU
+// freed); meanwhile the caller is told why (runtime.Report), and after it
+// the start fails for good with the reason.
 func (r *Runtime) awaitRunning(ctx context.Context, id, image string) (*corev1.Pod, error) {
 	var pod *corev1.Pod
 	var unschedulableSince time.Time
+	var reported string
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	err := r.pods.waitFor(wctx, ObjectName(id), func(p *corev1.Pod) (bool, error) {
@@ -249,12 +258,18 @@ func (r *Runtime) awaitRunning(ctx context.Context, id, image string) (*corev1.P
 			return true, err
 		}
 		if msg, ok := unschedulable(p); ok {
+			why := schedulingProblem(p, msg)
 			if unschedulableSince.IsZero() {
 				unschedulableSince = time.Now()
 				t := time.AfterFunc(r.cfg.ScheduleTimeout, func() {
-					cancel(runtime.Permanent(fmt.Errorf("no node can run it within %s: %s", r.cfg.ScheduleTimeout, msg)))
+					cancel(runtime.Permanent(fmt.Errorf("no node could run it within %s: %s", r.cfg.ScheduleTimeout, why)))
 				})
 				context.AfterFunc(wctx, func() { t.Stop() })
+			}
+			if why != reported {
+				reported = why
+				runtime.Report(ctx, fmt.Sprintf("waiting for a node that can run it (gives up %s after it was found unschedulable): %s",
+					r.cfg.ScheduleTimeout, why))
 			}
 		}
 		return false, nil

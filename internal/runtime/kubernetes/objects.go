@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"dev8.dev/dev8/internal/agentapi"
+	"dev8.dev/dev8/internal/placement"
 	"dev8.dev/dev8/internal/runtime"
 )
 
@@ -186,7 +187,7 @@ func (r *Runtime) pod(spec runtime.Spec, owner *corev1.Secret, seedHome bool) (*
 				FSGroupChangePolicy: ptr.To(corev1.FSGroupChangeOnRootMismatch),
 				SeccompProfile:      &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 			},
-			NodeSelector: r.cfg.NodeSelector,
+			NodeSelector: r.nodeSelector(spec),
 			Tolerations:  r.cfg.Tolerations,
 			Volumes: []corev1.Volume{
 				{Name: volumeStorage, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: ObjectName(spec.EnvironmentID)}}},
@@ -269,9 +270,10 @@ func (r *Runtime) imageRef(image string) string {
 }
 
 // resources are the workspace container's requests and limits: its size's
-// CPUs and memory, and Config.Resources. Requests equal limits, so a
-// workspace gets what its size says (the pod is Guaranteed unless extended
-// resources say otherwise) and the scheduler puts it where that fits.
+// CPUs and memory, Config.Resources, and the spec's own extended resources
+// (its instance type's GPUs), which win over Config.Resources for a name
+// both have. Requests equal limits, so a workspace gets what its size says
+// (the pod is Guaranteed) and the scheduler puts it where that fits.
 func (r *Runtime) resources(spec runtime.Spec) (corev1.ResourceRequirements, error) {
 	l := corev1.ResourceList{}
 	if spec.CPUCores > 0 {
@@ -280,28 +282,23 @@ func (r *Runtime) resources(spec runtime.Spec) (corev1.ResourceRequirements, err
 	if spec.MemoryGB > 0 {
 		l[corev1.ResourceMemory] = *resource.NewQuantity(int64(spec.MemoryGB)<<30, resource.BinarySI)
 	}
-	for name, v := range r.cfg.Resources {
-		q, err := resource.ParseQuantity(v)
+	for name, v := range placement.Merge(r.cfg.Resources, spec.Resources) {
+		if err := placement.CheckResourceName(name); err != nil {
+			return corev1.ResourceRequirements{}, err
+		}
+		q, err := placement.ResourceQuantity(name, v)
 		if err != nil {
-			return corev1.ResourceRequirements{}, fmt.Errorf("resource %s: %w", name, err)
+			return corev1.ResourceRequirements{}, err
 		}
 		l[corev1.ResourceName(name)] = q
 	}
 	return corev1.ResourceRequirements{Requests: l.DeepCopy(), Limits: l}, nil
 }
 
-// checkResources validates Config.Resources: names are qualified names
-// ("nvidia.com/gpu"), values quantities.
-func checkResources(res map[string]string) error {
-	for name, v := range res {
-		if name == "" || strings.ContainsAny(name, " \t\n") {
-			return fmt.Errorf("resource name %q", name)
-		}
-		if _, err := resource.ParseQuantity(v); err != nil {
-			return fmt.Errorf("resource %s=%q: %w", name, v, err)
-		}
-	}
-	return nil
+// nodeSelector is Config.NodeSelector with the spec's on top (the spec's
+// value wins for a label both name).
+func (r *Runtime) nodeSelector(spec runtime.Spec) map[string]string {
+	return placement.Merge(r.cfg.NodeSelector, spec.NodeSelector)
 }
 
 // shareCPU lowers the CPU request of res to Config.CPURequestRatio of its

@@ -119,11 +119,22 @@ async function loadChoices() {
         el("span", { class: "title", text: x.display_name || x.name }),
         el("span", { class: "meta", text: `${x.cpu_cores} vCPU · ${x.memory_gb} GB memory · ${x.storage_gb} GB disk` }),
         el("span", { class: "meta", text: `${formatCost(x.estimated_cost_per_hour)} per hour` }),
+        ...placementLine(x),
       ],
     })), instanceType, (v) => (instanceType = v));
   } catch (err) {
     showError(formError, err.text);
   }
+}
+
+// placementLine shows what an instance type places its workspaces on
+// (GPUs and node labels: only the kubernetes runtime can), or nothing.
+function placementLine(x) {
+  const pairs = (m) => Object.keys(m || {}).sort().map((k) => `${k}=${m[k]}`).join(", ");
+  const parts = [];
+  if (pairs(x.resources)) parts.push(pairs(x.resources));
+  if (pairs(x.node_selector)) parts.push(`nodes ${pairs(x.node_selector)}`);
+  return parts.length ? [el("span", { class: "tags" }, el("span", { class: "tag", text: parts.join(" · ") }))] : [];
 }
 
 function validateName() {
