@@ -202,7 +202,15 @@ func (r *Runtime) Start(ctx context.Context, environmentID string) (runtime.Inst
 	pod, err = r.awaitRunning(ctx, id, spec.Image)
 	if err != nil {
 		// No compute left half-started: the next Start begins afresh.
+		// Dev8 no longer wants it running, so the pod's going is no exit
+		// (nor, to a restarted server, a deletion behind its back).
+		r.mu.Lock()
+		r.stopped[id] = true
+		r.mu.Unlock()
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		if _, serr := r.setRunning(dctx, sec, false); serr != nil {
+			r.log.Warn("record that a failed start's pod is not wanted", "environment", id, "err", serr)
+		}
 		if derr := r.deletePod(dctx, id, 0); derr != nil {
 			r.log.Warn("remove the pod of a failed start", "environment", id, "err", derr)
 		}
