@@ -25,6 +25,7 @@ import (
 	"dev8.dev/dev8/internal/runtime"
 	"dev8.dev/dev8/internal/testutil/k8stest"
 	"dev8.dev/dev8/internal/testutil/pgtest"
+	"dev8.dev/dev8/internal/testutil/serverproc"
 	"dev8.dev/dev8/internal/testutil/wsssh"
 	"dev8.dev/dev8/sdk"
 )
@@ -141,7 +142,7 @@ func TestDeploy(t *testing.T) {
 		}
 	}
 
-	c := signedIn(t, ctx, accessURL)
+	c := serverproc.SignUpAdmin(t, ctx, accessURL)
 	env, err := c.CreateEnvironment(ctx, sdk.CreateEnvironmentRequest{Name: "deployed", InstanceType: "lightweight"})
 	if err != nil {
 		t.Fatal(err)
@@ -367,19 +368,4 @@ func forward(t *testing.T, listen, target string) string {
 		wg.Wait()
 	})
 	return ln.Addr().String()
-}
-
-// signedIn signs up the installation's first user (its admin) and returns
-// a client with that user's token.
-func signedIn(t *testing.T, ctx context.Context, url string) *sdk.Client {
-	t.Helper()
-	anon := sdk.New(url, "")
-	if _, err := anon.Signup(ctx, "ada@example.com", "correct horse", "Ada"); err != nil {
-		t.Fatal(err)
-	}
-	token, _, err := anon.Login(ctx, "ada@example.com", "correct horse")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sdk.New(url, token)
 }

@@ -236,7 +236,7 @@ func TestDockerdRestart(t *testing.T) {
 	defer cancel()
 	eng := startPrivateEngine(t, ctx)
 	srv := startDockerServer(t, eng.host)
-	c := signedIn(t, ctx, srv.URL)
+	c := serverproc.SignUpAdmin(t, ctx, srv.URL)
 	env, err := c.CreateEnvironment(ctx, sdk.CreateEnvironmentRequest{Name: "survivor", BaseImage: docker.TestImage, InstanceType: "lightweight"})
 	if err != nil {
 		t.Fatal(err)
@@ -323,19 +323,6 @@ func TestDockerdRestart(t *testing.T) {
 	}
 }
 
-func signedIn(t *testing.T, ctx context.Context, url string) *sdk.Client {
-	t.Helper()
-	anon := sdk.New(url, "")
-	if _, err := anon.Signup(ctx, "ada@example.com", "correct horse", "Ada"); err != nil {
-		t.Fatal(err)
-	}
-	token, _, err := anon.Login(ctx, "ada@example.com", "correct horse")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sdk.New(url, token)
-}
-
 // startDockerServer starts a whole server on the docker runtime (the
 // engine at dockerHost, or the default one when empty) whose workspaces run
 // the static test build of dev8 as their supervisor.
@@ -407,7 +394,7 @@ func TestServerKilledDuringCreate(t *testing.T) {
 	defer dc.Close()
 	dataDir := t.TempDir()
 	srv := startServerProcess(t, ctx, dataDir)
-	c := signedIn(t, ctx, srv.URL)
+	c := serverproc.SignUpAdmin(t, ctx, srv.URL)
 	me, err := c.Me(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"dev8.dev/dev8/internal/runtime/docker"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/testutil/serverproc"
 	"dev8.dev/dev8/sdk"
 )
 
@@ -111,7 +112,7 @@ func TestWorkspaceUserOverSSH(t *testing.T) {
 	t.Parallel()
 	srv := startDockerServer(t, "")
 	ctx := srv.Ctx
-	c := signedIn(t, ctx, srv.URL)
+	c := serverproc.SignUpAdmin(t, ctx, srv.URL)
 	env, err := c.CreateEnvironment(ctx, sdk.CreateEnvironmentRequest{Name: "as-dev8", BaseImage: docker.TestUserImage, InstanceType: "lightweight"})
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/testutil/loopback"
+	"dev8.dev/dev8/internal/testutil/serverproc"
 	"dev8.dev/dev8/internal/testutil/wait"
 	"dev8.dev/dev8/sdk"
 )
@@ -48,7 +49,7 @@ func TestIDEInContainer(t *testing.T) {
 		t.Fatalf("build %s: %v\n%s", codeServerImage, err, out)
 	}
 	srv := startDockerServer(t, "")
-	c := signedIn(t, ctx, srv.URL)
+	c := serverproc.SignUpAdmin(t, ctx, srv.URL)
 	var envs []*sdk.Environment
 	for _, name := range []string{"ide-one", "ide-two"} {
 		env, err := c.CreateEnvironment(ctx, sdk.CreateEnvironmentRequest{Name: name, BaseImage: codeServerImage, InstanceType: "lightweight"})

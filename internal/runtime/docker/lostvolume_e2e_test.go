@@ -10,6 +10,7 @@ import (
 
 	"dev8.dev/dev8/internal/runtime/docker"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/testutil/serverproc"
 	"dev8.dev/dev8/internal/testutil/wait"
 	"dev8.dev/dev8/sdk"
 )
@@ -22,7 +23,7 @@ func TestLostVolumeEndToEnd(t *testing.T) {
 	t.Parallel()
 	srv := startDockerServer(t, "")
 	ctx := srv.Ctx
-	c := signedIn(t, ctx, srv.URL)
+	c := serverproc.SignUpAdmin(t, ctx, srv.URL)
 	env, err := c.CreateEnvironment(ctx, sdk.CreateEnvironmentRequest{Name: "lost-volume", BaseImage: docker.TestImage, InstanceType: "lightweight"})
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/testutil/devserver"
+	"dev8.dev/dev8/internal/testutil/serverproc"
 	"dev8.dev/dev8/sdk"
 )
 
@@ -48,7 +49,7 @@ func TestSwitchingTheDefaultRuntimeLosesNothing(t *testing.T) {
 
 	first := start("local", "")
 	addr := strings.TrimPrefix(first.URL, "http://")
-	c := signedIn(t, first.Ctx, first.URL)
+	c := serverproc.SignUpAdmin(t, first.Ctx, first.URL)
 	web, err := c.CreateEnvironment(first.Ctx, sdk.CreateEnvironmentRequest{Name: "web", InstanceType: "lightweight"})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"dev8.dev/dev8/internal/runtime/kubernetes"
+	"dev8.dev/dev8/internal/testutil/serverproc"
 	"dev8.dev/dev8/sdk"
 )
 
@@ -29,7 +30,7 @@ func TestServerKilledDuringCreate(t *testing.T) {
 	// deleted (their cleanups were registered after its), so they make
 	// nothing more in it.
 	srv := startServer(t, ctx, c, ns, dataDir, addr)
-	client := signedIn(t, ctx, srv.URL)
+	client := serverproc.SignUpAdmin(t, ctx, srv.URL)
 
 	// Each workspace asks for a whole CPU, of the node's two (shared with
 	// the other tests): two survive.

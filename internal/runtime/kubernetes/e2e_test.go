@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"dev8.dev/dev8/internal/runtime/kubernetes"
+	"dev8.dev/dev8/internal/testutil/serverproc"
 	"dev8.dev/dev8/sdk"
 )
 
@@ -43,7 +44,7 @@ func TestEndToEnd(t *testing.T) {
 	objects := watchObjects(t, c, ns)
 	dataDir := t.TempDir()
 	srv := startServer(t, ctx, c, ns, dataDir, serverAddr(t, c))
-	api := signedIn(t, ctx, srv.URL)
+	api := serverproc.SignUpAdmin(t, ctx, srv.URL)
 
 	// The CLI as a person runs it: its own config directory and HOME,
 	// none of the test's DEV8_* settings.
@@ -77,7 +78,7 @@ func TestEndToEnd(t *testing.T) {
 		return out
 	}
 
-	must(testEmail+"\n"+testPassword+"\n", dev8, "login", srv.URL)
+	must(serverproc.AdminEmail+"\n"+serverproc.AdminPassword+"\n", dev8, "login", srv.URL)
 	out := must("", dev8, "create", "box", "--image", kubernetes.TestImage, "--cpu", "1", "--memory", "1", "--storage", "1", "--timeout", "3m")
 	m := regexp.MustCompile(`\((env_[a-z0-9_-]+)\)`).FindStringSubmatch(out)
 	if m == nil || !strings.Contains(out, "RUNNING") {

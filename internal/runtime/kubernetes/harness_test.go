@@ -16,7 +16,6 @@ import (
 	"dev8.dev/dev8/internal/runtime/kubernetes"
 	"dev8.dev/dev8/internal/testutil/k8stest"
 	"dev8.dev/dev8/internal/testutil/serverproc"
-	"dev8.dev/dev8/sdk"
 )
 
 // What the end-to-end tests share: a real dev8 server process on the
@@ -73,24 +72,6 @@ func startServer(t *testing.T, ctx context.Context, c *k8stest.Cluster, ns, data
 		},
 		Dir: dataDir,
 	})
-}
-
-const (
-	testEmail    = "ada@example.com"
-	testPassword = "correct horse"
-)
-
-func signedIn(t *testing.T, ctx context.Context, url string) *sdk.Client {
-	t.Helper()
-	anon := sdk.New(url, "")
-	if _, err := anon.Signup(ctx, testEmail, testPassword, "Ada"); err != nil {
-		t.Fatal(err)
-	}
-	token, _, err := anon.Login(ctx, testEmail, testPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sdk.New(url, token)
 }
 
 // The kinds of object a workspace may leave behind, as objectWatch names
