@@ -403,6 +403,7 @@ func (m *Manager) specFor(env store.Environment) runtime.Spec {
 		StorageGB:     env.StorageGB,
 		Env:           env.EnvironmentVariables,
 		Ports:         ports,
+		Region:        env.CloudRegion,
 	}
 }
 
