@@ -35,7 +35,7 @@ func newFakeRuntime(t *testing.T, srv *azurefake.Server, edit ...func(*Config)) 
 		DefaultImage:    "dev8.azurecr.io/dev8-base:test",
 		Installation:    "test",
 		PollInterval:    5 * time.Millisecond,
-		Retry:           policy.RetryOptions{RetryDelay: time.Millisecond, MaxRetryDelay: 50 * time.Millisecond},
+		Retry:           policy.RetryOptions{RetryDelay: time.Millisecond, MaxRetryDelay: time.Second},
 		Credential:      srv.Credential(),
 		ClientOptions:   srv.ClientOptions(),
 		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -81,23 +81,8 @@ func TestContractFake(t *testing.T) {
 func TestContractFakeThrottledAndSlow(t *testing.T) {
 	srv := newFake()
 	srv.StartDelay(2)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				srv.Inject(1, 429, 2*time.Millisecond)
-				srv.Inject(1, 503, 0)
-			}
-		}
-	}()
-	t.Cleanup(func() { close(stop); <-done })
+	srv.InjectEvery(3, 429, 2*time.Millisecond)
+	srv.InjectEvery(7, 503, 0)
 	t.Cleanup(func() {
 		// After the subtests: the throttling was met, not dodged.
 		n := 0
@@ -111,6 +96,6 @@ func TestContractFakeThrottledAndSlow(t *testing.T) {
 		}
 	})
 	runtimetest.RunWithOptions(t, func(t *testing.T) runtime.Runtime {
-		return newFakeRuntime(t, srv, func(c *Config) { c.Retry.MaxRetries = 20 })
+		return newFakeRuntime(t, srv, func(c *Config) { c.Retry.MaxRetries = 10 })
 	}, fakeContractOptions(srv))
 }

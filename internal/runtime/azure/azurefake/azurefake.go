@@ -37,6 +37,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,8 +61,14 @@ type Server struct {
 	// Key is the storage account's key (ListKeys).
 	Key string
 
-	aci     transporter
 	storage transporter
+	// aci are the generated fake's transports, one per container group
+	// (and "" for the rest): its LRO tracker keeps an operation that ended
+	// in an error, so the group's next PUT would be answered from it; a
+	// group's transport is replaced after an error. One operation per group
+	// at a time (the runtime's contract) makes that safe.
+	aciMu sync.Mutex
+	aci   map[string]transporter
 
 	mu      sync.Mutex
 	regions map[string]bool
@@ -71,6 +78,8 @@ type Server struct {
 	files   map[string]map[string][]byte
 	calls   []string
 	inject  []injected
+	every   []periodic
+	served  int
 	fail    map[string]failure
 	delay   int
 	pending map[string]int
@@ -84,6 +93,11 @@ type transporter interface {
 type injected struct {
 	status     int
 	retryAfter time.Duration
+}
+
+type periodic struct {
+	n int
+	injected
 }
 
 type failure struct {
@@ -111,10 +125,7 @@ func New(resourceGroup, storageAccount string, regions ...string) *Server {
 	for _, r := range regions {
 		s.regions[r] = true
 	}
-	s.aci = acifake.NewServerFactoryTransport(&acifake.ServerFactory{
-		ContainerGroupsServer: s.containerGroupsServer(),
-		LocationServer:        s.locationServer(),
-	})
+	s.aci = map[string]transporter{}
 	s.storage = storagefake.NewServerFactoryTransport(&storagefake.ServerFactory{
 		FileSharesServer: s.fileSharesServer(),
 		AccountsServer:   s.accountsServer(),
@@ -134,6 +145,13 @@ func (s *Server) Credential() azcore.TokenCredential { return &azfake.TokenCrede
 // generated fake servers by provider.
 func (s *Server) Do(req *http.Request) (*http.Response, error) {
 	s.mu.Lock()
+	s.served++
+	for _, p := range s.every {
+		if s.served%p.n == 0 {
+			s.inject = append([]injected{p.injected}, s.inject...)
+			break
+		}
+	}
 	if len(s.inject) > 0 {
 		inj := s.inject[0]
 		s.inject = s.inject[1:]
@@ -143,10 +161,32 @@ func (s *Server) Do(req *http.Request) (*http.Response, error) {
 	}
 	s.mu.Unlock()
 	if strings.Contains(strings.ToLower(req.URL.Path), "/providers/microsoft.containerinstance/") {
-		return s.aci.Do(req)
+		group := ""
+		if m := groupPath.FindStringSubmatch(req.URL.Path); m != nil {
+			group = m[1]
+		}
+		s.aciMu.Lock()
+		tr := s.aci[group]
+		if tr == nil {
+			tr = acifake.NewServerFactoryTransport(&acifake.ServerFactory{
+				ContainerGroupsServer: s.containerGroupsServer(),
+				LocationServer:        s.locationServer(),
+			})
+			s.aci[group] = tr
+		}
+		s.aciMu.Unlock()
+		resp, err := tr.Do(req)
+		if err != nil {
+			s.aciMu.Lock()
+			delete(s.aci, group)
+			s.aciMu.Unlock()
+		}
+		return resp, err
 	}
 	return s.storage.Do(req)
 }
+
+var groupPath = regexp.MustCompile(`(?i)/containerGroups/([a-z0-9-]+)(?:/|$)`)
 
 func injectedResponse(req *http.Request, inj injected) *http.Response {
 	code := "TooManyRequests"
@@ -177,6 +217,14 @@ func (s *Server) Inject(n, status int, retryAfter time.Duration) {
 	for range n {
 		s.inject = append(s.inject, injected{status: status, retryAfter: retryAfter})
 	}
+}
+
+// InjectEvery makes every nth request, from now on, answer status with
+// Retry-After retryAfter: throttling all along, which retries ride out.
+func (s *Server) InjectEvery(n, status int, retryAfter time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.every = append(s.every, periodic{n: n, injected: injected{status: status, retryAfter: retryAfter}})
 }
 
 // FailNextProvisioning makes the next provisioning (PUT) of group fail
