@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"dev8.dev/dev8/internal/catalog"
+	"dev8.dev/dev8/internal/runtime"
 	"dev8.dev/dev8/internal/store"
 )
 
@@ -108,10 +109,20 @@ func (m *Manager) resolve(ctx context.Context, p CreateParams) (store.Environmen
 	if env.Runtime, err = m.pickRuntime(ctx, p.UserID, p.Runtime, subject, env.BaseImage, place); err != nil {
 		return store.Environment{}, err
 	}
-	if env.CloudRegion == "" {
-		env.CloudRegion = env.Runtime
-	} else if len(env.CloudRegion) > 63 || !dnsLabel.MatchString(env.CloudRegion) {
+	if env.CloudRegion != "" && (len(env.CloudRegion) > 63 || !dnsLabel.MatchString(env.CloudRegion)) {
 		return store.Environment{}, &ValidationError{Field: "cloud_region", Message: "must be a region name such as eastus (lower-case letters, digits, '-')"}
+	}
+	if rg, ok := m.runtimes[env.Runtime].(runtime.Regioner); ok {
+		// A runtime with regions says which one (its default for none),
+		// and refuses one it is not configured for before anything is
+		// recorded.
+		region, err := rg.Region(env.CloudRegion)
+		if err != nil {
+			return store.Environment{}, &ValidationError{Field: "cloud_region", Message: err.Error()}
+		}
+		env.CloudRegion = region
+	} else if env.CloudRegion == "" {
+		env.CloudRegion = env.Runtime
 	}
 
 	if it != nil {

@@ -412,6 +412,7 @@ func (m *Manager) specFor(env store.Environment) runtime.Spec {
 		Ports:         ports,
 		Resources:     env.Resources,
 		NodeSelector:  env.NodeSelector,
+		Region:        env.CloudRegion,
 	}
 }
 

@@ -56,6 +56,13 @@ type Spec struct {
 	// the workspace and has the supervisor dial it, so the workspace needs
 	// no network path to the server at all.
 	AgentSocket string
+	// Region is where the instance runs, for runtimes that have regions
+	// (see Regioner): the environment's cloud_region.
+	Region string
+	// CPU, when above zero, is the size's vCPUs where a fraction is asked
+	// for (0.5); engines that allocate whole CPUs use CPUCores. The API's
+	// sizes are whole CPUs today, so only engines' own callers set it.
+	CPU float64
 }
 
 // HostSharer is implemented by a runtime whose workspaces share the
@@ -153,6 +160,18 @@ type Runtime interface {
 	// List reports every instance this runtime manages (labelled
 	// dev8.managed, or the engine's equivalent), in any state.
 	List(ctx context.Context) ([]Instance, error)
+}
+
+// Regioner is implemented by runtimes that run instances in one of several
+// regions (azure). The lifecycle asks it before recording a create, so an
+// unknown region is refused before anything is made.
+type Regioner interface {
+	// Region is the region an instance asked to run in name runs in: the
+	// default region for "" (or the runtime's own name, what an
+	// environment created without a region records), name itself when
+	// it is configured; an error that names the configured regions when
+	// it is not.
+	Region(name string) (string, error)
 }
 
 // ExitNotifier is implemented by runtimes that can tell at once when an

@@ -33,6 +33,7 @@ const (
 	RuntimeLocal      = "local"
 	RuntimeDocker     = "docker"
 	RuntimeKubernetes = "kubernetes"
+	RuntimeAzure      = "azure"
 	// RuntimeAuto, as Config.Runtime (dev8 server's default), offers every
 	// runtime that works here — docker when a Docker engine answers and
 	// this binary can be a container's supervisor, and local — and gives
@@ -42,7 +43,7 @@ const (
 )
 
 // knownRuntimes are the runtime names this build has.
-var knownRuntimes = []string{RuntimeLocal, RuntimeDocker, RuntimeKubernetes}
+var knownRuntimes = []string{RuntimeLocal, RuntimeDocker, RuntimeKubernetes, RuntimeAzure}
 
 // enginePingTimeout bounds RuntimeAuto's question to the Docker engine, so a
 // machine without one (or with a dead socket) starts at once.
@@ -413,6 +414,8 @@ func newRuntime(ctx context.Context, cfg Config, name string, db *store.DB, imag
 		return rt, nil
 	case RuntimeKubernetes:
 		return newKubernetesRuntime(ctx, cfg, db, imageRefs)
+	case RuntimeAzure:
+		return newAzureRuntime(ctx, cfg, db, imageRefs)
 	}
 	return nil, fmt.Errorf("unknown runtime %q (available: %s)", name, strings.Join(knownRuntimes, ", "))
 }

@@ -21,7 +21,7 @@ import (
 // existing environments use are kept whatever is configured.
 func TestPlanRuntimes(t *testing.T) {
 	ctx := context.Background()
-	for _, name := range []string{"", "local", "docker", "kubernetes"} {
+	for _, name := range []string{"", "local", "docker", "kubernetes", "azure"} {
 		plan, err := planRuntimes(ctx, Config{Runtime: name}, nil)
 		want := name
 		if want == "" {
@@ -31,10 +31,10 @@ func TestPlanRuntimes(t *testing.T) {
 			t.Errorf("planRuntimes(%q) = %+v, %v; want %q, configured", name, plan, err, want)
 		}
 	}
-	if _, err := planRuntimes(ctx, Config{Runtime: "azure"}, nil); err == nil || !strings.Contains(err.Error(), "available: auto, local, docker, kubernetes") {
+	if _, err := planRuntimes(ctx, Config{Runtime: "nomad"}, nil); err == nil || !strings.Contains(err.Error(), "available: auto, local, docker, kubernetes, azure") {
 		t.Errorf("unknown runtime: %v", err)
 	}
-	if _, err := planRuntimes(ctx, Config{Runtime: "auto", Runtimes: []string{"local", "azure"}}, nil); err == nil || !strings.Contains(err.Error(), `unknown runtime "azure"`) {
+	if _, err := planRuntimes(ctx, Config{Runtime: "auto", Runtimes: []string{"local", "nomad"}}, nil); err == nil || !strings.Contains(err.Error(), `unknown runtime "nomad"`) {
 		t.Errorf("unknown runtime in --runtimes: %v", err)
 	}
 	if _, err := planRuntimes(ctx, Config{Runtime: "docker", Runtimes: []string{"local"}}, nil); err == nil || !strings.Contains(err.Error(), "is not one of --runtimes") {

@@ -69,6 +69,8 @@ type Config struct {
 	DockerNetwork string
 	// Kubernetes configures the kubernetes runtime.
 	Kubernetes KubernetesConfig
+	// Azure configures the azure runtime.
+	Azure AzureConfig
 	// SupervisorBinary is the static binary the docker runtime copies into
 	// every container (default: the small supervisor this dev8 embeds,
 	// written to <DataDir>/bin, else this executable).
