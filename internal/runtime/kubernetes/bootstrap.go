@@ -45,13 +45,15 @@ const (
 
 // Bootstrap is the workspace container's script with
 // SupervisorFromServer: sh -c Bootstrap dev8-bootstrap BIN SEEDED.
-// It downloads the supervisor to BIN (in the pod's emptyDir), checks it
+// It finds curl or wget, downloads the supervisor to BIN (in the pod's
+// emptyDir) with the agent token, retrying twice a second apart, checks it
 // against the server's X-Dev8-Sha256 header with sha256sum (without
 // sha256sum, only its size against Content-Length, with wc, and says so
 // on stderr), makes it executable and execs it as `BIN supervisor`. When
 // SEEDED is not empty, the home is being seeded on this start by the
-// dev8-home container (SeedHome): it first waits for its word on that
-// FIFO, so the supervisor starts in a home that is all there. Every
+// dev8-home container (SeedHome): before the download it waits for its
+// word on that FIFO, so the supervisor starts in a home that is all
+// there. Every
 // failure prints one line on stderr (the container's termination message)
 // and exits with one of the exit* codes.
 const Bootstrap = `set -u
@@ -62,8 +64,22 @@ fail() { code=$1; shift; echo "$*" >&2; exit "$code"; }
 last() { last=; while IFS= read -r l; do [ -z "$l" ] || last=$l; done <"$1"; }
 cr=$(printf '\r')
 
-# The home first, if this start seeds it: when a download fails later, the
-# dev8-home container has said its word and exited, and the pod ends.
+if [ -z "${DEV8_AGENT_URL:-}" ]; then
+	fail 82 "could not download the supervisor: the workspace was given no server URL"
+fi
+token=
+IFS= read -r token <"$DEV8_AGENT_TOKEN_FILE" || [ -n "$token" ] ||
+	fail 84 "cannot read the agent token from $DEV8_AGENT_TOKEN_FILE"
+if command -v curl >/dev/null 2>&1; then
+	fetch=curl
+elif command -v wget >/dev/null 2>&1; then
+	fetch=wget
+else
+	fail 81 "the workspace image has neither curl nor wget to fetch the supervisor"
+fi
+
+# The home, if this start seeds it: the supervisor starts in a home that
+# is all there.
 if [ -n "$seeded" ]; then
 	mkfifo "$seeded" 2>/dev/null || [ -p "$seeded" ] ||
 		fail 84 "cannot make the FIFO $seeded (mkfifo) to wait for the home to be seeded"
@@ -71,26 +87,18 @@ if [ -n "$seeded" ]; then
 	[ "$status" = ok ] || echo "dev8: the home volume was seeded from the image in part: $status" >&2
 fi
 
-if [ -z "${DEV8_AGENT_URL:-}" ]; then
-	fail 82 "could not download the supervisor: the workspace was given no server URL"
-fi
-token=
-IFS= read -r token <"$DEV8_AGENT_TOKEN_FILE" || [ -n "$token" ] ||
-	fail 84 "cannot read the agent token from $DEV8_AGENT_TOKEN_FILE"
-
 # The response's headers go to $hdr: curl -D, wget -S (on stderr, with
-# its error message last).
+# its error message last). The token is on the command line, which only
+# this container's processes see (no user's yet).
 hdr=$bin.headers
 tries=3
 while :; do
-	if command -v curl >/dev/null 2>&1; then
+	if [ "$fetch" = curl ]; then
 		curl -fsS -D "$hdr" -o "$bin" -H "Authorization: Bearer $token" "$url" 2>"$hdr.err" && break
 		last "$hdr.err"
-	elif command -v wget >/dev/null 2>&1; then
+	else
 		wget -S -O "$bin" --header "Authorization: Bearer $token" "$url" 2>"$hdr" && break
 		last "$hdr"
-	else
-		fail 81 "the workspace image has neither curl nor wget to fetch the supervisor"
 	fi
 	tries=$((tries - 1))
 	[ "$tries" -gt 0 ] || fail 82 "could not download the supervisor from $url: $last"
@@ -181,6 +189,28 @@ func bootstrapReason(code int32, msg string) (string, bool) {
 		return msg, true
 	}
 	return "", false
+}
+
+// fetchFailure is why the workspace container of a pod that fetches its
+// supervisor (Bootstrap) ended without it: its image has no shell, or
+// Bootstrap failed; permanent when no retry can mend it (the image lacks
+// what Bootstrap needs). ok false when that is not why it ended.
+func fetchFailure(p *corev1.Pod) (reason string, permanent, ok bool) {
+	if !fetches(p) {
+		return "", false, false
+	}
+	st := containerStatus(p, containerWorkspace)
+	if st == nil || st.State.Terminated == nil {
+		return "", false, false
+	}
+	t := st.State.Terminated
+	if reason, ok := noShell(t); ok {
+		return reason, true, true
+	}
+	if reason, ok := bootstrapReason(t.ExitCode, t.Message); ok {
+		return reason, t.ExitCode == exitNoDownloader, true
+	}
+	return "", false, false
 }
 
 // noShell is the reason for a workspace container that could not start

@@ -160,7 +160,11 @@ var configFailures = map[string]bool{
 // not pull) are permanent.
 func startFailure(p *corev1.Pod, image string) error {
 	if ended(p) || exited(p) {
-		return fmt.Errorf("the workspace ended as it started: %s", exitReason(p))
+		err := fmt.Errorf("the workspace ended as it started: %s", exitReason(p))
+		if _, permanent, ok := fetchFailure(p); ok && permanent {
+			return runtime.Permanent(err)
+		}
+		return err
 	}
 	for _, st := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
 		w := st.State.Waiting
@@ -213,6 +217,9 @@ func exitReason(p *corev1.Pod) string {
 	if p.Status.Reason == "Evicted" {
 		return "evicted by Kubernetes: " + strings.TrimSpace(p.Status.Message)
 	}
+	if reason, _, ok := fetchFailure(p); ok {
+		return reason
+	}
 	for _, name := range []string{containerSupervisor, containerHome, containerWorkspace} {
 		st := containerStatus(p, name)
 		if st == nil || st.State.Terminated == nil {
@@ -226,14 +233,6 @@ func exitReason(p *corev1.Pod) string {
 			return fmt.Sprintf("the image's home could not be copied into the home volume (image %s): exit code %d (%s) %s", st.Image, t.ExitCode, t.Reason, strings.TrimSpace(t.Message))
 		case name != containerWorkspace:
 			continue
-		}
-		if fetches(p) {
-			if reason, ok := bootstrapReason(t.ExitCode, t.Message); ok {
-				return reason
-			}
-			if reason, ok := noShell(t); ok {
-				return reason
-			}
 		}
 		switch {
 		case t.Reason == "OOMKilled":

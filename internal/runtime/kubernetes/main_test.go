@@ -33,6 +33,9 @@ import (
 const (
 	testImage       = "dev8-test/k8s-busybox:latest"
 	supervisorImage = "dev8-test/k8s-supervisor:latest"
+	// dashImage has a shell (Debian's dash) and nothing else: no curl,
+	// no wget to fetch the supervisor with.
+	dashImage = "dev8-test/k8s-dash:latest"
 )
 
 var (
@@ -174,13 +177,40 @@ func testImages(ctx context.Context, tmp string) ([]k8stest.Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	dash, err := dashImageFiles()
+	if err != nil {
+		return nil, err
+	}
 	return []k8stest.Image{
+		{Tag: dashImage, Files: dash},
 		{Tag: supervisorImage, Files: []k8stest.File{
 			{Name: "Dockerfile", Mode: 0o644, Data: []byte("FROM scratch\nCOPY dev8-supervisor /dev8-supervisor\n")},
 			{Name: "dev8-supervisor", Mode: 0o755, Data: supBin},
 		}},
 		ws,
 	}, nil
+}
+
+// dashImageFiles: this machine's dash as /bin/sh, with the C library it
+// is linked with, a home and /tmp.
+func dashImageFiles() ([]k8stest.File, error) {
+	files := []k8stest.File{
+		{Name: "Dockerfile", Mode: 0o644, Data: []byte("FROM scratch\nCOPY root /\n")},
+		{Name: "root/tmp/", Mode: 0o1777, Dir: true},
+		{Name: "root/home/dev8/", Mode: 0o755, Dir: true},
+	}
+	for _, f := range []struct{ from, to string }{
+		{"/usr/bin/dash", "bin/sh"},
+		{"/lib/x86_64-linux-gnu/libc.so.6", "lib/x86_64-linux-gnu/libc.so.6"},
+		{"/lib64/ld-linux-x86-64.so.2", "lib64/ld-linux-x86-64.so.2"},
+	} {
+		data, err := os.ReadFile(f.from)
+		if err != nil {
+			return nil, fmt.Errorf("the test image without curl or wget needs %s (Debian's dash): %w", f.from, err)
+		}
+		files = append(files, k8stest.File{Name: "root/" + f.to, Mode: 0o755, Data: data})
+	}
+	return files, nil
 }
 
 // needCluster skips the test when no cluster can run it (fails it under CI).
