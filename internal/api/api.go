@@ -28,6 +28,7 @@ import (
 	"dev8.dev/dev8/internal/secretbox"
 	"dev8.dev/dev8/internal/signup"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/supervisorbin"
 	"dev8.dev/dev8/internal/tunnel"
 	"dev8.dev/dev8/sdk"
 )
@@ -141,6 +142,11 @@ type Config struct {
 	// own origin instead, where a workspace's page acts with its visitor's
 	// dashboard session: only for a single trusted user.
 	PathBasedApps bool
+	// Supervisor is the supervisor workspaces fetch at start
+	// (GET /environments/{id}/supervisor, supervisor.go); nil: none, and
+	// SupervisorMissing says why.
+	Supervisor        *supervisorbin.Served
+	SupervisorMissing string
 }
 
 // API holds what the handlers share.
@@ -172,6 +178,8 @@ type API struct {
 	gate                 *signup.Gate
 	liveConns            *liveconn.Registry
 	pages                httpmw.Pages
+	supervisor           *supervisorbin.Served
+	supervisorMissing    string
 	// authn, proxies and corsOrigins are the middleware's (httpmw); the
 	// login and session handlers use them too. gateway serves the
 	// workspace connections (tunnel, IDE, SSH/terminal/port bridges).
@@ -235,6 +243,8 @@ func New(cfg Config) *API {
 		auditLog:             cfg.Audit,
 		gate:                 signupGate(cfg),
 		liveConns:            cfg.Live,
+		supervisor:           cfg.Supervisor,
+		supervisorMissing:    cfg.SupervisorMissing,
 	}
 	if a.liveConns == nil {
 		a.liveConns = liveconn.New(cfg.Logger)
@@ -401,6 +411,8 @@ func (a *API) dashboardRouter() *chi.Mux {
 					// One per workspace, not counted among people's streams.
 					r.With(httpmw.LongLived).Get("/tunnel", a.gateway.Tunnel)
 					r.Get("/manifest", a.manifest)
+					// As long as its bytes take to send.
+					r.With(httpmw.LongLived).Get("/supervisor", a.supervisorBinary)
 					r.Post("/usage", a.ingestUsage)
 				})
 			})

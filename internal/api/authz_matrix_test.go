@@ -148,6 +148,7 @@ var authzMatrix = map[string]matrixRow{
 	"POST /api/v1/environments/{id}/snapshots":   envForUser,
 	"GET /api/v1/environments/{id}/tunnel":       envForAgent,
 	"GET /api/v1/environments/{id}/manifest":     envForAgent,
+	"GET /api/v1/environments/{id}/supervisor":   envForAgent,
 	"POST /api/v1/environments/{id}/usage":       envForAgent,
 	"GET /api/v1/environments/{id}/ide/health":   envForUser,
 	"POST /api/v1/environments/{id}/app-tickets": envForUser,

@@ -12,10 +12,17 @@ import (
 
 	"dev8.dev/dev8/internal/runtime/kubernetes"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/supervisorbin"
 )
 
 // DefaultKubernetesNamespace is where the kubernetes runtime's workspaces go.
 const DefaultKubernetesNamespace = kubernetes.DefaultNamespace
+
+// DefaultKubernetesSupervisorFrom is how the supervisor gets into a
+// Kubernetes workspace by default: fetched from this server, which needs
+// no image besides the workspace's and no init container (see
+// kubernetes.SupervisorFromServer).
+const DefaultKubernetesSupervisorFrom = string(kubernetes.SupervisorFromServer)
 
 // KubernetesConfig configures the kubernetes runtime (see
 // runtime/kubernetes.Config, whose fields these are).
@@ -27,7 +34,12 @@ type KubernetesConfig struct {
 	Namespace string
 	// StorageClass of the workspaces' volumes (default: the cluster's).
 	StorageClass string
-	// SupervisorImage is the image the supervisor is copied from.
+	// SupervisorFrom is "server" (default: workspaces fetch the
+	// supervisor from this server) or "image" (copied from
+	// SupervisorImage by an init container).
+	SupervisorFrom string
+	// SupervisorImage is the image the supervisor is copied from with
+	// SupervisorFrom "image".
 	SupervisorImage string
 	// AgentURL, if set, is where workspace pods reach this server (an
 	// in-cluster service URL) instead of Config.AgentURL.
@@ -61,7 +73,17 @@ func newKubernetesRuntime(ctx context.Context, cfg Config, db *store.DB, imageRe
 	if err != nil {
 		return nil, err
 	}
-	cli, supervisorImage, err := kubernetesClient(ctx, k)
+	from := kubernetes.SupervisorSource(k.SupervisorFrom)
+	if from == "" {
+		from = kubernetes.SupervisorFromServer
+	}
+	if from == kubernetes.SupervisorFromServer {
+		// Said now, not at the first workspace's start.
+		if _, err := servedSupervisor(cfg); err != nil {
+			return nil, fmt.Errorf("kubernetes runtime: workspaces fetch their supervisor from this server (--kubernetes-supervisor-from server), but this server has no %s supervisor to serve: %w; build dev8 with make build, or use --kubernetes-supervisor-from image", supervisorbin.Platform, err)
+		}
+	}
+	cli, supervisorImage, err := kubernetesClient(ctx, k, from)
 	if err != nil {
 		return nil, err
 	}
@@ -71,6 +93,7 @@ func newKubernetesRuntime(ctx context.Context, cfg Config, db *store.DB, imageRe
 		Context:          k.Context,
 		Namespace:        k.Namespace,
 		StorageClass:     k.StorageClass,
+		SupervisorFrom:   from,
 		SupervisorImage:  supervisorImage,
 		AgentURL:         k.AgentURL,
 		ImageRefs:        imageRefs,
@@ -101,10 +124,11 @@ func newKubernetesRuntime(ctx context.Context, cfg Config, db *store.DB, imageRe
 }
 
 // kubernetesClient is the runtime's cluster client, and the image its
-// supervisor is copied from: --kubernetes-supervisor-image, else, when the
-// server runs in the cluster it manages, its own image (so supervisor and
-// server are always one version).
-func kubernetesClient(ctx context.Context, k KubernetesConfig) (k8s.Interface, string, error) {
+// supervisor is copied from when from is SupervisorFromImage:
+// --kubernetes-supervisor-image, else, when the server runs in the cluster
+// it manages, its own image (so supervisor and server are always one
+// version).
+func kubernetesClient(ctx context.Context, k KubernetesConfig, from kubernetes.SupervisorSource) (k8s.Interface, string, error) {
 	rc, err := kubernetes.RESTConfig(k.Kubeconfig, k.Context)
 	if err != nil {
 		return nil, "", err
@@ -113,11 +137,11 @@ func kubernetesClient(ctx context.Context, k KubernetesConfig) (k8s.Interface, s
 	if err != nil {
 		return nil, "", fmt.Errorf("kubernetes: client: %w", err)
 	}
-	if k.SupervisorImage != "" {
+	if k.SupervisorImage != "" || from != kubernetes.SupervisorFromImage {
 		return cli, k.SupervisorImage, nil
 	}
 	if k.Kubeconfig != "" || k.Context != "" || kubernetes.InClusterNamespace() == "" {
-		return nil, "", errors.New("kubernetes: no supervisor image (--kubernetes-supervisor-image); a server running in the cluster it manages uses its own image")
+		return nil, "", errors.New("kubernetes: no supervisor image (--kubernetes-supervisor-image) for --kubernetes-supervisor-from image; a server running in the cluster it manages uses its own image")
 	}
 	readCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -220,6 +220,44 @@ func useEmbeddedSupervisor(cfg *Config, bin []byte) {
 	cfg.Logger.Info("workspace supervisor: the embedded one", "path", path, "bytes", len(bin), "written_now", written)
 }
 
+// servedSupervisor is the file GET /environments/{id}/supervisor serves to
+// workspaces that fetch their supervisor at start (the kubernetes
+// runtime's --kubernetes-supervisor-from server): the one the docker
+// runtime copies (Config.SupervisorBinary, the embedded supervisor once
+// useEmbeddedSupervisor wrote it), else this executable, which is a
+// supervisor too (`dev8 supervisor`). It must be a static linux/amd64
+// executable (checkStatic); there is no other platform's to serve. The
+// error says why there is none.
+func servedSupervisor(cfg Config) (string, error) {
+	path := cfg.SupervisorBinary
+	if path == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return "", fmt.Errorf("this executable cannot be found: %w", err)
+		}
+		path = exe
+	}
+	if err := checkStatic(path); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// serveSupervisor is the API's Config.Supervisor and SupervisorMissing.
+func serveSupervisor(cfg Config) (*supervisorbin.Served, string) {
+	path, err := servedSupervisor(cfg)
+	var served *supervisorbin.Served
+	if err == nil {
+		served, err = supervisorbin.NewServed(path)
+	}
+	if err != nil {
+		why := fmt.Sprintf("this server has no %s supervisor for workspaces to fetch: %v", supervisorbin.Platform, err)
+		cfg.Logger.Debug("workspace supervisor: none to serve", "why", why)
+		return nil, why
+	}
+	return served, ""
+}
+
 // runsHere runs the supervisor at path with --help: it fails when the file
 // cannot be executed on this host.
 func runsHere(path string) error {

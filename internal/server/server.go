@@ -283,6 +283,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	useEmbeddedSupervisor(&cfg, supervisorbin.Binary())
+	served, servedMissing := serveSupervisor(cfg)
 	plan, err := planRuntimes(ctx, cfg, db)
 	if err != nil {
 		db.Close()
@@ -427,6 +428,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 		WildcardAccessURL: cfg.WildcardAccessURL,
 		PathBasedApps:     cfg.UnsafePathBasedApps,
+		Supervisor:        served,
+		SupervisorMissing: servedMissing,
 	})
 	m.WatchEnvironments(db)
 	m.WatchQueue(mgr)

@@ -24,11 +24,13 @@ const k8sSupervisorImage = "dev8-bench/k8s-supervisor:latest"
 var (
 	kubernetesFigures bool
 	k8sImage          string
+	k8sSupervisorFrom string
 )
 
 func init() {
 	flag.BoolVar(&kubernetesFigures, "kubernetes", true, "measure create/resume → SSH-ready on the kubernetes runtime against the cluster's floor (a bare pod of the same image applied → Running), when the test cluster is up ("+k8sScript+" status) and the workspace image is built")
 	flag.StringVar(&k8sImage, "kubernetes-image", "dev8/base:latest", "workspace image of the kubernetes figures (the base template's), from the local Docker engine; loaded into the node when it is not there")
+	flag.StringVar(&k8sSupervisorFrom, "kubernetes-supervisor-from", "server", "the server's --kubernetes-supervisor-from for the kubernetes figures: server (workspaces fetch the supervisor from the server) or image (an init container copies it from the supervisor image)")
 }
 
 // k8sSize is the instance type of the kubernetes figures, and the floor
@@ -64,7 +66,7 @@ func kubernetesBench(ctx context.Context, o options) (err error) {
 		results.Skipped = append(results.Skipped, fmt.Sprintf("kubernetes lifecycle figures: %s is not in the Docker engine (make images builds it): %v", k8sImage, err))
 		return nil
 	}
-	fmt.Printf("== lifecycle (kubernetes runtime, sqlite; image %s)\n", k8sImage)
+	fmt.Printf("== lifecycle (kubernetes runtime, sqlite; image %s; supervisor from the %s)\n", k8sImage, k8sSupervisorFrom)
 	// An interrupt ends the runs, and the cleanup below still runs.
 	ctx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
@@ -101,6 +103,7 @@ func kubernetesBench(ctx context.Context, o options) (err error) {
 		"--runtime", "kubernetes",
 		"--kubeconfig", k.kubeconfig,
 		"--kubernetes-namespace", ns,
+		"--kubernetes-supervisor-from", k8sSupervisorFrom,
 		"--kubernetes-supervisor-image", k8sSupervisorImage,
 		"--kubernetes-server-egress", k.hostIP,
 		"--template-image", "base="+k8sImage,

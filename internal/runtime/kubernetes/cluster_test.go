@@ -30,7 +30,7 @@ func testID(t *testing.T) string {
 func created(t *testing.T, rt *Runtime, edit ...func(*runtime.Spec)) runtime.Spec {
 	t.Helper()
 	spec := runtime.Spec{EnvironmentID: testID(t), UserID: "usr_test", Name: "k", MemoryGB: 1, StorageGB: 1,
-		Env: map[string]string{"TEAM_SECRET": "hunter2"}}
+		Env: map[string]string{"TEAM_SECRET": "hunter2"}, AgentToken: testAgentToken}
 	for _, e := range edit {
 		e(&spec)
 	}
@@ -50,10 +50,21 @@ func created(t *testing.T, rt *Runtime, edit ...func(*runtime.Spec)) runtime.Spe
 // TestWorkspacePod: a started workspace is a pod running as uid 1000 with
 // no capabilities, its variables from the Secret, its volume writable;
 // stop removes the pod and keeps the claim; delete removes everything.
+// With the supervisor from the server (the default) and from an image.
 func TestWorkspacePod(t *testing.T) {
 	needCluster(t)
 	t.Parallel()
-	rt := newTestRuntime(t)
+	t.Run("server", func(t *testing.T) {
+		t.Parallel()
+		workspacePod(t, newTestRuntime(t, fromServer))
+	})
+	t.Run("image", func(t *testing.T) {
+		t.Parallel()
+		workspacePod(t, newTestRuntime(t))
+	})
+}
+
+func workspacePod(t *testing.T, rt *Runtime) {
 	ctx := t.Context()
 	spec := created(t, rt)
 	id, name := spec.EnvironmentID, ObjectName(spec.EnvironmentID)
@@ -64,16 +75,21 @@ func TestWorkspacePod(t *testing.T) {
 	if inst.State != runtime.StateRunning || inst.StartedAt.IsZero() {
 		t.Fatalf("started: %+v", inst)
 	}
+	// The container's first process becomes the supervisor (with the
+	// server mode, once the bootstrap has fetched it and the home is
+	// seeded: nothing to be told of but by looking, for 30 s at most).
 	out, err := kubectl(ctx, nil, "exec", "-n", testNamespace, name, "-c", containerWorkspace, "--", "sh", "-c",
-		`id -u; id -g; grep CapEff /proc/self/status; echo "$TEAM_SECRET"; touch /workspace/w ~/h && echo writable; ls /.dev8/agent; cat ~/seeded-by-image`)
+		`i=0; until tr '\0' ' ' </proc/1/cmdline | grep -q ' supervisor'; do i=$((i+1)); [ $i -lt 300 ] || break; sleep 0.1; done
+		id -u; id -g; grep CapEff /proc/self/status; echo "$TEAM_SECRET"; touch /workspace/w ~/h && echo writable; ls /.dev8/agent; cat ~/seeded-by-image
+		tr '\0' ' ' </proc/1/cmdline`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The home volume starts with the image's home; the files written
 	// stay through a restart, and the home is not seeded over them.
 	got := strings.Fields(string(out))
-	if len(got) < 10 || got[0] != "1000" || got[1] != "1000" || got[3] != "0000000000000000" || got[4] != "hunter2" || got[5] != "writable" || got[6] != secretToken ||
-		strings.Join(got[7:10], " ") != "from the image" {
+	if len(got) != 12 || got[0] != "1000" || got[1] != "1000" || got[3] != "0000000000000000" || got[4] != "hunter2" || got[5] != "writable" || got[6] != secretToken ||
+		strings.Join(got[7:10], " ") != "from the image" || got[10] != SupervisorPath || got[11] != "supervisor" {
 		t.Fatalf("inside the pod: %q", out)
 	}
 	if err := rt.Stop(ctx, id); err != nil {
@@ -314,16 +330,26 @@ func checkSeeding(t *testing.T, name string, seeds bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var inits []string
+	// The image mode: init containers that copy the supervisor, then
+	// seed; the server mode: none, the seeding beside the workspace.
+	var inits, containers []string
 	for _, c := range pod.Spec.InitContainers {
 		inits = append(inits, c.Name)
 	}
-	want := []string{containerSupervisor}
-	if seeds {
-		want = append(want, containerHome)
+	for _, c := range pod.Spec.Containers {
+		containers = append(containers, c.Name)
 	}
-	if strings.Join(inits, " ") != strings.Join(want, " ") {
-		t.Errorf("init containers %v, want %v", inits, want)
+	wantInits, wantContainers := []string{containerSupervisor}, []string{containerWorkspace}
+	if fetches(pod) {
+		wantInits = nil
+		if seeds {
+			wantContainers = append(wantContainers, containerHome)
+		}
+	} else if seeds {
+		wantInits = append(wantInits, containerHome)
+	}
+	if strings.Join(inits, " ") != strings.Join(wantInits, " ") || strings.Join(containers, " ") != strings.Join(wantContainers, " ") {
+		t.Errorf("init containers %v, containers %v; want %v, %v", inits, containers, wantInits, wantContainers)
 	}
 	sec, err := cli.CoreV1().Secrets(testNamespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {

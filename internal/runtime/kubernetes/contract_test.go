@@ -25,6 +25,7 @@ func newTestRuntime(t *testing.T, edit ...func(*Config)) *Runtime {
 	cfg := Config{
 		Client:          cli,
 		Namespace:       testNamespace,
+		SupervisorFrom:  SupervisorFromImage,
 		SupervisorImage: supervisorImage,
 		DefaultImage:    testImage,
 		ImagePullPolicy: "Never",
@@ -44,15 +45,42 @@ func newTestRuntime(t *testing.T, edit ...func(*Config)) *Runtime {
 	return rt
 }
 
-// TestContract runs the runtime contract on the real cluster.
+// fromServer makes a test runtime's pods fetch the supervisor from the
+// test agent (SupervisorFromServer), which the NetworkPolicy lets them
+// reach.
+func fromServer(c *Config) {
+	c.SupervisorFrom = SupervisorFromServer
+	c.SupervisorImage = ""
+	c.AgentURL = testAgentURL
+	c.ServerEgress = []string{hostIP}
+	// The NetworkPolicy is one per installation: the image mode's has
+	// no ServerEgress.
+	c.Installation = testInstallation + "-fetch"
+}
+
+// TestContract runs the runtime contract on the real cluster, with the
+// supervisor from the server (the default) and from an image.
 func TestContract(t *testing.T) {
 	needCluster(t)
-	runtimetest.RunWithOptions(t, func(t *testing.T) runtime.Runtime { return newTestRuntime(t) }, runtimetest.Options{
+	for _, mode := range []SupervisorSource{SupervisorFromServer, SupervisorFromImage} {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			contract(t, func(c *Config) {
+				if mode == SupervisorFromServer {
+					fromServer(c)
+				}
+			})
+		})
+	}
+}
+
+func contract(t *testing.T, edit func(*Config)) {
+	runtimetest.RunWithOptions(t, func(t *testing.T) runtime.Runtime { return newTestRuntime(t, edit) }, runtimetest.Options{
 		Timeout: 3 * time.Minute,
 		Spec: func() runtime.Spec {
 			// The node has 2 CPUs: sizes small enough for the suite's
 			// environments to run side by side.
-			return runtime.Spec{Name: "contract", Template: "base", CPUCores: 0, MemoryGB: 1, StorageGB: 1}
+			return runtime.Spec{Name: "contract", Template: "base", CPUCores: 0, MemoryGB: 1, StorageGB: 1, AgentToken: testAgentToken}
 		},
 		// The data goes in the command line, not kubectl's stdin: a
 		// file written through `kubectl exec -i` was once found empty.

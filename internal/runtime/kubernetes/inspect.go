@@ -104,7 +104,7 @@ func (r *Runtime) stoppedHere(id string) bool {
 // running: the pod runs and its workspace container is up (not being
 // deleted).
 func running(p *corev1.Pod) bool {
-	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning {
+	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || exited(p) {
 		return false
 	}
 	st := containerStatus(p, containerWorkspace)
@@ -114,10 +114,26 @@ func running(p *corev1.Pod) bool {
 // exited: the workspace container has terminated, though the pod's phase
 // may not say so yet. The kubelet records the container's end first and
 // the pod's phase (Failed) in a later status update: a look between the
-// two must still find why it ended, not a pod that merely "stopped".
+// two must still find why it ended, not a pod that merely "stopped". A
+// dev8-home container beside it (SupervisorFromServer) that failed counts
+// too: the workspace's Bootstrap waits for its word, which will not come.
 func exited(p *corev1.Pod) bool {
-	st := containerStatus(p, containerWorkspace)
-	return st != nil && st.State.Terminated != nil
+	if st := containerStatus(p, containerWorkspace); st != nil && st.State.Terminated != nil {
+		return true
+	}
+	st := containerStatus(p, containerHome)
+	return st != nil && st.State.Terminated != nil && st.State.Terminated.ExitCode != 0
+}
+
+// fetches: the pod's workspace container runs Bootstrap
+// (SupervisorFromServer).
+func fetches(p *corev1.Pod) bool {
+	for _, c := range p.Spec.Containers {
+		if c.Name == containerWorkspace {
+			return len(c.Command) > 3 && c.Command[0] == "/bin/sh" && c.Command[3] == "dev8-bootstrap"
+		}
+	}
+	return false
 }
 
 func containerStatus(p *corev1.Pod, name string) *corev1.ContainerStatus {
@@ -145,8 +161,12 @@ var configFailures = map[string]bool{
 // that no retry mends (a name that is not an image, an image the node may
 // not pull) are permanent.
 func startFailure(p *corev1.Pod, image string) error {
-	if ended(p) {
-		return fmt.Errorf("the workspace ended as it started: %s", exitReason(p))
+	if ended(p) || exited(p) {
+		err := fmt.Errorf("the workspace ended as it started: %s", exitReason(p))
+		if _, permanent, ok := fetchFailure(p); ok && permanent {
+			return runtime.Permanent(err)
+		}
+		return err
 	}
 	for _, st := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
 		w := st.State.Waiting
@@ -228,6 +248,9 @@ func schedulingProblem(p *corev1.Pod, msg string) string {
 func exitReason(p *corev1.Pod) string {
 	if p.Status.Reason == "Evicted" {
 		return "evicted by Kubernetes: " + strings.TrimSpace(p.Status.Message)
+	}
+	if reason, _, ok := fetchFailure(p); ok {
+		return reason
 	}
 	for _, name := range []string{containerSupervisor, containerHome, containerWorkspace} {
 		st := containerStatus(p, name)

@@ -30,12 +30,18 @@
 // a workspace that exits, is OOM-killed or evicted stays Failed, with
 // Kubernetes' reason, until the next Start or Stop.
 //
-// The supervisor needs no custom workspace image: an init container of
-// Config.SupervisorImage (the Dev8 image, or the small supervisor image
-// `make supervisor-image` builds) copies its binary into an emptyDir shared
-// with the workspace container, whose command is that binary. It dials the
-// server at Spec.AgentURL (the access URL, or an in-cluster service URL: see
-// Config) and reaches nothing else of Dev8's.
+// The supervisor needs no custom workspace image (bootstrap.go). By
+// default (SupervisorFromServer) the workspace container's command is a
+// small /bin/sh script that downloads the supervisor from the server into
+// an emptyDir, checks its SHA-256 and execs it: the pod has no init
+// container, so it runs as soon as a bare pod of its image would (each
+// init container costs about a second: the kubelet sees it exit at its
+// next relist). With SupervisorFromImage, for images without a shell or
+// curl/wget, an init container of Config.SupervisorImage (the Dev8 image,
+// or the small supervisor image `make supervisor-image` builds) copies its
+// binary into that emptyDir instead. The supervisor dials the server at
+// Spec.AgentURL (the access URL, or an in-cluster service URL: see Config)
+// and reaches nothing else of Dev8's.
 //
 // Security: Pod Security "restricted" by default: runAsNonRoot as
 // Config.WorkspaceUID (1000, Dev8's images' dev8), allowPrivilegeEscalation
@@ -119,8 +125,14 @@ type Config struct {
 	// StorageClass of the workspaces' volumes; empty: the cluster's
 	// default.
 	StorageClass string
+	// SupervisorFrom is how the supervisor gets into a workspace pod:
+	// SupervisorFromServer (the default: fetched from the server at start,
+	// no init container) or SupervisorFromImage (copied from
+	// SupervisorImage by an init container; any workspace image).
+	SupervisorFrom SupervisorSource
 	// SupervisorImage is the image whose /dev8-supervisor (or dev8) the
-	// init container copies into every workspace. Required.
+	// init container copies into every workspace. Required with
+	// SupervisorFromImage.
 	SupervisorImage string
 	// AgentURL, if set, replaces Spec.AgentURL: where pods reach the server
 	// (an in-cluster service URL when the server runs in the cluster).
@@ -228,8 +240,15 @@ func (r *Runtime) PlacesOnNodes() bool { return true }
 // New returns a Runtime and starts its pod informer; Close stops it. It
 // does not wait for the cluster: see Ping.
 func New(cfg Config) (*Runtime, error) {
-	if cfg.SupervisorImage == "" {
-		return nil, errors.New("kubernetes: no supervisor image (--kubernetes-supervisor-image)")
+	switch cfg.SupervisorFrom {
+	case "":
+		cfg.SupervisorFrom = SupervisorFromServer
+	case SupervisorFromServer, SupervisorFromImage:
+	default:
+		return nil, fmt.Errorf("kubernetes: supervisor from %q: want %s or %s", cfg.SupervisorFrom, SupervisorFromServer, SupervisorFromImage)
+	}
+	if cfg.SupervisorFrom == SupervisorFromImage && cfg.SupervisorImage == "" {
+		return nil, errors.New("kubernetes: no supervisor image (--kubernetes-supervisor-image) to copy the supervisor from (--kubernetes-supervisor-from image)")
 	}
 	if cfg.Namespace == "" {
 		cfg.Namespace = DefaultNamespace

@@ -42,6 +42,9 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	if spec.Image == "" {
 		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("kubernetes: create %s: no image in the spec and no default image", id))
 	}
+	if r.cfg.SupervisorFrom == SupervisorFromServer && spec.AgentURL == "" {
+		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("kubernetes: create %s: the supervisor is fetched from the server (--kubernetes-supervisor-from server), but the workspace is given no server URL", id))
+	}
 	if _, err := r.resources(spec); err != nil {
 		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("kubernetes: create %s: %w", id, err))
 	}

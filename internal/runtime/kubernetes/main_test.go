@@ -3,15 +3,19 @@ package kubernetes
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
 
+	"dev8.dev/dev8/internal/supervisorbin"
 	"dev8.dev/dev8/internal/testutil/k8stest"
 )
 
@@ -29,6 +33,9 @@ import (
 const (
 	testImage       = "dev8-test/k8s-busybox:latest"
 	supervisorImage = "dev8-test/k8s-supervisor:latest"
+	// dashImage has a shell (Debian's dash) and nothing else: no curl,
+	// no wget to fetch the supervisor with.
+	dashImage = "dev8-test/k8s-dash:latest"
 )
 
 var (
@@ -43,7 +50,15 @@ var (
 	hostIP string
 	// buildDir holds what the run builds; removed at its end.
 	buildDir string
+	// testAgentURL serves the small supervisor, as the server does, to
+	// the pods of runtimes with SupervisorFromServer (fromServer); pods
+	// reach it at hostIP. tamperedAgentURL serves it with a checksum that
+	// is not its.
+	testAgentURL, tamperedAgentURL string
 )
+
+// testAgentToken is the agent token the test agent wants.
+const testAgentToken = "dev8a_runtime-tests"
 
 func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
@@ -57,10 +72,14 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	buildDir = tmp
-	if err := setup(tmp); err != nil {
+	var agents []*http.Server
+	if err := setup(tmp, &agents); err != nil {
 		unavailable = err.Error()
 	}
 	code := m.Run()
+	for _, a := range agents {
+		a.Close()
+	}
 	if testNamespace != "" {
 		if err := cluster.DeleteNamespace(context.Background(), testNamespace); err != nil {
 			fmt.Fprintf(os.Stderr, "FAIL: remove the test namespace %s: %v\n", testNamespace, err)
@@ -70,7 +89,7 @@ func testMain(m *testing.M) int {
 	return code
 }
 
-func setup(tmp string) error {
+func setup(tmp string, agents *[]*http.Server) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	c, err := k8stest.Find(ctx)
@@ -90,12 +109,57 @@ func setup(tmp string) error {
 	if err := c.BuildAndLoad(ctx, images...); err != nil {
 		return err
 	}
+	for _, a := range []struct {
+		url    *string
+		tamper bool
+	}{{&testAgentURL, false}, {&tamperedAgentURL, true}} {
+		srv, url, err := startTestAgent(c.HostIP, filepath.Join(tmp, "dev8-supervisor"), a.tamper)
+		if err != nil {
+			return err
+		}
+		*agents = append(*agents, srv)
+		*a.url = url
+	}
 	ns, err := c.CreateNamespace(ctx)
 	if err != nil {
 		return err
 	}
 	cluster, cli, hostIP, testNamespace = c, c.Client, c.HostIP, ns
 	return nil
+}
+
+// startTestAgent serves the supervisor at path to pods as the server's GET
+// /api/v1/environments/{id}/supervisor does, to the bearer of
+// testAgentToken, on hostIP; tamper sends a checksum that is not its.
+// Everything else (the supervisors' tunnels) is a 404.
+func startTestAgent(hostIP, path string, tamper bool) (*http.Server, string, error) {
+	served, err := supervisorbin.NewServed(path)
+	if err != nil {
+		return nil, "", err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(hostIP, "0"))
+	if err != nil {
+		return nil, "", fmt.Errorf("listen on the cluster's host address: %w", err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, ok := strings.CutPrefix(r.URL.Path, "/api/v1/environments/")
+		if id, ok = strings.CutSuffix(id, "/supervisor"); !ok || strings.Contains(id, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer "+testAgentToken {
+			http.Error(w, "not the agent's token", http.StatusUnauthorized)
+			return
+		}
+		if tamper {
+			w = tampered{w, func(h http.Header) { h.Set(supervisorbin.HeaderSHA256, strings.Repeat("ab", 32)) }}
+		}
+		if err := served.Serve(w, r); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		}
+	})}
+	go srv.Serve(ln)
+	return srv, "http://" + ln.Addr().String(), nil
 }
 
 // testImages are the supervisor image and the test workspace image.
@@ -113,13 +177,40 @@ func testImages(ctx context.Context, tmp string) ([]k8stest.Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	dash, err := dashImageFiles()
+	if err != nil {
+		return nil, err
+	}
 	return []k8stest.Image{
+		{Tag: dashImage, Files: dash},
 		{Tag: supervisorImage, Files: []k8stest.File{
 			{Name: "Dockerfile", Mode: 0o644, Data: []byte("FROM scratch\nCOPY dev8-supervisor /dev8-supervisor\n")},
 			{Name: "dev8-supervisor", Mode: 0o755, Data: supBin},
 		}},
 		ws,
 	}, nil
+}
+
+// dashImageFiles: this machine's dash as /bin/sh, with the C library it
+// is linked with, a home and /tmp.
+func dashImageFiles() ([]k8stest.File, error) {
+	files := []k8stest.File{
+		{Name: "Dockerfile", Mode: 0o644, Data: []byte("FROM scratch\nCOPY root /\n")},
+		{Name: "root/tmp/", Mode: 0o1777, Dir: true},
+		{Name: "root/home/dev8/", Mode: 0o755, Dir: true},
+	}
+	for _, f := range []struct{ from, to string }{
+		{"/usr/bin/dash", "bin/sh"},
+		{"/lib/x86_64-linux-gnu/libc.so.6", "lib/x86_64-linux-gnu/libc.so.6"},
+		{"/lib64/ld-linux-x86-64.so.2", "lib64/ld-linux-x86-64.so.2"},
+	} {
+		data, err := os.ReadFile(f.from)
+		if err != nil {
+			return nil, fmt.Errorf("the test image without curl or wget needs %s (Debian's dash): %w", f.from, err)
+		}
+		files = append(files, k8stest.File{Name: "root/" + f.to, Mode: 0o755, Data: data})
+	}
+	return files, nil
 }
 
 // needCluster skips the test when no cluster can run it (fails it under CI).

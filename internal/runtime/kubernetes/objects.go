@@ -142,8 +142,9 @@ func (r *Runtime) ownedMeta(spec runtime.Spec, owner *corev1.Secret) metav1.Obje
 	}
 }
 
-// pod is the workspace's Pod for spec, as recorded in owner; seedHome adds
-// the init container that fills a new home volume from the image.
+// pod is the workspace's Pod for spec, as recorded in owner, with the
+// supervisor brought in as Config.SupervisorFrom says; seedHome adds the
+// container that fills a new home volume from the image.
 func (r *Runtime) pod(spec runtime.Spec, owner *corev1.Secret, seedHome bool) (*corev1.Pod, error) {
 	image := r.imageRef(spec.Image)
 	res, err := r.resources(spec)
@@ -200,17 +201,6 @@ func (r *Runtime) pod(spec runtime.Spec, owner *corev1.Secret, seedHome bool) (*
 					Medium: corev1.StorageMediumMemory, SizeLimit: resource.NewQuantity(16<<20, resource.BinarySI),
 				}}},
 			},
-			InitContainers: []corev1.Container{{
-				Name:            containerSupervisor,
-				Image:           r.cfg.SupervisorImage,
-				ImagePullPolicy: r.cfg.ImagePullPolicy,
-				Command:         SupervisorInstall,
-				SecurityContext: restricted,
-				// A failure's last output becomes its reason's message.
-				TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
-				VolumeMounts:             []corev1.VolumeMount{{Name: volumeSupervisor, MountPath: SupervisorDir}},
-				Resources:                initResources,
-			}},
 			Containers: []corev1.Container{{
 				Name:                     containerWorkspace,
 				Image:                    image,
@@ -231,6 +221,37 @@ func (r *Runtime) pod(spec runtime.Spec, owner *corev1.Secret, seedHome bool) (*
 			}},
 		},
 	}
+	if r.cfg.SupervisorFrom == SupervisorFromServer {
+		r.fetchSupervisor(p, image, restricted, seedHome)
+	} else {
+		r.installSupervisor(p, image, restricted, seedHome)
+	}
+	if r.cfg.RuntimeClass != "" {
+		p.Spec.RuntimeClassName = ptr.To(r.cfg.RuntimeClass)
+	}
+	for _, s := range r.cfg.ImagePullSecrets {
+		p.Spec.ImagePullSecrets = append(p.Spec.ImagePullSecrets, corev1.LocalObjectReference{Name: s})
+	}
+	return p, nil
+}
+
+// installSupervisor brings the supervisor in from Config.SupervisorImage
+// (SupervisorFromImage): an init container copies it into the pod's
+// emptyDir; with seedHome, a second one, of the workspace image, seeds the
+// home by that supervisor (supervisor.SeedHome), which needs nothing of
+// the image.
+func (r *Runtime) installSupervisor(p *corev1.Pod, image string, restricted *corev1.SecurityContext, seedHome bool) {
+	p.Spec.InitContainers = []corev1.Container{{
+		Name:            containerSupervisor,
+		Image:           r.cfg.SupervisorImage,
+		ImagePullPolicy: r.cfg.ImagePullPolicy,
+		Command:         SupervisorInstall,
+		SecurityContext: restricted,
+		// A failure's last output becomes its reason's message.
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		VolumeMounts:             []corev1.VolumeMount{{Name: volumeSupervisor, MountPath: SupervisorDir}},
+		Resources:                initResources,
+	}}
 	if seedHome {
 		p.Spec.InitContainers = append(p.Spec.InitContainers, corev1.Container{
 			// The image's home into a new home volume (as Docker
@@ -249,16 +270,45 @@ func (r *Runtime) pod(spec runtime.Spec, owner *corev1.Secret, seedHome bool) (*
 			Resources: initResources,
 		})
 	}
-	if r.cfg.RuntimeClass != "" {
-		p.Spec.RuntimeClassName = ptr.To(r.cfg.RuntimeClass)
-	}
-	for _, s := range r.cfg.ImagePullSecrets {
-		p.Spec.ImagePullSecrets = append(p.Spec.ImagePullSecrets, corev1.LocalObjectReference{Name: s})
-	}
-	return p, nil
 }
 
-// initResources bound the init containers (they copy files).
+// fetchSupervisor has the workspace container fetch the supervisor from
+// the server (SupervisorFromServer): its command is Bootstrap, which
+// writes it into the pod's emptyDir (so mounted writable). With seedHome,
+// the home is seeded by a second container of the workspace image that
+// runs beside it (SeedHome), not before it: the pod has no init
+// container, and so starts as a bare pod of its image does.
+func (r *Runtime) fetchSupervisor(p *corev1.Pod, image string, restricted *corev1.SecurityContext, seedHome bool) {
+	ws := &p.Spec.Containers[0]
+	seeded := ""
+	if seedHome {
+		seeded = seededFIFO
+	}
+	ws.Command = []string{"/bin/sh", "-c", Bootstrap, "dev8-bootstrap", SupervisorPath, seeded}
+	for i := range ws.VolumeMounts {
+		if ws.VolumeMounts[i].Name == volumeSupervisor {
+			ws.VolumeMounts[i].ReadOnly = false
+		}
+	}
+	if seedHome {
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{
+			Name:                     containerHome,
+			Image:                    image,
+			ImagePullPolicy:          r.cfg.ImagePullPolicy,
+			Command:                  []string{"/bin/sh", "-c", SeedHome, "dev8-seed-home", r.cfg.HomeDir, HomeVolumeDir, seededFIFO},
+			SecurityContext:          restricted,
+			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+			VolumeMounts: []corev1.VolumeMount{
+				{Name: volumeStorage, MountPath: HomeVolumeDir, SubPath: "home"},
+				{Name: volumeRun, MountPath: RunDir},
+			},
+			Resources: initResources,
+		})
+	}
+}
+
+// initResources bound the containers that copy files (the init
+// containers, and SeedHome's).
 var initResources = corev1.ResourceRequirements{
 	Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
 	Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},

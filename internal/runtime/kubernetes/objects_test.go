@@ -41,6 +41,7 @@ func fakeRuntime(t *testing.T, edit ...func(*Config)) *Runtime {
 func TestPodIsRestricted(t *testing.T) {
 	t.Parallel()
 	rt := fakeRuntime(t, func(c *Config) {
+		c.SupervisorFrom = SupervisorFromImage
 		c.NodeSelector = map[string]string{"pool": "gpu"}
 		c.Tolerations = []corev1.Toleration{{Key: "nvidia.com/gpu", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
 		c.RuntimeClass = "gvisor"

@@ -153,7 +153,7 @@ func (r *Runtime) NotifyExits(ch chan<- string) {
 func (r *Runtime) podChanged(old, new *corev1.Pod) {
 	var id string
 	switch {
-	case new != nil && ended(new) && (old == nil || !ended(old)):
+	case new != nil && (ended(new) || exited(new)) && (old == nil || !(ended(old) || exited(old))):
 		id = new.Labels[runtime.LabelEnvironment]
 	case new == nil && old != nil:
 		id = old.Labels[runtime.LabelEnvironment]
