@@ -44,9 +44,9 @@ const (
 // supervisors dial the Service's cluster IP, and people its node port) and
 // gives it a PostgreSQL URL in the Secret "dev8". The server comes up with
 // the Role confined to the workspaces' namespace (it checks its rights at
-// start and reads its own image for the supervisor), may do nothing
-// elsewhere, and a workspace made through it runs as a non-root pod whose
-// supervisor reaches the server through its Service (past the
+// start), may do nothing elsewhere, and a workspace made through it runs
+// as a non-root pod whose bootstrap fetches the supervisor from the server
+// and whose supervisor reaches it, both through its Service (past the
 // workspaces' NetworkPolicy); delete leaves nothing.
 func TestDeploy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
