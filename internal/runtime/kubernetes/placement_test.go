@@ -27,7 +27,7 @@ func TestSpecPlacementOnThePod(t *testing.T) {
 	})
 	ctx := t.Context()
 	spec := runtime.Spec{EnvironmentID: "env_gpu1", UserID: "usr_1", Image: "dev8/base", CPUCores: 2, MemoryGB: 8, StorageGB: 5,
-		Resources: map[string]string{"nvidia.com/gpu": "1"}, NodeSelector: map[string]string{"pool": "gpu"}}
+		AgentURL: "http://dev8.test:3000", Resources: map[string]string{"nvidia.com/gpu": "1"}, NodeSelector: map[string]string{"pool": "gpu"}}
 	if _, err := rt.Create(ctx, spec); err != nil {
 		t.Fatal(err)
 	}

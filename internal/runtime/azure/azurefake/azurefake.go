@@ -33,6 +33,7 @@
 package azurefake
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -84,6 +85,8 @@ type Server struct {
 	delay   int
 	pending map[string]int
 	now     time.Time
+	// lister is held by the listing being answered (see page).
+	lister chan struct{}
 }
 
 type transporter interface {
@@ -120,6 +123,7 @@ func New(resourceGroup, storageAccount string, regions ...string) *Server {
 		files:          map[string]map[string][]byte{},
 		fail:           map[string]failure{},
 		pending:        map[string]int{},
+		lister:         make(chan struct{}, 1),
 		now:            time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 	}
 	for _, r := range regions {
@@ -160,6 +164,63 @@ func (s *Server) Do(req *http.Request) (*http.Response, error) {
 		return injectedResponse(req, inj), nil
 	}
 	s.mu.Unlock()
+	if listing(req) {
+		return s.page(req)
+	}
+	return s.forward(req)
+}
+
+// listing says whether req asks for a page of a collection (groups or
+// shares): its first ("…/containerGroups") or a later one
+// ("…/fake_page_N", the generated fakes' next links).
+func listing(req *http.Request) bool {
+	p := strings.ToLower(req.URL.Path)
+	return req.Method == http.MethodGet && (strings.HasSuffix(p, "/containergroups") || strings.HasSuffix(p, "/shares") || nextPage.MatchString(p))
+}
+
+var nextPage = regexp.MustCompile(`/fake_page_\d+$`)
+
+// page answers a listing one pager at a time: the generated fake servers
+// keep one pager per collection URL, so two listings at once (parallel
+// tests) would take each other's pages, where ARM would serve each its
+// own. A listing holds s.lister from its first page until a page without
+// a next link (or an error) ends it; one abandoned halfway is given up on
+// after a while, as a client that went away.
+func (s *Server) page(req *http.Request) (*http.Response, error) {
+	if !nextPage.MatchString(req.URL.Path) {
+		select {
+		case s.lister <- struct{}{}:
+		case <-time.After(10 * time.Second):
+		case <-req.Context().Done():
+			return nil, req.Context().Err()
+		}
+	}
+	resp, err := s.forward(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		s.endListing()
+		return resp, err
+	}
+	body, rerr := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	var links struct {
+		NextLink *string `json:"nextLink"`
+	}
+	if rerr != nil || json.Unmarshal(body, &links) != nil || links.NextLink == nil || *links.NextLink == "" {
+		s.endListing()
+	}
+	return resp, rerr
+}
+
+func (s *Server) endListing() {
+	select {
+	case <-s.lister:
+	default:
+	}
+}
+
+// forward hands req to the generated fake servers.
+func (s *Server) forward(req *http.Request) (*http.Response, error) {
 	if strings.Contains(strings.ToLower(req.URL.Path), "/providers/microsoft.containerinstance/") {
 		group := ""
 		if m := groupPath.FindStringSubmatch(req.URL.Path); m != nil {
