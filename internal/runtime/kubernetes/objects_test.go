@@ -154,8 +154,8 @@ func TestNames(t *testing.T) {
 	if list, err := rt.cli.CoreV1().Secrets("ws").List(t.Context(), metav1.ListOptions{}); err != nil || len(list.Items) != 0 {
 		t.Errorf("a refused Create made %v (%v)", list, err)
 	}
-	if _, err := New(Config{Client: fake.NewClientset()}); err == nil {
-		t.Error("New without a supervisor image: no error")
+	if _, err := New(Config{Client: fake.NewClientset(), SupervisorFrom: SupervisorFromImage}); err == nil {
+		t.Error("New without a supervisor image (from an image): no error")
 	}
 	if _, err := New(Config{Client: fake.NewClientset(), SupervisorImage: "s", Resources: map[string]string{"nvidia.com/gpu": "lots"}}); err == nil {
 		t.Error("New with a bad resource quantity: no error")
