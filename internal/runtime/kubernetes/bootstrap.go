@@ -46,7 +46,8 @@ const (
 // Bootstrap is the workspace container's script with
 // SupervisorFromServer: sh -c Bootstrap dev8-bootstrap BIN SEEDED.
 // It finds curl or wget, downloads the supervisor to BIN (in the pod's
-// emptyDir) with the agent token, retrying twice a second apart, checks it
+// emptyDir) with the agent token, retrying for about 2 minutes while the
+// server does not answer (a restart), checks it
 // against the server's X-Dev8-Sha256 header with sha256sum (without
 // sha256sum, only its size against Content-Length, with wc, and says so
 // on stderr), makes it executable and execs it as `BIN supervisor`. When
@@ -90,11 +91,14 @@ fi
 # The response's headers go to $hdr: curl -D, wget -S (on stderr, with
 # its error message last). The token is on the command line, which only
 # this container's processes see (no user's yet).
+# A server being restarted (or replaced) does not answer for a while: as
+# the supervisor redials its tunnel, the download is retried, 1, 2, 4 then
+# every 8 s, about 2 minutes in all (DEV8_BOOTSTRAP_TRIES, for tests).
 hdr=$bin.headers
-tries=3
+tries=${DEV8_BOOTSTRAP_TRIES:-20} pause=1
 while :; do
 	if [ "$fetch" = curl ]; then
-		curl -fsS -D "$hdr" -o "$bin" -H "Authorization: Bearer $token" "$url" 2>"$hdr.err" && break
+		curl -fsS --connect-timeout 10 --max-time 300 -D "$hdr" -o "$bin" -H "Authorization: Bearer $token" "$url" 2>"$hdr.err" && break
 		last "$hdr.err"
 	else
 		wget -S -O "$bin" --header "Authorization: Bearer $token" "$url" 2>"$hdr" && break
@@ -102,7 +106,9 @@ while :; do
 	fi
 	tries=$((tries - 1))
 	[ "$tries" -gt 0 ] || fail 82 "could not download the supervisor from $url: $last"
-	sleep 1
+	echo "dev8: downloading the supervisor from $url: $last; again in $pause s" >&2
+	sleep "$pause"
+	[ "$pause" -ge 8 ] || pause=$((pause * 2))
 done
 
 # The checksum and length the server sent.

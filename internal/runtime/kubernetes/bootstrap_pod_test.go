@@ -73,8 +73,10 @@ func TestPodFetchesSupervisor(t *testing.T) {
 		if len(home.VolumeMounts) != 2 || home.VolumeMounts[0].MountPath != HomeVolumeDir || home.VolumeMounts[0].SubPath != "home" || home.VolumeMounts[1].MountPath != RunDir {
 			t.Errorf("home container mounts %+v", home.VolumeMounts)
 		}
-		// The workspace's size is the workspace container's alone.
-		if _, ok := home.Resources.Limits[corev1.ResourceCPU]; ok || home.Resources.Limits.Memory().String() != "256Mi" {
+		// The workspace's size is the workspace container's alone: the
+		// home's container adds nothing to the pod's requests.
+		if _, ok := home.Resources.Limits[corev1.ResourceCPU]; ok || home.Resources.Limits.Memory().String() != "256Mi" ||
+			!home.Resources.Requests.Cpu().IsZero() || !home.Resources.Requests.Memory().IsZero() {
 			t.Errorf("home container resources %+v", home.Resources)
 		}
 		for _, c := range ps.Containers {

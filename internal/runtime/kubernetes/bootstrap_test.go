@@ -90,7 +90,8 @@ func runBootstrap(t *testing.T, shell []string, path, agentURL, env, seeded stri
 	}
 	args := append(append([]string{}, shell[1:]...), "-c", Bootstrap, "dev8-bootstrap", filepath.Join(dir, "dev8"), seeded)
 	cmd := exec.CommandContext(t.Context(), shell[0], args...)
-	cmd.Env = []string{"PATH=" + path, "DEV8_AGENT_URL=" + agentURL + "/", "DEV8_ENVIRONMENT_ID=" + env, "DEV8_AGENT_TOKEN_FILE=" + tokenFile}
+	// Two tries: a refused download fails in a second, not two minutes.
+	cmd.Env = []string{"PATH=" + path, "DEV8_AGENT_URL=" + agentURL + "/", "DEV8_ENVIRONMENT_ID=" + env, "DEV8_AGENT_TOKEN_FILE=" + tokenFile, "DEV8_BOOTSTRAP_TRIES=2"}
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	switch {
@@ -157,7 +158,7 @@ func TestBootstrapRefuses(t *testing.T) {
 		want  string
 	}{
 		{"no curl or wget", good.URL, env, []string{"sha256sum", "chmod"}, exitNoDownloader, "neither curl nor wget"},
-		{"another environment", good.URL, "env-3", []string{"curl", "sha256sum", "chmod"}, exitDownload, "could not download the supervisor from " + good.URL + "/api/v1/environments/env-3/supervisor: curl: (22)"},
+		{"another environment", good.URL, "env-3", []string{"curl", "sha256sum", "chmod", "sleep"}, exitDownload, "could not download the supervisor from " + good.URL + "/api/v1/environments/env-3/supervisor: curl: (22)"},
 		{"wrong checksum", bootstrapServer(t, env, func(h http.Header) { h.Set(supervisorbin.HeaderSHA256, strings.Repeat("0", 64)) }).URL, env,
 			[]string{"curl", "sha256sum", "chmod"}, exitVerify, "does not match its checksum"},
 		{"wrong checksum, busybox wget", bootstrapServer(t, env, func(h http.Header) { h.Set(supervisorbin.HeaderSHA256, strings.Repeat("0", 64)) }).URL, env,

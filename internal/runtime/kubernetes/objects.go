@@ -302,9 +302,17 @@ func (r *Runtime) fetchSupervisor(p *corev1.Pod, image string, restricted *corev
 				{Name: volumeStorage, MountPath: HomeVolumeDir, SubPath: "home"},
 				{Name: volumeRun, MountPath: RunDir},
 			},
-			Resources: initResources,
+			Resources: seedResources,
 		})
 	}
+}
+
+// seedResources bound SeedHome's container. It asks for nothing: unlike an
+// init container's, a container's requests add to the pod's, and a
+// workspace whose size is a whole node would no longer fit on it.
+var seedResources = corev1.ResourceRequirements{
+	Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("0"), corev1.ResourceMemory: resource.MustParse("0")},
+	Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
 }
 
 // initResources bound the containers that copy files (the init
