@@ -19,14 +19,14 @@ func TestAzureRuntimeConfigChecked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	_, err = newRuntime(ctx, Config{}, RuntimeAzure, db, nil, nil)
+	_, err = newRuntime(ctx, Config{}, RuntimeAzure, runtimeDeps{db: db})
 	for _, want := range []string{"--azure-subscription", "--azure-resource-group", "--azure-storage-account", "--azure-regions", "--azure-supervisor-image"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("azure runtime without configuration: %v; want it to name %s", err, want)
 		}
 	}
 	cfg := Config{Azure: AzureConfig{SubscriptionID: "s", ResourceGroup: "rg", StorageAccount: "acct1", SupervisorImage: "img", Regions: []string{"West Europe"}}}
-	if _, err := newRuntime(ctx, cfg, RuntimeAzure, db, nil, nil); err == nil || !strings.Contains(err.Error(), `region "West Europe"`) {
+	if _, err := newRuntime(ctx, cfg, RuntimeAzure, runtimeDeps{db: db}); err == nil || !strings.Contains(err.Error(), `region "West Europe"`) {
 		t.Errorf("azure runtime with a bad region: %v", err)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	k8s "k8s.io/client-go/kubernetes"
 
 	"dev8.dev/dev8/internal/runtime/kubernetes"
-	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/supervisorbin"
 )
 
@@ -67,9 +66,9 @@ type KubernetesConfig struct {
 	CPURequestRatio float64
 }
 
-func newKubernetesRuntime(ctx context.Context, cfg Config, db *store.DB, imageRefs map[string]string) (*kubernetes.Runtime, error) {
+func newKubernetesRuntime(ctx context.Context, cfg Config, deps runtimeDeps) (*kubernetes.Runtime, error) {
 	k := cfg.Kubernetes
-	installation, err := db.InstallationSecret(ctx, "installation-id", 8)
+	installation, err := deps.db.InstallationSecret(ctx, "installation-id", 8)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +95,7 @@ func newKubernetesRuntime(ctx context.Context, cfg Config, db *store.DB, imageRe
 		SupervisorFrom:   from,
 		SupervisorImage:  supervisorImage,
 		AgentURL:         k.AgentURL,
-		ImageRefs:        imageRefs,
+		ImageRefs:        deps.imageRefs,
 		ImagePullPolicy:  kubernetes.PullPolicy(k.ImagePullPolicy),
 		ImagePullSecrets: k.ImagePullSecrets,
 		NodeSelector:     k.NodeSelector,
@@ -110,6 +109,9 @@ func newKubernetesRuntime(ctx context.Context, cfg Config, db *store.DB, imageRe
 		ExtraEnv:         cfg.SupervisorEnv,
 		Installation:     hex.EncodeToString(installation),
 		Logger:           cfg.Logger,
+		// A start is done when the pod's supervisor dials in here, not
+		// only at the kubelet's next look at the pod.
+		SupervisorConnected: deps.tunnels.AwaitSince,
 	})
 	if err != nil {
 		return nil, err

@@ -26,6 +26,7 @@ import (
 	"dev8.dev/dev8/internal/runtime/local"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/supervisorbin"
+	"dev8.dev/dev8/internal/tunnel"
 )
 
 // Runtime names Config.Runtime and Config.Runtimes accept.
@@ -147,7 +148,7 @@ const DefaultDockerNetwork = docker.IsolatedNetwork
 // buildRuntimes builds the plan's runtimes. An offered runtime that cannot
 // be built fails the start; a kept one is logged and left out, and its
 // environments say that their runtime is not configured until it is.
-func buildRuntimes(ctx context.Context, cfg Config, plan runtimePlan, db *store.DB, imageRefs map[string]string, builtHere map[string]bool) ([]runtime.Runtime, error) {
+func buildRuntimes(ctx context.Context, cfg Config, plan runtimePlan, deps runtimeDeps) ([]runtime.Runtime, error) {
 	var rts []runtime.Runtime
 	closeAll := func() {
 		for _, rt := range rts {
@@ -157,7 +158,7 @@ func buildRuntimes(ctx context.Context, cfg Config, plan runtimePlan, db *store.
 		}
 	}
 	for _, name := range plan.Offered {
-		rt, err := newRuntime(ctx, cfg, name, db, imageRefs, builtHere)
+		rt, err := newRuntime(ctx, cfg, name, deps)
 		if err != nil {
 			closeAll()
 			return nil, err
@@ -169,7 +170,7 @@ func buildRuntimes(ctx context.Context, cfg Config, plan runtimePlan, db *store.
 			cfg.Logger.Warn("environments run on a runtime this build does not have; they are left as they are", "runtime", name)
 			continue
 		}
-		rt, err := newRuntime(ctx, cfg, name, db, imageRefs, builtHere)
+		rt, err := newRuntime(ctx, cfg, name, deps)
 		if err != nil {
 			cfg.Logger.Warn("environments run on a runtime that cannot be used now; they are left as they are until it can", "runtime", name, "err", err)
 			continue
@@ -402,7 +403,19 @@ func ParseTemplateImages(pairs []string) (map[string]string, error) {
 	return out, nil
 }
 
-func newRuntime(ctx context.Context, cfg Config, name string, db *store.DB, imageRefs map[string]string, builtHere map[string]bool) (runtime.Runtime, error) {
+// runtimeDeps is what the runtimes are built with besides Config.
+type runtimeDeps struct {
+	db *store.DB
+	// imageRefs maps the templates' images to the references to run;
+	// builtHere are those this machine's Docker engine built.
+	imageRefs map[string]string
+	builtHere map[string]bool
+	// tunnels are the supervisors' tunnels to this server.
+	tunnels *tunnel.Registry
+}
+
+func newRuntime(ctx context.Context, cfg Config, name string, deps runtimeDeps) (runtime.Runtime, error) {
+	db, imageRefs, builtHere := deps.db, deps.imageRefs, deps.builtHere
 	switch name {
 	case RuntimeLocal:
 		return local.New(local.Config{
@@ -451,9 +464,9 @@ func newRuntime(ctx context.Context, cfg Config, name string, db *store.DB, imag
 		rt.Prefetch(pingCtx, slices.Sorted(maps.Values(imageRefs)))
 		return rt, nil
 	case RuntimeKubernetes:
-		return newKubernetesRuntime(ctx, cfg, db, imageRefs)
+		return newKubernetesRuntime(ctx, cfg, deps)
 	case RuntimeAzure:
-		return newAzureRuntime(ctx, cfg, db, imageRefs)
+		return newAzureRuntime(ctx, cfg, deps.db, imageRefs)
 	}
 	return nil, fmt.Errorf("unknown runtime %q (available: %s)", name, strings.Join(knownRuntimes, ", "))
 }

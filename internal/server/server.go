@@ -295,7 +295,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		db.Close()
 		return nil, err
 	}
-	runtimes, err := buildRuntimes(ctx, cfg, plan, db, imageRefs, builtHere)
+	tunnels := tunnel.NewRegistry(cfg.Logger)
+	runtimes, err := buildRuntimes(ctx, cfg, plan, runtimeDeps{db: db, imageRefs: imageRefs, builtHere: builtHere, tunnels: tunnels})
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -316,7 +317,6 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		db.Close()
 		return nil, err
 	}
-	tunnels := tunnel.NewRegistry(cfg.Logger)
 	adminLn, err := listenAdmin(cfg.AdminAddr)
 	if err != nil {
 		db.Close()

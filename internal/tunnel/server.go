@@ -39,6 +39,8 @@ type Registry struct {
 
 	mu       sync.Mutex
 	sessions map[string]*yamux.Session
+	// since is when each session in sessions was registered (AwaitSince).
+	since map[string]time.Time
 	// changed is closed (and replaced) whenever a session for the
 	// environment arrives, waking Dials that wait for it.
 	changed map[string]chan struct{}
@@ -54,7 +56,7 @@ var errClosed = errors.New("tunnel: the server is shutting down")
 
 // NewRegistry returns an empty Registry.
 func NewRegistry(log *slog.Logger) *Registry {
-	return &Registry{log: log, obs: nopObserver{}, sessions: map[string]*yamux.Session{}, changed: map[string]chan struct{}{}}
+	return &Registry{log: log, obs: nopObserver{}, sessions: map[string]*yamux.Session{}, since: map[string]time.Time{}, changed: map[string]chan struct{}{}}
 }
 
 // Serve runs the tunnel of environmentID's supervisor over conn until it
@@ -76,6 +78,7 @@ func (r *Registry) Serve(ctx context.Context, environmentID string, conn net.Con
 	r.obs.TunnelConnected() // before a Dial can see the session
 	old := r.sessions[environmentID]
 	r.sessions[environmentID] = sess
+	r.since[environmentID] = time.Now()
 	if ch := r.changed[environmentID]; ch != nil {
 		close(ch)
 		delete(r.changed, environmentID)
@@ -94,6 +97,7 @@ func (r *Registry) Serve(ctx context.Context, environmentID string, conn net.Con
 	r.mu.Lock()
 	if r.sessions[environmentID] == sess {
 		delete(r.sessions, environmentID)
+		delete(r.since, environmentID)
 	}
 	r.mu.Unlock()
 	r.log.Info("supervisor disconnected", "environment", environmentID)
@@ -114,6 +118,7 @@ func (r *Registry) Disconnect(environmentID string) {
 	r.mu.Lock()
 	s := r.sessions[environmentID]
 	delete(r.sessions, environmentID)
+	delete(r.since, environmentID)
 	r.mu.Unlock()
 	if s != nil {
 		s.Close()
@@ -127,6 +132,7 @@ func (r *Registry) Close() {
 	r.closed = true
 	sessions := r.sessions
 	r.sessions = map[string]*yamux.Session{}
+	r.since = map[string]time.Time{}
 	r.mu.Unlock()
 	for _, s := range sessions {
 		s.Close()
@@ -138,7 +144,7 @@ func (r *Registry) Close() {
 // or the server just restarted) it waits for it until ctx ends.
 func (r *Registry) Dial(ctx context.Context, environmentID string, h Header) (net.Conn, error) {
 	for {
-		sess, err := r.session(ctx, environmentID)
+		sess, err := r.session(ctx, environmentID, time.Time{})
 		if err != nil {
 			return nil, err
 		}
@@ -163,18 +169,28 @@ func (r *Registry) Dial(ctx context.Context, environmentID string, h Header) (ne
 // Await returns once environmentID's supervisor is connected, or an error
 // wrapping ErrNotConnected when ctx ends first.
 func (r *Registry) Await(ctx context.Context, environmentID string) error {
-	_, err := r.session(ctx, environmentID)
+	_, err := r.session(ctx, environmentID, time.Time{})
 	return err
 }
 
-// session returns environmentID's live session, waiting for one until ctx
-// ends.
-func (r *Registry) session(ctx context.Context, environmentID string) (*yamux.Session, error) {
+// AwaitSince returns once environmentID's supervisor is connected by a
+// tunnel that arrived at or after since, or an error wrapping
+// ErrNotConnected when ctx ends first. A runtime that has just started a
+// workspace learns from it that the workspace's supervisor runs, whatever
+// tunnel an earlier run of it may have left behind.
+func (r *Registry) AwaitSince(ctx context.Context, environmentID string, since time.Time) error {
+	_, err := r.session(ctx, environmentID, since)
+	return err
+}
+
+// session returns environmentID's live session that arrived at or after
+// since, waiting for one until ctx ends.
+func (r *Registry) session(ctx context.Context, environmentID string, since time.Time) (*yamux.Session, error) {
 	for {
 		r.mu.Lock()
 		sess := r.sessions[environmentID]
 		var wait chan struct{}
-		if sess == nil || sess.IsClosed() {
+		if sess == nil || sess.IsClosed() || r.since[environmentID].Before(since) {
 			wait = r.changed[environmentID]
 			if wait == nil {
 				wait = make(chan struct{})

@@ -13,8 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"dev8.dev/dev8/internal/testutil/wait"
 	"github.com/coder/websocket"
+
+	"dev8.dev/dev8/internal/testutil/wait"
 )
 
 // echoHandler serves ServiceTCP by echoing and refuses everything else.
@@ -212,6 +213,38 @@ func TestAwaitWaitsForAgent(t *testing.T) {
 	}
 	if !reg.Connected("env_a") {
 		t.Fatal("Await returned before the agent was connected")
+	}
+}
+
+// TestAwaitSinceWantsANewTunnel: a tunnel that was there before since
+// does not answer AwaitSince (it may be a workspace's earlier run); the
+// next one does.
+func TestAwaitSinceWantsANewTunnel(t *testing.T) {
+	t.Parallel()
+	ctx := wait.Context(t, wait.Medium)
+	reg := NewRegistry(slog.New(slog.DiscardHandler))
+	srv := testServer(t, reg, "secret")
+	startAgent(t, ctx, srv.URL, "secret")
+	if err := reg.AwaitSince(ctx, "env_a", time.Time{}); err != nil {
+		t.Fatalf("AwaitSince(zero) = %v", err)
+	}
+	since := time.Now()
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := reg.AwaitSince(short, "env_a", since); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("AwaitSince with only a tunnel from before = %v, want ErrNotConnected", err)
+	}
+	if !reg.Connected("env_a") {
+		t.Fatal("the earlier tunnel went away")
+	}
+	awaited := make(chan error, 1)
+	go func() { awaited <- reg.AwaitSince(ctx, "env_a", since) }()
+	reg.Disconnect("env_a") // the agent redials
+	if err := <-awaited; err != nil {
+		t.Fatalf("AwaitSince after the agent redialed = %v", err)
+	}
+	if !reg.Connected("env_a") {
+		t.Fatal("AwaitSince returned before the agent was connected")
 	}
 }
 

@@ -52,6 +52,7 @@ func fromServer(c *Config) {
 	c.SupervisorFrom = SupervisorFromServer
 	c.SupervisorImage = ""
 	c.AgentURL = testAgentURL
+	c.SupervisorConnected = testTunnels.AwaitSince
 	c.ServerEgress = []string{hostIP}
 	// The NetworkPolicy is one per installation: the image mode's has
 	// no ServerEgress.

@@ -1,6 +1,7 @@
 package kubernetes_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"strings"
@@ -29,7 +30,7 @@ func TestServerKilledDuringCreate(t *testing.T) {
 	// Whatever happens, the servers are killed before the namespace is
 	// deleted (their cleanups were registered after its), so they make
 	// nothing more in it.
-	srv := startServer(t, ctx, c, ns, dataDir, addr, crashMode...)
+	srv := startServer(t, ctx, c, ns, dataDir, addr)
 	client := serverproc.SignUpAdmin(t, ctx, srv.URL)
 
 	// Each workspace asks for a whole CPU, of the node's two (shared with
@@ -68,7 +69,7 @@ func TestServerKilledDuringCreate(t *testing.T) {
 	t.Logf("killed mid-operation; in the namespace: %v", objects.names())
 
 	// On the same address: the workspaces' supervisors dial it.
-	srv = startServer(t, ctx, c, ns, dataDir, addr, crashMode...)
+	srv = startServer(t, ctx, c, ns, dataDir, addr)
 	client = sdk.New(srv.URL, client.Token())
 	want := map[string][]string{}
 	for _, id := range ids {
@@ -97,6 +98,20 @@ func TestServerKilledDuringCreate(t *testing.T) {
 	// The supervisor (PID 1 of the workspace container) crashes behind
 	// Dev8's back: ERROR, with the exit Kubernetes recorded.
 	victim := ids[n-1]
+	// RUNNING says the workspace container runs, not yet that it is the
+	// supervisor: PID 1 may still be the bootstrap's shell fetching it
+	// (after the restart its download is retried), and a signal that a
+	// shell as PID 1 does not handle is ignored. The supervisor answers
+	// SSH through its tunnel once it is PID 1.
+	conn, err := client.DialSSH(ctx, victim)
+	if err != nil {
+		t.Fatalf("SSH to %s: %v\n%s", victim, err, srv.Logs())
+	}
+	banner, err := bufio.NewReader(conn).ReadString('\n')
+	conn.Close()
+	if !strings.HasPrefix(banner, "SSH-2.0-") {
+		t.Fatalf("SSH to %s: banner %q, %v", victim, banner, err)
+	}
 	if _, err := c.Run(ctx, nil, "exec", "-n", ns, kubernetes.ObjectName(victim), "-c", "workspace", "--", "sh", "-c", "kill -ABRT 1"); err != nil {
 		t.Fatal(err)
 	}
@@ -122,9 +137,3 @@ func TestServerKilledDuringCreate(t *testing.T) {
 	defer wcancel()
 	objects.await(wctx, t, "the namespace to be empty after deleting everything", exactly(nil))
 }
-
-// crashMode: the supervisor copied from an image. In the default mode
-// (fetched from the server) this test timed out twice in a row on
-// 2026-12-07 waiting for the survivors to run after the restart, not
-// yet understood: see the note.
-var crashMode = []string{"--kubernetes-supervisor-from", "image"}

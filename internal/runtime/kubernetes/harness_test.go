@@ -57,10 +57,10 @@ func serverAddr(t *testing.T, c *k8stest.Cluster) string {
 // workspaces in namespace ns, as an operator outside the cluster would:
 // the test images (loaded into the node, so never pulled), and the
 // NetworkPolicy opened to this host's address.
-func startServer(t *testing.T, ctx context.Context, c *k8stest.Cluster, ns, dataDir, addr string, extra ...string) *serverproc.Process {
+func startServer(t *testing.T, ctx context.Context, c *k8stest.Cluster, ns, dataDir, addr string) *serverproc.Process {
 	t.Helper()
 	return serverproc.Start(t, ctx, dev8Binary(t), serverproc.Options{
-		Args: append([]string{
+		Args: []string{
 			"--runtime", "kubernetes", "--addr", addr, "--data-dir", dataDir, "--resync-interval", "200ms",
 			"--kubeconfig", c.Kubeconfig, "--kubernetes-namespace", ns,
 			"--kubernetes-supervisor-image", kubernetes.TestSupervisorImage,
@@ -69,8 +69,7 @@ func startServer(t *testing.T, ctx context.Context, c *k8stest.Cluster, ns, data
 			// The node has 2 CPUs, which whole-CPU requests would
 			// hand to the tests' workspaces one or two at a time.
 			"--kubernetes-cpu-request-ratio", "0.1",
-			// extra: flags of the test's own.
-		}, extra...),
+		},
 		Dir: dataDir,
 	})
 }

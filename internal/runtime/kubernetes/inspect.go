@@ -79,11 +79,12 @@ func (r *Runtime) instance(sec *corev1.Secret, pod *corev1.Pod) runtime.Instance
 	}
 	wanted := sec.Annotations[AnnotationRunning] == "true" && !r.stoppedHere(id)
 	switch {
-	case pod != nil && running(pod):
+	case pod != nil && r.live(pod):
 		inst.State = runtime.StateRunning
-		if st := containerStatus(pod, containerWorkspace); st != nil && st.State.Running != nil {
-			inst.StartedAt = st.State.Running.StartedAt.Time
-		}
+		// Every run has a pod of its own, made when it started. (The
+		// container's start time comes with the kubelet's next report,
+		// which a Start may not have waited for: see live.)
+		inst.StartedAt = pod.CreationTimestamp.Time
 	case pod != nil && pod.DeletionTimestamp != nil && wanted:
 		// Whatever it ended with, the deletion is why.
 		inst.ExitReason = "its pod is being deleted by something other than Dev8 (kubectl delete, a node drain)"

@@ -66,6 +66,7 @@
 package kubernetes
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -76,6 +77,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -195,7 +197,17 @@ type Config struct {
 	// ScheduleTimeout is how long Start waits for a pod no node can take
 	// (Unschedulable) before it fails. Default 5 minutes.
 	ScheduleTimeout time.Duration
-	Logger          *slog.Logger
+	// SupervisorConnected, if set, returns nil once environmentID's
+	// supervisor has connected to this server by a tunnel that arrived at
+	// or after since (the server's tunnel.Registry.AwaitSince), or an
+	// error once ctx ends. Start then takes the pod it made to run as soon
+	// as its supervisor dials in: the kubelet reports a started container
+	// only at its next look at its containers (a relist, every second),
+	// so waiting for the pod's Running status alone costs up to a second
+	// per start. Without it, or when the supervisor dials another server,
+	// Start waits for the pod's status.
+	SupervisorConnected func(ctx context.Context, environmentID string, since time.Time) error
+	Logger              *slog.Logger
 }
 
 // DefaultDenyEgress: private networks (the cluster's pods, services and
@@ -223,6 +235,10 @@ type Runtime struct {
 	// storage as new (runtime.Instance.StorageCreated).
 	newClaim map[string]bool
 	notify   []chan<- string
+	// dialedIn holds, for each environment whose supervisor dialed in
+	// before the kubelet said its pod runs (Config.SupervisorConnected),
+	// that pod's UID: the pod runs (see live).
+	dialedIn map[string]types.UID
 	// netpolSet: the NetworkPolicy was made or checked.
 	netpolSet bool
 }
@@ -309,7 +325,7 @@ func New(cfg Config) (*Runtime, error) {
 		}
 	}
 	log := cfg.Logger.With("runtime", "kubernetes", "namespace", cfg.Namespace)
-	r := &Runtime{cfg: cfg, cli: cli, log: log, stopped: map[string]bool{}, newClaim: map[string]bool{}}
+	r := &Runtime{cfg: cfg, cli: cli, log: log, stopped: map[string]bool{}, newClaim: map[string]bool{}, dialedIn: map[string]types.UID{}}
 	r.pods = startPodWatch(cli, cfg.Namespace, r.selector(), log, r.podChanged)
 	return r, nil
 }

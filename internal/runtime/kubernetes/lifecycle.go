@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -83,7 +85,7 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 			return runtime.Instance{}, fmt.Errorf("kubernetes: create %s: %w", id, err)
 		}
 		podKnown = true
-		if pod != nil && running(pod) {
+		if pod != nil && r.live(pod) {
 			// Running: nothing to record until the next start.
 			return r.instance(sec, pod), nil
 		}
@@ -173,7 +175,7 @@ func (r *Runtime) Start(ctx context.Context, environmentID string) (runtime.Inst
 		return runtime.Instance{}, fmt.Errorf("kubernetes: start %s: %w", id, err)
 	}
 	if pod != nil {
-		if running(pod) {
+		if r.live(pod) {
 			return r.instance(sec, pod), nil
 		}
 		if ended(pod) || exited(pod) || pod.DeletionTimestamp != nil {
@@ -199,16 +201,24 @@ func (r *Runtime) Start(ctx context.Context, environmentID string) (runtime.Inst
 	if err != nil {
 		return runtime.Instance{}, runtime.Permanent(fmt.Errorf("kubernetes: start %s: %w", id, err))
 	}
-	if _, err := r.cli.CoreV1().Pods(r.cfg.Namespace).Create(ctx, want, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	// A supervisor that dials in from now on is this pod's (see
+	// Config.SupervisorConnected): the last run's pod is gone.
+	since := time.Now()
+	made, err := r.cli.CoreV1().Pods(r.cfg.Namespace).Create(ctx, want, metav1.CreateOptions{})
+	switch {
+	case apierrors.IsAlreadyExists(err):
+		made = nil // an earlier try's: its supervisor may have dialed in before since
+	case err != nil:
 		return runtime.Instance{}, fmt.Errorf("kubernetes: start %s: pod: %w", id, classify(err))
 	}
-	pod, err = r.awaitRunning(ctx, id, spec.Image)
+	pod, err = r.awaitRunning(ctx, id, spec.Image, made, since)
 	if err != nil {
 		// No compute left half-started: the next Start begins afresh.
 		// Dev8 no longer wants it running, so the pod's going is no exit
 		// (nor, to a restarted server, a deletion behind its back).
 		r.mu.Lock()
 		r.stopped[id] = true
+		delete(r.dialedIn, id)
 		r.mu.Unlock()
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		if _, serr := r.setRunning(dctx, sec, false); serr != nil {
@@ -251,12 +261,29 @@ func (r *Runtime) claimUID(ctx context.Context, id string) (types.UID, error) {
 // Config.ScheduleTimeout, since nodes may come (an autoscaler, a GPU
 // freed); meanwhile the caller is told why (runtime.Report), and after it
 // the start fails for good with the reason.
-func (r *Runtime) awaitRunning(ctx context.Context, id, image string) (*corev1.Pod, error) {
+//
+// made is the pod this start created at since (nil if it found one made
+// before): it runs as soon as its supervisor dials in after since
+// (Config.SupervisorConnected), even before the kubelet says so.
+func (r *Runtime) awaitRunning(ctx context.Context, id, image string, made *corev1.Pod, since time.Time) (*corev1.Pod, error) {
 	var pod *corev1.Pod
 	var unschedulableSince time.Time
 	var reported string
+	var dialed atomic.Bool
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	if made != nil && r.cfg.SupervisorConnected != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r.cfg.SupervisorConnected(wctx, id, since) == nil {
+				dialed.Store(true)
+				r.pods.wake()
+			}
+		}()
+	}
 	err := r.pods.waitFor(wctx, ObjectName(id), func(p *corev1.Pod) (bool, error) {
 		if p == nil || !r.ours(p.Labels, id) {
 			return false, nil // not seen yet
@@ -267,6 +294,12 @@ func (r *Runtime) awaitRunning(ctx context.Context, id, image string) (*corev1.P
 		}
 		if err := startFailure(p, image); err != nil {
 			return true, err
+		}
+		if dialed.Load() && p.UID == made.UID && !gone(p) {
+			r.mu.Lock()
+			r.dialedIn[id] = p.UID
+			r.mu.Unlock()
+			return true, nil
 		}
 		if msg, ok := unschedulable(p); ok {
 			why := schedulingProblem(p, msg)
@@ -291,6 +324,25 @@ func (r *Runtime) awaitRunning(ctx context.Context, id, image string) (*corev1.P
 	return pod, nil
 }
 
+// live: p runs its workspace. The kubelet says so (running), or, before it
+// does, the supervisor of the pod a Start made dialed in (dialedIn) and
+// nothing says the pod is ending.
+func (r *Runtime) live(p *corev1.Pod) bool {
+	if running(p) {
+		return true
+	}
+	if gone(p) {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	uid, ok := r.dialedIn[p.Labels[runtime.LabelEnvironment]]
+	return ok && uid == p.UID
+}
+
+// gone: p is ending or has ended.
+func gone(p *corev1.Pod) bool { return p.DeletionTimestamp != nil || ended(p) || exited(p) }
+
 // Stop implements runtime.Runtime.
 func (r *Runtime) Stop(ctx context.Context, environmentID string) error {
 	id := environmentID
@@ -299,6 +351,7 @@ func (r *Runtime) Stop(ctx context.Context, environmentID string) error {
 	}
 	r.mu.Lock()
 	r.stopped[id] = true
+	delete(r.dialedIn, id)
 	r.mu.Unlock()
 	if sec, err := r.secret(ctx, id); err == nil {
 		if _, err := r.setRunning(ctx, sec, false); err != nil {
@@ -322,6 +375,7 @@ func (r *Runtime) Delete(ctx context.Context, environmentID string) error {
 	r.mu.Lock()
 	r.stopped[id] = true
 	delete(r.newClaim, id)
+	delete(r.dialedIn, id)
 	r.mu.Unlock()
 	// The pod first (quickly: the workspace is going), so the volume is
 	// free to go at once; the Secret last, as it is what says an instance

@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -13,10 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"k8s.io/client-go/kubernetes"
 
 	"dev8.dev/dev8/internal/supervisorbin"
 	"dev8.dev/dev8/internal/testutil/k8stest"
+	"dev8.dev/dev8/internal/tunnel"
 )
 
 // The cluster tests run on the real single-node cluster of
@@ -55,6 +58,11 @@ var (
 	// reach it at hostIP. tamperedAgentURL serves it with a checksum that
 	// is not its.
 	testAgentURL, tamperedAgentURL string
+	// testTunnels holds the tunnels the test agent at testAgentURL takes
+	// from the supervisors: runtimes with fromServer learn from it that a
+	// pod's supervisor dialed in (Config.SupervisorConnected), as the
+	// server's runtime does.
+	testTunnels = tunnel.NewRegistry(slog.New(slog.DiscardHandler))
 )
 
 // testAgentToken is the agent token the test agent wants.
@@ -80,6 +88,7 @@ func testMain(m *testing.M) int {
 	for _, a := range agents {
 		a.Close()
 	}
+	testTunnels.Close()
 	if testNamespace != "" {
 		if err := cluster.DeleteNamespace(context.Background(), testNamespace); err != nil {
 			fmt.Fprintf(os.Stderr, "FAIL: remove the test namespace %s: %v\n", testNamespace, err)
@@ -131,7 +140,9 @@ func setup(tmp string, agents *[]*http.Server) error {
 // startTestAgent serves the supervisor at path to pods as the server's GET
 // /api/v1/environments/{id}/supervisor does, to the bearer of
 // testAgentToken, on hostIP; tamper sends a checksum that is not its.
-// Everything else (the supervisors' tunnels) is a 404.
+// The untampered one also takes the supervisors' tunnels into testTunnels
+// (GET /api/v1/environments/{id}/tunnel, a websocket); everything else is
+// a 404.
 func startTestAgent(hostIP, path string, tamper bool) (*http.Server, string, error) {
 	served, err := supervisorbin.NewServed(path)
 	if err != nil {
@@ -143,12 +154,21 @@ func startTestAgent(hostIP, path string, tamper bool) (*http.Server, string, err
 	}
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, ok := strings.CutPrefix(r.URL.Path, "/api/v1/environments/")
-		if id, ok = strings.CutSuffix(id, "/supervisor"); !ok || strings.Contains(id, "/") {
+		id, what, _ := strings.Cut(id, "/")
+		if !ok || id == "" || (what != "supervisor" && (what != "tunnel" || tamper)) {
 			http.NotFound(w, r)
 			return
 		}
 		if r.Header.Get("Authorization") != "Bearer "+testAgentToken {
 			http.Error(w, "not the agent's token", http.StatusUnauthorized)
+			return
+		}
+		if what == "tunnel" {
+			ws, err := websocket.Accept(w, r, nil)
+			if err != nil {
+				return
+			}
+			_ = testTunnels.Serve(r.Context(), id, websocket.NetConn(r.Context(), ws, websocket.MessageBinary))
 			return
 		}
 		if tamper {
