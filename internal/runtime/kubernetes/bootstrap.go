@@ -52,7 +52,7 @@ const (
 // sha256sum, only its size against Content-Length, with wc, and says so
 // on stderr), makes it executable and execs it as `BIN supervisor`. When
 // SEEDED is not empty, the home is being seeded on this start by the
-// dev8-home container (SeedHome): before the download it waits for its
+// dev8-home container (SeedHome): after the download it waits for its
 // word on that FIFO, so the supervisor starts in a home that is all
 // there. Every
 // failure prints one line on stderr (the container's termination message)
@@ -77,15 +77,6 @@ elif command -v wget >/dev/null 2>&1; then
 	fetch=wget
 else
 	fail 81 "the workspace image has neither curl nor wget to fetch the supervisor"
-fi
-
-# The home, if this start seeds it: the supervisor starts in a home that
-# is all there.
-if [ -n "$seeded" ]; then
-	mkfifo "$seeded" 2>/dev/null || [ -p "$seeded" ] ||
-		fail 84 "cannot make the FIFO $seeded (mkfifo) to wait for the home to be seeded"
-	IFS= read -r status <"$seeded" || status="the dev8-home container said nothing"
-	[ "$status" = ok ] || echo "dev8: the home volume was seeded from the image in part: $status" >&2
 fi
 
 # The response's headers go to $hdr: curl -D, wget -S (on stderr, with
@@ -138,6 +129,15 @@ else
 	fail 83 "the workspace image has neither sha256sum nor wc to check the supervisor downloaded from $url"
 fi
 chmod 0755 "$bin" || fail 84 "cannot make the supervisor executable (chmod)"
+# The home, if this start seeds it: the supervisor starts in a home that
+# is all there. Waited for after the download, which goes on meanwhile
+# (the kubelet starts the dev8-home container after this one).
+if [ -n "$seeded" ]; then
+	mkfifo "$seeded" 2>/dev/null || [ -p "$seeded" ] ||
+		fail 84 "cannot make the FIFO $seeded (mkfifo) to wait for the home to be seeded"
+	IFS= read -r status <"$seeded" || status="the dev8-home container said nothing"
+	[ "$status" = ok ] || echo "dev8: the home volume was seeded from the image in part: $status" >&2
+fi
 exec "$bin" supervisor
 `
 
