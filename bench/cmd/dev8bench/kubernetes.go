@@ -146,8 +146,13 @@ func kubernetesBench(ctx context.Context, o options) (err error) {
 type k8sMeasures struct {
 	floor, floorClaim, floorResume []float64
 	create, resume                 []float64
-	// The parts of create and resume (see part).
-	createParts, resumeParts [3][]float64
+	// The parts of create and resume: POST → pod created, pod created →
+	// SSH-ready.
+	createParts, resumeParts [2][]float64
+	// early counts the runs of create and resume that were SSH-ready
+	// before the kubelet reported their pod Running (the server took the
+	// supervisor's tunnel for it), of seen, the runs whose pod was seen.
+	early, seen [2]int
 }
 
 // floorRun: a bare pod applied → Running; then a new claim and a pod using
@@ -202,7 +207,7 @@ func (m *k8sMeasures) dev8Run(pods *podEvents, r lifecycleRun, i int) {
 	for j, part := range []struct {
 		what       string
 		start, end time.Time
-		parts      *[3][]float64
+		parts      *[2][]float64
 	}{{"create", r.create, r.created, &m.createParts}, {"resume", r.resume, r.resumed, &m.resumeParts}} {
 		if j >= len(tl) {
 			fmt.Printf("   %s → ssh-ready run %d: %s (its pod was not seen)\n", part.what, i+1, ms(part.end.Sub(part.start)))
@@ -210,12 +215,12 @@ func (m *k8sMeasures) dev8Run(pods *podEvents, r lifecycleRun, i int) {
 		}
 		t := tl[j]
 		fmt.Printf("   %s → ssh-ready run %d: %s (%s, SSH +%s)\n", part.what, i+1, ms(part.end.Sub(part.start)), timelineSteps(t, part.start), ms(part.end.Sub(part.start)))
-		if t.running.IsZero() {
-			continue
-		}
 		part.parts[0] = append(part.parts[0], t.added.Sub(part.start).Seconds())
-		part.parts[1] = append(part.parts[1], t.running.Sub(t.added).Seconds())
-		part.parts[2] = append(part.parts[2], part.end.Sub(t.running).Seconds())
+		part.parts[1] = append(part.parts[1], part.end.Sub(t.added).Seconds())
+		m.seen[j]++
+		if t.running.IsZero() || t.running.After(part.end) {
+			m.early[j]++
+		}
 	}
 }
 
@@ -275,11 +280,9 @@ func (m *k8sMeasures) figures() {
 	addFigure(Figure{Section: sec, Name: "create → SSH-ready (kubernetes, image present)", Engine: "sqlite", Unit: "s", Target: target, Note: "POST /environments until an SSH exec of true runs through dev8 server --runtime kubernetes"}, m.create, 2*floor, true)
 	addFigure(Figure{Section: sec, Name: "  create ÷ floor (each run against the floor run before it)", Engine: "sqlite", Unit: "×", Target: "≤ 2"}, ratios(m.create, m.floor), 2, true)
 	addFigure(Figure{Section: sec, Name: "  of which POST → pod created", Engine: "sqlite", Unit: "s", Note: "the server's checks, Secret, NetworkPolicy, claim and pod made through the API"}, m.createParts[0], 0, true)
-	addFigure(Figure{Section: sec, Name: "  of which pod created → Running", Engine: "sqlite", Unit: "s", Note: "scheduling, volumes, the two init containers (supervisor copy, home seed) and the workspace container"}, m.createParts[1], 0, true)
-	addFigure(Figure{Section: sec, Name: "  of which pod Running → SSH-ready", Engine: "sqlite", Unit: "s", Note: "the supervisor's start and tunnel dial, the server's RUNNING, the SSH exec"}, m.createParts[2], 0, true)
+	addFigure(Figure{Section: sec, Name: "  of which pod created → SSH-ready", Engine: "sqlite", Unit: "s", Note: fmt.Sprintf("scheduling, volumes, the containers' start (with the supervisor from the %s), the supervisor's tunnel, RUNNING, the SSH exec; SSH-ready before the kubelet reported the pod Running in %d of %d runs", k8sSupervisorFrom, m.early[0], m.seen[0])}, m.createParts[1], 0, true)
 	addFigure(Figure{Section: sec, Name: "stopped → SSH-ready, resume (kubernetes)", Engine: "sqlite", Unit: "s", Target: target}, m.resume, 2*floor, true)
 	addFigure(Figure{Section: sec, Name: "  resume ÷ floor (each run against the floor run before it)", Engine: "sqlite", Unit: "×", Target: "≤ 2"}, ratios(m.resume, m.floor), 2, true)
 	addFigure(Figure{Section: sec, Name: "  of which POST /start → pod created", Engine: "sqlite", Unit: "s"}, m.resumeParts[0], 0, true)
-	addFigure(Figure{Section: sec, Name: "  of which pod created → Running", Engine: "sqlite", Unit: "s"}, m.resumeParts[1], 0, true)
-	addFigure(Figure{Section: sec, Name: "  of which pod Running → SSH-ready", Engine: "sqlite", Unit: "s"}, m.resumeParts[2], 0, true)
+	addFigure(Figure{Section: sec, Name: "  of which pod created → SSH-ready", Engine: "sqlite", Unit: "s", Note: fmt.Sprintf("SSH-ready before the kubelet reported the pod Running in %d of %d runs", m.early[1], m.seen[1])}, m.resumeParts[1], 0, true)
 }
