@@ -257,3 +257,23 @@ func TestKubernetesTolerationsFlag(t *testing.T) {
 		t.Errorf("default: %+v, %v", s.cfg.Kubernetes.Tolerations, err)
 	}
 }
+
+// TestAzureSubnetsFlag: --azure-subnets (and its variable) reads
+// region=subnet pairs; the runtime checks them at start.
+func TestAzureSubnetsFlag(t *testing.T) {
+	t.Parallel()
+	const sub = "/subscriptions/s/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/v/subnets/aci"
+	want := map[string]string{"westeurope": sub, "eastus": sub + "2"}
+	v := "westeurope=" + sub + ", eastus=" + sub + "2"
+	s, err := parseServer(t, nil, "--azure-subnets", v)
+	if err != nil || !reflect.DeepEqual(s.cfg.Azure.Subnets, want) {
+		t.Errorf("flag: %+v, %v", s.cfg.Azure.Subnets, err)
+	}
+	s, err = parseServer(t, map[string]string{"DEV8_AZURE_SUBNETS": v})
+	if err != nil || !reflect.DeepEqual(s.cfg.Azure.Subnets, want) {
+		t.Errorf("variable: %+v, %v", s.cfg.Azure.Subnets, err)
+	}
+	if _, err := parseServer(t, nil, "--azure-subnets", sub); err == nil || !strings.Contains(err.Error(), "is not key=value") {
+		t.Errorf("a subnet without its region: %v", err)
+	}
+}

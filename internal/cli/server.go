@@ -120,6 +120,8 @@ func serverOptions(s *serverSettings) []serverOption {
 			help: "storage account holding each Azure workspace's file share (`/workspace`)"},
 		{flag: "azure-storage-resource-group", env: "DEV8_AZURE_STORAGE_RESOURCE_GROUP", value: stringValue(&c.Azure.StorageResourceGroup, ""), defaultDoc: "`--azure-resource-group`",
 			help: "resource group of `--azure-storage-account`"},
+		{flag: "azure-subnets", env: "DEV8_AZURE_SUBNETS", value: listValue(&c.Azure.Subnets, "comma-separated region=subnet resource id", parseLabels), defaultDoc: "none (no virtual network)",
+			help: "per region, the subnet (delegated to `Microsoft.ContainerInstance/containerGroups`) that region's container groups join, with a private address and still no port: `westeurope=/subscriptions/…/virtualNetworks/VNET/subnets/SUBNET`"},
 		{flag: "azure-supervisor-image", env: "DEV8_AZURE_SUPERVISOR_IMAGE", value: stringValue(&c.Azure.SupervisorImage, ""), defaultDoc: "required by the azure runtime",
 			help: "image whose `/dev8-supervisor` an init container copies into every Azure workspace (`make supervisor-image`, pushed where Azure pulls from)"},
 		{flag: "azure-agent-url", env: "DEV8_AZURE_AGENT_URL", value: urlValue(&c.Azure.AgentURL), defaultDoc: "`--agent-url`",

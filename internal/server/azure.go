@@ -21,7 +21,9 @@ type AzureConfig struct {
 	Regions              []string
 	StorageAccount       string
 	StorageResourceGroup string
-	SupervisorImage      string
+	// Subnets: region → subnet resource id (a virtual network).
+	Subnets         map[string]string
+	SupervisorImage string
 	// AgentURL, if set, is where container groups reach this server
 	// instead of Config.AgentURL.
 	AgentURL    string
@@ -49,6 +51,7 @@ func newAzureRuntime(ctx context.Context, cfg Config, db *store.DB, imageRefs ma
 		Regions:              a.Regions,
 		StorageAccount:       a.StorageAccount,
 		StorageResourceGroup: a.StorageResourceGroup,
+		Subnets:              a.Subnets,
 		SupervisorImage:      a.SupervisorImage,
 		AgentURL:             a.AgentURL,
 		ImageRefs:            imageRefs,

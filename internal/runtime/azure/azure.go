@@ -55,6 +55,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -108,6 +109,13 @@ type Config struct {
 	// StorageResourceGroup (default ResourceGroup).
 	StorageAccount       string
 	StorageResourceGroup string
+	// Subnets puts the groups of a region into a virtual network: region →
+	// the resource id of a subnet delegated to
+	// Microsoft.ContainerInstance/containerGroups in that region. The
+	// groups get a private address there and still expose no port; the
+	// subnet's routes must reach the server. Regions not named get no
+	// virtual network.
+	Subnets map[string]string
 	// SupervisorImage is the image whose /dev8-supervisor the init
 	// container copies into every workspace. Required.
 	SupervisorImage string
@@ -206,6 +214,14 @@ func New(cfg Config) (*Runtime, error) {
 	for _, r := range cfg.Regions {
 		if !validRegion.MatchString(r) {
 			errs = append(errs, fmt.Errorf("region %q: want a region name as Azure spells it (westeurope, eastus2)", r))
+		}
+	}
+	for _, region := range slices.Sorted(maps.Keys(cfg.Subnets)) {
+		if !slices.Contains(cfg.Regions, region) {
+			errs = append(errs, fmt.Errorf("subnet for region %q (--azure-subnets): not one of the regions (--azure-regions)", region))
+		}
+		if err := checkSubnet(cfg.Subnets[region]); err != nil {
+			errs = append(errs, fmt.Errorf("subnet for region %s (--azure-subnets): %w", region, err))
 		}
 	}
 	for _, reg := range cfg.Registries {
@@ -319,11 +335,13 @@ func (r *Runtime) Region(name string) (string, error) {
 // Environment ids become parts of group and share names: lower-case
 // letters, digits, "_" and "-", short enough for "dev8-" and 63 bytes,
 // without "--" (shares refuse it).
-var validID = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,56}[a-z0-9]$`)
+// At most 53 characters: a share's name has at most 63, and the home's
+// is HomeShareName's.
+var validID = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,51}[a-z0-9]$`)
 
 func checkID(id string) error {
 	if !validID.MatchString(id) || strings.Contains(ObjectName(id), "--") {
-		return fmt.Errorf("invalid environment id %q (lower-case letters, digits, _ and -, at most 58)", id)
+		return fmt.Errorf("invalid environment id %q (lower-case letters, digits, _ and -, at most 53)", id)
 	}
 	return nil
 }
@@ -332,6 +350,21 @@ func checkID(id string) error {
 func ObjectName(environmentID string) string {
 	return "dev8-" + strings.ReplaceAll(environmentID, "_", "-")
 }
+
+// checkSubnet: id is a subnet's resource id.
+func checkSubnet(id string) error {
+	rid, err := arm.ParseResourceID(id)
+	if err != nil {
+		return fmt.Errorf("%q is not a resource id: %w", id, err)
+	}
+	if !strings.EqualFold(rid.ResourceType.String(), "Microsoft.Network/virtualNetworks/subnets") {
+		return fmt.Errorf("%q is a %s, not a subnet (/subscriptions/…/resourceGroups/…/providers/Microsoft.Network/virtualNetworks/VNET/subnets/SUBNET)", id, rid.ResourceType)
+	}
+	return nil
+}
+
+// HomeShareName is the name of the share that holds an environment's home.
+func HomeShareName(environmentID string) string { return ObjectName(environmentID) + "-home" }
 
 // Tags on container groups: the runtime's labels, and the spec hash.
 const tagSpec = "dev8.spec"

@@ -26,7 +26,7 @@ func (r *Runtime) Inspect(ctx context.Context, environmentID string) (runtime.In
 	if err != nil {
 		return runtime.Instance{}, fmt.Errorf("azure: inspect %s: %w", id, err)
 	}
-	share, err := r.getShare(ctx, id)
+	share, err := r.getShare(ctx, id, ObjectName(id))
 	if err != nil {
 		return runtime.Instance{}, fmt.Errorf("azure: inspect %s: %w", id, err)
 	}

@@ -41,19 +41,29 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	if err != nil {
 		return runtime.Instance{}, fmt.Errorf("azure: create %s: %w", id, err)
 	}
-	share, err := r.getShare(ctx, id)
+	// The home's share first: the workspace's is the instance's record,
+	// made last. Either is looked for every time: when the workspace's is
+	// not there (a first Create, one removed while the workspace was
+	// stopped) the workspace starts empty, and the caller is told so; a
+	// home share made anew is filled from the image at the next start.
+	home, err := r.getShare(ctx, id, HomeShareName(id))
 	if err != nil {
 		return runtime.Instance{}, fmt.Errorf("azure: create %s: %w", id, err)
 	}
-	name := ObjectName(id)
-	// The share is looked for every time: when it is not there (a first
-	// Create, one removed while the workspace was stopped) the workspace
-	// starts empty, and the caller is told so.
+	if home == nil {
+		if _, err := r.shares.Create(ctx, r.cfg.StorageResourceGroup, r.cfg.StorageAccount, HomeShareName(id), r.share(spec, HomeShareGB), nil); err != nil {
+			return runtime.Instance{}, fmt.Errorf("azure: create %s: the home's file share: %w", id, classify(err, region))
+		}
+	}
+	share, err := r.getShare(ctx, id, ObjectName(id))
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("azure: create %s: %w", id, err)
+	}
 	if share == nil {
 		r.mu.Lock()
 		r.newShare[id] = true
 		r.mu.Unlock()
-		if _, err := r.shares.Create(ctx, r.cfg.StorageResourceGroup, r.cfg.StorageAccount, name, r.share(spec), nil); err != nil {
+		if _, err := r.shares.Create(ctx, r.cfg.StorageResourceGroup, r.cfg.StorageAccount, ObjectName(id), r.share(spec, shareQuota(spec)), nil); err != nil {
 			return runtime.Instance{}, fmt.Errorf("azure: create %s: file share: %w", id, classify(err, region))
 		}
 	}
@@ -210,19 +220,27 @@ func (r *Runtime) Delete(ctx context.Context, environmentID string) error {
 	if err := r.deleteGroup(ctx, id); err != nil {
 		return fmt.Errorf("azure: delete %s: %w", id, err)
 	}
-	share, err := r.getShare(ctx, id)
-	if err != nil {
-		return fmt.Errorf("azure: delete %s: %w", id, err)
+	// The home's share, then the workspace's, the record.
+	for _, name := range []string{HomeShareName(id), ObjectName(id)} {
+		if err := r.deleteShare(ctx, id, name); err != nil {
+			return fmt.Errorf("azure: delete %s: %w", id, err)
+		}
 	}
-	if share == nil {
-		return nil
+	return nil
+}
+
+// deleteShare deletes the environment's share name, if it is there.
+func (r *Runtime) deleteShare(ctx context.Context, id, name string) error {
+	share, err := r.getShare(ctx, id, name)
+	if err != nil || share == nil {
+		return err
 	}
 	// With its snapshots (Azure Files refuses to delete a share that has
 	// any otherwise).
-	_, err = r.shares.Delete(ctx, r.cfg.StorageResourceGroup, r.cfg.StorageAccount, ObjectName(id),
+	_, err = r.shares.Delete(ctx, r.cfg.StorageResourceGroup, r.cfg.StorageAccount, name,
 		&armstorage.FileSharesClientDeleteOptions{Include: to.Ptr("snapshots")})
 	if err != nil && !isNotFound(err) {
-		return fmt.Errorf("azure: delete %s: file share: %w", id, classify(err, ""))
+		return fmt.Errorf("file share %s: %w", name, classify(err, ""))
 	}
 	return nil
 }
@@ -265,10 +283,11 @@ func (r *Runtime) getGroup(ctx context.Context, id string) (*armcontainerinstanc
 	return &resp.ContainerGroup, nil
 }
 
-// getShare is the environment's file share, nil when there is none. One
-// that Dev8 did not make is an error: it is not used, nor removed.
-func (r *Runtime) getShare(ctx context.Context, id string) (*armstorage.FileShare, error) {
-	resp, err := r.shares.Get(ctx, r.cfg.StorageResourceGroup, r.cfg.StorageAccount, ObjectName(id), nil)
+// getShare is the environment's file share name (ObjectName or
+// HomeShareName), nil when there is none. One that Dev8 did not make is an
+// error: it is not used, nor removed.
+func (r *Runtime) getShare(ctx context.Context, id, name string) (*armstorage.FileShare, error) {
+	resp, err := r.shares.Get(ctx, r.cfg.StorageResourceGroup, r.cfg.StorageAccount, name, nil)
 	if isNotFound(err) {
 		return nil, nil
 	}
@@ -280,7 +299,7 @@ func (r *Runtime) getShare(ctx context.Context, id string) (*armstorage.FileShar
 		meta = resp.FileShareProperties.Metadata
 	}
 	if !r.ours(metaGetter(meta), id) {
-		return nil, runtime.Permanent(fmt.Errorf("a file share named %s exists in %s that this Dev8 did not make", ObjectName(id), r.cfg.StorageAccount))
+		return nil, runtime.Permanent(fmt.Errorf("a file share named %s exists in %s that this Dev8 did not make", name, r.cfg.StorageAccount))
 	}
 	return &resp.FileShare, nil
 }

@@ -29,7 +29,8 @@ func ops(calls []string) []string {
 // TestStopStartDelete: each operation calls what it should: a start makes
 // the group, a stop stops it (keeping group and share), a start with the
 // same spec is BeginStart, a spec with a new token replaces the group, a
-// delete removes the group and leaves no share.
+// delete removes the group and leaves no share (the workspace's nor the
+// home's).
 func TestStopStartDelete(t *testing.T) {
 	t.Parallel()
 	srv := newFake()
@@ -49,11 +50,11 @@ func TestStopStartDelete(t *testing.T) {
 	create := func() error { _, err := rt.Create(ctx, spec); return err }
 	start := func() error { _, err := rt.Start(ctx, spec.EnvironmentID); return err }
 	stop := func() error { return rt.Stop(ctx, spec.EnvironmentID) }
-	step("create", create, "FileShares.Create dev8-env-ops")
+	step("create", create, "FileShares.Create dev8-env-ops-home", "FileShares.Create dev8-env-ops")
 	step("start", start, "ContainerGroups.BeginCreateOrUpdate dev8-env-ops")
 	step("stop", stop, "ContainerGroups.Stop dev8-env-ops")
-	if !srv.HasGroup("dev8-env-ops") || !srv.HasShare("dev8-env-ops") {
-		t.Fatal("stop removed the group or the share")
+	if !srv.HasGroup("dev8-env-ops") || !srv.HasShare("dev8-env-ops") || !srv.HasShare("dev8-env-ops-home") {
+		t.Fatal("stop removed the group or a share")
 	}
 	step("stop again", stop)
 	step("create, same spec", create)
@@ -62,12 +63,19 @@ func TestStopStartDelete(t *testing.T) {
 	spec.AgentToken = "second"
 	step("create, new token", create)
 	step("start, new token", start, "ContainerGroups.BeginDelete dev8-env-ops", "ContainerGroups.BeginCreateOrUpdate dev8-env-ops")
-	if g, _ := srv.Sent("dev8-env-ops"); *g.Properties.Volumes[3].Secret[agentTokenFile] != "c2Vjb25k" {
-		t.Fatalf("agent token volume %v, want base64 of the new token", *g.Properties.Volumes[3].Secret[agentTokenFile])
+	g, _ := srv.Sent("dev8-env-ops")
+	var token *string
+	for _, v := range g.Properties.Volumes {
+		if *v.Name == volumeAgent {
+			token = v.Secret[agentTokenFile]
+		}
 	}
-	step("delete", func() error { return rt.Delete(ctx, spec.EnvironmentID) }, "ContainerGroups.BeginDelete dev8-env-ops", "FileShares.Delete dev8-env-ops")
-	if srv.HasGroup("dev8-env-ops") || srv.HasShare("dev8-env-ops") {
-		t.Fatal("delete left the group or the share")
+	if token == nil || *token != "c2Vjb25k" {
+		t.Fatalf("agent token volume %v, want base64 of the new token", token)
+	}
+	step("delete", func() error { return rt.Delete(ctx, spec.EnvironmentID) }, "ContainerGroups.BeginDelete dev8-env-ops", "FileShares.Delete dev8-env-ops-home", "FileShares.Delete dev8-env-ops")
+	if srv.HasGroup("dev8-env-ops") || srv.HasShare("dev8-env-ops") || srv.HasShare("dev8-env-ops-home") {
+		t.Fatal("delete left the group or a share")
 	}
 	step("delete again", func() error { return rt.Delete(ctx, spec.EnvironmentID) })
 }

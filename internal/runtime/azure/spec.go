@@ -25,7 +25,15 @@ const (
 	volumeSupervisor    = "dev8-bin"
 	volumeAgent         = "dev8-agent"
 	volumeRun           = "dev8-run"
+	volumeHome          = "dev8-home"
+	containerHome       = "dev8-home"
 	agentTokenFile      = "agent-token"
+	// HomeVolumeDir is where the dev8-home init container mounts the home
+	// share to fill it from the image's home.
+	HomeVolumeDir = "/.dev8/home-volume"
+	// HomeShareGB is the home share's quota. Standard Azure Files bills
+	// what is stored, not the quota.
+	HomeShareGB = 5
 )
 
 // SupervisorInstall is the init container's command: the supervisor image's
@@ -73,14 +81,15 @@ func (r *Runtime) size(spec runtime.Spec) (cpu, memGB float64, err error) {
 // shareQuota is the share's quota in GiB (at least 1).
 func shareQuota(spec runtime.Spec) int32 { return int32(max(spec.StorageGB, 1)) }
 
-// share is the file share of spec's environment.
-func (r *Runtime) share(spec runtime.Spec) armstorage.FileShare {
+// share is the file share of spec's environment with quota GiB: its
+// /workspace (shareQuota) or its home (HomeShareGB).
+func (r *Runtime) share(spec runtime.Spec, quota int32) armstorage.FileShare {
 	meta := map[string]*string{}
 	for k, v := range r.labels(spec.EnvironmentID, spec.UserID) {
 		meta[metaName(k)] = to.Ptr(v)
 	}
 	return armstorage.FileShare{FileShareProperties: &armstorage.FileShareProperties{
-		ShareQuota:       to.Ptr(shareQuota(spec)),
+		ShareQuota:       to.Ptr(quota),
 		EnabledProtocols: to.Ptr(armstorage.EnabledProtocolsSMB),
 		Metadata:         meta,
 	}}
@@ -152,6 +161,11 @@ func (r *Runtime) group(spec runtime.Spec, region, accountKey string) (armcontai
 					StorageAccountName: to.Ptr(r.cfg.StorageAccount),
 					StorageAccountKey:  to.Ptr(accountKey),
 				}},
+				{Name: to.Ptr(volumeHome), AzureFile: &armcontainerinstance.AzureFileVolume{
+					ShareName:          to.Ptr(HomeShareName(spec.EnvironmentID)),
+					StorageAccountName: to.Ptr(r.cfg.StorageAccount),
+					StorageAccountKey:  to.Ptr(accountKey),
+				}},
 				{Name: to.Ptr(volumeSupervisor), EmptyDir: map[string]any{}},
 				{Name: to.Ptr(volumeRun), EmptyDir: map[string]any{}},
 				{Name: to.Ptr(volumeAgent), Secret: map[string]*string{
@@ -167,6 +181,21 @@ func (r *Runtime) group(spec runtime.Spec, region, accountKey string) (armcontai
 						{Name: to.Ptr(volumeSupervisor), MountPath: to.Ptr(SupervisorDir)},
 					},
 				},
+			}, {
+				// The image's home into the home share when it is empty
+				// (its first start), as Docker fills a new volume from
+				// the image: run from the workspace image by the
+				// supervisor just copied. Later starts find it full and
+				// copy nothing.
+				Name: to.Ptr(containerHome),
+				Properties: &armcontainerinstance.InitContainerPropertiesDefinition{
+					Image:   to.Ptr(spec.Image),
+					Command: to.SliceOfPtrs(SupervisorPath, "seed-home", r.cfg.HomeDir, HomeVolumeDir),
+					VolumeMounts: []*armcontainerinstance.VolumeMount{
+						{Name: to.Ptr(volumeSupervisor), MountPath: to.Ptr(SupervisorDir), ReadOnly: to.Ptr(true)},
+						{Name: to.Ptr(volumeHome), MountPath: to.Ptr(HomeVolumeDir)},
+					},
+				},
 			}},
 			Containers: []*armcontainerinstance.Container{{
 				Name: to.Ptr(containerWorkspace),
@@ -179,6 +208,7 @@ func (r *Runtime) group(spec runtime.Spec, region, accountKey string) (armcontai
 					},
 					VolumeMounts: []*armcontainerinstance.VolumeMount{
 						{Name: to.Ptr(volumeWorkspace), MountPath: to.Ptr(WorkspaceDir)},
+						{Name: to.Ptr(volumeHome), MountPath: to.Ptr(r.cfg.HomeDir)},
 						{Name: to.Ptr(volumeSupervisor), MountPath: to.Ptr(SupervisorDir), ReadOnly: to.Ptr(true)},
 						{Name: to.Ptr(volumeAgent), MountPath: to.Ptr(AgentTokenDir), ReadOnly: to.Ptr(true)},
 						{Name: to.Ptr(volumeRun), MountPath: to.Ptr(RunDir)},
@@ -186,6 +216,10 @@ func (r *Runtime) group(spec runtime.Spec, region, accountKey string) (armcontai
 				},
 			}},
 		},
+	}
+	if subnet := r.cfg.Subnets[region]; subnet != "" {
+		// A private address in the team's network; still no port.
+		g.Properties.SubnetIDs = []*armcontainerinstance.ContainerGroupSubnetID{{ID: to.Ptr(subnet)}}
 	}
 	identities := map[string]*armcontainerinstance.UserAssignedIdentities{}
 	for _, reg := range r.cfg.Registries {

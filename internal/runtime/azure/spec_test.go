@@ -91,18 +91,36 @@ func TestGroupSpec(t *testing.T) {
 			if v.AzureFile == nil || *v.AzureFile.ShareName != "dev8-env-1" || *v.AzureFile.StorageAccountName != testAccount || *v.AzureFile.StorageAccountKey != srv.Key {
 				t.Errorf("/workspace volume %+v; want the share dev8-env-1", v)
 			}
+		case *v.Name == mounts[DefaultHomeDir]:
+			if v.AzureFile == nil || *v.AzureFile.ShareName != "dev8-env-1-home" || *v.AzureFile.StorageAccountName != testAccount || *v.AzureFile.StorageAccountKey != srv.Key {
+				t.Errorf("home volume %+v; want the share dev8-env-1-home", v)
+			}
 		case *v.Name == mounts[AgentTokenDir]:
 			if v.Secret[agentTokenFile] == nil {
 				t.Errorf("agent token volume %+v", v)
 			}
 		}
 	}
-	if mounts[WorkspaceDir] == "" || mounts[SupervisorDir] == "" || mounts[AgentTokenDir] == "" {
+	if mounts[WorkspaceDir] == "" || mounts[DefaultHomeDir] == "" || mounts[SupervisorDir] == "" || mounts[AgentTokenDir] == "" {
 		t.Errorf("mounts %v", mounts)
 	}
-	if len(p.InitContainers) != 1 || *p.InitContainers[0].Properties.Image != "dev8.azurecr.io/dev8-supervisor:test" ||
+	if len(p.InitContainers) != 2 || *p.InitContainers[0].Properties.Image != "dev8.azurecr.io/dev8-supervisor:test" ||
 		*p.InitContainers[0].Properties.VolumeMounts[0].Name != mounts[SupervisorDir] {
-		t.Errorf("init containers %+v: want the supervisor copied into the shared volume", p.InitContainers)
+		t.Fatalf("init containers %+v: want the supervisor copied into the shared volume, then the home seeded", p.InitContainers)
+	}
+	// The home share is filled from the image's home by the copied
+	// supervisor, run from the workspace image.
+	seed := p.InitContainers[1].Properties
+	seedMounts := map[string]string{}
+	for _, m := range seed.VolumeMounts {
+		seedMounts[*m.MountPath] = *m.Name
+	}
+	if *seed.Image != *c.Image || strings.Join(derefs(seed.Command), " ") != SupervisorPath+" seed-home "+DefaultHomeDir+" "+HomeVolumeDir ||
+		seedMounts[SupervisorDir] != mounts[SupervisorDir] || seedMounts[HomeVolumeDir] != mounts[DefaultHomeDir] {
+		t.Errorf("home seeding init container %+v, mounts %v", seed, seedMounts)
+	}
+	if p.SubnetIDs != nil {
+		t.Errorf("subnets %+v without --azure-subnets", p.SubnetIDs)
 	}
 	if len(p.ImageRegistryCredentials) != 1 || *p.ImageRegistryCredentials[0].Server != "team.azurecr.io" ||
 		*p.ImageRegistryCredentials[0].Username != "puller" || *p.ImageRegistryCredentials[0].Password != "registry-pw" {
@@ -208,18 +226,54 @@ func TestNewChecksConfig(t *testing.T) {
 		edit func(*Config)
 		want string
 	}{
-		"no subscription":     {func(c *Config) { c.SubscriptionID = "" }, "--azure-subscription"},
-		"no resource group":   {func(c *Config) { c.ResourceGroup = "" }, "--azure-resource-group"},
-		"bad account":         {func(c *Config) { c.StorageAccount = "Bad_Account" }, "--azure-storage-account"},
-		"no regions":          {func(c *Config) { c.Regions = nil }, "--azure-regions"},
-		"bad region":          {func(c *Config) { c.Regions = []string{"West Europe"} }, `region "West Europe"`},
-		"no supervisor image": {func(c *Config) { c.SupervisorImage = "" }, "--azure-supervisor-image"},
-		"registry no secret":  {func(c *Config) { c.Registries = []Registry{{Server: "r.io", Username: "u"}} }, "registry r.io"},
+		"no subscription":          {func(c *Config) { c.SubscriptionID = "" }, "--azure-subscription"},
+		"no resource group":        {func(c *Config) { c.ResourceGroup = "" }, "--azure-resource-group"},
+		"bad account":              {func(c *Config) { c.StorageAccount = "Bad_Account" }, "--azure-storage-account"},
+		"no regions":               {func(c *Config) { c.Regions = nil }, "--azure-regions"},
+		"bad region":               {func(c *Config) { c.Regions = []string{"West Europe"} }, `region "West Europe"`},
+		"no supervisor image":      {func(c *Config) { c.SupervisorImage = "" }, "--azure-supervisor-image"},
+		"registry no secret":       {func(c *Config) { c.Registries = []Registry{{Server: "r.io", Username: "u"}} }, "registry r.io"},
+		"subnet of another region": {func(c *Config) { c.Subnets = map[string]string{"eastus": testSubnet} }, `subnet for region "eastus" (--azure-subnets): not one of the regions`},
+		"subnet not a resource id": {func(c *Config) { c.Subnets = map[string]string{"westeurope": "vnet1/sub1"} }, `subnet for region westeurope (--azure-subnets): "vnet1/sub1" is not a resource id`},
+		"subnet a virtual network": {func(c *Config) {
+			c.Subnets = map[string]string{"westeurope": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet1"}
+		}, "is a Microsoft.Network/virtualNetworks, not a subnet"},
 	} {
 		cfg := good
 		tc.edit(&cfg)
 		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: New = %v; want an error with %q", name, err, tc.want)
+		}
+	}
+}
+
+const testSubnet = "/subscriptions/s/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/vnet1/subnets/aci"
+
+// TestVirtualNetwork: groups of a region given a subnet are put in it
+// (still without ports); those of other regions are not.
+func TestVirtualNetwork(t *testing.T) {
+	t.Parallel()
+	srv := newFake()
+	rt := newFakeRuntime(t, srv, func(c *Config) { c.Subnets = map[string]string{"westeurope": testSubnet} })
+	ctx := t.Context()
+	for _, region := range []string{"westeurope", "eastus"} {
+		id := "env-" + region
+		if _, err := rt.Create(ctx, runtime.Spec{EnvironmentID: id, Region: region}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rt.Start(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		g, _ := srv.Sent(ObjectName(id))
+		p := g.Properties
+		if p.IPAddress != nil || len(p.Containers[0].Properties.Ports) != 0 {
+			t.Errorf("%s: IP address %+v, ports %+v; want none", region, p.IPAddress, p.Containers[0].Properties.Ports)
+		}
+		switch {
+		case region == "westeurope" && (len(p.SubnetIDs) != 1 || *p.SubnetIDs[0].ID != testSubnet):
+			t.Errorf("%s: subnets %+v, want %s", region, p.SubnetIDs, testSubnet)
+		case region == "eastus" && p.SubnetIDs != nil:
+			t.Errorf("%s: subnets %+v, want none", region, p.SubnetIDs)
 		}
 	}
 }
