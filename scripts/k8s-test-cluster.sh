@@ -16,8 +16,9 @@
 # kubelet, kube-scheduler, kube-controller-manager, kube-proxy and kubectl are
 # built from the Go module proxy's Kubernetes source (a cold build is ~15
 # minutes on 2 cores; the binaries are cached by version under
-# ~/.cache/dev8), and so is kube-router, whose network policy controller
-# enforces NetworkPolicies (the bridge plugin does not); etcd, containerd,
+# ~/.cache/dev8), and so are kube-router, whose network policy controller
+# enforces NetworkPolicies (the bridge plugin does not), and CoreDNS, the
+# pods' DNS for cluster.local (a pod in kube-system); etcd, containerd,
 # runc, ipset and the CNI plugins come from Debian, and images (the pause
 # image included) come from the local Docker engine. Every component runs inside a network namespace of its own
 # (dev8k8s), whose node address 10.200.0.1 is joined to this host's
@@ -49,6 +50,14 @@ components=(kube-apiserver kubelet kube-scheduler kube-controller-manager kube-p
 # bridge CNI plugin does not), as Calico or Cilium would on a real cluster.
 kube_router_version=v2.1.0
 kube_router="$HOME/.cache/dev8/kube-router-$kube_router_version/kube-router"
+# CoreDNS answers for cluster.local as a pod labelled k8s-app=kube-dns
+# behind the Service kube-dns, as on AKS, EKS and GKE: pods resolve
+# service names (dev8.dev8.svc.cluster.local), and the workspaces'
+# NetworkPolicy lets them reach exactly such pods on port 53.
+coredns_version=v1.12.4
+coredns="$HOME/.cache/dev8/coredns-$coredns_version/coredns"
+coredns_image=dev8.local/coredns:$coredns_version
+dns_service_ip=10.96.0.10
 
 log() { echo "k8s-test-cluster: $*" >&2; }
 die() {
@@ -136,6 +145,19 @@ build_kube_router() {
 	(cd "$src" && GOFLAGS=-mod=mod go get "github.com/cloudnativelabs/kube-router/v2@$kube_router_version" &&
 		GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$kube_router.tmp" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router)
 	mv "$kube_router.tmp" "$kube_router"
+}
+
+# build_coredns builds CoreDNS into the cache, once per version.
+build_coredns() {
+	[ -x "$coredns" ] && return 0
+	log "building CoreDNS $coredns_version (the cluster's DNS)"
+	local src
+	src="$(dirname "$coredns")/src"
+	mkdir -p "$src"
+	printf 'module dev8.dev/coredns-build\n\ngo 1.24.0\n' >"$src/go.mod"
+	(cd "$src" && GOFLAGS=-mod=mod go get "github.com/coredns/coredns@$coredns_version" &&
+		GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$coredns.tmp" github.com/coredns/coredns)
+	mv "$coredns.tmp" "$coredns"
 }
 
 # packages installs what Debian provides: etcd, the CNI plugins, conntrack
@@ -268,6 +290,7 @@ up() {
 	packages
 	build
 	build_kube_router
+	build_coredns
 	docker info >/dev/null 2>&1 || scripts/dockerd.sh
 	mkdir -p "$state" "$run" "$state/cni"
 	pki
@@ -356,6 +379,7 @@ featureGates:
 failSwapOn: false
 containerRuntimeEndpoint: unix://$run/containerd.sock
 clusterDomain: cluster.local
+clusterDNS: [$dns_service_ip]
 resolvConf: /etc/resolv.conf
 podCIDR: $pod_cidr
 serializeImagePulls: false
@@ -391,8 +415,105 @@ EOF
 		--enable-pod-egress=false --health-port=0 --service-cluster-ip-range="$service_cidr"
 	sleep 1
 	kill -0 "$(cat "$run/kube-router.pid")" 2>/dev/null || die "kube-router did not start: $(tail -n 3 "$run/kube-router.log")"
+	dns
 	log "up: $(kubectl_ get node "$node_name" --no-headers | tr -s ' ')"
 	env_lines
+}
+
+# dns runs CoreDNS in kube-system: a Deployment of pods labelled
+# k8s-app=kube-dns (the image: the cached binary alone, as non-root on
+# port 1053) behind the Service kube-dns at $dns_service_ip:53, which the
+# kubelet gives pods as their nameserver. It answers for cluster.local
+# only: this machine has no upstream DNS to forward to.
+dns() {
+	if ! docker image inspect "$coredns_image" >/dev/null 2>&1; then
+		local tmp
+		tmp=$(mktemp -d)
+		cp "$coredns" "$tmp/coredns"
+		tar -C "$tmp" -cf "$tmp/rootfs.tar" coredns
+		docker import --change 'ENTRYPOINT ["/coredns"]' "$tmp/rootfs.tar" "$coredns_image" >/dev/null
+		rm -rf "$tmp"
+	fi
+	load_image "$coredns_image"
+	kubectl_ apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: coredns, namespace: kube-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "dev8-test:coredns"}
+rules:
+- apiGroups: [""]
+  resources: [endpoints, services, pods, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "dev8-test:coredns"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "dev8-test:coredns"}
+subjects:
+- {kind: ServiceAccount, name: coredns, namespace: kube-system}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: coredns, namespace: kube-system}
+data:
+  Corefile: |
+    .:1053 {
+        errors
+        ready :8181
+        kubernetes cluster.local in-addr.arpa ip6.arpa {
+            fallthrough in-addr.arpa ip6.arpa
+        }
+        cache 30
+    }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: coredns, namespace: kube-system, labels: {k8s-app: kube-dns}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {k8s-app: kube-dns}}
+  template:
+    metadata: {labels: {k8s-app: kube-dns}}
+    spec:
+      serviceAccountName: coredns
+      dnsPolicy: Default
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: {type: RuntimeDefault}}
+      containers:
+      - name: coredns
+        image: $coredns_image
+        imagePullPolicy: Never
+        args: [-conf, /etc/coredns/Corefile]
+        ports:
+        - {name: dns, containerPort: 1053, protocol: UDP}
+        - {name: dns-tcp, containerPort: 1053, protocol: TCP}
+        readinessProbe:
+          httpGet: {path: /ready, port: 8181}
+          periodSeconds: 2
+        securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+        volumeMounts:
+        - {name: config, mountPath: /etc/coredns, readOnly: true}
+      volumes:
+      - name: config
+        configMap: {name: coredns}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: kube-dns, namespace: kube-system, labels: {k8s-app: kube-dns}}
+spec:
+  clusterIP: $dns_service_ip
+  selector: {k8s-app: kube-dns}
+  ports:
+  - {name: dns, port: 53, targetPort: 1053, protocol: UDP}
+  - {name: dns-tcp, port: 53, targetPort: 1053, protocol: TCP}
+EOF
+	kubectl_ rollout status deployment/coredns -n kube-system --timeout=120s >/dev/null ||
+		die "CoreDNS did not become ready: $(kubectl_ get pods -n kube-system -l k8s-app=kube-dns -o wide 2>&1 | tail -n 2)"
 }
 
 # kill_pids stops the components in reverse order of their start.
@@ -484,7 +605,11 @@ status() {
 			return 1
 		fi
 	done
-	kubectl_ --request-timeout=5s get --raw /readyz >/dev/null 2>&1
+	kubectl_ --request-timeout=5s get --raw /readyz >/dev/null 2>&1 || return 1
+	if ! kubectl_ --request-timeout=5s get service kube-dns -n kube-system >/dev/null 2>&1; then
+		log "the cluster's DNS (service kube-dns) is missing"
+		return 1
+	fi
 }
 
 cmd=${1:-}
@@ -503,6 +628,7 @@ build)
 	packages
 	build
 	build_kube_router
+	build_coredns
 	;;
 load-image) load_image "$@" ;;
 exec)
