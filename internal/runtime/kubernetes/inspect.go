@@ -79,7 +79,7 @@ func (r *Runtime) instance(sec *corev1.Secret, pod *corev1.Pod) runtime.Instance
 	}
 	wanted := sec.Annotations[AnnotationRunning] == "true" && !r.stoppedHere(id)
 	switch {
-	case pod != nil && r.live(pod):
+	case pod != nil && live(sec, pod):
 		inst.State = runtime.StateRunning
 		// Every run has a pod of its own, made when it started. (The
 		// container's start time comes with the kubelet's next report,

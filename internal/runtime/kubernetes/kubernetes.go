@@ -77,7 +77,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -235,10 +234,6 @@ type Runtime struct {
 	// storage as new (runtime.Instance.StorageCreated).
 	newClaim map[string]bool
 	notify   []chan<- string
-	// dialedIn holds, for each environment whose supervisor dialed in
-	// before the kubelet said its pod runs (Config.SupervisorConnected),
-	// that pod's UID: the pod runs (see live).
-	dialedIn map[string]types.UID
 	// netpolSet: the NetworkPolicy was made or checked.
 	netpolSet bool
 }
@@ -325,7 +320,7 @@ func New(cfg Config) (*Runtime, error) {
 		}
 	}
 	log := cfg.Logger.With("runtime", "kubernetes", "namespace", cfg.Namespace)
-	r := &Runtime{cfg: cfg, cli: cli, log: log, stopped: map[string]bool{}, newClaim: map[string]bool{}, dialedIn: map[string]types.UID{}}
+	r := &Runtime{cfg: cfg, cli: cli, log: log, stopped: map[string]bool{}, newClaim: map[string]bool{}}
 	r.pods = startPodWatch(cli, cfg.Namespace, r.selector(), log, r.podChanged)
 	return r, nil
 }

@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -30,6 +31,11 @@ const AnnotationRunning = "dev8.dev/running"
 // the kubelet noticing its exit (its relist, once a second), ~1–2 s of
 // each start. A new claim has a new UID, and is seeded again.
 const AnnotationHomeSeeded = "dev8.dev/home-seeded"
+
+// AnnotationDialedIn on an instance's Secret names the pod whose
+// supervisor dialed this server in before the kubelet reported the pod
+// running (Config.SupervisorConnected): that pod runs (see live).
+const AnnotationDialedIn = "dev8.dev/dialed-in"
 
 // Create implements runtime.Runtime.
 func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instance, error) {
@@ -85,7 +91,7 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Instan
 			return runtime.Instance{}, fmt.Errorf("kubernetes: create %s: %w", id, err)
 		}
 		podKnown = true
-		if pod != nil && r.live(pod) {
+		if pod != nil && live(sec, pod) {
 			// Running: nothing to record until the next start.
 			return r.instance(sec, pod), nil
 		}
@@ -175,7 +181,7 @@ func (r *Runtime) Start(ctx context.Context, environmentID string) (runtime.Inst
 		return runtime.Instance{}, fmt.Errorf("kubernetes: start %s: %w", id, err)
 	}
 	if pod != nil {
-		if r.live(pod) {
+		if live(sec, pod) {
 			return r.instance(sec, pod), nil
 		}
 		if ended(pod) || exited(pod) || pod.DeletionTimestamp != nil {
@@ -211,14 +217,23 @@ func (r *Runtime) Start(ctx context.Context, environmentID string) (runtime.Inst
 	case err != nil:
 		return runtime.Instance{}, fmt.Errorf("kubernetes: start %s: pod: %w", id, classify(err))
 	}
-	pod, err = r.awaitRunning(ctx, id, spec.Image, made, since)
+	pod, dialed, err := r.awaitRunning(ctx, id, spec.Image, made, since)
+	if err == nil {
+		sec, err = r.recordStart(ctx, sec, pod, dialed, seed, claim)
+		if err != nil {
+			// Unrecorded, a dial-in must not count: a restarted server
+			// would take the pod for one that stopped. The kubelet's
+			// word is a second away.
+			r.log.Warn("record the started pod", "environment", id, "err", err)
+			pod, _, err = r.awaitRunning(ctx, id, spec.Image, nil, since)
+		}
+	}
 	if err != nil {
 		// No compute left half-started: the next Start begins afresh.
 		// Dev8 no longer wants it running, so the pod's going is no exit
 		// (nor, to a restarted server, a deletion behind its back).
 		r.mu.Lock()
 		r.stopped[id] = true
-		delete(r.dialedIn, id)
 		r.mu.Unlock()
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		if _, serr := r.setRunning(dctx, sec, false); serr != nil {
@@ -230,16 +245,39 @@ func (r *Runtime) Start(ctx context.Context, environmentID string) (runtime.Inst
 		cancel()
 		return runtime.Instance{}, fmt.Errorf("kubernetes: start %s: %w", id, err)
 	}
-	if seed && claim != "" {
-		// Not recording it only costs the next start the seeding again.
-		patch := `{"metadata":{"annotations":{"` + AnnotationHomeSeeded + `":"` + string(claim) + `"}}}`
-		if out, err := r.cli.CoreV1().Secrets(r.cfg.Namespace).Patch(ctx, sec.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-			r.log.Warn("record the seeded home", "environment", id, "err", err)
-		} else {
-			sec = out
-		}
-	}
 	return r.instance(sec, pod), nil
+}
+
+// recordStart records on the instance's Secret what a start learned, in
+// one patch: the claim whose home it seeded (AnnotationHomeSeeded; not
+// recording it only costs the next start the seeding again, so a failure
+// is logged), and, when the pod's supervisor dialed in before the kubelet
+// reported the pod running, that pod (AnnotationDialedIn: see live), whose
+// failure is the error.
+func (r *Runtime) recordStart(ctx context.Context, sec *corev1.Secret, pod *corev1.Pod, dialed, seed bool, claim types.UID) (*corev1.Secret, error) {
+	annotations := map[string]string{}
+	if seed && claim != "" {
+		annotations[AnnotationHomeSeeded] = string(claim)
+	}
+	if dialed {
+		annotations[AnnotationDialedIn] = string(pod.UID)
+	}
+	if len(annotations) == 0 {
+		return sec, nil
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": annotations}})
+	if err != nil {
+		return sec, err
+	}
+	out, err := r.cli.CoreV1().Secrets(r.cfg.Namespace).Patch(ctx, sec.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	switch {
+	case err == nil:
+		return out, nil
+	case dialed:
+		return sec, err
+	}
+	r.log.Warn("record the seeded home", "environment", sec.Labels[runtime.LabelEnvironment], "err", err)
+	return sec, nil
 }
 
 // claimUID is the UID of the environment's volume claim, "" when it has
@@ -264,9 +302,9 @@ func (r *Runtime) claimUID(ctx context.Context, id string) (types.UID, error) {
 //
 // made is the pod this start created at since (nil if it found one made
 // before): it runs as soon as its supervisor dials in after since
-// (Config.SupervisorConnected), even before the kubelet says so.
-func (r *Runtime) awaitRunning(ctx context.Context, id, image string, made *corev1.Pod, since time.Time) (*corev1.Pod, error) {
-	var pod *corev1.Pod
+// (Config.SupervisorConnected), even before the kubelet says so; dialedIn
+// says that is how it ended.
+func (r *Runtime) awaitRunning(ctx context.Context, id, image string, made *corev1.Pod, since time.Time) (pod *corev1.Pod, dialedIn bool, err error) {
 	var unschedulableSince time.Time
 	var reported string
 	var dialed atomic.Bool
@@ -284,7 +322,7 @@ func (r *Runtime) awaitRunning(ctx context.Context, id, image string, made *core
 			}
 		}()
 	}
-	err := r.pods.waitFor(wctx, ObjectName(id), func(p *corev1.Pod) (bool, error) {
+	err = r.pods.waitFor(wctx, ObjectName(id), func(p *corev1.Pod) (bool, error) {
 		if p == nil || !r.ours(p.Labels, id) {
 			return false, nil // not seen yet
 		}
@@ -296,9 +334,7 @@ func (r *Runtime) awaitRunning(ctx context.Context, id, image string, made *core
 			return true, err
 		}
 		if dialed.Load() && p.UID == made.UID && !gone(p) {
-			r.mu.Lock()
-			r.dialedIn[id] = p.UID
-			r.mu.Unlock()
+			dialedIn = true
 			return true, nil
 		}
 		if msg, ok := unschedulable(p); ok {
@@ -319,25 +355,20 @@ func (r *Runtime) awaitRunning(ctx context.Context, id, image string, made *core
 		return false, nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return pod, nil
+	return pod, dialedIn, nil
 }
 
-// live: p runs its workspace. The kubelet says so (running), or, before it
-// does, the supervisor of the pod a Start made dialed in (dialedIn) and
-// nothing says the pod is ending.
-func (r *Runtime) live(p *corev1.Pod) bool {
-	if running(p) {
+// live: pod runs its workspace. The kubelet says so (running), or, before
+// it does, a Start recorded on the instance's Secret sec that the pod's
+// supervisor dialed in (AnnotationDialedIn, kept across restarts of the
+// server) and nothing says the pod is ending.
+func live(sec *corev1.Secret, pod *corev1.Pod) bool {
+	if running(pod) {
 		return true
 	}
-	if gone(p) {
-		return false
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	uid, ok := r.dialedIn[p.Labels[runtime.LabelEnvironment]]
-	return ok && uid == p.UID
+	return !gone(pod) && sec != nil && sec.Annotations[AnnotationDialedIn] == string(pod.UID) && pod.UID != ""
 }
 
 // gone: p is ending or has ended.
@@ -351,7 +382,6 @@ func (r *Runtime) Stop(ctx context.Context, environmentID string) error {
 	}
 	r.mu.Lock()
 	r.stopped[id] = true
-	delete(r.dialedIn, id)
 	r.mu.Unlock()
 	if sec, err := r.secret(ctx, id); err == nil {
 		if _, err := r.setRunning(ctx, sec, false); err != nil {
@@ -375,7 +405,6 @@ func (r *Runtime) Delete(ctx context.Context, environmentID string) error {
 	r.mu.Lock()
 	r.stopped[id] = true
 	delete(r.newClaim, id)
-	delete(r.dialedIn, id)
 	r.mu.Unlock()
 	// The pod first (quickly: the workspace is going), so the volume is
 	// free to go at once; the Secret last, as it is what says an instance
