@@ -94,7 +94,7 @@ func TestErrors(t *testing.T) {
 	if e := apiError(t, err); e.Status != 404 || e.Code != sdk.CodeNotFound || !sdk.IsNotFound(err) {
 		t.Fatalf("get a missing environment: %#v", e)
 	}
-	_, err = c.CreateEnvironment(ts.ctx, sdk.CreateEnvironmentRequest{Name: "big", CPUCores: sdk.Int(99)})
+	_, err = c.CreateEnvironment(ts.ctx, sdk.CreateEnvironmentRequest{Name: "big", CPUCores: sdk.Float(99)})
 	if e := apiError(t, err); e.Code != sdk.CodeValidation || !strings.Contains(e.Details, "cpu_cores") {
 		t.Fatalf("create with 99 CPUs: %#v", e)
 	}

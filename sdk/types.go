@@ -60,20 +60,20 @@ type Port struct {
 // LastAccessedAt is null on the wire (zero here) for an environment that
 // has never run.
 type Environment struct {
-	ID            string `json:"id"`
-	UserID        string `json:"user_id"`
-	Name          string `json:"name"`
-	Status        Status `json:"status"`
-	StatusReason  string `json:"status_reason"`
-	CloudProvider string `json:"cloud_provider"`
-	Runtime       string `json:"runtime"`
-	CloudRegion   string `json:"cloud_region"`
-	TemplateName  string `json:"template_name"`
-	BaseImage     string `json:"base_image"`
-	InstanceType  string `json:"instance_type"`
-	CPUCores      int    `json:"cpu_cores"`
-	MemoryGB      int    `json:"memory_gb"`
-	StorageGB     int    `json:"storage_gb"`
+	ID            string  `json:"id"`
+	UserID        string  `json:"user_id"`
+	Name          string  `json:"name"`
+	Status        Status  `json:"status"`
+	StatusReason  string  `json:"status_reason"`
+	CloudProvider string  `json:"cloud_provider"`
+	Runtime       string  `json:"runtime"`
+	CloudRegion   string  `json:"cloud_region"`
+	TemplateName  string  `json:"template_name"`
+	BaseImage     string  `json:"base_image"`
+	InstanceType  string  `json:"instance_type"`
+	CPUCores      float64 `json:"cpu_cores"` // vCPUs; may be fractional (0.5)
+	MemoryGB      int     `json:"memory_gb"`
+	StorageGB     int     `json:"storage_gb"`
 	// Resources and NodeSelector are the extended resources (GPUs) and
 	// node labels the environment was made with, from its instance type
 	// at the time; never null.
@@ -139,9 +139,11 @@ type CreateEnvironmentRequest struct {
 	InstanceType string `json:"instance_type,omitempty"`
 	// BaseImage overrides the template's image.
 	BaseImage string `json:"base_image,omitempty"`
-	CPUCores  *int   `json:"cpu_cores,omitempty"`  // 1–16
-	MemoryGB  *int   `json:"memory_gb,omitempty"`  // 1–64
-	StorageGB *int   `json:"storage_gb,omitempty"` // 1–500
+	// CPUCores is vCPUs from 0.25 to 16 in steps of 0.25 (0.5, 2);
+	// whole numbers are sent as before.
+	CPUCores  *float64 `json:"cpu_cores,omitempty"`
+	MemoryGB  *int     `json:"memory_gb,omitempty"`  // 1–64
+	StorageGB *int     `json:"storage_gb,omitempty"` // 1–500
 	// Runtime names the runtime to create it on (local, docker, ...: one
 	// of the server's, as GET /templates lists them per template); empty:
 	// the server's default, which is the first on which the template can
@@ -165,6 +167,9 @@ type CreateEnvironmentRequest struct {
 
 // Int returns a pointer to v, for the optional sizes of a request.
 func Int(v int) *int { return &v }
+
+// Float returns a pointer to v, for optional fractional fields (cpu_cores).
+func Float(v float64) *float64 { return &v }
 
 // ActionResult answers start, stop and delete: the request is recorded and
 // the work goes on in the background; Status says where it stands.
@@ -202,7 +207,7 @@ type Template struct {
 	DisplayName          string            `json:"display_name"`
 	Description          string            `json:"description"`
 	BaseImage            string            `json:"base_image"`
-	DefaultCPU           int               `json:"default_cpu"`
+	DefaultCPU           float64           `json:"default_cpu"` // vCPUs
 	DefaultMemory        int               `json:"default_memory"`
 	DefaultStorage       int               `json:"default_storage"`
 	Category             string            `json:"category"`
@@ -253,7 +258,7 @@ type InstanceType struct {
 	Name                 string  `json:"name"`
 	DisplayName          string  `json:"display_name"`
 	Description          string  `json:"description"`
-	CPUCores             int     `json:"cpu_cores"`
+	CPUCores             float64 `json:"cpu_cores"` // vCPUs; may be fractional (0.5)
 	MemoryGB             int     `json:"memory_gb"`
 	StorageGB            int     `json:"storage_gb"`
 	EstimatedCostPerHour float64 `json:"estimated_cost_per_hour"`
@@ -274,7 +279,7 @@ type CreateInstanceTypeRequest struct {
 	Name         string            `json:"name"`
 	DisplayName  string            `json:"display_name,omitempty"`
 	Description  string            `json:"description,omitempty"`
-	CPUCores     int               `json:"cpu_cores"`
+	CPUCores     float64           `json:"cpu_cores"` // 0.25–16 in steps of 0.25
 	MemoryGB     int               `json:"memory_gb"`
 	StorageGB    int               `json:"storage_gb"`
 	SortOrder    int               `json:"sort_order,omitempty"`
@@ -289,7 +294,7 @@ type CreateInstanceTypeRequest struct {
 type UpdateInstanceTypeRequest struct {
 	DisplayName  *string            `json:"display_name,omitempty"`
 	Description  *string            `json:"description,omitempty"`
-	CPUCores     *int               `json:"cpu_cores,omitempty"`
+	CPUCores     *float64           `json:"cpu_cores,omitempty"`
 	MemoryGB     *int               `json:"memory_gb,omitempty"`
 	StorageGB    *int               `json:"storage_gb,omitempty"`
 	SortOrder    *int               `json:"sort_order,omitempty"`

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
@@ -190,8 +191,13 @@ func (a *API) createParams(r *http.Request, caller store.User, req sdk.CreateEnv
 		p.Runtime = strings.ToLower(req.CloudProvider)
 	}
 	var err error
-	if p.CPUCores, err = explicitSize("cpu_cores", req.CPUCores); err != nil {
-		return p, err
+	if req.CPUCores != nil {
+		// Checked here as well as by the lifecycle, so that 0 (which the
+		// lifecycle reads as "not given") is refused rather than ignored.
+		if err := catalog.CheckCPU(*req.CPUCores); err != nil {
+			return p, httpapi.Validation("cpu_cores: " + err.Error())
+		}
+		p.CPUCores = *req.CPUCores
 	}
 	if p.MemoryGB, err = explicitSize("memory_gb", req.MemoryGB); err != nil {
 		return p, err
@@ -363,7 +369,7 @@ func (a *API) listTemplates(w http.ResponseWriter, r *http.Request) {
 			DefaultPorts:         toPorts(t.DefaultPorts),
 			DefaultEnvVars:       envVars,
 			Extensions:           nonNil(t.Extensions),
-			EstimatedCostPerHour: a.lifecycle.Pricing().HourlyCost(t.DefaultCPU, t.DefaultMemory, t.DefaultStorage),
+			EstimatedCostPerHour: a.lifecycle.ListPricing().HourlyCost(t.DefaultCPU, t.DefaultMemory, t.DefaultStorage),
 		}
 		if err := a.templateState(r.Context(), &out[i], t, caller.ID); err != nil {
 			a.writeError(w, r, err)

@@ -32,7 +32,7 @@ func (a *API) toInstanceTypeJSON(it store.InstanceType) sdk.InstanceType {
 		CPUCores:             it.CPUCores,
 		MemoryGB:             it.MemoryGB,
 		StorageGB:            it.StorageGB,
-		EstimatedCostPerHour: a.lifecycle.Pricing().HourlyCost(it.CPUCores, it.MemoryGB, it.StorageGB),
+		EstimatedCostPerHour: a.lifecycle.ListPricing().HourlyCost(it.CPUCores, it.MemoryGB, it.StorageGB),
 		Resources:            nonNilMap(it.Resources),
 		NodeSelector:         nonNilMap(it.NodeSelector),
 		IsActive:             it.IsActive,

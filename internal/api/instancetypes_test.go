@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -168,5 +169,58 @@ func TestAdminManagesInstanceTypes(t *testing.T) {
 	}
 	if got := strings.Join(actions, ","); got != "instance_type.activate,instance_type.deactivate,instance_type.update,instance_type.create" {
 		t.Errorf("audited: %s", got)
+	}
+}
+
+// TestFractionalCPUThroughTheAPI: cpu_cores may be 0.25 to 16 in steps of
+// 0.25 in a create and in an instance type; anything else is a 400 whose
+// details name the field and the rule.
+func TestFractionalCPUThroughTheAPI(t *testing.T) {
+	t.Parallel()
+	f := newLifecycleFixture(t, nil)
+	_, adminTok := f.user("root@example.com", "password-1") // the first user: an admin
+	const rule = "from 0.25 to 16 in steps of 0.25"
+	for i, bad := range []string{"0", "-1", "0.3", "0.1", "16.25", "1e400"} {
+		rec := f.do(http.MethodPost, "/api/v1/environments", reqOpts{token: adminTok, body: fmt.Sprintf(`{"name":"bad%d","cpu_cores":%s}`, i, bad)})
+		wantStatus(t, rec, http.StatusBadRequest, httpapi.CodeValidation)
+		if e := decodeError(t, rec); bad != "1e400" && (!strings.HasPrefix(e.Details, "cpu_cores: ") || !strings.Contains(e.Details, rule)) {
+			t.Errorf("cpu_cores %s: details %q; want the field and the rule", bad, e.Details)
+		}
+	}
+	rec := f.do(http.MethodPost, "/api/v1/environments", reqOpts{token: adminTok, body: `{"name":"half","cpu_cores":0.5}`})
+	wantStatus(t, rec, http.StatusCreated, "")
+	env := decodeBody[struct{ Environment sdk.Environment }](t, rec).Environment
+	if env.CPUCores != 0.5 || env.InstanceType != "custom" || !strings.Contains(rec.Body.String(), `"cpu_cores":0.5,`) {
+		t.Errorf("created %v vCPU (%s): %s", env.CPUCores, env.InstanceType, rec.Body)
+	}
+	// Whole sizes are still written as integers, for clients that read them so.
+	rec = f.do(http.MethodPost, "/api/v1/environments", reqOpts{token: adminTok, body: `{"name":"two","cpu_cores":2}`})
+	wantStatus(t, rec, http.StatusCreated, "")
+	if !strings.Contains(rec.Body.String(), `"cpu_cores":2,`) {
+		t.Errorf("a whole size is not written as an integer: %s", rec.Body)
+	}
+
+	post := func(body string) *httptest.ResponseRecorder {
+		return f.do(http.MethodPost, "/api/v1/instance-types", reqOpts{token: adminTok, body: body})
+	}
+	rec = post(`{"name":"quarter","cpu_cores":0.25,"memory_gb":1,"storage_gb":10}`)
+	wantStatus(t, rec, http.StatusCreated, "")
+	if it := decodeBody[instanceTypeResponse](t, rec).InstanceType; it.CPUCores != 0.25 {
+		t.Errorf("instance type of %v vCPU, want 0.25", it.CPUCores)
+	}
+	rec = post(`{"name":"odd","cpu_cores":0.3,"memory_gb":1,"storage_gb":10}`)
+	wantStatus(t, rec, http.StatusBadRequest, httpapi.CodeValidation)
+	if e := decodeError(t, rec); !strings.HasPrefix(e.Details, "cpu_cores: ") || !strings.Contains(e.Details, rule) {
+		t.Errorf("instance type of 0.3 vCPU: %q", e.Details)
+	}
+	rec = f.do(http.MethodPatch, "/api/v1/instance-types/quarter", reqOpts{token: adminTok, body: `{"cpu_cores":1.5}`})
+	wantStatus(t, rec, http.StatusOK, "")
+	if it := decodeBody[instanceTypeResponse](t, rec).InstanceType; it.CPUCores != 1.5 {
+		t.Errorf("instance type edited to %v vCPU, want 1.5", it.CPUCores)
+	}
+	rec = f.do(http.MethodPost, "/api/v1/environments", reqOpts{token: adminTok, body: `{"name":"typed","instance_type":"quarter"}`})
+	wantStatus(t, rec, http.StatusCreated, "")
+	if env := decodeBody[struct{ Environment sdk.Environment }](t, rec).Environment; env.CPUCores != 1.5 || env.InstanceType != "quarter" {
+		t.Errorf("created from the type: %v vCPU, type %s", env.CPUCores, env.InstanceType)
 	}
 }

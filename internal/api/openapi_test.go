@@ -363,10 +363,10 @@ func TestOpenAPIBoundsMatchCode(t *testing.T) {
 		}
 		return p.Value
 	}
-	checkRange := func(what string, s *openapi3.Schema, lo, hi int) {
+	checkRange := func(what string, s *openapi3.Schema, lo, hi float64) {
 		t.Helper()
-		if s.Min == nil || *s.Min != float64(lo) || s.Max == nil || *s.Max != float64(hi) {
-			t.Errorf("%s: minimum/maximum = %v/%v, want %d/%d", what, deref(s.Min), deref(s.Max), lo, hi)
+		if s.Min == nil || *s.Min != lo || s.Max == nil || *s.Max != hi {
+			t.Errorf("%s: minimum/maximum = %v/%v, want %v/%v", what, deref(s.Min), deref(s.Max), lo, hi)
 		}
 	}
 	checkMax := func(what string, got *uint64, want int) {
@@ -392,7 +392,11 @@ func TestOpenAPIBoundsMatchCode(t *testing.T) {
 	if !slices.Equal(create.Required, []string{"name"}) {
 		t.Errorf("%s.required = %v, want [name]", c, create.Required)
 	}
-	checkRange(c+".cpu_cores", prop(create, c, "cpu_cores"), catalog.MinCPUCores, catalog.MaxCPUCores)
+	cpu := prop(create, c, "cpu_cores")
+	checkRange(c+".cpu_cores", cpu, catalog.MinCPUCores, catalog.MaxCPUCores)
+	if cpu.Type.Is("integer") || cpu.MultipleOf == nil || *cpu.MultipleOf != catalog.CPUStep {
+		t.Errorf("%s.cpu_cores: type %v multipleOf %v, want a number in steps of %v", c, cpu.Type, deref(cpu.MultipleOf), catalog.CPUStep)
+	}
 	checkRange(c+".memory_gb", prop(create, c, "memory_gb"), catalog.MinMemoryGB, catalog.MaxMemoryGB)
 	checkRange(c+".storage_gb", prop(create, c, "storage_gb"), catalog.MinStorageGB, catalog.MaxStorageGB)
 	autoStop := prop(create, c, "auto_stop_minutes")

@@ -89,7 +89,7 @@ func (a *API) validateUsage(env store.Environment, in []agentapi.UsageSample) ([
 	}
 	now := a.now()
 	oldest := now.Add(-a.usage.Retention())
-	maxCPU := 100 * float64(max(env.CPUCores, runtime.NumCPU(), 1)) * 1.05
+	maxCPU := 100 * max(env.CPUCores, float64(runtime.NumCPU()), 1) * 1.05
 	out := make([]agentapi.UsageSample, len(in))
 	for i, s := range in {
 		field := func(name string) string { return fmt.Sprintf("samples[%d].%s", i, name) }

@@ -13,7 +13,7 @@ import (
 // Size bounds a create request may ask for. They are the same for every
 // runtime; a runtime may refuse sizes its host cannot give.
 const (
-	MinCPUCores  = 1
+	MinCPUCores  = 0.25
 	MaxCPUCores  = 16
 	MinMemoryGB  = 1
 	MaxMemoryGB  = 64

@@ -47,11 +47,13 @@ func CheckInstanceType(it store.InstanceType) error {
 	case it.SortOrder < 0 || it.SortOrder > MaxSortOrder:
 		return &InstanceTypeError{"sort_order", fmt.Sprintf("must be between 0 and %d (got %d)", MaxSortOrder, it.SortOrder)}
 	}
+	if err := CheckCPU(it.CPUCores); err != nil {
+		return &InstanceTypeError{"cpu_cores", err.Error()}
+	}
 	for _, f := range []struct {
 		field     string
 		v, lo, hi int
 	}{
-		{"cpu_cores", it.CPUCores, MinCPUCores, MaxCPUCores},
 		{"memory_gb", it.MemoryGB, MinMemoryGB, MaxMemoryGB},
 		{"storage_gb", it.StorageGB, MinStorageGB, MaxStorageGB},
 	} {

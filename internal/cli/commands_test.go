@@ -226,6 +226,22 @@ func TestEnvironmentLifecycle(t *testing.T) {
 	if out, _, err = h.run("", "rm", "--yes", "--no-wait", "quick"); err != nil || !strings.Contains(out, "is being deleted") {
 		t.Fatalf("rm --no-wait = %q, %v", out, err)
 	}
+
+	// Half a vCPU: sent as 0.5, listed as "0.5 CPU"; a size between the
+	// steps is refused with the rule.
+	if out, _, err = h.run("", "create", "half", "--cpu", "0.5", "--no-wait"); err != nil {
+		t.Fatalf("create --cpu 0.5 = %q, %v", out, err)
+	}
+	out, _, err = h.run("", "ls", "--status", "creating,starting,running")
+	if err != nil || !regexp.MustCompile(`(?m)^half\s+\w+\s+\w+\s+0\.5 CPU/\d+ GB/\d+ GB\s`).MatchString(out) {
+		t.Fatalf("ls after create --cpu 0.5 =\n%s%v", out, err)
+	}
+	if _, _, err = h.run("", "create", "odd", "--cpu", "0.3"); err == nil || !strings.Contains(err.Error(), "cpu_cores: must be a number of vCPUs from 0.25 to 16 in steps of 0.25") {
+		t.Fatalf("create --cpu 0.3: %v", err)
+	}
+	if _, _, err = h.run("", "rm", "--yes", "--no-wait", "half"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestCreateFailureExitsWithReason(t *testing.T) {

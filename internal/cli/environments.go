@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/sdk"
 )
 
@@ -58,7 +59,7 @@ func printEnvironments(w io.Writer, envs []sdk.Environment, now time.Time) error
 	for _, e := range envs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			e.Name, e.Status, e.TemplateName,
-			fmt.Sprintf("%d CPU/%d GB/%d GB", e.CPUCores, e.MemoryGB, e.StorageGB),
+			fmt.Sprintf("%s CPU/%d GB/%d GB", catalog.FormatCPU(e.CPUCores), e.MemoryGB, e.StorageGB),
 			formatCost(e.EstimatedCostPerHour), formatCost(e.TotalCost),
 			ago(now, e.LastAccessedAt))
 	}
@@ -67,14 +68,15 @@ func printEnvironments(w io.Writer, envs []sdk.Environment, now time.Time) error
 
 func newCreateCommand() *cobra.Command {
 	var (
-		flags                clientFlags
-		wait                 waitFlags
-		req                  sdk.CreateEnvironmentRequest
-		cpu, memory, storage int
-		autoStop             string
-		envVars              []string
-		ports                []string
-		fromSnapshot, from   string
+		flags              clientFlags
+		wait               waitFlags
+		req                sdk.CreateEnvironmentRequest
+		cpu                float64
+		memory, storage    int
+		autoStop           string
+		envVars            []string
+		ports              []string
+		fromSnapshot, from string
 	)
 	cmd := &cobra.Command{
 		Use:   "create <name>",
@@ -111,10 +113,13 @@ environment runs.`,
 			}
 			// A size is sent only when its flag was given: the server
 			// refuses an explicit 0 rather than taking the default.
+			if cmd.Flags().Changed("cpu") {
+				req.CPUCores = &cpu
+			}
 			for name, size := range map[string]struct {
 				v   int
 				dst **int
-			}{"cpu": {cpu, &req.CPUCores}, "memory": {memory, &req.MemoryGB}, "storage": {storage, &req.StorageGB}} {
+			}{"memory": {memory, &req.MemoryGB}, "storage": {storage, &req.StorageGB}} {
 				if cmd.Flags().Changed(name) {
 					*size.dst = sdk.Int(size.v)
 				}
@@ -176,7 +181,7 @@ environment runs.`,
 	f := cmd.Flags()
 	f.StringVar(&req.TemplateName, "template", "", "template (see the templates API; server default: base)")
 	f.StringVar(&req.InstanceType, "instance-type", "", "instance type: lightweight, balanced, compute, memory, ...")
-	f.IntVar(&cpu, "cpu", 0, "vCPUs (1-16)")
+	f.Float64Var(&cpu, "cpu", 0, "vCPUs, 0.25-16 in steps of 0.25 (0.5, 2)")
 	f.IntVar(&memory, "memory", 0, "memory in GB (1-64)")
 	f.IntVar(&storage, "storage", 0, "storage in GB (1-500)")
 	f.StringVar(&req.BaseImage, "image", "", "image overriding the template's")

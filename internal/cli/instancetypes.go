@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/internal/placement"
 	"dev8.dev/dev8/sdk"
 )
@@ -89,7 +90,7 @@ func printInstanceTypes(w io.Writer, its []sdk.InstanceType, _ time.Time) error 
 			state = "retired"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", it.Name, it.DisplayName,
-			fmt.Sprintf("%d CPU/%d GB/%d GB", it.CPUCores, it.MemoryGB, it.StorageGB),
+			fmt.Sprintf("%s CPU/%d GB/%d GB", catalog.FormatCPU(it.CPUCores), it.MemoryGB, it.StorageGB),
 			formatCost(it.EstimatedCostPerHour), strings.Join(place, "; "), state)
 	}
 	return tw.Flush()
@@ -183,7 +184,7 @@ nodes. The server checks everything and says what it refuses.`,
 	flags.register(cmd)
 	cmd.Flags().StringVar(&req.DisplayName, "display-name", "", "the name people see (default: the name)")
 	cmd.Flags().StringVar(&req.Description, "description", "", "what the type is for")
-	cmd.Flags().IntVar(&req.CPUCores, "cpu", 0, "vCPUs (1-16)")
+	cmd.Flags().Float64Var(&req.CPUCores, "cpu", 0, "vCPUs, 0.25-16 in steps of 0.25 (0.5, 2)")
 	cmd.Flags().IntVar(&req.MemoryGB, "memory", 0, "memory in GB (1-64)")
 	cmd.Flags().IntVar(&req.StorageGB, "storage", 0, "default storage in GB (1-500)")
 	cmd.Flags().IntVar(&req.SortOrder, "sort-order", 0, "where it is listed (then by name)")
@@ -196,10 +197,11 @@ nodes. The server checks everything and says what it refuses.`,
 
 func newInstanceTypesEditCommand() *cobra.Command {
 	var (
-		flags                      clientFlags
-		place                      placementFlags
-		displayName, description   string
-		cpu, memory, storage, sort int
+		flags                    clientFlags
+		place                    placementFlags
+		displayName, description string
+		cpu                      float64
+		memory, storage, sort    int
 	)
 	cmd := &cobra.Command{
 		Use:   "edit <name>",
@@ -230,9 +232,12 @@ type keep the sizes and placement they were made with.`,
 			if changed("description") {
 				req.Description = &description
 			}
-			for flag, dst := range map[string]**int{"cpu": &req.CPUCores, "memory": &req.MemoryGB, "storage": &req.StorageGB, "sort-order": &req.SortOrder} {
+			if changed("cpu") {
+				req.CPUCores = &cpu
+			}
+			for flag, dst := range map[string]**int{"memory": &req.MemoryGB, "storage": &req.StorageGB, "sort-order": &req.SortOrder} {
 				if changed(flag) {
-					v := map[string]int{"cpu": cpu, "memory": memory, "storage": storage, "sort-order": sort}[flag]
+					v := map[string]int{"memory": memory, "storage": storage, "sort-order": sort}[flag]
 					*dst = &v
 				}
 			}
@@ -250,7 +255,7 @@ type keep the sizes and placement they were made with.`,
 	flags.register(cmd)
 	cmd.Flags().StringVar(&displayName, "display-name", "", "the name people see")
 	cmd.Flags().StringVar(&description, "description", "", "what the type is for")
-	cmd.Flags().IntVar(&cpu, "cpu", 0, "vCPUs (1-16)")
+	cmd.Flags().Float64Var(&cpu, "cpu", 0, "vCPUs, 0.25-16 in steps of 0.25 (0.5, 2)")
 	cmd.Flags().IntVar(&memory, "memory", 0, "memory in GB (1-64)")
 	cmd.Flags().IntVar(&storage, "storage", 0, "default storage in GB (1-500)")
 	cmd.Flags().IntVar(&sort, "sort-order", 0, "where it is listed (then by name)")

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 
+	"dev8.dev/dev8/internal/runtime/azure"
 	"dev8.dev/dev8/internal/signup"
 )
 
@@ -63,6 +64,8 @@ func TestServerOptionsRefuseBadValues(t *testing.T) {
 		{"extended resources", "kubernetes-resources", "DEV8_KUBERNETES_RESOURCES", "gpu=1", "has a domain"},
 		{"extended resources (quantity)", "kubernetes-resources", "DEV8_KUBERNETES_RESOURCES", "nvidia.com/gpu=0.5", "whole number"},
 		{"node selector", "kubernetes-node-selector", "DEV8_KUBERNETES_NODE_SELECTOR", "pool=gpu nodes", "not a label value"},
+		{"azure prices", "azure-prices", "DEV8_AZURE_PRICES", "westeurope=0.0000124", "want region=vCPU-second/GB-second"},
+		{"azure prices (per hour)", "azure-prices", "DEV8_AZURE_PRICES", "westeurope=0.0446/0.005", "per second"},
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
 			t.Parallel()
@@ -205,7 +208,7 @@ func TestServerOptionNamesAndDefaults(t *testing.T) {
 		"signup": {"DEV8_SIGNUP", "invite"}, "allowed-email-domains": {"DEV8_ALLOWED_EMAIL_DOMAINS", ""},
 		"wildcard-access-url": {"DEV8_WILDCARD_ACCESS_URL", ""}, "unsafe-path-based-apps": {"DEV8_UNSAFE_PATH_BASED_APPS", "false"},
 		"kubernetes-tolerations": {"DEV8_KUBERNETES_TOLERATIONS", ""}, "kubernetes-resources": {"DEV8_KUBERNETES_RESOURCES", ""},
-		"kubernetes-node-selector": {"DEV8_KUBERNETES_NODE_SELECTOR", ""},
+		"kubernetes-node-selector": {"DEV8_KUBERNETES_NODE_SELECTOR", ""}, "azure-prices": {"DEV8_AZURE_PRICES", ""},
 		// Defaults found on the host: only the names are pinned.
 		"data-dir": {"DEV8_DATA_DIR", "?"}, "code-server": {"DEV8_CODE_SERVER", "?"},
 	}
@@ -232,6 +235,25 @@ func TestServerOptionNamesAndDefaults(t *testing.T) {
 	}
 	for flag := range want {
 		t.Errorf("dev8 server has no --%s any more", flag)
+	}
+}
+
+// TestAzurePricesFlag: --azure-prices (and its variable) reads the
+// regions' prices into the azure runtime's table.
+func TestAzurePricesFlag(t *testing.T) {
+	t.Parallel()
+	want := map[string]azure.Price{"westeurope": {VCPUSecond: 0.0000124, GBSecond: 0.0000014}, "eastus2": {VCPUSecond: 0.0000113, GBSecond: 0.0000012}}
+	const v = "westeurope=0.0000124/0.0000014,eastus2=0.0000113/0.0000012"
+	s, err := parseServer(t, nil, "--azure-prices", v)
+	if err != nil || !reflect.DeepEqual(s.cfg.Azure.Prices, want) {
+		t.Errorf("flag: %+v, %v", s.cfg.Azure.Prices, err)
+	}
+	s, err = parseServer(t, map[string]string{"DEV8_AZURE_PRICES": v})
+	if err != nil || !reflect.DeepEqual(s.cfg.Azure.Prices, want) {
+		t.Errorf("variable: %+v, %v", s.cfg.Azure.Prices, err)
+	}
+	if s, err := parseServer(t, nil); err != nil || s.cfg.Azure.Prices != nil {
+		t.Errorf("default: %+v, %v", s.cfg.Azure.Prices, err)
 	}
 }
 

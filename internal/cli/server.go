@@ -22,6 +22,7 @@ import (
 	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/quota"
+	"dev8.dev/dev8/internal/runtime/azure"
 	"dev8.dev/dev8/internal/runtime/kubernetes"
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/signup"
@@ -130,6 +131,9 @@ func serverOptions(s *serverSettings) []serverOption {
 			help: "most vCPUs an Azure workspace may have (Container Instances' per-group limit in the regions used)"},
 		{flag: "azure-max-memory-gb", env: "DEV8_AZURE_MAX_MEMORY_GB", value: floatValue(&c.Azure.MaxMemoryGB, 16),
 			help: "most memory, in GB, an Azure workspace may have"},
+		{flag: "azure-prices", env: "DEV8_AZURE_PRICES", value: listValue(&c.Azure.Prices, "comma-separated region=vCPU-second/GB-second prices", azure.ParsePrices), defaultDoc: "East US's built in",
+			help: "Container Instances' list prices by region, per vCPU-second and per GB-second in USD as Azure lists them (`westeurope=0.0000124/0.0000014,eastus2=0.0000113/0.0000012`): Azure workspaces cost their region's price; a region of `--azure-regions` without one costs `--price-cpu-hour` and `--price-memory-gb-hour` (a warning at start)",
+			doc:  "storage is `--price-storage-gb-hour` everywhere; see [Azure](/docs/runtimes#azure)"},
 		{flag: "azure-registry-server", env: "DEV8_AZURE_REGISTRY_SERVER", value: stringValue(&c.Azure.RegistryServer, ""), defaultDoc: "none (public images)",
 			help: "private registry (`team.azurecr.io`) Azure workspaces pull images from, with `--azure-registry-username` and `DEV8_AZURE_REGISTRY_PASSWORD`, or `--azure-registry-identity`"},
 		{flag: "azure-registry-username", env: "DEV8_AZURE_REGISTRY_USERNAME", value: stringValue(&c.Azure.RegistryUsername, ""),

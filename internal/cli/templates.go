@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/sdk"
 )
 
@@ -46,7 +47,7 @@ func printTemplates(w io.Writer, tpls []sdk.Template, _ time.Time) error {
 	var notes []string
 	for _, t := range tpls {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.DisplayName, runsOn(t),
-			fmt.Sprintf("%d CPU/%d GB/%d GB", t.DefaultCPU, t.DefaultMemory, t.DefaultStorage),
+			fmt.Sprintf("%s CPU/%d GB/%d GB", catalog.FormatCPU(t.DefaultCPU), t.DefaultMemory, t.DefaultStorage),
 			formatCost(t.EstimatedCostPerHour), t.Description)
 		for _, r := range t.Runtimes {
 			if r.State != sdk.TemplateReady && r.Reason != "" {

@@ -137,8 +137,8 @@ func (m *Manager) resolve(ctx context.Context, p CreateParams) (store.Environmen
 	if p.StorageGB != 0 {
 		env.StorageGB = p.StorageGB
 	}
-	if err := checkRange("cpu_cores", env.CPUCores, catalog.MinCPUCores, catalog.MaxCPUCores); err != nil {
-		return store.Environment{}, err
+	if err := catalog.CheckCPU(env.CPUCores); err != nil {
+		return store.Environment{}, &ValidationError{Field: "cpu_cores", Message: err.Error()}
 	}
 	if err := checkRange("memory_gb", env.MemoryGB, catalog.MinMemoryGB, catalog.MaxMemoryGB); err != nil {
 		return store.Environment{}, err
@@ -181,7 +181,7 @@ func (m *Manager) resolve(ctx context.Context, p CreateParams) (store.Environmen
 		return store.Environment{}, err
 	}
 
-	env.EstimatedCostPerHour = m.cfg.Pricing.HourlyCost(env.CPUCores, env.MemoryGB, env.StorageGB)
+	env.EstimatedCostPerHour = m.pricing(env.Runtime, env.CloudRegion).HourlyCost(env.CPUCores, env.MemoryGB, env.StorageGB)
 	return env, nil
 }
 
@@ -202,7 +202,7 @@ func (m *Manager) unknownTemplate(ctx context.Context, name string) error {
 	return &ValidationError{Field: "template_name", Message: msg + " (dev8 templates, or GET /api/v1/templates, describes them)"}
 }
 
-func instanceTypeFor(asked *store.InstanceType, cpu, mem int) string {
+func instanceTypeFor(asked *store.InstanceType, cpu float64, mem int) string {
 	if asked != nil {
 		// A type's placement (GPUs) makes it itself whatever the sizes.
 		if (asked.CPUCores == cpu && asked.MemoryGB == mem) || len(asked.Resources)+len(asked.NodeSelector) > 0 {

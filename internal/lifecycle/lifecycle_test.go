@@ -530,7 +530,8 @@ func TestCreateResolution(t *testing.T) {
 		name               string
 		p                  CreateParams
 		template, instance string
-		cpu, mem, storage  int
+		cpu                float64
+		mem, storage       int
 		image              string
 		wantEnv            map[string]string
 	}{
@@ -552,7 +553,7 @@ func TestCreateResolution(t *testing.T) {
 				t.Fatal(err)
 			}
 			if env.TemplateName != tt.template || env.InstanceType != tt.instance || env.CPUCores != tt.cpu || env.MemoryGB != tt.mem || env.StorageGB != tt.storage || env.BaseImage != tt.image {
-				t.Fatalf("got template %s type %s %d/%d/%d image %s", env.TemplateName, env.InstanceType, env.CPUCores, env.MemoryGB, env.StorageGB, env.BaseImage)
+				t.Fatalf("got template %s type %s %v/%d/%d image %s", env.TemplateName, env.InstanceType, env.CPUCores, env.MemoryGB, env.StorageGB, env.BaseImage)
 			}
 			if len(env.EnvironmentVariables) != len(tt.wantEnv) {
 				t.Fatalf("env = %v, want %v", env.EnvironmentVariables, tt.wantEnv)

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"dev8.dev/dev8/internal/audit"
+	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/internal/runtime"
 	"dev8.dev/dev8/internal/store"
 )
@@ -250,9 +251,6 @@ func New(cfg Config) *Manager {
 	return m
 }
 
-// Pricing is the price table in force.
-func (m *Manager) Pricing() Pricing { return m.cfg.Pricing }
-
 func (m *Manager) now() time.Time { return m.cfg.Now().UTC() }
 
 // Run converges every environment with the runtime, then reconciles, reaps
@@ -317,7 +315,7 @@ type CreateParams struct {
 	Template     string
 	InstanceType string
 	BaseImage    string
-	CPUCores     int
+	CPUCores     float64 // vCPUs (catalog.CheckCPU)
 	MemoryGB     int
 	StorageGB    int
 	CloudRegion  string
@@ -356,7 +354,7 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (store.Environment
 	}
 	m.events.publish(env)
 	m.cfg.Observer.LifecycleRequested("create")
-	m.record(ctx, env, "created", fmt.Sprintf("template %s, %s (%d vCPU, %d GB)", env.TemplateName, env.InstanceType, env.CPUCores, env.MemoryGB))
+	m.record(ctx, env, "created", fmt.Sprintf("template %s, %s (%s vCPU, %d GB)", env.TemplateName, env.InstanceType, catalog.FormatCPU(env.CPUCores), env.MemoryGB))
 	m.queue.add(env.ID)
 	return env, nil
 }

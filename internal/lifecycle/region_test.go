@@ -55,3 +55,42 @@ func TestCreateRegion(t *testing.T) {
 		}
 	}
 }
+
+// pricedRuntime prices its own regions (runtime.RegionPricer), as azure
+// does: westeurope only.
+type pricedRuntime struct{ regionRuntime }
+
+func (pricedRuntime) ComputePrices(region string) (cpuHour, memoryGBHour float64, ok bool) {
+	if region == "westeurope" {
+		return 0.1, 0.01, true
+	}
+	return 0, 0, false
+}
+
+// TestCostByRegion: an environment on a runtime that prices its regions
+// costs its region's compute prices (storage at the installation's); a
+// region the runtime has no price for costs the installation's prices;
+// listings are priced in the default runtime's default region.
+func TestCostByRegion(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	db, user := seededStore(t, ctx)
+	install := Pricing{CPUHour: 1, MemoryGBHour: 0.5, StorageGBHour: 0.001}
+	m, _ := runManager(t, ctx, Config{Store: db, Runtimes: []runtime.Runtime{pricedRuntime{regionRuntime{newMemRuntime()}}}, Pricing: install})
+	for region, want := range map[string]float64{
+		// 0.5 vCPU, 2 GB, 20 GB: the region's compute, the installation's storage.
+		"westeurope": 0.5*0.1 + 2*0.01 + 20*0.001,
+		"eastus":     0.5*1 + 2*0.5 + 20*0.001,
+	} {
+		env, err := m.Create(ctx, CreateParams{UserID: user.ID, Name: "cost-" + region, CloudRegion: region, CPUCores: 0.5, MemoryGB: 2, StorageGB: 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if env.CPUCores != 0.5 || env.EstimatedCostPerHour != want {
+			t.Errorf("%s: %v vCPU at %v/h, want 0.5 at %v/h", region, env.CPUCores, env.EstimatedCostPerHour, want)
+		}
+	}
+	if got := m.ListPricing(); got != (Pricing{CPUHour: 0.1, MemoryGBHour: 0.01, StorageGBHour: 0.001}) {
+		t.Errorf("listings priced %+v; want westeurope's compute (the default region) and the installation's storage", got)
+	}
+}

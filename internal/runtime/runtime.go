@@ -31,11 +31,15 @@ type Spec struct {
 	Name          string
 	Template      string
 	Image         string // image reference; runtimes without images ignore it
-	CPUCores      int
-	MemoryGB      int
-	StorageGB     int
-	Env           map[string]string
-	Ports         []Port
+	// CPUCores is the size's vCPUs, a fraction where one was asked for
+	// (0.5: catalog.CPUStep); 0 means the runtime's default. Engines
+	// honour it exactly (docker NanoCPUs, kubernetes milli-CPUs, ACI
+	// hundredths) or refuse the spec before any side effect.
+	CPUCores  float64
+	MemoryGB  int
+	StorageGB int
+	Env       map[string]string
+	Ports     []Port
 	// Resources are extended resources the workspace asks for
 	// ({"nvidia.com/gpu": "1"}) and NodeSelector the node labels it must
 	// run on ({"pool": "gpu"}), from its instance type (checked by
@@ -59,10 +63,6 @@ type Spec struct {
 	// Region is where the instance runs, for runtimes that have regions
 	// (see Regioner): the environment's cloud_region.
 	Region string
-	// CPU, when above zero, is the size's vCPUs where a fraction is asked
-	// for (0.5); engines that allocate whole CPUs use CPUCores. The API's
-	// sizes are whole CPUs today, so only engines' own callers set it.
-	CPU float64
 }
 
 // HostSharer is implemented by a runtime whose workspaces share the
@@ -172,6 +172,19 @@ type Regioner interface {
 	// it is configured; an error that names the configured regions when
 	// it is not.
 	Region(name string) (string, error)
+}
+
+// RegionPricer is implemented by runtimes whose list prices depend on the
+// region an instance runs in (azure: Container Instances' price per
+// vCPU-second and per GB-second differs by region). The lifecycle asks it
+// for an environment's hourly cost at create; runtimes without it, and
+// regions it has no price for, cost what the installation's --price-*
+// settings say.
+type RegionPricer interface {
+	// ComputePrices are the prices per vCPU-hour and per GB of memory per
+	// hour of an instance in region (as Regioner.Region names it); ok is
+	// false when the runtime has none for that region.
+	ComputePrices(region string) (cpuHour, memoryGBHour float64, ok bool)
 }
 
 // ExitNotifier is implemented by runtimes that can tell at once when an

@@ -29,6 +29,9 @@ type AzureConfig struct {
 	AgentURL    string
 	MaxCPU      float64
 	MaxMemoryGB float64
+	// Prices are Container Instances' list prices by region, over
+	// azure.DefaultPrices (--azure-prices).
+	Prices map[string]azure.Price
 	// Registry credentials applied to every container group: a password
 	// (prefer DEV8_AZURE_REGISTRY_PASSWORD) or a managed identity's
 	// resource id.
@@ -58,6 +61,7 @@ func newAzureRuntime(ctx context.Context, cfg Config, db *store.DB, imageRefs ma
 		Registries:           registries,
 		MaxCPU:               a.MaxCPU,
 		MaxMemoryGB:          a.MaxMemoryGB,
+		Prices:               a.Prices,
 		ExtraEnv:             cfg.SupervisorEnv,
 		Installation:         hex.EncodeToString(installation),
 		Logger:               cfg.Logger,

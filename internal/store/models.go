@@ -88,7 +88,7 @@ type Environment struct {
 	TemplateName string
 	BaseImage    string
 	InstanceType string
-	CPUCores     int
+	CPUCores     float64 // vCPUs, a multiple of catalog.CPUStep (0.5)
 	MemoryGB     int
 	StorageGB    int
 	// Resources and NodeSelector are the instance type's placement, copied
@@ -146,9 +146,9 @@ type Template struct {
 	DisplayName    string
 	Description    string
 	BaseImage      string
-	DefaultCPU     int
-	DefaultMemory  int // GB
-	DefaultStorage int // GB
+	DefaultCPU     float64 // vCPUs
+	DefaultMemory  int     // GB
+	DefaultStorage int     // GB
 	Category       string
 	Tags           []string
 	Icon           string
@@ -166,7 +166,7 @@ type InstanceType struct {
 	Name        string
 	DisplayName string
 	Description string
-	CPUCores    int
+	CPUCores    float64 // vCPUs
 	MemoryGB    int
 	StorageGB   int // default storage for this type
 	SortOrder   int

@@ -98,12 +98,12 @@ func catalogMarkdown() string {
 		if t.IsPopular {
 			popular = " (popular)"
 		}
-		fmt.Fprintf(&b, "| `%s` | **%s**%s: %s | %d vCPU, %d GB, %d GB disk | %s | %s |\n", t.Name, t.DisplayName, popular, t.Description,
-			t.DefaultCPU, t.DefaultMemory, t.DefaultStorage, orDash(strings.Join(ports, ", ")), strings.Join(t.Tags, ", "))
+		fmt.Fprintf(&b, "| `%s` | **%s**%s: %s | %s vCPU, %d GB, %d GB disk | %s | %s |\n", t.Name, t.DisplayName, popular, t.Description,
+			catalog.FormatCPU(t.DefaultCPU), t.DefaultMemory, t.DefaultStorage, orDash(strings.Join(ports, ", ")), strings.Join(t.Tags, ", "))
 	}
 	b.WriteString("\n## Instance types\n\n| name | | vCPU | memory | storage |\n|---|---|---|---|---|\n")
 	for _, it := range catalog.InstanceTypes {
-		fmt.Fprintf(&b, "| `%s` | **%s**: %s | %d | %d GB | %d GB |\n", it.Name, it.DisplayName, it.Description, it.CPUCores, it.MemoryGB, it.StorageGB)
+		fmt.Fprintf(&b, "| `%s` | **%s**: %s | %s | %d GB | %d GB |\n", it.Name, it.DisplayName, it.Description, catalog.FormatCPU(it.CPUCores), it.MemoryGB, it.StorageGB)
 	}
 	return b.String()
 }

@@ -131,6 +131,9 @@ type Config struct {
 	// in most regions: 4 vCPU, 16 GB). Defaults 4 and 16.
 	MaxCPU      float64
 	MaxMemoryGB float64
+	// Prices are Container Instances' list prices by region, over
+	// DefaultPrices; each must be one of Regions. See Runtime.ComputePrices.
+	Prices map[string]Price
 	// CodeServer is code-server's path in the workspace images. Default
 	// DefaultCodeServer; "none": workspaces have no IDE.
 	CodeServer string
@@ -180,11 +183,14 @@ type Runtime struct {
 	started map[string]bool
 	// key is the storage account's key, read once (ListKeys).
 	key string
+	// prices are DefaultPrices and Config.Prices (read-only).
+	prices map[string]Price
 }
 
 var (
-	_ runtime.Runtime  = (*Runtime)(nil)
-	_ runtime.Regioner = (*Runtime)(nil)
+	_ runtime.Runtime      = (*Runtime)(nil)
+	_ runtime.Regioner     = (*Runtime)(nil)
+	_ runtime.RegionPricer = (*Runtime)(nil)
 )
 
 // A region name as ARM spells it: "westeurope", "eastus2".
@@ -232,6 +238,10 @@ func New(cfg Config) (*Runtime, error) {
 			errs = append(errs, fmt.Errorf("registry %s: want a username and password, or a managed identity", reg.Server))
 		}
 	}
+	table, unpriced, err := prices(cfg)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("--azure-prices: %w", err))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("azure: %w", err)
 	}
@@ -267,6 +277,10 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if len(unpriced) > 0 {
+		cfg.Logger.Warn("azure: no Container Instances price for these regions: their workspaces cost what --price-cpu-hour and --price-memory-gb-hour say; give Azure's with --azure-prices",
+			"regions", strings.Join(unpriced, ","))
+	}
 	cred := cfg.Credential
 	if cred == nil {
 		c, err := azidentity.NewDefaultAzureCredential(nil)
@@ -295,6 +309,7 @@ func New(cfg Config) (*Runtime, error) {
 		location: aci.NewLocationClient(),
 		shares:   st.NewFileSharesClient(),
 		accounts: st.NewAccountsClient(),
+		prices:   table,
 		pending:  map[string]runtime.Spec{},
 		newShare: map[string]bool{},
 		started:  map[string]bool{},

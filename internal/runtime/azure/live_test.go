@@ -63,7 +63,7 @@ func TestContractLive(t *testing.T) {
 			// The smallest size ACI gives, with the supervisor pointed at
 			// nowhere: the contract is about compute and storage, not the
 			// tunnel.
-			return runtime.Spec{Name: "contract", Template: "base", CPU: 0.5, CPUCores: 1, MemoryGB: 1, StorageGB: 1, AgentURL: "https://dev8.invalid"}
+			return runtime.Spec{Name: "contract", Template: "base", CPUCores: 0.5, MemoryGB: 1, StorageGB: 1, AgentURL: "https://dev8.invalid"}
 		},
 	})
 }

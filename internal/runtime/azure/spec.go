@@ -51,10 +51,7 @@ const (
 // size is the group's vCPUs and memory for spec, or why ACI cannot give
 // them. The CPU stays a float all the way: 0.5 vCPU is 0.5, not 0.
 func (r *Runtime) size(spec runtime.Spec) (cpu, memGB float64, err error) {
-	cpu = spec.CPU
-	if cpu <= 0 {
-		cpu = float64(spec.CPUCores)
-	}
+	cpu = spec.CPUCores
 	if cpu <= 0 {
 		cpu = defaultCPU
 	}

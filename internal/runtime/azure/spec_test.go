@@ -21,7 +21,7 @@ func TestGroupSpec(t *testing.T) {
 	ctx := t.Context()
 	spec := runtime.Spec{
 		EnvironmentID: "env-1", UserID: "u1", Image: "team.azurecr.io/ws:1",
-		CPU: 0.5, CPUCores: 1, MemoryGB: 2, StorageGB: 7, Region: "westeurope",
+		CPUCores: 0.5, MemoryGB: 2, StorageGB: 7, Region: "westeurope",
 		Env: map[string]string{"GITHUB_TOKEN": "ghp_s3cret"}, AgentURL: "https://dev8.example.com", AgentToken: "tok-9f8e7d6c",
 	}
 	if _, err := rt.Create(ctx, spec); err != nil {
@@ -153,13 +153,13 @@ func TestSizes(t *testing.T) {
 		cpu, mem float64
 		err      string
 	}{
-		{"half a CPU", runtime.Spec{CPU: 0.5, CPUCores: 1, MemoryGB: 1}, 0.5, 1, ""},
+		{"half a CPU", runtime.Spec{CPUCores: 0.5, MemoryGB: 1}, 0.5, 1, ""},
 		{"whole CPUs", runtime.Spec{CPUCores: 2, MemoryGB: 4}, 2, 4, ""},
-		{"fraction wins", runtime.Spec{CPU: 1.5, CPUCores: 2, MemoryGB: 3}, 1.5, 3, ""},
+		{"one and a half", runtime.Spec{CPUCores: 1.5, MemoryGB: 3}, 1.5, 3, ""},
 		{"defaults", runtime.Spec{}, 1, 2, ""},
 		{"largest", runtime.Spec{CPUCores: 4, MemoryGB: 16, StorageGB: 5120}, 4, 16, ""},
 		{"too many CPUs", runtime.Spec{CPUCores: 5, MemoryGB: 4}, 0, 0, "5 vCPU is more than"},
-		{"too fine", runtime.Spec{CPU: 0.333, MemoryGB: 1}, 0, 0, "steps of 0.01"},
+		{"too fine", runtime.Spec{CPUCores: 0.333, MemoryGB: 1}, 0, 0, "steps of 0.01"},
 		{"too much memory", runtime.Spec{CPUCores: 2, MemoryGB: 32}, 0, 0, "32 GB of memory"},
 		{"too much storage", runtime.Spec{CPUCores: 1, StorageGB: 6000}, 0, 0, "6000 GB of storage"},
 	} {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"path/filepath"
 	"strings"
 
@@ -199,7 +200,9 @@ func (r *Runtime) containerConfig(spec runtime.Spec, labels map[string]string, h
 		host.ExtraHosts = []string{"host.docker.internal:host-gateway"}
 	}
 	if spec.CPUCores > 0 {
-		host.NanoCPUs = int64(spec.CPUCores) * 1e9
+		// NanoCPUs: 0.5 vCPU is 5e8, exactly (sizes are multiples of
+		// 0.25); rounding only guards against float noise.
+		host.NanoCPUs = int64(math.Round(spec.CPUCores * 1e9))
 	}
 	if spec.MemoryGB > 0 {
 		host.Memory = int64(spec.MemoryGB) << 30

@@ -373,6 +373,25 @@ func TestNewVolumeReportedAfterFailedCreate(t *testing.T) {
 	}
 }
 
+// TestHalfCPU: half a vCPU is a limit of 0.5 CPU on the engine
+// (NanoCPUs 5e8), not 0 (no limit) as an int cast would make it.
+func TestHalfCPU(t *testing.T) {
+	t.Parallel()
+	needDocker(t)
+	ctx := wait.Context(t, 2*time.Minute)
+	rt := newRuntime(t, nil)
+	spec := testSpec()
+	spec.CPUCores = 0.5
+	inst := create(t, ctx, rt, spec)
+	ci, err := cli.ContainerInspect(ctx, inst.Ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ci.HostConfig.NanoCPUs != 5e8 {
+		t.Fatalf("NanoCPUs = %d, want 500000000", ci.HostConfig.NanoCPUs)
+	}
+}
+
 // TestSizeBiggerThanTheMachine: a size with more vCPUs than the engine has
 // (a template's default of 4 on a 2-core machine) is not refused by the
 // engine: the workspace gets every CPU there is, and starts.
@@ -386,7 +405,7 @@ func TestSizeBiggerThanTheMachine(t *testing.T) {
 	}
 	rt := newRuntime(t, nil)
 	spec := testSpec()
-	spec.CPUCores = info.NCPU + 2
+	spec.CPUCores = float64(info.NCPU + 2)
 	inst := create(t, ctx, rt, spec)
 	ci, err := cli.ContainerInspect(ctx, inst.Ref)
 	if err != nil {

@@ -40,7 +40,7 @@ func TestServerKilledDuringCreate(t *testing.T) {
 	for i := range n {
 		env, err := client.CreateEnvironment(ctx, sdk.CreateEnvironmentRequest{
 			Name: fmt.Sprintf("crash-%d", i), BaseImage: kubernetes.TestImage,
-			CPUCores: sdk.Int(1), MemoryGB: sdk.Int(1), StorageGB: sdk.Int(1),
+			CPUCores: sdk.Float(1), MemoryGB: sdk.Int(1), StorageGB: sdk.Int(1),
 		})
 		if err != nil {
 			t.Fatal(err)

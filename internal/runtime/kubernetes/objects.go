@@ -334,8 +334,19 @@ func (r *Runtime) imageRef(image string) string {
 // (the pod is Guaranteed) and the scheduler puts it where that fits.
 func (r *Runtime) resources(spec runtime.Spec) (corev1.ResourceRequirements, error) {
 	l := corev1.ResourceList{}
-	if spec.CPUCores > 0 {
-		l[corev1.ResourceCPU] = *resource.NewQuantity(int64(spec.CPUCores), resource.DecimalSI)
+	if cpu := spec.CPUCores; cpu > 0 {
+		// Kubernetes counts CPU in millicores: 0.5 is 500m. A size finer
+		// than that is refused rather than rounded (Create checks this
+		// before it makes anything).
+		milli := cpu * 1000
+		switch {
+		case math.IsInf(cpu, 0) || milli != math.Trunc(milli):
+			return corev1.ResourceRequirements{}, fmt.Errorf("%g vCPU: Kubernetes takes CPUs in whole millicores (steps of 0.001)", cpu)
+		case cpu == math.Trunc(cpu):
+			l[corev1.ResourceCPU] = *resource.NewQuantity(int64(cpu), resource.DecimalSI)
+		default:
+			l[corev1.ResourceCPU] = *resource.NewMilliQuantity(int64(milli), resource.DecimalSI)
+		}
 	}
 	if spec.MemoryGB > 0 {
 		l[corev1.ResourceMemory] = *resource.NewQuantity(int64(spec.MemoryGB)<<30, resource.BinarySI)

@@ -402,3 +402,41 @@ func TestCPURequestRatio(t *testing.T) {
 		}
 	}
 }
+
+// TestFractionalCPU: half a vCPU is a limit of 500m (shared by
+// --kubernetes-cpu-request-ratio like a whole one); a size finer than a
+// millicore is refused by Create before it makes anything.
+func TestFractionalCPU(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		cpu, ratio     float64
+		limit, request string
+	}{{0.5, 1, "500m", "500m"}, {0.5, 0.5, "500m", "250m"}, {1.25, 1, "1250m", "1250m"}, {0.25, 0.01, "250m", "3m"}} {
+		rt := fakeRuntime(t, func(cfg *Config) { cfg.CPURequestRatio = c.ratio })
+		spec := runtime.Spec{EnvironmentID: "env_abc123", UserID: "usr_1", CPUCores: c.cpu, MemoryGB: 1, StorageGB: 1}
+		pod, err := rt.pod(spec, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "dev8-env_abc123"}}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ct := range pod.Spec.Containers {
+			if ct.Name != containerWorkspace {
+				continue
+			}
+			req, lim := ct.Resources.Requests[corev1.ResourceCPU], ct.Resources.Limits[corev1.ResourceCPU]
+			if lim.Cmp(resource.MustParse(c.limit)) != 0 || req.Cmp(resource.MustParse(c.request)) != 0 {
+				t.Errorf("%v vCPU, ratio %v: limit %s request %s, want %s and %s", c.cpu, c.ratio, lim.String(), req.String(), c.limit, c.request)
+			}
+		}
+	}
+	client := fake.NewClientset()
+	rt := fakeRuntime(t, func(cfg *Config) { cfg.Client = client })
+	_, err := rt.Create(t.Context(), runtime.Spec{EnvironmentID: "env_fine", UserID: "usr_1", Image: "img", AgentURL: "https://dev8.example.com", CPUCores: 0.0005, MemoryGB: 1, StorageGB: 1})
+	if err == nil || !strings.Contains(err.Error(), "whole millicores") || !runtime.IsPermanent(err) {
+		t.Errorf("create with 0.0005 vCPU: %v; want a permanent error about millicores", err)
+	}
+	for _, a := range client.Actions() {
+		if a.GetVerb() != "get" && a.GetVerb() != "list" && a.GetVerb() != "watch" {
+			t.Errorf("the refused create did %s %s", a.GetVerb(), a.GetResource().Resource)
+		}
+	}
+}
