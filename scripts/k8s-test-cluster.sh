@@ -134,30 +134,28 @@ EOF
 	log "built: $(cd "$bin" && ls | tr '\n' ' ')"
 }
 
-# build_kube_router builds kube-router into the cache, once per version.
-build_kube_router() {
-	[ -x "$kube_router" ] && return 0
-	log "building kube-router $kube_router_version (its network policy controller)"
-	local src
-	src="$(dirname "$kube_router")/src"
+# build_tool OUT MODULE VERSION PACKAGE WHAT builds PACKAGE of MODULE at
+# VERSION into OUT (in the cache), once: a small module of our own requires
+# it, so its go.mod's replace directives do not get in the way.
+build_tool() {
+	local out=$1 module=$2 version=$3 pkg=$4 what=$5 src
+	[ -x "$out" ] && return 0
+	log "building $what"
+	src="$(dirname "$out")/src"
 	mkdir -p "$src"
-	printf 'module dev8.dev/kube-router-build\n\ngo 1.24.0\n' >"$src/go.mod"
-	(cd "$src" && GOFLAGS=-mod=mod go get "github.com/cloudnativelabs/kube-router/v2@$kube_router_version" &&
-		GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$kube_router.tmp" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router)
-	mv "$kube_router.tmp" "$kube_router"
+	printf 'module dev8.dev/%s-build\n\ngo 1.24.0\n' "$(basename "$out")" >"$src/go.mod"
+	(cd "$src" && GOFLAGS=-mod=mod go get "$module@$version" &&
+		GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp" "$pkg")
+	mv "$out.tmp" "$out"
 }
 
-# build_coredns builds CoreDNS into the cache, once per version.
+build_kube_router() {
+	build_tool "$kube_router" github.com/cloudnativelabs/kube-router/v2 "$kube_router_version" \
+		github.com/cloudnativelabs/kube-router/v2/cmd/kube-router "kube-router $kube_router_version (its network policy controller)"
+}
+
 build_coredns() {
-	[ -x "$coredns" ] && return 0
-	log "building CoreDNS $coredns_version (the cluster's DNS)"
-	local src
-	src="$(dirname "$coredns")/src"
-	mkdir -p "$src"
-	printf 'module dev8.dev/coredns-build\n\ngo 1.24.0\n' >"$src/go.mod"
-	(cd "$src" && GOFLAGS=-mod=mod go get "github.com/coredns/coredns@$coredns_version" &&
-		GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$coredns.tmp" github.com/coredns/coredns)
-	mv "$coredns.tmp" "$coredns"
+	build_tool "$coredns" github.com/coredns/coredns "$coredns_version" github.com/coredns/coredns "CoreDNS $coredns_version (the cluster's DNS)"
 }
 
 # packages installs what Debian provides: etcd, the CNI plugins, conntrack
