@@ -36,11 +36,20 @@ func startServerOnLocalhost(t *testing.T) (ts *testServer, dashboard string) {
 }
 
 // sentHeaders records the headers the browser really sends (after its
-// cookie rules), by request URL.
+// cookie rules), by request URL. A redirect keeps its request's id, so a
+// request is a list of hops: the k-th URL an id went to was sent with the
+// headers of that id's k-th ExtraInfo event (one per hop that reaches the
+// network, in order: a hop served from the cache has none, and none of
+// these tests' responses may be cached). The two kinds of event come in
+// either order. (Matched by id alone, the headers of a dashboard request
+// were once taken for those of the app's sign-in it redirected to.)
 type sentHeaders struct {
-	mu   sync.Mutex
-	urls map[network.RequestID]string
-	sent []sentRequest
+	mu     sync.Mutex
+	hops   map[network.RequestID][]string
+	extras map[network.RequestID][]*network.EventRequestWillBeSentExtraInfo
+	// matched counts each id's hops already in sent.
+	matched map[network.RequestID]int
+	sent    []sentRequest
 }
 
 type sentRequest struct {
@@ -50,32 +59,34 @@ type sentRequest struct {
 
 func watchSentHeaders(t *testing.T, p *pageTest) *sentHeaders {
 	t.Helper()
-	s := &sentHeaders{urls: map[network.RequestID]string{}}
-	var extra []*network.EventRequestWillBeSentExtraInfo
+	s := &sentHeaders{
+		hops:    map[network.RequestID][]string{},
+		extras:  map[network.RequestID][]*network.EventRequestWillBeSentExtraInfo{},
+		matched: map[network.RequestID]int{},
+	}
 	if err := chromedp.Listen(p.tab, func(ev any) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		var id network.RequestID
 		switch ev := ev.(type) {
 		case *network.EventRequestWillBeSent:
-			s.urls[ev.RequestID] = ev.Request.URL
+			id = ev.RequestID
+			s.hops[id] = append(s.hops[id], ev.Request.URL)
 		case *network.EventRequestWillBeSentExtraInfo:
-			extra = append(extra, ev)
+			id = ev.RequestID
+			s.extras[id] = append(s.extras[id], ev)
+		default:
+			return
 		}
-		// The two events come in either order: match what can be.
-		rest := extra[:0]
-		for _, e := range extra {
-			u, ok := s.urls[e.RequestID]
-			if !ok {
-				rest = append(rest, e)
-				continue
-			}
+		for k := s.matched[id]; k < len(s.hops[id]) && k < len(s.extras[id]); k++ {
+			e := s.extras[id][k]
 			cookie, _ := e.Headers["Cookie"].(string)
 			if c, ok := e.Headers["cookie"].(string); ok {
 				cookie = c
 			}
-			s.sent = append(s.sent, sentRequest{url: u, cookie: cookie})
+			s.sent = append(s.sent, sentRequest{url: s.hops[id][k], cookie: cookie})
+			s.matched[id] = k + 1
 		}
-		extra = rest
 	}); err != nil {
 		t.Fatal(err)
 	}
