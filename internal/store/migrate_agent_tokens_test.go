@@ -14,9 +14,23 @@ import (
 	"dev8.dev/dev8/internal/testutil/pgtest"
 )
 
-// migrateTo brings db's schema to version, not further.
-func migrateTo(t *testing.T, ctx context.Context, db *DB, version int64) {
+// openAt opens a new database of engine with its schema at version, not
+// further, closed when the test ends.
+func openAt(t *testing.T, ctx context.Context, engine string, version int64) *DB {
 	t.Helper()
+	var (
+		db  *DB
+		err error
+	)
+	if engine == enginePostgres {
+		db, err = openPostgres(ctx, pgtest.NewDatabase(t))
+	} else {
+		db, err = openSQLite(ctx, filepath.Join(t.TempDir(), "dev8.db"))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
 	dir, err := fs.Sub(migrations, "migrations/"+db.engine)
 	if err != nil {
 		t.Fatal(err)
@@ -32,6 +46,23 @@ func migrateTo(t *testing.T, ctx context.Context, db *DB, version int64) {
 	if _, err := p.UpTo(ctx, version); err != nil {
 		t.Fatal(err)
 	}
+	return db
+}
+
+// execNow runs each statement on db, its placeholders all the present
+// time (rows written below the store's API, as an older Dev8 wrote them).
+func execNow(t *testing.T, ctx context.Context, db *DB, statements ...string) {
+	t.Helper()
+	at := db.timeArg(time.Now())
+	for _, q := range statements {
+		args := make([]any, strings.Count(q, "?"))
+		for i := range args {
+			args[i] = at
+		}
+		if _, err := db.writer.ExecContext(ctx, db.q(q), args...); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // TestMigrationMarksLegacyAgentTokens: upgrading to per-start agent tokens
@@ -45,20 +76,7 @@ func TestMigrationMarksLegacyAgentTokens(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 			defer cancel()
-			var (
-				db  *DB
-				err error
-			)
-			if engine == enginePostgres {
-				db, err = openPostgres(ctx, pgtest.NewDatabase(t))
-			} else {
-				db, err = openSQLite(ctx, filepath.Join(t.TempDir(), "dev8.db"))
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			migrateTo(t, ctx, db, 11)
+			db := openAt(t, ctx, engine, 11)
 			at := db.timeArg(time.Now())
 			if _, err := db.writer.ExecContext(ctx, db.q(`INSERT INTO users (id, email, created_at, updated_at) VALUES ('usr_1', 'ada@example.com', ?, ?)`), at, at); err != nil {
 				t.Fatal(err)
@@ -110,31 +128,12 @@ func TestMigrationKeepsInstanceTypesActive(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 			defer cancel()
-			var (
-				db  *DB
-				err error
-			)
-			if engine == enginePostgres {
-				db, err = openPostgres(ctx, pgtest.NewDatabase(t))
-			} else {
-				db, err = openSQLite(ctx, filepath.Join(t.TempDir(), "dev8.db"))
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			migrateTo(t, ctx, db, 13)
-			at := db.timeArg(time.Now())
-			for _, q := range []string{
+			db := openAt(t, ctx, engine, 13)
+			execNow(t, ctx, db,
 				`INSERT INTO instance_types (name, cpu_cores, memory_gb, storage_gb) VALUES ('old', 2, 4, 20)`,
 				`INSERT INTO users (id, email, created_at, updated_at) VALUES ('usr_1', 'ada@example.com', ?, ?)`,
 				`INSERT INTO environments (id, user_id, name, status, instance_type, last_accessed_at, created_at, updated_at) VALUES ('env_1', 'usr_1', 'one', 'STOPPED', 'old', ?, ?, ?)`,
-			} {
-				args := []any{at, at, at}[:strings.Count(q, "?")]
-				if _, err := db.writer.ExecContext(ctx, db.q(q), args...); err != nil {
-					t.Fatal(err)
-				}
-			}
+			)
 			if err := db.migrate(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -2,12 +2,8 @@ package store
 
 import (
 	"context"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
-
-	"dev8.dev/dev8/internal/testutil/pgtest"
 )
 
 // TestFractionalCPU: the upgrade to fractional CPUs keeps every whole size
@@ -21,32 +17,13 @@ func TestFractionalCPU(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 			defer cancel()
-			var (
-				db  *DB
-				err error
-			)
-			if engine == enginePostgres {
-				db, err = openPostgres(ctx, pgtest.NewDatabase(t))
-			} else {
-				db, err = openSQLite(ctx, filepath.Join(t.TempDir(), "dev8.db"))
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			migrateTo(t, ctx, db, 14)
-			at := db.timeArg(time.Now())
-			for _, q := range []string{
+			db := openAt(t, ctx, engine, 14)
+			execNow(t, ctx, db,
 				`INSERT INTO instance_types (name, cpu_cores, memory_gb, storage_gb) VALUES ('old', 3, 4, 20)`,
 				`INSERT INTO templates (id, name, default_cpu, created_at, updated_at) VALUES ('tpl_1', 'old', 4, ?, ?)`,
 				`INSERT INTO users (id, email, created_at, updated_at) VALUES ('usr_1', 'ada@example.com', ?, ?)`,
 				`INSERT INTO environments (id, user_id, name, status, cpu_cores, last_accessed_at, created_at, updated_at) VALUES ('env_1', 'usr_1', 'one', 'STOPPED', 2, ?, ?, ?)`,
-			} {
-				args := []any{at, at, at}[:strings.Count(q, "?")]
-				if _, err := db.writer.ExecContext(ctx, db.q(q), args...); err != nil {
-					t.Fatal(err)
-				}
-			}
+			)
 			if err := db.migrate(ctx); err != nil {
 				t.Fatal(err)
 			}
