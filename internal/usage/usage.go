@@ -460,8 +460,12 @@ func (w *Writer) RunRetention(ctx context.Context) error {
 		dctx, cancel := context.WithTimeout(ctx, max(w.cfg.WriteTimeout, time.Minute))
 		n, err := w.DeleteExpired(dctx)
 		cancel()
+		if ctx.Err() != nil {
+			// Cut short by the end of the loop itself: no pass, no failure.
+			return ctx.Err()
+		}
 		switch {
-		case err != nil && ctx.Err() == nil:
+		case err != nil:
 			w.log.Warn("delete expired usage samples", "err", err)
 		case n > 0:
 			w.log.Info("deleted expired usage samples", "rows", n, "retention", w.cfg.Retention)
