@@ -222,11 +222,11 @@ func (s *Sessions) Verify(value string, app appurl.App) (Grant, time.Time, bool)
 	if !ok || len(value) > 1024 {
 		return Grant{}, time.Time{}, false
 	}
-	mac, err := base64.RawURLEncoding.DecodeString(sig)
+	mac, err := base64.RawURLEncoding.Strict().DecodeString(sig)
 	if err != nil || !hmac.Equal(mac, s.mac(enc)) {
 		return Grant{}, time.Time{}, false
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(enc)
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(enc)
 	if err != nil {
 		return Grant{}, time.Time{}, false
 	}

@@ -87,7 +87,9 @@ func (a *AgentTokens) Verify(token string, env store.Environment) bool {
 	default:
 		return false
 	}
-	mac, err := base64.RawURLEncoding.DecodeString(parts[len(parts)-1])
+	// Strict: a MAC has one spelling (the loose decoder ignores the last
+	// character's spare bits, so four spellings of it would pass).
+	mac, err := base64.RawURLEncoding.Strict().DecodeString(parts[len(parts)-1])
 	return err == nil && hmac.Equal(mac, want)
 }
 

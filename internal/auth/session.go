@@ -52,7 +52,7 @@ func (c *CSRF) Token(sessionID string) string {
 
 // Verify reports whether token is the session's CSRF token.
 func (c *CSRF) Verify(sessionID, token string) bool {
-	mac, err := base64.RawURLEncoding.DecodeString(token)
+	mac, err := base64.RawURLEncoding.Strict().DecodeString(token)
 	return err == nil && sessionID != "" && hmac.Equal(mac, c.mac(sessionID))
 }
 

@@ -49,11 +49,11 @@ func (s *StateSigner) Open(v string) (State, bool) {
 	if !ok {
 		return State{}, false
 	}
-	mac, err := base64.RawURLEncoding.DecodeString(sig)
+	mac, err := base64.RawURLEncoding.Strict().DecodeString(sig)
 	if err != nil || !hmac.Equal(mac, s.mac(enc)) {
 		return State{}, false
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(enc)
+	payload, err := base64.RawURLEncoding.Strict().DecodeString(enc)
 	if err != nil {
 		return State{}, false
 	}
