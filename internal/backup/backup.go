@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"dev8.dev/dev8/internal/audit"
+	"dev8.dev/dev8/internal/lease"
 	"dev8.dev/dev8/internal/snapshot"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/tunnel"
@@ -106,6 +107,9 @@ type Config struct {
 	// Schedule paces SCHEDULED snapshots and pruning (zero values: the
 	// defaults).
 	Schedule Schedule
+	// Leases run the schedule on one replica at a time when several share
+	// the store (nil: this server is the only one).
+	Leases *lease.Leases
 }
 
 // Service runs snapshot jobs. Its methods are safe for concurrent use.
@@ -119,6 +123,7 @@ type Service struct {
 	log     *slog.Logger
 	now     func() time.Time
 	sched   Schedule
+	leases  *lease.Leases
 	jobs    jobs
 	// restoring holds the lost-volume restores in progress: environment
 	// id → *lostVolumeRestore (restore.go).
@@ -135,7 +140,7 @@ func New(cfg Config) *Service {
 		cfg.Now = time.Now
 	}
 	s := &Service{store: cfg.Store, repo: cfg.Repo, tunnels: cfg.Tunnels, envs: cfg.Environments, audit: cfg.Audit,
-		obs: cfg.Observer, log: cfg.Logger, now: cfg.Now, sched: cfg.Schedule.withDefaults()}
+		obs: cfg.Observer, log: cfg.Logger, now: cfg.Now, sched: cfg.Schedule.withDefaults(), leases: cfg.Leases}
 	s.jobs.init()
 	return s
 }
@@ -149,7 +154,7 @@ func (s *Service) SetEnvironments(e Environments) { s.envs = e }
 func (s *Service) Available() bool { return s != nil && s.store != nil && s.repo != nil }
 
 // Run takes SCHEDULED snapshots and prunes the repository (see Schedule)
-// until ctx ends; then it cancels every job still running and returns once
+// while this replica leads "snapshots.schedule", until ctx ends; then it cancels every job still running and returns once
 // they have recorded how they ended.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.jobs.stop()
@@ -157,7 +162,7 @@ func (s *Service) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	s.runSchedule(ctx)
+	s.leases.Lead(ctx, "snapshots.schedule", s.runSchedule)
 	return nil
 }
 

@@ -282,3 +282,16 @@ func (r *memRuntime) callLog() []string {
 	defer r.mu.Unlock()
 	return append([]string(nil), r.calls...)
 }
+
+// callCount is how often call (op+":"+id) reached the runtime.
+func (r *memRuntime) callCount(call string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, c := range r.calls {
+		if c == call {
+			n++
+		}
+	}
+	return n
+}

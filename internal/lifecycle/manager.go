@@ -17,6 +17,7 @@ import (
 
 	"dev8.dev/dev8/internal/audit"
 	"dev8.dev/dev8/internal/catalog"
+	"dev8.dev/dev8/internal/lease"
 	"dev8.dev/dev8/internal/runtime"
 	"dev8.dev/dev8/internal/store"
 )
@@ -119,6 +120,12 @@ type Config struct {
 	// nothing is called.
 	AfterStart   func(ctx context.Context, env store.Environment, freshStorage bool)
 	AgentRevoked func(environmentID string)
+
+	// Leases keep work to one replica when several share the store (see
+	// leases.go): each environment's operation runs under its lease, and
+	// the reaper and resync on the replica that leads. Nil: this manager is
+	// the only one, and does everything itself.
+	Leases *lease.Leases
 }
 
 // QuotaPolicy decides how much a user may have.
@@ -279,8 +286,11 @@ func (m *Manager) Run(ctx context.Context) error {
 	for range m.cfg.Workers {
 		g.Go(func() error { m.work(ctx); return nil })
 	}
-	g.Go(func() error { m.every(ctx, m.cfg.ReaperInterval, m.reap); return nil })
-	g.Go(func() error { m.every(ctx, m.cfg.ResyncInterval, m.resync); return nil })
+	g.Go(func() error { m.lead(ctx, "lifecycle.reaper", m.cfg.ReaperInterval, m.reap); return nil })
+	g.Go(func() error { m.lead(ctx, "lifecycle.resync", m.cfg.ResyncInterval, m.resync); return nil })
+	if m.cfg.Leases != nil {
+		g.Go(func() error { m.every(ctx, m.cfg.Leases.TTL()/2, m.takeOver); return nil })
+	}
 	g.Go(func() error {
 		for {
 			select {

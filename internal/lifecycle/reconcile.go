@@ -51,7 +51,12 @@ func (m *Manager) work(ctx context.Context) {
 }
 
 func (m *Manager) reconcileWithRetry(ctx context.Context, id string) {
-	opCtx, cancel := context.WithTimeout(ctx, m.cfg.OperationTimeout)
+	held, ok := m.holdEnvironment(ctx, id)
+	if !ok {
+		return
+	}
+	defer held.release()
+	opCtx, cancel := context.WithTimeout(held.ctx, m.cfg.OperationTimeout)
 	defer cancel()
 	acted, err := m.reconcile(opCtx, id)
 	switch {
@@ -60,6 +65,11 @@ func (m *Manager) reconcileWithRetry(ctx context.Context, id string) {
 		return
 	case ctx.Err() != nil:
 		// Shutting down: the next start converges whatever was left.
+		return
+	case held.ctx.Err() != nil:
+		// The lease was lost (this replica was cut off from the
+		// database): whoever takes it over carries on.
+		m.log.Warn("environment operation abandoned: its lease was lost", "environment", id, "err", err)
 		return
 	}
 	n := m.attempts.inc(id)

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"dev8.dev/dev8/internal/backup"
 	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/internal/httpmw"
+	"dev8.dev/dev8/internal/lease"
 	"dev8.dev/dev8/internal/lifecycle"
 	"dev8.dev/dev8/internal/liveconn"
 	"dev8.dev/dev8/internal/metrics"
@@ -38,155 +38,6 @@ import (
 	"dev8.dev/dev8/internal/usage"
 	"dev8.dev/dev8/internal/web"
 )
-
-// Config is everything dev8 server can be told. The zero value of each
-// optional field takes the documented default.
-type Config struct {
-	// DataDir holds the SQLite file and the local runtime's workspaces.
-	DataDir string
-	// DatabaseURL selects PostgreSQL; empty means SQLite in DataDir.
-	DatabaseURL string
-	// Runtime is the runtime new environments get when their create
-	// request names none: "local" (the default when empty), "docker", or
-	// "auto" (dev8 server's default): the first of Runtimes on which the
-	// template can run now (see RuntimeAuto).
-	Runtime string
-	// Runtimes are the runtimes new environments may use, in order of
-	// preference. Empty: Runtime alone, or with Runtime "auto" every
-	// runtime that works here (docker when a Docker engine answers, then
-	// local). Runtimes that existing environments use are driven for them
-	// whether listed or not.
-	Runtimes []string
-	// DockerHost is the Docker engine's address (unix:///path or
-	// tcp://host:port); empty means DOCKER_HOST, else the local socket.
-	DockerHost string
-	// LocalForMembers lets members (not only admins) run workspaces on the
-	// local runtime, which isolates nothing: for one person, or a team that
-	// trusts each other with the server's user and data.
-	LocalForMembers bool
-	// DockerNetwork is the docker runtime's Config.NetworkMode (default
-	// DefaultDockerNetwork).
-	DockerNetwork string
-	// Kubernetes configures the kubernetes runtime.
-	Kubernetes KubernetesConfig
-	// Azure configures the azure runtime.
-	Azure AzureConfig
-	// SupervisorBinary is the static binary the docker runtime copies into
-	// every container (default: the small supervisor this dev8 embeds,
-	// written to <DataDir>/bin, else this executable).
-	SupervisorBinary string
-	// CodeServer is the code-server executable the local runtime starts in
-	// each workspace; empty means none.
-	CodeServer string
-	// SupervisorCommand overrides how the local runtime starts a workspace's
-	// supervisor (default: the embedded small supervisor, as for
-	// SupervisorBinary, else this executable, with "supervisor").
-	SupervisorCommand []string
-	// SupervisorEnv is added to the supervisor's environment.
-	SupervisorEnv []string
-	// AccessURL is where people reach this server (vs_code_url is built on
-	// it); default http://<listen address>.
-	AccessURL string
-	// AgentURL is where workspaces' supervisors reach this server; default
-	// the listen address on loopback.
-	AgentURL string
-	// AllowedHosts are more host names the server answers to, besides IP
-	// addresses, localhost and the access and agent URLs' hosts (see
-	// httpmw.AllowHosts): a proxy reached under several names.
-	AllowedHosts []string
-	// WildcardAccessURL is where workspace apps (the IDE, HTTP servers on
-	// workspaces' ports) are served, each on an origin of its own:
-	// [scheme://]*.domain[:port]. Empty: *.localhost when the access URL
-	// is on loopback, else a subdomain of the access URL's host (see
-	// appurl.Resolve).
-	WildcardAccessURL string
-	// UnsafePathBasedApps serves the IDE under /w/{id}/ide/ on the
-	// dashboard's own origin instead, where a workspace's page acts with
-	// its visitor's session: only for one trusted user.
-	UnsafePathBasedApps bool
-	// TemplateImages points templates at image references (template name →
-	// reference) for the docker runtime; a template not named runs its
-	// catalog image (dev8/<template>:latest).
-	TemplateImages map[string]string
-	// AllowedImages, if not empty, restricts the base_image a create
-	// request may name to these patterns (see catalog.ImageAllowed) and the
-	// templates' images.
-	AllowedImages []string
-
-	// UsageRetention is how long resource samples are kept (default 30
-	// days).
-	UsageRetention time.Duration
-	// AuditRetention is how long audit events are kept (default
-	// audit.DefaultRetention, 90 days; negative: for ever).
-	AuditRetention time.Duration
-	ReaperInterval time.Duration
-	ResyncInterval time.Duration
-	Pricing        lifecycle.Pricing
-	TokenTTL       time.Duration
-	// TokenDefaultLifetime and TokenMaxLifetime bound API tokens made with
-	// POST /api/v1/tokens (defaults 30 and 365 days); see api.Config.
-	TokenDefaultLifetime time.Duration
-	TokenMaxLifetime     time.Duration
-	BcryptCost           int           // default auth.DefaultBcryptCost; tests use the minimum
-	ShutdownTimeout      time.Duration // default 30s, as in the seed
-	Logger               *slog.Logger
-	// Now is the clock (default time.Now); tests move it.
-	Now func() time.Time
-
-	// SecretKey encrypts users' secrets at rest: 32 bytes as 64 hex digits
-	// or base64 (DEV8_SECRET_KEY). Empty: the key in SecretKeyFile (default
-	// <DataDir>/secret.key), created 0600 on first start.
-	SecretKey     string
-	SecretKeyFile string
-
-	// TLSCert and TLSKey are PEM files; with both set the server speaks
-	// HTTPS only (and sends HSTS, and marks the session cookie Secure).
-	TLSCert, TLSKey string
-	// Quotas are every user's limits unless an admin overrides them; nil
-	// takes quota.DefaultLimits (10 environments, 5 running, no budget).
-	Quotas *quota.Limits
-	// RateLimits, CORSOrigins and TrustedProxies: see api.Config.
-	RateLimits     httpmw.RateLimits
-	CORSOrigins    []string
-	TrustedProxies []netip.Prefix
-	// Streams caps the event streams and websockets people hold open
-	// (zero fields: httpmw's defaults).
-	Streams httpmw.StreamLimits
-	// RequestTimeouts bound ordinary requests' reading and whole time
-	// (zero fields: httpmw's defaults); streams are exempt.
-	RequestTimeouts httpmw.RequestTimeouts
-	// OAuth enables sign-in with GitHub and Google (see OAuthConfig).
-	OAuth OAuthConfig
-	// Signup is who may create an account (default signup.DefaultPolicy,
-	// invite: the first user, then people an admin invited).
-	// AllowedEmailDomains may also sign up by themselves, under invite,
-	// with an OAuth provider that vouches for their address.
-	Signup              signup.Policy
-	AllowedEmailDomains []string
-	// SessionPruneInterval is how often expired sessions are deleted
-	// (default api.DefaultSessionPruneInterval).
-	SessionPruneInterval time.Duration
-	// LiveCheckInterval is how often the credentials of open terminals,
-	// SSH sessions, port-forwards, event streams and IDE websockets are
-	// checked against the store (default liveconn.DefaultSweepInterval):
-	// what this server revokes ends them at once; this catches the rest
-	// (expiry, another replica's revocation).
-	LiveCheckInterval time.Duration
-	// Snapshots schedules workspace snapshots and pruning of the
-	// repository (zero values: the defaults).
-	Snapshots backup.Schedule
-	// SnapshotStore is where the snapshot repository lives: empty for
-	// <DataDir>/backups, a directory or file:///path, s3://bucket/prefix or
-	// azblob://container/prefix (see backup.OpenStore).
-	SnapshotStore string
-	// PreStopTimeout bounds the snapshot taken before each stop (default
-	// lifecycle.DefaultPreStopTimeout).
-	PreStopTimeout time.Duration
-
-	// AdminAddr is where /metrics and /debug/pprof/ are served (see
-	// admin.go); empty turns the admin listener off. Tests use port 0.
-	AdminAddr string
-}
 
 // Server is a running control plane.
 type Server struct {
@@ -211,6 +62,8 @@ type Server struct {
 	agentLn     net.Listener // the agent socket: see agentsocket.go
 	// lock is held on the data directory until Close (see datadirlock.go).
 	lock *dataDirLock
+	// leases: nil on SQLite (see New).
+	leases *lease.Leases
 }
 
 // New opens the store (migrating it), seeds the catalog and builds the
@@ -295,6 +148,16 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		db.Close()
 		return nil, err
 	}
+	// On PostgreSQL this server may be one of several replicas: leases keep
+	// work that must happen once to one of them. A SQLite file is one
+	// server's (the data directory's lock says so), which does it all.
+	var leases *lease.Leases
+	if db.Engine() == "postgres" {
+		leases = lease.New(lease.Config{Store: db, Logger: cfg.Logger})
+		cfg.Logger.Info("PostgreSQL: this server may run beside other replicas on the same database", "replica", leases.Holder())
+	} else {
+		cfg.Logger.Info("SQLite: this server runs alone; replicas need PostgreSQL (DATABASE_URL)")
+	}
 	tunnels := tunnel.NewRegistry(cfg.Logger)
 	runtimes, err := buildRuntimes(ctx, cfg, plan, runtimeDeps{db: db, imageRefs: imageRefs, builtHere: builtHere, tunnels: tunnels})
 	if err != nil {
@@ -353,6 +216,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Logger:   cfg.Logger,
 		Now:      cfg.Now,
 		Schedule: cfg.Snapshots,
+		Leases:   leases,
 	})
 	isAdmin := func(ctx context.Context, userID string) (bool, error) {
 		u, err := timed.GetUser(ctx, userID)
@@ -389,6 +253,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		ResyncInterval:  cfg.ResyncInterval,
 		Now:             cfg.Now,
 		Audit:           auditLog,
+		Leases:          leases,
 	})
 	backups.SetEnvironments(mgr)
 	usageWriter := usage.NewWriter(usage.Config{Store: timed, Logger: cfg.Logger, Retention: cfg.UsageRetention, Now: cfg.Now})
@@ -439,7 +304,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	cfg.Logger.Info("dev8 server ready", "store", db.Engine(), "runtimes", mgr.RuntimeNames(), "data_dir", cfg.DataDir, "code_server", cfg.CodeServer,
 		"signup", gate.Policy(), "allowed_email_domains", cfg.AllowedEmailDomains)
 	pruner := audit.NewPruner(audit.RetentionConfig{Store: timed, Retention: cfg.AuditRetention, Logger: cfg.Logger, Now: cfg.Now})
-	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtimes: byName(runtimes), Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, auditPruner: pruner, live: live, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn, agentLn: agentLn, lock: lock}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtimes: byName(runtimes), Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, auditPruner: pruner, live: live, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn, agentLn: agentLn, lock: lock, leases: leases}, nil
 }
 
 // RemoveInstance removes env's compute and storage from its runtime at
@@ -552,10 +417,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		return nil
 	})
-	g.Go(func() error { _ = s.usage.RunRetention(gctx); return nil })
-	g.Go(func() error { s.auditPruner.Run(gctx); return nil })
+	// Retention runs on one replica at a time (the one that leads each);
+	// live checks are of this replica's own connections.
+	g.Go(func() error {
+		s.leases.Lead(gctx, "usage.retention", func(ctx context.Context) { _ = s.usage.RunRetention(ctx) })
+		return nil
+	})
+	g.Go(func() error { s.leases.Lead(gctx, "audit.retention", s.auditPruner.Run); return nil })
+	g.Go(func() error {
+		s.leases.Lead(gctx, "sessions.prune", func(ctx context.Context) { s.api.RunSessionPruning(ctx, s.cfg.SessionPruneInterval) })
+		return nil
+	})
 	g.Go(func() error { s.live.Run(gctx, s.cfg.LiveCheckInterval); return nil })
-	g.Go(func() error { s.api.RunSessionPruning(gctx, s.cfg.SessionPruneInterval); return nil })
 	// Snapshot jobs (manual ones after their 202, forks, lost-volume
 	// restores, the schedule) end with it: cancelled, recorded, waited for.
 	g.Go(func() error { return s.backups.Run(gctx) })
