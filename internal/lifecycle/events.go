@@ -34,6 +34,19 @@ func (m *Manager) Subscribe() (<-chan store.Environment, func()) {
 	})
 }
 
+// publish tells this replica's subscribers of a change this manager made,
+// and the other replicas' (Config.Announce).
+func (m *Manager) publish(env store.Environment) {
+	m.events.publish(env)
+	if m.cfg.Announce != nil {
+		m.cfg.Announce(env)
+	}
+}
+
+// PublishFromReplica tells this replica's subscribers of a change another
+// replica made (and announced). A deleted environment has DeletedAt set.
+func (m *Manager) PublishFromReplica(env store.Environment) { m.events.publish(env) }
+
 func (b *broadcaster) publish(env store.Environment) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -126,6 +126,10 @@ type Config struct {
 	// the reaper and resync on the replica that leads. Nil: this manager is
 	// the only one, and does everything itself.
 	Leases *lease.Leases
+	// Announce tells the other replicas of each change this manager
+	// publishes to its subscribers; it must not block. Nil: there are no
+	// other replicas.
+	Announce func(env store.Environment)
 }
 
 // QuotaPolicy decides how much a user may have.
@@ -362,7 +366,7 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (store.Environment
 		}
 		return store.Environment{}, fmt.Errorf("create environment: %w", err)
 	}
-	m.events.publish(env)
+	m.publish(env)
 	m.cfg.Observer.LifecycleRequested("create")
 	m.record(ctx, env, "created", fmt.Sprintf("template %s, %s (%s vCPU, %d GB)", env.TemplateName, env.InstanceType, catalog.FormatCPU(env.CPUCores), env.MemoryGB))
 	m.queue.add(env.ID)
@@ -492,7 +496,7 @@ func (m *Manager) request(ctx context.Context, id, action string, limits *store.
 		if hadToken && env.AgentTokenNonce == "" {
 			m.agentRevoked(id)
 		}
-		m.events.publish(env)
+		m.publish(env)
 		m.attempts.reset(id)
 		m.cfg.Observer.LifecycleRequested(action)
 		m.record(ctx, env, action+"_requested", "")
@@ -526,7 +530,7 @@ func (m *Manager) NoteRunning(ctx context.Context, id, kind, reason string, sett
 	if err != nil {
 		return store.Environment{}, err
 	}
-	m.events.publish(env)
+	m.publish(env)
 	m.record(ctx, env, kind, reason)
 	return env, nil
 }

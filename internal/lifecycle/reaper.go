@@ -49,7 +49,7 @@ func (m *Manager) Reap(ctx context.Context) (stopped int, err error) {
 			return stopped, fmt.Errorf("stop idle environment %s: %w", c.ID, err)
 		}
 		stopped++
-		m.events.publish(env)
+		m.publish(env)
 		m.log.Info("stopping idle environment", "environment", env.ID, "last_accessed_at", env.LastAccessedAt, "auto_stop_minutes", env.AutoStopMinutes)
 		m.record(ctx, env, "idle_stop_requested", env.StatusReason)
 		m.auditSystem(ctx, "environment.idle_stop", env, map[string]any{

@@ -142,7 +142,7 @@ func (m *Manager) reconcileEnvironment(ctx context.Context, env store.Environmen
 		})
 		if err == nil {
 			m.freshStorage.Delete(env.ID)
-			m.events.publish(env)
+			m.publish(env)
 			m.record(ctx, env, "deleted", "")
 		}
 		return err
@@ -189,7 +189,7 @@ func (m *Manager) setReason(ctx context.Context, env store.Environment, reason s
 		return nil
 	})
 	if err == nil {
-		m.events.publish(env)
+		m.publish(env)
 	}
 	return env, err
 }
@@ -305,7 +305,7 @@ func (m *Manager) fail(ctx context.Context, id string, acted store.Status, cause
 		}
 		return
 	}
-	m.events.publish(env)
+	m.publish(env)
 	m.record(ctx, env, "error", env.StatusReason)
 }
 
@@ -323,7 +323,7 @@ func (m *Manager) transition(ctx context.Context, id string, from, to store.Stat
 		return nil
 	})
 	if err == nil {
-		m.events.publish(env)
+		m.publish(env)
 	}
 	return env, err
 }

@@ -29,6 +29,7 @@ import (
 	"dev8.dev/dev8/internal/liveconn"
 	"dev8.dev/dev8/internal/metrics"
 	"dev8.dev/dev8/internal/quota"
+	"dev8.dev/dev8/internal/replicaevents"
 	"dev8.dev/dev8/internal/runtime"
 	"dev8.dev/dev8/internal/secretbox"
 	"dev8.dev/dev8/internal/signup"
@@ -64,6 +65,9 @@ type Server struct {
 	lock *dataDirLock
 	// leases: nil on SQLite (see New).
 	leases *lease.Leases
+	// peers carries environment changes to and from the other replicas
+	// (nil on SQLite).
+	peers *replicaevents.Bus
 }
 
 // New opens the store (migrating it), seeds the catalog and builds the
@@ -151,9 +155,13 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// On PostgreSQL this server may be one of several replicas: leases keep
 	// work that must happen once to one of them. A SQLite file is one
 	// server's (the data directory's lock says so), which does it all.
-	var leases *lease.Leases
+	var (
+		leases *lease.Leases
+		peers  *replicaevents.Bus
+	)
 	if db.Engine() == "postgres" {
 		leases = lease.New(lease.Config{Store: db, Logger: cfg.Logger})
+		peers = replicaevents.New(replicaevents.Config{Store: db, Origin: leases.Holder(), Logger: cfg.Logger})
 		cfg.Logger.Info("PostgreSQL: this server may run beside other replicas on the same database", "replica", leases.Holder())
 	} else {
 		cfg.Logger.Info("SQLite: this server runs alone; replicas need PostgreSQL (DATABASE_URL)")
@@ -254,6 +262,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Now:             cfg.Now,
 		Audit:           auditLog,
 		Leases:          leases,
+		Announce:        peers.Announce,
 	})
 	backups.SetEnvironments(mgr)
 	usageWriter := usage.NewWriter(usage.Config{Store: timed, Logger: cfg.Logger, Retention: cfg.UsageRetention, Now: cfg.Now})
@@ -304,7 +313,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	cfg.Logger.Info("dev8 server ready", "store", db.Engine(), "runtimes", mgr.RuntimeNames(), "data_dir", cfg.DataDir, "code_server", cfg.CodeServer,
 		"signup", gate.Policy(), "allowed_email_domains", cfg.AllowedEmailDomains)
 	pruner := audit.NewPruner(audit.RetentionConfig{Store: timed, Retention: cfg.AuditRetention, Logger: cfg.Logger, Now: cfg.Now})
-	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtimes: byName(runtimes), Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, auditPruner: pruner, live: live, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn, agentLn: agentLn, lock: lock, leases: leases}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtimes: byName(runtimes), Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, auditPruner: pruner, live: live, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn, agentLn: agentLn, lock: lock, leases: leases, peers: peers}, nil
 }
 
 // RemoveInstance removes env's compute and storage from its runtime at
@@ -429,6 +438,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return nil
 	})
 	g.Go(func() error { s.live.Run(gctx, s.cfg.LiveCheckInterval); return nil })
+	if s.peers != nil {
+		g.Go(func() error { return s.peers.Run(gctx, s.Manager) })
+	}
 	// Snapshot jobs (manual ones after their 202, forks, lost-volume
 	// restores, the schedule) end with it: cancelled, recorded, waited for.
 	g.Go(func() error { return s.backups.Run(gctx) })

@@ -33,6 +33,9 @@ const sqliteBusyTimeout = 10 * time.Second
 // DB is the store. It is safe for concurrent use.
 type DB struct {
 	engine string
+	// databaseURL is PostgreSQL's, for the connections Listen holds
+	// outside the pool. It may carry a password: never logged.
+	databaseURL string
 
 	// writer runs every statement that writes. On SQLite it holds exactly one
 	// connection, so concurrent writers queue inside database/sql instead of
@@ -88,7 +91,7 @@ func openPostgres(ctx context.Context, databaseURL string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("store: connect to postgres: %w", err)
 	}
-	return &DB{engine: enginePostgres, writer: pool, reader: pool}, nil
+	return &DB{engine: enginePostgres, writer: pool, reader: pool, databaseURL: databaseURL}, nil
 }
 
 func openSQLite(ctx context.Context, path string) (*DB, error) {
