@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -190,6 +191,8 @@ type API struct {
 	// shuttingDown closes when the server begins a graceful shutdown
 	// (Shutdown), ending the event streams.
 	shuttingDown chan struct{}
+	// draining: the server is stopping, and /ready says so (Drain).
+	draining     atomic.Bool
 	shutdownOnce sync.Once
 }
 
@@ -475,6 +478,10 @@ func (a *API) live(w http.ResponseWriter, r *http.Request) {
 // ready answers 503 until the store answers, so a load balancer holds
 // traffic back from a server that cannot serve it.
 func (a *API) ready(w http.ResponseWriter, r *http.Request) {
+	if a.draining.Load() {
+		httpapi.WriteJSON(w, http.StatusServiceUnavailable, sdk.ErrorResponse{Error: "Not ready", Details: "the server is shutting down", Code: httpapi.CodeNotReady})
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := a.store.Ping(ctx); err != nil {

@@ -90,6 +90,10 @@ func writeEvent(w http.ResponseWriter, name string, v any) error {
 	return err
 }
 
+// Drain makes /ready answer 503: the server is about to stop, and a load
+// balancer should send its requests elsewhere. Everything else goes on.
+func (a *API) Drain() { a.draining.Store(true) }
+
 // Shutdown ends the API's long-lived responses (event streams); the server
 // calls it when it begins a graceful shutdown.
 func (a *API) Shutdown() {

@@ -25,6 +25,14 @@ const AgentWait = 30 * time.Second
 // (GET /api/v1/environments/{id}/tunnel, for the environment's agent).
 func (g *Gateway) Tunnel(w http.ResponseWriter, r *http.Request) {
 	env := httpmw.Environment(r)
+	if g.tunnels.Draining() {
+		// Draining: the supervisor is to move to another replica. Refused
+		// before the upgrade, so it backs off rather than redial at once.
+		w.Header().Set("Retry-After", "1")
+		httpapi.WriteError(g.log, w, r, &httpapi.Error{Status: http.StatusServiceUnavailable, Code: httpapi.CodeNotReady,
+			Message: "This server is shutting down", Details: "connect again: another replica takes the tunnel"})
+		return
+	}
 	ws, err := accept(w, r)
 	if err != nil {
 		return // Accept has answered the client

@@ -102,6 +102,11 @@ type Config struct {
 	TokenMaxLifetime     time.Duration
 	BcryptCost           int           // default auth.DefaultBcryptCost; tests use the minimum
 	ShutdownTimeout      time.Duration // default 30s, as in the seed
+	// DrainDelay is how long a stopping server goes on answering after its
+	// /ready turns 503, so that a load balancer in front of replicas stops
+	// sending it requests first: about two of the balancer's health-check
+	// intervals. Zero (the default): a server alone stops at once.
+	DrainDelay time.Duration
 	Logger               *slog.Logger
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time

@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"dev8.dev/dev8/internal/server"
 	"dev8.dev/dev8/internal/testutil/pgtest"
+	"dev8.dev/dev8/internal/testutil/wait"
 	"dev8.dev/dev8/sdk"
 )
 
@@ -68,5 +71,52 @@ func TestEventsAcrossReplicas(t *testing.T) {
 			}
 			break
 		}
+	}
+}
+
+// TestDrain: a server told to stop first says so on /ready, goes on
+// answering for its drain delay (a load balancer is still sending it what
+// it routed before its next health check), turns supervisors' tunnels
+// away so they move to another replica, and only then stops.
+func TestDrain(t *testing.T) {
+	t.Parallel()
+	const delay = 2 * time.Second
+	ts := startServer(t, "", func(c *server.Config) { c.DrainDelay = delay })
+	token, _ := ts.user("ada@example.com")
+	env := ts.create(token, sdk.CreateEnvironmentRequest{Name: "moving"})
+	ts.waitStatus(token, env.ID, sdk.StatusRunning)
+	agent := ts.agentToken(env.ID)
+	if code := ts.call("GET", "/ready", "", nil, nil); code != http.StatusOK {
+		t.Fatalf("/ready = %d before the stop", code)
+	}
+
+	stopped := make(chan time.Time, 1)
+	begun := time.Now()
+	go func() { ts.stop(); stopped <- time.Now() }()
+	wait.Eventually(ts.ctx, t, "/ready to say the server is going", func() bool {
+		return ts.call("GET", "/ready", "", nil, nil) == http.StatusServiceUnavailable
+	}, wait.Every(10*time.Millisecond))
+	// Still answering, for anyone and for the API.
+	var me struct{ User sdk.User }
+	if code := ts.call("GET", "/api/v1/auth/me", token, nil, &me); code != http.StatusOK || me.User.Email != "ada@example.com" {
+		t.Fatalf("GET /api/v1/auth/me while draining = %d %+v, want 200 and Ada", code, me)
+	}
+	// A supervisor is turned away before its websocket opens, and told
+	// to come back (to whichever replica the balancer then picks).
+	_, resp, err := ts.dialWS(t, agent, "/api/v1/environments/"+env.ID+"/tunnel")
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("tunnel while draining: %v %v, want 503 with Retry-After", resp, err)
+	}
+	select {
+	case at := <-stopped:
+		t.Fatalf("the server stopped %s after it was told to, before its drain delay (%s)", at.Sub(begun), delay)
+	default:
+	}
+	at := <-stopped
+	if took := at.Sub(begun); took < delay {
+		t.Fatalf("stopped after %s, before the drain delay %s", took, delay)
+	}
+	if _, err := http.Get(ts.url + "/live"); err == nil {
+		t.Fatal("the server still answers after it stopped")
 	}
 }

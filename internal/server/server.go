@@ -420,8 +420,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// once the caller is authenticated (httpmw.LongLived).
 	s.cfg.RequestTimeouts.Apply(srv)
 	g, gctx := errgroup.WithContext(ctx)
+	// The background loops outlive the listener: a request still being
+	// answered while the server drains may need the lifecycle. They end
+	// once the last request has (or when one of them fails).
+	lctx, stopLoops := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLoops()
+	context.AfterFunc(gctx, func() {
+		if ctx.Err() == nil {
+			stopLoops() // gctx ended on a failure, not a shutdown
+		}
+	})
 	g.Go(func() error {
-		if err := s.Manager.Run(gctx); err != nil && gctx.Err() == nil {
+		if err := s.Manager.Run(lctx); err != nil && lctx.Err() == nil {
 			return fmt.Errorf("lifecycle: %w", err)
 		}
 		return nil
@@ -429,21 +439,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// Retention runs on one replica at a time (the one that leads each);
 	// live checks are of this replica's own connections.
 	g.Go(func() error {
-		s.leases.Lead(gctx, "usage.retention", func(ctx context.Context) { _ = s.usage.RunRetention(ctx) })
+		s.leases.Lead(lctx, "usage.retention", func(ctx context.Context) { _ = s.usage.RunRetention(ctx) })
 		return nil
 	})
-	g.Go(func() error { s.leases.Lead(gctx, "audit.retention", s.auditPruner.Run); return nil })
+	g.Go(func() error { s.leases.Lead(lctx, "audit.retention", s.auditPruner.Run); return nil })
 	g.Go(func() error {
-		s.leases.Lead(gctx, "sessions.prune", func(ctx context.Context) { s.api.RunSessionPruning(ctx, s.cfg.SessionPruneInterval) })
+		s.leases.Lead(lctx, "sessions.prune", func(ctx context.Context) { s.api.RunSessionPruning(ctx, s.cfg.SessionPruneInterval) })
 		return nil
 	})
-	g.Go(func() error { s.live.Run(gctx, s.cfg.LiveCheckInterval); return nil })
+	g.Go(func() error { s.live.Run(lctx, s.cfg.LiveCheckInterval); return nil })
 	if s.peers != nil {
-		g.Go(func() error { return s.peers.Run(gctx, s.Manager) })
+		g.Go(func() error { return s.peers.Run(lctx, s.Manager) })
 	}
 	// Snapshot jobs (manual ones after their 202, forks, lost-volume
 	// restores, the schedule) end with it: cancelled, recorded, waited for.
-	g.Go(func() error { return s.backups.Run(gctx) })
+	g.Go(func() error { return s.backups.Run(lctx) })
 	g.Go(func() error { return s.serveAdmin(gctx) })
 	g.Go(func() error { return s.serveAgentSocket(gctx) })
 	g.Go(func() error {
@@ -461,15 +471,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	})
 	g.Go(func() error {
 		<-gctx.Done()
-		s.log.Info("shutting down")
+		defer stopLoops()
+		s.drain()
 		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 		defer cancel()
-		// Tunnels and the connections through them are hijacked: Shutdown
-		// neither waits for nor closes them. Supervisors redial the next
-		// server.
-		s.Tunnels.Close()
-		// Event streams would hold Shutdown until its timeout.
-		s.api.Shutdown()
 		err := srv.Shutdown(shutdownCtx)
 		// After the last request: samples still queued are written.
 		if cerr := s.usage.Close(); cerr != nil {
@@ -481,6 +486,31 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return nil
 	})
 	return g.Wait()
+}
+
+// drain turns the server away from new work before it stops: /ready
+// answers 503 and new tunnels are refused at once, so the load balancer
+// stops sending it requests and supervisors that dial meet another
+// replica; for DrainDelay it goes on answering what is already on its way
+// (the balancer notices at its next health check); then its supervisors
+// are told to move (their tunnels close, and each redials the balancer,
+// which gives it another replica), and event streams end (browsers
+// reconnect elsewhere). What is left is Shutdown's: requests in flight
+// finish.
+func (s *Server) drain() {
+	s.api.Drain()
+	s.Tunnels.Drain()
+	if d := s.cfg.DrainDelay; d > 0 {
+		s.log.Info("draining: /ready says so; still answering while the load balancer turns away", "for", d)
+		<-time.After(d)
+	}
+	s.log.Info("shutting down")
+	// Tunnels and the connections through them are hijacked: Shutdown
+	// neither waits for nor closes them. Supervisors redial the next
+	// server.
+	s.Tunnels.Close()
+	// Event streams would hold Shutdown until its timeout.
+	s.api.Shutdown()
 }
 
 // logApps says where workspace apps are served, and warns when the IDE is

@@ -49,6 +49,8 @@ type Registry struct {
 	// shutdown) is turned away, or its tunnel would outlive the server
 	// and the supervisor would never redial the next one.
 	closed bool
+	// draining: new tunnels are turned away, live ones kept (Drain).
+	draining bool
 }
 
 // errClosed answers a tunnel that arrives after Close.
@@ -70,7 +72,7 @@ func (r *Registry) Serve(ctx context.Context, environmentID string, conn net.Con
 		return fmt.Errorf("tunnel: start session: %w", err)
 	}
 	r.mu.Lock()
-	if r.closed {
+	if r.closed || r.draining {
 		r.mu.Unlock()
 		sess.Close()
 		return errClosed
@@ -123,6 +125,24 @@ func (r *Registry) Disconnect(environmentID string) {
 	if s != nil {
 		s.Close()
 	}
+}
+
+// Drain turns new tunnels away and keeps those it has (until Close): the
+// server is about to stop, and a supervisor that dials now should meet
+// another replica.
+func (r *Registry) Drain() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.draining = true
+}
+
+// Draining reports whether new tunnels are turned away (Drain or Close):
+// the gateway says so before the websocket upgrade, so the supervisor backs
+// off and dials again, meeting another replica.
+func (r *Registry) Draining() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.draining || r.closed
 }
 
 // Close drops every tunnel (the server is shutting down). Supervisors
