@@ -107,7 +107,7 @@ type Config struct {
 	// sending it requests first: about two of the balancer's health-check
 	// intervals. Zero (the default): a server alone stops at once.
 	DrainDelay time.Duration
-	Logger               *slog.Logger
+	Logger     *slog.Logger
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
 
