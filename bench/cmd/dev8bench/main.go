@@ -39,9 +39,14 @@ type options struct {
 	lifecycle   bool
 	storeFigs   bool
 	cpuProfile  string
+	agents      int
 }
 
 func main() {
+	if file := os.Getenv(agentsEnv); file != "" {
+		runAgents(file, os.Getenv("DEV8BENCH_URL"))
+		return
+	}
 	var o options
 	flag.StringVar(&o.dev8, "dev8", "bin/dev8", "built dev8 binary (dev8 ssh --stdio; and each workspace's supervisor when this bench embeds none, see -supervisor)")
 	flag.StringVar(&o.supervisor, "supervisor", "", "binary run as each workspace's supervisor (with the argument \"supervisor\"); default: the small supervisor the server writes from its embedded copy, as dev8 server does, when this bench is built with -tags dev8_embed_supervisor (make bench does), else -dev8")
@@ -57,6 +62,7 @@ func main() {
 	flag.IntVar(&o.actAgents, "activity-agents", 64, "concurrent simulated supervisors reporting activity")
 	flag.DurationVar(&o.supDur, "supervisor-duration", 5*time.Minute, "how long to sample the idle supervisor from /proc (issue 8 asks for 5 minutes)")
 	flag.BoolVar(&o.lifecycle, "lifecycle", true, "measure create/resume → SSH-ready and the idle supervisor (false: only the store-backed figures)")
+	flag.IntVar(&o.agents, "agents", 10000, "simulated supervisors connected to one replica for the replicas figure")
 	flag.BoolVar(&o.storeFigs, "store", true, "measure the store-backed figures: API latency, reaper sweep, activity ingestion (false: skip them)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (server and load generator together) to this file")
 	flag.StringVar(&only, "only", "", "comma-separated sections to run, the others skipped: "+strings.Join(sections, ", ")+" (local: create/resume on the local runtime, the idle supervisor, tunnel and PTY figures); empty: all")
@@ -143,7 +149,13 @@ func main() {
 	} else {
 		storeBenches(ctx, o)
 	}
+	if reason, off := sectionOff("replicas", true); off {
+		results.Skipped = append(results.Skipped, "replicas figures: "+reason)
+	} else if err := agentsBench(ctx, o); err != nil {
+		fatal(fmt.Errorf("supervisors per replica: %w", err))
+	}
 	results.Skipped = append(results.Skipped,
+		"replicas: failover time (replica killed → a new SSH session) and API p99 and throughput with 1 vs 3 replicas: not measured yet",
 		"docker runtime figures other than create/resume → SSH-ready and create → IDE-ready, create latency under load, tunnel figures on docker: not measured yet")
 	results.Machine.LoadAvgEnd = loadAvg()
 	printTable()
@@ -154,7 +166,7 @@ func main() {
 }
 
 // sections are what -only chooses from.
-var sections = []string{"local", "docker", "ide", "kubernetes", "snapshots", "store"}
+var sections = []string{"local", "docker", "ide", "kubernetes", "snapshots", "store", "replicas"}
 
 var (
 	only    string
