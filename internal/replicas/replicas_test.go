@@ -276,7 +276,7 @@ func TestReplicaLiveness(t *testing.T) {
 func TestCheckURL(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
-		"http://10.0.0.1:3000":   "http://10.0.0.1:3000",
+		"http://10.0.0.1:3000":    "http://10.0.0.1:3000",
 		"https://dev8-0.dev8:80/": "https://dev8-0.dev8:80",
 	} {
 		if got, err := CheckURL(in); err != nil || got != want {
