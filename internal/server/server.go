@@ -29,6 +29,7 @@ import (
 	"dev8.dev/dev8/internal/liveconn"
 	"dev8.dev/dev8/internal/metrics"
 	"dev8.dev/dev8/internal/quota"
+	"dev8.dev/dev8/internal/replicas"
 	"dev8.dev/dev8/internal/runtime"
 	"dev8.dev/dev8/internal/secretbox"
 	"dev8.dev/dev8/internal/signup"
@@ -90,6 +91,11 @@ type Config struct {
 	// AgentURL is where workspaces' supervisors reach this server; default
 	// the listen address on loopback.
 	AgentURL string
+	// ReplicaURL is where the other replicas on this database reach this
+	// one (relays of workspace tunnels; see replicas.go); default
+	// http(s)://<listen address>, on loopback when it listens on every
+	// interface.
+	ReplicaURL string
 	// AllowedHosts are more host names the server answers to, besides IP
 	// addresses, localhost and the access and agent URLs' hosts (see
 	// httpmw.AllowHosts): a proxy reached under several names.
@@ -209,6 +215,7 @@ type Server struct {
 	metrics     *metrics.Metrics
 	adminLn     net.Listener // nil: no admin listener
 	agentLn     net.Listener // the agent socket: see agentsocket.go
+	relayKey    []byte       // signs relay credentials: see replicas.go
 	// lock is held on the data directory until Close (see datadirlock.go).
 	lock *dataDirLock
 }
@@ -255,6 +262,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	if cfg.WildcardAccessURL != "" {
 		if _, err := appurl.ParseWildcard(cfg.WildcardAccessURL); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.ReplicaURL != "" {
+		if cfg.ReplicaURL, err = replicas.CheckURL(cfg.ReplicaURL); err != nil {
 			return nil, err
 		}
 	}
@@ -308,6 +320,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	agents := auth.NewAgentTokens(agentKey)
 	sessionKey, err := installationKey(ctx, db, box, cfg.Logger, "session-key", auth.SessionKeySize)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	relayKey, err := installationKey(ctx, db, box, cfg.Logger, relayKeyName, relayKeySize)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -439,7 +456,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	cfg.Logger.Info("dev8 server ready", "store", db.Engine(), "runtimes", mgr.RuntimeNames(), "data_dir", cfg.DataDir, "code_server", cfg.CodeServer,
 		"signup", gate.Policy(), "allowed_email_domains", cfg.AllowedEmailDomains)
 	pruner := audit.NewPruner(audit.RetentionConfig{Store: timed, Retention: cfg.AuditRetention, Logger: cfg.Logger, Now: cfg.Now})
-	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtimes: byName(runtimes), Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, auditPruner: pruner, live: live, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn, agentLn: agentLn, lock: lock}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtimes: byName(runtimes), Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, auditPruner: pruner, live: live, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn, agentLn: agentLn, relayKey: relayKey, lock: lock}, nil
 }
 
 // RemoveInstance removes env's compute and storage from its runtime at
@@ -524,12 +541,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.api.SetPublicURL(urls.AccessURL)
 	s.logApps()
 	warnOpenSignup(s.log, s.api.SignupGate().Policy(), ln.Addr())
+	// Before any tunnel arrives: each is noted as this replica's.
+	replica, err := s.startReplica(ctx, ln.Addr())
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
 		// Hosts are checked before anything else runs (see AllowHosts):
 		// the server's own, and its workspace apps' (see appurl).
 		// The kubernetes runtime's pods may reach it under a name of its
 		// own (an in-cluster service's).
-		Handler:           httpmw.AllowHosts(s.log, httpmw.Hosts{URLs: []string{urls.AccessURL, urls.AgentURL, s.cfg.Kubernetes.AgentURL}, Names: s.cfg.AllowedHosts, Extra: s.api.IsAppHost})(s.handler),
+		Handler: httpmw.AllowHosts(s.log, httpmw.Hosts{URLs: []string{urls.AccessURL, urls.AgentURL, s.cfg.Kubernetes.AgentURL, replica.URL()},
+			Names: s.cfg.AllowedHosts, Extra: s.api.IsAppHost})(s.withRelay(replica, s.handler)),
 		ReadHeaderTimeout: 10 * time.Second,
 		// Headers are small (a bearer token, a cookie); 64 KiB leaves room
 		// for a proxy's additions while keeping a slow-loris client's
@@ -561,6 +584,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	g.Go(func() error { return s.backups.Run(gctx) })
 	g.Go(func() error { return s.serveAdmin(gctx) })
 	g.Go(func() error { return s.serveAgentSocket(gctx) })
+	// Heartbeats until shutdown, then deregisters: the other replicas
+	// stop relaying here and the supervisors redial one of them.
+	g.Go(func() error { return replica.Run(gctx) })
 	g.Go(func() error {
 		s.log.Info("listening", "addr", ln.Addr().String())
 		serve := srv.Serve
