@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"dev8.dev/dev8/internal/replicas"
 )
@@ -25,6 +26,8 @@ import (
 const (
 	relayKeyName = "replica-relay-key"
 	relayKeySize = 32
+	// registerTimeout bounds the registration at start.
+	registerTimeout = 30 * time.Second
 )
 
 // startReplica registers this server among the replicas and makes its
@@ -50,7 +53,11 @@ func (s *Server) startReplica(ctx context.Context, addr net.Addr) (*replicas.Rep
 		return nil, err
 	}
 	s.Tunnels.SetHolders(r, 0)
-	if err := r.Register(ctx); err != nil {
+	// Even when Serve's context has ended already (a server stopped as it
+	// starts): Run then deregisters at once.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), registerTimeout)
+	defer cancel()
+	if err := r.Register(rctx); err != nil {
 		return nil, fmt.Errorf("register this server among the replicas: %w", err)
 	}
 	return r, nil
