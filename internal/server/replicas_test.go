@@ -154,6 +154,10 @@ func TestReplicasRelayTunnels(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the supervisor did not connect to a")
 	}
+	// The supervisor is up a moment before a has registered its tunnel.
+	if err := a.srv.Tunnels.Await(ctx, envID); err != nil {
+		t.Fatal(err)
+	}
 	if !a.srv.Tunnels.Connected(envID) || b.srv.Tunnels.Connected(envID) {
 		t.Fatal("the tunnel is not a's alone")
 	}
@@ -216,6 +220,9 @@ func TestReplicasRelayTunnels(t *testing.T) {
 	case <-up:
 	case <-ctx.Done():
 		t.Fatal("the supervisor did not redial b")
+	}
+	if err := b.srv.Tunnels.Await(ctx, envID); err != nil {
+		t.Fatal(err)
 	}
 	if !b.srv.Tunnels.Connected(envID) {
 		t.Fatal("b does not hold the tunnel the supervisor redialed")

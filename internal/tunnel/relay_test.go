@@ -201,6 +201,8 @@ func TestRelayedDialWaitsAndLocalWins(t *testing.T) {
 	srvB := testServer(t, b, "secret")
 	upB := startAgent(t, ctx, srvB.URL, "secret")
 	<-upB
+	// The agent is up a moment before b has registered its tunnel.
+	wait.Eventually(ctx, t, "b to hold the tunnel", func() bool { return b.Connected("env_a") })
 	before := f.relaysServed("a")
 	conn, err := b.Dial(ctx, "env_a", Header{Service: ServiceTCP})
 	if err != nil {
