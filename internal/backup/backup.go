@@ -50,7 +50,10 @@ type Store interface {
 // Tunnels reach workspaces' supervisors (tunnel.Registry implements it).
 type Tunnels interface {
 	Dial(ctx context.Context, environmentID string, h tunnel.Header) (net.Conn, error)
-	Connected(environmentID string) bool
+	// Reachable: the supervisor is connected to this server or to
+	// another replica, through which Dial relays; the replica stopping a
+	// workspace is not always the one its tunnel is on.
+	Reachable(ctx context.Context, environmentID string) bool
 }
 
 // Environments is what the service needs of the lifecycle manager

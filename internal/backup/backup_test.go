@@ -145,7 +145,7 @@ func (h *hangingTunnels) Dial(_ context.Context, envID string, _ tunnel.Header) 
 	return server, nil
 }
 
-func (h *hangingTunnels) Connected(string) bool { return true }
+func (h *hangingTunnels) Reachable(context.Context, string) bool { return true }
 
 // envs stands in for the lifecycle: forks wait for ever; notes are kept.
 type envs struct {

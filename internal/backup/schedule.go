@@ -89,7 +89,7 @@ func (s *Service) scheduledSnapshots(ctx context.Context, interval time.Duration
 			now.Sub(last.CreatedAt) < interval, !env.LastAccessedAt.After(last.CreatedAt):
 			continue
 		}
-		if _, restoring := s.Restoring(env.ID); restoring || !s.tunnels.Connected(env.ID) {
+		if _, restoring := s.Restoring(env.ID); restoring || !s.tunnels.Reachable(ctx, env.ID) {
 			continue
 		}
 		b, err := s.store.CreateBackup(ctx, store.Backup{EnvironmentID: env.ID, UserID: env.UserID, Trigger: store.BackupScheduled})

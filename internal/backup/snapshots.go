@@ -61,7 +61,7 @@ func (s *Service) PreStopSnapshot(ctx context.Context, env store.Environment) {
 		s.log.WarnContext(ctx, "pre-stop snapshot skipped: the workspace was still being restored after its storage was lost", "environment", env.ID)
 		return
 	}
-	if !s.tunnels.Connected(env.ID) {
+	if !s.tunnels.Reachable(ctx, env.ID) {
 		return
 	}
 	b, err := s.store.CreateBackup(ctx, store.Backup{EnvironmentID: env.ID, UserID: env.UserID, Trigger: store.BackupPreShutdown})

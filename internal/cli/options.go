@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"dev8.dev/dev8/internal/placement"
+	"dev8.dev/dev8/internal/replicas"
 )
 
 // serverOption is one setting of dev8 server, declared once: its flag, its
@@ -194,6 +195,17 @@ func urlValue(dst *string) *setting[string] {
 			return "", errors.New("want an http(s) URL such as https://dev8.example.com")
 		}
 		return s, nil
+	})
+}
+
+// replicaURLValue takes a replica URL: http(s)://host[:port] and nothing
+// more (the relay's path is the server's own).
+func replicaURLValue(dst *string) *setting[string] {
+	return newSetting(dst, "", "url", identity, func(s string) (string, error) {
+		if s == "" {
+			return "", nil
+		}
+		return replicas.CheckURL(s)
 	})
 }
 

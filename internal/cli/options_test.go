@@ -46,6 +46,7 @@ func TestServerOptionsRefuseBadValues(t *testing.T) {
 		{"duration (not negative)", "token-max-lifetime", "DEV8_TOKEN_MAX_LIFETIME", "-1h", "not negative"},
 		{"URL", "access-url", "DEV8_ACCESS_URL", "dev8.example.com", "want an http(s) URL"},
 		{"URL (scheme)", "github-url", "DEV8_GITHUB_URL", "ftp://github.example", "want an http(s) URL"},
+		{"replica URL", "replica-url", "DEV8_REPLICA_URL", "http://10.0.0.1:3000/dev8", "only scheme, host and port"},
 		{"address", "addr", "DEV8_ADDR", "localhost", "want an address host:port"},
 		{"address (optional)", "admin-addr", "DEV8_ADMIN_ADDR", "9464", "want an address host:port"},
 		{"list (origins)", "cors-origins", "DEV8_CORS_ORIGINS", "app.example.com", "want comma-separated origins"},
@@ -185,7 +186,7 @@ func TestServerOptionNamesAndDefaults(t *testing.T) {
 	want := map[string][2]string{
 		"addr": {"DEV8_ADDR", "127.0.0.1:3000"}, "database-url": {"DATABASE_URL", ""},
 		"access-url": {"DEV8_ACCESS_URL", ""}, "admin-addr": {"DEV8_ADMIN_ADDR", ""}, "agent-url": {"DEV8_AGENT_URL", ""},
-		"runtime": {"DEV8_RUNTIME", "auto"}, "reaper-interval": {"DEV8_REAPER_INTERVAL", "30s"},
+		"runtime": {"DEV8_RUNTIME", "auto"}, "reaper-interval": {"DEV8_REAPER_INTERVAL", "30s"}, "replica-url": {"DEV8_REPLICA_URL", ""},
 		"resync-interval": {"DEV8_RESYNC_INTERVAL", "15s"}, "price-cpu-hour": {"DEV8_PRICE_CPU_HOUR", "0.04068"},
 		"price-memory-gb-hour": {"DEV8_PRICE_MEMORY_GB_HOUR", "0.00432"}, "price-storage-gb-hour": {"DEV8_PRICE_STORAGE_GB_HOUR", "0.0000822"},
 		"token-default-lifetime": {"DEV8_TOKEN_DEFAULT_LIFETIME", "720h"}, "token-max-lifetime": {"DEV8_TOKEN_MAX_LIFETIME", "8760h"},

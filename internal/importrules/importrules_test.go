@@ -42,6 +42,8 @@ var rules = []rule{
 		Why: "middleware serves the API, the gateway and the dashboard alike"},
 	{From: module + "/internal/gateway/...", Never: []string{module + "/internal/api/..."},
 		Why: "the gateway (the part replicas route between) stands beside the API, not on it"},
+	{From: module + "/internal/tunnel/...", Never: []string{module + "/internal/store/...", "database/sql"},
+		Why: "the tunnel knows other replicas only through its Holders interface (internal/replicas keeps them in the store)"},
 	{From: module + "/internal/appurl/...", Never: []string{module + "/internal/...", "net/http"},
 		Why: "workspace apps' names are plain rules that the server, its middleware and tests share"},
 	{From: module + "/internal/appauth/...", Never: []string{module + "/internal/store/...", module + "/internal/httpmw/...", module + "/internal/api/...", module + "/internal/gateway/...", "net/http"},

@@ -63,6 +63,11 @@ type Config struct {
 	// AgentURL is where workspaces' supervisors reach this server; default
 	// the listen address on loopback.
 	AgentURL string
+	// ReplicaURL is where the other replicas on this database reach this
+	// one (relays of workspace tunnels; see replicas.go); default
+	// http(s)://<listen address>, on loopback when it listens on every
+	// interface.
+	ReplicaURL string
 	// AllowedHosts are more host names the server answers to, besides IP
 	// addresses, localhost and the access and agent URLs' hosts (see
 	// httpmw.AllowHosts): a proxy reached under several names.

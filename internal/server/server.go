@@ -30,6 +30,7 @@ import (
 	"dev8.dev/dev8/internal/metrics"
 	"dev8.dev/dev8/internal/quota"
 	"dev8.dev/dev8/internal/replicaevents"
+	"dev8.dev/dev8/internal/replicas"
 	"dev8.dev/dev8/internal/runtime"
 	"dev8.dev/dev8/internal/secretbox"
 	"dev8.dev/dev8/internal/signup"
@@ -68,6 +69,10 @@ type Server struct {
 	// peers carries environment changes to and from the other replicas
 	// (nil on SQLite).
 	peers *replicaevents.Bus
+	// replicaID names this server among the replicas; relayKey signs the
+	// relay credentials (replicas.go).
+	replicaID string
+	relayKey  []byte
 }
 
 // New opens the store (migrating it), seeds the catalog and builds the
@@ -99,6 +104,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	if err := checkSignup(cfg.Signup, cfg.AllowedEmailDomains); err != nil {
 		return nil, err
+	}
+	if cfg.ReplicaURL != "" {
+		if cfg.ReplicaURL, err = replicas.CheckURL(cfg.ReplicaURL); err != nil {
+			return nil, err
+		}
 	}
 	// The certificate is loaded before anything else so a typo in a path
 	// fails at start, not at the first client's handshake.
@@ -156,13 +166,16 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// work that must happen once to one of them. A SQLite file is one
 	// server's (the data directory's lock says so), which does it all.
 	var (
-		leases *lease.Leases
-		peers  *replicaevents.Bus
+		// One name for this replica in its leases, its events and the
+		// registry of replicas (replicas.go).
+		replicaID = lease.NewHolder()
+		leases    *lease.Leases
+		peers     *replicaevents.Bus
 	)
 	if db.Engine() == "postgres" {
-		leases = lease.New(lease.Config{Store: db, Logger: cfg.Logger})
-		peers = replicaevents.New(replicaevents.Config{Store: db, Origin: leases.Holder(), Logger: cfg.Logger})
-		cfg.Logger.Info("PostgreSQL: this server may run beside other replicas on the same database", "replica", leases.Holder())
+		leases = lease.New(lease.Config{Store: db, Holder: replicaID, Logger: cfg.Logger})
+		peers = replicaevents.New(replicaevents.Config{Store: db, Origin: replicaID, Logger: cfg.Logger})
+		cfg.Logger.Info("PostgreSQL: this server may run beside other replicas on the same database", "replica", replicaID)
 	} else {
 		cfg.Logger.Info("SQLite: this server runs alone; replicas need PostgreSQL (DATABASE_URL)")
 	}
@@ -179,6 +192,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	agents := auth.NewAgentTokens(agentKey)
 	sessionKey, err := installationKey(ctx, db, box, cfg.Logger, "session-key", auth.SessionKeySize)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	relayKey, err := installationKey(ctx, db, box, cfg.Logger, relayKeyName, relayKeySize)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -313,7 +331,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	cfg.Logger.Info("dev8 server ready", "store", db.Engine(), "runtimes", mgr.RuntimeNames(), "data_dir", cfg.DataDir, "code_server", cfg.CodeServer,
 		"signup", gate.Policy(), "allowed_email_domains", cfg.AllowedEmailDomains)
 	pruner := audit.NewPruner(audit.RetentionConfig{Store: timed, Retention: cfg.AuditRetention, Logger: cfg.Logger, Now: cfg.Now})
-	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtimes: byName(runtimes), Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, auditPruner: pruner, live: live, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn, agentLn: agentLn, lock: lock, leases: leases, peers: peers}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, Store: db, Manager: mgr, Runtimes: byName(runtimes), Tunnels: tunnels, AgentTokens: agents, usage: usageWriter, auditPruner: pruner, live: live, handler: a.Handler(), api: a, backups: backups, tlsConfig: tlsConfig, metrics: m, adminLn: adminLn, agentLn: agentLn, lock: lock, leases: leases, peers: peers, replicaID: replicaID, relayKey: relayKey}, nil
 }
 
 // RemoveInstance removes env's compute and storage from its runtime at
@@ -398,12 +416,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.api.SetPublicURL(urls.AccessURL)
 	s.logApps()
 	warnOpenSignup(s.log, s.api.SignupGate().Policy(), ln.Addr())
+	// Before any tunnel arrives: each is noted as this replica's.
+	replica, err := s.startReplica(ctx, ln.Addr())
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
 		// Hosts are checked before anything else runs (see AllowHosts):
 		// the server's own, and its workspace apps' (see appurl).
 		// The kubernetes runtime's pods may reach it under a name of its
 		// own (an in-cluster service's).
-		Handler:           httpmw.AllowHosts(s.log, httpmw.Hosts{URLs: []string{urls.AccessURL, urls.AgentURL, s.cfg.Kubernetes.AgentURL}, Names: s.cfg.AllowedHosts, Extra: s.api.IsAppHost})(s.handler),
+		Handler: httpmw.AllowHosts(s.log, httpmw.Hosts{URLs: []string{urls.AccessURL, urls.AgentURL, s.cfg.Kubernetes.AgentURL, replica.URL()},
+			Names: s.cfg.AllowedHosts, Extra: s.api.IsAppHost})(s.withRelay(replica, s.handler)),
 		ReadHeaderTimeout: 10 * time.Second,
 		// Headers are small (a bearer token, a cookie); 64 KiB leaves room
 		// for a proxy's additions while keeping a slow-loris client's
@@ -456,6 +480,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	g.Go(func() error { return s.backups.Run(lctx) })
 	g.Go(func() error { return s.serveAdmin(gctx) })
 	g.Go(func() error { return s.serveAgentSocket(gctx) })
+	// Heartbeats until the last request is answered, then deregisters:
+	// the other replicas relay here while it drains, then stop, and the
+	// supervisors have redialed one of them.
+	g.Go(func() error { return replica.Run(lctx) })
 	g.Go(func() error {
 		s.log.Info("listening", "addr", ln.Addr().String())
 		serve := srv.Serve

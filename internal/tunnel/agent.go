@@ -26,7 +26,9 @@ type AgentConfig struct {
 	// Connected, if set, is called each time the tunnel comes up.
 	Connected func()
 	// MinBackoff and MaxBackoff bound the delay between reconnects
-	// (default 100ms and 5s).
+	// (default 100ms and 5s). The delay doubles from MinBackoff, random
+	// within each step so that many supervisors losing one server do not
+	// redial it in lockstep (see backoff).
 	MinBackoff, MaxBackoff time.Duration
 }
 
@@ -53,22 +55,24 @@ func Connect(ctx context.Context, cfg AgentConfig) error {
 		cfg.Logger = slog.Default()
 	}
 	url := strings.TrimRight(cfg.ServerURL, "/") + Path(cfg.EnvironmentID)
-	backoff := cfg.MinBackoff
+	delays := newBackoff(cfg.MinBackoff, cfg.MaxBackoff)
 	for {
 		up, err := connectOnce(ctx, cfg, url)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if up {
-			backoff = cfg.MinBackoff // it worked for a while: reconnect fast
+			delays.reset() // it worked for a while: reconnect fast
 		}
-		cfg.Logger.Warn("tunnel down; reconnecting", "retry_in", backoff, "err", err)
+		delay := delays.next()
+		cfg.Logger.Warn("tunnel down; reconnecting", "retry_in", delay, "err", err)
+		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
-		case <-time.After(backoff):
+		case <-t.C:
 		}
-		backoff = min(2*backoff, cfg.MaxBackoff)
 	}
 }
 

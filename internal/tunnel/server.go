@@ -36,6 +36,10 @@ var ErrNotConnected = errors.New("the workspace's supervisor is not connected")
 type Registry struct {
 	log *slog.Logger
 	obs Observer
+	// holders, when set, makes this registry one replica's among others
+	// (SetHolders); holderPoll is how often waiting callers ask it.
+	holders    Holders
+	holderPoll time.Duration
 
 	mu       sync.Mutex
 	sessions map[string]*yamux.Session
@@ -79,8 +83,9 @@ func (r *Registry) Serve(ctx context.Context, environmentID string, conn net.Con
 	}
 	r.obs.TunnelConnected() // before a Dial can see the session
 	old := r.sessions[environmentID]
+	since := time.Now()
 	r.sessions[environmentID] = sess
-	r.since[environmentID] = time.Now()
+	r.since[environmentID] = since
 	if ch := r.changed[environmentID]; ch != nil {
 		close(ch)
 		delete(r.changed, environmentID)
@@ -90,6 +95,9 @@ func (r *Registry) Serve(ctx context.Context, environmentID string, conn net.Con
 		old.Close()
 	}
 	r.log.Info("supervisor connected", "environment", environmentID)
+	// Other replicas learn that this one holds the tunnel; the one it
+	// replaced, if elsewhere, is superseded by it.
+	r.record(ctx, environmentID, since)
 
 	select {
 	case <-ctx.Done():
@@ -101,7 +109,13 @@ func (r *Registry) Serve(ctx context.Context, environmentID string, conn net.Con
 		delete(r.sessions, environmentID)
 		delete(r.since, environmentID)
 	}
+	closed := r.closed
 	r.mu.Unlock()
+	// A replica shutting down deletes its registration, and every
+	// tunnel noted as its goes with it: no write per tunnel.
+	if !closed {
+		r.forget(ctx, environmentID, since)
+	}
 	r.log.Info("supervisor disconnected", "environment", environmentID)
 	return nil
 }
@@ -161,76 +175,127 @@ func (r *Registry) Close() {
 
 // Dial opens a stream to environmentID's supervisor for the service h asks
 // for. If the supervisor is not connected yet (the workspace just started,
-// or the server just restarted) it waits for it until ctx ends.
+// or the server just restarted) it waits for it until ctx ends. With
+// Holders, a tunnel another replica holds is reached through that replica,
+// and a supervisor that connects here meanwhile is taken at once.
 func (r *Registry) Dial(ctx context.Context, environmentID string, h Header) (net.Conn, error) {
+	var relayErr error // the last relay attempt's failure, for the error
 	for {
-		sess, err := r.session(ctx, environmentID, time.Time{})
-		if err != nil {
-			return nil, err
+		sess, wake := r.lookup(environmentID, time.Time{})
+		if sess != nil {
+			stream, err := sess.OpenStream()
+			if err != nil {
+				if sess.IsClosed() {
+					continue // it went away just now; wait for the next one
+				}
+				r.obs.StreamOpened(h.Service, err)
+				return nil, fmt.Errorf("tunnel: open stream: %w", err)
+			}
+			if err := handshake(ctx, stream, h); err != nil {
+				stream.Close()
+				r.obs.StreamOpened(h.Service, err)
+				return nil, err
+			}
+			r.obs.StreamOpened(h.Service, nil)
+			return stream, nil
 		}
-		stream, err := sess.OpenStream()
-		if err != nil {
-			if sess.IsClosed() {
-				continue // it went away just now; wait for the next one
+		if r.holders != nil {
+			conn, err := r.dialRelayed(ctx, environmentID, h)
+			var refused *RefusedError
+			switch {
+			case err == nil:
+				r.obs.StreamOpened(h.Service, nil)
+				return conn, nil
+			case errors.As(err, &refused):
+				// The supervisor answered: its answer is the caller's.
+				r.obs.StreamOpened(h.Service, err)
+				return nil, err
+			case !errors.Is(err, ErrNoHolder):
+				// The holder died or lost the tunnel just now; the
+				// supervisor redials some replica, which the next look
+				// finds.
+				relayErr = err
+			}
+		}
+		if err := r.sleep(ctx, wake); err != nil {
+			if relayErr != nil {
+				err = fmt.Errorf("%w (through the replica holding it: %w)", err, relayErr)
 			}
 			r.obs.StreamOpened(h.Service, err)
-			return nil, fmt.Errorf("tunnel: open stream: %w", err)
-		}
-		if err := handshake(ctx, stream, h); err != nil {
-			stream.Close()
-			r.obs.StreamOpened(h.Service, err)
 			return nil, err
 		}
-		r.obs.StreamOpened(h.Service, nil)
-		return stream, nil
 	}
 }
 
-// Await returns once environmentID's supervisor is connected, or an error
-// wrapping ErrNotConnected when ctx ends first.
+// Await returns once environmentID's supervisor is connected (here, or with
+// Holders at a live other replica), or an error wrapping ErrNotConnected
+// when ctx ends first.
 func (r *Registry) Await(ctx context.Context, environmentID string) error {
-	_, err := r.session(ctx, environmentID, time.Time{})
-	return err
+	return r.await(ctx, environmentID, time.Time{})
 }
 
 // AwaitSince returns once environmentID's supervisor is connected by a
-// tunnel that arrived at or after since, or an error wrapping
+// tunnel that arrived at or after since (here, or with Holders at a live
+// other replica, by that replica's clock), or an error wrapping
 // ErrNotConnected when ctx ends first. A runtime that has just started a
 // workspace learns from it that the workspace's supervisor runs, whatever
 // tunnel an earlier run of it may have left behind.
 func (r *Registry) AwaitSince(ctx context.Context, environmentID string, since time.Time) error {
-	_, err := r.session(ctx, environmentID, since)
-	return err
+	return r.await(ctx, environmentID, since)
 }
 
-// session returns environmentID's live session that arrived at or after
-// since, waiting for one until ctx ends.
-func (r *Registry) session(ctx context.Context, environmentID string, since time.Time) (*yamux.Session, error) {
+func (r *Registry) await(ctx context.Context, environmentID string, since time.Time) error {
 	for {
-		r.mu.Lock()
-		sess := r.sessions[environmentID]
-		var wait chan struct{}
-		if sess == nil || sess.IsClosed() || r.since[environmentID].Before(since) {
-			wait = r.changed[environmentID]
-			if wait == nil {
-				wait = make(chan struct{})
-				r.changed[environmentID] = wait
-			}
+		sess, wake := r.lookup(environmentID, since)
+		if sess != nil || r.heldElsewhere(ctx, environmentID, since) {
+			return nil
 		}
-		r.mu.Unlock()
-		if wait == nil {
-			return sess, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: %w", ErrNotConnected, ctx.Err())
-		case <-wait:
+		if err := r.sleep(ctx, wake); err != nil {
+			return err
 		}
 	}
 }
 
+// lookup returns environmentID's live local session that arrived at or
+// after since or, when there is none, a channel closed when one arrives.
+// Both are taken under one lock, so an arrival right after the look is
+// never missed.
+func (r *Registry) lookup(environmentID string, since time.Time) (*yamux.Session, <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sess := r.sessions[environmentID]
+	if sess != nil && !sess.IsClosed() && !r.since[environmentID].Before(since) {
+		return sess, nil
+	}
+	wait := r.changed[environmentID]
+	if wait == nil {
+		wait = make(chan struct{})
+		r.changed[environmentID] = wait
+	}
+	return nil, wait
+}
+
+// sleep waits for a local session to arrive (wake), or with Holders for
+// the time to ask them again, or for ctx to end: then it returns an error
+// wrapping ErrNotConnected.
+func (r *Registry) sleep(ctx context.Context, wake <-chan struct{}) error {
+	var poll <-chan time.Time
+	if r.holders != nil {
+		t := time.NewTimer(r.holderPoll)
+		defer t.Stop()
+		poll = t.C
+	}
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrNotConnected, ctx.Err())
+	case <-wake:
+	case <-poll:
+	}
+	return nil
+}
+
 // handshake sends the header and reads the reply, bounded by ctx.
-func handshake(ctx context.Context, stream *yamux.Stream, h Header) error {
+func handshake(ctx context.Context, stream net.Conn, h Header) error {
 	if d, ok := ctx.Deadline(); ok {
 		_ = stream.SetDeadline(d)
 		defer stream.SetDeadline(time.Time{})

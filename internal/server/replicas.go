@@ -1,0 +1,105 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"dev8.dev/dev8/internal/replicas"
+)
+
+// Replicas. Several servers on one PostgreSQL database serve as one
+// behind a load balancer: a workspace's supervisor holds its tunnel with
+// whichever replica it reached, and a stream asked of another replica
+// (SSH, a terminal, the IDE, a forwarded port, a snapshot) is relayed
+// through the one holding it (internal/replicas). Every server registers,
+// the one on SQLite too: one code path, and its registration costs a
+// heartbeat every few seconds.
+
+// The relay credentials' key: an installation key, the same for every
+// replica (they share the store and the secret key that seals it).
+const (
+	relayKeyName = "replica-relay-key"
+	relayKeySize = 32
+	// registerTimeout bounds the registration at start.
+	registerTimeout = 30 * time.Second
+)
+
+// startReplica registers this server among the replicas and makes its
+// tunnel registry relay what it does not hold. addr is the listener's.
+func (s *Server) startReplica(ctx context.Context, addr net.Addr) (*replicas.Replica, error) {
+	u := s.cfg.ReplicaURL
+	if u == "" {
+		scheme := "http"
+		if s.tlsConfig != nil {
+			scheme = "https"
+		}
+		u = urlsFor(scheme, addr, "", "").AgentURL
+	}
+	r, err := replicas.New(replicas.Config{
+		ID:         s.replicaID,
+		Store:      s.Store,
+		URL:        u,
+		Key:        s.relayKey,
+		Local:      s.Tunnels.Local,
+		HTTPClient: relayClient(s.tlsConfig),
+		Logger:     s.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.Tunnels.SetHolders(r, 0)
+	// Even when Serve's context has ended already (a server stopped as it
+	// starts): Run then deregisters at once.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), registerTimeout)
+	defer cancel()
+	if err := r.Register(rctx); err != nil {
+		return nil, fmt.Errorf("register this server among the replicas: %w", err)
+	}
+	return r, nil
+}
+
+// withRelay serves the other replicas' relays (replicas.RelayPrefix on the
+// server's own hosts, not workspace apps' origins) before anything of the
+// API: they carry no person's credentials, only a replica's.
+func (s *Server) withRelay(r *replicas.Replica, next http.Handler) http.Handler {
+	relay := r.RelayHandler(s.Tunnels)
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if strings.HasPrefix(req.URL.Path, replicas.RelayPrefix) && !s.api.IsAppHost(req.Host) {
+			relay.ServeHTTP(w, req)
+			return
+		}
+		next.ServeHTTP(w, req)
+	})
+}
+
+// relayClient dials the other replicas. Over HTTPS their certificates
+// must verify against the system's roots or this server's own certificate
+// (replicas sharing one), for the host of their replica URL: a relay
+// credential goes only to a replica that proves it is one. Redirects are
+// not followed, so it goes nowhere else either.
+func relayClient(own *tls.Config) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if own != nil {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		for _, c := range own.Certificates {
+			for _, der := range c.Certificate {
+				if cert, err := x509.ParseCertificate(der); err == nil {
+					pool.AddCert(cert)
+				}
+			}
+		}
+		// HTTP/1.1: a relay is a websocket.
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+		tr.ForceAttemptHTTP2 = false
+	}
+	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
