@@ -76,10 +76,12 @@ func TestDeploy(t *testing.T) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 		defer cancel()
+		// What a failure needs to be understood: the workspace's pod
+		// (its bootstrap's and supervisor's output, its states and
+		// events) and the server's, read before they are deleted.
 		if t.Failed() {
-			if out, err := cluster.Run(ctx, nil, "-n", controlNamespace, "logs", "deploy/dev8", "--tail", "60"); err == nil {
-				t.Logf("the server's log:\n%s", out)
-			}
+			t.Logf("the workspaces' pods:\n%s", cluster.PodReport(ctx, workspaceNamespace, runtime.LabelManaged+"=true"))
+			t.Logf("the server's pods:\n%s", cluster.PodReport(ctx, controlNamespace, "app.kubernetes.io/name=dev8"))
 		}
 		// The server first, so it makes nothing more.
 		for _, ns := range []string{controlNamespace, workspaceNamespace} {
