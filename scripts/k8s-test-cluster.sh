@@ -422,7 +422,10 @@ EOF
 # k8s-app=kube-dns (the image: the cached binary alone, as non-root on
 # port 1053) behind the Service kube-dns at $dns_service_ip:53, which the
 # kubelet gives pods as their nameserver. It answers for cluster.local
-# only: this machine has no upstream DNS to forward to.
+# only: this machine has no upstream DNS to forward to. Its ports are named
+# dns and dns-tcp, as in CoreDNS's own manifests: the workspaces'
+# NetworkPolicy lets DNS through to them by those names (their number,
+# 1053, is what a policy sees, not the Service's 53).
 dns() {
 	if ! docker image inspect "$coredns_image" >/dev/null 2>&1; then
 		local tmp

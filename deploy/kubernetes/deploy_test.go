@@ -40,11 +40,9 @@ const (
 )
 
 // TestDeploy applies deploy/kubernetes through an overlay that only names
-// the test's images and the test cluster's addresses (the supervisors dial
-// the Service's cluster IP, and people its node port; with the manifests'
-// in-cluster DNS name, through the cluster's CoreDNS, the deployed
-// workspace's supervisor once did not connect within 30 s in CI under
-// load, not understood yet) and
+// the test's images and the test cluster's addresses (people reach the
+// server at a node port; supervisors at the manifests' own in-cluster URL,
+// http://dev8.dev8.svc.cluster.local:3000, through the cluster's DNS) and
 // gives it a PostgreSQL URL in the Secret "dev8". The server comes up with
 // the Role confined to the workspaces' namespace (it checks its rights at
 // start), may do nothing elsewhere, and a workspace made through it runs
@@ -76,10 +74,12 @@ func TestDeploy(t *testing.T) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 		defer cancel()
+		// What a failure needs to be understood: the workspace's pod
+		// (its bootstrap's and supervisor's output, its states and
+		// events) and the server's, read before they are deleted.
 		if t.Failed() {
-			if out, err := cluster.Run(ctx, nil, "-n", controlNamespace, "logs", "deploy/dev8", "--tail", "60"); err == nil {
-				t.Logf("the server's log:\n%s", out)
-			}
+			t.Logf("the workspaces' pods:\n%s", cluster.PodReport(ctx, workspaceNamespace, runtime.LabelManaged+"=true"))
+			t.Logf("the server's pods:\n%s", cluster.PodReport(ctx, controlNamespace, "app.kubernetes.io/name=dev8"))
 		}
 		// The server first, so it makes nothing more.
 		for _, ns := range []string{controlNamespace, workspaceNamespace} {
@@ -100,12 +100,12 @@ func TestDeploy(t *testing.T) {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 
-	clusterIP, nodePort, err := freeServiceAddress(ctx, cluster)
+	nodePort, err := freeNodePort(ctx, cluster)
 	if err != nil {
 		t.Fatal(err)
 	}
 	accessURL := fmt.Sprintf("http://%s:%d", nodeIP(cluster), nodePort)
-	overlay := writeOverlay(t, root, clusterIP, nodePort, accessURL)
+	overlay := writeOverlay(t, root, nodePort, accessURL)
 
 	// The Secret's namespace comes with the manifests: apply them, then
 	// the Secret, which the server's pod waits for.
@@ -221,7 +221,7 @@ func buildImages(ctx context.Context, cluster *k8stest.Cluster, root, tmp string
 
 // writeOverlay writes a kustomization over deploy/kubernetes (copied: a
 // kustomization may not reach outside its root) and returns its folder.
-func writeOverlay(t *testing.T, root, clusterIP string, nodePort int, accessURL string) string {
+func writeOverlay(t *testing.T, root string, nodePort int, accessURL string) string {
 	t.Helper()
 	dir := t.TempDir()
 	base := filepath.Join(dir, "base")
@@ -242,7 +242,6 @@ configMapGenerator:
     behavior: merge
     literals:
       - DEV8_ACCESS_URL=` + accessURL + `
-      - DEV8_KUBERNETES_AGENT_URL=http://` + clusterIP + `:3000
       - DEV8_TEMPLATE_IMAGES=base=` + workspaceImage + `
       - DEV8_KUBERNETES_IMAGE_PULL_POLICY=Never
       - DEV8_CODE_SERVER=off
@@ -257,12 +256,11 @@ metadata:
   namespace: dev8
 spec:
   type: NodePort
-  clusterIP: %s
   ports:
     - name: http
       port: 3000
       nodePort: %d
-`, clusterIP, nodePort),
+`, nodePort),
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
@@ -286,31 +284,25 @@ func nodeIP(cluster *k8stest.Cluster) string {
 	return "10.200.0.1"
 }
 
-// freeServiceAddress picks a cluster IP and a node port no Service has.
-func freeServiceAddress(ctx context.Context, cluster *k8stest.Cluster) (string, int, error) {
+// freeNodePort picks a node port (30000-32767) no Service has.
+func freeNodePort(ctx context.Context, cluster *k8stest.Cluster) (int, error) {
 	svcs, err := cluster.Client.CoreV1().Services("").List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return "", 0, err
+		return 0, err
 	}
-	usedIP, usedPort := map[string]bool{}, map[int32]bool{}
+	used := map[int32]bool{}
 	for _, s := range svcs.Items {
-		usedIP[s.Spec.ClusterIP] = true
 		for _, p := range s.Spec.Ports {
-			usedPort[p.NodePort] = true
+			used[p.NodePort] = true
 		}
 	}
-	// The test cluster's service range is 10.96.0.0/16 (.0.1 is the API
-	// server's, .0.10 by convention DNS'); its node ports 30000-32767.
 	for range 100 {
-		n, _ := rand.Int(rand.Reader, big.NewInt(250*250))
-		ip := fmt.Sprintf("10.96.%d.%d", 1+n.Int64()/250, 1+n.Int64()%250)
 		p, _ := rand.Int(rand.Reader, big.NewInt(2767))
-		port := int32(30000 + p.Int64())
-		if !usedIP[ip] && !usedPort[port] {
-			return ip, int(port), nil
+		if port := int32(30000 + p.Int64()); !used[port] {
+			return int(port), nil
 		}
 	}
-	return "", 0, errors.New("no free service address")
+	return 0, errors.New("no free node port")
 }
 
 // forward accepts connections on listen and joins each to one to target,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -277,6 +278,32 @@ func TestWorkspacesIsolated(t *testing.T) {
 	}
 	if out, _ := get(a, pod.Status.PodIP+" 8080"); strings.Contains(out, "from-b") {
 		t.Fatalf("A reached B's web server at %s: %q", pod.Status.PodIP, out)
+	}
+
+	// The cluster's DNS still answers A once A's own policy is in force:
+	// the test cluster's CoreDNS listens on port 1053 (named dns), which
+	// a rule for port 53 alone denies, and only after the policy reaches
+	// the pod, so a first lookup passes. In force when the API server's
+	// cluster IP, a private address, is refused (nothing tells when
+	// kube-router has applied a policy: polled, with a deadline).
+	api, err := cli.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, err := exec(a, fmt.Sprintf("nc -w 3 %s 443 </dev/null", api.Spec.ClusterIP))
+		if err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("A still reaches the API server at %s:443 a minute after its start: the policy denies private addresses", api.Spec.ClusterIP)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	out, err := exec(a, "nslookup kubernetes.default.svc.cluster.local")
+	if err != nil || !slices.Contains(strings.Split(out, "\n"), "Address: "+api.Spec.ClusterIP) {
+		t.Fatalf("A looking up the API server's Service under the policy: %q, %v (want %s)", out, err, api.Spec.ClusterIP)
 	}
 }
 

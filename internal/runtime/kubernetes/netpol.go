@@ -68,7 +68,16 @@ func (r *Runtime) networkPolicy() (*networkingv1.NetworkPolicy, error) {
 	if len(server) > 0 {
 		egress = append(egress, networkingv1.NetworkPolicyEgressRule{To: server})
 	}
+	// A policy's ports are the DNS pods' own, after the Service's
+	// translation: port 53 where they listen on it (AKS, EKS, GKE), and
+	// the container ports named dns and dns-tcp, as CoreDNS's and
+	// kube-dns' manifests name them, whatever their number (a CoreDNS
+	// that runs without the capability to bind port 53 listens higher,
+	// e.g. the test cluster's on 1053). With 53 alone, such a DNS is
+	// denied once the policy applies to the pod: a lookup made in the
+	// pod's first moment succeeds, every later one is refused.
 	dns := intstr.FromInt32(53)
+	dnsUDP, dnsTCP := intstr.FromString("dns"), intstr.FromString("dns-tcp")
 	egress = append(egress, networkingv1.NetworkPolicyEgressRule{
 		To: []networkingv1.NetworkPolicyPeer{{
 			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "kube-system"}},
@@ -77,6 +86,8 @@ func (r *Runtime) networkPolicy() (*networkingv1.NetworkPolicy, error) {
 		Ports: []networkingv1.NetworkPolicyPort{
 			{Protocol: ptr.To(corev1.ProtocolUDP), Port: &dns},
 			{Protocol: ptr.To(corev1.ProtocolTCP), Port: &dns},
+			{Protocol: ptr.To(corev1.ProtocolUDP), Port: &dnsUDP},
+			{Protocol: ptr.To(corev1.ProtocolTCP), Port: &dnsTCP},
 		},
 	})
 	return &networkingv1.NetworkPolicy{

@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
@@ -197,8 +199,19 @@ func TestNetworkPolicy(t *testing.T) {
 	if ns := server[2].NamespaceSelector; ns == nil || len(ns.MatchLabels) != 1 || ns.MatchLabels[corev1.LabelMetadataName] != "dev8" {
 		t.Errorf("the server's pods are looked for in other namespaces than its own: %+v", ns)
 	}
-	if len(s.Egress[2].Ports) != 2 || s.Egress[2].Ports[0].Port.IntValue() != 53 {
+	if len(s.Egress[2].Ports) != 4 || s.Egress[2].Ports[0].Port.IntValue() != 53 {
 		t.Errorf("DNS rule: %+v", s.Egress[2])
+	}
+	// The DNS pods' ports named as CoreDNS's manifests name them, when
+	// they listen on another port than 53.
+	var named []string
+	for _, p := range s.Egress[2].Ports {
+		if p.Port.Type == intstr.String {
+			named = append(named, string(*p.Protocol)+"/"+p.Port.StrVal)
+		}
+	}
+	if !slices.Equal(named, []string{"UDP/dns", "TCP/dns-tcp"}) {
+		t.Errorf("the DNS rule's named ports: %v, want UDP/dns and TCP/dns-tcp", named)
 	}
 	bad := fakeRuntime(t, func(c *Config) { c.DenyEgress = []string{"not-a-cidr"} })
 	if err := bad.ensureNetworkPolicy(t.Context()); !runtime.IsPermanent(err) {
