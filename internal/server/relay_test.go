@@ -294,3 +294,38 @@ func TestReplicaDeadHolderNotDialed(t *testing.T) {
 		t.Fatal("a live holder was not dialed: the dead one's check proves nothing")
 	}
 }
+
+// TestStopElsewhereDropsTunnel: a workspace stopped through one replica
+// loses its supervisor's tunnel on another: the token it was revoked there
+// and the tunnel must not outlive it.
+func TestStopElsewhereDropsTunnel(t *testing.T) {
+	t.Parallel()
+	a, b, envID, token := replicaPair(t)
+	ctx := wait.Context(t, wait.Long)
+	supCtx, stopSup := context.WithCancel(ctx)
+	supDone := make(chan struct{})
+	go func() {
+		defer close(supDone)
+		_ = tunnel.Connect(supCtx, tunnel.AgentConfig{ServerURL: a.url, EnvironmentID: envID, Token: token,
+			Handler: &echoSupervisor{}, Logger: slog.New(slog.DiscardHandler), MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	}()
+	t.Cleanup(func() { stopSup(); <-supDone })
+	if err := a.srv.Tunnels.Await(ctx, envID); err != nil {
+		t.Fatal(err)
+	}
+	// Running, as far as the store knows; b stops it.
+	if _, err := b.srv.Store.UpdateEnvironment(ctx, envID, func(e *store.Environment) error {
+		e.Status = store.StatusRunning
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.srv.Manager.Stop(ctx, envID); err != nil {
+		t.Fatal(err)
+	}
+	wait.Eventually(ctx, t, "a to drop the tunnel of the workspace b stopped", func() bool { return !a.srv.Tunnels.Connected(envID) })
+	// And the supervisor's old token opens no new one.
+	if _, resp, err := a.dialWS(t, token, tunnel.Path(envID)); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the stopped workspace's old token: %v %v, want 401", resp, err)
+	}
+}

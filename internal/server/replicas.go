@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"dev8.dev/dev8/internal/replicas"
+	"dev8.dev/dev8/internal/store"
 )
 
 // Replicas. Several servers on one PostgreSQL database serve as one
@@ -102,4 +103,24 @@ func relayClient(own *tls.Config) *http.Client {
 		tr.ForceAttemptHTTP2 = false
 	}
 	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// peerChanges takes the other replicas' environment changes (replicaevents)
+// to this replica's subscribers, and drops a tunnel this replica holds for
+// an environment another replica stopped, deleted or failed: its agent
+// token was revoked there (lifecycle.Config.AgentRevoked drops only the
+// revoking replica's tunnels), and its supervisor must not keep a tunnel
+// here.
+type peerChanges struct {
+	s *Server
+}
+
+func (p peerChanges) PublishFromReplica(env store.Environment) {
+	p.s.Manager.PublishFromReplica(env)
+	// Not while it stops: the pre-stop snapshot goes through the tunnel.
+	if env.DeletedAt != nil || env.Status == store.StatusStopped || env.Status == store.StatusError {
+		if p.s.Tunnels.Connected(env.ID) {
+			p.s.Tunnels.Disconnect(env.ID)
+		}
+	}
 }

@@ -473,7 +473,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	})
 	g.Go(func() error { s.live.Run(lctx, s.cfg.LiveCheckInterval); return nil })
 	if s.peers != nil {
-		g.Go(func() error { return s.peers.Run(lctx, s.Manager) })
+		g.Go(func() error { return s.peers.Run(lctx, peerChanges{s}) })
 	}
 	// Snapshot jobs (manual ones after their 202, forks, lost-volume
 	// restores, the schedule) end with it: cancelled, recorded, waited for.
