@@ -293,6 +293,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 		Quotas:         quotas,
 		RateLimits:     cfg.RateLimits,
+		LoginFailures:  sharedLoginFailures(db, timed),
 		Streams:        cfg.Streams,
 		CORSOrigins:    cfg.CORSOrigins,
 		AllowedImages:  allowedImages(cfg.AllowedImages, imageRefs),
@@ -437,6 +438,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.leases.Lead(gctx, "sessions.prune", func(ctx context.Context) { s.api.RunSessionPruning(ctx, s.cfg.SessionPruneInterval) })
 		return nil
 	})
+	if s.Store.Engine() == "postgres" {
+		g.Go(func() error {
+			s.leases.Lead(gctx, "login-failures.prune", func(ctx context.Context) {
+				runLoginFailurePruning(ctx, s.Store, s.cfg.SessionPruneInterval, s.cfg.Now, s.log)
+			})
+			return nil
+		})
+	}
 	g.Go(func() error { s.live.Run(gctx, s.cfg.LiveCheckInterval); return nil })
 	if s.peers != nil {
 		g.Go(func() error { return s.peers.Run(gctx, s.Manager) })
