@@ -13,7 +13,7 @@ import (
 
 // ErrLoginThrottleUnavailable refuses a login whose throttle's shared
 // failures could not be read (see Throttles.LoginLocked).
-var ErrLoginThrottleUnavailable = &httpapi.Error{Status: http.StatusServiceUnavailable, Code: httpapi.CodeUnavailable,
+var ErrLoginThrottleUnavailable = &httpapi.Error{Status: http.StatusServiceUnavailable, Code: httpapi.CodeNotReady,
 	Message: "Sign-in is unavailable", Details: "the server could not check its login throttle; try again shortly"}
 
 // failureWriteTimeout bounds a shared failure's write, which outlives the
@@ -41,6 +41,10 @@ func newLoginLimit(name string, cfg ratelimit.BackoffConfig, shared ratelimit.Fa
 	return l
 }
 
+// sharedKey is key in the store, which the three limits share: each
+// limit's keys are its own, whatever they look like.
+func (l *loginLimit) sharedKey(key string) string { return l.name + "\x00" + key }
+
 // refuse is the longer lock of the two counts, and whether either lock is
 // refused for the first time.
 func (l *loginLimit) refuse(ctx context.Context, key string) (time.Duration, bool, error) {
@@ -48,7 +52,7 @@ func (l *loginLimit) refuse(ctx context.Context, key string) (time.Duration, boo
 	if l.shared == nil {
 		return retry, first, nil
 	}
-	sharedRetry, sharedFirst, err := l.shared.Refuse(ctx, key)
+	sharedRetry, sharedFirst, err := l.shared.Refuse(ctx, l.sharedKey(key))
 	if err != nil {
 		return 0, false, err
 	}
@@ -63,7 +67,7 @@ func (l *loginLimit) fail(ctx context.Context, key string) {
 	if l.shared != nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failureWriteTimeout)
 		defer cancel()
-		_, err := l.shared.Fail(ctx, key)
+		_, err := l.shared.Fail(ctx, l.sharedKey(key))
 		if err == nil {
 			return
 		}
@@ -80,7 +84,7 @@ func (l *loginLimit) reset(ctx context.Context, key string) {
 	if l.shared == nil {
 		return
 	}
-	if err := l.shared.Reset(ctx, key); err != nil {
+	if err := l.shared.Reset(ctx, l.sharedKey(key)); err != nil {
 		l.log.WarnContext(ctx, "login failures not reset in the shared store", "limit", l.name, "err", err)
 	}
 }

@@ -241,7 +241,7 @@ func TestSharedLoginThrottleStoreErrors(t *testing.T) {
 	if !errors.Is(err, ErrLoginThrottleUnavailable) || locked {
 		t.Fatalf("unreadable store: locked %v, err %v; want ErrLoginThrottleUnavailable", locked, err)
 	}
-	if e := httpapi.ToError(err); e.Status != http.StatusServiceUnavailable || e.Code != httpapi.CodeUnavailable {
-		t.Fatalf("answer %d %s, want 503 %s", e.Status, e.Code, httpapi.CodeUnavailable)
+	if e := httpapi.ToError(err); e.Status != http.StatusServiceUnavailable || e.Code != httpapi.CodeNotReady {
+		t.Fatalf("answer %d %s, want 503 %s", e.Status, e.Code, httpapi.CodeNotReady)
 	}
 }

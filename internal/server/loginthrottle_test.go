@@ -110,7 +110,8 @@ func TestLoginThrottleAcrossReplicas(t *testing.T) {
 	}
 
 	// The address kept every failure on either replica: 5 + 1 + 4.
-	const address = "127.0.0.1" // httpmw's key of a client on loopback
+	// httpmw's key of a client on loopback, under its limit's name.
+	const address = "address\x00127.0.0.1"
 	if f, err := rs[1].srv.Store.LoginFailure(rs[1].ctx, address); err != nil || f.Count != 10 {
 		t.Fatalf("the address's shared count: %+v, %v; want 10 failures", f, err)
 	}
