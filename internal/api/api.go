@@ -26,6 +26,7 @@ import (
 	"dev8.dev/dev8/internal/liveconn"
 	"dev8.dev/dev8/internal/oauth"
 	"dev8.dev/dev8/internal/quota"
+	"dev8.dev/dev8/internal/ratelimit"
 	"dev8.dev/dev8/internal/secretbox"
 	"dev8.dev/dev8/internal/signup"
 	"dev8.dev/dev8/internal/store"
@@ -86,6 +87,10 @@ type Config struct {
 	BcryptCost int
 	// RateLimits configures throttling (zero fields: the defaults).
 	RateLimits httpmw.RateLimits
+	// LoginFailures keeps the login throttles' failures where every
+	// replica sees them (httpmw.StoredLoginFailures over a PostgreSQL
+	// store); nil keeps them in this server's memory, for a server alone.
+	LoginFailures ratelimit.FailureStore
 	// Streams caps the event streams and websockets people hold open
 	// (zero fields: the defaults).
 	Streams httpmw.StreamLimits
@@ -231,7 +236,7 @@ func New(cfg Config) *API {
 		passwords:            auth.NewPasswords(cfg.BcryptCost),
 		tunnels:              cfg.Tunnels,
 		usage:                cfg.Usage,
-		throttles:            httpmw.NewThrottles(cfg.RateLimits, cfg.TrustedProxies, cfg.Now, cfg.Logger),
+		throttles:            httpmw.NewThrottles(cfg.RateLimits, cfg.LoginFailures, cfg.TrustedProxies, cfg.Now, cfg.Logger),
 		streams:              httpmw.NewStreams(cfg.Streams, cfg.Logger),
 		proxies:              cfg.TrustedProxies,
 		corsOrigins:          cfg.CORSOrigins,

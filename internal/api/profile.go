@@ -117,7 +117,12 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, errNoPassword)
 		return
 	}
-	if lock, locked := a.throttles.LoginLocked(r, caller.Email); locked {
+	lock, locked, err := a.throttles.LoginLocked(r, caller.Email)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if locked {
 		if lock.New {
 			a.audit(r, "user.password_change", "user", caller.ID, false, throttledDetail(caller.Email, lock))
 		}

@@ -111,7 +111,12 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, httpapi.Validation("email and password are required"))
 		return
 	}
-	if lock, locked := a.throttles.LoginLocked(r, req.Email); locked {
+	lock, locked, err := a.throttles.LoginLocked(r, req.Email)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if locked {
 		// One line and one audit row per lock, not per refused attempt:
 		// an attacker's flood must not grow the log without bound.
 		if lock.New {

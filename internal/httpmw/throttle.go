@@ -1,6 +1,7 @@
 package httpmw
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -62,21 +63,30 @@ type RateLimits struct {
 }
 
 // Throttles are the server's rate limiters; a nil limiter allows everything.
+//
+// The request limiters (ByAddress, ByPrincipal) are each server's own:
+// with N replicas behind a load balancer a client may make up to N times
+// the rate, as the balancer spreads it. The login throttles are shared by
+// every replica when they keep their failures in a LoginFailureStore
+// (loginlimit.go): a guesser gets no more guesses from more replicas.
 type Throttles struct {
 	principal *ratelimit.Limiter
 	ip        *ratelimit.Limiter
 	// The login throttles: per account and address, per address, and the
 	// ceiling per account (see DefaultLoginFailures).
-	loginPair *ratelimit.Backoff
-	loginIP   *ratelimit.Backoff
-	loginAcct *ratelimit.Backoff
+	loginPair *loginLimit
+	loginIP   *loginLimit
+	loginAcct *loginLimit
 	proxies   TrustedProxies
 	log       *slog.Logger
 }
 
 // NewThrottles builds the limiters rl asks for. Clients are told apart by
-// address as proxies report it; now is the clock.
-func NewThrottles(rl RateLimits, proxies TrustedProxies, now func() time.Time, log *slog.Logger) *Throttles {
+// address as proxies report it; now is the clock. shared, when not nil,
+// keeps the login throttles' failures where every replica sees them (see
+// StoredLoginFailures); nil keeps them in this server's memory, right for
+// a server that runs alone.
+func NewThrottles(rl RateLimits, shared ratelimit.FailureStore, proxies TrustedProxies, now func() time.Time, log *slog.Logger) *Throttles {
 	rate := func(v, def float64) float64 {
 		if v == 0 {
 			return def
@@ -99,15 +109,15 @@ func NewThrottles(rl RateLimits, proxies TrustedProxies, now func() time.Time, l
 	if maxDelay <= 0 {
 		maxDelay = DefaultLoginMaxDelay
 	}
-	backoff := func(failures, def int) *ratelimit.Backoff {
+	backoff := func(name string, failures, def int) *loginLimit {
 		if failures < 0 {
 			return nil
 		}
-		return ratelimit.NewBackoff(ratelimit.BackoffConfig{MaxFailures: burst(failures, def), MaxDelay: maxDelay, MaxKeys: rl.MaxKeys, Now: now})
+		return newLoginLimit(name, ratelimit.BackoffConfig{MaxFailures: burst(failures, def), MaxDelay: maxDelay, MaxKeys: rl.MaxKeys, Now: now}, shared, log)
 	}
-	t.loginPair = backoff(rl.LoginFailures, DefaultLoginFailures)
-	t.loginIP = backoff(rl.LoginIPFailures, DefaultLoginIPFailures)
-	t.loginAcct = backoff(rl.LoginAccountFailures, DefaultLoginAccountFailures)
+	t.loginPair = backoff("account from this address", rl.LoginFailures, DefaultLoginFailures)
+	t.loginIP = backoff("address", rl.LoginIPFailures, DefaultLoginIPFailures)
+	t.loginAcct = backoff("account", rl.LoginAccountFailures, DefaultLoginAccountFailures)
 	return t
 }
 
@@ -184,40 +194,52 @@ type LoginLockout struct {
 // LoginLocked reports whether a login for email from r must be refused
 // now, for how long, and whether this is the lock's first refusal. Call it
 // only when about to refuse on its answer: each call counts as a refusal.
-func (t *Throttles) LoginLocked(r *http.Request, email string) (LoginLockout, bool) {
+//
+// When the shared failures cannot be read, it fails closed: the error is
+// a 503 (ErrLoginThrottleUnavailable, wrapping the cause for the log) and
+// the login must be refused, as no password may be checked without its
+// limits. It costs nothing a working login would have had: without its
+// database a server cannot look the account up either.
+func (t *Throttles) LoginLocked(r *http.Request, email string) (LoginLockout, bool, error) {
 	var out LoginLockout
 	for _, l := range []struct {
-		b    *ratelimit.Backoff
-		key  string
-		name string
+		l   *loginLimit
+		key string
 	}{
-		{t.loginPair, t.loginPairKey(r, email), "account from this address"},
-		{t.loginIP, t.proxies.ClientKey(r), "address"},
-		{t.loginAcct, loginAccountKey(email), "account"},
+		{t.loginPair, t.loginPairKey(r, email)},
+		{t.loginIP, t.proxies.ClientKey(r)},
+		{t.loginAcct, loginAccountKey(email)},
 	} {
-		if l.b == nil {
+		if l.l == nil {
 			continue
 		}
-		if retry, first := l.b.Refuse(l.key); retry > 0 {
+		retry, first, err := l.l.refuse(r.Context(), l.key)
+		if err != nil {
+			return LoginLockout{}, false, fmt.Errorf("%w: %w", ErrLoginThrottleUnavailable, err)
+		}
+		if retry > 0 {
 			out.Retry = max(out.Retry, retry)
 			out.New = out.New || first
-			out.Limits = append(out.Limits, l.name)
+			out.Limits = append(out.Limits, l.l.name)
 		}
 	}
-	return out, out.Retry > 0
+	return out, out.Retry > 0, nil
 }
 
 // LoginFailed counts a wrong password (or unknown email: counted alike)
 // against the account from this address, the address, and the account.
+// A failure the shared store cannot take is counted in this server's
+// memory instead (see loginLimit.fail).
 func (t *Throttles) LoginFailed(r *http.Request, email string) {
+	ctx := r.Context()
 	if t.loginPair != nil {
-		t.loginPair.Fail(t.loginPairKey(r, email))
+		t.loginPair.fail(ctx, t.loginPairKey(r, email))
 	}
 	if t.loginIP != nil {
-		t.loginIP.Fail(t.proxies.ClientKey(r))
+		t.loginIP.fail(ctx, t.proxies.ClientKey(r))
 	}
 	if t.loginAcct != nil {
-		t.loginAcct.Fail(loginAccountKey(email))
+		t.loginAcct.fail(ctx, loginAccountKey(email))
 	}
 }
 
@@ -225,29 +247,31 @@ func (t *Throttles) LoginFailed(r *http.Request, email string) {
 // all. The address keeps its count: otherwise a guesser could reset it
 // with a login of their own.
 func (t *Throttles) LoginSucceeded(r *http.Request, email string) {
+	ctx := r.Context()
 	if t.loginPair != nil {
-		t.loginPair.Reset(t.loginPairKey(r, email))
+		t.loginPair.reset(ctx, t.loginPairKey(r, email))
 	}
 	if t.loginAcct != nil {
-		t.loginAcct.Reset(loginAccountKey(email))
+		t.loginAcct.reset(ctx, loginAccountKey(email))
 	}
 }
 
 // Remembered is how many clients the address limiter and the login
-// throttles hold, which their MaxKeys bounds: accounts (per address and in
-// all) and addresses.
+// throttles hold in this server's memory, which their MaxKeys bounds:
+// accounts (per address and in all) and addresses. Failures kept in a
+// shared store are not counted: the store prunes them instead.
 func (t *Throttles) Remembered() (addresses, loginAccounts, loginAddresses int) {
 	if t.ip != nil {
 		addresses = t.ip.Len()
 	}
 	if t.loginPair != nil {
-		loginAccounts = t.loginPair.Len()
+		loginAccounts = t.loginPair.memory.Len()
 	}
 	if t.loginAcct != nil {
-		loginAccounts = max(loginAccounts, t.loginAcct.Len())
+		loginAccounts = max(loginAccounts, t.loginAcct.memory.Len())
 	}
 	if t.loginIP != nil {
-		loginAddresses = t.loginIP.Len()
+		loginAddresses = t.loginIP.memory.Len()
 	}
 	return addresses, loginAccounts, loginAddresses
 }

@@ -1,7 +1,8 @@
-// Package ratelimit holds the server's in-memory throttles: token buckets per
-// key (Limiter) and failure backoff per key (Backoff). Both keep at most a
-// fixed number of keys, so a flood of distinct clients cannot grow the
-// server's memory without bound.
+// Package ratelimit holds the server's throttles: token buckets per key
+// (Limiter) and failure backoff per key (Backoff), in memory, each keeping
+// at most a fixed number of keys, so a flood of distinct clients cannot
+// grow the server's memory without bound; and the same backoff over a
+// store that several server replicas share (SharedBackoff).
 package ratelimit
 
 import "container/list"

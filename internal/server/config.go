@@ -146,7 +146,8 @@ type Config struct {
 	// with an OAuth provider that vouches for their address.
 	Signup              signup.Policy
 	AllowedEmailDomains []string
-	// SessionPruneInterval is how often expired sessions are deleted
+	// SessionPruneInterval is how often expired sessions are deleted, and
+	// on PostgreSQL the shared login failures that no longer count
 	// (default api.DefaultSessionPruneInterval).
 	SessionPruneInterval time.Duration
 	// LiveCheckInterval is how often the credentials of open terminals,

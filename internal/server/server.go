@@ -311,6 +311,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 		Quotas:         quotas,
 		RateLimits:     cfg.RateLimits,
+		LoginFailures:  sharedLoginFailures(db, timed),
 		Streams:        cfg.Streams,
 		CORSOrigins:    cfg.CORSOrigins,
 		AllowedImages:  allowedImages(cfg.AllowedImages, imageRefs),
@@ -471,6 +472,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.leases.Lead(lctx, "sessions.prune", func(ctx context.Context) { s.api.RunSessionPruning(ctx, s.cfg.SessionPruneInterval) })
 		return nil
 	})
+	if s.Store.Engine() == "postgres" {
+		g.Go(func() error {
+			s.leases.Lead(lctx, "login-failures.prune", func(ctx context.Context) {
+				runLoginFailurePruning(ctx, s.Store, s.cfg.SessionPruneInterval, s.cfg.Now, s.log)
+			})
+			return nil
+		})
+	}
 	g.Go(func() error { s.live.Run(lctx, s.cfg.LiveCheckInterval); return nil })
 	if s.peers != nil {
 		g.Go(func() error { return s.peers.Run(lctx, peerChanges{s}) })
