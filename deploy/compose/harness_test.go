@@ -239,6 +239,9 @@ func (d *deployment) runHAProxy(bin, people, agents, pemFile string) {
 	if err := os.WriteFile(path, []byte(strings.Join(out, "\n")), 0o600); err != nil {
 		d.t.Fatal(err)
 	}
+	if out, err := exec.Command(bin, "-c", "-f", path).CombinedOutput(); err != nil {
+		d.t.Fatalf("HAProxy refuses the configuration: %v\n%s", err, out)
+	}
 	cmd := exec.Command(bin, "-db", "-f", path)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var log strings.Builder

@@ -36,6 +36,7 @@ type Store interface {
 	SetTunnelHolder(ctx context.Context, environmentID, replicaID string, since time.Time) error
 	DeleteTunnelHolder(ctx context.Context, environmentID, replicaID string, since time.Time) (bool, error)
 	GetTunnelHolder(ctx context.Context, environmentID string) (store.TunnelHolder, error)
+	ListReplicas(ctx context.Context) ([]store.Replica, error)
 }
 
 // Defaults.
@@ -148,6 +149,21 @@ func CheckURL(s string) (string, error) {
 		return "", fmt.Errorf("replica URL %q: only scheme, host and port (the relay's path is the server's own)", s)
 	}
 	return u.Scheme + "://" + u.Host, nil
+}
+
+// LiveOthers lists the other replicas whose heartbeat is fresh.
+func (r *Replica) LiveOthers(ctx context.Context) ([]store.Replica, error) {
+	all, err := r.cfg.Store.ListReplicas(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("replicas: list: %w", err)
+	}
+	var out []store.Replica
+	for _, o := range all {
+		if o.ID != r.id && r.cfg.Now().Sub(o.HeartbeatAt) < r.deadAfter {
+			out = append(out, o)
+		}
+	}
+	return out, nil
 }
 
 // ID is this replica's id.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,6 +53,9 @@ func (s *Server) startReplica(ctx context.Context, addr net.Addr) (*replicas.Rep
 		Logger:     s.log,
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := s.refuseHostBoundWithReplicas(ctx, r); err != nil {
 		return nil, err
 	}
 	s.Tunnels.SetHolders(r, 0)
@@ -123,4 +127,33 @@ func (p peerChanges) PublishFromReplica(env store.Environment) {
 			p.s.Tunnels.Disconnect(env.ID)
 		}
 	}
+}
+
+// refuseHostBoundWithReplicas refuses to start beside other live replicas
+// when environments on the local runtime exist: a local workspace is a
+// process of the server that started it, which another replica would find
+// missing and fail. A server that only offers the local runtime beside
+// other replicas is warned about.
+func (s *Server) refuseHostBoundWithReplicas(ctx context.Context, r *replicas.Replica) error {
+	if _, local := s.Runtimes["local"]; !local {
+		return nil
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), registerTimeout)
+	defer cancel()
+	others, err := r.LiveOthers(lctx)
+	if err != nil || len(others) == 0 {
+		return err
+	}
+	used, err := s.Store.EnvironmentRuntimes(lctx)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(used, "local") {
+		return fmt.Errorf("another replica runs on this database (%s at %s), and environments on the local runtime exist, whose workspaces belong to the one server that started them: "+
+			"replicas need workspaces every replica reaches (docker with one engine, kubernetes or azure); stop the other replica, or delete the local environments first",
+			others[0].ID, others[0].URL)
+	}
+	s.log.Warn("another replica runs on this database, and this server offers the local runtime, whose workspaces belong to the server that starts them: "+
+		"the other replicas would find them missing; run replicas with docker (one engine), kubernetes or azure", "replica", others[0].ID)
+	return nil
 }

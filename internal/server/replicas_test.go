@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -118,5 +119,37 @@ func TestDrain(t *testing.T) {
 	}
 	if _, err := http.Get(ts.url + "/live"); err == nil {
 		t.Fatal("the server still answers after it stopped")
+	}
+}
+
+// TestLocalRuntimeRefusedBesideReplicas: a second replica does not start
+// while environments on the local runtime exist (their workspaces are the
+// first server's processes, which it would find missing and fail).
+func TestLocalRuntimeRefusedBesideReplicas(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	key := strings.Repeat("ab", 32)
+	first := startServer(t, url, func(c *server.Config) { c.SecretKey = key })
+	ada, _ := first.user("ada@example.com")
+	env := first.create(ada, sdk.CreateEnvironmentRequest{Name: "mine"})
+	first.waitStatus(ada, env.ID, sdk.StatusRunning)
+
+	ctx := wait.Context(t, time.Minute)
+	second, err := server.New(ctx, server.Config{DataDir: t.TempDir(), DatabaseURL: url, SecretKey: key, Runtime: "local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = second.Serve(ctx, ln)
+	if err == nil || !strings.Contains(err.Error(), "local runtime") {
+		t.Fatalf("a second replica beside local workspaces: Serve = %v, want a refusal naming the local runtime", err)
+	}
+	// The first server's workspace is untouched.
+	if got := first.waitStatus(ada, env.ID, sdk.StatusRunning); got.Status != sdk.StatusRunning {
+		t.Fatalf("the first server's workspace is %s", got.Status)
 	}
 }
