@@ -84,9 +84,12 @@ type deployment struct {
 	ns      string // the workspaces' namespace
 	bin     string
 	// stats is HAProxy's stats socket.
-	stats    string
-	env      []string // every replica's environment
-	replicas []*replica
+	stats string
+	// haproxyDone is closed when HAProxy exits; haproxyLog is its output.
+	haproxyDone <-chan struct{}
+	haproxyLog  *strings.Builder
+	env         []string // every replica's environment
+	replicas    []*replica
 	// URL is HAProxy's TLS frontend: the access URL.
 	URL    string
 	client *http.Client // trusts the deployment's certificate
@@ -160,6 +163,11 @@ func deploy(t *testing.T, n int) *deployment {
 	}
 	d.runHAProxy(haproxy, people, agents, pemFile)
 	wait.Succeeds(ctx, t, "the load balancer to answer /ready", func() error {
+		select {
+		case <-d.haproxyDone:
+			t.Fatalf("HAProxy exited:\n%s", d.haproxyLog.String())
+		default:
+		}
 		resp, err := d.client.Get(d.URL + "/ready")
 		if err != nil {
 			return err
@@ -212,7 +220,10 @@ func (d *deployment) runHAProxy(bin, people, agents, pemFile string) {
 		switch {
 		case strings.HasPrefix(trimmed, "bind :443 "):
 			line = "    bind " + people + " ssl crt " + pemFile + " alpn http/1.1"
-		case strings.HasPrefix(trimmed, "bind :80"), strings.HasPrefix(trimmed, "user "), strings.HasPrefix(trimmed, "group "):
+		case strings.HasPrefix(trimmed, "bind :80"), strings.HasPrefix(trimmed, "user "), strings.HasPrefix(trimmed, "group "),
+			// Compose raises the open-files limit it needs; here HAProxy
+			// sizes itself to the test's.
+			strings.HasPrefix(trimmed, "maxconn "):
 			continue
 		case strings.HasPrefix(trimmed, "server "):
 			if !serversWritten {
@@ -251,6 +262,8 @@ func (d *deployment) runHAProxy(bin, people, agents, pemFile string) {
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
+	d.haproxyDone = done
+	d.haproxyLog = &log
 	d.t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-done
