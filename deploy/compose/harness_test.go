@@ -8,18 +8,13 @@ package compose_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/csv"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -37,6 +32,7 @@ import (
 	"dev8.dev/dev8/internal/testutil/k8stest"
 	"dev8.dev/dev8/internal/testutil/pgtest"
 	"dev8.dev/dev8/internal/testutil/serverproc"
+	"dev8.dev/dev8/internal/testutil/testcert"
 	"dev8.dev/dev8/internal/testutil/wait"
 	"dev8.dev/dev8/sdk"
 )
@@ -133,9 +129,7 @@ func deploy(t *testing.T, n int) *deployment {
 
 	people := freeAddr(t, cluster.HostIP)
 	agents := freeAddr(t, cluster.HostIP)
-	certPEM, pemFile := writeCertificate(t, cluster.HostIP)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(certPEM)
+	pool, pemFile := writeCertificate(t, cluster.HostIP)
 	d := &deployment{t: t, ctx: ctx, cluster: cluster, ns: ns, bin: bin, URL: "https://" + people,
 		client: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}
 	key := make([]byte, 32)
@@ -315,37 +309,14 @@ func (d *deployment) serverStatus(name string) (string, error) {
 
 // writeCertificate makes a self-signed certificate for ip and writes it
 // with its key as HAProxy wants it (one PEM file).
-func writeCertificate(t *testing.T, ip string) (certPEM []byte, pemFile string) {
+func writeCertificate(t *testing.T, ip string) (*x509.CertPool, string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
+	c := testcert.New(t, ip)
+	pemFile := filepath.Join(t.TempDir(), "dev8.pem")
+	if err := os.WriteFile(pemFile, append(c.KeyPEM, c.CertPEM...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "dev8 test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP(ip)},
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:         true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	pemFile = filepath.Join(t.TempDir(), "dev8.pem")
-	data := append(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), certPEM...)
-	if err := os.WriteFile(pemFile, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certPEM, pemFile
+	return c.Pool, pemFile
 }
 
 // signUp makes the first user through the load balancer.
