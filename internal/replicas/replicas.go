@@ -151,6 +151,33 @@ func CheckURL(s string) (string, error) {
 	return u.Scheme + "://" + u.Host, nil
 }
 
+// Beating returns those of others that are heard beating: whose
+// heartbeat moves within one and a half heartbeat intervals. A replica
+// that was just killed (its last heartbeat still fresh) is not: this tells
+// a server restarted after a crash from one beside a live replica.
+func (r *Replica) Beating(ctx context.Context, others []store.Replica) ([]store.Replica, error) {
+	t := time.NewTimer(r.cfg.Heartbeat + r.cfg.Heartbeat/2)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-t.C:
+	}
+	now, err := r.cfg.Store.ListReplicas(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("replicas: list: %w", err)
+	}
+	var out []store.Replica
+	for _, o := range others {
+		for _, n := range now {
+			if n.ID == o.ID && n.HeartbeatAt.After(o.HeartbeatAt) {
+				out = append(out, n)
+			}
+		}
+	}
+	return out, nil
+}
+
 // LiveOthers lists the other replicas whose heartbeat is fresh.
 func (r *Replica) LiveOthers(ctx context.Context) ([]store.Replica, error) {
 	all, err := r.cfg.Store.ListReplicas(ctx)

@@ -132,10 +132,13 @@ func (p peerChanges) PublishFromReplica(env store.Environment) {
 // refuseHostBoundWithReplicas refuses to start beside other live replicas
 // when environments on the local runtime exist: a local workspace is a
 // process of the server that started it, which another replica would find
-// missing and fail. A server that only offers the local runtime beside
-// other replicas is warned about.
+// missing and fail. (Its own previous run, killed a moment ago, is not
+// such a replica: it no longer beats.) A server that only offers the
+// local runtime beside other replicas is warned about.
 func (s *Server) refuseHostBoundWithReplicas(ctx context.Context, r *replicas.Replica) error {
-	if _, local := s.Runtimes["local"]; !local {
+	// On SQLite this server is alone (the data directory's lock): what
+	// the registry holds besides it is a previous run's.
+	if _, local := s.Runtimes["local"]; !local || s.Store.Engine() != "postgres" {
 		return nil
 	}
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), registerTimeout)
@@ -148,12 +151,16 @@ func (s *Server) refuseHostBoundWithReplicas(ctx context.Context, r *replicas.Re
 	if err != nil {
 		return err
 	}
-	if slices.Contains(used, "local") {
-		return fmt.Errorf("another replica runs on this database (%s at %s), and environments on the local runtime exist, whose workspaces belong to the one server that started them: "+
-			"replicas need workspaces every replica reaches (docker with one engine, kubernetes or azure); stop the other replica, or delete the local environments first",
-			others[0].ID, others[0].URL)
+	if !slices.Contains(used, "local") {
+		s.log.Warn("another replica runs on this database, and this server offers the local runtime, whose workspaces belong to the server that starts them: "+
+			"the other replicas would find them missing; run replicas with docker (one engine), kubernetes or azure", "replica", others[0].ID)
+		return nil
 	}
-	s.log.Warn("another replica runs on this database, and this server offers the local runtime, whose workspaces belong to the server that starts them: "+
-		"the other replicas would find them missing; run replicas with docker (one engine), kubernetes or azure", "replica", others[0].ID)
-	return nil
+	beating, err := r.Beating(lctx, others)
+	if err != nil || len(beating) == 0 {
+		return err
+	}
+	return fmt.Errorf("another replica runs on this database (%s at %s), and environments on the local runtime exist, whose workspaces belong to the one server that started them: "+
+		"replicas need workspaces every replica reaches (docker with one engine, kubernetes or azure); stop the other replica, or delete the local environments first",
+		beating[0].ID, beating[0].URL)
 }
