@@ -187,6 +187,29 @@ func Start(t testing.TB, opts Options) *Server {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(serveCtx, ln) }()
 	s := &Server{Server: srv, Ctx: ctx, URL: "http://" + ln.Addr().String(), DataDir: opts.DataDir, Clock: clock}
+	// Answering: Serve got past what it does before it serves (registering
+	// among the replicas, and refusing to when it must). The listener
+	// holds the request until then.
+	answered := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "GET", s.URL+"/live", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		if err != nil {
+			stop()
+			srv.Close()
+			t.Fatalf("the server does not answer: %v", err)
+		}
+	case err := <-done:
+		srv.Close()
+		t.Fatalf("serve: %v", err)
+	}
 	s.Stop = sync.OnceFunc(func() {
 		stop()
 		if err := <-done; err != nil {
