@@ -123,9 +123,7 @@ func (p peerChanges) PublishFromReplica(env store.Environment) {
 	p.s.Manager.PublishFromReplica(env)
 	// Not while it stops: the pre-stop snapshot goes through the tunnel.
 	if env.DeletedAt != nil || env.Status == store.StatusStopped || env.Status == store.StatusError {
-		if p.s.Tunnels.Connected(env.ID) {
-			p.s.Tunnels.Disconnect(env.ID)
-		}
+		p.s.Tunnels.Disconnect(env.ID) // nothing when it holds none
 	}
 }
 

@@ -60,16 +60,6 @@ func (db *DB) ReleaseLease(ctx context.Context, name, holder string) error {
 	return nil
 }
 
-// ReleaseAllLeases drops every lease: for a server that knows it is the
-// only one (SQLite's, which holds the data directory's lock), whose leases
-// in the store can only be a dead process's.
-func (db *DB) ReleaseAllLeases(ctx context.Context) error {
-	if _, err := db.writer.ExecContext(ctx, `DELETE FROM leases`); err != nil {
-		return fmt.Errorf("store: release leases: %w", err)
-	}
-	return nil
-}
-
 // ExpiredLeases lists the names of the leases starting with prefix whose
 // holder let them expire without releasing them: work a replica began and
 // died in.

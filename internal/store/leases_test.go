@@ -107,12 +107,5 @@ func TestLeases(t *testing.T) {
 		if len(wins) != 1 {
 			t.Fatalf("contended lease won by %v, want exactly one", wins)
 		}
-
-		if err := db.ReleaseAllLeases(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if !acquire("race", "someone-else", time.Hour) || !acquire("leader", "c", time.Hour) {
-			t.Fatal("leases survived ReleaseAllLeases")
-		}
 	})
 }
