@@ -47,7 +47,7 @@ internal/web/static/dist/terminal.js: internal/web/frontend/package-lock.json in
 test: assets
 	scripts/test.sh
 
-## bench: the benchmark suite (issue 8; ~10 minutes, 5 of them sampling the idle supervisor; not part of `make test`): prints a table and writes bench/results.json (BENCH_FLAGS adds flags, e.g. -runs 3 -supervisor-duration 1m -out /tmp/r.json); PostgreSQL figures need PostgreSQL installed (a throwaway server is started), the IDE figures code-server (DEV8_CODE_SERVER, else scripts/install-code-server.sh), the scp figure openssh-server, the Kubernetes figures the test cluster (scripts/k8s-test-cluster.sh up) and dev8/base (make images)
+## bench: the benchmark suite (issue 8; ~10 minutes, 5 of them sampling the idle supervisor; not part of `make test`): prints a table and writes bench/results.json (BENCH_FLAGS adds flags, e.g. -runs 3 -supervisor-duration 1m -out /tmp/r.json); PostgreSQL figures need PostgreSQL installed (a throwaway server is started), the IDE figures code-server (DEV8_CODE_SERVER, else scripts/install-code-server.sh), the scp figure openssh-server, the Kubernetes figures the test cluster (scripts/k8s-test-cluster.sh up) and dev8/base (make images), the failover figure the test cluster and HAProxy (apt-get install haproxy)
 bench: build
 	@DEV8_CODE_SERVER=$${DEV8_CODE_SERVER:-$$(scripts/install-code-server.sh 2>/dev/null | tail -n1)}; export DEV8_CODE_SERVER; \
 	[ -n "$$DEV8_CODE_SERVER" ] || echo "bench: no code-server (scripts/install-code-server.sh failed): the IDE figures are skipped"; \

@@ -47,7 +47,7 @@ var (
 )
 
 // setup builds dev8 and the workspace image once for the package's tests.
-func setup(t *testing.T, ctx context.Context, c *k8stest.Cluster) string {
+func setup(t testing.TB, ctx context.Context, c *k8stest.Cluster) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "dev8-compose-test-")
@@ -74,7 +74,7 @@ func setup(t *testing.T, ctx context.Context, c *k8stest.Cluster) string {
 
 // deployment is replicas behind HAProxy.
 type deployment struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	cluster *k8stest.Cluster
 	ns      string // the workspaces' namespace
@@ -105,7 +105,7 @@ type replica struct {
 func (r *replica) URL() string { return "http://" + r.addr }
 
 // freeAddr is host with a port free now.
-func freeAddr(t *testing.T, host string) string {
+func freeAddr(t testing.TB, host string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
@@ -116,7 +116,7 @@ func freeAddr(t *testing.T, host string) string {
 }
 
 // deploy starts n replicas and HAProxy in front of them.
-func deploy(t *testing.T, n int) *deployment {
+func deploy(t testing.TB, n int) *deployment {
 	t.Helper()
 	ctx := wait.Context(t, 20*time.Minute)
 	cluster, err := k8stest.Find(ctx)
@@ -183,6 +183,7 @@ var replicaID = regexp.MustCompile(`"replica":"([^"]+)"`)
 // directory, as a restarted replica has).
 func (d *deployment) start(r *replica) {
 	d.t.Helper()
+	r.id = "" // a restarted replica has a new name
 	r.proc = serverproc.Start(d.t, d.ctx, d.bin, serverproc.Options{
 		Args: []string{"--addr", r.addr, "--data-dir", r.dataDir},
 		Env:  d.env,
@@ -309,7 +310,7 @@ func (d *deployment) serverStatus(name string) (string, error) {
 
 // writeCertificate makes a self-signed certificate for ip and writes it
 // with its key as HAProxy wants it (one PEM file).
-func writeCertificate(t *testing.T, ip string) (*x509.CertPool, string) {
+func writeCertificate(t testing.TB, ip string) (*x509.CertPool, string) {
 	t.Helper()
 	c := testcert.New(t, ip)
 	pemFile := filepath.Join(t.TempDir(), "dev8.pem")

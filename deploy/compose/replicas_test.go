@@ -5,7 +5,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,6 +61,24 @@ func ssh(ctx context.Context, c *sdk.Client, envID string) error {
 	return nil
 }
 
+// readUntil reads the terminal p until its output matches want, and
+// returns the output; a terminal silent for 15 s is closed.
+func readUntil(ctx context.Context, p *sdk.PTY, want *regexp.Regexp) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	defer context.AfterFunc(ctx, func() { p.Close() })()
+	var out strings.Builder
+	buf := make([]byte, 4096)
+	for !want.MatchString(out.String()) {
+		n, err := p.Read(buf)
+		out.Write(buf[:n])
+		if err != nil {
+			return out.String(), err
+		}
+	}
+	return out.String(), nil
+}
+
 // holder is the replica that holds env's tunnel, by the store.
 func (d *deployment) holder(envID string) *replica {
 	d.t.Helper()
@@ -67,17 +87,23 @@ func (d *deployment) holder(envID string) *replica {
 		d.t.Fatal(err)
 	}
 	defer db.Close()
-	var id string
-	wait.Succeeds(d.ctx, d.t, "a replica to hold the tunnel", func() error {
-		return db.QueryRowContext(d.ctx, `SELECT replica_id FROM tunnel_holders WHERE environment_id = $1`, envID).Scan(&id)
-	})
-	for _, r := range d.replicas {
-		if r.id == id {
-			return r
+	var holder *replica
+	// A killed replica's row stays until the supervisor's next tunnel
+	// replaces it: its name is none of the running replicas'.
+	wait.Succeeds(d.ctx, d.t, "a running replica to hold the tunnel", func() error {
+		var id string
+		if err := db.QueryRowContext(d.ctx, `SELECT replica_id FROM tunnel_holders WHERE environment_id = $1`, envID).Scan(&id); err != nil {
+			return err
 		}
-	}
-	d.t.Fatalf("the tunnel's holder %s is none of the replicas", id)
-	return nil
+		for _, r := range d.replicas {
+			if r.id == id {
+				holder = r
+				return nil
+			}
+		}
+		return fmt.Errorf("the tunnel's holder %s is none of the running replicas", id)
+	})
+	return holder
 }
 
 // events follows the dashboard's event stream on r.
@@ -135,6 +161,22 @@ func TestFailover(t *testing.T) {
 			alive = append(alive, r)
 		}
 	}
+	// A terminal, opened through a replica that relays it to the holder:
+	// it reattaches through another after the kill, to the same shell
+	// with its scrollback.
+	term, err := d.via(alive[0]).DialPTY(ctx, env.ID, sdk.PTYOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := term.Write([]byte("echo before-$((6*7))-$$\n")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := readUntil(ctx, term, regexp.MustCompile(`before-42-(\d+)`))
+	if err != nil {
+		t.Fatalf("the terminal before the kill: %v (it said %q)", err, out)
+	}
+	shell := regexp.MustCompile(`before-42-(\d+)`).FindStringSubmatch(out)[1]
+
 	// An operation in flight on the replica about to die: a create it
 	// was asked for and has begun.
 	inflight, err := d.via(dead).CreateEnvironment(ctx, sdk.CreateEnvironmentRequest{Name: "inflight", InstanceType: "lightweight"})
@@ -155,6 +197,24 @@ func TestFailover(t *testing.T) {
 			t.Errorf("SSH through %s worked again %s after the kill, want within 10 s (last error: %v)", r.addr, took, last)
 		}
 	}
+	term.Close()
+	var again *sdk.PTY
+	wait.Succeeds(ctx, t, "the terminal to reattach through another replica", func() error {
+		again, err = d.via(alive[1]).DialPTY(ctx, env.ID, sdk.PTYOptions{Reconnect: term.ID()})
+		return err
+	}, wait.Every(200*time.Millisecond))
+	defer again.Close()
+	if out, err := readUntil(ctx, again, regexp.MustCompile(`before-42-`+shell)); err != nil {
+		t.Fatalf("the reattached terminal did not replay its scrollback: %v (it said %q)", err, out)
+	}
+	if _, err := again.Write([]byte("echo after-$((6*7))-$$\n")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := readUntil(ctx, again, regexp.MustCompile(`after-42-\d+`)); err != nil || !strings.Contains(out, "after-42-"+shell) {
+		t.Fatalf("the reattached terminal is not the same shell (pid %s): %v (it said %q)", shell, err, out)
+	}
+	t.Logf("the terminal reattached to its shell through another replica %s after the kill", time.Since(killed))
+
 	if _, err := lb.WaitForStatus(ctx, inflight.ID, sdk.StatusRunning, nil); err != nil {
 		t.Fatalf("the create in flight on the killed replica: %v", err)
 	}

@@ -240,6 +240,43 @@ func TestReplicasRelayTunnels(t *testing.T) {
 	}
 }
 
+// TestStoppingReplicaHandsOffTunnels: a replica that stops tells its
+// supervisors to move and exits once they have: when a's Serve returns,
+// the supervisor (slower to redial than a is to shut down) is connected to
+// b, where the load balancer sent it. A server alone does not wait.
+func TestStoppingReplicaHandsOffTunnels(t *testing.T) {
+	t.Parallel()
+	a, b, envID, token := replicaPair(t)
+	ctx := wait.Context(t, wait.Long)
+	lb := newSwitchProxy(t, hostPort(t, a.url))
+	supCtx, stopSup := context.WithCancel(ctx)
+	supDone := make(chan struct{})
+	go func() {
+		defer close(supDone)
+		_ = tunnel.Connect(supCtx, tunnel.AgentConfig{ServerURL: "http://" + lb.ln.Addr().String(), EnvironmentID: envID, Token: token,
+			Handler: &echoSupervisor{}, Logger: slog.New(slog.DiscardHandler), MinBackoff: time.Second, MaxBackoff: 2 * time.Second})
+	}()
+	t.Cleanup(func() { stopSup(); <-supDone })
+	if err := a.srv.Tunnels.Await(ctx, envID); err != nil {
+		t.Fatal(err)
+	}
+	wait.Eventually(ctx, t, "b to see the tunnel at a", func() bool { return b.srv.Tunnels.Reachable(ctx, envID) })
+
+	lb.target.Store(hostPort(t, b.url))
+	a.stop()
+	if !b.srv.Tunnels.Connected(envID) {
+		t.Fatal("a exited before its supervisor had reached b")
+	}
+
+	// b is alone now: it stops without waiting for a supervisor that
+	// has nowhere else to go.
+	start := time.Now()
+	b.stop()
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("a server alone took %s to stop with a supervisor connected", took)
+	}
+}
+
 // TestReplicaDeadHolderNotDialed: a tunnel noted as a replica's whose
 // heartbeat is stale is not dialed (Dial waits, then reports the workspace
 // unreachable); the same note with a fresh heartbeat is (the check can

@@ -509,7 +509,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	g.Go(func() error {
 		<-gctx.Done()
 		defer stopLoops()
-		s.drain()
+		s.drain(replica)
 		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 		defer cancel()
 		err := srv.Shutdown(shutdownCtx)
@@ -523,31 +523,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return nil
 	})
 	return g.Wait()
-}
-
-// drain turns the server away from new work before it stops: /ready
-// answers 503 and new tunnels are refused at once, so the load balancer
-// stops sending it requests and supervisors that dial meet another
-// replica; for DrainDelay it goes on answering what is already on its way
-// (the balancer notices at its next health check); then its supervisors
-// are told to move (their tunnels close, and each redials the balancer,
-// which gives it another replica), and event streams end (browsers
-// reconnect elsewhere). What is left is Shutdown's: requests in flight
-// finish.
-func (s *Server) drain() {
-	s.api.Drain()
-	s.Tunnels.Drain()
-	if d := s.cfg.DrainDelay; d > 0 {
-		s.log.Info("draining: /ready says so; still answering while the load balancer turns away", "for", d)
-		<-time.After(d)
-	}
-	s.log.Info("shutting down")
-	// Tunnels and the connections through them are hijacked: Shutdown
-	// neither waits for nor closes them. Supervisors redial the next
-	// server.
-	s.Tunnels.Close()
-	// Event streams would hold Shutdown until its timeout.
-	s.api.Shutdown()
 }
 
 // logApps says where workspace apps are served, and warns when the IDE is

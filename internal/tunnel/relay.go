@@ -174,6 +174,41 @@ func (r *Registry) dialRelayed(ctx context.Context, environmentID string, h Head
 	return stream, nil
 }
 
+// handoffPoll is how often Handoff asks the Holders whether the
+// supervisors it dropped have connected elsewhere.
+const handoffPoll = 100 * time.Millisecond
+
+// Handoff is Close for a replica among others: it drops every tunnel and
+// waits until each supervisor has connected to another replica (the load
+// balancer gives it one when it redials) or ctx ends, so that a replica
+// shutting down exits once its workspaces are reachable again. It returns
+// how many tunnels it dropped and how many of those had not moved. Without
+// Holders (a server alone) it does not wait.
+func (r *Registry) Handoff(ctx context.Context) (dropped, stayed int) {
+	left := r.closeAll()
+	dropped = len(left)
+	if r.holders == nil || dropped == 0 {
+		return dropped, 0
+	}
+	tick := time.NewTicker(handoffPoll)
+	defer tick.Stop()
+	for {
+		for id, since := range left {
+			if r.heldElsewhere(ctx, id, since) {
+				delete(left, id)
+			}
+		}
+		if len(left) == 0 {
+			return dropped, 0
+		}
+		select {
+		case <-ctx.Done():
+			return dropped, len(left)
+		case <-tick.C:
+		}
+	}
+}
+
 // heldElsewhere asks the Holders whether a live other replica holds
 // environmentID's tunnel from since; without Holders, or when the store
 // cannot say, it does not.

@@ -271,3 +271,64 @@ func TestServeRelayWithoutTheTunnel(t *testing.T) {
 		t.Fatalf("ServeRelay = %v, want ErrNotHere", err)
 	}
 }
+
+// TestHandoff: Handoff drops the tunnels and returns once each is held by
+// another replica by a connection newer than the one dropped; when ctx
+// ends first, it says how many had not moved.
+func TestHandoff(t *testing.T) {
+	t.Parallel()
+	ctx := wait.Context(t, wait.Medium)
+	f := newFabric()
+	// The agents redial the replicas that dropped them, which turn them
+	// away: each time they say they are up.
+	drain := func(up <-chan struct{}) {
+		go func() {
+			for {
+				select {
+				case <-up:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	a := f.replica(t, "a")
+	drain(startAgent(t, ctx, testServer(t, a, "secret").URL, "secret"))
+	if err := a.Await(ctx, "env_a"); err != nil {
+		t.Fatal(err)
+	}
+	type result struct{ dropped, stayed int }
+	done := make(chan result, 1)
+	go func() {
+		dropped, stayed := a.Handoff(ctx)
+		done <- result{dropped, stayed}
+	}()
+	wait.Eventually(ctx, t, "a to drop the tunnel", func() bool { return !a.Connected("env_a") })
+	// Its agent redials a, which turns it away: nothing has moved yet.
+	select {
+	case r := <-done:
+		t.Fatalf("Handoff returned %+v before the supervisor was anywhere else", r)
+	default:
+	}
+	f.mu.Lock()
+	f.held["env_a"] = holding{"b", time.Now()}
+	f.mu.Unlock()
+	if r := <-done; r != (result{1, 0}) {
+		t.Fatalf("Handoff = %+v, want 1 dropped, all moved", r)
+	}
+
+	// A supervisor that never moves: Handoff gives up when ctx ends.
+	f.mu.Lock()
+	delete(f.held, "env_a")
+	f.mu.Unlock()
+	c := f.replica(t, "c")
+	drain(startAgent(t, ctx, testServer(t, c, "secret").URL, "secret"))
+	if err := c.Await(ctx, "env_a"); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if dropped, stayed := c.Handoff(short); dropped != 1 || stayed != 1 {
+		t.Fatalf("Handoff with nowhere to go = %d dropped, %d not moved; want 1, 1", dropped, stayed)
+	}
+}

@@ -161,16 +161,20 @@ func (r *Registry) Draining() bool {
 
 // Close drops every tunnel (the server is shutting down). Supervisors
 // reconnect to the next server; their workspaces keep running.
-func (r *Registry) Close() {
+func (r *Registry) Close() { r.closeAll() }
+
+// closeAll is Close, and returns when each dropped tunnel had arrived.
+func (r *Registry) closeAll() map[string]time.Time {
 	r.mu.Lock()
 	r.closed = true
-	sessions := r.sessions
+	sessions, since := r.sessions, r.since
 	r.sessions = map[string]*yamux.Session{}
 	r.since = map[string]time.Time{}
 	r.mu.Unlock()
 	for _, s := range sessions {
 		s.Close()
 	}
+	return since
 }
 
 // Dial opens a stream to environmentID's supervisor for the service h asks
