@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -33,6 +34,7 @@ type Store interface {
 	HeartbeatReplica(ctx context.Context, id string, at time.Time) error
 	DeleteReplica(ctx context.Context, id string) error
 	DeleteReplicasBefore(ctx context.Context, before time.Time) (int64, error)
+	SetReplicaDraining(ctx context.Context, id string, draining bool) error
 	SetTunnelHolder(ctx context.Context, environmentID, replicaID string, since time.Time) error
 	DeleteTunnelHolder(ctx context.Context, environmentID, replicaID string, since time.Time) (bool, error)
 	GetTunnelHolder(ctx context.Context, environmentID string) (store.TunnelHolder, error)
@@ -92,6 +94,9 @@ type Replica struct {
 	tokens    tokens
 	deadAfter time.Duration
 	log       *slog.Logger
+	// draining: this replica is shutting down (Drain); a registration
+	// made again says so too.
+	draining atomic.Bool
 }
 
 var _ tunnel.Holders = (*Replica)(nil)
@@ -206,10 +211,20 @@ func (r *Replica) Register(ctx context.Context) error {
 	if r.startedAt.IsZero() {
 		r.startedAt = now
 	}
-	if _, err := r.cfg.Store.RegisterReplica(ctx, store.Replica{ID: r.id, URL: r.cfg.URL, StartedAt: r.startedAt, HeartbeatAt: now}); err != nil {
+	if _, err := r.cfg.Store.RegisterReplica(ctx, store.Replica{ID: r.id, URL: r.cfg.URL, StartedAt: r.startedAt, HeartbeatAt: now, Draining: r.draining.Load()}); err != nil {
 		return fmt.Errorf("replicas: register: %w", err)
 	}
 	r.log.Info("replica registered", "url", r.cfg.URL)
+	return nil
+}
+
+// Drain notes that this replica is shutting down: the others no longer
+// count it as a place its supervisors can move to (LiveOthers' Draining).
+func (r *Replica) Drain(ctx context.Context) error {
+	r.draining.Store(true)
+	if err := r.cfg.Store.SetReplicaDraining(ctx, r.id, true); err != nil {
+		return fmt.Errorf("replicas: note draining: %w", err)
+	}
 	return nil
 }
 

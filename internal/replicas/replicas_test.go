@@ -194,7 +194,8 @@ func TestRelayBetweenReplicas(t *testing.T) {
 
 // TestReplicaLiveness: a replica whose heartbeat is old is dead to the
 // others (not dialed); one whose registration was lost registers again
-// with its tunnels; one that stops deregisters, its tunnels with it.
+// with its tunnels (and still draining, once it drains); one that stops
+// deregisters, its tunnels with it.
 func TestReplicaLiveness(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, ctx context.Context, db *store.DB) {
@@ -254,6 +255,21 @@ func TestReplicaLiveness(t *testing.T) {
 		b.rep.beat(ctx)
 		if _, err := db.GetReplica(ctx, "rep_gone"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("a long-dead replica was not pruned: %v", err)
+		}
+
+		// a begins to drain: the others see it so, and a registration
+		// made again (pruned meanwhile) still says so.
+		if err := a.rep.Drain(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if got, err := db.GetReplica(ctx, a.rep.ID()); err != nil || !got.Draining {
+				t.Fatalf("a after Drain: %+v, %v; want draining", got, err)
+			}
+			if err := db.DeleteReplica(ctx, a.rep.ID()); err != nil {
+				t.Fatal(err)
+			}
+			a.rep.beat(ctx)
 		}
 
 		// a shuts down: Run deregisters it.

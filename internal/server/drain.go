@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"dev8.dev/dev8/internal/replicas"
+	"dev8.dev/dev8/internal/store"
 )
 
 // handoffTimeout bounds how long a stopping replica waits for its
@@ -25,6 +27,13 @@ const handoffTimeout = 10 * time.Second
 func (s *Server) drain(replica *replicas.Replica) {
 	s.api.Drain()
 	s.Tunnels.Drain()
+	// Replicas stopping together (compose down) do not wait for each
+	// other's supervisors.
+	ctx, cancel := context.WithTimeout(context.Background(), handoffTimeout)
+	if err := replica.Drain(ctx); err != nil {
+		s.log.Warn("draining: the other replicas are not told", "err", err)
+	}
+	cancel()
 	if d := s.cfg.DrainDelay; d > 0 {
 		s.log.Info("draining: /ready says so; still answering while the load balancer turns away", "for", d)
 		<-time.After(d)
@@ -39,8 +48,8 @@ func (s *Server) drain(replica *replicas.Replica) {
 // hijacked: Shutdown neither waits for nor closes them. Supervisors redial
 // the load balancer; a replica with others alive waits (a bounded while)
 // until they have reached one, so that it exits once its workspaces are
-// reachable again. A server alone has nowhere to send them: they redial
-// until it (or another) is back.
+// reachable again. A server alone, or whose others are all draining too,
+// has nowhere to send them: they redial until a replica is back.
 func (s *Server) handOff(replica *replicas.Replica) {
 	ctx, cancel := context.WithTimeout(context.Background(), handoffTimeout)
 	defer cancel()
@@ -48,6 +57,7 @@ func (s *Server) handOff(replica *replicas.Replica) {
 	if err != nil {
 		s.log.Warn("shutting down: cannot tell whether other replicas are alive; supervisors are not awaited elsewhere", "err", err)
 	}
+	others = slices.DeleteFunc(others, func(o store.Replica) bool { return o.Draining })
 	if len(others) == 0 {
 		s.Tunnels.Close()
 		return

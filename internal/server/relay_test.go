@@ -277,6 +277,49 @@ func TestStoppingReplicaHandsOffTunnels(t *testing.T) {
 	}
 }
 
+// TestReplicasStoppingTogether: replicas stopped at once (compose down)
+// do not wait for each other's supervisors: a replica whose others are all
+// draining drops its tunnels and exits without waiting for them to move.
+func TestReplicasStoppingTogether(t *testing.T) {
+	t.Parallel()
+	a, b, envID, token := replicaPair(t)
+	ctx := wait.Context(t, wait.Long)
+	supCtx, stopSup := context.WithCancel(ctx)
+	supDone := make(chan struct{})
+	go func() {
+		defer close(supDone)
+		_ = tunnel.Connect(supCtx, tunnel.AgentConfig{ServerURL: a.url, EnvironmentID: envID, Token: token,
+			Handler: &echoSupervisor{}, Logger: slog.New(slog.DiscardHandler), MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	}()
+	t.Cleanup(func() { stopSup(); <-supDone })
+	if err := a.srv.Tunnels.Await(ctx, envID); err != nil {
+		t.Fatal(err)
+	}
+	var h store.TunnelHolder
+	wait.Succeeds(ctx, t, "the tunnel noted as a's", func() error {
+		var err error
+		h, err = a.srv.Store.GetTunnelHolder(ctx, envID)
+		return err
+	})
+	rs, err := a.srv.Store.ListReplicas(ctx)
+	if err != nil || len(rs) != 2 {
+		t.Fatalf("replicas: %+v, %v", rs, err)
+	}
+	for _, r := range rs {
+		if r.ID != h.Replica.ID {
+			// b, as it marks itself when it begins to drain.
+			if err := b.srv.Store.SetReplicaDraining(ctx, r.ID, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	start := time.Now()
+	a.stop()
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("a took %s to stop, waiting for its supervisor to move to b, which is draining", took)
+	}
+}
+
 // TestReplicaDeadHolderNotDialed: a tunnel noted as a replica's whose
 // heartbeat is stale is not dialed (Dial waits, then reports the workspace
 // unreachable); the same note with a fresh heartbeat is (the check can
