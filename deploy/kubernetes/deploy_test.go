@@ -171,6 +171,20 @@ func TestDeploy(t *testing.T) {
 		t.Errorf("the workspace runs as %q, want uid 1000 and no capabilities", got)
 	}
 
+	// Through each replica past the Service (the test reaches pod
+	// addresses): the supervisor's tunnel is with one of them, so the
+	// other relays to it.
+	servers, err := cluster.Client.CoreV1().Pods(controlNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=dev8"})
+	if err != nil || len(servers.Items) != 2 {
+		t.Fatalf("the server's pods: %v %v, want 2 replicas", podNames(servers), err)
+	}
+	for _, p := range servers.Items {
+		direct := sdk.New("http://"+net.JoinHostPort(p.Status.PodIP, "3000"), c.Token())
+		if got := strings.TrimSpace(wsssh.Run(t, ctx, direct, env.ID, "echo through-$((40+2))")); got != "through-42" {
+			t.Errorf("SSH through replica %s said %q", p.Name, got)
+		}
+	}
+
 	if _, err := c.Delete(ctx, env.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -362,4 +376,15 @@ func forward(t *testing.T, listen, target string) string {
 		wg.Wait()
 	})
 	return ln.Addr().String()
+}
+
+func podNames(pods *corev1.PodList) []string {
+	if pods == nil {
+		return nil
+	}
+	var out []string
+	for _, p := range pods.Items {
+		out = append(out, p.Name+" ("+p.Status.PodIP+")")
+	}
+	return out
 }
