@@ -43,6 +43,31 @@ func (e *echoSupervisor) ServeStream(_ context.Context, h tunnel.Header, conn ne
 	_, _ = io.Copy(conn, conn)
 }
 
+// startSupervisor runs a supervisor (an echoSupervisor) for envID that
+// dials url and redials between min and max apart, until the test ends;
+// connected (optional) is called each time its tunnel is up.
+func startSupervisor(t *testing.T, ctx context.Context, url, envID, token string, min, max time.Duration, connected func()) {
+	t.Helper()
+	supCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = tunnel.Connect(supCtx, tunnel.AgentConfig{ServerURL: url, EnvironmentID: envID, Token: token,
+			Handler: &echoSupervisor{}, Logger: slog.New(slog.DiscardHandler), MinBackoff: min, MaxBackoff: max, Connected: connected})
+	}()
+	t.Cleanup(func() { stop(); <-done })
+}
+
+// supervisorAt starts a supervisor for envID that dials ts, and returns
+// once ts holds its tunnel.
+func supervisorAt(t *testing.T, ctx context.Context, ts *testServer, envID, token string) {
+	t.Helper()
+	startSupervisor(t, ctx, ts.url, envID, token, 20*time.Millisecond, 200*time.Millisecond, nil)
+	if err := ts.srv.Tunnels.Await(ctx, envID); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // switchProxy is the load balancer in front of the replicas, as the
 // supervisor sees it: a TCP proxy whose backend the test switches.
 type switchProxy struct {
@@ -229,12 +254,7 @@ func TestReplicasRelayTunnels(t *testing.T) {
 	}
 	echoThrough(b, "local to b")
 	// b notes the tunnel just after taking it.
-	var h store.TunnelHolder
-	wait.Succeeds(ctx, t, "the tunnel noted as b's", func() error {
-		var err error
-		h, err = b.srv.Store.GetTunnelHolder(ctx, envID)
-		return err
-	})
+	h := holderOf(t, ctx, b, envID)
 	if rs, err := b.srv.Store.ListReplicas(ctx); err != nil || len(rs) != 1 || rs[0].ID != h.Replica.ID {
 		t.Fatalf("replicas after a stopped: %+v, %v; want b alone", rs, err)
 	}
@@ -249,14 +269,7 @@ func TestStoppingReplicaHandsOffTunnels(t *testing.T) {
 	a, b, envID, token := replicaPair(t)
 	ctx := wait.Context(t, wait.Long)
 	lb := newSwitchProxy(t, hostPort(t, a.url))
-	supCtx, stopSup := context.WithCancel(ctx)
-	supDone := make(chan struct{})
-	go func() {
-		defer close(supDone)
-		_ = tunnel.Connect(supCtx, tunnel.AgentConfig{ServerURL: "http://" + lb.ln.Addr().String(), EnvironmentID: envID, Token: token,
-			Handler: &echoSupervisor{}, Logger: slog.New(slog.DiscardHandler), MinBackoff: time.Second, MaxBackoff: 2 * time.Second})
-	}()
-	t.Cleanup(func() { stopSup(); <-supDone })
+	startSupervisor(t, ctx, "http://"+lb.ln.Addr().String(), envID, token, time.Second, 2*time.Second, nil)
 	if err := a.srv.Tunnels.Await(ctx, envID); err != nil {
 		t.Fatal(err)
 	}
@@ -270,11 +283,35 @@ func TestStoppingReplicaHandsOffTunnels(t *testing.T) {
 
 	// b is alone now: it stops without waiting for a supervisor that
 	// has nowhere else to go.
+	stopsAtOnce(t, b, "alone")
+}
+
+// stopsAtOnce stops ts, which has nowhere to send its supervisors (why),
+// and fails if it waited for them to move.
+func stopsAtOnce(t *testing.T, ts *testServer, why string) {
+	t.Helper()
 	start := time.Now()
-	b.stop()
-	if took := time.Since(start); took > 5*time.Second {
-		t.Fatalf("a server alone took %s to stop with a supervisor connected", took)
+	ts.stop()
+	if took := time.Since(start); took > handoffWait/2 {
+		t.Fatalf("a replica %s took %s to stop with a supervisor connected: it waited for the supervisor to move", why, took)
 	}
+}
+
+// handoffWait is how long at most a stopping replica waits for its
+// supervisors to move (server.handoffTimeout).
+const handoffWait = 10 * time.Second
+
+// holderOf waits until envID's tunnel is noted in ts's store as some
+// replica's, and returns the note.
+func holderOf(t *testing.T, ctx context.Context, ts *testServer, envID string) store.TunnelHolder {
+	t.Helper()
+	var h store.TunnelHolder
+	wait.Succeeds(ctx, t, "the tunnel noted as a replica's", func() error {
+		var err error
+		h, err = ts.srv.Store.GetTunnelHolder(ctx, envID)
+		return err
+	})
+	return h
 }
 
 // TestReplicasStoppingTogether: replicas stopped at once (compose down)
@@ -284,23 +321,8 @@ func TestReplicasStoppingTogether(t *testing.T) {
 	t.Parallel()
 	a, b, envID, token := replicaPair(t)
 	ctx := wait.Context(t, wait.Long)
-	supCtx, stopSup := context.WithCancel(ctx)
-	supDone := make(chan struct{})
-	go func() {
-		defer close(supDone)
-		_ = tunnel.Connect(supCtx, tunnel.AgentConfig{ServerURL: a.url, EnvironmentID: envID, Token: token,
-			Handler: &echoSupervisor{}, Logger: slog.New(slog.DiscardHandler), MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
-	}()
-	t.Cleanup(func() { stopSup(); <-supDone })
-	if err := a.srv.Tunnels.Await(ctx, envID); err != nil {
-		t.Fatal(err)
-	}
-	var h store.TunnelHolder
-	wait.Succeeds(ctx, t, "the tunnel noted as a's", func() error {
-		var err error
-		h, err = a.srv.Store.GetTunnelHolder(ctx, envID)
-		return err
-	})
+	supervisorAt(t, ctx, a, envID, token)
+	h := holderOf(t, ctx, a, envID)
 	rs, err := a.srv.Store.ListReplicas(ctx)
 	if err != nil || len(rs) != 2 {
 		t.Fatalf("replicas: %+v, %v", rs, err)
@@ -313,11 +335,7 @@ func TestReplicasStoppingTogether(t *testing.T) {
 			}
 		}
 	}
-	start := time.Now()
-	a.stop()
-	if took := time.Since(start); took > 5*time.Second {
-		t.Fatalf("a took %s to stop, waiting for its supervisor to move to b, which is draining", took)
-	}
+	stopsAtOnce(t, a, "whose other is draining")
 }
 
 // TestReplicaDeadHolderNotDialed: a tunnel noted as a replica's whose
@@ -382,17 +400,7 @@ func TestStopElsewhereDropsTunnel(t *testing.T) {
 	t.Parallel()
 	a, b, envID, token := replicaPair(t)
 	ctx := wait.Context(t, wait.Long)
-	supCtx, stopSup := context.WithCancel(ctx)
-	supDone := make(chan struct{})
-	go func() {
-		defer close(supDone)
-		_ = tunnel.Connect(supCtx, tunnel.AgentConfig{ServerURL: a.url, EnvironmentID: envID, Token: token,
-			Handler: &echoSupervisor{}, Logger: slog.New(slog.DiscardHandler), MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
-	}()
-	t.Cleanup(func() { stopSup(); <-supDone })
-	if err := a.srv.Tunnels.Await(ctx, envID); err != nil {
-		t.Fatal(err)
-	}
+	supervisorAt(t, ctx, a, envID, token)
 	// Running, as far as the store knows; b stops it.
 	if _, err := b.srv.Store.UpdateEnvironment(ctx, envID, func(e *store.Environment) error {
 		e.Status = store.StatusRunning
