@@ -218,8 +218,9 @@ func (r *Replica) Register(ctx context.Context) error {
 	return nil
 }
 
-// Drain notes that this replica is shutting down: the others no longer
-// count it as a place its supervisors can move to (LiveOthers' Draining).
+// Drain notes in the registry that this replica is shutting down (its
+// Draining): a replica stopping at the same time does not wait for its
+// supervisors to move here.
 func (r *Replica) Drain(ctx context.Context) error {
 	r.draining.Store(true)
 	if err := r.cfg.Store.SetReplicaDraining(ctx, r.id, true); err != nil {

@@ -11,8 +11,8 @@ import (
 
 // handoffTimeout bounds how long a stopping replica waits for its
 // supervisors to reach another (they redial within a second or two; a
-// workspace being stopped may never): inside an orchestrator's grace period
-// (Kubernetes: 30 s) after the drain delay.
+// workspace being stopped may never), so that with the drain delay it fits
+// in an orchestrator's grace period (Kubernetes' default: 30 s).
 const handoffTimeout = 10 * time.Second
 
 // drain turns the server away from new work before it stops: /ready
