@@ -218,7 +218,7 @@ func TestAdminManagesUsers(t *testing.T) {
 func TestQuotasOnCreateAndStart(t *testing.T) {
 	t.Parallel()
 	f := newLifecycleFixture(t, withQuotas(quota.Limits{MaxEnvironments: 3, MaxRunningEnvironments: 2}))
-	f.clock.now = time.Now().UTC()
+	f.clock.Set(time.Now().UTC())
 	_, adminTok := f.user("root@example.com", "password-1")
 	ada, adaTok := f.user("ada@example.com", "password-1")
 	create := func(tok, name, extra string) *httptest.ResponseRecorder {

@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,26 +19,9 @@ import (
 	"dev8.dev/dev8/internal/httpapi"
 	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/testutil/testclock"
 	"dev8.dev/dev8/sdk"
 )
-
-// testClock is moved by the tests instead of sleeping.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // hardenedFixture is the real router on a SQLite store, with a clock the
 // test moves.
@@ -48,7 +30,7 @@ type hardenedFixture struct {
 	api     *API
 	handler http.Handler
 	db      *store.DB
-	clock   *testClock
+	clock   *testclock.Clock
 	agents  *auth.AgentTokens
 }
 
@@ -61,7 +43,7 @@ func newHardenedFixture(t *testing.T, mutate func(*Config)) *hardenedFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	clk := &testClock{now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	clk := testclock.At(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
 	agents := auth.NewAgentTokens(bytes.Repeat([]byte{7}, auth.AgentKeySize))
 	cfg := Config{
 		Store:       db,

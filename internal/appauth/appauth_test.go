@@ -3,24 +3,12 @@ package appauth
 import (
 	"encoding/base64"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"dev8.dev/dev8/internal/appurl"
+	"dev8.dev/dev8/internal/testutil/testclock"
 )
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 var (
 	ide   = appurl.App{EnvironmentID: "env_k3xq7w2m9p4r8t6y1z0a"}
@@ -33,7 +21,7 @@ var (
 // expires.
 func TestTickets(t *testing.T) {
 	t.Parallel()
-	clk := &clock{now: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
+	clk := testclock.At(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
 	tk := NewTickets(0, clk.Now)
 
 	secret, expires, err := tk.Mint(grant)
@@ -79,7 +67,7 @@ func TestTickets(t *testing.T) {
 // expire (they are swept then).
 func TestTicketsBounded(t *testing.T) {
 	t.Parallel()
-	clk := &clock{now: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
+	clk := testclock.At(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
 	tk := NewTickets(time.Minute, clk.Now)
 	for range MaxTickets {
 		if _, _, err := tk.Mint(grant); err != nil {
@@ -102,7 +90,7 @@ func TestTicketsBounded(t *testing.T) {
 // expires, and cannot be forged or altered.
 func TestSessions(t *testing.T) {
 	t.Parallel()
-	clk := &clock{now: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
+	clk := testclock.At(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
 	s := NewSessions([]byte("0123456789abcdef0123456789abcdef"), time.Hour, clk.Now)
 	value, expires := s.Issue(grant)
 	if !expires.Equal(clk.Now().Add(time.Hour)) {

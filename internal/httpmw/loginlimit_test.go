@@ -18,26 +18,9 @@ import (
 	"dev8.dev/dev8/internal/ratelimit"
 	"dev8.dev/dev8/internal/store"
 	"dev8.dev/dev8/internal/testutil/pgtest"
+	"dev8.dev/dev8/internal/testutil/testclock"
 	"dev8.dev/dev8/internal/testutil/wait"
 )
-
-// testClock is a clock the test moves.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // forEachStore opens a fresh database per engine, n handles on each (as n
 // replicas have), and runs fn on each engine as a parallel subtest.
@@ -78,7 +61,7 @@ func TestSharedBackoffAnswersAsMemory(t *testing.T) {
 			{MaxFailures: 3, BaseDelay: time.Second, MaxDelay: 8 * time.Second, Window: time.Minute},
 			{MaxFailures: 2, BaseDelay: 2 * time.Second, MaxDelay: time.Minute, Window: 5 * time.Second},
 		} {
-			clk := &testClock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+			clk := testclock.At(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 			cfg.Now = clk.Now
 			mem := ratelimit.NewBackoff(cfg)
 			shared := ratelimit.NewSharedBackoff(cfg, StoredLoginFailures(dbs[0]))
@@ -145,7 +128,7 @@ func TestSharedBackoffAnswersAsMemory(t *testing.T) {
 func TestSharedBackoffConcurrentReplicas(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, 3, func(t *testing.T, ctx context.Context, dbs []*store.DB) {
-		clk := &testClock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+		clk := testclock.At(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 		cfg := ratelimit.BackoffConfig{MaxFailures: 5, BaseDelay: time.Second, MaxDelay: time.Hour, Window: time.Hour, Now: clk.Now}
 		replicas := make([]*ratelimit.SharedBackoff, len(dbs))
 		for i, db := range dbs {
@@ -220,7 +203,7 @@ func TestSharedLoginThrottleStoreErrors(t *testing.T) {
 	req := httptest.NewRequest(http.MethodPost, "/api/v1/auth/login", nil).WithContext(ctx)
 	req.RemoteAddr = "198.51.100.7:1234"
 
-	clk := &testClock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testclock.At(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	readOnly := NewThrottles(RateLimits{}, StoredLoginFailures(failingWrites{db}), nil, clk.Now, log)
 	for range DefaultLoginFailures {
 		if _, locked, err := readOnly.LoginLocked(req, "ada@example.com"); locked || err != nil {

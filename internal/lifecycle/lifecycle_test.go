@@ -8,39 +8,21 @@ import (
 	"math"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"dev8.dev/dev8/internal/catalog"
 	"dev8.dev/dev8/internal/runtime"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/testutil/testclock"
 )
-
-// clock is a test clock that only moves when told.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 type harness struct {
 	t     *testing.T
 	ctx   context.Context
 	db    *store.DB
 	rt    *memRuntime
-	clock *clock
+	clock *testclock.Clock
 	m     *Manager
 	user  store.User
 }
@@ -81,7 +63,7 @@ func newHarnessWith(t *testing.T, configure func(*Config), setup func(h *harness
 	t.Helper()
 	ctx := testContext(t)
 	db, user := seededStore(t, ctx)
-	h := &harness{t: t, ctx: ctx, db: db, rt: newMemRuntime(), clock: &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}, user: user}
+	h := &harness{t: t, ctx: ctx, db: db, rt: newMemRuntime(), clock: testclock.At(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)), user: user}
 	cfg := Config{
 		Store:          db,
 		Runtime:        h.rt,

@@ -12,6 +12,7 @@ import (
 
 	"dev8.dev/dev8/internal/lease"
 	"dev8.dev/dev8/internal/store"
+	"dev8.dev/dev8/internal/testutil/testclock"
 	"dev8.dev/dev8/internal/testutil/wait"
 )
 
@@ -69,7 +70,7 @@ type replica struct {
 func newReplicaHarness(t *testing.T) *harness {
 	ctx := testContext(t)
 	db, user := seededStore(t, ctx)
-	return &harness{t: t, ctx: ctx, db: db, rt: newMemRuntime(), clock: &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}, user: user}
+	return &harness{t: t, ctx: ctx, db: db, rt: newMemRuntime(), clock: testclock.At(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)), user: user}
 }
 
 // awaitStatus waits for environment id to be recorded with status want,

@@ -5,27 +5,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"dev8.dev/dev8/internal/testutil/testclock"
 )
 
-// fakeClock is moved by the test instead of sleeping.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func newClock() *testclock.Clock { return testclock.At(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) }
 
 func TestLimiterBurstThenRefill(t *testing.T) {
 	t.Parallel()

@@ -4,34 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
 	"dev8.dev/dev8/internal/httpmw"
 	"dev8.dev/dev8/internal/server"
+	"dev8.dev/dev8/internal/testutil/testclock"
 	"dev8.dev/dev8/internal/testutil/wait"
 )
-
-// frozenClock is one clock for several replicas that moves only when the
-// test says: the locks below last a second or two, which a loaded machine
-// could otherwise let run out between a request and the next.
-type frozenClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *frozenClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *frozenClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // TestLoginThrottleAcrossReplicas: wrong passwords sent by turns to two
 // replicas on one PostgreSQL database lock the account (from this
@@ -41,7 +21,10 @@ func (c *frozenClock) Advance(d time.Duration) {
 // records are pruned once they no longer count.
 func TestLoginThrottleAcrossReplicas(t *testing.T) {
 	t.Parallel()
-	clk := &frozenClock{t: time.Now()}
+	// One clock for both replicas that moves only when the test says:
+	// the locks below last a second or two, which a loaded machine could
+	// otherwise let run out between a request and the next.
+	clk := testclock.At(time.Now())
 	rs := startReplicas(t, 2, func(c *server.Config) {
 		c.Now = clk.Now
 		c.SessionPruneInterval = 50 * time.Millisecond
