@@ -488,7 +488,9 @@ func TestCreateValidation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			tt.p.UserID = h.user.ID
-			_, err := h.m.Create(h.ctx, tt.p)
+			// The subtest's own context: it may wait its turn to run
+			// past the parent's.
+			_, err := h.m.Create(testContext(t), tt.p)
 			var ve *ValidationError
 			if !errors.As(err, &ve) || ve.Field != tt.field {
 				t.Fatalf("err = %v, want a ValidationError on %s", err, tt.field)
@@ -530,7 +532,7 @@ func TestCreateResolution(t *testing.T) {
 			t.Parallel()
 			tt.p.UserID = h.user.ID
 			tt.p.Name = "r" + string(rune('a'+i))
-			env, err := h.m.Create(h.ctx, tt.p)
+			env, err := h.m.Create(testContext(t), tt.p) // as above
 			if err != nil {
 				t.Fatal(err)
 			}
