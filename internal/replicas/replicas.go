@@ -38,6 +38,7 @@ type Store interface {
 	SetTunnelHolder(ctx context.Context, environmentID, replicaID string, since time.Time) error
 	DeleteTunnelHolder(ctx context.Context, environmentID, replicaID string, since time.Time) (bool, error)
 	GetTunnelHolder(ctx context.Context, environmentID string) (store.TunnelHolder, error)
+	CountTunnelHolders(ctx context.Context, replicaID string) (int, error)
 	ListReplicas(ctx context.Context) ([]store.Replica, error)
 }
 
@@ -310,6 +311,11 @@ func (r *Replica) holder(ctx context.Context, environmentID string) (store.Tunne
 		return h, tunnel.ErrNoHolder
 	}
 	return h, nil
+}
+
+// HeldHere counts the tunnels noted as this replica's (tunnel.Holders).
+func (r *Replica) HeldHere(ctx context.Context) (int, error) {
+	return r.cfg.Store.CountTunnelHolders(ctx, r.id)
 }
 
 // Held reports whether a live other replica holds environmentID's tunnel

@@ -139,6 +139,13 @@ func (db *DB) DeleteTunnelHolder(ctx context.Context, environmentID, replicaID s
 	return n > 0, wrapErr("delete tunnel holder", err)
 }
 
+// CountTunnelHolders counts the tunnels noted as replicaID's.
+func (db *DB) CountTunnelHolders(ctx context.Context, replicaID string) (int, error) {
+	var n int
+	err := db.queryRow(ctx, db.reader, db.q(`SELECT COUNT(*) FROM tunnel_holders WHERE replica_id = ?`), replicaID).Scan(&n)
+	return n, wrapErr("count tunnel holders", err)
+}
+
 // GetTunnelHolder returns who holds environmentID's tunnel, with the
 // holder's replica row, or ErrNotFound when nobody does.
 func (db *DB) GetTunnelHolder(ctx context.Context, environmentID string) (TunnelHolder, error) {

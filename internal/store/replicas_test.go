@@ -102,6 +102,11 @@ func TestTunnelHolders(t *testing.T) {
 		if gone, err := db.DeleteTunnelHolder(ctx, "env_1", "rep_a", sinceA); err != nil || gone {
 			t.Fatalf("a's late delete = %v, %v; want nothing deleted", gone, err)
 		}
+		for rep, want := range map[string]int{"rep_a": 0, "rep_b": 1} {
+			if n, err := db.CountTunnelHolders(ctx, rep); err != nil || n != want {
+				t.Fatalf("CountTunnelHolders(%s) = %d, %v; want %d", rep, n, err, want)
+			}
+		}
 		// Nor does the end of an older connection to b itself.
 		if gone, err := db.DeleteTunnelHolder(ctx, "env_1", "rep_b", sinceA); err != nil || gone {
 			t.Fatalf("b's older connection's delete = %v, %v; want nothing deleted", gone, err)

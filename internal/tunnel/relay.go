@@ -27,6 +27,9 @@ type Holders interface {
 	// environmentID's tunnel by a connection that arrived at or after
 	// since.
 	Held(ctx context.Context, environmentID string, since time.Time) (bool, error)
+	// HeldHere counts the tunnels still noted as this replica's: one
+	// that another replica takes is noted as that one's instead.
+	HeldHere(ctx context.Context) (int, error)
 	// DialHolder connects to the relay of the live replica other than
 	// this one that holds environmentID's tunnel; the far end runs
 	// ServeRelay on it. ErrNoHolder: no such replica.
@@ -175,7 +178,8 @@ func (r *Registry) dialRelayed(ctx context.Context, environmentID string, h Head
 }
 
 // handoffPoll is how often Handoff asks the Holders whether the
-// supervisors it dropped have connected elsewhere.
+// supervisors it dropped have connected elsewhere (one query, whatever
+// their number).
 const handoffPoll = 100 * time.Millisecond
 
 // Handoff is Close for a replica among others: it drops every tunnel and
@@ -185,25 +189,29 @@ const handoffPoll = 100 * time.Millisecond
 // how many tunnels it dropped and how many of those had not moved. Without
 // Holders (a server alone) it does not wait.
 func (r *Registry) Handoff(ctx context.Context) (dropped, stayed int) {
-	left := r.closeAll()
-	dropped = len(left)
+	dropped = len(r.closeAll())
 	if r.holders == nil || dropped == 0 {
 		return dropped, 0
 	}
 	tick := time.NewTicker(handoffPoll)
 	defer tick.Stop()
+	// Closed, this registry forgets none of its tunnels: the notes left
+	// as its own are those not taken elsewhere yet.
+	stayed = dropped
 	for {
-		for id, since := range left {
-			if r.heldElsewhere(ctx, id, since) {
-				delete(left, id)
-			}
+		n, err := r.holders.HeldHere(ctx)
+		switch {
+		case err == nil:
+			stayed = n
+		case ctx.Err() == nil:
+			r.log.Warn("tunnel: count the tunnels still noted as this replica's", "err", err)
 		}
-		if len(left) == 0 {
+		if stayed == 0 {
 			return dropped, 0
 		}
 		select {
 		case <-ctx.Done():
-			return dropped, len(left)
+			return dropped, stayed
 		case <-tick.C:
 		}
 	}

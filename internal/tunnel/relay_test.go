@@ -85,6 +85,18 @@ func (v *fabricView) Held(_ context.Context, env string, since time.Time) (bool,
 	return ok && !at.Before(since), nil
 }
 
+func (v *fabricView) HeldHere(context.Context) (int, error) {
+	v.f.mu.Lock()
+	defer v.f.mu.Unlock()
+	n := 0
+	for _, h := range v.f.held {
+		if h.replica == v.self {
+			n++
+		}
+	}
+	return n, nil
+}
+
 func (v *fabricView) DialHolder(ctx context.Context, env string) (net.Conn, error) {
 	name, _, ok := v.holder(env)
 	if !ok {
